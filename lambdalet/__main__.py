@@ -1,0 +1,3 @@
+from lambdalet.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP surface: Lambda's REST API, one module per resource group."""

@@ -1,0 +1,64 @@
+"""Helpers every API module shares: services lookup, JSON bodies, FunctionName and Qualifier."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException, ResourceNotFoundException
+from lambdalet.model import LATEST, FunctionRef, parse_function_name
+from lambdalet.validation import Body
+
+if TYPE_CHECKING:
+    from lambdalet.server import Services
+
+SERVICES = web.AppKey("services", object)
+
+
+def services(request: web.Request) -> "Services":
+    return request.app[SERVICES]  # type: ignore[return-value]
+
+
+async def json_body(request: web.Request) -> Body:
+    raw = await request.read()
+    if not raw.strip():
+        return Body({})
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequestContentException(f"Could not parse request body into json: {exc}") from None
+    return Body(data)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+
+
+def function_ref(request: web.Request) -> FunctionRef:
+    """The FunctionName path parameter, checked against this server's account and region."""
+    ref = parse_function_name(request.match_info["function_name"])
+    svc = services(request)
+    if (ref.account and ref.account != svc.arns.account) or (ref.region and ref.region != svc.arns.region):
+        raise ResourceNotFoundException(
+            f"Function not found: {request.match_info['function_name']} "
+            f"(this server is account {svc.arns.account} in {svc.arns.region})"
+        )
+    return ref
+
+
+def qualifier(request: web.Request, ref: FunctionRef) -> str | None:
+    """The qualifier from the name or ?Qualifier=; both given and different is Lambda's 400."""
+    query = request.query.get("Qualifier")
+    if query is not None and ref.qualifier is not None and query != ref.qualifier:
+        raise InvalidParameterValueException(
+            "The derived qualifier from the function name does not match the specified qualifier."
+        )
+    return ref.qualifier if ref.qualifier is not None else query
+
+
+def require_latest(svc: "Services", ref: FunctionRef, qual: str | None) -> None:
+    """Only $LATEST exists until versions are implemented: any other qualifier names nothing."""
+    if qual is not None and qual != LATEST:
+        raise ResourceNotFoundException(f"Function not found: {svc.arns.function(ref.name, qual)}")

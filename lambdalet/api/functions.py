@@ -1,0 +1,247 @@
+"""Functions and their code: Create/Get/List/Update/Delete, and code downloads (Code.Location)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+
+from aiohttp import web
+
+from lambdalet import validation
+from lambdalet.api.common import function_ref, json_body, json_response, qualifier, require_latest, services
+from lambdalet.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdalet.model import LATEST, FunctionConfig, FunctionRef, parse_function_name
+from lambdalet.store.blobs import Blob
+from lambdalet.validation import Body
+
+MAX_LIST_ITEMS = 50
+SHA_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def routes() -> list[web.RouteDef]:
+    base = "/2015-03-31/functions"
+    return [
+        web.post(base, create_function),
+        web.post(base + "/", create_function),
+        web.get(base, list_functions),
+        web.get(base + "/", list_functions),
+        web.get(base + "/{function_name}", get_function),
+        web.delete(base + "/{function_name}", delete_function),
+        web.get(base + "/{function_name}/configuration", get_function_configuration),
+        web.put(base + "/{function_name}/configuration", update_function_configuration),
+        web.put(base + "/{function_name}/code", update_function_code),
+        web.get("/_lambdalet/code/{sha256}.zip", download_code),
+    ]
+
+
+async def _store_zip(request: web.Request, code: Body) -> Blob:
+    """Decode, validate, store and extract a ZipFile member (off the event loop: zips can be large)."""
+    for unsupported in ("S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"):
+        code.refuse_unless_default(unsupported, issue="code from S3 or an image; upload a ZipFile")
+    zip_b64 = code.string("ZipFile")
+    if not zip_b64:
+        raise InvalidParameterValueException("Please provide a source for function code (Code.ZipFile).")
+    try:
+        data = base64.b64decode(zip_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidParameterValueException("Code.ZipFile is not valid base64.") from None
+    return await asyncio.to_thread(services(request).blobs.put_zip, data)
+
+
+def _common_config(body: Body, svc, current: FunctionConfig | None) -> dict:
+    """The members CreateFunction and UpdateFunctionConfiguration share, validated."""
+    changes: dict = {}
+    if body.has("Runtime") or current is None:
+        runtime = body.string("Runtime", required=True)
+        svc.runtimes.check(runtime)
+        changes["runtime"] = runtime
+    if body.has("Handler") or current is None:
+        changes["handler"] = body.string("Handler", required=True, max_len=128, pattern=validation.HANDLER)
+    if body.has("Role") or current is None:
+        changes["role"] = body.string("Role", required=True, pattern=validation.ROLE)
+    if body.has("Description"):
+        changes["description"] = body.string("Description", max_len=256)
+    if body.has("Timeout"):
+        changes["timeout"] = body.integer("Timeout", low=1, high=svc.settings.max_timeout)
+    if body.has("MemorySize"):
+        changes["memory_size"] = body.integer("MemorySize", low=128, high=10240)
+    storage = body.struct("EphemeralStorage")
+    if storage is not None:
+        if not storage.has("Size"):
+            raise InvalidParameterValueException("EphemeralStorage.Size is required.")
+        changes["ephemeral_storage"] = storage.integer("Size", low=512, high=10240)
+    variables = validation.environment(body)
+    if variables is not None:
+        changes["environment"] = variables
+    validation.refuse_unsupported_config(body)
+    return changes
+
+
+async def create_function(request: web.Request) -> web.Response:
+    svc = services(request)
+    body = await json_body(request)
+    name_raw = body.string("FunctionName", required=True)
+    ref = parse_function_name(name_raw)
+    if ref.qualifier is not None:
+        raise InvalidParameterValueException("FunctionName must not carry a qualifier on CreateFunction.")
+    if body.string("PackageType", "Zip") != "Zip":
+        raise InvalidParameterValueException("PackageType Image is not supported by this Lambdalet server yet.")
+    if body.boolean("Publish"):
+        raise InvalidParameterValueException("Publish is not supported by this Lambdalet server yet (versions).")
+    changes = _common_config(body, svc, None)
+    architectures = validation.architectures(body)
+    tags = validation.tags(body) or {}
+    code = body.struct("Code")
+    if code is None:
+        raise InvalidParameterValueException("Code is required.")
+    if svc.functions.exists(ref.name):
+        raise ResourceConflictException(f"Function already exist: {ref.name}")
+    blob = await _store_zip(request, code)
+    config = FunctionConfig(name=ref.name, code_sha256=blob.sha256, code_size=blob.size,
+                            architectures=architectures or ("x86_64",), **changes)
+    await svc.functions.create(config, tags)
+    return json_response(config.to_api(svc.arns), status=201)
+
+
+def _resolve(request: web.Request) -> tuple[FunctionRef, FunctionConfig]:
+    svc = services(request)
+    ref = function_ref(request)
+    qual = qualifier(request, ref)
+    function = svc.functions.get(ref.name, qual)
+    require_latest(svc, ref, qual)
+    return ref, function.latest
+
+
+async def get_function(request: web.Request) -> web.Response:
+    svc = services(request)
+    ref, config = _resolve(request)
+    function = svc.functions.get(ref.name)
+    location = f"{request.scheme}://{request.host}/_lambdalet/code/{config.code_sha256}.zip"
+    result = {"Configuration": config.to_api(svc.arns), "Code": {"RepositoryType": "S3", "Location": location}}
+    if function.tags:
+        result["Tags"] = dict(function.tags)
+    return json_response(result)
+
+
+async def get_function_configuration(request: web.Request) -> web.Response:
+    _ref, config = _resolve(request)
+    return json_response(config.to_api(services(request).arns))
+
+
+async def list_functions(request: web.Request) -> web.Response:
+    svc = services(request)
+    version = request.query.get("FunctionVersion")
+    if version is not None and version != "ALL":
+        raise InvalidParameterValueException("FunctionVersion must be ALL.")
+    max_items = _max_items(request)
+    names = svc.functions.names()
+    marker = request.query.get("Marker")
+    start = 0
+    if marker:
+        start = next((i for i, name in enumerate(names) if name >= marker), len(names))
+    page = names[start:start + max_items]
+    result: dict = {"Functions": [svc.functions.get(name).latest.to_api(svc.arns) for name in page]}
+    if start + max_items < len(names):
+        result["NextMarker"] = names[start + max_items]
+    return json_response(result)
+
+
+def _max_items(request: web.Request) -> int:
+    raw = request.query.get("MaxItems")
+    if raw is None:
+        return MAX_LIST_ITEMS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10000:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy constraint: "
+            "Member must have value between 1 and 10000"
+        )
+    return min(value, MAX_LIST_ITEMS)
+
+
+def _check_revision(body: Body, current: FunctionConfig) -> None:
+    revision = body.string("RevisionId")
+    if revision is not None and revision != current.revision_id:
+        raise PreconditionFailedException(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+        )
+
+
+def _refuse_qualified_update(svc, ref: FunctionRef, request: web.Request) -> None:
+    qual = qualifier(request, ref)
+    svc.functions.get(ref.name, qual)
+    if qual is not None:
+        if qual == LATEST:
+            return
+        raise InvalidParameterValueException("Only $LATEST can be updated; published versions are immutable.")
+
+
+async def update_function_configuration(request: web.Request) -> web.Response:
+    svc = services(request)
+    ref = function_ref(request)
+    _refuse_qualified_update(svc, ref, request)
+    body = await json_body(request)
+    changes = _common_config(body, svc, svc.functions.get(ref.name).latest)
+
+    def change(current: FunctionConfig) -> FunctionConfig:
+        _check_revision(body, current)
+        return current.replace(**changes)
+
+    config = await svc.functions.update(ref.name, change)
+    return json_response(config.to_api(svc.arns))
+
+
+async def update_function_code(request: web.Request) -> web.Response:
+    svc = services(request)
+    ref = function_ref(request)
+    _refuse_qualified_update(svc, ref, request)
+    body = await json_body(request)
+    if body.boolean("Publish"):
+        raise InvalidParameterValueException("Publish is not supported by this Lambdalet server yet (versions).")
+    architectures = validation.architectures(body)
+    blob = await _store_zip(request, body)
+    changes = {"code_sha256": blob.sha256, "code_size": blob.size}
+    if architectures:
+        changes["architectures"] = architectures
+    if body.boolean("DryRun"):
+        current = svc.functions.get(ref.name).latest
+        _check_revision(body, current)
+        return json_response(current.replace(**changes).to_api(svc.arns))
+
+    def change(current: FunctionConfig) -> FunctionConfig:
+        _check_revision(body, current)
+        return current.replace(**changes)
+
+    config = await svc.functions.update(ref.name, change)
+    return json_response(config.to_api(svc.arns))
+
+
+async def delete_function(request: web.Request) -> web.Response:
+    svc = services(request)
+    ref = function_ref(request)
+    qual = qualifier(request, ref)
+    svc.functions.get(ref.name, qual)
+    if qual == LATEST:
+        raise InvalidParameterValueException("$LATEST version cannot be deleted without deleting the function.")
+    require_latest(svc, ref, qual)
+    await svc.functions.delete(ref.name)
+    return web.Response(status=204)
+
+
+async def download_code(request: web.Request) -> web.StreamResponse:
+    sha256 = request.match_info["sha256"]
+    path = services(request).blobs.zip_path(sha256) if SHA_HEX.match(sha256) else None
+    if path is None or not path.exists():
+        raise ResourceNotFoundException("No code package with that hash.")
+    return web.FileResponse(path, headers={"Content-Type": "application/zip"})

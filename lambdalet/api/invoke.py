@@ -1,0 +1,100 @@
+"""Invoke: the data plane's front door (RequestResponse, Event, DryRun).
+
+This is the hot path: a name lookup in memory, a payload check, then the invoker. No database
+access, no file reads; the log tail is only built when the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from aiohttp import web
+
+from lambdalet import logs
+from lambdalet.api.common import function_ref, qualifier, require_latest, services
+from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException
+from lambdalet.invoke.types import Invocation, new_request_id
+
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+CLIENT_CONTEXT_LIMIT = 3583
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.post("/2015-03-31/functions/{function_name}/invocations", invoke)]
+
+
+def _too_large(limit: int) -> RequestTooLargeException:
+    return RequestTooLargeException(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+
+
+def _client_context(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if len(raw) > CLIENT_CONTEXT_LIMIT:
+        raise InvalidParameterValueException(f"Client context must be at most {CLIENT_CONTEXT_LIMIT} bytes.")
+    try:
+        text = base64.b64decode(raw, validate=True).decode()
+        json.loads(text)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestContentException("Client context must be a valid Base64-encoded JSON object.") from None
+    return text
+
+
+async def invoke(request: web.Request) -> web.Response:
+    svc = services(request)
+    ref = function_ref(request)
+    qual = qualifier(request, ref)
+    config = svc.functions.get(ref.name, qual).latest
+    require_latest(svc, ref, qual)
+
+    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    if invocation_type not in INVOCATION_TYPES:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(INVOCATION_TYPES)}]"
+        )
+    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+    if (request.content_length or 0) > limit:
+        raise _too_large(limit)
+    payload = await request.read()
+    if len(payload) > limit:
+        raise _too_large(limit)
+    if payload.strip():
+        try:
+            json.loads(payload)
+        except ValueError as exc:
+            raise InvalidRequestContentException(
+                f"Could not parse request body into json: Could not parse payload into json: {exc}"
+            ) from None
+    else:
+        payload = b"{}"
+    client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
+    if invocation_type == "DryRun":
+        return web.Response(status=204)
+
+    request_id = new_request_id()
+    request["request_id"] = request_id
+    invoked_arn = svc.arns.function(ref.name, qual)
+    invocation = Invocation(request_id, payload, invoked_arn,
+                            client_context=client_context if invocation_type == "RequestResponse" else None)
+    if invocation_type == "Event":
+        svc.invoker.enqueue(config, invocation)
+        return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
+
+    result = await svc.invoker.invoke(config, invocation)
+    headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.executed_version}
+    if result.function_error:
+        headers["X-Amz-Function-Error"] = "Unhandled"
+    if request.headers.get("X-Amz-Log-Type") == "Tail":
+        headers["X-Amz-Log-Result"] = logs.tail(list(invocation.log_lines))
+    return _response(result.payload, result.content_type, headers)
+
+
+def _response(payload: bytes, content_type: str, headers: dict[str, str]) -> web.Response:
+    response = web.Response(body=payload, headers=headers)
+    response.headers["Content-Type"] = content_type
+    return response

@@ -1,0 +1,82 @@
+"""Every knob of the server in one place.
+
+Each field is documented once, here; the CLI turns every field into a `lambdalet server --flag`, and
+each can also be set as a `LAMBDALET_<NAME>` environment variable. `docs/configuration.md` lists them
+all, and a test fails when one is missing there, so the docs cannot drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def knob(default: Any, help: str, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = knob("127.0.0.1", "Address the Lambda API listens on.")
+    port: int = knob(9001, "Port of the Lambda API (and of function code downloads).")
+    data_dir: Path = knob(Path(".lambdalet"), "Where the database, code blobs and logs live.")
+    database_url: str = knob(
+        "", "SQLAlchemy URL of the metadata store; empty means SQLite at <data-dir>/lambdalet.db."
+    )
+    account_id: str = knob("000000000000", "AWS account id used in every ARN.")
+    region: str = knob("us-east-1", "AWS region used in ARNs and given to functions as AWS_REGION.")
+    sandbox: str = knob("process", "Execution-environment backend: 'process' (plain child processes).")
+    keep_alive: float = knob(300.0, "Seconds an idle warm environment is kept before it is reaped.")
+    init_timeout: float = knob(
+        10.0, "Seconds an environment's init may take before the function's own timeout also runs."
+    )
+    max_timeout: int = knob(900, "Largest function Timeout accepted, in seconds (AWS: 900).")
+    async_workers: int = knob(16, "How many asynchronous (Event) invocations run at once.")
+    python_interpreter: tuple[str, ...] = knob(
+        (),
+        "Interpreter for a Python runtime, as RUNTIME=PATH (e.g. python3.12=/usr/bin/python3.12); "
+        "repeatable. Runtimes not given are looked up on PATH as pythonX.Y.",
+        multiple=True,
+    )
+    runtime_api_host: str = knob(
+        "127.0.0.1", "Address each environment's Runtime API listens on (AWS_LAMBDA_RUNTIME_API)."
+    )
+    log_level: str = knob("info", "Server log level: debug, info, warning or error.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'lambdalet.db'}"
+
+    @classmethod
+    def fields(cls) -> tuple[dataclasses.Field, ...]:
+        return dataclasses.fields(cls)
+
+    @classmethod
+    def env_name(cls, name: str) -> str:
+        return "LAMBDALET_" + name.upper()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from LAMBDALET_* variables; explicit overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in cls.fields():
+            raw = environ.get(cls.env_name(f.name))
+            if raw is not None:
+                values[f.name] = _parse(f, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(f: dataclasses.Field, raw: str) -> Any:
+    kind = type(f.default)
+    if kind is tuple:
+        return tuple(part for part in raw.replace(",", " ").split() if part)
+    if kind is bool:
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(f.default, Path):
+        return Path(raw)
+    return kind(raw)

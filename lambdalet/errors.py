@@ -1,0 +1,89 @@
+"""Every error the Lambda API can answer with, each naming its HTTP status and error type once.
+
+    LambdaError
+     ├── InvalidParameterValueException      400
+     ├── InvalidRequestContentException      400
+     ├── ResourceNotFoundException           404   (message member spelled `Message`)
+     ├── ResourceConflictException           409
+     ├── PreconditionFailedException         412
+     ├── RequestTooLargeException            413
+     ├── UnsupportedMediaTypeException       415
+     ├── TooManyRequestsException            429
+     ├── UnknownOperationException           404 / 405 (a route or method we do not serve)
+     ├── ServiceException                    500   (a bug of ours, never a client's mistake)
+     └── InvalidRuntimeException             502   (the host cannot run the function's runtime)
+
+Rendering (header `x-amzn-ErrorType` plus a JSON body with `Type` and the message) lives in
+`lambdalet.api.errors`.
+"""
+
+from __future__ import annotations
+
+
+class LambdaError(Exception):
+    status: int = 400
+    error_type: str = "LambdaError"
+    #: The member name the botocore model uses for the message (most 4xx use lower-case).
+    message_member: str = "message"
+    fault: str = "User"
+
+    def __init__(self, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+    def body(self) -> dict[str, str]:
+        return {"Type": self.fault, self.message_member: self.message, **self.extra}
+
+
+class InvalidParameterValueException(LambdaError):
+    status, error_type = 400, "InvalidParameterValueException"
+
+
+class InvalidRequestContentException(LambdaError):
+    status, error_type = 400, "InvalidRequestContentException"
+
+
+class ResourceNotFoundException(LambdaError):
+    status, error_type, message_member = 404, "ResourceNotFoundException", "Message"
+
+
+class ResourceConflictException(LambdaError):
+    status, error_type = 409, "ResourceConflictException"
+
+
+class PreconditionFailedException(LambdaError):
+    status, error_type = 412, "PreconditionFailedException"
+
+
+class RequestTooLargeException(LambdaError):
+    status, error_type = 413, "RequestTooLargeException"
+
+
+class UnsupportedMediaTypeException(LambdaError):
+    status, error_type = 415, "UnsupportedMediaTypeException"
+
+
+class TooManyRequestsException(LambdaError):
+    status, error_type = 429, "TooManyRequestsException"
+
+    def __init__(self, message: str, reason: str, retry_after: int = 1) -> None:
+        super().__init__(message, Reason=reason)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class UnknownOperationException(LambdaError):
+    status, error_type = 404, "UnknownOperationException"
+
+    def __init__(self, message: str, status: int = 404) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServiceException(LambdaError):
+    status, error_type, message_member, fault = 500, "ServiceException", "Message", "Service"
+
+
+class InvalidRuntimeException(LambdaError):
+    status, error_type, message_member, fault = 502, "InvalidRuntimeException", "Message", "Service"

@@ -1,0 +1,1 @@
+"""The invoke path: invoker → warm pool → execution environment ↔ Runtime API."""

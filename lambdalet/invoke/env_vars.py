@@ -1,0 +1,68 @@
+"""The environment variables a function sees (CONTRACT §5.1): defaults, the user's, then reserved."""
+
+from __future__ import annotations
+
+import os
+
+from lambdalet.model import FunctionConfig
+from lambdalet.runtimes.registry import Runtime
+
+#: Server variables passed through to functions so their SDK calls reach the same endpoints, with
+#: the same credentials, as the server's own (botocore's standard configuration variables).
+PASSTHROUGH_PREFIXES = ("AWS_ENDPOINT_URL",)
+PASSTHROUGH_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def passthrough_from(environ: dict[str, str]) -> dict[str, str]:
+    return {
+        k: v for k, v in environ.items()
+        if k in PASSTHROUGH_NAMES or any(k == p or k.startswith(p + "_") for p in PASSTHROUGH_PREFIXES)
+    }
+
+
+def build_env(
+    config: FunctionConfig,
+    runtime: Runtime,
+    *,
+    region: str,
+    runtime_api: str,
+    task_root: str,
+    runtime_dir: str,
+    log_group: str,
+    log_stream: str,
+    passthrough: dict[str, str],
+    initialization_type: str = "on-demand",
+) -> dict[str, str]:
+    env = {
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+        "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:/opt/lib",
+    }
+    env.update(passthrough)
+    if "AWS_ACCESS_KEY_ID" in passthrough:
+        env["AWS_ACCESS_KEY"] = passthrough["AWS_ACCESS_KEY_ID"]
+    env.update(config.environment)
+    env.update(
+        {
+            "_HANDLER": config.handler,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_LAMBDA_FUNCTION_NAME": config.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
+            "AWS_LAMBDA_FUNCTION_VERSION": config.version,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
+            "AWS_LAMBDA_LOG_GROUP_NAME": log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "LAMBDA_TASK_ROOT": task_root,
+            "LAMBDA_RUNTIME_DIR": runtime_dir,
+        }
+    )
+    if runtime.execution_env:
+        env["AWS_EXECUTION_ENV"] = runtime.execution_env
+    return env
+
+
+def server_passthrough() -> dict[str, str]:
+    return passthrough_from(dict(os.environ))

@@ -1,0 +1,430 @@
+"""An execution environment: one sandboxed runtime process bound to one function configuration.
+
+States (every transition not listed is refused):
+
+    STARTING ──▶ IDLE ⇄ BUSY          and from any state ──▶ STOPPING ──▶ GONE
+
+The environment owns its runtime process, its Runtime API listener and its log stream. Everything
+runs on the server's one event loop: output and exit are watched with `add_reader` on the output
+pipe and the process's exit descriptor, and each invocation's timeout is a loop timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Callable
+
+from lambdalet import logs
+from lambdalet.invoke.env_vars import build_env
+from lambdalet.invoke.types import Invocation, InvocationResult, platform_error
+from lambdalet.model import FunctionConfig, runtime_version_arn
+from lambdalet.runtimes.registry import EntrypointNotFound, Runtime, RuntimeRegistry
+from lambdalet.sandbox.base import ExitStatus, SandboxBackend, SandboxProcess, SandboxSpec
+
+if TYPE_CHECKING:
+    from lambdalet.invoke.runtime_api import RuntimeApiServer
+
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # what the Runtime API accepts from /response
+INIT_LINES_KEPT = 256
+
+
+class EnvState(enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPING = "stopping"
+    GONE = "gone"
+
+
+TRANSITIONS: dict[EnvState, frozenset[EnvState]] = {
+    EnvState.STARTING: frozenset({EnvState.IDLE, EnvState.STOPPING}),
+    EnvState.IDLE: frozenset({EnvState.BUSY, EnvState.STOPPING}),
+    EnvState.BUSY: frozenset({EnvState.IDLE, EnvState.STOPPING}),
+    EnvState.STOPPING: frozenset({EnvState.GONE}),
+    EnvState.GONE: frozenset(),
+}
+
+
+class InvalidTransition(RuntimeError):
+    pass
+
+
+class RuntimeApiRefusal(Exception):
+    """The Runtime API refuses a runtime's request: HTTP status plus Lambda's errorType."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+class InitFailure(Exception):
+    """The environment could not finish init; the invocation that waited for it gets this error."""
+
+    def __init__(self, env: "Environment", error_type: str, message: str, body: bytes | None = None,
+                 status: str = "error") -> None:
+        super().__init__(message)
+        self.env, self.error_type, self.message, self.body, self.status = env, error_type, message, body, status
+
+    def result_for(self, invocation: Invocation) -> InvocationResult:
+        return self.env.report_init_failure(invocation, self)
+
+
+class Environment:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        runtime: Runtime,
+        *,
+        registry: RuntimeRegistry,
+        sandbox: SandboxBackend,
+        runtime_api: "RuntimeApiServer",
+        log_store: logs.LogStore,
+        code_dir: os.PathLike[str] | str,
+        region: str,
+        passthrough: dict[str, str],
+        sdk_path: str | None,
+        init_timeout: float,
+    ) -> None:
+        self.env_id = os.urandom(16).hex()
+        self.config = config
+        self.runtime = runtime
+        self.state = EnvState.STARTING
+        self.on_gone: Callable[[Environment], None] | None = None
+        self.idle_since = 0.0
+        self.invocations = 0
+        self.init_ms: float | None = None
+        self._registry = registry
+        self._sandbox = sandbox
+        self._runtime_api = runtime_api
+        self._code_dir = code_dir
+        self._region = region
+        self._passthrough = passthrough
+        self._sdk_path = sdk_path
+        self._init_timeout = init_timeout
+        self._loop = asyncio.get_running_loop()
+        self._process: SandboxProcess | None = None
+        self._port: int | None = None
+        self._ready: asyncio.Future[None] = self._loop.create_future()
+        self._init_failure: InitFailure | None = None
+        self._current: Invocation | None = None
+        self._pending: Invocation | None = None
+        self._next_waiter: asyncio.Future[Invocation] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._delivered_at = 0.0
+        self._out_buffer = b""
+        self._init_lines: deque[str] = deque(maxlen=INIT_LINES_KEPT)
+        self.stream = log_store.open_stream(config.name, logs.stream_name(config.version, self.env_id))
+        self._log_group = log_store.group_name(config.name)
+
+    def __repr__(self) -> str:
+        return f"<Environment {self.config.name}:{self.config.version} {self.env_id[:8]} {self.state.value}>"
+
+    # -- state machine --------------------------------------------------------------------------
+
+    def transition(self, new: EnvState) -> None:
+        if new not in TRANSITIONS[self.state]:
+            raise InvalidTransition(f"{self!r}: {self.state.value} -> {new.value} is not allowed")
+        self.state = new
+
+    # -- start ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the runtime and wait until it asks for its first event (init done)."""
+        started = time.monotonic()
+        self._port = await self._runtime_api.listen(self)
+        layout = self._sandbox.layout(self._code_dir, self.env_id)  # type: ignore[arg-type]
+        env = build_env(
+            self.config, self.runtime, region=self._region,
+            runtime_api=f"{self._runtime_api.host}:{self._port}", task_root=layout.task_root,
+            runtime_dir=layout.runtime_dir, log_group=self._log_group, log_stream=self.stream.name,
+            passthrough=self._passthrough,
+        )
+        try:
+            argv = self._registry.command(self.runtime, layout.task_root, self._sdk_path, env)
+        except EntrypointNotFound as exc:
+            self._finish_stopping()
+            raise InitFailure(self, exc.error_type, str(exc)) from None
+        if self.runtime.version_label:
+            self._log(logs.init_start_line(self.runtime.version_label,
+                                           runtime_version_arn(self._region, self.config.runtime)))
+        spec = SandboxSpec(self.env_id, argv, env, self._code_dir, layout,  # type: ignore[arg-type]
+                           self.config.memory_size, self.config.ephemeral_storage)
+        try:
+            self._process = self._sandbox.start(spec)
+        except OSError as exc:
+            self._finish_stopping()
+            raise InitFailure(self, "Runtime.InvalidEntrypoint", f"cannot start runtime: {exc}") from None
+        self._loop.add_reader(self._process.output_fd, self._read_output)
+        self._loop.add_reader(self._process.exit_fd, self._on_exit)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), self._init_timeout + self.config.timeout)
+        except asyncio.TimeoutError:
+            self._init_failure = InitFailure(
+                self, "Sandbox.Timedout", f"Task timed out after {self.config.timeout:.2f} seconds", status="timeout"
+            )
+            self.stop()
+            raise self._init_failure from None
+        finally:
+            self.init_ms = (time.monotonic() - started) * 1000
+        # _ready raised InitFailure above if init failed; here the runtime is waiting on /next.
+
+    def report_init_failure(self, invocation: Invocation, failure: InitFailure) -> InvocationResult:
+        """Log and shape the error of an invocation whose environment failed to initialise."""
+        invocation.log_lines.extend(self._init_lines)
+        self._log(logs.init_report_line(self.init_ms or 0.0, failure.status, failure.error_type))
+        self._log(logs.start_line(invocation.request_id, self.config.version), invocation)
+        payload = failure.body or platform_error(invocation.request_id, failure.error_type, failure.message)
+        if failure.body is None:
+            self._log(f"RequestId: {invocation.request_id} Error: {failure.message}", invocation)
+            self._log(failure.error_type, invocation)
+        self._log(logs.end_line(invocation.request_id), invocation)
+        self._log(logs.report_line(invocation.request_id, 0.0, self.config.memory_size, self._peak_memory(),
+                                   init_ms=self.init_ms, status=failure.status, error_type=failure.error_type),
+                  invocation)
+        self.stream.flush()
+        return InvocationResult(payload, function_error=True, status=failure.status, error_type=failure.error_type,
+                                executed_version=self.config.version)
+
+    # -- invoke ---------------------------------------------------------------------------------
+
+    async def invoke(self, invocation: Invocation) -> InvocationResult:
+        """Run one invocation (the environment is BUSY) and write its START/END/REPORT lines."""
+        first = self.invocations == 0
+        self.invocations += 1
+        if first:
+            invocation.log_lines.extend(self._init_lines)
+            self._init_lines.clear()
+        invocation.result = self._loop.create_future()
+        self._current = invocation
+        started = time.monotonic()
+        self._delivered_at = started
+        invocation.deadline_ms = int(time.time() * 1000) + self.config.timeout * 1000
+        self._log(logs.start_line(invocation.request_id, self.config.version), invocation)
+        self._timer = self._loop.call_later(self.config.timeout, self._on_timeout, invocation)
+        if self._next_waiter is not None and not self._next_waiter.done():
+            self._hand_over(invocation, self._next_waiter)
+        else:
+            self._pending = invocation
+        try:
+            result = await invocation.result
+        finally:
+            self._timer.cancel()
+            self._current = None
+            self._pending = None
+        self._drain_output()
+        duration_ms = (time.monotonic() - self._delivered_at) * 1000
+        self._log(logs.end_line(invocation.request_id), invocation)
+        self._log(logs.report_line(
+            invocation.request_id, duration_ms, self.config.memory_size, self._peak_memory(),
+            init_ms=self.init_ms if first else None, status=result.status, error_type=result.error_type,
+        ), invocation)
+        self.stream.flush()
+        return result
+
+    def _hand_over(self, invocation: Invocation, waiter: "asyncio.Future[Invocation]") -> None:
+        invocation.delivered = True
+        self._delivered_at = time.monotonic()
+        self._next_waiter = None
+        waiter.set_result(invocation)
+
+    def _resolve(self, invocation: Invocation, result: InvocationResult) -> bool:
+        if invocation.result is None or invocation.result.done():
+            return False
+        invocation.result.set_result(result)
+        return True
+
+    def _on_timeout(self, invocation: Invocation) -> None:
+        self._drain_output()
+        self._peak_memory()  # sample before the kill: REPORT still needs it
+        self._log(logs.timeout_line(invocation.request_id, self.config.timeout), invocation)
+        message = f"Task timed out after {self.config.timeout:.2f} seconds"
+        self._resolve(invocation, InvocationResult(
+            platform_error(invocation.request_id, "Sandbox.Timedout", message), function_error=True,
+            status="timeout", executed_version=self.config.version,
+        ))
+        self.stop()
+
+    # -- Runtime API callbacks (called by RuntimeApiServer) ----------------------------------------
+
+    async def next_invocation(self) -> Invocation:
+        if self.state is EnvState.STARTING and not self._ready.done():
+            self.transition(EnvState.IDLE)
+            self._ready.set_result(None)
+        current = self._current
+        if current is not None and current.delivered and current.result is not None and not current.result.done():
+            raise RuntimeApiRefusal(403, "InvalidStateTransition",
+                                    "/next called before the current invocation was answered")
+        if self._pending is not None:
+            invocation, self._pending = self._pending, None
+            invocation.delivered = True
+            self._delivered_at = time.monotonic()
+            return invocation
+        if self.state in (EnvState.STOPPING, EnvState.GONE):
+            raise RuntimeApiRefusal(500, "Runtime.Stopped", "the environment is shutting down")
+        self._next_waiter = self._loop.create_future()
+        return await self._next_waiter
+
+    def _invocation_for(self, request_id: str) -> Invocation:
+        current = self._current
+        if current is None or current.request_id != request_id or not current.delivered or (
+            current.result is not None and current.result.done()
+        ):
+            raise RuntimeApiRefusal(400, "InvalidRequestID", "Invalid request ID")
+        return current
+
+    def on_response(self, request_id: str, body: bytes, content_type: str) -> None:
+        invocation = self._invocation_for(request_id)
+        if len(body) > MAX_RESPONSE_BYTES:
+            self.on_oversized_response(request_id)
+            raise RuntimeApiRefusal(413, "RequestEntityTooLarge",
+                                    f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")
+        self._drain_output()
+        self._resolve(invocation, InvocationResult(body, content_type=content_type,
+                                                   executed_version=self.config.version))
+
+    def on_oversized_response(self, request_id: str) -> None:
+        invocation = self._invocation_for(request_id)
+        error = {"errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                 "errorType": "Function.ResponseSizeTooLarge"}
+        self._resolve(invocation, InvocationResult(json.dumps(error).encode(), function_error=True,
+                                                   executed_version=self.config.version))
+
+    def on_error(self, request_id: str, body: bytes) -> None:
+        invocation = self._invocation_for(request_id)
+        self._drain_output()
+        self._resolve(invocation, InvocationResult(body or b"{}", function_error=True,
+                                                   executed_version=self.config.version))
+
+    def on_init_error(self, body: bytes, error_type: str | None) -> None:
+        if self.state is not EnvState.STARTING or self._ready.done():
+            raise RuntimeApiRefusal(403, "InvalidStateTransition", "init/error is only accepted during init")
+        if not error_type:
+            try:
+                error_type = json.loads(body).get("errorType")
+            except (ValueError, AttributeError):
+                error_type = None
+        self._drain_output()
+        self._peak_memory()  # sample before the kill: REPORT still needs it
+        self._init_failure = InitFailure(self, error_type or "Runtime.Unknown", "init failed", body or None)
+        self._ready.set_exception(self._init_failure)
+        self.stop()
+
+    # -- output and exit --------------------------------------------------------------------------
+
+    def _log(self, line: str, invocation: Invocation | None = None) -> None:
+        self.stream.write(line)
+        target = invocation or self._current
+        if target is not None:
+            target.log_lines.append(line)
+        else:
+            self._init_lines.append(line)
+
+    def _read_output(self) -> None:
+        if self._process is None:
+            return
+        try:
+            data = os.read(self._process.output_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._loop.remove_reader(self._process.output_fd)
+            self._flush_partial_line()
+            return
+        buffer = self._out_buffer + data
+        *lines, self._out_buffer = buffer.split(b"\n")
+        for line in lines:
+            self._log(line.decode("utf-8", errors="replace"))
+
+    def _drain_output(self) -> None:
+        """Read everything the runtime wrote before it answered, so logs land in the right invocation."""
+        if self._process is None:
+            return
+        for _ in range(64):
+            before = self._out_buffer
+            try:
+                data = os.read(self._process.output_fd, 65536)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            buffer = before + data
+            *lines, self._out_buffer = buffer.split(b"\n")
+            for line in lines:
+                self._log(line.decode("utf-8", errors="replace"))
+        self._flush_partial_line()
+
+    def _flush_partial_line(self) -> None:
+        if self._out_buffer:
+            self._log(self._out_buffer.decode("utf-8", errors="replace"))
+            self._out_buffer = b""
+
+    def _peak_memory(self) -> int:
+        return self._process.peak_memory_mb() if self._process else 0
+
+    def _on_exit(self) -> None:
+        assert self._process is not None
+        status = self._process.reap()
+        if status is None:
+            return
+        self._loop.remove_reader(self._process.exit_fd)
+        self._drain_output()
+        self._report_exit(status)
+        self._finish_stopping()
+
+    def _report_exit(self, status: ExitStatus) -> None:
+        message = f"Runtime exited with error: {status.describe()}"
+        if not self._ready.done():
+            self._init_failure = InitFailure(self, "Runtime.ExitError", message)
+            self._ready.set_exception(self._init_failure)
+        invocation = self._current
+        if invocation is not None and invocation.result is not None and not invocation.result.done():
+            self._log(f"RequestId: {invocation.request_id} Error: {message}", invocation)
+            self._log("Runtime.ExitError", invocation)
+            self._resolve(invocation, InvocationResult(
+                platform_error(invocation.request_id, "Runtime.ExitError", message), function_error=True,
+                status="error", error_type="Runtime.ExitError", executed_version=self.config.version,
+            ))
+        if self._next_waiter is not None and not self._next_waiter.done():
+            self._next_waiter.cancel()
+
+    # -- stop -----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Kill the runtime; cleanup follows when its exit is observed."""
+        if self.state in (EnvState.STOPPING, EnvState.GONE):
+            return
+        self.transition(EnvState.STOPPING)
+        if self._process is None:
+            self._finish_stopping()
+            return
+        self._process.kill()
+
+    def _finish_stopping(self) -> None:
+        if self.state is EnvState.GONE:
+            return
+        if self.state is not EnvState.STOPPING:
+            self.transition(EnvState.STOPPING)
+        if not self._ready.done():
+            self._ready.set_exception(self._init_failure or InitFailure(self, "Runtime.ExitError", "stopped"))
+            self._ready.exception()  # retrieved: nobody may be waiting any more
+        if self._process is not None:
+            try:
+                self._loop.remove_reader(self._process.output_fd)
+                self._loop.remove_reader(self._process.exit_fd)
+            except (ValueError, OSError):
+                pass
+            self._process.close()
+        if self._port is not None:
+            self._runtime_api.close(self._port)
+            self._port = None
+        self.stream.close()
+        self.transition(EnvState.GONE)
+        if self.on_gone is not None:
+            self.on_gone(self)

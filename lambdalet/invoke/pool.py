@@ -1,0 +1,144 @@
+"""Warm pools: the execution environments of one function configuration.
+
+An idle environment is reused last-in first-out (the warmest first); when none is idle a new one
+is started (a cold start) for the caller that needs it. A pool belongs to one exact configuration:
+when the function's code or configuration changes, its pool is retired — idle environments stop
+at once, busy ones when their invocation ends — and the next invoke starts a new pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Callable
+
+from lambdalet.invoke.environment import Environment, EnvState
+from lambdalet.model import FunctionConfig
+
+EnvironmentFactory = Callable[[FunctionConfig], Environment]
+
+
+class WarmPool:
+    def __init__(self, config: FunctionConfig, factory: EnvironmentFactory) -> None:
+        self.config = config
+        self._factory = factory
+        self._idle: deque[Environment] = deque()  # oldest idle on the left, warmest on the right
+        self._all: set[Environment] = set()
+        self.retired = False
+
+    async def acquire(self) -> tuple[Environment, bool]:
+        """A BUSY environment for one invocation, and whether it was a cold start."""
+        while self._idle:
+            env = self._idle.pop()
+            if env.state is EnvState.IDLE:
+                env.transition(EnvState.BUSY)
+                return env, False
+        env = self._factory(self.config)
+        env.on_gone = self._forget
+        self._all.add(env)
+        await env.start()  # raises InitFailure; the environment then removes itself
+        env.transition(EnvState.BUSY)
+        return env, True
+
+    def release(self, env: Environment) -> None:
+        if env.state is not EnvState.BUSY:
+            return  # timed out, crashed or stopping: it cleans itself up
+        if self.retired:
+            env.stop()
+            return
+        env.transition(EnvState.IDLE)
+        env.idle_since = time.monotonic()
+        self._idle.append(env)
+
+    def retire(self) -> None:
+        self.retired = True
+        while self._idle:
+            self._idle.pop().stop()
+
+    def reap(self, now: float, keep_alive: float) -> None:
+        while self._idle and now - self._idle[0].idle_since >= keep_alive:
+            self._idle.popleft().stop()
+
+    def stop_all(self) -> None:
+        self.retire()
+        for env in list(self._all):
+            env.stop()
+
+    def counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in (EnvState.STARTING, EnvState.IDLE, EnvState.BUSY)}
+        for env in self._all:
+            if env.state.value in counts:
+                counts[env.state.value] += 1
+        return counts
+
+    def _forget(self, env: Environment) -> None:
+        self._all.discard(env)
+        try:
+            self._idle.remove(env)
+        except ValueError:
+            pass
+
+    @property
+    def empty(self) -> bool:
+        return not self._all
+
+
+class Pools:
+    """Every warm pool, keyed by (function name, version); O(1) on the invoke path."""
+
+    def __init__(self, factory: EnvironmentFactory, keep_alive: float) -> None:
+        self._factory = factory
+        self._pools: dict[tuple[str, str], WarmPool] = {}
+        self._retired: list[WarmPool] = []
+        self.keep_alive = keep_alive
+        self._reaper: asyncio.Task[None] | None = None
+
+    def for_config(self, config: FunctionConfig) -> WarmPool:
+        key = (config.name, config.version)
+        pool = self._pools.get(key)
+        if pool is None or pool.config is not config:
+            if pool is not None:
+                self._retire(pool)
+            pool = self._pools[key] = WarmPool(config, self._factory)
+        return pool
+
+    def retire_function(self, name: str) -> None:
+        """Code or configuration changed, or the function is gone: its environments must not serve again."""
+        for key in [k for k in self._pools if k[0] == name]:
+            self._retire(self._pools.pop(key))
+
+    def _retire(self, pool: WarmPool) -> None:
+        pool.retire()
+        if not pool.empty:
+            self._retired.append(pool)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        totals: dict[str, dict[str, int]] = {}
+        for pool in [*self._pools.values(), *self._retired]:
+            into = totals.setdefault(pool.config.name, {"starting": 0, "idle": 0, "busy": 0})
+            for state, n in pool.counts().items():
+                into[state] += n
+        return totals
+
+    def start_reaper(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        interval = max(0.05, min(self.keep_alive / 4, 5.0))
+        while True:
+            await asyncio.sleep(interval)
+            self.reap()
+
+    def reap(self) -> None:
+        now = time.monotonic()
+        for pool in self._pools.values():
+            pool.reap(now, self.keep_alive)
+        self._retired = [pool for pool in self._retired if not pool.empty]
+
+    async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for pool in [*self._pools.values(), *self._retired]:
+            pool.stop_all()
+        self._pools.clear()

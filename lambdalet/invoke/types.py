@@ -1,0 +1,53 @@
+"""What flows through the invoke path: an invocation going in, its result coming out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+#: Enough log lines to always hold the last 4 KB of an invocation's log (each line is ≥ 1 byte).
+LOG_LINES_KEPT = 4096
+
+
+def new_request_id() -> str:
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+
+
+def new_trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    trace_id: str = field(default_factory=new_trace_id)
+    client_context: str | None = None  # decoded JSON text, synchronous invokes only
+    content_type: str = "application/json"
+    deadline_ms: int = 0
+    log_lines: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT))
+    result: "asyncio.Future[InvocationResult] | None" = None
+    delivered: bool = False
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    payload: bytes
+    content_type: str = "application/json"
+    #: True when the caller must see X-Amz-Function-Error: Unhandled.
+    function_error: bool = False
+    #: REPORT's Status (timeout, error) and Error Type for platform-detected failures.
+    status: str | None = None
+    error_type: str | None = None
+    executed_version: str = "$LATEST"
+
+
+def platform_error(request_id: str, error_type: str, message: str) -> bytes:
+    """An error Lambda itself reports for an invocation (timeout, crash, bad entrypoint)."""
+    return json.dumps({"errorMessage": f"RequestId: {request_id} Error: {message}", "errorType": error_type}).encode()

@@ -1,0 +1,165 @@
+"""Domain types (frozen dataclasses) and ARN parsing/formatting.
+
+Nothing here does I/O: the store persists these types, the API renders them, the invoker runs them.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from lambdalet.errors import InvalidParameterValueException
+
+LATEST = "$LATEST"
+
+_NAME = r"[a-zA-Z0-9-_]+"
+_QUALIFIER = r"\$LATEST|[a-zA-Z0-9-_]+"
+_FULL_ARN = re.compile(
+    rf"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z]{{2}}(?:-gov)?-[a-z]+-\d):"
+    rf"(?P<account>\d{{12}}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?$"
+)
+_PARTIAL_ARN = re.compile(
+    rf"^(?P<account>\d{{12}}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?$"
+)
+_BARE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?$")
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """What a FunctionName path parameter names: a function, maybe qualified, maybe in an ARN."""
+
+    name: str
+    qualifier: str | None = None
+    account: str | None = None
+    region: str | None = None
+
+
+def parse_function_name(raw: str) -> FunctionRef:
+    """Parse a bare name, `name:qualifier`, a partial ARN or a full ARN (as Lambda accepts them)."""
+    for pattern, limit in ((_FULL_ARN, 140), (_PARTIAL_ARN, 140), (_BARE, 140)):
+        match = pattern.match(raw)
+        if match and len(raw) <= limit:
+            groups = match.groupdict()
+            if len(groups["name"]) > 64:
+                break
+            return FunctionRef(
+                name=groups["name"],
+                qualifier=groups.get("qualifier"),
+                account=groups.get("account"),
+                region=groups.get("region"),
+            )
+    raise InvalidParameterValueException(
+        f"1 validation error detected: Value '{raw}' at 'functionName' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: "
+        "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?"
+        "([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
+    )
+
+
+@dataclass(frozen=True)
+class Arns:
+    """Formats ARNs for one account and region."""
+
+    account: str
+    region: str
+
+    def function(self, name: str, qualifier: str | None = None) -> str:
+        arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
+        return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def now_iso() -> str:
+    """Lambda's LastModified format: ISO-8601 with milliseconds and a +0000 offset."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
+
+
+def new_revision_id() -> str:
+    return str(uuid.uuid4())
+
+
+def sha256_b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """One version's configuration and code (today only $LATEST). Immutable: updates make a new one."""
+
+    name: str
+    runtime: str
+    handler: str
+    role: str
+    code_sha256: str  # hex digest of the deployment zip, which is also its blob key
+    code_size: int
+    description: str = ""
+    timeout: int = 3
+    memory_size: int = 128
+    ephemeral_storage: int = 512
+    environment: dict[str, str] = field(default_factory=dict)
+    architectures: tuple[str, ...] = ("x86_64",)
+    version: str = LATEST
+    package_type: str = "Zip"
+    revision_id: str = field(default_factory=new_revision_id)
+    last_modified: str = field(default_factory=now_iso)
+
+    def replace(self, **changes: Any) -> "FunctionConfig":
+        """A new configuration with a fresh RevisionId and LastModified, as every Lambda update makes."""
+        changes.setdefault("revision_id", new_revision_id())
+        changes.setdefault("last_modified", now_iso())
+        return dataclasses.replace(self, **changes)
+
+    def to_record(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["architectures"] = list(self.architectures)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "FunctionConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in record.items() if k in known}
+        values["architectures"] = tuple(values.get("architectures", ("x86_64",)))
+        return cls(**values)
+
+    def to_api(self, arns: Arns) -> dict[str, Any]:
+        """The FunctionConfiguration shape of Lambda's API."""
+        qualifier = None if self.version == LATEST else self.version
+        config: dict[str, Any] = {
+            "FunctionName": self.name,
+            "FunctionArn": arns.function(self.name, qualifier),
+            "Runtime": self.runtime,
+            "Role": self.role,
+            "Handler": self.handler,
+            "CodeSize": self.code_size,
+            "Description": self.description,
+            "Timeout": self.timeout,
+            "MemorySize": self.memory_size,
+            "LastModified": self.last_modified,
+            "CodeSha256": sha256_b64(self.code_sha256),
+            "Version": self.version,
+            "TracingConfig": {"Mode": "PassThrough"},
+            "RevisionId": self.revision_id,
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            "PackageType": self.package_type,
+            "Architectures": list(self.architectures),
+            "EphemeralStorage": {"Size": self.ephemeral_storage},
+            "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+            "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(arns.region, self.runtime)},
+            "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{self.name}"},
+        }
+        if self.environment:
+            config["Environment"] = {"Variables": dict(self.environment)}
+        return config
+
+
+def runtime_version_arn(region: str, runtime: str) -> str:
+    """A stable runtime-version ARN per runtime (Lambda's has a 64-hex digest of the runtime build)."""
+    digest = hashlib.sha256(f"lambdalet:{runtime}".encode()).hexdigest()
+    return f"arn:aws:lambda:{region}::runtime:{digest}"

@@ -1,0 +1,1 @@
+"""Language runtimes: which runtime names exist and how each starts an execution environment."""

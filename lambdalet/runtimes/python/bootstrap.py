@@ -1,0 +1,307 @@
+"""Lambdalet's Python runtime: a stdlib-only client of Lambda's Runtime API.
+
+Started as `python -S -s bootstrap.py [SDK_PATH]` inside an execution environment. It imports the
+handler named by _HANDLER from LAMBDA_TASK_ROOT, then loops: GET /invocation/next, call the handler,
+POST /response or /error. Error payloads, log lines and handler resolution follow AWS's Python runtime
+(awslambdaric) so functions behave the same here and on AWS Lambda. Runs on Python 3.9+; imports
+nothing from `lambdalet` (it runs inside the sandbox).
+"""
+
+import http.client
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+RUNTIME_PATH = "/2018-06-01/runtime"
+ENSURE_ASCII = sys.version_info < (3, 12)  # AWS's 3.12+ runtimes emit UTF-8 JSON unescaped
+
+
+class FaultException(Exception):
+    """A runtime fault with a Lambda error type, e.g. Runtime.ImportModuleError."""
+
+    def __init__(self, error_type, message, trace=None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace or []
+
+
+class RuntimeApiClient:
+    """One keep-alive HTTP connection to the Runtime API."""
+
+    def __init__(self, address):
+        host, _, port = address.rpartition(":")
+        self.host, self.port = host, int(port)
+        self.conn = http.client.HTTPConnection(self.host, self.port)
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, RUNTIME_PATH + path, body=body, headers=headers or {})
+                response = self.conn.getresponse()
+                return response.status, response.headers, response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port)
+                if attempt == 2:
+                    raise
+
+    def next(self):
+        status, headers, body = self.request("GET", "/invocation/next")
+        if status != 200:
+            raise RuntimeError(f"Failed to get next invocation: HTTP {status}")
+        return headers, body
+
+    def post_response(self, request_id, body, content_type):
+        self.request("POST", f"/invocation/{request_id}/response", body, {"Content-Type": content_type})
+
+    def post_error(self, request_id, error, error_type=None):
+        headers = {"Content-Type": "application/json"}
+        if error_type:
+            headers["Lambda-Runtime-Function-Error-Type"] = error_type
+        path = "/init/error" if request_id is None else f"/invocation/{request_id}/error"
+        self.request("POST", path, to_json(error), headers)
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, data):
+        self.cognito_identity_id = data.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = data.get("cognitoIdentityPoolId")
+
+
+class Client:
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+
+    def __init__(self, data):
+        self.installation_id = data.get("installation_id")
+        self.app_title = data.get("app_title")
+        self.app_version_name = data.get("app_version_name")
+        self.app_version_code = data.get("app_version_code")
+        self.app_package_name = data.get("app_package_name")
+
+
+class ClientContext:
+    __slots__ = ("custom", "env", "client")
+
+    def __init__(self, data):
+        self.custom = data.get("custom")
+        self.env = data.get("env")
+        self.client = Client(data["client"]) if data.get("client") else None
+
+
+class LambdaContext:
+    """The context object handlers receive, with the attributes of AWS's Python runtime."""
+
+    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context, identity, tenant_id):
+        self.aws_request_id = request_id
+        self.invoked_function_arn = invoked_function_arn
+        self.client_context = ClientContext(client_context) if client_context else None
+        self.identity = CognitoIdentity(identity or {})
+        self.tenant_id = tenant_id
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},log_group_name={self.log_group_name},"
+            f"log_stream_name={self.log_stream_name},function_name={self.function_name},"
+            f"memory_limit_in_mb={self.memory_limit_in_mb},function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn},client_context={self.client_context},"
+            f"identity={self.identity}])"
+        )
+
+
+def to_json(obj):
+    return json.dumps(obj, ensure_ascii=ENSURE_ASCII)
+
+
+def get_handler(handler):
+    """Resolve `module.function` the way AWS's Python runtime does, with the same fault types."""
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise FaultException("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {e}")
+    try:
+        if modname.split(".")[0] in sys.builtin_module_names:
+            raise FaultException(
+                "Runtime.BuiltInModuleConflict", f"Cannot use built-in module {modname} as a handler module"
+            )
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise FaultException("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}")
+    except SyntaxError as e:
+        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, e.text)]
+        raise FaultException("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}", trace)
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise FaultException("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'")
+
+
+def make_error(message, error_type, stack_trace, request_id):
+    return {
+        "errorMessage": message or "",
+        "errorType": error_type or "",
+        "requestId": request_id or "",
+        "stackTrace": stack_trace or [],
+    }
+
+
+def user_traceback(tb):
+    """Stack frames below the bootstrap, formatted as traceback.format_list does."""
+    frames = traceback.extract_tb(tb)
+    while frames and frames[0].filename == __file__:
+        frames = frames[1:]
+    return traceback.format_list(frames)
+
+
+def log_error(error):
+    """One log record for an error: lines joined by \\r so the platform keeps it as one event."""
+    description = "[ERROR]"
+    if error["errorType"]:
+        description += f" {error['errorType']}:"
+    description += f" {error['errorMessage']}"
+    lines = [description]
+    if error["stackTrace"]:
+        lines.append("Traceback (most recent call last):")
+        lines.extend(frame.rstrip("\n").replace("\n", "\r") for frame in error["stackTrace"])
+    write_log("\r".join(lines) + "\n")
+
+
+def write_log(text):
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+class LambdaLogHandler(logging.Handler):
+    """Lambda's Text log format for the logging module: [LEVEL]\\ttime\\trequest-id\\tmessage."""
+
+    def __init__(self):
+        super().__init__()
+        self.request_id = ""
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record):
+        created = time.gmtime(record.created)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", created) + ".%03dZ" % record.msecs
+        message = self.format(record).replace("\n", "\r")
+        write_log(f"[{record.levelname}]\t{stamp}\t{self.request_id}\t{message}\n")
+
+
+def setup_paths(task_root, sdk_path):
+    """sys.path as on Lambda: task root, layer paths, then the runtime-provided SDK last."""
+    bootstrap_dir = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != bootstrap_dir]
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    front = [task_root, f"/opt/python/lib/{version}/site-packages", "/opt/python"]
+    sys.path[:0] = [p for p in front if p not in sys.path]
+    if sdk_path:
+        sys.path.append(sdk_path)
+
+
+def handle(client, handler, log_handler, headers, body):
+    request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+    log_handler.request_id = request_id
+    trace_id = headers.get("Lambda-Runtime-Trace-Id")
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    error = None
+    try:
+        client_context = headers.get("Lambda-Runtime-Client-Context")
+        identity = headers.get("Lambda-Runtime-Cognito-Identity")
+        context = LambdaContext(
+            request_id,
+            int(headers.get("Lambda-Runtime-Deadline-Ms") or 0),
+            headers.get("Lambda-Runtime-Invoked-Function-Arn"),
+            _parse_json_header(client_context, "Client Context"),
+            _parse_json_header(identity, "Cognito Identity"),
+            headers.get("Lambda-Runtime-Aws-Tenant-Id"),
+        )
+        content_type = headers.get("Content-Type", "application/json")
+        if content_type == "application/json":
+            try:
+                event = json.loads(body)
+            except ValueError as e:
+                raise FaultException("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}")
+        else:
+            event = body
+        result = handler(event, context)
+        if isinstance(result, bytes):
+            payload, result_type = result, "application/unknown"
+        else:
+            try:
+                payload, result_type = to_json(result), "application/json"
+            except (TypeError, ValueError) as e:
+                raise FaultException("Runtime.MarshalError", f"Unable to marshal response: {e}")
+    except FaultException as e:
+        error = make_error(e.message, e.error_type, e.trace, request_id)
+    except Exception as e:  # the handler's own error: reported, never fatal to the runtime
+        error = make_error(str(e), type(e).__name__, user_traceback(e.__traceback__), request_id)
+    if error is not None:
+        log_error(error)
+        client.post_error(request_id, error)
+    else:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        client.post_response(request_id, payload, result_type)
+
+
+def _parse_json_header(value, name):
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as e:
+        raise FaultException("Runtime.LambdaContextUnmarshalError", f"Unable to parse {name} JSON: {e}")
+
+
+def main():
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
+    setup_paths(task_root, sys.argv[1] if len(sys.argv) > 1 else None)
+    client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    log_handler = LambdaLogHandler()
+    logging.getLogger().addHandler(log_handler)
+    try:
+        handler = get_handler(os.environ["_HANDLER"])
+    except FaultException as e:
+        error = make_error(e.message, e.error_type, e.trace, None)
+        log_error(error)
+        client.post_error(None, error, e.error_type)
+        sys.exit(1)
+    except Exception as e:  # module-level code of the function raised
+        error = make_error(str(e), type(e).__name__, user_traceback(e.__traceback__), None)
+        log_error(error)
+        client.post_error(None, error, f"Runtime.Unknown")
+        sys.exit(1)
+    while True:
+        headers, body = client.next()
+        handle(client, handler, log_handler, headers, body)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ConnectionError, OSError, RuntimeError) as exc:
+        # The platform went away or refused us: nothing to report to, so exit quietly.
+        sys.stderr.write(f"lambdalet runtime: {exc}\n")
+        sys.exit(1)

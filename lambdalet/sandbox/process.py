@@ -1,0 +1,131 @@
+"""The `process` backend: each environment is a plain child process with resource limits.
+
+It does not isolate functions from each other or from the host (no namespaces, no cgroups), and
+says so at start-up. Limits, applied between fork and exec: open files (1,024, as on Lambda),
+no core dumps, largest file written (the ephemeral-storage size), data segment (MemorySize, so
+a memory-hungry function fails with MemoryError rather than taking the host down). Each
+environment gets its own TMPDIR. The runtime is killed with SIGKILL if the server dies
+(PR_SET_PDEATHSIG), and its whole process group is killed when the environment stops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from lambdalet.sandbox.base import ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
+
+RUNTIME_DIR = str(Path(__file__).resolve().parent.parent / "runtimes")
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if sys.platform == "linux" else None
+MB = 1024 * 1024
+#: Address space the runtime itself needs beyond the function's memory (interpreter, libraries).
+DATA_HEADROOM_MB = 64
+
+
+class ProcessSandbox(SandboxBackend):
+    name = "process"
+    isolates = False
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        shutil.rmtree(root, ignore_errors=True)  # leftovers of a previous run
+        root.mkdir(parents=True, exist_ok=True)
+
+    def describe(self) -> str:
+        return "process (no isolation: functions run as plain child processes of the server)"
+
+    def layout(self, code_dir: Path, env_id: str) -> Layout:
+        return Layout(task_root=str(code_dir), runtime_dir=RUNTIME_DIR, tmp_dir=str(self.root / env_id / "tmp"))
+
+    def start(self, spec: SandboxSpec) -> "ChildProcess":
+        tmp = Path(spec.layout.tmp_dir)
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = {**spec.env, "TMPDIR": str(tmp)}
+        limits = _limits(spec.memory_mb, spec.ephemeral_mb)
+
+        def confine() -> None:  # runs in the child between fork and exec: syscalls only
+            for which, value in limits:
+                resource.setrlimit(which, (value, value))
+            if _libc is not None:
+                _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+        proc = subprocess.Popen(
+            spec.argv,
+            env=env,
+            cwd=spec.code_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=confine,
+            close_fds=True,
+        )
+        return ChildProcess(proc, tmp.parent)
+
+
+def _limits(memory_mb: int, ephemeral_mb: int) -> list[tuple[int, int]]:
+    return [
+        (resource.RLIMIT_NOFILE, 1024),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_FSIZE, ephemeral_mb * MB),
+        (resource.RLIMIT_DATA, (memory_mb + DATA_HEADROOM_MB) * MB),
+    ]
+
+
+class ChildProcess(SandboxProcess):
+    def __init__(self, proc: subprocess.Popen, workdir: Path) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        assert proc.stdout is not None
+        self.output_fd = proc.stdout.fileno()
+        os.set_blocking(self.output_fd, False)
+        self.exit_fd = os.pidfd_open(proc.pid)
+        self.workdir = workdir
+        self._peak_mb = 0
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def reap(self) -> ExitStatus | None:
+        if self.proc.returncode is None:
+            try:
+                pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if pid == 0:
+                return None
+            self._peak_mb = max(self._peak_mb, -(-usage.ru_maxrss // 1024))  # exact peak RSS of the child
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.kill()  # whatever the runtime left behind in its process group
+        code = self.proc.returncode
+        return ExitStatus(code=None, signal=-code) if code < 0 else ExitStatus(code=code, signal=None)
+
+    def peak_memory_mb(self) -> int:
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as status:
+                for line in status:
+                    if line.startswith(b"VmHWM:"):
+                        self._peak_mb = max(self._peak_mb, -(-int(line.split()[1]) // 1024))
+                        break
+        except OSError:
+            pass
+        return self._peak_mb
+
+    def close(self) -> None:
+        for closer in (lambda: os.close(self.exit_fd), lambda: self.proc.stdout and self.proc.stdout.close()):
+            try:
+                closer()
+            except OSError:
+                pass
+        shutil.rmtree(self.workdir, ignore_errors=True)

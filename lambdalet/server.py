@@ -1,0 +1,117 @@
+"""Wiring: build every service from Settings, serve the Lambda API, and shut down cleanly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from lambdalet.api import functions as functions_api
+from lambdalet.api import invoke as invoke_api
+from lambdalet.api.common import SERVICES, json_response
+from lambdalet.api.errors import lambda_errors
+from lambdalet.config import Settings
+from lambdalet.functions import FunctionRegistry
+from lambdalet.invoke.env_vars import server_passthrough
+from lambdalet.invoke.environment import Environment
+from lambdalet.invoke.invoker import Invoker
+from lambdalet.invoke.pool import Pools
+from lambdalet.invoke.runtime_api import RuntimeApiServer
+from lambdalet.logs import LogStore
+from lambdalet.model import Arns, FunctionConfig
+from lambdalet.runtimes.python_sdk import prepare_python_sdk
+from lambdalet.runtimes.registry import RuntimeRegistry
+from lambdalet.sandbox import create_backend
+from lambdalet.sandbox.base import SandboxBackend
+from lambdalet.store.blobs import BlobStore
+from lambdalet.store.functions import FunctionStore
+from lambdalet.store.schema import make_engine
+
+log = logging.getLogger("lambdalet")
+#: Largest control-plane request: a 50 MB zip, base64-encoded inside JSON (Lambda's own limit).
+MAX_REQUEST_BYTES = 69_905_067
+
+
+@dataclass
+class Services:
+    settings: Settings
+    arns: Arns
+    functions: FunctionRegistry
+    blobs: BlobStore
+    runtimes: RuntimeRegistry
+    invoker: Invoker
+    pools: Pools
+    sandbox: SandboxBackend
+    runtime_api: RuntimeApiServer
+
+
+async def build_services(settings: Settings) -> Services:
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    arns = Arns(settings.account_id, settings.region)
+    blobs = BlobStore(data_dir)
+    runtimes = RuntimeRegistry(settings.python_interpreter)
+    sandbox = create_backend(settings.sandbox, data_dir)
+    runtime_api = RuntimeApiServer(settings.runtime_api_host)
+    await runtime_api.start()
+    log_store = LogStore(data_dir)
+    sdk_path = prepare_python_sdk(data_dir)
+    passthrough = server_passthrough()
+
+    def new_environment(config: FunctionConfig) -> Environment:
+        return Environment(
+            config, runtimes.get(config.runtime), registry=runtimes, sandbox=sandbox, runtime_api=runtime_api,
+            log_store=log_store, code_dir=blobs.code_dir(config.code_sha256), region=settings.region,
+            passthrough=passthrough, sdk_path=str(sdk_path) if sdk_path else None,
+            init_timeout=settings.init_timeout,
+        )
+
+    pools = Pools(new_environment, settings.keep_alive)
+    invoker = Invoker(pools, settings.async_workers)
+    store = FunctionStore(make_engine(settings.resolved_database_url))
+    registry = FunctionRegistry(store, arns, on_change=pools.retire_function)
+    await registry.load()
+    pools.start_reaper()
+    invoker.start()
+    return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api)
+
+
+async def status(request: web.Request) -> web.Response:
+    svc: Services = request.app[SERVICES]  # type: ignore[assignment]
+    counts = svc.pools.counts()
+    return json_response({
+        "sandbox": svc.sandbox.name,
+        "functions": {name: {"environments": counts.get(name, {"starting": 0, "idle": 0, "busy": 0})}
+                      for name in svc.functions.names()},
+    })
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[lambda_errors], client_max_size=MAX_REQUEST_BYTES)
+    app.add_routes(functions_api.routes())
+    app.add_routes(invoke_api.routes())
+    app.add_routes([web.get("/_lambdalet/status", status)])
+
+    async def startup(app: web.Application) -> None:
+        services = await build_services(settings)
+        app[SERVICES] = services
+        log.info("Lambdalet listening on http://%s:%s (data in %s)", settings.host, settings.port,
+                 Path(settings.data_dir).resolve())
+        log.warning("Sandbox backend: %s", services.sandbox.describe())
+
+    async def cleanup(app: web.Application) -> None:
+        services: Services = app[SERVICES]  # type: ignore[assignment]
+        await services.invoker.shutdown()
+        await services.pools.shutdown()
+        await services.runtime_api.shutdown()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)

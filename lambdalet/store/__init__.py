@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core metadata store and the content-addressed code blob store."""

@@ -1,0 +1,114 @@
+"""Content-addressed code blobs: each zip stored once by SHA-256 and extracted once, read-only.
+
+Layout under the data directory:
+    blobs/<sha256-hex>.zip     the deployment package exactly as uploaded (served as Code.Location)
+    code/<sha256-hex>/         its extracted tree, shared by every function/version with that hash
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambdalet.errors import InvalidParameterValueException
+
+MAX_UNZIPPED_BYTES = 262_144_000  # 250 MB, Lambda's limit for function code plus layers
+
+
+@dataclass(frozen=True)
+class Blob:
+    sha256: str  # hex
+    size: int
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.blobs = root / "blobs"
+        self.code = root / "code"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.code.mkdir(parents=True, exist_ok=True)
+
+    def zip_path(self, sha256: str) -> Path:
+        return self.blobs / f"{sha256}.zip"
+
+    def code_dir(self, sha256: str) -> Path:
+        return self.code / sha256
+
+    def put_zip(self, data: bytes) -> Blob:
+        """Validate a deployment package, store it and extract it (both idempotent)."""
+        archive = _open_zip(data)
+        sha256 = hashlib.sha256(data).hexdigest()
+        target = self.zip_path(sha256)
+        if not target.exists():
+            _atomic_write(target, data)
+        if not self.code_dir(sha256).exists():
+            self._extract(archive, sha256)
+        return Blob(sha256, len(data))
+
+    def _extract(self, archive: zipfile.ZipFile, sha256: str) -> None:
+        staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=self.code))
+        try:
+            for info in archive.infolist():
+                _extract_member(archive, info, staging)
+            _make_read_only(staging)
+            os.rename(staging, self.code_dir(sha256))
+        except FileExistsError:  # a concurrent upload of the same zip won the race
+            shutil.rmtree(staging, ignore_errors=True)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if self.code_dir(sha256).exists():
+                return
+            raise InvalidParameterValueException(f"Could not unzip uploaded file: {exc}") from exc
+
+
+def _open_zip(data: bytes) -> zipfile.ZipFile:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        unzipped = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise InvalidParameterValueException(
+            "Could not unzip uploaded file. Please check your file, then try to upload again."
+        ) from exc
+    if unzipped > MAX_UNZIPPED_BYTES:
+        raise InvalidParameterValueException(
+            f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes"
+        )
+    return archive
+
+
+def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> None:
+    """Extract one member, keeping its Unix mode (a custom runtime's bootstrap must stay executable)."""
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        link = root / _safe_name(info.filename)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(archive.read(info).decode(), link)
+        return
+    path = Path(archive.extract(info, root))
+    if path.is_file():
+        perms = stat.S_IMODE(mode) if mode else 0o644
+        os.chmod(path, (perms | 0o444) & 0o555 if perms & 0o111 else 0o444)
+
+
+def _safe_name(name: str) -> str:
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return os.path.join(*parts)
+
+
+def _make_read_only(root: Path) -> None:
+    for dirpath, _dirnames, _files in os.walk(root):
+        os.chmod(dirpath, 0o555)
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, target)

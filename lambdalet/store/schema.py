@@ -1,0 +1,42 @@
+"""The database schema (SQLAlchemy Core), shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, MetaData, String, Table, Text, create_engine, event
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+functions = Table(
+    "functions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("created", String(32), nullable=False),
+    Column("tags", Text, nullable=False, default="{}"),
+)
+
+# One row per function version; today only "$LATEST". `config` is FunctionConfig.to_record() as JSON.
+function_versions = Table(
+    "function_versions",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("version", String(16), primary_key=True),
+    Column("config", Text, nullable=False),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine and the schema; SQLite gets WAL and foreign keys."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    metadata.create_all(engine)
+    return engine

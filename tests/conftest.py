@@ -1,0 +1,182 @@
+"""Shared fixtures: a real Lambdalet server on a free port, driven over HTTP by boto3 and the AWS CLI.
+
+Nothing here reaches into the server's internals: every test talks to it as a user would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import boto3
+import pytest
+from botocore.config import Config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None) -> bytes:
+    """Build a deployment package in memory; `modes` sets Unix permissions (e.g. 0o755 for bootstrap)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            mode = (modes or {}).get(name, 0o644)
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+class Server:
+    """A `lambdalet server` subprocess with its own data directory; restartable in place."""
+
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None, args: list[str] | None = None):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = extra_env or {}
+        self.args = args or []
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir.parent / f"server-{data_dir.name}.log"
+
+    def start(self) -> None:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **self.extra_env}
+        env.setdefault("LAMBDALET_KEEP_ALIVE", "60")
+        cmd = [sys.executable, "-m", "lambdalet", "server", "--host", "127.0.0.1", "--port", str(self.port),
+               "--data-dir", str(self.data_dir), *self.args]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/2015-03-31/functions", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not answer within 30 s:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, service: str = "lambda", **config) -> "boto3.client":
+        cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120, **config)
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Server]:
+    """One server shared by the whole session; tests use unique function names."""
+    srv = Server(tmp_path_factory.mktemp("data"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path) -> Iterator[Server]:
+    """A server of the test's own, for tests that restart or configure it."""
+    srv = Server(tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def lambda_client(server: Server):
+    return server.client()
+
+
+@pytest.fixture
+def unique_name(request) -> str:
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40].strip("-")
+    return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def create_function(lambda_client, unique_name) -> Iterator[Callable[..., dict]]:
+    """Create a function (Python handler by default) and delete it after the test."""
+    created: list[str] = []
+
+    def _create(code: str | None = None, *, files: dict[str, str | bytes] | None = None,
+                modes: dict[str, int] | None = None, name: str | None = None, **kwargs) -> dict:
+        fn_name = name or f"{unique_name}-{len(created)}"
+        if files is None:
+            files = {"app.py": code or "def handler(event, context):\n    return event\n"}
+        params = {
+            "FunctionName": fn_name,
+            "Runtime": "python3.11",
+            "Role": ROLE,
+            "Handler": "app.handler",
+            "Code": {"ZipFile": make_zip(files, modes)},
+        }
+        params.update(kwargs)
+        resp = lambda_client.create_function(**params)
+        created.append(fn_name)
+        return resp
+
+    yield _create
+    for fn_name in created:
+        try:
+            lambda_client.delete_function(FunctionName=fn_name)
+        except lambda_client.exceptions.ResourceNotFoundException:
+            pass
+
+
+def invoke_json(client, name: str, payload=None, **kwargs) -> tuple[dict, object]:
+    """Invoke and decode the JSON result; returns (response metadata, decoded payload)."""
+    resp = client.invoke(FunctionName=name, Payload=json.dumps(payload if payload is not None else {}), **kwargs)
+    body = resp["Payload"].read()
+    return resp, (json.loads(body) if body else None)
+
+
+def aws_cli(server: Server, *args: str, check: bool = True, input: bytes | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real AWS CLI (awscli from PyPI) against the server."""
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+    assert aws, "the AWS CLI is not installed: run `make test` (it installs the test extras)"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1", "AWS_PAGER": ""}
+    proc = subprocess.run([aws, "--endpoint-url", server.url, *args], capture_output=True, env=env,
+                          input=input, cwd=cwd, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.decode()}")
+    return proc

@@ -1,0 +1,41 @@
+"""Lambda's platform log lines (lambdalet.logs)."""
+
+import base64
+import re
+
+from lambdalet import logs
+
+
+def test_report_line_is_tab_separated_with_a_trailing_tab():
+    line = logs.report_line("id-1", 26.734, 128, 75)
+    assert line == ("REPORT RequestId: id-1\tDuration: 26.73 ms\tBilled Duration: 27 ms\t"
+                    "Memory Size: 128 MB\tMax Memory Used: 75 MB\t")
+
+
+def test_report_line_of_a_cold_start_bills_init_and_shows_it():
+    line = logs.report_line("id", 1.0, 256, 30, init_ms=100.5)
+    assert "\tBilled Duration: 102 ms\t" in line and line.endswith("Init Duration: 100.50 ms\t")
+
+
+def test_report_line_status_and_error_type():
+    assert logs.report_line("id", 3000, 128, 20, status="timeout").endswith("\tStatus: timeout")
+    assert logs.report_line("id", 5, 128, 20, status="error", error_type="Runtime.ExitError").endswith(
+        "\tStatus: error\tError Type: Runtime.ExitError")
+
+
+def test_start_end_and_timeout_lines():
+    assert logs.start_line("abc", "$LATEST") == "START RequestId: abc Version: $LATEST"
+    assert logs.end_line("abc") == "END RequestId: abc"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z abc Task timed out after 3\.00 seconds",
+                        logs.timeout_line("abc", 3))
+
+
+def test_tail_keeps_the_last_4kb():
+    lines = [f"line {i:05d}" for i in range(2000)]
+    decoded = base64.b64decode(logs.tail(lines))
+    assert len(decoded) == 4096
+    assert decoded.endswith(b"line 01999\n")
+
+
+def test_stream_names_follow_lambdas_pattern():
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", logs.stream_name("$LATEST", "a" * 32))
