@@ -8,7 +8,6 @@ all, and a test fails when one is missing there, so the docs cannot drift.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ class Settings:
     python_interpreter: tuple[str, ...] = knob(
         (),
         "Interpreter for a Python runtime, as RUNTIME=PATH (e.g. python3.12=/usr/bin/python3.12); "
-        "repeatable. Runtimes not given are looked up on PATH as pythonX.Y.",
+        "repeatable. Others are found as pythonX.Y on PATH, in pyenv's versions, /usr/local/bin and "
+        "/usr/bin; only real binaries count (shell shims are skipped).",
         multiple=True,
     )
     runtime_api_host: str = knob(
@@ -57,26 +57,3 @@ class Settings:
     @classmethod
     def env_name(cls, name: str) -> str:
         return "LAMBDALET_" + name.upper()
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
-        """Build settings from LAMBDALET_* variables; explicit overrides win."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in cls.fields():
-            raw = environ.get(cls.env_name(f.name))
-            if raw is not None:
-                values[f.name] = _parse(f, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
-def _parse(f: dataclasses.Field, raw: str) -> Any:
-    kind = type(f.default)
-    if kind is tuple:
-        return tuple(part for part in raw.replace(",", " ").split() if part)
-    if kind is bool:
-        return raw.lower() in ("1", "true", "yes", "on")
-    if isinstance(f.default, Path):
-        return Path(raw)
-    return kind(raw)
