@@ -57,15 +57,19 @@ async def build_services(settings: Settings) -> Services:
     runtime_api = RuntimeApiServer(settings.runtime_api_host)
     await runtime_api.start()
     log_store = LogStore(data_dir)
-    sdk_path = prepare_python_sdk(data_dir)
+    sdk = prepare_python_sdk(data_dir)
+    if sdk is not None and sdk.min_python > (3, 9):
+        log.warning("boto3 %s needs Python >= %d.%d: functions on older Python runtimes must bundle "
+                    "their own boto3", sdk.boto3_version, *sdk.min_python)
     passthrough = server_passthrough()
 
     def new_environment(config: FunctionConfig) -> Environment:
+        runtime = runtimes.get(config.runtime)
+        sdk_path = sdk.path_for(runtime.name) if sdk is not None and runtime.is_python else None
         return Environment(
-            config, runtimes.get(config.runtime), registry=runtimes, sandbox=sandbox, runtime_api=runtime_api,
-            log_store=log_store, code_dir=blobs.code_dir(config.code_sha256), region=settings.region,
-            passthrough=passthrough, sdk_path=str(sdk_path) if sdk_path else None,
-            init_timeout=settings.init_timeout,
+            config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
+            code_dir=blobs.code_dir(config.code_sha256), region=settings.region, passthrough=passthrough,
+            sdk_path=sdk_path, init_timeout=settings.init_timeout,
         )
 
     pools = Pools(new_environment, settings.keep_alive)

@@ -38,7 +38,8 @@ class RuntimeApiServer:
         app.router.add_post(PREFIX + "/invocation/{request_id}/error", self.error)
         app.router.add_post(PREFIX + "/init/error", self.init_error)
         app.router.add_get("/2018-06-01/ping", self.ping)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Long keep-alive: a runtime answers on the connection its /next came from, maybe minutes later.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=3600)
 
     async def start(self) -> None:
         await self._runner.setup()

@@ -2,32 +2,56 @@
 
 A directory of links to the server's own installed boto3 and its pure-Python dependencies, placed
 after the function's code and layers on `sys.path` by the bootstrap, so a function's bundled copy
-always wins.
+always wins. It is offered only to runtimes the installed packages declare support for
+(`Requires-Python`): older runtimes get no SDK rather than one that fails to import.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import logging
 import os
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-SDK_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+#: Import name → distribution name.
+SDK_MODULES = {"boto3": "boto3", "botocore": "botocore", "s3transfer": "s3transfer", "jmespath": "jmespath",
+               "dateutil": "python-dateutil", "urllib3": "urllib3", "six": "six"}
+_MIN_VERSION = re.compile(r">=\s*(\d+)\.(\d+)")
 
 
-def prepare_python_sdk(data_dir: Path) -> Path | None:
+@dataclass(frozen=True)
+class PythonSdk:
+    path: Path
+    min_python: tuple[int, int]
+    boto3_version: str
+
+    def path_for(self, runtime: str) -> str | None:
+        """The SDK directory for a `python3.X` runtime, or None when the SDK cannot run on it."""
+        major, minor = (int(part) for part in runtime.removeprefix("python").split("."))
+        return str(self.path) if (major, minor) >= self.min_python else None
+
+
+def prepare_python_sdk(data_dir: Path) -> PythonSdk | None:
     target = data_dir / "runtime" / "python-sdk"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    for name in SDK_MODULES:
-        spec = importlib.util.find_spec(name)
+    min_python = (3, 0)
+    for module, distribution in SDK_MODULES.items():
+        spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
-            log.warning("%s is not installed: Python functions will not find it on their path", name)
-            continue
+            log.warning("%s is not installed: Python functions will not find it on their path", module)
+            return None
         source = Path(spec.origin)
         if source.name == "__init__.py":
             source = source.parent
         os.symlink(source, target / source.name)
-    return target
+        requires = importlib.metadata.metadata(distribution).get("Requires-Python") or ""
+        match = _MIN_VERSION.search(requires)
+        if match:
+            min_python = max(min_python, (int(match[1]), int(match[2])))
+    return PythonSdk(target, min_python, importlib.metadata.version("boto3"))
