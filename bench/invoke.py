@@ -381,6 +381,15 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK if fields else None  # utime + stime
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all CPUs spent busy (not idle or waiting for I/O) since boot, by anyone."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK  # user..steal minus idle and iowait
+
+
 def children_cpu(parent: int) -> dict[int, float]:
     """CPU seconds of every live direct child of `parent` (the server's runtime processes)."""
     result: dict[int, float] = {}
@@ -400,15 +409,16 @@ class CpuSnapshot:
     client: float
     server: float | None
     runtimes: dict[int, float]
+    machine: float | None
 
     @classmethod
     def take(cls, server_pid: int | None) -> CpuSnapshot:
         server = cpu_seconds(server_pid) if server_pid else None
         runtimes = children_cpu(server_pid) if server_pid else {}
-        return cls(time.perf_counter(), time.process_time(), server, runtimes)
+        return cls(time.perf_counter(), time.process_time(), server, runtimes, machine_busy_seconds())
 
     def usage_since(self, before: CpuSnapshot) -> dict[str, float | None]:
-        """% of one core used by the client, the server process and its runtimes since `before`."""
+        """% of one core used by the client, the server process, its runtimes and the whole machine."""
         wall = self.wall - before.wall
 
         def pct(seconds: float | None) -> float | None:
@@ -416,8 +426,9 @@ class CpuSnapshot:
 
         server = self.server - before.server if self.server is not None and before.server is not None else None
         runtimes = sum(cpu - before.runtimes.get(pid, 0.0) for pid, cpu in self.runtimes.items())
+        machine = self.machine - before.machine if self.machine is not None and before.machine is not None else None
         return {"client_pct": pct(self.client - before.client), "server_pct": pct(server),
-                "runtimes_pct": pct(runtimes) if self.server is not None else None}
+                "runtimes_pct": pct(runtimes) if self.server is not None else None, "machine_pct": pct(machine)}
 
 
 # -- the function -----------------------------------------------------------------------------------
@@ -834,7 +845,8 @@ def print_throughput_row(r: dict[str, Any]) -> None:
     lat = r["latency"]
     extra = errors_note(r) + (f", reconnects {r['reconnects']}" if r["reconnects"] else "")
     print(f"  {r['clients']:>7}{r['invokes_per_s']:>11.0f}{r['ok']:>8}{fmt(lat['p50']):>8}{fmt(lat['p99']):>8}"
-          f"{fmt(cpu['server_pct'], 0):>8}{fmt(cpu['runtimes_pct'], 0):>9}{fmt(cpu['client_pct'], 0):>8}  {extra}",
+          f"{fmt(cpu['server_pct'], 0):>8}{fmt(cpu['runtimes_pct'], 0):>9}{fmt(cpu['client_pct'], 0):>8}"
+          f"{fmt(cpu['machine_pct'], 0):>9}  {extra}",
           flush=True)
 
 
@@ -923,7 +935,7 @@ def run(server: ManagedServer | ExternalServer, plan: Plan, results: dict[str, A
 
         print("2. Throughput (each client a thread with its own keep-alive http.client connection)")
         print(f"  {'clients':>7}{'invokes/s':>11}{'ok':>8}{'p50 ms':>8}{'p99 ms':>8}"
-              f"{'server':>8}{'runtimes':>9}{'client':>8}  (CPU in % of one core)")
+              f"{'server':>8}{'runtimes':>9}{'client':>8}{'machine':>9}  (CPU, % of one core)")
         rows: list[dict[str, Any]] = []
         results["throughput"] = rows
         for clients in plan.concurrency:

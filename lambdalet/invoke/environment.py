@@ -218,13 +218,26 @@ class Environment:
             self._pending = None
         self._drain_output()
         duration_ms = (time.monotonic() - self._delivered_at) * 1000
+        peak_mb = self._peak_memory()
+        if peak_mb > self.config.memory_size and result.error_type is None:
+            result = self._out_of_memory(invocation)
         self._log(logs.end_line(invocation.request_id), invocation)
         self._log(logs.report_line(
-            invocation.request_id, duration_ms, self.config.memory_size, self._peak_memory(),
+            invocation.request_id, duration_ms, self.config.memory_size, peak_mb,
             init_ms=self.init_ms if first else None, status=result.status, error_type=result.error_type,
         ), invocation)
         self.stream.flush()
         return result
+
+    def _out_of_memory(self, invocation: Invocation) -> InvocationResult:
+        """The runtime's resident memory went past MemorySize: Lambda's out-of-memory failure."""
+        message = "Runtime exited with error: signal: killed"
+        self._log(f"RequestId: {invocation.request_id} Error: {message}", invocation)
+        self._log("Runtime.OutOfMemory", invocation)
+        self.stop()
+        return InvocationResult(platform_error(invocation.request_id, "Runtime.OutOfMemory", message),
+                                function_error=True, status="error", error_type="Runtime.OutOfMemory",
+                                executed_version=self.config.version)
 
     def _hand_over(self, invocation: Invocation, waiter: "asyncio.Future[Invocation]") -> None:
         invocation.delivered = True

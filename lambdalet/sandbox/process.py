@@ -2,9 +2,11 @@
 
 It does not isolate functions from each other or from the host (no namespaces, no cgroups), and
 says so at start-up. Limits, applied between fork and exec: open files (1,024, as on Lambda),
-no core dumps, largest file written (the ephemeral-storage size), data segment (MemorySize, so
-a memory-hungry function fails with MemoryError rather than taking the host down). Each
-environment gets its own TMPDIR. The runtime is killed with SIGKILL if the server dies
+no core dumps, largest file written (the ephemeral-storage size), and a data-segment safety net
+of four times MemorySize (at least MemorySize + 512 MB) that stops a runaway allocation before
+it reaches the host. It is loose on purpose: it counts virtual memory (every thread's stack), and
+MemorySize itself is about resident memory, which the environment checks after each invocation
+against the peak RSS (Lambda's `Runtime.OutOfMemory`). Each environment gets its own TMPDIR. The runtime is killed with SIGKILL if the server dies
 (PR_SET_PDEATHSIG), and its whole process group is killed when the environment stops.
 """
 
@@ -26,8 +28,6 @@ RUNTIME_DIR = str(Path(__file__).resolve().parent.parent / "runtimes")
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if sys.platform == "linux" else None
 MB = 1024 * 1024
-#: Address space the runtime itself needs beyond the function's memory (interpreter, libraries).
-DATA_HEADROOM_MB = 64
 
 
 class ProcessSandbox(SandboxBackend):
@@ -76,7 +76,7 @@ def _limits(memory_mb: int, ephemeral_mb: int) -> list[tuple[int, int]]:
         (resource.RLIMIT_NOFILE, 1024),
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_FSIZE, ephemeral_mb * MB),
-        (resource.RLIMIT_DATA, (memory_mb + DATA_HEADROOM_MB) * MB),
+        (resource.RLIMIT_DATA, max(4 * memory_mb, memory_mb + 512) * MB),
     ]
 
 
