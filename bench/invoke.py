@@ -33,21 +33,26 @@ throughput
     for D seconds after a per-client warm-up (so C warm environments exist before timing starts).
     invokes/s counts 200 responses with the right body only; anything else is an error and shown.
     Latency under that load is reported too, and the CPU used by the server process, by its runtime
-    processes and by this client, in % of one core: whichever is near 100 % (or the machine's total
-    near 100 % × CPUs) is the bottleneck. Threads were chosen over an aiohttp client because, on the
+    processes, by this client and by the whole machine (anyone's work, from /proc/stat), in % of one
+    core: the server's event loop is one thread, so "server" near 100 % means the server is the
+    limit; "machine" near 100 % × CPUs means the machine is (then other work on it matters, too).
+    Threads were chosen over an aiohttp client because, on the
     same server, they reached the higher rate: Python's http.client costs the client less CPU per
     request than aiohttp's client, and the client shares the machine's cores with the server.
 cold start
-    K times: UpdateFunctionConfiguration with a new environment variable value (which retires the
-    warm environments), then one invoke timed end to end (client → response). ``Init Duration`` is
-    the server's own figure from the invoke's REPORT line (read with ``X-Amz-Log-Type: Tail``): time
-    from starting the runtime process until it asked for its first event. ``other`` is end to end
-    minus Init Duration minus the REPORT Duration: routing, process spawn bookkeeping and HTTP.
-    ``update`` is the latency of the UpdateFunctionConfiguration call itself.
+    K times: UpdateFunctionConfiguration with a new value of the environment variable BENCH_N
+    (which retires the warm environments), then one invoke timed end to end (client → response).
+    ``Init Duration`` is the server's own figure from the invoke's REPORT line (read with
+    ``X-Amz-Log-Type: Tail``): from starting the runtime process until it asked for its first event.
+    ``other`` is end to end minus Init Duration minus the REPORT Duration: the HTTP exchange,
+    routing, and whatever else the server does around the invoke. ``update`` is the latency of the
+    UpdateFunctionConfiguration call itself (boto3).
 parallel cold start
     After one more update, P clients (connections opened beforehand) invoke at the same moment; the
     number is the time until all P responses have arrived. Each needs a new environment, so this
     shows how cold starts scale when they compete for the CPUs. Repeated a few rounds; median shown.
+    Per round also: min/p50/max Init Duration, the CPU used meanwhile, and the CPU each new runtime
+    process used to start (what P cold starts cost the machine, whatever the wall-clock time).
 
 The last line printed is one JSON object with every number (also written by --json-out). The exit
 status is 0 when every step ran without errors, 1 otherwise, 130 when interrupted.
@@ -57,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import contextlib
 import datetime as dt
 import functools
@@ -145,18 +151,19 @@ class Stats:
     p90: float | None
     p99: float | None
     max: float | None
+    min: float | None
     mean: float | None
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Stats:
         ordered = sorted(values)
         if not ordered:
-            return cls(0, None, None, None, None, None)
+            return cls(0, None, None, None, None, None, None)
 
         def rank(p: float) -> float:
             return round(ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1], 3)
 
-        return cls(len(ordered), rank(50), rank(90), rank(99), round(ordered[-1], 3),
+        return cls(len(ordered), rank(50), rank(90), rank(99), round(ordered[-1], 3), round(ordered[0], 3),
                    round(statistics.fmean(ordered), 3))
 
 
@@ -175,7 +182,13 @@ class Reply:
     function_error: str | None
 
     def log_text(self) -> str:
-        return base64.b64decode(self.log_result).decode("utf-8", "replace") if self.log_result else ""
+        """The decoded X-Amz-Log-Result (asked for with X-Amz-Log-Type: Tail)."""
+        if self.log_result is None:
+            raise ValueError("the reply has no X-Amz-Log-Result header although X-Amz-Log-Type: Tail was sent")
+        try:
+            return base64.b64decode(self.log_result, validate=True).decode("utf-8", "replace")
+        except binascii.Error:
+            raise ValueError(f"X-Amz-Log-Result is not base64: {self.log_result[:80]!r}") from None
 
 
 class Connection:
@@ -677,7 +690,11 @@ def cold_starts(lam: Any, port: int, name: str, iterations: int, expected: bytes
                 errors.add_reply(reply)
                 continue
             end_to_end.append(elapsed)
-            init, duration = parse_report(reply)
+            try:
+                init, duration = parse_report(reply)
+            except ValueError as exc:
+                errors.add("bad log tail", str(exc))
+                continue
             if init is None:
                 warm_hits += 1
                 continue
@@ -694,15 +711,18 @@ def cold_starts(lam: Any, port: int, name: str, iterations: int, expected: bytes
 # -- 4. parallel cold starts ------------------------------------------------------------------------
 
 
-def parallel_round(lam: Any, port: int, name: str, clients: int, round_no: int, expected: bytes) -> dict[str, Any]:
+def parallel_round(lam: Any, port: int, server_pid: int | None, name: str, clients: int, round_no: int,
+                   expected: bytes) -> dict[str, Any]:
     update_environment(lam, name, f"parallel-{round_no}")
     path = invoke_path(name)
     conns = [Connection(port) for _ in range(clients)]
     replies: list[Reply | BaseException | None] = [None] * clients
     finished = [0.0] * clients
     clock: dict[str, float] = {}
+    before: list[CpuSnapshot] = []
 
     def go() -> None:
+        before.append(CpuSnapshot.take(server_pid))
         clock["start"] = time.perf_counter()
 
     start = threading.Barrier(clients, action=go)
@@ -723,6 +743,7 @@ def parallel_round(lam: Any, port: int, name: str, clients: int, round_no: int, 
             thread.start()
         for thread in threads:
             thread.join(BARRIER_TIMEOUT_S + HTTP_TIMEOUT_S)
+        after = CpuSnapshot.take(server_pid)
     finally:
         for conn in conns:
             conn.close()
@@ -731,6 +752,7 @@ def parallel_round(lam: Any, port: int, name: str, clients: int, round_no: int, 
     errors = ErrorLog()
     inits: list[float] = []
     latencies: list[float] = []
+    not_cold = 0  # a 200 without Init Duration: served by an environment that should have been retired
     for reply, end in zip(replies, finished):
         if isinstance(reply, BaseException):
             errors.add_exception(reply)
@@ -740,20 +762,31 @@ def parallel_round(lam: Any, port: int, name: str, clients: int, round_no: int, 
             errors.add_reply(reply)
         else:
             latencies.append((end - clock["start"]) * 1000)
-            init, _ = parse_report(reply)
-            if init is not None:
+            try:
+                init, _ = parse_report(reply)
+            except ValueError as exc:
+                errors.add("bad log tail", str(exc))
+                continue
+            if init is None:
+                not_cold += 1
+            else:
                 inits.append(init)
     done = [end for end in finished if end]
+    new_runtimes_cpu = sum(cpu - before[0].runtimes.get(pid, 0.0) for pid, cpu in after.runtimes.items())
     return {
         "all_done_ms": round((max(done) - clock["start"]) * 1000, 3) if done else None,
         "latency": asdict(Stats.of(latencies)), "init_duration": asdict(Stats.of(inits)),
-        "cold": len(inits), "ok": len(latencies), "environments": environment_counts(port, name),
+        "cold": len(inits), "not_cold": not_cold, "ok": len(latencies),
+        "environments": environment_counts(port, name),
+        "cpu": after.usage_since(before[0]),
+        "runtime_cpu_ms_per_environment": round(1000 * new_runtimes_cpu / clients, 1) if server_pid else None,
         "errors": errors.to_json(),
     }
 
 
-def parallel_cold(lam: Any, port: int, name: str, clients: int, rounds: int, expected: bytes) -> dict[str, Any]:
-    results = [parallel_round(lam, port, name, clients, r, expected) for r in range(rounds)]
+def parallel_cold(lam: Any, port: int, server_pid: int | None, name: str, clients: int, rounds: int,
+                  expected: bytes) -> dict[str, Any]:
+    results = [parallel_round(lam, port, server_pid, name, clients, r, expected) for r in range(rounds)]
     totals = [r["all_done_ms"] for r in results if r["all_done_ms"] is not None]
     errors = ErrorLog()
     for r in results:
@@ -761,10 +794,26 @@ def parallel_cold(lam: Any, port: int, name: str, clients: int, rounds: int, exp
         errors.samples.extend(r["errors"]["samples"][: max(0, 5 - len(errors.samples))])
     return {"clients": clients, "rounds": results,
             "all_done_ms_median": round(statistics.median(totals), 3) if totals else None,
-            "not_cold": sum(r["ok"] - r["cold"] for r in results), "errors": errors.to_json()}
+            "not_cold": sum(r["not_cold"] for r in results), "errors": errors.to_json()}
 
 
 # -- machine facts and report -----------------------------------------------------------------------
+
+
+def code_revision() -> str | None:
+    """The git commit of this checkout, noting uncommitted changes under lambdalet/ (what a started server runs)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "lambdalet")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + (" + uncommitted changes in lambdalet/" if dirty else "")
 
 
 def machine_facts() -> dict[str, Any]:
@@ -785,6 +834,7 @@ def machine_facts() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "python_executable": sys.executable,
+        "code": code_revision(),
     }
 
 
@@ -806,6 +856,7 @@ def print_header(facts: dict[str, Any], target: str, plan: Plan) -> None:
     print(f"  machine   {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), {facts['cpu_model']}, "
           f"{facts['memory_gb']} GB, {facts['os']}, load avg {' '.join(map(str, facts['load_avg_at_start']))}")
     print(f"  python    {facts['python']} ({facts['python_executable']})")
+    print(f"  code      {facts['code'] or 'unknown (not a git checkout)'}")
     print(f"  server    {target}")
     print(f"  plan      {plan.iterations} warm invokes (+{plan.warmup} warm-up), {plan.boto3_iterations} boto3, "
           f"{plan.duration_s:g} s × clients {','.join(map(str, plan.concurrency))}, {plan.cold} cold, "
@@ -865,11 +916,14 @@ def print_cold(r: dict[str, Any]) -> None:
 def print_parallel(r: dict[str, Any]) -> None:
     print(f"4. Parallel cold start: {r['clients']} concurrent first invokes after an update")
     for i, rnd in enumerate(r["rounds"]):
-        envs = rnd["environments"]
-        print(f"  round {i + 1}: all {rnd['ok']}/{r['clients']} done in {fmt(rnd['all_done_ms'], 0)} ms; "
-              f"cold {rnd['cold']}; per-invoke p50 {fmt(rnd['latency']['p50'], 0)} ms; "
-              f"Init Duration p50 {fmt(rnd['init_duration']['p50'], 0)} / max {fmt(rnd['init_duration']['max'], 0)} ms"
-              + (f"; environments after: {envs}" if envs else "") + f"; {errors_note(rnd)}")
+        envs, init, cpu = rnd["environments"], rnd["init_duration"], rnd["cpu"]
+        print(f"  round {i + 1}: all {rnd['ok']}/{r['clients']} done in {fmt(rnd['all_done_ms'], 0)} ms, "
+              f"{rnd['cold']} cold, {errors_note(rnd)}; per-invoke p50 {fmt(rnd['latency']['p50'], 0)} ms; "
+              f"Init Duration min/p50/max {fmt(init['min'], 0)}/{fmt(init['p50'], 0)}/{fmt(init['max'], 0)} ms")
+        print(f"           CPU (% of one core) server {fmt(cpu['server_pct'], 0)}, "
+              f"runtimes {fmt(cpu['runtimes_pct'], 0)}, machine {fmt(cpu['machine_pct'], 0)}; "
+              f"runtime CPU per environment {fmt(rnd['runtime_cpu_ms_per_environment'], 0)} ms"
+              + (f"; environments after: {envs}" if envs else ""))
     print(f"  median time for all {r['clients']} to complete: {fmt(r['all_done_ms_median'], 0)} ms\n", flush=True)
 
 
@@ -953,7 +1007,8 @@ def run(server: ManagedServer | ExternalServer, plan: Plan, results: dict[str, A
         else:
             print_cold(cold)
         par = attempt(results, "parallel_cold",
-                      lambda: parallel_cold(lam, server.port, name, plan.parallel, plan.parallel_rounds, expected))
+                      lambda: parallel_cold(lam, server.port, server.pid, name, plan.parallel, plan.parallel_rounds,
+                                            expected))
         if par is None:
             print_step_error("4. Parallel cold start", results["parallel_cold"]["error"])
         else:
@@ -967,8 +1022,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="See the module docstring (or bench/README.md) for what each number means.")
-    parser.add_argument("--iterations", type=int, help=f"sequential warm invokes (default {FULL.iterations}; "
-                        f"warm-up is a tenth, at least {FULL.warmup} in a full run)")
+    parser.add_argument("--iterations", type=int, help=f"sequential warm invokes (default {FULL.iterations}, after "
+                        f"{FULL.warmup} warm-up invokes; for another N the warm-up is N/10, between 10 and "
+                        f"{FULL.warmup})")
     parser.add_argument("--duration", type=float, help=f"seconds per throughput level (default {FULL.duration_s:g})")
     parser.add_argument("--cold", type=int, help=f"cold-start iterations (default {FULL.cold})")
     parser.add_argument("--boto3-iterations", type=int, help=f"boto3 invokes (default {FULL.boto3_iterations})")
@@ -1030,6 +1086,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         server.start()
         results["server"]["ready_ms"] = round(ms_since(started), 1)
+        if isinstance(server, ManagedServer):
+            print(f"Server answered after {results['server']['ready_ms']:.0f} ms (start-up time)\n", flush=True)
         run(server, plan, results)
     except KeyboardInterrupt:
         interrupted = True
@@ -1040,13 +1098,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems += problems_of(results)
         if server.exit_status() is not None:
             problems.append(f"the server exited during the run (status {server.exit_status()})")
-        server.stop(keep_log=bool(problems))
+        server.stop(keep_log=bool(problems) and not interrupted)
     results["problems"] = problems
     if problems:
         print("Problems:")
         for line in problems:
             print(f"  - {line}")
-        if server.log_path is not None:
+        if server.log_path is not None and server.log_path.exists():
             print(f"  server log kept at {server.log_path}")
         print()
     if args.json_out:
