@@ -27,7 +27,16 @@ class Settings:
     )
     account_id: str = knob("000000000000", "AWS account id used in every ARN.")
     region: str = knob("us-east-1", "AWS region used in ARNs and given to functions as AWS_REGION.")
-    sandbox: str = knob("process", "Execution-environment backend: 'process' (plain child processes).")
+    sandbox: str = knob(
+        "auto",
+        "Execution-environment backend: 'linux' (namespaces, cgroups, private root; needs root), "
+        "'process' (plain child processes, no isolation) or 'auto' (linux where the host allows it).",
+    )
+    sandbox_uid: int = knob(993, "Unprivileged uid (and gid) functions run as under the linux backend.")
+    sandbox_mb_per_vcpu: int = knob(
+        1769, "CPU share of linux-backend environments: this much MemorySize buys one vCPU (AWS: 1,769)."
+    )
+    max_parallel_starts: int = knob(8, "How many execution environments may be starting at once.")
     keep_alive: float = knob(300.0, "Seconds an idle warm environment is kept before it is reaped.")
     init_timeout: float = knob(
         10.0, "Seconds an environment's init may take before the function's own timeout also runs."

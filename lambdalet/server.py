@@ -53,23 +53,26 @@ async def build_services(settings: Settings) -> Services:
     arns = Arns(settings.account_id, settings.region)
     blobs = BlobStore(data_dir)
     runtimes = RuntimeRegistry(settings.python_interpreter)
-    sandbox = create_backend(settings.sandbox, data_dir)
-    runtime_api = RuntimeApiServer(settings.runtime_api_host)
-    await runtime_api.start()
-    log_store = LogStore(data_dir)
     sdk = prepare_python_sdk(data_dir)
     if sdk is not None and sdk.min_python > (3, 9):
         log.warning("boto3 %s needs Python >= %d.%d: functions on older Python runtimes must bundle "
                     "their own boto3", sdk.boto3_version, *sdk.min_python)
+    sandbox, why = create_backend(settings.sandbox, data_dir, sdk, uid=settings.sandbox_uid,
+                                  max_parallel_starts=settings.max_parallel_starts,
+                                  mb_per_vcpu=settings.sandbox_mb_per_vcpu)
+    log.warning("Sandbox backend: %s [%s]", sandbox.describe(), why)
+    runtime_api = RuntimeApiServer(settings.runtime_api_host)
+    await runtime_api.start()
+    log_store = LogStore(data_dir)
     passthrough = server_passthrough()
 
     def new_environment(config: FunctionConfig) -> Environment:
         runtime = runtimes.get(config.runtime)
-        sdk_path = sdk.path_for(runtime.name) if sdk is not None and runtime.is_python else None
+        use_sdk = sdk is not None and runtime.is_python and sdk.supports(runtime.name)
         return Environment(
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
             code_dir=blobs.code_dir(config.code_sha256), region=settings.region, passthrough=passthrough,
-            sdk_path=sdk_path, init_timeout=settings.init_timeout,
+            use_sdk=use_sdk, init_timeout=settings.init_timeout,
         )
 
     pools = Pools(new_environment, settings.keep_alive)
@@ -103,13 +106,13 @@ def create_app(settings: Settings) -> web.Application:
         app[SERVICES] = services
         log.info("Lambdalet listening on http://%s:%s (data in %s)", settings.host, settings.port,
                  Path(settings.data_dir).resolve())
-        log.warning("Sandbox backend: %s", services.sandbox.describe())
 
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
         await services.invoker.shutdown()
         await services.pools.shutdown()
         await services.runtime_api.shutdown()
+        await services.sandbox.close()
 
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)

@@ -26,6 +26,18 @@ from botocore.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+#: The sandbox backend every test server runs (`pytest --sandbox process` tests the fallback).
+SANDBOX = {"value": "auto"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--sandbox", default="auto", choices=("auto", "linux", "process"),
+                     help="sandbox backend of the servers the tests start")
+
+
+def pytest_configure(config):
+    SANDBOX["value"] = config.getoption("--sandbox")
+    config.addinivalue_line("markers", "isolation: proves a sandbox escape is impossible (linux backend only)")
 
 
 def free_port() -> int:
@@ -63,7 +75,7 @@ class Server:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **self.extra_env}
         env.setdefault("LAMBDALET_KEEP_ALIVE", "60")
         cmd = [sys.executable, "-m", "lambdalet", "server", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir), *self.args]
+               "--data-dir", str(self.data_dir), "--sandbox", SANDBOX["value"], *self.args]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
         deadline = time.monotonic() + 30

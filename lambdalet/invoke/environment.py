@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from lambdalet import logs
@@ -87,7 +88,7 @@ class Environment:
         code_dir: os.PathLike[str] | str,
         region: str,
         passthrough: dict[str, str],
-        sdk_path: str | None,
+        use_sdk: bool,
         init_timeout: float,
     ) -> None:
         self.env_id = os.urandom(16).hex()
@@ -104,7 +105,7 @@ class Environment:
         self._code_dir = code_dir
         self._region = region
         self._passthrough = passthrough
-        self._sdk_path = sdk_path
+        self._use_sdk = use_sdk
         self._init_timeout = init_timeout
         self._loop = asyncio.get_running_loop()
         self._process: SandboxProcess | None = None
@@ -144,23 +145,27 @@ class Environment:
             runtime_dir=layout.runtime_dir, log_group=self._log_group, log_stream=self.stream.name,
             passthrough=self._passthrough,
         )
+        sdk_dir = layout.sdk_dir if self._use_sdk else None
         try:
-            argv = self._registry.command(self.runtime, layout.task_root, self._sdk_path, env)
+            argv = self._registry.command(self.runtime, layout.task_root, Path(self._code_dir), sdk_dir, env)
         except EntrypointNotFound as exc:
             self._finish_stopping()
             raise InitFailure(self, exc.error_type, str(exc)) from None
         if self.runtime.version_label:
             self._log(logs.init_start_line(self.runtime.version_label,
                                            runtime_version_arn(self._region, self.config.runtime)))
-        spec = SandboxSpec(self.env_id, argv, env, self._code_dir, layout,  # type: ignore[arg-type]
-                           self.config.memory_size, self.config.ephemeral_storage)
+        spec = SandboxSpec(self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
+                           self.config.ephemeral_storage, python_bootstrap=argv[0] == self.runtime.interpreter)
         try:
-            self._process = self._sandbox.start(spec)
+            process = await self._sandbox.start(spec)
         except OSError as exc:
             self._finish_stopping()
             raise InitFailure(self, "Runtime.InvalidEntrypoint", f"cannot start runtime: {exc}") from None
-        self._loop.add_reader(self._process.output_fd, self._read_output)
-        self._loop.add_reader(self._process.exit_fd, self._on_exit)
+        self._process = process
+        self._loop.add_reader(process.output_fd, self._read_output)
+        process.on_exit(self._on_exit)
+        if self.state is not EnvState.STARTING:  # stopped while the sandbox was starting
+            process.kill()
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self._init_timeout + self.config.timeout)
         except asyncio.TimeoutError:
@@ -267,6 +272,8 @@ class Environment:
     async def next_invocation(self) -> Invocation:
         if self.state is EnvState.STARTING and not self._ready.done():
             self.transition(EnvState.IDLE)
+            if self._process is not None:
+                self._process.initialized()
             self._ready.set_result(None)
         current = self._current
         if current is not None and current.delivered and current.result is not None and not current.result.done():
@@ -381,28 +388,24 @@ class Environment:
     def _peak_memory(self) -> int:
         return self._process.peak_memory_mb() if self._process else 0
 
-    def _on_exit(self) -> None:
-        assert self._process is not None
-        status = self._process.reap()
-        if status is None:
-            return
-        self._loop.remove_reader(self._process.exit_fd)
+    def _on_exit(self, status: ExitStatus) -> None:
         self._drain_output()
         self._report_exit(status)
         self._finish_stopping()
 
     def _report_exit(self, status: ExitStatus) -> None:
         message = f"Runtime exited with error: {status.describe()}"
+        error_type = "Runtime.OutOfMemory" if status.oom else "Runtime.ExitError"
         if not self._ready.done():
-            self._init_failure = InitFailure(self, "Runtime.ExitError", message)
+            self._init_failure = InitFailure(self, error_type, message)
             self._ready.set_exception(self._init_failure)
         invocation = self._current
         if invocation is not None and invocation.result is not None and not invocation.result.done():
             self._log(f"RequestId: {invocation.request_id} Error: {message}", invocation)
-            self._log("Runtime.ExitError", invocation)
+            self._log(error_type, invocation)
             self._resolve(invocation, InvocationResult(
-                platform_error(invocation.request_id, "Runtime.ExitError", message), function_error=True,
-                status="error", error_type="Runtime.ExitError", executed_version=self.config.version,
+                platform_error(invocation.request_id, error_type, message), function_error=True,
+                status="error", error_type=error_type, executed_version=self.config.version,
             ))
         if self._next_waiter is not None and not self._next_waiter.done():
             self._next_waiter.cancel()
@@ -430,7 +433,6 @@ class Environment:
         if self._process is not None:
             try:
                 self._loop.remove_reader(self._process.output_fd)
-                self._loop.remove_reader(self._process.exit_fd)
             except (ValueError, OSError):
                 pass
             self._process.close()

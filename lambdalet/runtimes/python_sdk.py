@@ -29,11 +29,13 @@ class PythonSdk:
     path: Path
     min_python: tuple[int, int]
     boto3_version: str
+    #: Name in the SDK directory → the installed package (or module file) it links to.
+    members: dict[str, Path]
 
-    def path_for(self, runtime: str) -> str | None:
-        """The SDK directory for a `python3.X` runtime, or None when the SDK cannot run on it."""
+    def supports(self, runtime: str) -> bool:
+        """Whether the SDK can run on a `python3.X` runtime."""
         major, minor = (int(part) for part in runtime.removeprefix("python").split("."))
-        return str(self.path) if (major, minor) >= self.min_python else None
+        return (major, minor) >= self.min_python
 
 
 def prepare_python_sdk(data_dir: Path) -> PythonSdk | None:
@@ -41,6 +43,7 @@ def prepare_python_sdk(data_dir: Path) -> PythonSdk | None:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     min_python = (3, 0)
+    members: dict[str, Path] = {}
     for module, distribution in SDK_MODULES.items():
         spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
@@ -50,8 +53,9 @@ def prepare_python_sdk(data_dir: Path) -> PythonSdk | None:
         if source.name == "__init__.py":
             source = source.parent
         os.symlink(source, target / source.name)
+        members[source.name] = source
         requires = importlib.metadata.metadata(distribution).get("Requires-Python") or ""
         match = _MIN_VERSION.search(requires)
         if match:
             min_python = max(min_python, (int(match[1]), int(match[2])))
-    return PythonSdk(target, min_python, importlib.metadata.version("boto3"))
+    return PythonSdk(target, min_python, importlib.metadata.version("boto3"), members)

@@ -28,7 +28,6 @@ KNOWN_ELSEWHERE = (
     "nodejs4.3-edge", "go1.x", "ruby2.5", "ruby2.7", "ruby3.2", "ruby3.3", "ruby3.4",
 )
 BOOTSTRAP_PY = Path(__file__).resolve().parent / "python" / "bootstrap.py"
-CUSTOM_BOOTSTRAP_SEARCH = ("{task}/bootstrap", "/opt/bootstrap")
 
 
 @dataclass(frozen=True)
@@ -117,23 +116,23 @@ class RuntimeRegistry:
                 return os.path.realpath(candidate)
         return None
 
-    def command(self, runtime: Runtime, task_root: str, sdk_path: str | None, env: dict[str, str]) -> list[str]:
-        """The argv that starts the runtime; AWS_LAMBDA_EXEC_WRAPPER wraps managed runtimes as on AWS."""
+    def command(self, runtime: Runtime, task_root: str, code_dir: Path, sdk_dir: str | None,
+                env: dict[str, str]) -> list[str]:
+        """The argv that starts the runtime, with paths as the function sees them (`task_root`).
+
+        AWS_LAMBDA_EXEC_WRAPPER wraps managed runtimes as on AWS. A custom runtime's `bootstrap`
+        is looked for in the function's code (`code_dir` on the host).
+        """
         if runtime.is_python:
             argv = [runtime.interpreter or "python3", "-S", "-s", str(BOOTSTRAP_PY)]
-            if sdk_path:
-                argv.append(sdk_path)
+            if sdk_dir:
+                argv.append(sdk_dir)
             wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
             return [wrapper, *argv] if wrapper else argv
-        return [self.custom_bootstrap(task_root)]
-
-    @staticmethod
-    def custom_bootstrap(task_root: str) -> str:
-        searched = [pattern.format(task=task_root) for pattern in CUSTOM_BOOTSTRAP_SEARCH]
-        for candidate in searched:
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return candidate
-        raise EntrypointNotFound(searched)
+        candidate = code_dir / "bootstrap"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return [f"{task_root}/bootstrap"]
+        raise EntrypointNotFound([f"{task_root}/bootstrap", "/opt/bootstrap"])
 
 
 class EntrypointNotFound(Exception):

@@ -4,12 +4,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lambdalet.runtimes.python_sdk import PythonSdk
 from lambdalet.sandbox.base import SandboxBackend
 
+BACKENDS = ("auto", "linux", "process")
 
-def create_backend(name: str, data_dir: Path) -> SandboxBackend:
-    if name == "process":
-        from lambdalet.sandbox.process import ProcessSandbox
 
-        return ProcessSandbox(data_dir / "sandboxes")
-    raise ValueError(f"unknown sandbox backend {name!r}; available: process")
+def linux_unavailable() -> str | None:
+    """None when the linux backend can run here, else the reason it cannot."""
+    import os
+    import sys
+
+    if sys.platform != "linux":
+        return f"{sys.platform} is not Linux"
+    from lambdalet.sandbox.cgroups import available
+
+    reason = available()
+    if reason is None and not os.path.exists("/proc/self/ns/pid"):
+        reason = "the kernel has no PID namespaces"
+    return reason
+
+
+def create_backend(name: str, data_dir: Path, sdk: PythonSdk | None, *, uid: int,
+                   max_parallel_starts: int, mb_per_vcpu: int) -> tuple[SandboxBackend, str]:
+    """The backend to run, and why it was chosen (said at start-up)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown sandbox backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    reason = "requested with --sandbox"
+    if name == "auto":
+        unavailable = linux_unavailable()
+        name = "process" if unavailable else "linux"
+        reason = f"auto: the linux backend is unavailable ({unavailable})" if unavailable else "auto: the host allows it"
+    if name == "linux":
+        from lambdalet.sandbox.linux import LinuxSandbox
+
+        unavailable = linux_unavailable()
+        if unavailable:
+            raise ValueError(f"the linux sandbox cannot run here: {unavailable}; use --sandbox process")
+        return LinuxSandbox(data_dir, sdk, uid=uid, max_parallel_starts=max_parallel_starts,
+                            mb_per_vcpu=mb_per_vcpu), reason
+    from lambdalet.sandbox.process import ProcessSandbox
+
+    return ProcessSandbox(data_dir / "sandboxes", sdk), reason

@@ -2,16 +2,17 @@
 
 A backend decides what paths a function sees (`layout`), starts the runtime process confined to
 its limits (`start`), and hands back a `SandboxProcess`: its pid, one file descriptor carrying its
-merged stdout/stderr, one that becomes readable when it exits, and ways to kill it and to read its
-peak memory. Backends know nothing of HTTP, the database or Lambda's API.
+merged stdout/stderr, a callback for its exit, and ways to kill it and to read its peak memory.
+Backends know nothing of HTTP, the database or Lambda's API.
 """
 
 from __future__ import annotations
 
 import signal
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Layout:
     task_root: str
     runtime_dir: str
     tmp_dir: str
+    sdk_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,26 @@ class SandboxSpec:
     layout: Layout
     memory_mb: int
     ephemeral_mb: int
+    #: argv is `<interpreter> -S -s <bootstrap.py> ...`: a backend with a preloaded zygote for that
+    #: interpreter may run the bootstrap in-process instead of exec'ing it.
+    python_bootstrap: bool = False
+    sdk_members: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ExitStatus:
     code: int | None
     signal: int | None
+    #: Killed by the kernel for going past its memory limit.
+    oom: bool = False
+
+    @classmethod
+    def from_wait_status(cls, status: int, oom: bool = False) -> "ExitStatus":
+        import os
+
+        if os.WIFSIGNALED(status):
+            return cls(code=None, signal=os.WTERMSIG(status), oom=oom)
+        return cls(code=os.WEXITSTATUS(status), signal=None, oom=oom)
 
     def describe(self) -> str:
         """Go's os.ProcessState wording, which Lambda's error messages use ("signal: killed")."""
@@ -50,28 +66,32 @@ class ExitStatus:
         return f"exit status {self.code}"
 
 
+ExitCallback = Callable[[ExitStatus], None]
+
+
 class SandboxProcess(ABC):
     pid: int
     #: Read end of the merged stdout/stderr pipe (non-blocking).
     output_fd: int
-    #: Becomes readable when the process has exited (a pidfd on Linux).
-    exit_fd: int
+
+    @abstractmethod
+    def on_exit(self, callback: ExitCallback) -> None:
+        """Call `callback` (on the event loop) once the process has exited."""
+
+    def initialized(self) -> None:
+        """Init is over: apply invoke-phase limits (init runs with burst CPU, as on Lambda)."""
 
     @abstractmethod
     def kill(self) -> None:
         """Kill the runtime and everything it started."""
 
     @abstractmethod
-    def reap(self) -> ExitStatus | None:
-        """Collect the exit status once exit_fd is readable; None while still running."""
-
-    @abstractmethod
     def peak_memory_mb(self) -> int:
-        """Peak resident memory so far, in MB (REPORT's Max Memory Used)."""
+        """Peak memory so far, in MB (REPORT's Max Memory Used)."""
 
     @abstractmethod
     def close(self) -> None:
-        """Release file descriptors and on-disk state once the process is gone."""
+        """Release file descriptors and other resources once the process is gone."""
 
 
 class SandboxBackend(ABC):
@@ -82,7 +102,10 @@ class SandboxBackend(ABC):
     def layout(self, code_dir: Path, env_id: str) -> Layout: ...
 
     @abstractmethod
-    def start(self, spec: SandboxSpec) -> SandboxProcess: ...
+    async def start(self, spec: SandboxSpec) -> SandboxProcess: ...
 
     def describe(self) -> str:
         return self.name
+
+    async def close(self) -> None:
+        """Release what the backend holds (zygotes, cgroup parents) at server shutdown."""

@@ -12,6 +12,7 @@ against the peak RSS (Lambda's `Runtime.OutOfMemory`). Each environment gets its
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
@@ -22,7 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lambdalet.sandbox.base import ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
+from lambdalet.runtimes.python_sdk import PythonSdk
+from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
 
 RUNTIME_DIR = str(Path(__file__).resolve().parent.parent / "runtimes")
 PR_SET_PDEATHSIG = 1
@@ -34,8 +36,9 @@ class ProcessSandbox(SandboxBackend):
     name = "process"
     isolates = False
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, sdk: PythonSdk | None = None) -> None:
         self.root = root
+        self.sdk_dir = str(sdk.path) if sdk is not None else None
         shutil.rmtree(root, ignore_errors=True)  # leftovers of a previous run
         root.mkdir(parents=True, exist_ok=True)
 
@@ -43,9 +46,10 @@ class ProcessSandbox(SandboxBackend):
         return "process (no isolation: functions run as plain child processes of the server)"
 
     def layout(self, code_dir: Path, env_id: str) -> Layout:
-        return Layout(task_root=str(code_dir), runtime_dir=RUNTIME_DIR, tmp_dir=str(self.root / env_id / "tmp"))
+        return Layout(task_root=str(code_dir), runtime_dir=RUNTIME_DIR, tmp_dir=str(self.root / env_id / "tmp"),
+                      sdk_dir=self.sdk_dir)
 
-    def start(self, spec: SandboxSpec) -> "ChildProcess":
+    async def start(self, spec: SandboxSpec) -> "ChildProcess":
         tmp = Path(spec.layout.tmp_dir)
         tmp.mkdir(parents=True, exist_ok=True)
         env = {**spec.env, "TMPDIR": str(tmp)}
@@ -97,6 +101,17 @@ class ChildProcess(SandboxProcess):
         except (ProcessLookupError, PermissionError):
             pass
 
+    def on_exit(self, callback: ExitCallback) -> None:
+        loop = asyncio.get_running_loop()
+
+        def exited() -> None:
+            status = self.reap()
+            if status is not None:
+                loop.remove_reader(self.exit_fd)
+                callback(status)
+
+        loop.add_reader(self.exit_fd, exited)
+
     def reap(self) -> ExitStatus | None:
         if self.proc.returncode is None:
             try:
@@ -123,6 +138,10 @@ class ChildProcess(SandboxProcess):
         return self._peak_mb
 
     def close(self) -> None:
+        try:
+            asyncio.get_running_loop().remove_reader(self.exit_fd)
+        except (RuntimeError, ValueError, OSError):
+            pass
         for closer in (lambda: os.close(self.exit_fd), lambda: self.proc.stdout and self.proc.stdout.close()):
             try:
                 closer()

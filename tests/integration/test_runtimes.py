@@ -54,20 +54,30 @@ def handler(event, context):
 """
 
 
-def runtime_interpreter() -> str:
-    """The real interpreter binary behind this test run (not a venv shim), which the bootstrap execs."""
-    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+def system_interpreter() -> tuple[str, str]:
+    """A system Python under /usr and its X.Y version: the bootstrap execs it.
+
+    A custom runtime brings its own language runtime; the sandbox shows functions the host's
+    read-only system paths, so the distribution's interpreter is the one a bootstrap can use.
+    """
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(candidate):
+            version = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            return os.path.realpath(candidate), version
+    raise AssertionError("this test needs a system python3 under /usr (Debian's python3 package)")
 
 
 @pytest.fixture(scope="module")
 def awslambdaric_zip() -> bytes:
-    """awslambdaric pip-installed for `runtime_interpreter()`, cached under .cache/, plus app.py and a bootstrap."""
-    interpreter = runtime_interpreter()
-    cache = REPO_ROOT / ".cache" / f"awslambdaric-{sys.version_info.major}.{sys.version_info.minor}"
+    """awslambdaric's wheels for the system interpreter, cached under .cache/, plus app.py and a bootstrap."""
+    interpreter, version = system_interpreter()
+    cache = REPO_ROOT / ".cache" / f"awslambdaric-{version}"
     if not (cache / "awslambdaric").is_dir():
         staging = cache.with_name(cache.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
-        subprocess.run([interpreter, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "--only-binary", ":all:", "--python-version", version, "--implementation", "cp",
                         "--target", str(staging), "awslambdaric"], check=True, timeout=600)
         shutil.rmtree(cache, ignore_errors=True)
         staging.rename(cache)

@@ -1,0 +1,194 @@
+"""The `linux` backend: every environment in its own namespaces, cgroups and private root.
+
+Each environment is cloned by a zygote (`zygote.py`, one per interpreter, started on first use)
+into new PID, mount, IPC and UTS namespaces (the network is the host's).
+Inside, `confine.py` builds a tmpfs root: the function's code read-only at `/var/task`, the runtime
+at `/var/runtime`, the AWS SDK at `/var/lang/python-sdk`, `/opt`, a private `/tmp` tmpfs capped at
+EphemeralStorage, its own `/proc`, a minimal `/dev`, and read-only binds of the host's `/usr`,
+`/lib*`, `/etc` and the interpreter's prefix — nothing else of the host, none of the data
+directory. It joins cgroups with memory at MemorySize, CPU in proportion to memory and at most
+1,024 processes (`cgroups.py`), sets no_new_privs and runs as an unprivileged uid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from lambdalet.runtimes.python_sdk import PythonSdk
+from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
+from lambdalet.sandbox.cgroups import Cgroups, EnvironmentCgroup
+from lambdalet.sandbox.forkserver import ForkServer
+
+log = logging.getLogger(__name__)
+RUNTIMES_DIR = Path(__file__).resolve().parent.parent / "runtimes"
+BOOTSTRAP_PY = RUNTIMES_DIR / "python" / "bootstrap.py"
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+SDK_DIR = "/var/lang/python-sdk"
+TASK_ROOT, RUNTIME_DIR = "/var/task", "/var/runtime"
+EXEC_ZYGOTE = "exec"
+
+
+def _system_entries() -> tuple[list[list[str]], list[list[Any]]]:
+    """Host system paths as (symlinks, read-only binds): merged-/usr layouts keep their symlinks."""
+    links, binds = [], []
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            links.append([path, os.readlink(path)])
+        elif os.path.isdir(path):
+            binds.append([path, path, False])
+    return links, binds
+
+
+def interpreter_prefix(interpreter: str) -> str:
+    """The installation prefix of an interpreter binary (…/bin/python3.X → …)."""
+    return str(Path(os.path.realpath(interpreter)).parent.parent)
+
+
+class LinuxSandbox(SandboxBackend):
+    name = "linux"
+    isolates = True
+
+    def __init__(self, data_dir: Path, sdk: PythonSdk | None, *, uid: int, max_parallel_starts: int,
+                 mb_per_vcpu: int) -> None:
+        self.sdk = sdk
+        self.uid = uid
+        self.cgroups = Cgroups(mb_per_vcpu)
+        self.mount_point = data_dir / "sandboxes" / "root"  # only ever mounted inside an environment
+        self.mount_point.mkdir(parents=True, exist_ok=True)
+        self._links, self._system_binds = _system_entries()
+        self._zygotes: dict[str, ForkServer] = {}
+        self._zygote_starts: dict[str, asyncio.Future[ForkServer]] = {}
+        self._starts = asyncio.Semaphore(max_parallel_starts)
+
+    def describe(self) -> str:
+        return (f"linux (PID/mount/IPC/UTS namespaces, private root, cgroup v{self.cgroups.version} limits, "
+                f"uid {self.uid}, host network)")
+
+    def layout(self, code_dir: Path, env_id: str) -> Layout:
+        return Layout(task_root=TASK_ROOT, runtime_dir=RUNTIME_DIR, tmp_dir="/tmp",
+                      sdk_dir=SDK_DIR if self.sdk is not None else None)
+
+    async def start(self, spec: SandboxSpec) -> "LinuxProcess":
+        async with self._starts:
+            in_process = spec.python_bootstrap and len(spec.argv) >= 4 and spec.argv[3] == str(BOOTSTRAP_PY)
+            zygote = await self._zygote(spec.argv[0] if in_process else EXEC_ZYGOTE)
+            cgroup = self.cgroups.create(spec.env_id, spec.memory_mb)
+            read_end, write_end = os.pipe2(os.O_CLOEXEC)
+            try:
+                child_spec = self._child_spec(spec, cgroup, in_process)
+                pid = await zygote.spawn(child_spec, [write_end])
+            except BaseException:
+                os.close(read_end)
+                self.cgroups.release(cgroup)
+                raise
+            finally:
+                os.close(write_end)
+            os.set_blocking(read_end, False)
+            return LinuxProcess(pid, read_end, cgroup, zygote, self.cgroups)
+
+    def _child_spec(self, spec: SandboxSpec, cgroup: EnvironmentCgroup, in_process: bool) -> dict[str, Any]:
+        binds = list(self._system_binds)
+        if spec.python_bootstrap:
+            prefix = interpreter_prefix(spec.argv[0])
+            if not any(prefix == b[0] or prefix.startswith(b[0] + "/") for b in binds):
+                binds.append([prefix, prefix, False])
+        binds += [[str(spec.code_dir), TASK_ROOT, False], [str(RUNTIMES_DIR), RUNTIME_DIR, False]]
+        if self.sdk is not None and spec.python_bootstrap:
+            binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
+        return {
+            "mode": "python" if in_process else "exec",
+            "argv": spec.argv if not in_process else [spec.argv[3], *spec.argv[4:]],
+            "env": spec.env,
+            "cwd": TASK_ROOT,
+            "root": str(self.mount_point),
+            "symlinks": self._links,
+            "binds": binds,
+            "dirs": ["/opt"],
+            "tmp_mb": spec.ephemeral_mb,
+            "cgroup_procs": list(cgroup.procs_files),
+            "rlimits": [[resource.RLIMIT_NOFILE, 1024], [resource.RLIMIT_CORE, 0]],
+            "uid": self.uid,
+            "gid": self.uid,
+            "hostname": "lambdalet",
+        }
+
+    async def _zygote(self, key: str) -> ForkServer:
+        zygote = self._zygotes.get(key)
+        if zygote is not None and zygote.alive:
+            return zygote
+        starting = self._zygote_starts.get(key)
+        if starting is not None:
+            return await asyncio.shield(starting)
+        future: asyncio.Future[ForkServer] = asyncio.get_running_loop().create_future()
+        self._zygote_starts[key] = future
+        try:
+            interpreter = os.path.realpath(sys.executable) if key == EXEC_ZYGOTE else key
+            zygote = ForkServer(interpreter, None if key == EXEC_ZYGOTE else BOOTSTRAP_PY)
+            await zygote.start()
+            self._zygotes[key] = zygote
+            future.set_result(zygote)
+            return zygote
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._zygote_starts[key]
+
+    async def close(self) -> None:
+        for zygote in self._zygotes.values():
+            zygote.stop()
+        self.cgroups.close()
+
+
+class LinuxProcess(SandboxProcess):
+    def __init__(self, pid: int, output_fd: int, cgroup: EnvironmentCgroup, zygote: ForkServer,
+                 cgroups: Cgroups) -> None:
+        self.pid = pid
+        self.output_fd = output_fd
+        self.cgroup = cgroup
+        self._zygote = zygote
+        self._cgroups = cgroups
+        self._peak_mb = 0
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._pidfd = None  # already gone; its exit report is on its way
+
+    def on_exit(self, callback: ExitCallback) -> None:
+        def exited(status: int, maxrss_kb: int) -> None:
+            self._peak_mb = max(self._peak_mb, self.cgroup.peak_memory_mb())
+            callback(ExitStatus.from_wait_status(status, oom=self.cgroup.oom_killed()))
+
+        self._zygote.watch(self.pid, exited)
+
+    def initialized(self) -> None:
+        self.cgroup.throttle_cpu()
+
+    def kill(self) -> None:
+        if self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)  # pid 1 of its namespace: all of it
+            except ProcessLookupError:
+                pass
+
+    def peak_memory_mb(self) -> int:
+        self._peak_mb = max(self._peak_mb, self.cgroup.peak_memory_mb())
+        return self._peak_mb
+
+    def close(self) -> None:
+        for fd in (self.output_fd, self._pidfd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._pidfd = None
+        self._cgroups.release(self.cgroup)

@@ -1,0 +1,146 @@
+"""The zygote: a pre-started, pre-imported process that clones new execution environments.
+
+Run by the server as `python -S -s zygote.py CONTROL_FD [BOOTSTRAP_PY]` with the interpreter of
+one runtime. It imports the Python runtime bootstrap (and what it needs) once, freezes its heap
+(`gc.freeze()`, so children share it copy-on-write), then serves spawn requests from the server
+over a SOCK_SEQPACKET socket: one JSON message per request, with the environment's output pipe
+passed as a file descriptor. Each environment is one raw `clone(2)` into new PID, mount, IPC and
+UTS namespaces, wrapped in CPython's fork hooks (without them two children would share
+`random`'s state); the child confines itself (`confine.py`) and then either runs the bootstrap
+in-process — no interpreter start, no imports: that is the whole cold-start saving — or `execve`s
+a custom runtime's `bootstrap`. Exit statuses are reported back to the server as they happen.
+
+Stdlib and ctypes only: it runs under any Python 3.9+ and imports nothing from `lambdalet`.
+"""
+
+import array
+import ctypes
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWPID = 0x20000000
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine, 56)
+MAX_FDS = 4
+
+_pyapi = ctypes.pythonapi
+_libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held across clone, as in os.fork
+_libc.syscall.restype = ctypes.c_long
+
+
+def clone(flags):
+    """fork() into new namespaces: returns 0 in the child, the child's host pid in the parent."""
+    _pyapi.PyOS_BeforeFork()
+    pid = _libc.syscall(SYS_CLONE, flags | signal.SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        _pyapi.PyOS_AfterFork_Child()
+        return 0
+    _pyapi.PyOS_AfterFork_Parent()
+    if pid < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"clone: {os.strerror(err)}")
+    return pid
+
+
+def child(spec, output_fd, bootstrap):
+    """Runs in the new environment; never returns."""
+    code = 127
+    try:
+        import confine
+
+        confine.enter(spec, output_fd)
+        if spec["mode"] == "python":
+            sys.argv = [bootstrap.__file__] + spec["argv"][1:]
+            sys.path[:] = [p for p in sys.path if os.path.abspath(p) != HERE]
+            bootstrap.main()
+            code = 0
+        else:
+            os.execve(spec["argv"][0], spec["argv"], spec["env"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:  # report why the environment could not start, on its own output
+        try:
+            os.write(2, f"lambdalet sandbox: {exc!r}\n".encode())
+            os.write(2, traceback.format_exc().encode())
+        except OSError:
+            pass
+    os._exit(code)
+
+
+def send(sock, message):
+    sock.send(json.dumps(message).encode())
+
+
+def reap(sock):
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        send(sock, {"exit": pid, "status": status, "maxrss_kb": usage.ru_maxrss})
+
+
+def serve(sock, bootstrap):
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    gc.freeze()
+    send(sock, {"ready": os.getpid()})
+    while True:
+        readable, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in readable:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+            reap(sock)
+        if sock in readable:
+            fds = array.array("i")
+            data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+            if not data:
+                return  # the server went away
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+            request = json.loads(data)
+            try:
+                pid = clone(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+                if pid == 0:
+                    sock.close()
+                    child(request["spec"], fds[0], bootstrap)
+                send(sock, {"id": request["id"], "pid": pid})
+            except Exception as exc:
+                send(sock, {"id": request["id"], "error": repr(exc)})
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            reap(sock)
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    control = socket.socket(fileno=int(sys.argv[1]))
+    bootstrap = None
+    if len(sys.argv) > 2:
+        sys.path.insert(0, os.path.dirname(sys.argv[2]))
+        import bootstrap  # noqa: F401  (pre-imported: the point of a zygote)
+        import traceback as _tb  # noqa: F401  (the bootstrap defers it; children get it for free)
+
+        sys.path.pop(0)
+    import confine  # noqa: F401
+
+    serve(control, bootstrap)
+
+
+if __name__ == "__main__":
+    main()
