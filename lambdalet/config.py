@@ -43,6 +43,14 @@ class Settings:
     )
     max_timeout: int = knob(900, "Largest function Timeout accepted, in seconds (AWS: 900).")
     async_workers: int = knob(16, "How many asynchronous (Event) invocations run at once.")
+    account_concurrency: int = knob(1000, "The account's concurrent-execution limit (AWS's default: 1,000).")
+    unreserved_concurrency_min: int = knob(
+        100, "Concurrency reservations must leave at least this much unreserved (AWS: 100)."
+    )
+    memory_budget_mb: int = knob(
+        0, "Most MemorySize all execution environments together may have; 0 means the host's RAM less "
+        "a margin (the larger of 1 GB and 10 %)."
+    )
     python_interpreter: tuple[str, ...] = knob(
         (),
         "Interpreter for a Python runtime, as RUNTIME=PATH (e.g. python3.12=/usr/bin/python3.12); "
@@ -54,6 +62,12 @@ class Settings:
         "127.0.0.1", "Address each environment's Runtime API listens on (AWS_LAMBDA_RUNTIME_API)."
     )
     log_level: str = knob("info", "Server log level: debug, info, warning or error.")
+
+    def __post_init__(self) -> None:
+        if self.unreserved_concurrency_min > self.account_concurrency:
+            raise ValueError("--unreserved-concurrency-min cannot exceed --account-concurrency")
+        if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:
+            raise ValueError("--account-concurrency, --max-parallel-starts and --async-workers must be at least 1")
 
     @property
     def resolved_database_url(self) -> str:

@@ -11,7 +11,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lambdalet.errors import ResourceNotFoundException
+from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
+from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.model import Arns, FunctionConfig
 from lambdalet.store.functions import FunctionStore
 
@@ -23,9 +24,11 @@ class Function:
 
 
 class FunctionRegistry:
-    def __init__(self, store: FunctionStore, arns: Arns, on_change: Callable[[str], None]) -> None:
+    def __init__(self, store: FunctionStore, arns: Arns, limiter: ConcurrencyLimiter,
+                 on_change: Callable[[str], None]) -> None:
         self._store = store
         self._arns = arns
+        self._limiter = limiter
         self._on_change = on_change
         self._by_name: dict[str, Function] = {}
         self._write_lock = asyncio.Lock()
@@ -33,6 +36,8 @@ class FunctionRegistry:
     async def load(self) -> None:
         for stored in await asyncio.to_thread(self._store.load_all):
             self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags))
+            if stored.reserved_concurrency is not None:
+                self._limiter.reserved[stored.latest.name] = stored.reserved_concurrency
 
     def get(self, name: str, qualifier: str | None = None) -> Function:
         function = self._by_name.get(name)
@@ -67,4 +72,28 @@ class FunctionRegistry:
             self.get(name)
             await asyncio.to_thread(self._store.delete, name)
             del self._by_name[name]
+            self._limiter.reserved.pop(name, None)
         self._on_change(name)
+
+    def reserved_concurrency(self, name: str) -> int | None:
+        self.get(name)
+        return self._limiter.reserved.get(name)
+
+    async def set_reserved_concurrency(self, name: str, reserved: int | None) -> None:
+        """PutFunctionConcurrency / DeleteFunctionConcurrency, keeping the unreserved minimum."""
+        async with self._write_lock:
+            self.get(name)
+            if reserved is not None and reserved > self._limiter.max_reservable(name):
+                raise InvalidParameterValueException(
+                    "Specified ReservedConcurrentExecutions for function decreases account's "
+                    "UnreservedConcurrentExecution below its minimum value of "
+                    f"[{self._limiter.unreserved_minimum}]."
+                )
+            await asyncio.to_thread(self._store.set_reserved_concurrency, name, reserved)
+            if reserved is None:
+                self._limiter.reserved.pop(name, None)
+            else:
+                self._limiter.reserved[name] = reserved
+
+    def total_code_size(self) -> int:
+        return sum(function.latest.code_size for function in self._by_name.values())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
 from lambdalet.api.common import SERVICES, json_response
@@ -17,6 +18,7 @@ from lambdalet.functions import FunctionRegistry
 from lambdalet.invoke.env_vars import server_passthrough
 from lambdalet.invoke.environment import Environment
 from lambdalet.invoke.invoker import Invoker
+from lambdalet.invoke.leases import ConcurrencyLimiter, MemoryBudget, default_memory_budget_mb
 from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.runtime_api import RuntimeApiServer
 from lambdalet.logs import LogStore
@@ -75,10 +77,12 @@ async def build_services(settings: Settings) -> Services:
             use_sdk=use_sdk, init_timeout=settings.init_timeout,
         )
 
-    pools = Pools(new_environment, settings.keep_alive)
-    invoker = Invoker(pools, settings.async_workers)
+    budget = MemoryBudget(settings.memory_budget_mb or default_memory_budget_mb())
+    limiter = ConcurrencyLimiter(settings.account_concurrency, settings.unreserved_concurrency_min)
+    pools = Pools(new_environment, settings.keep_alive, budget)
+    invoker = Invoker(pools, limiter, settings.async_workers)
     store = FunctionStore(make_engine(settings.resolved_database_url))
-    registry = FunctionRegistry(store, arns, on_change=pools.retire_function)
+    registry = FunctionRegistry(store, arns, limiter, on_change=pools.retire_function)
     await registry.load()
     pools.start_reaper()
     invoker.start()
@@ -88,8 +92,12 @@ async def build_services(settings: Settings) -> Services:
 async def status(request: web.Request) -> web.Response:
     svc: Services = request.app[SERVICES]  # type: ignore[assignment]
     counts = svc.pools.counts()
+    limiter = svc.invoker.limiter
     return json_response({
         "sandbox": svc.sandbox.name,
+        "concurrency": {"limit": limiter.account_limit, "unreserved_limit": limiter.unreserved_limit,
+                        "in_flight": limiter.total_in_flight},
+        "memory_budget_mb": {"limit": svc.pools.budget.limit_mb, "used": svc.pools.budget.used_mb},
         "functions": {name: {"environments": counts.get(name, {"starting": 0, "idle": 0, "busy": 0})}
                       for name in svc.functions.names()},
     })
@@ -99,6 +107,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[lambda_errors], client_max_size=MAX_REQUEST_BYTES)
     app.add_routes(functions_api.routes())
     app.add_routes(invoke_api.routes())
+    app.add_routes(concurrency_api.routes())
     app.add_routes([web.get("/_lambdalet/status", status)])
 
     async def startup(app: web.Application) -> None:

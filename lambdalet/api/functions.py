@@ -127,6 +127,9 @@ async def get_function(request: web.Request) -> web.Response:
     result = {"Configuration": config.to_api(svc.arns), "Code": {"RepositoryType": "S3", "Location": location}}
     if function.tags:
         result["Tags"] = dict(function.tags)
+    reserved = svc.functions.reserved_concurrency(ref.name)
+    if reserved is not None:
+        result["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
     return json_response(result)
 
 

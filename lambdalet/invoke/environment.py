@@ -97,6 +97,7 @@ class Environment:
         self.state = EnvState.STARTING
         self.on_gone: Callable[[Environment], None] | None = None
         self.idle_since = 0.0
+        self.budgeted_mb = 0  # MemorySize counted against the host's memory budget
         self.invocations = 0
         self.init_ms: float | None = None
         self._registry = registry

@@ -14,15 +14,17 @@ from collections import deque
 from typing import Callable
 
 from lambdalet.invoke.environment import Environment, EnvState
+from lambdalet.invoke.leases import MemoryBudget
 from lambdalet.model import FunctionConfig
 
 EnvironmentFactory = Callable[[FunctionConfig], Environment]
 
 
 class WarmPool:
-    def __init__(self, config: FunctionConfig, factory: EnvironmentFactory) -> None:
+    def __init__(self, config: FunctionConfig, factory: EnvironmentFactory, pools: "Pools") -> None:
         self.config = config
         self._factory = factory
+        self._pools = pools
         self._idle: deque[Environment] = deque()  # oldest idle on the left, warmest on the right
         self._all: set[Environment] = set()
         self.retired = False
@@ -34,7 +36,13 @@ class WarmPool:
             if env.state is EnvState.IDLE:
                 env.transition(EnvState.BUSY)
                 return env, False
-        env = self._factory(self.config)
+        self._pools.take_memory(self.config.memory_size)  # raises TooManyRequests when the host is full
+        try:
+            env = self._factory(self.config)
+        except BaseException:
+            self._pools.budget.give_back(self.config.memory_size)
+            raise
+        env.budgeted_mb = self.config.memory_size
         env.on_gone = self._forget
         self._all.add(env)
         await env.start()  # raises InitFailure; the environment then removes itself
@@ -72,7 +80,16 @@ class WarmPool:
                 counts[env.state.value] += 1
         return counts
 
+    def oldest_idle(self) -> Environment | None:
+        return self._idle[0] if self._idle else None
+
+    def evict(self, env: Environment) -> None:
+        self._idle.remove(env)
+        self._pools.release_memory(env)
+        env.stop()
+
     def _forget(self, env: Environment) -> None:
+        self._pools.release_memory(env)
         self._all.discard(env)
         try:
             self._idle.remove(env)
@@ -87,11 +104,12 @@ class WarmPool:
 class Pools:
     """Every warm pool, keyed by (function name, version); O(1) on the invoke path."""
 
-    def __init__(self, factory: EnvironmentFactory, keep_alive: float) -> None:
+    def __init__(self, factory: EnvironmentFactory, keep_alive: float, budget: MemoryBudget) -> None:
         self._factory = factory
         self._pools: dict[tuple[str, str], WarmPool] = {}
         self._retired: list[WarmPool] = []
         self.keep_alive = keep_alive
+        self.budget = budget
         self._reaper: asyncio.Task[None] | None = None
 
     def for_config(self, config: FunctionConfig) -> WarmPool:
@@ -100,8 +118,24 @@ class Pools:
         if pool is None or pool.config is not config:
             if pool is not None:
                 self._retire(pool)
-            pool = self._pools[key] = WarmPool(config, self._factory)
+            pool = self._pools[key] = WarmPool(config, self._factory, self)
         return pool
+
+    def take_memory(self, memory_mb: int) -> None:
+        """Budget a new environment, evicting the longest-idle environments if the host is full."""
+        while not self.budget.fits(memory_mb):
+            candidates = [(env.idle_since, pool, env) for pool in self._pools.values()
+                          if (env := pool.oldest_idle()) is not None]
+            if not candidates:
+                raise self.budget.exhausted(memory_mb)
+            _since, pool, env = min(candidates, key=lambda c: c[0])
+            pool.evict(env)
+        self.budget.take(memory_mb)
+
+    def release_memory(self, env: Environment) -> None:
+        if env.budgeted_mb:
+            self.budget.give_back(env.budgeted_mb)
+            env.budgeted_mb = 0
 
     def retire_function(self, name: str) -> None:
         """Code or configuration changed, or the function is gone: its environments must not serve again."""

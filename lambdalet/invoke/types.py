@@ -34,6 +34,7 @@ class Invocation:
     log_lines: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT))
     result: "asyncio.Future[InvocationResult] | None" = None
     delivered: bool = False
+    throttle_delay: float = 0.5  # asynchronous retries of a throttled event back off from here
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ from sqlalchemy.exc import IntegrityError
 
 from lambdalet.errors import ResourceConflictException
 from lambdalet.model import LATEST, FunctionConfig, now_iso
-from lambdalet.store.schema import function_versions, functions
+from lambdalet.store.schema import function_concurrency, function_versions, functions
 
 
 @dataclass(frozen=True)
 class StoredFunction:
     latest: FunctionConfig
     tags: dict[str, str] = field(default_factory=dict)
+    reserved_concurrency: int | None = None
 
 
 class FunctionStore:
@@ -29,9 +30,11 @@ class FunctionStore:
     def load_all(self) -> list[StoredFunction]:
         with self.engine.connect() as conn:
             tags = {row.name: json.loads(row.tags) for row in conn.execute(select(functions))}
+            reserved = {row.function_name: row.reserved for row in conn.execute(select(function_concurrency))}
             rows = conn.execute(select(function_versions).where(function_versions.c.version == LATEST))
             return [
-                StoredFunction(FunctionConfig.from_record(json.loads(row.config)), tags.get(row.function_name, {}))
+                StoredFunction(FunctionConfig.from_record(json.loads(row.config)), tags.get(row.function_name, {}),
+                               reserved.get(row.function_name))
                 for row in rows
             ]
 
@@ -56,7 +59,14 @@ class FunctionStore:
                 .values(config=json.dumps(config.to_record()))
             )
 
+    def set_reserved_concurrency(self, name: str, reserved: int | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
+            if reserved is not None:
+                conn.execute(insert(function_concurrency).values(function_name=name, reserved=reserved))
+
     def delete(self, name: str) -> None:
         with self.engine.begin() as conn:
+            conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, MetaData, String, Table, Text, create_engine, event
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, event
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -22,6 +22,15 @@ function_versions = Table(
     Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
     Column("version", String(16), primary_key=True),
     Column("config", Text, nullable=False),
+)
+
+
+# Reserved concurrency (PutFunctionConcurrency): a row only for functions that have one.
+function_concurrency = Table(
+    "function_concurrency",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("reserved", Integer, nullable=False),
 )
 
 

@@ -1,0 +1,117 @@
+"""Concurrency leases: Lambda's account and reserved-concurrency limits, and the host memory budget.
+
+Every invocation holds a `ConcurrencyLease` from before it asks for an environment until its
+result is in; the invoker releases it in a `finally`, so success, function error, timeout, crash,
+client disconnect and server shutdown all give the slot back. All checks are counters: O(1).
+
+- A function with reserved concurrency R runs at most R invocations at once (R = 0 throttles
+  everything), whatever the rest of the account does.
+- Functions without a reservation share the unreserved pool: the account limit less every
+  reservation (which may never leave fewer than the unreserved minimum, 100 by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lambdalet.errors import TooManyRequestsException
+
+RATE_EXCEEDED = "Rate Exceeded."
+
+
+@dataclass
+class ConcurrencyLease:
+    limiter: "ConcurrencyLimiter"
+    function: str
+    reserved: bool
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.limiter._release(self)
+
+
+@dataclass
+class ConcurrencyLimiter:
+    account_limit: int
+    unreserved_minimum: int
+    reserved: dict[str, int] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    unreserved_in_flight: int = 0
+
+    @property
+    def total_reserved(self) -> int:
+        return sum(self.reserved.values())
+
+    @property
+    def unreserved_limit(self) -> int:
+        return self.account_limit - self.total_reserved
+
+    @property
+    def total_in_flight(self) -> int:
+        return sum(self.in_flight.values())
+
+    def acquire(self, function: str) -> ConcurrencyLease:
+        running = self.in_flight.get(function, 0)
+        reservation = self.reserved.get(function)
+        if reservation is not None:
+            if running >= reservation:
+                raise TooManyRequestsException(RATE_EXCEEDED, "ReservedFunctionConcurrentInvocationLimitExceeded")
+        elif self.unreserved_in_flight >= self.unreserved_limit:
+            raise TooManyRequestsException(RATE_EXCEEDED, "ConcurrentInvocationLimitExceeded")
+        else:
+            self.unreserved_in_flight += 1
+        self.in_flight[function] = running + 1
+        return ConcurrencyLease(self, function, reserved=reservation is not None)
+
+    def _release(self, lease: ConcurrencyLease) -> None:
+        remaining = self.in_flight.get(lease.function, 1) - 1
+        if remaining:
+            self.in_flight[lease.function] = remaining
+        else:
+            self.in_flight.pop(lease.function, None)
+        if not lease.reserved:
+            self.unreserved_in_flight -= 1
+
+    def max_reservable(self, function: str) -> int:
+        """The largest reservation `function` may hold while leaving the unreserved minimum."""
+        others = self.total_reserved - self.reserved.get(function, 0)
+        return self.account_limit - self.unreserved_minimum - others
+
+
+@dataclass
+class MemoryBudget:
+    """The sum of MemorySize of every environment that exists may not exceed the host's budget."""
+
+    limit_mb: int
+    used_mb: int = 0
+
+    def fits(self, memory_mb: int) -> bool:
+        return self.used_mb + memory_mb <= self.limit_mb
+
+    def take(self, memory_mb: int) -> None:
+        self.used_mb += memory_mb
+
+    def give_back(self, memory_mb: int) -> None:
+        self.used_mb -= memory_mb
+
+    def exhausted(self, memory_mb: int) -> TooManyRequestsException:
+        return TooManyRequestsException(
+            f"Rate Exceeded. The host's memory budget for execution environments ({self.limit_mb} MB) is in "
+            f"use ({self.used_mb} MB by running environments); this {memory_mb} MB environment does not fit.",
+            "ConcurrentInvocationLimitExceeded",
+        )
+
+
+def default_memory_budget_mb(margin_mb: int = 1024) -> int:
+    """The host's RAM less a margin for the server and the rest of the system."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    total_mb = int(line.split()[1]) // 1024
+                    return max(512, total_mb - max(margin_mb, total_mb // 10))
+    except OSError:
+        pass
+    return 8192
