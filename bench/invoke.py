@@ -131,6 +131,9 @@ class Plan:
     cold: int
     parallel: int
     parallel_rounds: int
+    #: MemorySize of the benchmarked function. 1,769 MB = one vCPU, so the numbers measure the platform,
+    #: not Lambda's CPU share (at 128 MB a function gets 7 % of a CPU, as on AWS).
+    memory_mb: int = 1769
 
 
 FULL = Plan(iterations=2000, warmup=200, boto3_iterations=300, duration_s=5.0, concurrency=(1, 4, 8),
@@ -472,9 +475,9 @@ def wait_until(lam: Any, name: str, key: str, wanted: str, current: str | None) 
     raise RuntimeError(f"{name}: {key} is still {current!r} after {READY_TIMEOUT_S:.0f} s")
 
 
-def create_function(lam: Any, name: str) -> None:
+def create_function(lam: Any, name: str, memory_mb: int) -> None:
     config = lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
-                                 Code={"ZipFile": handler_zip()})
+                                 Code={"ZipFile": handler_zip()}, MemorySize=memory_mb)
     wait_until(lam, name, "State", "Active", config.get("State"))
 
 
@@ -860,7 +863,7 @@ def print_header(facts: dict[str, Any], target: str, plan: Plan) -> None:
     print(f"  server    {target}")
     print(f"  plan      {plan.iterations} warm invokes (+{plan.warmup} warm-up), {plan.boto3_iterations} boto3, "
           f"{plan.duration_s:g} s × clients {','.join(map(str, plan.concurrency))}, {plan.cold} cold, "
-          f"{plan.parallel} parallel cold × {plan.parallel_rounds}")
+          f"{plan.parallel} parallel cold × {plan.parallel_rounds}; function MemorySize {plan.memory_mb} MB")
     print(flush=True)
 
 
@@ -969,7 +972,7 @@ def run(server: ManagedServer | ExternalServer, plan: Plan, results: dict[str, A
     lam = lambda_client(server.port)
     name = f"bench-invoke-{uuid.uuid4().hex[:8]}"
     try:
-        create_function(lam, name)
+        create_function(lam, name, plan.memory_mb)
     except Exception as exc:
         results["setup"] = {"error": f"CreateFunction failed: {type(exc).__name__}: {exc}"}
         print_step_error("Setup", results["setup"]["error"])
@@ -1034,6 +1037,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--endpoint", metavar="URL", help=f"use a running server (http://{HOST}:PORT) instead of "
                         "starting one")
     parser.add_argument("--quick", action="store_true", help="small numbers for a smoke run (< 30 s)")
+    parser.add_argument("--memory", type=int, default=1769,
+                        help="MemorySize of the function (default 1769 = one vCPU; at 128 MB Lambda's CPU share "
+                             "of 7 %% throttles a busy environment)")
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     iterations = args.iterations if args.iterations is not None else base.iterations
@@ -1052,6 +1058,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
         cold=args.cold if args.cold is not None else base.cold,
         parallel=args.parallel if args.parallel is not None else base.parallel,
         parallel_rounds=base.parallel_rounds,
+        memory_mb=args.memory,
     )
     numbers = [plan.iterations, plan.boto3_iterations, plan.cold, plan.parallel, *plan.concurrency]
     if min(numbers) < 1 or plan.duration_s <= 0 or max(numbers) > 1_000_000 or max(plan.concurrency) > 256:

@@ -130,4 +130,7 @@ def create_app(settings: Settings) -> web.Application:
 
 def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    import uvloop
+
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None,
+                loop=uvloop.new_event_loop())

@@ -53,7 +53,7 @@ class WarmPool:
         if env.state is not EnvState.BUSY:
             return  # timed out, crashed or stopping: it cleans itself up
         if self.retired:
-            env.stop()
+            self._stop_idle(env)
             return
         env.transition(EnvState.IDLE)
         env.idle_since = time.monotonic()
@@ -62,11 +62,16 @@ class WarmPool:
     def retire(self) -> None:
         self.retired = True
         while self._idle:
-            self._idle.pop().stop()
+            self._stop_idle(self._idle.pop())
 
     def reap(self, now: float, keep_alive: float) -> None:
         while self._idle and now - self._idle[0].idle_since >= keep_alive:
-            self._idle.popleft().stop()
+            self._stop_idle(self._idle.popleft())
+
+    def _stop_idle(self, env: Environment) -> None:
+        """Stop an idle environment; its memory is free for a new one at once, not when its exit is seen."""
+        self._pools.release_memory(env)
+        env.stop()
 
     def stop_all(self) -> None:
         self.retire()
@@ -85,8 +90,7 @@ class WarmPool:
 
     def evict(self, env: Environment) -> None:
         self._idle.remove(env)
-        self._pools.release_memory(env)
-        env.stop()
+        self._stop_idle(env)
 
     def _forget(self, env: Environment) -> None:
         self._pools.release_memory(env)

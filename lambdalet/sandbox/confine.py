@@ -10,6 +10,10 @@ The root it builds is a small tmpfs holding: read-only binds of the host paths a
 runtime at `/var/runtime`, the AWS SDK at `/var/lang/python-sdk`, layers at `/opt`, a private
 `/tmp` tmpfs capped at the ephemeral-storage size, a minimal `/dev` and its own `/proc`.
 The old root is detached after `pivot_root`, so nothing else of the host is reachable.
+
+It happens in two steps so that most of it is off the cold-start path: `prepare_root` builds the
+part every environment of a zygote shares, in a spare child made ahead of time; `assign` adds one
+function's part (its code, its /tmp, its cgroups), pivots, and drops privileges.
 """
 
 import ctypes
@@ -55,20 +59,23 @@ def bind(source, target, read_only=True):
         mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def build_root(root, spec):
-    """Populate the tmpfs at `root` and pivot into it."""
+def prepare_root(generic):
+    """The part of the root every environment of a zygote shares; done ahead of any request.
+
+    Runs in a spare: a child already in its own namespaces, waiting to be assigned a function.
+    """
+    root = generic["root"]
+    os.setsid()
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
-    for link, target in spec["symlinks"]:
+    for link, target in generic["symlinks"]:
         os.makedirs(os.path.dirname(root + link), exist_ok=True)
         os.symlink(target, root + link)
-    for source, target, writable in spec["binds"]:
+    for source, target, writable in generic["binds"]:
         bind(source, root + target, read_only=not writable)
-    for directory in spec.get("dirs", ()):
+    for directory in generic.get("dirs", ()):
         os.makedirs(root + directory, exist_ok=True)
-    tmp = root + "/tmp"
-    os.makedirs(tmp, exist_ok=True)
-    mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmp_mb']}m,mode=1777")
     dev = root + "/dev"
     os.makedirs(dev, exist_ok=True)
     mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
@@ -79,6 +86,13 @@ def build_root(root, spec):
         os.symlink(target, dev + "/" + name)
     os.makedirs(root + "/proc", exist_ok=True)
     mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.makedirs(root + "/tmp", exist_ok=True)
+
+
+def finish_root(root, spec):
+    """The function's own part: its code, its /tmp; then pivot into the root and seal it read-only."""
+    bind(spec["code_dir"], root + spec["task_root"], read_only=True)
+    mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmp_mb']}m,mode=1777")
     old = root + "/.old-root"
     os.makedirs(old, exist_ok=True)
     _check(libc.syscall(SYS_PIVOT_ROOT, root.encode(), old.encode()), "pivot_root")
@@ -94,17 +108,12 @@ def join_cgroups(procs_files):
             handle.write("0")
 
 
-def enter(spec, output_fd):
-    """Everything between clone and running the runtime, in the order the kernel requires."""
-    os.setsid()
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def assign(root, spec, output_fd):
+    """Turn a prepared spare into one function's environment, in the order the kernel requires."""
     join_cgroups(spec["cgroup_procs"])  # before pivot_root hides /sys/fs/cgroup
-    build_root(spec["root"], spec)
-    try:
-        socket_hostname = spec.get("hostname", "localhost").encode()
-        _check(libc.sethostname(socket_hostname, len(socket_hostname)), "sethostname")
-    except OSError:
-        pass
+    finish_root(root, spec)
+    hostname = spec.get("hostname", "localhost").encode()
+    _check(libc.sethostname(hostname, len(hostname)), "sethostname")
     for which, value in spec["rlimits"]:
         resource.setrlimit(which, (value, value))
     null = os.open("/dev/null", os.O_RDONLY)

@@ -71,13 +71,15 @@ class ForkServer:
             self.stop()
             raise
 
-    async def spawn(self, spec: dict[str, Any], fds: list[int]) -> int:
+    async def spawn(self, generic: dict[str, Any], spec: dict[str, Any], fds: list[int]) -> int:
+        """Start an environment: `generic` is what every environment of this zygote shares (its spares
+        are built from it), `spec` this one's own part; `fds[0]` becomes its stdout and stderr."""
         if not self.alive or self._sock is None:
             raise ZygoteDied("the zygote is not running")
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        message = json.dumps({"id": request_id, "spec": spec}).encode()
+        message = json.dumps({"id": request_id, "generic": generic, "spec": spec}).encode()
         self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         return await future
 

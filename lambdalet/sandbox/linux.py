@@ -82,8 +82,8 @@ class LinuxSandbox(SandboxBackend):
             cgroup = self.cgroups.create(spec.env_id, spec.memory_mb)
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             try:
-                child_spec = self._child_spec(spec, cgroup, in_process)
-                pid = await zygote.spawn(child_spec, [write_end])
+                pid = await zygote.spawn(self._shared_spec(spec), self._own_spec(spec, cgroup, in_process),
+                                         [write_end])
             except BaseException:
                 os.close(read_end)
                 self.cgroups.release(cgroup)
@@ -93,24 +93,28 @@ class LinuxSandbox(SandboxBackend):
             os.set_blocking(read_end, False)
             return LinuxProcess(pid, read_end, cgroup, zygote, self.cgroups)
 
-    def _child_spec(self, spec: SandboxSpec, cgroup: EnvironmentCgroup, in_process: bool) -> dict[str, Any]:
+    def _shared_spec(self, spec: SandboxSpec) -> dict[str, Any]:
+        """What every environment of one zygote shares: the zygote's spares are built from it."""
         binds = list(self._system_binds)
         if spec.python_bootstrap:
             prefix = interpreter_prefix(spec.argv[0])
             if not any(prefix == b[0] or prefix.startswith(b[0] + "/") for b in binds):
                 binds.append([prefix, prefix, False])
-        binds += [[str(spec.code_dir), TASK_ROOT, False], [str(RUNTIMES_DIR), RUNTIME_DIR, False]]
+        binds.append([str(RUNTIMES_DIR), RUNTIME_DIR, False])
         if self.sdk is not None and spec.python_bootstrap:
             binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
+        return {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
+                "dirs": ["/opt", TASK_ROOT]}
+
+    def _own_spec(self, spec: SandboxSpec, cgroup: EnvironmentCgroup, in_process: bool) -> dict[str, Any]:
         return {
             "mode": "python" if in_process else "exec",
             "argv": spec.argv if not in_process else [spec.argv[3], *spec.argv[4:]],
             "env": spec.env,
             "cwd": TASK_ROOT,
             "root": str(self.mount_point),
-            "symlinks": self._links,
-            "binds": binds,
-            "dirs": ["/opt"],
+            "code_dir": str(spec.code_dir),
+            "task_root": TASK_ROOT,
             "tmp_mb": spec.ephemeral_mb,
             "cgroup_procs": list(cgroup.procs_files),
             "rlimits": [[resource.RLIMIT_NOFILE, 1024], [resource.RLIMIT_CORE, 0]],

@@ -6,9 +6,11 @@ one runtime. It imports the Python runtime bootstrap (and what it needs) once, f
 over a SOCK_SEQPACKET socket: one JSON message per request, with the environment's output pipe
 passed as a file descriptor. Each environment is one raw `clone(2)` into new PID, mount, IPC and
 UTS namespaces, wrapped in CPython's fork hooks (without them two children would share
-`random`'s state); the child confines itself (`confine.py`) and then either runs the bootstrap
-in-process — no interpreter start, no imports: that is the whole cold-start saving — or `execve`s
-a custom runtime's `bootstrap`. Exit statuses are reported back to the server as they happen.
+`random`'s state). A few such children — spares — are made ahead of time and build the part of
+their root every environment shares; a request hands one of them its function (its code, /tmp,
+cgroups, environment), so a cold start pays only for that last step. The child then either runs
+the bootstrap in-process — no interpreter start, no imports: that is the other big saving — or
+`execve`s a custom runtime's `bootstrap`. Exit statuses are reported back as they happen.
 
 Stdlib and ctypes only: it runs under any Python 3.9+ and imports nothing from `lambdalet`.
 """
@@ -28,6 +30,7 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID = 0x20000000
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine, 56)
 MAX_FDS = 4
+SPARES = 2  # environments kept cloned and half-built, per zygote
 
 _pyapi = ctypes.pythonapi
 _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held across clone, as in os.fork
@@ -48,13 +51,13 @@ def clone(flags):
     return pid
 
 
-def child(spec, output_fd, bootstrap):
-    """Runs in the new environment; never returns."""
+def run(spec, output_fd, bootstrap):
+    """Runs in an assigned environment; never returns."""
     code = 127
     try:
         import confine
 
-        confine.enter(spec, output_fd)
+        confine.assign(spec["root"], spec, output_fd)
         if spec["mode"] == "python":
             sys.argv = [bootstrap.__file__] + spec["argv"][1:]
             sys.path[:] = [p for p in sys.path if os.path.abspath(p) != HERE]
@@ -73,11 +76,57 @@ def child(spec, output_fd, bootstrap):
     os._exit(code)
 
 
+class Spare:
+    """A child already in its own namespaces with the shared part of its root built, awaiting a function."""
+
+    def __init__(self, pid, sock):
+        self.pid, self.sock = pid, sock
+
+
+def make_spare(control, generic, bootstrap):
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = clone(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+    if pid == 0:
+        control.close()
+        ours.close()
+        spare_main(theirs, generic, bootstrap)
+    theirs.close()
+    return Spare(pid, ours)
+
+
+def spare_main(sock, generic, bootstrap):
+    """The spare's life: prepare, wait for an assignment, become that environment."""
+    try:
+        import confine
+
+        confine.prepare_root(generic)
+        data, fds = receive(sock)
+    except BaseException as exc:
+        try:
+            os.write(2, f"lambdalet sandbox: spare failed: {exc!r}\n".encode())
+        except OSError:
+            pass
+        os._exit(127)
+    if not data:
+        os._exit(0)  # the zygote is gone
+    sock.close()
+    run(json.loads(data), fds[0], bootstrap)
+
+
+def receive(sock):
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    return data, list(fds)
+
+
 def send(sock, message):
     sock.send(json.dumps(message).encode())
 
 
-def reap(sock):
+def reap(sock, spares, retired):
     while True:
         try:
             pid, status, usage = os.wait4(-1, os.WNOHANG)
@@ -85,6 +134,12 @@ def reap(sock):
             return
         if pid == 0:
             return
+        if pid in spares:  # a spare that never became an environment: nobody to tell
+            spares.pop(pid).sock.close()
+            continue
+        if pid in retired:
+            retired.discard(pid)
+            continue
         send(sock, {"exit": pid, "status": status, "maxrss_kb": usage.ru_maxrss})
 
 
@@ -94,6 +149,9 @@ def serve(sock, bootstrap):
     signal.signal(signal.SIGCHLD, lambda *_: None)
     gc.freeze()
     send(sock, {"ready": os.getpid()})
+    spares = {}  # pid -> Spare, for the current template
+    retired = set()  # spares of an older template, exiting unassigned
+    template = None
     while True:
         readable, _, _ = select.select([sock, wake_r], [], [])
         if wake_r in readable:
@@ -101,28 +159,34 @@ def serve(sock, bootstrap):
                 os.read(wake_r, 4096)
             except BlockingIOError:
                 pass
-            reap(sock)
-        if sock in readable:
-            fds = array.array("i")
-            data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
-            if not data:
-                return  # the server went away
-            for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-            request = json.loads(data)
-            try:
-                pid = clone(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
-                if pid == 0:
-                    sock.close()
-                    child(request["spec"], fds[0], bootstrap)
-                send(sock, {"id": request["id"], "pid": pid})
-            except Exception as exc:
-                send(sock, {"id": request["id"], "error": repr(exc)})
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            reap(sock)
+            reap(sock, spares, retired)
+        if sock not in readable:
+            continue
+        data, fds = receive(sock)
+        if not data:
+            return  # the server went away
+        request = json.loads(data)
+        try:
+            if request["generic"] != template:
+                for spare in spares.values():  # made for another template: retire them
+                    spare.sock.close()
+                    retired.add(spare.pid)
+                spares.clear()
+                template = request["generic"]
+            spare = spares.pop(next(iter(spares))) if spares else make_spare(sock, template, bootstrap)
+            spare.sock.sendmsg([json.dumps(request["spec"]).encode()],
+                               [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds[:1]))])
+            spare.sock.close()
+            send(sock, {"id": request["id"], "pid": spare.pid})
+        except Exception as exc:
+            send(sock, {"id": request["id"], "error": repr(exc)})
+        finally:
+            for fd in fds:
+                os.close(fd)
+        while len(spares) < SPARES:  # refill after answering: off the cold-start path
+            spare = make_spare(sock, template, bootstrap)
+            spares[spare.pid] = spare
+        reap(sock, spares, retired)
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,0 +1,602 @@
+"""Hostile functions: each handler tries one sandbox escape and reports what happened.
+
+Every test asserts that the escape failed under the `linux` backend (namespaces, private root,
+cgroups, no_new_privs, uid 993) and, where it makes sense, that the server and an ordinary
+function still work afterwards. The handlers return what they observed; the assertions live here.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import invoke_json
+
+from .helpers import COUNTER_HANDLER, ECHO_HANDLER, wait_until
+
+pytestmark = pytest.mark.isolation
+
+SANDBOX_UID = 993
+HOSTILE_RUNTIME = "python3.12"
+MB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+def hostile(create_function, code: str, **kwargs) -> str:
+    """Create a hostile function (python3.12, 30 s timeout unless told otherwise); return its name."""
+    params = {"Runtime": HOSTILE_RUNTIME, "Timeout": 30, **kwargs}
+    return create_function(code, **params)["FunctionName"]
+
+
+def invoke_ok(client, name: str, payload=None):
+    """Invoke, assert no FunctionError, return the decoded result."""
+    resp, body = invoke_json(client, name, payload)
+    assert "FunctionError" not in resp, f"{name} failed: {json.dumps(body)[:2000]}"
+    return body
+
+
+def assert_ordinary_function_works(client, create_function) -> None:
+    """A brand-new, harmless function is created and answers correctly: the server is healthy."""
+    name = create_function(ECHO_HANDLER)["FunctionName"]
+    token = uuid.uuid4().hex
+    assert invoke_ok(client, name, {"still": "alive", "token": token}) == {"still": "alive", "token": token}
+
+
+def host_code_file_containing(server, needle: str) -> Path:
+    """The extracted handler file under `<data-dir>/code/<sha256>/` that holds `needle` (on the host)."""
+    for path in (Path(server.data_dir) / "code").glob("*/app.py"):
+        if needle in path.read_text(errors="replace"):
+            return path
+    raise AssertionError(f"no code directory under {server.data_dir}/code holds {needle!r}")
+
+
+def host_processes_of_uid(uid: int, server) -> list[int]:
+    """Host pids of the processes with real uid `uid` that descend from `server` (from /proc/*/status).
+
+    Only this server's descendants count: other Lambdalet servers on the host use the same uid.
+    """
+    parents, owned = {}, []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(entry)] = int(fields["PPid"])
+        if int(fields["Uid"].split()[0]) == uid:
+            owned.append(int(entry))
+
+    def descends(pid: int) -> bool:
+        for _ in range(64):
+            pid = parents.get(pid, 0)
+            if pid == server.proc.pid:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return [pid for pid in owned if descends(pid)]
+
+
+# --------------------------------------------------------------------------------------------- 1. code
+
+SECRET_CODE = """\
+SECRET = "{secret}"
+
+
+def handler(event, context):
+    return len(SECRET)
+"""
+
+CODE_SNOOP = r"""
+import errno
+import os
+import stat
+import time
+
+SKIP_TOP = {"proc", "sys", "dev"}
+CONTENT_LIMIT = 256 * 1024
+
+
+def handler(event, context):
+    secret = event["secret"]
+    needle = secret.encode()
+    out = {"host_paths": {}, "found": [], "var_task_parent": None, "files_named": 0, "files_read": 0,
+           "complete": True}
+
+    # 1. The host path of A's code, and the data directory itself.
+    for path in (event["data_dir"], event["data_dir"] + "/code", event["code_dir"], event["code_file"]):
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            out["host_paths"][path] = "read:" + ("SECRET" if needle in data else "no-secret")
+        except IsADirectoryError:
+            out["host_paths"][path] = "directory:" + ",".join(sorted(os.listdir(path)))
+        except OSError as exc:
+            out["host_paths"][path] = "error:" + errno_name(exc)
+    for root, dirs, files in os.walk(event["data_dir"]):
+        out["found"].append("walked data_dir: " + root)
+
+    # 2. Up and out of /var/task.
+    out["var_task_parent"] = sorted(os.listdir("/var/task/.."))
+    for path in ("/var/task/../..", "/var/task/../../.."):
+        out["above_var_task_" + str(path.count(".."))] = sorted(os.listdir(path))
+
+    # 3. A bounded search of the whole visible tree: every name, and the content of every small
+    #    regular file outside /usr (the host's read-only /usr is 5 GB of distribution files).
+    deadline = time.monotonic() + event.get("budget", 20)
+    for root, dirs, files in os.walk("/"):
+        if root == "/":
+            dirs[:] = [d for d in dirs if d not in SKIP_TOP]
+        if time.monotonic() > deadline:
+            out["complete"] = False
+            break
+        for name in dirs + files:
+            if secret in name or name == event["code_sha_dir"] or name == "lambdalet.db":
+                out["found"].append("name: " + os.path.join(root, name))
+        for name in files:
+            out["files_named"] += 1
+            path = os.path.join(root, name)
+            if path.startswith("/usr/"):
+                continue
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISREG(st.st_mode) or st.st_size > CONTENT_LIMIT:
+                    continue
+                with open(path, "rb") as handle:
+                    if needle in handle.read():
+                        out["found"].append("content: " + path)
+                out["files_read"] += 1
+            except OSError:
+                pass
+    return out
+
+
+def errno_name(exc):
+    return errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else type(exc).__name__
+"""
+
+
+def test_a_function_cannot_read_another_functions_code(server, lambda_client, create_function):
+    secret = f"code-secret-{uuid.uuid4().hex}"
+    victim = create_function(SECRET_CODE.format(secret=secret), Runtime=HOSTILE_RUNTIME)["FunctionName"]
+    assert invoke_ok(lambda_client, victim) == len(secret)
+    code_file = host_code_file_containing(server, secret)  # it really is on the host, at this path
+
+    snoop = hostile(create_function, CODE_SNOOP, MemorySize=1769)
+    result = invoke_ok(lambda_client, snoop, {
+        "secret": secret, "data_dir": str(server.data_dir), "code_dir": str(code_file.parent),
+        "code_file": str(code_file), "code_sha_dir": code_file.parent.name, "budget": 20,
+    })
+
+    assert all(outcome == "error:ENOENT" for outcome in result["host_paths"].values()), result["host_paths"]
+    assert result["found"] == [], result["found"]
+    # /var/task/.. is the sandbox's own /var: the task, the runtime and the SDK, nothing of the host's.
+    assert set(result["var_task_parent"]) <= {"task", "runtime", "lang"}, result["var_task_parent"]
+    assert result["above_var_task_2"] == result["above_var_task_3"], "/var/task/../.. is not the sandbox root"
+    assert not {"work", "sys", "home", "mnt"} & set(result["above_var_task_2"]), result["above_var_task_2"]
+    assert result["complete"], f"search ran out of budget after {result['files_named']} names"
+    assert result["files_read"] > 100 and result["files_named"] > 10_000, result  # the search did search
+    assert invoke_ok(lambda_client, victim) == len(secret)
+    assert_ordinary_function_works(lambda_client, create_function)
+
+
+# ---------------------------------------------------------------------------------------- 2. env vars
+
+ENV_HOLDER = """\
+import os
+
+
+def handler(event, context):
+    return {"secret": os.environ.get("SECRET"), "pid": os.getpid()}
+"""
+
+ENV_SNOOP = """\
+import os
+
+
+def handler(event, context):
+    secret = event["secret"].encode()
+    pids, leaks, unreadable = [], [], {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pids.append(int(entry))
+        for what in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{entry}/{what}", "rb") as handle:
+                    if secret in handle.read():
+                        leaks.append(f"/proc/{entry}/{what}")
+            except OSError as exc:
+                unreadable[f"/proc/{entry}/{what}"] = exc.errno
+    host_pids = {str(pid): os.path.exists(f"/proc/{pid}") for pid in event["host_pids"]}
+    return {"pids": sorted(pids), "leaks": leaks, "unreadable": unreadable, "host_pids_visible": host_pids,
+            "own_env_has_secret": any(secret in v.encode() for v in os.environ.values()),
+            "own_env_has_SECRET": "SECRET" in os.environ}
+"""
+
+
+def test_a_function_cannot_read_another_functions_environment(server, lambda_client, create_function):
+    secret = f"env-secret-{uuid.uuid4().hex}"
+    holder = create_function(ENV_HOLDER, Runtime=HOSTILE_RUNTIME,
+                             Environment={"Variables": {"SECRET": secret}})["FunctionName"]
+    assert invoke_ok(lambda_client, holder)["secret"] == secret  # warm now, with the secret in its environ
+    host_pids = host_processes_of_uid(SANDBOX_UID, server)
+    assert host_pids, "the warm holder should be a uid-993 process on the host"
+
+    snoop = hostile(create_function, ENV_SNOOP)
+    result = invoke_ok(lambda_client, snoop, {"secret": secret, "host_pids": host_pids})
+
+    assert result["pids"] == [1], result
+    assert result["leaks"] == [], result
+    assert not any(result["host_pids_visible"].values()), result["host_pids_visible"]
+    assert not result["own_env_has_secret"] and not result["own_env_has_SECRET"]
+    assert invoke_ok(lambda_client, holder)["secret"] == secret
+    assert_ordinary_function_works(lambda_client, create_function)
+
+
+# ------------------------------------------------------------------------------------ 3. data dir, db
+
+DATA_DIR_SNOOP = """\
+import errno
+import os
+import sqlite3
+
+
+def handler(event, context):
+    out = {}
+    for path in event["paths"]:
+        try:
+            os.stat(path)
+            out[path] = "exists"
+        except OSError as exc:
+            out[path] = errno.errorcode.get(exc.errno, str(exc.errno))
+    try:
+        sqlite3.connect(f"file:{event['db']}?mode=ro", uri=True).execute("select name from sqlite_master").fetchall()
+        out["sqlite"] = "opened"
+    except Exception as exc:
+        out["sqlite"] = type(exc).__name__
+    with open("/proc/self/mountinfo") as handle:
+        out["mount_points"] = sorted(line.split()[4] for line in handle)
+    return out
+"""
+
+
+def test_a_function_cannot_see_the_servers_data_directory_or_database(server, lambda_client, create_function):
+    data_dir = Path(server.data_dir)
+    assert (data_dir / "lambdalet.db").is_file()
+    paths = [str(data_dir), str(data_dir / "lambdalet.db"), str(data_dir / "code"), str(data_dir / "blobs"),
+             str(data_dir / "logs"), str(data_dir.parent), "/work", "/work/main", str(Path.cwd()),
+             str(server.log_path)]
+    snoop = hostile(create_function, DATA_DIR_SNOOP)
+    result = invoke_ok(lambda_client, snoop, {"paths": paths, "db": str(data_dir / "lambdalet.db")})
+
+    assert {path: result[path] for path in paths} == {path: "ENOENT" for path in paths}
+    assert result["sqlite"] == "OperationalError"
+    assert not any(point.startswith(("/work", str(data_dir))) for point in result["mount_points"]), result
+    assert_ordinary_function_works(lambda_client, create_function)
+
+
+# --------------------------------------------------------------------------------- 4. read-only root
+
+WRITER = """\
+import errno
+import os
+
+
+def attempt(action):
+    try:
+        action()
+        return "succeeded"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+def write(path, mode="w"):
+    def action():
+        with open(path, mode) as handle:
+            handle.write("pwned\\n")
+    return action
+
+
+def handler(event, context):
+    with open("/var/task/app.py") as handle:
+        before = handle.read()
+    results = {
+        "create /var/task/evil.py": attempt(write("/var/task/evil.py")),
+        "append /var/task/app.py": attempt(write("/var/task/app.py", "a")),
+        "truncate /var/task/app.py": attempt(lambda: os.truncate("/var/task/app.py", 0)),
+        "unlink /var/task/app.py": attempt(lambda: os.unlink("/var/task/app.py")),
+        "rename /var/task/app.py": attempt(lambda: os.rename("/var/task/app.py", "/var/task/x.py")),
+        "mkdir /var/task/d": attempt(lambda: os.mkdir("/var/task/d")),
+        "create /var/runtime/evil.py": attempt(write("/var/runtime/evil.py")),
+        "create /var/lang/python-sdk/evil.py": attempt(write("/var/lang/python-sdk/evil.py")),
+        "create /etc/evil": attempt(write("/etc/evil")),
+        "append /etc/passwd": attempt(write("/etc/passwd", "a")),
+        "append /etc/hosts": attempt(write("/etc/hosts", "a")),
+        "create /usr/evil": attempt(write("/usr/evil")),
+        "create /usr/bin/evil": attempt(write("/usr/bin/evil")),
+        "create /evil": attempt(write("/evil")),
+        "mkdir /evil-dir": attempt(lambda: os.mkdir("/evil-dir")),
+        "symlink /evil-link": attempt(lambda: os.symlink("/tmp", "/evil-link")),
+    }
+    with open("/var/task/app.py") as handle:
+        after = handle.read()
+    return {"results": results, "code_unchanged": before == after,
+            "var_task": sorted(os.listdir("/var/task")), "root": sorted(os.listdir("/"))}
+"""
+
+
+def test_a_function_cannot_write_to_its_code_or_the_system_directories(server, lambda_client, create_function):
+    name = hostile(create_function, WRITER)
+    code_file = host_code_file_containing(server, "pwned")
+    host_before = code_file.read_bytes()
+
+    result = invoke_ok(lambda_client, name)
+
+    bad = {what: outcome for what, outcome in result["results"].items() if outcome not in ("EROFS", "EACCES")}
+    assert bad == {}, f"writes that did not fail with EROFS/EACCES: {bad}"
+    assert result["code_unchanged"] and result["var_task"] == ["app.py"]
+    assert not {"evil", "evil-dir", "evil-link"} & set(result["root"])
+    assert code_file.read_bytes() == host_before and sorted(os.listdir(code_file.parent)) == ["app.py"]
+    assert not any(Path(p).exists() for p in ("/etc/evil", "/usr/evil", "/usr/bin/evil"))
+    assert invoke_ok(lambda_client, name)["code_unchanged"]  # the same environment still runs its code
+    assert_ordinary_function_works(lambda_client, create_function)
+
+
+# ----------------------------------------------------------------------------------------- 5. signals
+
+SIGNALLER = """\
+import os
+import signal
+
+
+def handler(event, context):
+    out = {"pid": os.getpid(), "ppid": os.getppid(), "uid": os.getuid(), "euid": os.geteuid(),
+           "gid": os.getgid(), "egid": os.getegid(), "groups": os.getgroups(),
+           "proc": sorted(int(e) for e in os.listdir("/proc") if e.isdigit()), "kill": {}}
+    for label, pid, sig in (("server", event["server_pid"], 0), ("server-term", event["server_pid"], signal.SIGTERM),
+                            ("pytest", event["pytest_pid"], 0), ("victim", event["victim_pid"], 0),
+                            ("victim-kill", event["victim_pid"], signal.SIGKILL), ("everyone", -1, signal.SIGKILL)):
+        try:
+            os.kill(pid, sig)
+            out["kill"][label] = "delivered"
+        except OSError as exc:
+            out["kill"][label] = type(exc).__name__
+    return out
+"""
+
+
+def test_a_function_cannot_see_or_signal_processes_outside_its_sandbox(server, lambda_client, create_function):
+    victim = create_function(COUNTER_HANDLER, Runtime=HOSTILE_RUNTIME)["FunctionName"]
+    first = invoke_ok(lambda_client, victim)
+    victims = host_processes_of_uid(SANDBOX_UID, server)
+    assert victims, "the warm victim should be a uid-993 process on the host"
+
+    name = hostile(create_function, SIGNALLER)
+    targets = {"server_pid": server.proc.pid, "pytest_pid": os.getpid(), "victim_pid": max(victims)}
+    result = invoke_ok(lambda_client, name, targets)
+
+    assert result["pid"] == 1 and result["proc"] == [1], result
+    assert (result["uid"], result["euid"], result["gid"], result["egid"]) == (SANDBOX_UID,) * 4
+    assert result["groups"] == []
+    assert result["kill"] == {"server": "ProcessLookupError", "server-term": "ProcessLookupError",
+                              "pytest": "ProcessLookupError", "victim": "ProcessLookupError",
+                              "victim-kill": "ProcessLookupError",
+                              "everyone": result["kill"]["everyone"]}, result["kill"]
+    assert result["kill"]["everyone"] in ("ProcessLookupError", "delivered")  # kill(-1) had nobody to hit
+    assert server.proc.poll() is None
+    again = invoke_ok(lambda_client, victim)
+    assert (again["env_id"], again["count"]) == (first["env_id"], 2), "the warm victim was disturbed"
+    assert invoke_ok(lambda_client, name, targets)["pid"] == 1  # the hostile one survived its own kill(-1) too
+    assert_ordinary_function_works(lambda_client, create_function)
+
+
+# ------------------------------------------------------------------------------------- 6. /tmp, disk
+
+TMP_FILLER = """\
+import os
+
+
+def handler(event, context):
+    marker = "/tmp/" + event["marker"]
+    with open(marker, "w") as handle:
+        handle.write("hostile")
+    chunk = os.urandom(16 * 1024 * 1024)
+    written, error = 0, None
+    try:
+        with open("/tmp/fill", "wb") as handle:
+            while written < event["mb"] * 1024 * 1024:
+                handle.write(chunk)
+                handle.flush()
+                written += len(chunk)
+    except OSError as exc:
+        error = exc.errno
+    st = os.statvfs("/tmp")
+    return {"written": written, "errno": error, "size": os.path.getsize("/tmp/fill"),
+            "tmp_total": st.f_blocks * st.f_frsize, "marker_exists": os.path.exists(marker)}
+"""
+
+TMP_LOOKER = """\
+import os
+
+
+def handler(event, context):
+    return {"tmp": sorted(os.listdir("/tmp")), "marker": os.path.exists("/tmp/" + event["marker"])}
+"""
+
+
+def test_filling_tmp_hits_ephemeral_storage_not_the_host_disk(server, lambda_client, create_function):
+    marker = f"marker-{uuid.uuid4().hex}"
+    free_before = shutil.disk_usage(server.data_dir).free
+    filler = hostile(create_function, TMP_FILLER, MemorySize=2048, EphemeralStorage={"Size": 512})
+
+    result = invoke_ok(lambda_client, filler, {"mb": 600, "marker": marker})
+
+    free_after = shutil.disk_usage(server.data_dir).free
+    assert result["errno"] == errno.ENOSPC, result
+    assert result["size"] <= 512 * MB and result["written"] <= 512 * MB, result
+    assert result["tmp_total"] <= 512 * MB and result["marker_exists"], result
+    assert free_before - free_after < 64 * MB, f"host disk lost {(free_before - free_after) // MB} MB"
+    assert not Path("/tmp", marker).exists() and not list(Path(server.data_dir).rglob(marker))
+
+    looker = create_function(TMP_LOOKER, Runtime=HOSTILE_RUNTIME)["FunctionName"]
+    seen = invoke_ok(lambda_client, looker, {"marker": marker})
+    assert not seen["marker"] and "fill" not in seen["tmp"], seen
+    assert_ordinary_function_works(lambda_client, create_function)
+
+
+# ------------------------------------------------------------------------------------------ 7. memory
+
+MEMORY_HOG = """\
+def handler(event, context):
+    if not event.get("hog"):
+        return "fine"
+    block = bytearray(event["mb"] * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return len(block)
+"""
+
+
+def test_exhausting_memory_only_kills_the_functions_own_environment(server, lambda_client, create_function):
+    name = hostile(create_function, MEMORY_HOG, MemorySize=128)
+
+    resp, body = invoke_json(lambda_client, name, {"hog": True, "mb": 1024}, LogType="Tail")
+
+    assert resp["FunctionError"] == "Unhandled", body
+    assert body["errorType"] == "Runtime.OutOfMemory", body
+    request_id = resp["ResponseMetadata"]["RequestId"]
+    assert body["errorMessage"] == f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+    log = base64.b64decode(resp["LogResult"]).decode("utf-8", errors="replace")
+    report = [line for line in log.splitlines() if line.startswith("REPORT")]
+    assert report and report[-1].endswith("Status: error\tError Type: Runtime.OutOfMemory"), log
+
+    assert server.proc.poll() is None
+    assert invoke_ok(lambda_client, name, {"hog": False}) == "fine"
+    assert_ordinary_function_works(lambda_client, create_function)
+
+
+# --------------------------------------------------------------------------------------- 8. fork bomb
+
+FORK_BOMB = """\
+import os
+import time
+
+
+def handler(event, context):
+    if not event.get("bomb"):
+        return {"pids": sorted(int(e) for e in os.listdir("/proc") if e.isdigit())}
+    forks, stopped = 0, None
+    started = time.monotonic()
+    while forks < 5000:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            stopped = exc.errno
+            break
+        if pid == 0:
+            try:
+                time.sleep(30)
+            finally:
+                os._exit(0)
+        forks += 1
+    return {"forks": forks, "errno": stopped, "seconds": time.monotonic() - started}
+"""
+
+PID_LOOKER = """\
+import os
+
+
+def handler(event, context):
+    return sorted(int(e) for e in os.listdir("/proc") if e.isdigit())
+"""
+
+
+def test_a_fork_bomb_is_capped_and_dies_with_its_environment(server, lambda_client, create_function):
+    before = len(host_processes_of_uid(SANDBOX_UID, server))
+    bomb = hostile(create_function, FORK_BOMB, MemorySize=1769, Timeout=30,
+                   Environment={"Variables": {"GENERATION": "1"}})
+
+    resp, result = invoke_json(lambda_client, bomb, {"bomb": True})
+
+    assert "FunctionError" not in resp, result
+    assert 0 < result["forks"] < 1100 and result["errno"] == errno.EAGAIN, result
+    during = len(host_processes_of_uid(SANDBOX_UID, server))
+    assert during >= before + result["forks"], (before, during, result)  # the children are there, and counted
+
+    assert_ordinary_function_works(lambda_client, create_function)
+    fresh = create_function(PID_LOOKER, Runtime=HOSTILE_RUNTIME)["FunctionName"]
+    assert invoke_ok(lambda_client, fresh) == [1]
+    assert server.proc.poll() is None
+
+    lambda_client.update_function_configuration(FunctionName=bomb, Environment={"Variables": {"GENERATION": "2"}})
+    lambda_client.get_waiter("function_updated_v2").wait(FunctionName=bomb, WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+    # Left: at most the warm ordinary functions of this test (two) and of earlier tests (counted in `before`).
+    wait_until(lambda: len(host_processes_of_uid(SANDBOX_UID, server)) <= before + 3, timeout=15, interval=0.2,
+               what="the fork bomb's children to die with its retired environment")
+    assert invoke_ok(lambda_client, bomb, {"bomb": False}) == {"pids": [1]}  # a clean new environment
+
+
+# ---------------------------------------------------------------------------------------- 9. privileges
+
+ESCALATOR = """\
+import ctypes
+import ctypes.util
+import errno
+import os
+
+PR_GET_NO_NEW_PRIVS = 39
+
+
+def handler(event, context):
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    out = {"no_new_privs": libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)}
+    for label, call in (("setuid", lambda: os.setuid(0)), ("seteuid", lambda: os.seteuid(0)),
+                        ("setgid", lambda: os.setgid(0)), ("setgroups", lambda: os.setgroups([0])),
+                        ("chroot", lambda: os.chroot("/tmp"))):
+        try:
+            call()
+            out[label] = "succeeded"
+        except OSError as exc:
+            out[label] = type(exc).__name__
+    mounts = {}
+    for source, target, fstype, flags in ((b"tmpfs", b"/tmp", b"tmpfs", 0), (b"tmpfs", b"/var/task", b"tmpfs", 0),
+                                          (b"proc", b"/tmp", b"proc", 0), (None, b"/", None, 32 | 4096)):
+        result = libc.mount(source, target, fstype, flags, None)
+        mounts[target.decode() + ":" + (fstype or b"remount").decode()] = (
+            "succeeded" if result == 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
+    out["mount"] = mounts
+    with open("/proc/self/status") as handle:
+        status = dict(line.split(":", 1) for line in handle if ":" in line)
+    out["caps"] = {key: status[key].strip() for key in ("CapInh", "CapPrm", "CapEff", "CapAmb")}
+    out["uid"] = os.getuid()
+    return out
+"""
+
+
+def test_a_function_cannot_gain_privileges(lambda_client, create_function):
+    name = hostile(create_function, ESCALATOR)
+
+    result = invoke_ok(lambda_client, name)
+
+    assert result["no_new_privs"] == 1
+    assert result["setuid"] == "PermissionError" and result["seteuid"] == "PermissionError", result
+    assert result["setgid"] == "PermissionError" and result["setgroups"] == "PermissionError", result
+    assert result["chroot"] == "PermissionError", result
+    assert set(result["mount"].values()) == {"EPERM"}, result["mount"]
+    assert set(result["caps"].values()) == {"0000000000000000"}, result["caps"]
+    assert result["uid"] == SANDBOX_UID
+    assert_ordinary_function_works(lambda_client, create_function)
