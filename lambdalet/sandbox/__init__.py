@@ -22,6 +22,13 @@ def linux_unavailable() -> str | None:
     reason = available()
     if reason is None and not os.path.exists("/proc/self/ns/pid"):
         reason = "the kernel has no PID namespaces"
+    if reason is None:
+        from lambdalet.sandbox import confine
+
+        try:
+            os.close(confine.clone_tree_read_only(os.path.dirname(__file__)))
+        except OSError as exc:
+            reason = f"the kernel lacks the mount API environments need (Linux >= 5.12): {exc.strerror}"
     return reason
 
 

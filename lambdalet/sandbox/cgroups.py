@@ -2,15 +2,19 @@
 
 Works on cgroup v2 (one unified hierarchy with `memory.max`, `cpu.max`, `pids.max`) and on v1
 (separate `memory`, `cpu` and `pids` hierarchies). Lambdalet's groups nest under the server's own
-cgroup in each hierarchy (`<own>/lambdalet-<pid>/<environment>`), so a delegated or containerised
-server stays inside what it was given. Out-of-memory kills are told apart from other kills by the
-group's `oom_kill` counter; REPORT's Max Memory Used comes from the group's peak usage.
+cgroup in each hierarchy (`<own>/lambdalet-<pid>/...`), so a delegated or containerised server
+stays inside what it was given. Moving a process between groups can wait for an RCU grace period
+(10-15 ms on cgroup v1), so a zygote moves each spare into groups of its own when it makes it, and
+only writes the function's limits (`limits`) when the spare becomes an environment; the server
+then `adopt`s those groups. Out-of-memory kills are told apart from other kills by the group's
+`oom_kill` counter; REPORT's Max Memory Used comes from the group's peak usage.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +43,6 @@ class EnvironmentCgroup:
     """The groups of one environment: where its process joins and where its usage is read."""
 
     dirs: tuple[Path, ...]
-    procs_files: tuple[str, ...]
     memory_dir: Path
     cpu_dir: Path
     cpu_quota_us: int
@@ -109,32 +112,28 @@ class Cgroups:
                 parent.mkdir(exist_ok=True)
                 self.parents[controller] = parent
         self._leftovers: list[EnvironmentCgroup] = []
+        for parent in self.parents.values():
+            _remove_stale_siblings(parent)
 
-    def create(self, env_id: str, memory_mb: int) -> EnvironmentCgroup:
-        limits = {
-            "memory": {"memory.limit_in_bytes": memory_mb * MB} if self.version == 1 else {
-                "memory.max": memory_mb * MB, "memory.swap.max": 0},
-            "cpu": {"cpu.cfs_period_us": CPU_PERIOD_US, "cpu.cfs_quota_us": -1}
-            if self.version == 1 else {"cpu.max": f"max {CPU_PERIOD_US}"},
-            "pids": {"pids.max": PIDS_MAX},
-        }
-        dirs: list[Path] = []
+    def zygote_parents(self) -> dict[str, str]:
+        """Where a zygote makes its spares' groups: one parent per hierarchy."""
+        return {key: str(parent) for key, parent in self.parents.items()}
+
+    def limits(self, memory_mb: int) -> dict[str, list[list[object]]]:
+        """The files a zygote writes into a spare's groups when it becomes an environment.
+
+        CPU stays unlimited until init is done (`EnvironmentCgroup.throttle_cpu`).
+        """
         if self.version == 2:
-            directory = self.parents["unified"] / env_id
-            directory.mkdir()
-            dirs.append(directory)
-            for settings in limits.values():
-                _write_all(directory, settings)
-            memory_dir = cpu_dir = directory
-        else:
-            for controller, parent in self.parents.items():
-                directory = parent / env_id
-                directory.mkdir()
-                dirs.append(directory)
-                _write_all(directory, limits[controller])
-            memory_dir, cpu_dir = self.parents["memory"] / env_id, self.parents["cpu"] / env_id
-        return EnvironmentCgroup(tuple(dirs), tuple(str(d / "cgroup.procs") for d in dirs), memory_dir, cpu_dir,
-                                 cpu_quota_us(memory_mb, self.mb_per_vcpu), self.version)
+            return {"unified": [["memory.max", memory_mb * MB], ["memory.swap.max", 0], ["pids.max", PIDS_MAX]]}
+        return {"memory": [["memory.limit_in_bytes", memory_mb * MB]], "pids": [["pids.max", PIDS_MAX]]}
+
+    def adopt(self, name: str, memory_mb: int) -> EnvironmentCgroup:
+        """The groups a zygote made for one environment (named `name` under each parent)."""
+        dirs = tuple(parent / name for parent in self.parents.values())
+        memory_dir = self.parents["unified" if self.version == 2 else "memory"] / name
+        cpu_dir = self.parents["unified" if self.version == 2 else "cpu"] / name
+        return EnvironmentCgroup(dirs, memory_dir, cpu_dir, cpu_quota_us(memory_mb, self.mb_per_vcpu), self.version)
 
     def release(self, group: EnvironmentCgroup) -> None:
         if not group.remove():
@@ -142,17 +141,41 @@ class Cgroups:
         self._leftovers = [g for g in self._leftovers if not g.remove()]
 
     def close(self) -> None:
-        for parent in self.parents.values():
-            for child in parent.iterdir() if parent.exists() else ():
-                if child.is_dir():
-                    try:
-                        child.rmdir()
-                    except OSError:
-                        pass
+        """Remove every group; the last environments may take a moment to finish dying."""
+        deadline = time.monotonic() + 2.0
+        while not all(_remove_tree(parent) for parent in self.parents.values()):
+            if time.monotonic() > deadline:
+                log.warning("some cgroups under %s could not be removed yet", list(self.parents.values()))
+                return
+            time.sleep(0.05)
+
+
+def _remove_tree(parent: Path) -> bool:
+    """rmdir a Lambdalet parent group and its children; True when it is gone."""
+    if not parent.exists():
+        return True
+    for child in parent.iterdir():
+        if child.is_dir():
             try:
-                parent.rmdir()
+                child.rmdir()
             except OSError:
-                log.debug("cgroup %s not removed", parent)
+                pass
+    try:
+        parent.rmdir()
+        return True
+    except OSError:
+        return False
+
+
+def _remove_stale_siblings(parent: Path) -> None:
+    """Groups left by Lambdalet servers that died without cleaning up (their pid is gone)."""
+    for sibling in parent.parent.glob("lambdalet-*"):
+        try:
+            os.kill(int(sibling.name.removeprefix("lambdalet-")), 0)
+        except ProcessLookupError:
+            _remove_tree(sibling)
+        except (ValueError, PermissionError):
+            pass
 
 
 def _read(path: Path) -> str:
@@ -160,13 +183,6 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
-
-
-def _write_all(directory: Path, settings: dict[str, object]) -> None:
-    for name, value in settings.items():
-        path = directory / name
-        if path.exists():
-            path.write_text(str(value))
 
 
 def available() -> str | None:

@@ -11,9 +11,10 @@ runtime at `/var/runtime`, the AWS SDK at `/var/lang/python-sdk`, layers at `/op
 `/tmp` tmpfs capped at the ephemeral-storage size, a minimal `/dev` and its own `/proc`.
 The old root is detached after `pivot_root`, so nothing else of the host is reachable.
 
-It happens in two steps so that most of it is off the cold-start path: `prepare_root` builds the
-part every environment of a zygote shares, in a spare child made ahead of time; `assign` adds one
-function's part (its code, its /tmp, its cgroups), pivots, and drops privileges.
+It happens in two steps so that most of it is off the cold-start path: `prepare_root` builds and
+enters the root every environment of a zygote shares, in a spare child made ahead of time;
+`assign` attaches one function's code (a mount tree the zygote cloned for it), mounts its /tmp
+and drops privileges.
 """
 
 import ctypes
@@ -26,12 +27,18 @@ libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 libc.syscall.restype = ctypes.c_long
+libc.syscall.argtypes = None
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442  # same on every architecture
+AT_FDCWD, AT_EMPTY_PATH, AT_RECURSIVE = -100, 0x1000, 0x8000
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 4
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
 DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
@@ -60,9 +67,11 @@ def bind(source, target, read_only=True):
 
 
 def prepare_root(generic):
-    """The part of the root every environment of a zygote shares; done ahead of any request.
+    """Build and enter the root every environment of a zygote shares, ahead of any request.
 
     Runs in a spare: a child already in its own namespaces, waiting to be assigned a function.
+    The costly mount-tree work (pivot_root, detaching the host's tree: RCU grace periods) happens
+    here, off the cold-start path; `/var/task` and `/tmp` stay empty mount points until `assign`.
     """
     root = generic["root"]
     os.setsid()
@@ -87,12 +96,6 @@ def prepare_root(generic):
     os.makedirs(root + "/proc", exist_ok=True)
     mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.makedirs(root + "/tmp", exist_ok=True)
-
-
-def finish_root(root, spec):
-    """The function's own part: its code, its /tmp; then pivot into the root and seal it read-only."""
-    bind(spec["code_dir"], root + spec["task_root"], read_only=True)
-    mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmp_mb']}m,mode=1777")
     old = root + "/.old-root"
     os.makedirs(old, exist_ok=True)
     _check(libc.syscall(SYS_PIVOT_ROOT, root.encode(), old.encode()), "pivot_root")
@@ -102,16 +105,70 @@ def finish_root(root, spec):
     mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def join_cgroups(procs_files):
-    for path in procs_files:
-        with open(path, "w") as handle:
-            handle.write("0")
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def assign(root, spec, output_fd):
-    """Turn a prepared spare into one function's environment, in the order the kernel requires."""
-    join_cgroups(spec["cgroup_procs"])  # before pivot_root hides /sys/fs/cgroup
-    finish_root(root, spec)
+def clone_tree_read_only(path):
+    """A detached, read-only copy of the mount at `path`, as a file descriptor (Linux ≥ 5.12).
+
+    Made by the zygote in the host's mount namespace and attached by the environment with
+    `attach_tree`, so an environment whose root is already sealed can still receive its code.
+    """
+    fd = libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"open_tree {path}: {os.strerror(err)}")
+    attr = MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
+    result = libc.syscall(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH | AT_RECURSIVE, ctypes.byref(attr),
+                          ctypes.sizeof(attr))
+    if result != 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        raise OSError(err, f"mount_setattr {path}: {os.strerror(err)}")
+    return fd
+
+
+def attach_tree(tree_fd, target):
+    _check(libc.syscall(SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, target.encode(), MOVE_MOUNT_F_EMPTY_PATH),
+           f"move_mount onto {target}")
+
+
+def join_own_cgroups(parents, name):
+    """Make groups `name` under each parent and move this process in.
+
+    A spare does this itself, first thing, so that the move (which can wait 10-15 ms for an RCU
+    grace period on cgroup v1) never blocks the zygote or a cold start.
+    """
+    for parent in parents.values():
+        directory = os.path.join(parent, name)
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "cgroup.procs"), "w") as handle:
+            handle.write("0")  # 0: the writing process itself
+
+
+def set_cgroup_limits(parents, name, limits):
+    for key, settings in limits.items():
+        for filename, value in settings:
+            path = os.path.join(parents[key], name, filename)
+            if os.path.exists(path):
+                with open(path, "w") as handle:
+                    handle.write(str(value))
+
+
+def remove_cgroups(parents, name):
+    for parent in parents.values():
+        try:
+            os.rmdir(os.path.join(parent, name))
+        except OSError:
+            pass
+
+
+def assign(spec, output_fd, code_fd):
+    """Turn a prepared spare into one function's environment (already in its cgroups)."""
+    attach_tree(code_fd, spec["task_root"])
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmp_mb']}m,mode=1777")
     hostname = spec.get("hostname", "localhost").encode()
     _check(libc.sethostname(hostname, len(hostname)), "sethostname")
     for which, value in spec["rlimits"]:

@@ -41,7 +41,7 @@ class ForkServer:
         self.interpreter = interpreter
         self.bootstrap = bootstrap
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[int]] = {}
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._listeners: dict[int, ExitListener] = {}
         self._early_exits: dict[int, tuple[int, int]] = {}
         self._ready: asyncio.Future[int] | None = None
@@ -71,9 +71,10 @@ class ForkServer:
             self.stop()
             raise
 
-    async def spawn(self, generic: dict[str, Any], spec: dict[str, Any], fds: list[int]) -> int:
+    async def spawn(self, generic: dict[str, Any], spec: dict[str, Any], fds: list[int]) -> dict[str, Any]:
         """Start an environment: `generic` is what every environment of this zygote shares (its spares
-        are built from it), `spec` this one's own part; `fds[0]` becomes its stdout and stderr."""
+        are built from it), `spec` this one's own part; `fds[0]` becomes its stdout and stderr.
+        Returns the zygote's answer: the environment's `pid` and the name of its `cgroup`."""
         if not self.alive or self._sock is None:
             raise ZygoteDied("the zygote is not running")
         request_id = next(self._ids)
@@ -121,7 +122,7 @@ class ForkServer:
                 if "error" in message:
                     future.set_exception(OSError(f"the zygote could not start an environment: {message['error']}"))
                 else:
-                    future.set_result(message["pid"])
+                    future.set_result(message)
 
     def _died(self) -> None:
         if not self.alive:

@@ -79,19 +79,17 @@ class LinuxSandbox(SandboxBackend):
         async with self._starts:
             in_process = spec.python_bootstrap and len(spec.argv) >= 4 and spec.argv[3] == str(BOOTSTRAP_PY)
             zygote = await self._zygote(spec.argv[0] if in_process else EXEC_ZYGOTE)
-            cgroup = self.cgroups.create(spec.env_id, spec.memory_mb)
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             try:
-                pid = await zygote.spawn(self._shared_spec(spec), self._own_spec(spec, cgroup, in_process),
-                                         [write_end])
+                reply = await zygote.spawn(self._shared_spec(spec), self._own_spec(spec, in_process), [write_end])
             except BaseException:
                 os.close(read_end)
-                self.cgroups.release(cgroup)
                 raise
             finally:
                 os.close(write_end)
             os.set_blocking(read_end, False)
-            return LinuxProcess(pid, read_end, cgroup, zygote, self.cgroups)
+            cgroup = self.cgroups.adopt(reply["cgroup"], spec.memory_mb)
+            return LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups)
 
     def _shared_spec(self, spec: SandboxSpec) -> dict[str, Any]:
         """What every environment of one zygote shares: the zygote's spares are built from it."""
@@ -104,9 +102,9 @@ class LinuxSandbox(SandboxBackend):
         if self.sdk is not None and spec.python_bootstrap:
             binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
         return {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
-                "dirs": ["/opt", TASK_ROOT]}
+                "dirs": ["/opt", TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents()}
 
-    def _own_spec(self, spec: SandboxSpec, cgroup: EnvironmentCgroup, in_process: bool) -> dict[str, Any]:
+    def _own_spec(self, spec: SandboxSpec, in_process: bool) -> dict[str, Any]:
         return {
             "mode": "python" if in_process else "exec",
             "argv": spec.argv if not in_process else [spec.argv[3], *spec.argv[4:]],
@@ -116,7 +114,7 @@ class LinuxSandbox(SandboxBackend):
             "code_dir": str(spec.code_dir),
             "task_root": TASK_ROOT,
             "tmp_mb": spec.ephemeral_mb,
-            "cgroup_procs": list(cgroup.procs_files),
+            "cgroup_limits": self.cgroups.limits(spec.memory_mb),
             "rlimits": [[resource.RLIMIT_NOFILE, 1024], [resource.RLIMIT_CORE, 0]],
             "uid": self.uid,
             "gid": self.uid,

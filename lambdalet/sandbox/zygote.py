@@ -17,6 +17,7 @@ Stdlib and ctypes only: it runs under any Python 3.9+ and imports nothing from `
 
 import array
 import ctypes
+import itertools
 import gc
 import json
 import os
@@ -31,6 +32,8 @@ CLONE_NEWPID = 0x20000000
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine, 56)
 MAX_FDS = 4
 SPARES = 2  # environments kept cloned and half-built, per zygote
+SPARE_IDS = itertools.count(1)
+REFILL_AFTER_IDLE_S = 0.02
 
 _pyapi = ctypes.pythonapi
 _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held across clone, as in os.fork
@@ -51,13 +54,13 @@ def clone(flags):
     return pid
 
 
-def run(spec, output_fd, bootstrap):
+def run(spec, output_fd, code_fd, bootstrap):
     """Runs in an assigned environment; never returns."""
     code = 127
     try:
         import confine
 
-        confine.assign(spec["root"], spec, output_fd)
+        confine.assign(spec, output_fd, code_fd)
         if spec["mode"] == "python":
             sys.argv = [bootstrap.__file__] + spec["argv"][1:]
             sys.path[:] = [p for p in sys.path if os.path.abspath(p) != HERE]
@@ -77,28 +80,31 @@ def run(spec, output_fd, bootstrap):
 
 
 class Spare:
-    """A child already in its own namespaces with the shared part of its root built, awaiting a function."""
+    """A child already in its own namespaces and cgroups with the shared part of its root built,
+    awaiting a function."""
 
-    def __init__(self, pid, sock):
-        self.pid, self.sock = pid, sock
+    def __init__(self, pid, sock, cgroup):
+        self.pid, self.sock, self.cgroup = pid, sock, cgroup
 
 
 def make_spare(control, generic, bootstrap):
+    cgroup = f"env-{os.getpid()}-{next(SPARE_IDS)}"  # named here: inside, the spare's pid is 1
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = clone(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
     if pid == 0:
         control.close()
         ours.close()
-        spare_main(theirs, generic, bootstrap)
+        spare_main(theirs, generic, cgroup, bootstrap)
     theirs.close()
-    return Spare(pid, ours)
+    return Spare(pid, ours, cgroup)
 
 
-def spare_main(sock, generic, bootstrap):
+def spare_main(sock, generic, cgroup, bootstrap):
     """The spare's life: prepare, wait for an assignment, become that environment."""
     try:
         import confine
 
+        confine.join_own_cgroups(generic["cgroup_parents"], cgroup)
         confine.prepare_root(generic)
         data, fds = receive(sock)
     except BaseException as exc:
@@ -110,7 +116,7 @@ def spare_main(sock, generic, bootstrap):
     if not data:
         os._exit(0)  # the zygote is gone
     sock.close()
-    run(json.loads(data), fds[0], bootstrap)
+    run(json.loads(data), fds[0], fds[1], bootstrap)
 
 
 def receive(sock):
@@ -126,7 +132,7 @@ def send(sock, message):
     sock.send(json.dumps(message).encode())
 
 
-def reap(sock, spares, retired):
+def reap(sock, spares, retired, template):
     while True:
         try:
             pid, status, usage = os.wait4(-1, os.WNOHANG)
@@ -134,32 +140,43 @@ def reap(sock, spares, retired):
             return
         if pid == 0:
             return
-        if pid in spares:  # a spare that never became an environment: nobody to tell
-            spares.pop(pid).sock.close()
-            continue
-        if pid in retired:
-            retired.discard(pid)
+        spare = spares.pop(pid, None) or retired.pop(pid, None)
+        if spare is not None:  # a spare that never became an environment: nobody to tell
+            spare.sock.close()
+            if template is not None:
+                import confine
+
+                confine.remove_cgroups(template["cgroup_parents"], spare.cgroup)
             continue
         send(sock, {"exit": pid, "status": status, "maxrss_kb": usage.ru_maxrss})
 
 
 def serve(sock, bootstrap):
+    import confine
+
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     gc.freeze()
     send(sock, {"ready": os.getpid()})
     spares = {}  # pid -> Spare, for the current template
-    retired = set()  # spares of an older template, exiting unassigned
+    retired = {}  # pid -> Spare of an older template, exiting unassigned
     template = None
     while True:
-        readable, _, _ = select.select([sock, wake_r], [], [])
+        # Refill spares only once no request has come for a moment: building one costs CPU that the
+        # environment just handed out needs for its own init on a small machine.
+        idle_wait = REFILL_AFTER_IDLE_S if template is not None and len(spares) < SPARES else None
+        readable, _, _ = select.select([sock, wake_r], [], [], idle_wait)
+        if not readable:
+            spare = make_spare(sock, template, bootstrap)
+            spares[spare.pid] = spare
+            continue
         if wake_r in readable:
             try:
                 os.read(wake_r, 4096)
             except BlockingIOError:
                 pass
-            reap(sock, spares, retired)
+            reap(sock, spares, retired, template)
         if sock not in readable:
             continue
         data, fds = receive(sock)
@@ -170,23 +187,26 @@ def serve(sock, bootstrap):
             if request["generic"] != template:
                 for spare in spares.values():  # made for another template: retire them
                     spare.sock.close()
-                    retired.add(spare.pid)
+                    retired[spare.pid] = spare
                 spares.clear()
                 template = request["generic"]
+            spec = request["spec"]
             spare = spares.pop(next(iter(spares))) if spares else make_spare(sock, template, bootstrap)
-            spare.sock.sendmsg([json.dumps(request["spec"]).encode()],
-                               [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds[:1]))])
+            code_fd = confine.clone_tree_read_only(spec["code_dir"])
+            try:
+                confine.set_cgroup_limits(template["cgroup_parents"], spare.cgroup, spec["cgroup_limits"])
+                spare.sock.sendmsg([json.dumps(spec).encode()],
+                                   [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fds[0], code_fd]))])
+            finally:
+                os.close(code_fd)
             spare.sock.close()
-            send(sock, {"id": request["id"], "pid": spare.pid})
+            send(sock, {"id": request["id"], "pid": spare.pid, "cgroup": spare.cgroup})
         except Exception as exc:
             send(sock, {"id": request["id"], "error": repr(exc)})
         finally:
             for fd in fds:
                 os.close(fd)
-        while len(spares) < SPARES:  # refill after answering: off the cold-start path
-            spare = make_spare(sock, template, bootstrap)
-            spares[spare.pid] = spare
-        reap(sock, spares, retired)
+        reap(sock, spares, retired, template)
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
