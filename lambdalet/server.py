@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +114,7 @@ def create_app(settings: Settings) -> web.Application:
     async def startup(app: web.Application) -> None:
         services = await build_services(settings)
         app[SERVICES] = services
-        log.info("Lambdalet listening on http://%s:%s (data in %s)", settings.host, settings.port,
-                 Path(settings.data_dir).resolve())
+        log.info("Data in %s", Path(settings.data_dir).resolve())
 
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
@@ -130,7 +130,14 @@ def create_app(settings: Settings) -> web.Application:
 
 def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import uvloop
+    try:
+        import uvloop  # the invoke path's one event loop, a third faster than asyncio's own
 
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None,
-                loop=uvloop.new_event_loop())
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, loop=loop,
+                    print=lambda _banner: log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port))
+    except OSError as exc:  # the port is taken, the address is not ours, ...
+        raise SystemExit(f"lambdalet: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
