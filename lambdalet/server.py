@@ -61,7 +61,7 @@ async def build_services(settings: Settings) -> Services:
         log.warning("boto3 %s needs Python >= %d.%d: functions on older Python runtimes must bundle "
                     "their own boto3", sdk.boto3_version, *sdk.min_python)
     sandbox, why = create_backend(settings.sandbox, data_dir, sdk, uid=settings.sandbox_uid,
-                                  max_parallel_starts=settings.max_parallel_starts,
+                                  network=settings.sandbox_network, max_parallel_starts=settings.max_parallel_starts,
                                   mb_per_vcpu=settings.sandbox_mb_per_vcpu)
     log.warning("Sandbox backend: %s [%s]", sandbox.describe(), why)
     runtime_api = RuntimeApiServer(settings.runtime_api_host)

@@ -110,7 +110,6 @@ class Environment:
         self._init_timeout = init_timeout
         self._loop = asyncio.get_running_loop()
         self._process: SandboxProcess | None = None
-        self._port: int | None = None
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self._init_failure: InitFailure | None = None
         self._current: Invocation | None = None
@@ -138,11 +137,12 @@ class Environment:
     async def start(self) -> None:
         """Start the runtime and wait until it asks for its first event (init done)."""
         started = time.monotonic()
-        self._port = await self._runtime_api.listen(self)
         layout = self._sandbox.layout(self._code_dir, self.env_id)  # type: ignore[arg-type]
+        runtime_api = layout.runtime_api
+        if runtime_api is None:
+            runtime_api = f"{self._runtime_api.host}:{await self._runtime_api.listen(self)}"
         env = build_env(
-            self.config, self.runtime, region=self._region,
-            runtime_api=f"{self._runtime_api.host}:{self._port}", task_root=layout.task_root,
+            self.config, self.runtime, region=self._region, runtime_api=runtime_api, task_root=layout.task_root,
             runtime_dir=layout.runtime_dir, log_group=self._log_group, log_stream=self.stream.name,
             passthrough=self._passthrough,
         )
@@ -165,6 +165,8 @@ class Environment:
         self._process = process
         self._loop.add_reader(process.output_fd, self._read_output)
         process.on_exit(self._on_exit)
+        if process.runtime_api_socket is not None:
+            await self._runtime_api.serve(self, process.runtime_api_socket)
         if self.state is not EnvState.STARTING:  # stopped while the sandbox was starting
             process.kill()
         try:
@@ -437,9 +439,7 @@ class Environment:
             except (ValueError, OSError):
                 pass
             self._process.close()
-        if self._port is not None:
-            self._runtime_api.close(self._port)
-            self._port = None
+        self._runtime_api.close(self)
         self.stream.close()
         self.transition(EnvState.GONE)
         if self.on_gone is not None:

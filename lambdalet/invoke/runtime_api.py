@@ -1,16 +1,22 @@
 """Lambda's Runtime API (2018-06-01), served to every execution environment.
 
 Runtime clients find the API through AWS_LAMBDA_RUNTIME_API=host:port and send no other identity,
-so each environment gets a listening socket of its own on one shared aiohttp application: the local
-port a request arrived on names its environment (a dict lookup). One handler per endpoint, as in
-AWS's Runtime Interface Emulator; the environment's state machine refuses what is out of turn.
+so each environment gets a listening socket of its own, served by a low-level aiohttp server bound
+to that environment: whatever arrives on it is that environment's. The socket is either opened on
+the host's loopback by the server (the environment shares the host's network) or handed over by
+the sandbox, opened inside the environment's own network namespace at 127.0.0.1:9001, as on
+Lambda. One handler per endpoint, as in AWS's Runtime Interface Emulator; the environment's state
+machine refuses what is out of turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING
+import re
+import socket
+from functools import partial
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from aiohttp import web
 
@@ -21,61 +27,88 @@ if TYPE_CHECKING:
 
 PREFIX = "/2018-06-01/runtime"
 ACCEPTED = json.dumps({"status": "OK"})
+INVOCATION = re.compile(rf"^{PREFIX}/invocation/([^/]+)/(response|error)$")
+KEEPALIVE_S = 3600  # a runtime answers on the connection its /next came from, maybe minutes later
+
+Handler = Callable[["Environment", web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def _refusal(status: int, error_type: str, message: str) -> web.Response:
     return web.json_response({"errorMessage": message, "errorType": error_type}, status=status)
 
 
+def _accepted() -> web.Response:
+    return web.Response(status=202, text=ACCEPTED, content_type="application/json")
+
+
+async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit`."""
+    if (request.content_length or 0) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class RuntimeApiServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
-        self._by_port: dict[int, "Environment"] = {}
         self._servers: dict[int, asyncio.AbstractServer] = {}
-        app = web.Application(client_max_size=MAX_RESPONSE_BYTES + 1)
-        app.router.add_get(PREFIX + "/invocation/next", self.next)
-        app.router.add_post(PREFIX + "/invocation/{request_id}/response", self.response)
-        app.router.add_post(PREFIX + "/invocation/{request_id}/error", self.error)
-        app.router.add_post(PREFIX + "/init/error", self.init_error)
-        app.router.add_get("/2018-06-01/ping", self.ping)
-        # Long keep-alive: a runtime answers on the connection its /next came from, maybe minutes later.
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=3600)
 
     async def start(self) -> None:
-        await self._runner.setup()
+        """Nothing to start: listeners are opened per environment."""
 
     async def shutdown(self) -> None:
-        for port in list(self._servers):
-            self.close(port)
-        await self._runner.cleanup()
+        for server in self._servers.values():
+            server.close()
+        self._servers.clear()
 
     async def listen(self, env: "Environment") -> int:
-        """Open a listener for one environment; returns its port."""
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(self._runner.server, self.host, 0)  # type: ignore[arg-type]
-        port = server.sockets[0].getsockname()[1]
-        self._servers[port] = server
-        self._by_port[port] = env
-        return port
+        """Serve an environment on a new port of the host's loopback; returns the port."""
+        sock = socket.create_server((self.host, 0))
+        await self.serve(env, sock)
+        return sock.getsockname()[1]
 
-    def close(self, port: int) -> None:
-        server = self._servers.pop(port, None)
-        self._by_port.pop(port, None)
+    async def serve(self, env: "Environment", sock: socket.socket) -> None:
+        """Serve an environment's Runtime API on a listening socket (maybe from its own namespace)."""
+        sock.setblocking(False)
+        protocol_factory = web.Server(partial(self._dispatch, env), keepalive_timeout=KEEPALIVE_S)
+        self._servers[id(env)] = await asyncio.get_running_loop().create_server(protocol_factory, sock=sock)
+
+    def close(self, env: "Environment") -> None:
+        server = self._servers.pop(id(env), None)
         if server is not None:
             server.close()
 
-    def _env(self, request: web.Request) -> "Environment":
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        env = self._by_port.get(sockname[1]) if sockname else None
-        if env is None:
-            raise RuntimeApiRefusal(410, "Runtime.Gone", "this execution environment no longer exists")
-        return env
-
-    async def next(self, request: web.Request) -> web.StreamResponse:
+    async def _dispatch(self, env: "Environment", request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
         try:
-            invocation = await self._env(request).next_invocation()
+            if path == PREFIX + "/invocation/next" and request.method == "GET":
+                return await self._next(env)
+            match = INVOCATION.match(path)
+            if match and request.method == "POST":
+                if match[2] == "response":
+                    return await self._response(env, request, match[1])
+                body = await _read_body(request, MAX_RESPONSE_BYTES)
+                env.on_error(match[1], body or b"")
+                return _accepted()
+            if path == PREFIX + "/init/error" and request.method == "POST":
+                body = await _read_body(request, MAX_RESPONSE_BYTES)
+                env.on_init_error(body or b"", request.headers.get("Lambda-Runtime-Function-Error-Type"))
+                return _accepted()
+            if path == "/2018-06-01/ping":
+                return web.Response(text="pong")
         except RuntimeApiRefusal as refusal:
             return _refusal(refusal.status, refusal.error_type, refusal.message)
+        return _refusal(404, "UnknownRequest", f"{request.method} {path} is not part of the Runtime API")
+
+    async def _next(self, env: "Environment") -> web.StreamResponse:
+        try:
+            invocation = await env.next_invocation()
         except asyncio.CancelledError:
             return _refusal(500, "Runtime.Stopped", "the environment is shutting down")
         headers = {
@@ -89,36 +122,11 @@ class RuntimeApiServer:
             headers["Lambda-Runtime-Client-Context"] = invocation.client_context
         return web.Response(body=invocation.payload, headers=headers)
 
-    async def response(self, request: web.Request) -> web.Response:
-        request_id = request.match_info["request_id"]
-        try:
-            env = self._env(request)
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                env.on_oversized_response(request_id)
-                raise RuntimeApiRefusal(413, "RequestEntityTooLarge",
-                                        f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")
-            env.on_response(request_id, body, request.headers.get("Content-Type", "application/json"))
-        except RuntimeApiRefusal as refusal:
-            return _refusal(refusal.status, refusal.error_type, refusal.message)
-        return web.Response(status=202, text=ACCEPTED, content_type="application/json")
-
-    async def error(self, request: web.Request) -> web.Response:
-        try:
-            env = self._env(request)
-            env.on_error(request.match_info["request_id"], await request.read())
-        except RuntimeApiRefusal as refusal:
-            return _refusal(refusal.status, refusal.error_type, refusal.message)
-        return web.Response(status=202, text=ACCEPTED, content_type="application/json")
-
-    async def init_error(self, request: web.Request) -> web.Response:
-        try:
-            env = self._env(request)
-            env.on_init_error(await request.read(), request.headers.get("Lambda-Runtime-Function-Error-Type"))
-        except RuntimeApiRefusal as refusal:
-            return _refusal(refusal.status, refusal.error_type, refusal.message)
-        return web.Response(status=202, text=ACCEPTED, content_type="application/json")
-
-    async def ping(self, request: web.Request) -> web.Response:
-        return web.Response(text="pong")
+    async def _response(self, env: "Environment", request: web.BaseRequest, request_id: str) -> web.Response:
+        body = await _read_body(request, MAX_RESPONSE_BYTES)
+        if body is None:
+            env.on_oversized_response(request_id)
+            raise RuntimeApiRefusal(413, "RequestEntityTooLarge",
+                                    f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")
+        env.on_response(request_id, body, request.headers.get("Content-Type", "application/json"))
+        return _accepted()

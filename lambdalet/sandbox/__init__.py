@@ -8,6 +8,7 @@ from lambdalet.runtimes.python_sdk import PythonSdk
 from lambdalet.sandbox.base import SandboxBackend
 
 BACKENDS = ("auto", "linux", "process")
+NETWORKS = ("host", "isolated")
 
 
 def linux_unavailable() -> str | None:
@@ -32,11 +33,13 @@ def linux_unavailable() -> str | None:
     return reason
 
 
-def create_backend(name: str, data_dir: Path, sdk: PythonSdk | None, *, uid: int,
+def create_backend(name: str, data_dir: Path, sdk: PythonSdk | None, *, uid: int, network: str,
                    max_parallel_starts: int, mb_per_vcpu: int) -> tuple[SandboxBackend, str]:
     """The backend to run, and why it was chosen (said at start-up)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown sandbox backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if network not in NETWORKS:
+        raise ValueError(f"--sandbox-network must be one of {', '.join(NETWORKS)}, not {network!r}")
     reason = "requested with --sandbox"
     if name == "auto":
         unavailable = linux_unavailable()
@@ -49,7 +52,9 @@ def create_backend(name: str, data_dir: Path, sdk: PythonSdk | None, *, uid: int
         if unavailable:
             raise ValueError(f"the linux sandbox cannot run here: {unavailable}; use --sandbox process")
         return LinuxSandbox(data_dir, sdk, uid=uid, max_parallel_starts=max_parallel_starts,
-                            mb_per_vcpu=mb_per_vcpu), reason
+                            mb_per_vcpu=mb_per_vcpu, isolate_network=network == "isolated"), reason
+    if network == "isolated":
+        raise ValueError("--sandbox-network isolated needs the linux sandbox backend, which is not in use")
     from lambdalet.sandbox.process import ProcessSandbox
 
     return ProcessSandbox(data_dir / "sandboxes", sdk), reason

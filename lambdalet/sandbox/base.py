@@ -9,6 +9,7 @@ Backends know nothing of HTTP, the database or Lambda's API.
 from __future__ import annotations
 
 import signal
+import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ class Layout:
     runtime_dir: str
     tmp_dir: str
     sdk_dir: str | None = None
+    #: Where the runtime finds the Runtime API inside the sandbox, when the sandbox has a network of
+    #: its own (the process then brings the listening socket); None: the server listens on the host.
+    runtime_api: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class SandboxProcess(ABC):
     pid: int
     #: Read end of the merged stdout/stderr pipe (non-blocking).
     output_fd: int
+    #: The Runtime API's listening socket, opened inside the sandbox's own network (see Layout).
+    runtime_api_socket: "socket.socket | None" = None
 
     @abstractmethod
     def on_exit(self, callback: ExitCallback) -> None:

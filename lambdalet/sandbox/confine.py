@@ -135,6 +135,28 @@ def attach_tree(tree_fd, target):
            f"move_mount onto {target}")
 
 
+def loopback_listener(port):
+    """In a fresh network namespace: bring loopback up and listen on 127.0.0.1:`port`.
+
+    The socket goes to the server, which serves this environment's Runtime API on it: a socket
+    stays in the namespace it was made in, so the runtime reaches it at 127.0.0.1, as on Lambda.
+    """
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(control, siocgifflags, request)[:18])[1]
+        fcntl.ioctl(control, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(128)
+    return listener
+
+
 def join_own_cgroups(parents, name):
     """Make groups `name` under each parent and move this process in.
 

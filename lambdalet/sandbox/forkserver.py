@@ -74,7 +74,8 @@ class ForkServer:
     async def spawn(self, generic: dict[str, Any], spec: dict[str, Any], fds: list[int]) -> dict[str, Any]:
         """Start an environment: `generic` is what every environment of this zygote shares (its spares
         are built from it), `spec` this one's own part; `fds[0]` becomes its stdout and stderr.
-        Returns the zygote's answer: the environment's `pid` and the name of its `cgroup`."""
+        Returns the zygote's answer: the environment's `pid`, the name of its `cgroup`, and in `fds`
+        the Runtime API's listening socket when environments have their own network."""
         if not self.alive or self._sock is None:
             raise ZygoteDied("the zygote is not running")
         request_id = next(self._ids)
@@ -94,16 +95,22 @@ class ForkServer:
     def _on_readable(self) -> None:
         assert self._sock is not None
         while True:
+            fds = array.array("i")
             try:
-                data = self._sock.recv(65536)
+                data, ancdata, _flags, _addr = self._sock.recvmsg(65536, socket.CMSG_SPACE(4 * fds.itemsize))
             except BlockingIOError:
                 return
             except OSError:
-                data = b""
+                data, ancdata = b"", []
             if not data:
                 self._died()
                 return
-            self._dispatch(json.loads(data))
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+            message = json.loads(data)
+            message["fds"] = list(fds)
+            self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "exit" in message:

@@ -1,7 +1,8 @@
 """The `linux` backend: every environment in its own namespaces, cgroups and private root.
 
 Each environment is cloned by a zygote (`zygote.py`, one per interpreter, started on first use)
-into new PID, mount, IPC and UTS namespaces (the network is the host's).
+into new PID, mount, IPC and UTS namespaces, and with `--sandbox-network isolated` a network
+namespace with only loopback, where the Runtime API is at 127.0.0.1:9001 as on Lambda.
 Inside, `confine.py` builds a tmpfs root: the function's code read-only at `/var/task`, the runtime
 at `/var/runtime`, the AWS SDK at `/var/lang/python-sdk`, `/opt`, a private `/tmp` tmpfs capped at
 EphemeralStorage, its own `/proc`, a minimal `/dev`, and read-only binds of the host's `/usr`,
@@ -17,6 +18,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 SDK_DIR = "/var/lang/python-sdk"
 TASK_ROOT, RUNTIME_DIR = "/var/task", "/var/runtime"
 EXEC_ZYGOTE = "exec"
+RUNTIME_API_PORT = 9001  # inside an environment with its own network, as on Lambda
 
 
 def _system_entries() -> tuple[list[list[str]], list[list[Any]]]:
@@ -56,9 +59,10 @@ class LinuxSandbox(SandboxBackend):
     isolates = True
 
     def __init__(self, data_dir: Path, sdk: PythonSdk | None, *, uid: int, max_parallel_starts: int,
-                 mb_per_vcpu: int) -> None:
+                 mb_per_vcpu: int, isolate_network: bool = False) -> None:
         self.sdk = sdk
         self.uid = uid
+        self.isolate_network = isolate_network
         self.cgroups = Cgroups(mb_per_vcpu)
         self.mount_point = data_dir / "sandboxes" / "root"  # only ever mounted inside an environment
         self.mount_point.mkdir(parents=True, exist_ok=True)
@@ -68,12 +72,14 @@ class LinuxSandbox(SandboxBackend):
         self._starts = asyncio.Semaphore(max_parallel_starts)
 
     def describe(self) -> str:
+        network = "NET namespace with loopback only" if self.isolate_network else "host network"
         return (f"linux (PID/mount/IPC/UTS namespaces, private root, cgroup v{self.cgroups.version} limits, "
-                f"uid {self.uid}, host network)")
+                f"uid {self.uid}, {network})")
 
     def layout(self, code_dir: Path, env_id: str) -> Layout:
         return Layout(task_root=TASK_ROOT, runtime_dir=RUNTIME_DIR, tmp_dir="/tmp",
-                      sdk_dir=SDK_DIR if self.sdk is not None else None)
+                      sdk_dir=SDK_DIR if self.sdk is not None else None,
+                      runtime_api=f"127.0.0.1:{RUNTIME_API_PORT}" if self.isolate_network else None)
 
     async def start(self, spec: SandboxSpec) -> "LinuxProcess":
         async with self._starts:
@@ -89,7 +95,10 @@ class LinuxSandbox(SandboxBackend):
                 os.close(write_end)
             os.set_blocking(read_end, False)
             cgroup = self.cgroups.adopt(reply["cgroup"], spec.memory_mb)
-            return LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups)
+            process = LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups)
+            if reply["fds"]:
+                process.runtime_api_socket = socket.socket(fileno=reply["fds"][0])
+            return process
 
     def _shared_spec(self, spec: SandboxSpec) -> dict[str, Any]:
         """What every environment of one zygote shares: the zygote's spares are built from it."""
@@ -101,8 +110,11 @@ class LinuxSandbox(SandboxBackend):
         binds.append([str(RUNTIMES_DIR), RUNTIME_DIR, False])
         if self.sdk is not None and spec.python_bootstrap:
             binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
-        return {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
-                "dirs": ["/opt", TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents()}
+        shared = {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
+                  "dirs": ["/opt", TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents()}
+        if self.isolate_network:
+            shared["runtime_api_port"] = RUNTIME_API_PORT
+        return shared
 
     def _own_spec(self, spec: SandboxSpec, in_process: bool) -> dict[str, Any]:
         return {

@@ -28,7 +28,7 @@ import sys
 import traceback
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-CLONE_NEWPID = 0x20000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine, 56)
 MAX_FDS = 4
 SPARES = 2  # environments kept cloned and half-built, per zygote
@@ -90,7 +90,10 @@ class Spare:
 def make_spare(control, generic, bootstrap):
     cgroup = f"env-{os.getpid()}-{next(SPARE_IDS)}"  # named here: inside, the spare's pid is 1
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = clone(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    if generic.get("runtime_api_port"):
+        flags |= CLONE_NEWNET
+    pid = clone(flags)
     if pid == 0:
         control.close()
         ours.close()
@@ -106,6 +109,10 @@ def spare_main(sock, generic, cgroup, bootstrap):
 
         confine.join_own_cgroups(generic["cgroup_parents"], cgroup)
         confine.prepare_root(generic)
+        if generic.get("runtime_api_port"):
+            listener = confine.loopback_listener(generic["runtime_api_port"])
+            sock.sendmsg([b"listener"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [listener.fileno()]))])
+            listener.close()
         data, fds = receive(sock)
     except BaseException as exc:
         try:
@@ -192,6 +199,9 @@ def serve(sock, bootstrap):
                 template = request["generic"]
             spec = request["spec"]
             spare = spares.pop(next(iter(spares))) if spares else make_spare(sock, template, bootstrap)
+            listener_fds = []
+            if template.get("runtime_api_port"):  # the spare opened it in its own network
+                _note, listener_fds = receive(spare.sock)
             code_fd = confine.clone_tree_read_only(spec["code_dir"])
             try:
                 confine.set_cgroup_limits(template["cgroup_parents"], spare.cgroup, spec["cgroup_limits"])
@@ -200,7 +210,11 @@ def serve(sock, bootstrap):
             finally:
                 os.close(code_fd)
             spare.sock.close()
-            send(sock, {"id": request["id"], "pid": spare.pid, "cgroup": spare.cgroup})
+            reply = json.dumps({"id": request["id"], "pid": spare.pid, "cgroup": spare.cgroup}).encode()
+            sock.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", listener_fds))]
+                         if listener_fds else [])
+            for fd in listener_fds:
+                os.close(fd)
         except Exception as exc:
             send(sock, {"id": request["id"], "error": repr(exc)})
         finally:

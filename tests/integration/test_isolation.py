@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import invoke_json
+from conftest import ROLE, Server, invoke_json, make_zip
 
 from .helpers import COUNTER_HANDLER, ECHO_HANDLER, wait_until
 
@@ -600,3 +600,34 @@ def test_a_function_cannot_gain_privileges(lambda_client, create_function):
     assert set(result["caps"].values()) == {"0000000000000000"}, result["caps"]
     assert result["uid"] == SANDBOX_UID
     assert_ordinary_function_works(lambda_client, create_function)
+
+
+NETWORK_PROBE = """
+import os, socket, urllib.request
+
+def handler(event, context):
+    result = {"runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+              "interfaces": sorted(name for _index, name in socket.if_nameindex())}
+    try:
+        urllib.request.urlopen(event["server"] + "/2015-03-31/functions", timeout=2)
+        result["server"] = "reached"
+    except OSError as exc:
+        result["server"] = type(exc).__name__
+    return result
+"""
+
+
+def test_an_isolated_network_has_only_loopback_and_cannot_reach_the_server(tmp_path):
+    """With --sandbox-network isolated the server's own API (and everything else) is out of reach."""
+    isolated = Server(tmp_path / "data", args=["--sandbox-network", "isolated"])
+    isolated.start()
+    try:
+        client = isolated.client()
+        client.create_function(FunctionName="probe", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": make_zip({"app.py": NETWORK_PROBE})}, Timeout=10)
+        for _ in range(2):  # cold, then warm: the Runtime API keeps working inside the namespace
+            resp, result = invoke_json(client, "probe", {"server": isolated.url})
+            assert "FunctionError" not in resp, result
+            assert result == {"runtime_api": "127.0.0.1:9001", "interfaces": ["lo"], "server": "URLError"}
+    finally:
+        isolated.stop()
