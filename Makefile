@@ -24,7 +24,7 @@ run: $(VENV)/.run-installed
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest tests/integration --sandbox process -m "not isolation" -q
+	$(BIN)/python -m pytest tests/integration --sandbox process -m "not isolation and not snapstart" -q
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/invoke.py

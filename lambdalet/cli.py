@@ -25,10 +25,10 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click_type = str
         else:
             click_type = kind
+        options: dict[str, Any] = {"is_flag": True} if kind is bool else {"type": click_type, "multiple": multiple}
         command = click.option(
-            flag, f.name, type=click_type, default=f.default if not multiple else (), multiple=multiple,
-            envvar=Settings.env_name(f.name), show_default=not multiple, show_envvar=True,
-            help=f.metadata["help"],
+            flag, f.name, default=f.default if not multiple else (), envvar=Settings.env_name(f.name),
+            show_default=not multiple, show_envvar=True, help=f.metadata["help"], **options,
         )(command)
     return command
 

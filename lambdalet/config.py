@@ -41,6 +41,10 @@ class Settings:
         1769, "CPU share of linux-backend environments: this much MemorySize buys one vCPU (AWS: 1,769)."
     )
     max_parallel_starts: int = knob(8, "How many execution environments may be starting at once.")
+    snapstart_latest: bool = knob(
+        False, "Apply SnapStart ({ApplyOn: PublishedVersions}) to $LATEST, since published versions do not "
+        "exist yet; without it such functions are refused."
+    )
     keep_alive: float = knob(300.0, "Seconds an idle warm environment is kept before it is reaped.")
     init_timeout: float = knob(
         10.0, "Seconds an environment's init may take before the function's own timeout also runs."

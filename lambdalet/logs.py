@@ -60,8 +60,10 @@ class LogStore:
 
 # Lambda's platform lines (Text format). Tabs and spacing are exact: parsers in the wild split on them.
 
-def init_start_line(version_label: str, runtime_version_arn: str) -> str:
-    return f"INIT_START Runtime Version: {version_label}\tRuntime Version ARN: {runtime_version_arn}"
+def init_start_line(version_label: str, runtime_version_arn: str, restore: bool = False) -> str:
+    """INIT_START, or RESTORE_START for an environment restored from a SnapStart snapshot."""
+    phase = "RESTORE_START" if restore else "INIT_START"
+    return f"{phase} Runtime Version: {version_label}\tRuntime Version ARN: {runtime_version_arn}"
 
 
 def start_line(request_id: str, version: str) -> str:
@@ -80,14 +82,16 @@ def report_line(
     init_ms: float | None = None,
     status: str | None = None,
     error_type: str | None = None,
+    restore: bool = False,
 ) -> str:
+    """REPORT; a SnapStart environment's first one shows Restore Duration where others show Init Duration."""
     billed = math.ceil(duration_ms + (init_ms or 0.0))
     line = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\t"
         f"Memory Size: {memory_mb} MB\tMax Memory Used: {max_memory_mb} MB\t"
     )
     if init_ms is not None:
-        line += f"Init Duration: {init_ms:.2f} ms\t"
+        line += f"{'Restore' if restore else 'Init'} Duration: {init_ms:.2f} ms\t"
     if status:
         line += f"Status: {status}"
         if error_type:

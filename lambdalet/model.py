@@ -106,6 +106,7 @@ class FunctionConfig:
     architectures: tuple[str, ...] = ("x86_64",)
     version: str = LATEST
     package_type: str = "Zip"
+    snap_start: str = "None"  # SnapStart.ApplyOn: "None" or "PublishedVersions"
     revision_id: str = field(default_factory=new_revision_id)
     last_modified: str = field(default_factory=now_iso)
 
@@ -150,7 +151,8 @@ class FunctionConfig:
             "PackageType": self.package_type,
             "Architectures": list(self.architectures),
             "EphemeralStorage": {"Size": self.ephemeral_storage},
-            "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+            "SnapStart": {"ApplyOn": self.snap_start,
+                          "OptimizationStatus": "On" if self.snap_start == "PublishedVersions" else "Off"},
             "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(arns.region, self.runtime)},
             "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{self.name}"},
         }

@@ -75,12 +75,23 @@ async def build_services(settings: Settings) -> Services:
         return Environment(
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
             code_dir=blobs.code_dir(config.code_sha256), region=settings.region, passthrough=passthrough,
-            use_sdk=use_sdk, init_timeout=settings.init_timeout,
+            use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
         )
+
+    def snapshot_key(config: FunctionConfig) -> str | None:
+        """SnapStart environments of one exact configuration fork from one template."""
+        if config.snap_start != "PublishedVersions" or not settings.snapstart_latest:
+            return None
+        return f"{config.name}:{config.version}:{config.revision_id}"
+
+    def retire_snapshot(config: FunctionConfig) -> None:
+        key = snapshot_key(config)
+        if key is not None:
+            sandbox.retire(key)
 
     budget = MemoryBudget(settings.memory_budget_mb or default_memory_budget_mb())
     limiter = ConcurrencyLimiter(settings.account_concurrency, settings.unreserved_concurrency_min)
-    pools = Pools(new_environment, settings.keep_alive, budget)
+    pools = Pools(new_environment, settings.keep_alive, budget, on_retire=retire_snapshot)
     invoker = Invoker(pools, limiter, settings.async_workers)
     store = FunctionStore(make_engine(settings.resolved_database_url))
     registry = FunctionRegistry(store, arns, limiter, on_change=pools.retire_function)

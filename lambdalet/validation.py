@@ -203,6 +203,5 @@ def refuse_unsupported_config(body: Body) -> None:
     body.refuse_unless_default("FileSystemConfigs", issue="EFS is not modelled")
     body.refuse_unless_default("ImageConfig", issue="container images")
     body.refuse_unless_default("TracingConfig", {"Mode": "PassThrough"}, issue="X-Ray tracing is not modelled")
-    body.refuse_unless_default("SnapStart", {"ApplyOn": "None"}, issue="SnapStart")
     body.refuse_unless_default("LoggingConfig", {"LogFormat": "Text"}, issue="LoggingConfig")
     body.refuse_unless_default("CodeSigningConfigArn", issue="code signing is not modelled")

@@ -38,6 +38,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     SANDBOX["value"] = config.getoption("--sandbox")
     config.addinivalue_line("markers", "isolation: proves a sandbox escape is impossible (linux backend only)")
+    config.addinivalue_line("markers", "snapstart: SnapStart templates (linux backend only)")
 
 
 def free_port() -> int:

@@ -80,8 +80,32 @@ def _common_config(body: Body, svc, current: FunctionConfig | None) -> dict:
     variables = validation.environment(body)
     if variables is not None:
         changes["environment"] = variables
+    snap_start = body.struct("SnapStart")
+    if snap_start is not None:
+        apply_on = snap_start.string("ApplyOn", "None")
+        if apply_on not in ("None", "PublishedVersions"):
+            raise validation.constraint_error(apply_on, "snapStart.applyOn",
+                                              "satisfy enum value set: [PublishedVersions, None]")
+        changes["snap_start"] = apply_on
+    if changes.get("snap_start", current.snap_start if current else "None") == "PublishedVersions":
+        _check_snapstart(svc, changes.get("runtime") or (current.runtime if current else ""))
     validation.refuse_unsupported_config(body)
     return changes
+
+
+def _check_snapstart(svc, runtime: str) -> None:
+    """SnapStart is accepted only where this server will really apply it."""
+    if not svc.settings.snapstart_latest:
+        raise InvalidParameterValueException(
+            "SnapStart applies to published versions, which this Lambdalet server does not have yet; "
+            "start it with --snapstart-latest to apply SnapStart to $LATEST."
+        )
+    if not runtime.startswith("python3.") or int(runtime.split(".")[1]) < 12:
+        raise InvalidParameterValueException(f"SnapStart is not supported for runtime {runtime}; use python3.12 or later.")
+    if not svc.sandbox.supports_snapstart:
+        raise InvalidParameterValueException(
+            "SnapStart needs the linux sandbox backend with the host network on this server."
+        )
 
 
 async def create_function(request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ from lambdalet.invoke.types import Invocation, InvocationResult, platform_error
 from lambdalet.model import FunctionConfig, runtime_version_arn
 from lambdalet.runtimes.registry import EntrypointNotFound, Runtime, RuntimeRegistry
 from lambdalet.sandbox.base import ExitStatus, SandboxBackend, SandboxProcess, SandboxSpec
+from lambdalet.sandbox.templates import TemplateInitFailed
 
 if TYPE_CHECKING:
     from lambdalet.invoke.runtime_api import RuntimeApiServer
@@ -90,6 +91,7 @@ class Environment:
         passthrough: dict[str, str],
         use_sdk: bool,
         init_timeout: float,
+        snapshot_key: str | None = None,
     ) -> None:
         self.env_id = os.urandom(16).hex()
         self.config = config
@@ -107,6 +109,7 @@ class Environment:
         self._region = region
         self._passthrough = passthrough
         self._use_sdk = use_sdk
+        self._snapshot_key = snapshot_key
         self._init_timeout = init_timeout
         self._loop = asyncio.get_running_loop()
         self._process: SandboxProcess | None = None
@@ -145,6 +148,7 @@ class Environment:
             self.config, self.runtime, region=self._region, runtime_api=runtime_api, task_root=layout.task_root,
             runtime_dir=layout.runtime_dir, log_group=self._log_group, log_stream=self.stream.name,
             passthrough=self._passthrough,
+            initialization_type="snap-start" if self._snapshot_key is not None else "on-demand",
         )
         sdk_dir = layout.sdk_dir if self._use_sdk else None
         try:
@@ -154,11 +158,16 @@ class Environment:
             raise InitFailure(self, exc.error_type, str(exc)) from None
         if self.runtime.version_label:
             self._log(logs.init_start_line(self.runtime.version_label,
-                                           runtime_version_arn(self._region, self.config.runtime)))
+                                           runtime_version_arn(self._region, self.config.runtime),
+                                           restore=self._snapshot_key is not None))
         spec = SandboxSpec(self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
-                           self.config.ephemeral_storage, python_bootstrap=argv[0] == self.runtime.interpreter)
+                           self.config.ephemeral_storage, python_bootstrap=argv[0] == self.runtime.interpreter,
+                           snapshot_key=self._snapshot_key)
         try:
             process = await self._sandbox.start(spec)
+        except TemplateInitFailed as failed:
+            self._finish_stopping()
+            raise InitFailure(self, failed.error_type, "init failed", failed.body or None) from None
         except OSError as exc:
             self._finish_stopping()
             raise InitFailure(self, "Runtime.InvalidEntrypoint", f"cannot start runtime: {exc}") from None
@@ -233,6 +242,7 @@ class Environment:
         self._log(logs.report_line(
             invocation.request_id, duration_ms, self.config.memory_size, peak_mb,
             init_ms=self.init_ms if first else None, status=result.status, error_type=result.error_type,
+            restore=self._snapshot_key is not None,
         ), invocation)
         self.stream.flush()
         return result

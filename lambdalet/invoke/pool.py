@@ -108,8 +108,10 @@ class WarmPool:
 class Pools:
     """Every warm pool, keyed by (function name, version); O(1) on the invoke path."""
 
-    def __init__(self, factory: EnvironmentFactory, keep_alive: float, budget: MemoryBudget) -> None:
+    def __init__(self, factory: EnvironmentFactory, keep_alive: float, budget: MemoryBudget,
+                 on_retire: Callable[[FunctionConfig], None] | None = None) -> None:
         self._factory = factory
+        self._on_retire = on_retire
         self._pools: dict[tuple[str, str], WarmPool] = {}
         self._retired: list[WarmPool] = []
         self.keep_alive = keep_alive
@@ -148,6 +150,8 @@ class Pools:
 
     def _retire(self, pool: WarmPool) -> None:
         pool.retire()
+        if self._on_retire is not None:
+            self._on_retire(pool.config)
         if not pool.empty:
             self._retired.append(pool)
 

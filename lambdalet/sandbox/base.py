@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import socket
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +41,8 @@ class SandboxSpec:
     #: argv is `<interpreter> -S -s <bootstrap.py> ...`: a backend with a preloaded zygote for that
     #: interpreter may run the bootstrap in-process instead of exec'ing it.
     python_bootstrap: bool = False
-    sdk_members: dict[str, Path] = field(default_factory=dict)
+    #: SnapStart: environments with the same key fork from one initialised template.
+    snapshot_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,12 @@ class SandboxBackend(ABC):
 
     def describe(self) -> str:
         return self.name
+
+    #: Whether the backend can run SnapStart templates.
+    supports_snapstart = False
+
+    def retire(self, snapshot_key: str) -> None:
+        """The configuration behind a SnapStart template changed: no new environments from it."""
 
     async def close(self) -> None:
         """Release what the backend holds (zygotes, cgroup parents) at server shutdown."""

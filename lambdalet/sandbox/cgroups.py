@@ -58,6 +58,18 @@ class EnvironmentCgroup:
         except OSError:
             log.debug("could not set the CPU quota of %s", self.cpu_dir)
 
+    def resize(self, memory_mb: int, environments: int) -> None:
+        """A SnapStart template's group: memory and CPU for `environments` environments."""
+        try:
+            if self.version == 1:
+                (self.memory_dir / "memory.limit_in_bytes").write_text(str(memory_mb * MB * environments))
+                (self.cpu_dir / "cpu.cfs_quota_us").write_text(str(self.cpu_quota_us * environments))
+            else:
+                (self.memory_dir / "memory.max").write_text(str(memory_mb * MB * environments))
+                (self.cpu_dir / "cpu.max").write_text(f"{self.cpu_quota_us * environments} {CPU_PERIOD_US}")
+        except OSError:
+            log.warning("could not resize the SnapStart template group %s", self.memory_dir)
+
     def peak_memory_mb(self) -> int:
         name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
         try:

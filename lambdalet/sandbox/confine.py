@@ -187,8 +187,11 @@ def remove_cgroups(parents, name):
             pass
 
 
-def assign(spec, output_fd, code_fd):
-    """Turn a prepared spare into one function's environment (already in its cgroups)."""
+def assign(spec, output_fd, code_fd, keep_fd=None):
+    """Turn a prepared spare into one function's environment (already in its cgroups).
+
+    `keep_fd` (a SnapStart template's control socket) survives as file descriptor 3.
+    """
     attach_tree(code_fd, spec["task_root"])
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmp_mb']}m,mode=1777")
     hostname = spec.get("hostname", "localhost").encode()
@@ -199,7 +202,9 @@ def assign(spec, output_fd, code_fd):
     os.dup2(null, 0)
     os.dup2(output_fd, 1)
     os.dup2(output_fd, 2)
-    os.closerange(3, 65536)
+    if keep_fd is not None:
+        os.dup2(keep_fd, 3)
+    os.closerange(3 if keep_fd is None else 4, 65536)
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     uid, gid = spec["uid"], spec["gid"]
     os.setgroups([])

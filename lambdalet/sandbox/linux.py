@@ -27,6 +27,7 @@ from lambdalet.runtimes.python_sdk import PythonSdk
 from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
 from lambdalet.sandbox.cgroups import Cgroups, EnvironmentCgroup
 from lambdalet.sandbox.forkserver import ForkServer
+from lambdalet.sandbox.templates import SnapshotTemplate, TemplateChild, TemplateInitFailed
 
 log = logging.getLogger(__name__)
 RUNTIMES_DIR = Path(__file__).resolve().parent.parent / "runtimes"
@@ -58,6 +59,10 @@ class LinuxSandbox(SandboxBackend):
     name = "linux"
     isolates = True
 
+    @property
+    def supports_snapstart(self) -> bool:  # type: ignore[override]
+        return not self.isolate_network  # forked environments share the template's network
+
     def __init__(self, data_dir: Path, sdk: PythonSdk | None, *, uid: int, max_parallel_starts: int,
                  mb_per_vcpu: int, isolate_network: bool = False) -> None:
         self.sdk = sdk
@@ -68,6 +73,8 @@ class LinuxSandbox(SandboxBackend):
         self.mount_point.mkdir(parents=True, exist_ok=True)
         self._links, self._system_binds = _system_entries()
         self._zygotes: dict[str, ForkServer] = {}
+        self._templates: dict[str, SnapshotTemplate] = {}
+        self._template_starts: dict[str, asyncio.Future[SnapshotTemplate]] = {}
         self._zygote_starts: dict[str, asyncio.Future[ForkServer]] = {}
         self._starts = asyncio.Semaphore(max_parallel_starts)
 
@@ -81,7 +88,9 @@ class LinuxSandbox(SandboxBackend):
                       sdk_dir=SDK_DIR if self.sdk is not None else None,
                       runtime_api=f"127.0.0.1:{RUNTIME_API_PORT}" if self.isolate_network else None)
 
-    async def start(self, spec: SandboxSpec) -> "LinuxProcess":
+    async def start(self, spec: SandboxSpec) -> SandboxProcess:
+        if spec.snapshot_key is not None:
+            return await self._restore(spec)
         async with self._starts:
             in_process = spec.python_bootstrap and len(spec.argv) >= 4 and spec.argv[3] == str(BOOTSTRAP_PY)
             zygote = await self._zygote(spec.argv[0] if in_process else EXEC_ZYGOTE)
@@ -115,6 +124,85 @@ class LinuxSandbox(SandboxBackend):
         if self.isolate_network:
             shared["runtime_api_port"] = RUNTIME_API_PORT
         return shared
+
+    async def _restore(self, spec: SandboxSpec) -> TemplateChild:
+        """SnapStart: fork a new environment from the function's initialised template."""
+        template = await self._template(spec)
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            child = await template.fork(spec.env, write_end)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        os.set_blocking(read_end, False)
+        child.output_fd = read_end
+        return child
+
+    async def _template(self, spec: SandboxSpec) -> SnapshotTemplate:
+        key = spec.snapshot_key
+        assert key is not None
+        template = self._templates.get(key)
+        if template is not None and template.alive and not template.retired:
+            return template
+        starting = self._template_starts.get(key)
+        if starting is not None:
+            return await asyncio.shield(starting)
+        future: asyncio.Future[SnapshotTemplate] = asyncio.get_running_loop().create_future()
+        self._template_starts[key] = future
+        try:
+            template = await self._start_template(spec)
+            self._templates[key] = template
+            future.set_result(template)
+            return template
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._template_starts[key]
+
+    async def _start_template(self, spec: SandboxSpec) -> SnapshotTemplate:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {k: v for k, v in spec.env.items() if k != "AWS_LAMBDA_RUNTIME_API"}
+        template_spec = SandboxSpec(spec.env_id, spec.argv, env, spec.code_dir, spec.layout, spec.memory_mb,
+                                    spec.ephemeral_mb, python_bootstrap=True)
+        async with self._starts:
+            zygote = await self._zygote(spec.argv[0])
+            read_end, write_end = os.pipe2(os.O_CLOEXEC)
+            try:
+                own = self._own_spec(template_spec, in_process=True)
+                own["mode"] = "template"
+                reply = await zygote.spawn(self._shared_spec(template_spec), own, [write_end, theirs.fileno()])
+            except BaseException:
+                os.close(read_end)
+                ours.close()
+                raise
+            finally:
+                os.close(write_end)
+                theirs.close()
+        os.set_blocking(read_end, False)
+        cgroup = self.cgroups.adopt(reply["cgroup"], spec.memory_mb)
+        process = LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups)
+        name = spec.snapshot_key
+
+        def template_output(data: bytes) -> None:
+            for line in data.decode("utf-8", "replace").splitlines():
+                log.info("SnapStart template %s: %s", name, line)
+
+        template = SnapshotTemplate(name or "", process, ours, cgroup, spec.memory_mb, template_output)
+        try:
+            await template.ready()
+        except TemplateInitFailed:
+            template.stop()
+            raise
+        return template
+
+    def retire(self, snapshot_key: str) -> None:
+        template = self._templates.pop(snapshot_key, None)
+        if template is not None:
+            template.retire()
 
     def _own_spec(self, spec: SandboxSpec, in_process: bool) -> dict[str, Any]:
         return {
@@ -157,6 +245,8 @@ class LinuxSandbox(SandboxBackend):
             del self._zygote_starts[key]
 
     async def close(self) -> None:
+        for template in self._templates.values():
+            template.stop()
         for zygote in self._zygotes.values():
             zygote.stop()
         self.cgroups.close()

@@ -54,14 +54,19 @@ def clone(flags):
     return pid
 
 
-def run(spec, output_fd, code_fd, bootstrap):
+def run(spec, output_fd, code_fd, extra_fds, bootstrap):
     """Runs in an assigned environment; never returns."""
     code = 127
     try:
         import confine
 
-        confine.assign(spec, output_fd, code_fd)
-        if spec["mode"] == "python":
+        template = spec["mode"] == "template"
+        confine.assign(spec, output_fd, code_fd, keep_fd=extra_fds[0] if template else None)
+        if template:  # SnapStart: initialise once, then fork environments on request
+            sys.argv = [bootstrap.__file__] + spec["argv"][1:]
+            sys.path[:] = [p for p in sys.path if os.path.abspath(p) != HERE]
+            bootstrap.template_main(3)
+        elif spec["mode"] == "python":
             sys.argv = [bootstrap.__file__] + spec["argv"][1:]
             sys.path[:] = [p for p in sys.path if os.path.abspath(p) != HERE]
             bootstrap.main()
@@ -123,7 +128,7 @@ def spare_main(sock, generic, cgroup, bootstrap):
     if not data:
         os._exit(0)  # the zygote is gone
     sock.close()
-    run(json.loads(data), fds[0], fds[1], bootstrap)
+    run(json.loads(data), fds[0], fds[1], fds[2:], bootstrap)
 
 
 def receive(sock):
@@ -205,8 +210,8 @@ def serve(sock, bootstrap):
             code_fd = confine.clone_tree_read_only(spec["code_dir"])
             try:
                 confine.set_cgroup_limits(template["cgroup_parents"], spare.cgroup, spec["cgroup_limits"])
-                spare.sock.sendmsg([json.dumps(spec).encode()],
-                                   [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fds[0], code_fd]))])
+                passed = array.array("i", [fds[0], code_fd, *fds[1:]])
+                spare.sock.sendmsg([json.dumps(spec).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, passed)])
             finally:
                 os.close(code_fd)
             spare.sock.close()
@@ -232,6 +237,7 @@ def main():
     if len(sys.argv) > 2:
         sys.path.insert(0, os.path.dirname(sys.argv[2]))
         import bootstrap  # noqa: F401  (pre-imported: the point of a zygote)
+        import snapshot  # noqa: F401  (SnapStart templates)
         import traceback as _tb  # noqa: F401  (the bootstrap defers it; children get it for free)
 
         sys.path.pop(0)

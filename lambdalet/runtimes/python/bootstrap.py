@@ -272,6 +272,9 @@ def setup_paths(task_root, sdk_path):
     sys.path[:0] = [p for p in front if p not in sys.path]
     if sdk_path:
         sys.path.append(sdk_path)
+    runtime_lib = os.path.join(os.environ.get("LAMBDA_RUNTIME_DIR", ""), "python", "lib")
+    if os.path.isdir(runtime_lib):  # runtime-provided modules, e.g. snapshot_restore_py
+        sys.path.append(runtime_lib)
 
 
 def handle(client, handler, log_handler, headers, body):
@@ -332,29 +335,53 @@ def _parse_json_header(value, name):
         raise FaultException("Runtime.LambdaContextUnmarshalError", f"Unable to parse {name} JSON: {e}")
 
 
-def main():
+def init():
+    """Everything before the first event: paths, logging, the handler. Returns (handler, log handler).
+
+    Raises FaultException (or whatever the function's module-level code raised) when init fails.
+    """
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
     setup_paths(task_root, sys.argv[1] if len(sys.argv) > 1 else None)
-    client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     log_handler = LambdaLogHandler()
     logging.getLogger().addHandler(log_handler)
-    try:
-        handler = get_handler(os.environ["_HANDLER"])
-    except FaultException as e:
-        error = make_error(e.message, e.error_type, e.trace, None)
-        log_error(error)
-        client.post_error(None, error, e.error_type)
-        sys.exit(1)
-    except Exception as e:  # module-level code of the function raised
-        error = make_error(str(e), type(e).__name__, user_traceback(e.__traceback__), None)
-        log_error(error)
-        client.post_error(None, error, f"Runtime.Unknown")
-        sys.exit(1)
+    return get_handler(os.environ["_HANDLER"]), log_handler
+
+
+def init_error(exc):
+    """The error payload and error type for a failed init, logged as AWS's runtime logs it."""
+    if isinstance(exc, FaultException):
+        error, error_type = make_error(exc.message, exc.error_type, exc.trace, None), exc.error_type
+    else:  # module-level code of the function raised
+        error, error_type = make_error(str(exc), type(exc).__name__, user_traceback(exc.__traceback__), None), "Runtime.Unknown"
+    log_error(error)
+    return error, error_type
+
+
+def serve(handler, log_handler):
+    """The invoke loop: next event, handler, answer; forever."""
+    client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     while True:
         headers, body = client.next()
         handle(client, handler, log_handler, headers, body)
+
+
+def main():
+    try:
+        handler, log_handler = init()
+    except Exception as exc:
+        error, error_type = init_error(exc)
+        RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"]).post_error(None, error, error_type)
+        sys.exit(1)
+    serve(handler, log_handler)
+
+
+def template_main(control_fd):
+    """SnapStart: initialise once, then fork a ready environment per request (see snapshot.py)."""
+    import snapshot
+
+    snapshot.serve_template(control_fd, init, init_error, serve)
 
 
 if __name__ == "__main__":
