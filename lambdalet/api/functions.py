@@ -220,13 +220,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     _refuse_qualified_update(svc, ref, request)
     body = await json_body(request)
     changes = _common_config(body, svc, svc.functions.get(ref.name).latest)
-
-    def change(current: FunctionConfig) -> FunctionConfig:
-        _check_revision(body, current)
-        return current.replace(**changes)
-
-    config = await svc.functions.update(ref.name, change)
-    return json_response(config.to_api(svc.arns))
+    return await _update(svc, ref.name, body, changes)
 
 
 async def update_function_code(request: web.Request) -> web.Response:
@@ -245,12 +239,17 @@ async def update_function_code(request: web.Request) -> web.Response:
         current = svc.functions.get(ref.name).latest
         _check_revision(body, current)
         return json_response(current.replace(**changes).to_api(svc.arns))
+    return await _update(svc, ref.name, body, changes)
+
+
+async def _update(svc, name: str, body: Body, changes: dict) -> web.Response:
+    """Apply `changes` to $LATEST, refused if the body's RevisionId is not the current one."""
 
     def change(current: FunctionConfig) -> FunctionConfig:
         _check_revision(body, current)
         return current.replace(**changes)
 
-    config = await svc.functions.update(ref.name, change)
+    config = await svc.functions.update(name, change)
     return json_response(config.to_api(svc.arns))
 
 

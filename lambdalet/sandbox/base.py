@@ -74,6 +74,18 @@ class ExitStatus:
 ExitCallback = Callable[[ExitStatus], None]
 
 
+def peak_rss_mb(pid: int) -> int | None:
+    """A live process's peak resident memory (VmHWM) in MB, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return -(-int(line.split()[1]) // 1024)
+    except OSError:
+        pass
+    return None
+
+
 class SandboxProcess(ABC):
     pid: int
     #: Read end of the merged stdout/stderr pipe (non-blocking).

@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from lambdalet.runtimes.python_sdk import PythonSdk
 from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
@@ -36,6 +36,7 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 SDK_DIR = "/var/lang/python-sdk"
 TASK_ROOT, RUNTIME_DIR = "/var/task", "/var/runtime"
 EXEC_ZYGOTE = "exec"
+T = TypeVar("T")
 RUNTIME_API_PORT = 9001  # inside an environment with its own network, as on Lambda
 
 
@@ -72,10 +73,8 @@ class LinuxSandbox(SandboxBackend):
         self.mount_point = data_dir / "sandboxes" / "root"  # only ever mounted inside an environment
         self.mount_point.mkdir(parents=True, exist_ok=True)
         self._links, self._system_binds = _system_entries()
-        self._zygotes: dict[str, ForkServer] = {}
-        self._templates: dict[str, SnapshotTemplate] = {}
-        self._template_starts: dict[str, asyncio.Future[SnapshotTemplate]] = {}
-        self._zygote_starts: dict[str, asyncio.Future[ForkServer]] = {}
+        self._zygote_starts: SingleFlight[ForkServer] = SingleFlight()
+        self._template_starts: SingleFlight[SnapshotTemplate] = SingleFlight()
         self._starts = asyncio.Semaphore(max_parallel_starts)
 
     def describe(self) -> str:
@@ -141,27 +140,10 @@ class LinuxSandbox(SandboxBackend):
         return child
 
     async def _template(self, spec: SandboxSpec) -> SnapshotTemplate:
-        key = spec.snapshot_key
-        assert key is not None
-        template = self._templates.get(key)
-        if template is not None and template.alive and not template.retired:
-            return template
-        starting = self._template_starts.get(key)
-        if starting is not None:
-            return await asyncio.shield(starting)
-        future: asyncio.Future[SnapshotTemplate] = asyncio.get_running_loop().create_future()
-        self._template_starts[key] = future
-        try:
-            template = await self._start_template(spec)
-            self._templates[key] = template
-            future.set_result(template)
-            return template
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        finally:
-            del self._template_starts[key]
+        assert spec.snapshot_key is not None
+        return await self._template_starts.get(
+            spec.snapshot_key, lambda template: template.alive and not template.retired,
+            lambda: self._start_template(spec))
 
     async def _start_template(self, spec: SandboxSpec) -> SnapshotTemplate:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -200,7 +182,7 @@ class LinuxSandbox(SandboxBackend):
         return template
 
     def retire(self, snapshot_key: str) -> None:
-        template = self._templates.pop(snapshot_key, None)
+        template = self._template_starts.forget(snapshot_key)
         if template is not None:
             template.retire()
 
@@ -222,34 +204,54 @@ class LinuxSandbox(SandboxBackend):
         }
 
     async def _zygote(self, key: str) -> ForkServer:
-        zygote = self._zygotes.get(key)
-        if zygote is not None and zygote.alive:
-            return zygote
-        starting = self._zygote_starts.get(key)
-        if starting is not None:
-            return await asyncio.shield(starting)
-        future: asyncio.Future[ForkServer] = asyncio.get_running_loop().create_future()
-        self._zygote_starts[key] = future
-        try:
+        async def start() -> ForkServer:
             interpreter = os.path.realpath(sys.executable) if key == EXEC_ZYGOTE else key
             zygote = ForkServer(interpreter, None if key == EXEC_ZYGOTE else BOOTSTRAP_PY)
             await zygote.start()
-            self._zygotes[key] = zygote
-            future.set_result(zygote)
             return zygote
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        finally:
-            del self._zygote_starts[key]
+
+        return await self._zygote_starts.get(key, lambda zygote: zygote.alive, start)
 
     async def close(self) -> None:
-        for template in self._templates.values():
+        for template in self._template_starts.values():
             template.stop()
-        for zygote in self._zygotes.values():
+        for zygote in self._zygote_starts.values():
             zygote.stop()
         self.cgroups.close()
+
+
+class SingleFlight(Generic[T]):
+    """One live T per key: concurrent callers that find none share a single start."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, T] = {}
+        self._starting: dict[str, asyncio.Future[T]] = {}
+
+    async def get(self, key: str, usable: Callable[[T], bool], start: Callable[[], Awaitable[T]]) -> T:
+        item = self._live.get(key)
+        if item is not None and usable(item):
+            return item
+        starting = self._starting.get(key)
+        if starting is not None:
+            return await asyncio.shield(starting)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._starting[key] = future
+        try:
+            item = self._live[key] = await start()
+            future.set_result(item)
+            return item
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a failed start with no other waiter is not an error to log
+            raise
+        finally:
+            del self._starting[key]
+
+    def forget(self, key: str) -> T | None:
+        return self._live.pop(key, None)
+
+    def values(self) -> list[T]:
+        return list(self._live.values())
 
 
 class LinuxProcess(SandboxProcess):

@@ -24,7 +24,15 @@ import sys
 from pathlib import Path
 
 from lambdalet.runtimes.python_sdk import PythonSdk
-from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
+from lambdalet.sandbox.base import (
+    ExitCallback,
+    ExitStatus,
+    Layout,
+    SandboxBackend,
+    SandboxProcess,
+    SandboxSpec,
+    peak_rss_mb,
+)
 
 RUNTIME_DIR = str(Path(__file__).resolve().parent.parent / "runtimes")
 PR_SET_PDEATHSIG = 1
@@ -127,14 +135,7 @@ class ChildProcess(SandboxProcess):
         return ExitStatus(code=None, signal=-code) if code < 0 else ExitStatus(code=code, signal=None)
 
     def peak_memory_mb(self) -> int:
-        try:
-            with open(f"/proc/{self.pid}/status", "rb") as status:
-                for line in status:
-                    if line.startswith(b"VmHWM:"):
-                        self._peak_mb = max(self._peak_mb, -(-int(line.split()[1]) // 1024))
-                        break
-        except OSError:
-            pass
+        self._peak_mb = max(self._peak_mb, peak_rss_mb(self.pid) or 0)
         return self._peak_mb
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ import signal
 import socket
 from typing import Any, Callable
 
-from lambdalet.sandbox.base import ExitCallback, ExitStatus, SandboxProcess
+from lambdalet.sandbox.base import ExitCallback, ExitStatus, SandboxProcess, peak_rss_mb
 from lambdalet.sandbox.cgroups import EnvironmentCgroup
 
 log = logging.getLogger(__name__)
@@ -204,14 +204,7 @@ class TemplateChild(SandboxProcess):
                 pass
 
     def peak_memory_mb(self) -> int:
-        try:
-            with open(f"/proc/{self.pid}/status", "rb") as status:
-                for line in status:
-                    if line.startswith(b"VmHWM:"):
-                        self._peak_mb = max(self._peak_mb, -(-int(line.split()[1]) // 1024))
-                        break
-        except OSError:
-            pass
+        self._peak_mb = max(self._peak_mb, peak_rss_mb(self.pid) or 0)
         return self._peak_mb
 
     def close(self) -> None:
