@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import re
 import uuid
@@ -40,8 +41,12 @@ class FunctionRef:
     region: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_function_name(raw: str) -> FunctionRef:
-    """Parse a bare name, `name:qualifier`, a partial ARN or a full ARN (as Lambda accepts them)."""
+    """Parse a bare name, `name:qualifier`, a partial ARN or a full ARN (as Lambda accepts them).
+
+    Cached: the invoke path parses the same few names over and over (failures are not cached).
+    """
     for pattern, limit in ((_FULL_ARN, 140), (_PARTIAL_ARN, 140), (_BARE, 140)):
         match = pattern.match(raw)
         if match and len(raw) <= limit:

@@ -76,7 +76,7 @@ class RuntimeApiServer:
     async def serve(self, env: "Environment", sock: socket.socket) -> None:
         """Serve an environment's Runtime API on a listening socket (maybe from its own namespace)."""
         sock.setblocking(False)
-        protocol_factory = web.Server(partial(self._dispatch, env), keepalive_timeout=KEEPALIVE_S)
+        protocol_factory = web.Server(partial(self._dispatch, env), keepalive_timeout=KEEPALIVE_S, access_log=None)
         self._servers[id(env)] = await asyncio.get_running_loop().create_server(protocol_factory, sock=sock)
 
     def close(self, env: "Environment") -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class EnvironmentCgroup:
     cpu_dir: Path
     cpu_quota_us: int
     version: int
+    _peak_fd: int | None = field(default=None, repr=False, compare=False)
 
     def throttle_cpu(self) -> None:
         """Apply the CPU share. Init runs without it, as Lambda's init runs with burst CPU."""
@@ -71,11 +72,19 @@ class EnvironmentCgroup:
             log.warning("could not resize the SnapStart template group %s", self.memory_dir)
 
     def peak_memory_mb(self) -> int:
-        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        """Read after every invocation, so through one descriptor kept open: a single pread."""
         try:
-            return -(-int((self.memory_dir / name).read_text()) // MB)
-        except (OSError, ValueError):
+            if self._peak_fd is None:
+                name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+                object.__setattr__(self, "_peak_fd", os.open(self.memory_dir / name, os.O_RDONLY | os.O_CLOEXEC))
+            return -(-int(os.pread(self._peak_fd, 32, 0)) // MB)
+        except (OSError, ValueError, TypeError):
             return 0
+
+    def close(self) -> None:
+        if self._peak_fd is not None:
+            os.close(self._peak_fd)
+            object.__setattr__(self, "_peak_fd", None)
 
     def oom_killed(self) -> bool:
         name = "memory.oom_control" if self.version == 1 else "memory.events"
@@ -148,6 +157,7 @@ class Cgroups:
         return EnvironmentCgroup(dirs, memory_dir, cpu_dir, cpu_quota_us(memory_mb, self.mb_per_vcpu), self.version)
 
     def release(self, group: EnvironmentCgroup) -> None:
+        group.close()
         if not group.remove():
             self._leftovers.append(group)
         self._leftovers = [g for g in self._leftovers if not g.remove()]
