@@ -211,6 +211,11 @@ class Environment:
 
     async def invoke(self, invocation: Invocation) -> InvocationResult:
         """Run one invocation (the environment is BUSY) and write its START/END/REPORT lines."""
+        if self.state is not EnvState.BUSY:  # its runtime died since it was handed out
+            message = "Runtime exited with error: the environment stopped before the invocation started"
+            return InvocationResult(platform_error(invocation.request_id, "Runtime.ExitError", message),
+                                    function_error=True, status="error", error_type="Runtime.ExitError",
+                                    executed_version=self.config.version)
         first = self.invocations == 0
         self.invocations += 1
         if first:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from typing import Callable
 
-from lambdalet.invoke.environment import Environment, EnvState
+from lambdalet.invoke.environment import Environment, EnvState, InitFailure
 from lambdalet.invoke.leases import MemoryBudget
 from lambdalet.model import FunctionConfig
 
@@ -46,6 +46,8 @@ class WarmPool:
         env.on_gone = self._forget
         self._all.add(env)
         await env.start()  # raises InitFailure; the environment then removes itself
+        if env.state is not EnvState.IDLE:  # it died between finishing init and now
+            raise InitFailure(env, "Runtime.ExitError", "Runtime exited before the invocation could start")
         env.transition(EnvState.BUSY)
         return env, True
 

@@ -11,8 +11,9 @@ runtime at `/var/runtime`, the AWS SDK at `/var/lang/python-sdk`, layers at `/op
 `/tmp` tmpfs capped at the ephemeral-storage size, a minimal `/dev` and its own `/proc`.
 The old root is detached after `pivot_root`, so nothing else of the host is reachable.
 
-It happens in two steps so that most of it is off the cold-start path: `prepare_root` builds and
-enters the root every environment of a zygote shares, in a spare child made ahead of time;
+It happens in three steps so that little of it is on the cold-start path: `build_shared_root`
+builds the root every environment of a zygote shares, once, in a mount namespace the zygote keeps;
+each spare (a child made ahead of time) takes a private copy of it with `enter_shared_root`; and
 `assign` attaches one function's code (a mount tree the zygote cloned for it), mounts its /tmp
 and drops privileges.
 """
@@ -31,6 +32,7 @@ libc.syscall.argtypes = None
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+CLONE_NEWNS = 0x00020000
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
@@ -66,16 +68,14 @@ def bind(source, target, read_only=True):
         mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def prepare_root(generic):
-    """Build and enter the root every environment of a zygote shares, ahead of any request.
+def build_shared_root(generic):
+    """Build the root every environment of a zygote shares, in a mount namespace of its own.
 
-    Runs in a spare: a child already in its own namespaces, waiting to be assigned a function.
-    The costly mount-tree work (pivot_root, detaching the host's tree: RCU grace periods) happens
-    here, off the cold-start path; `/var/task` and `/tmp` stay empty mount points until `assign`.
+    Done once per zygote (and shared-part template), in a short-lived child whose namespace the
+    zygote keeps open. The costly mount-tree work — pivot_root and detaching the host's tree, which
+    waits for RCU grace periods — happens here once instead of once per environment.
     """
     root = generic["root"]
-    os.setsid()
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
     for link, target in generic["symlinks"]:
@@ -83,7 +83,7 @@ def prepare_root(generic):
         os.symlink(target, root + link)
     for source, target, writable in generic["binds"]:
         bind(source, root + target, read_only=not writable)
-    for directory in generic.get("dirs", ()):
+    for directory in list(generic.get("dirs", ())) + ["/proc", "/tmp"]:
         os.makedirs(root + directory, exist_ok=True)
     dev = root + "/dev"
     os.makedirs(dev, exist_ok=True)
@@ -93,9 +93,6 @@ def prepare_root(generic):
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, dev + "/" + name)
-    os.makedirs(root + "/proc", exist_ok=True)
-    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    os.makedirs(root + "/tmp", exist_ok=True)
     old = root + "/.old-root"
     os.makedirs(old, exist_ok=True)
     _check(libc.syscall(SYS_PIVOT_ROOT, root.encode(), old.encode()), "pivot_root")
@@ -103,6 +100,19 @@ def prepare_root(generic):
     _check(libc.umount2(b"/.old-root", MNT_DETACH), "umount old root")
     os.rmdir("/.old-root")
     mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def enter_shared_root(root_ns_fd):
+    """A spare: take a private copy of the shared root (cheap: no host mounts in it) and its /proc.
+
+    Runs in a child already in its own PID namespace, so the /proc it mounts shows only itself.
+    """
+    os.setsid()
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _check(libc.setns(root_ns_fd, CLONE_NEWNS), "setns into the shared root")
+    _check(libc.unshare(CLONE_NEWNS), "unshare the mount namespace")
+    os.chdir("/")
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 class MountAttr(ctypes.Structure):

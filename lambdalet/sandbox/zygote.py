@@ -92,28 +92,68 @@ class Spare:
         self.pid, self.sock, self.cgroup = pid, sock, cgroup
 
 
-def make_spare(control, generic, bootstrap):
+def make_spare(control, generic, root_ns, bootstrap):
     cgroup = f"env-{os.getpid()}-{next(SPARE_IDS)}"  # named here: inside, the spare's pid is 1
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS  # the mount namespace comes from root_ns
     if generic.get("runtime_api_port"):
         flags |= CLONE_NEWNET
     pid = clone(flags)
     if pid == 0:
+        forget_zygote_signals()
         control.close()
         ours.close()
-        spare_main(theirs, generic, cgroup, bootstrap)
+        spare_main(theirs, generic, root_ns, cgroup, bootstrap)
     theirs.close()
     return Spare(pid, ours, cgroup)
 
 
-def spare_main(sock, generic, cgroup, bootstrap):
+def forget_zygote_signals():
+    """A child must not keep the zygote's SIGCHLD handling: its wakeup fd number would later name
+    some other file of the child (say, the Runtime API socket) and get a byte written into it."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+def make_root_namespace(generic):
+    """Build the shared root once, in a short-lived child; keep its mount namespace open by fd."""
+    import confine
+
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = clone(CLONE_NEWNS)
+    if pid == 0:
+        forget_zygote_signals()
+        os.close(ready_r)
+        os.close(done_w)
+        try:
+            confine.build_shared_root(generic)
+            os.write(ready_w, b"ok")
+        except BaseException as exc:
+            os.write(ready_w, f"lambdalet sandbox: cannot build the root: {exc!r}".encode())
+        os.read(done_r, 1)  # stay until the zygote holds the namespace
+        os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        answer = os.read(ready_r, 4096)
+        if answer != b"ok":
+            raise OSError(answer.decode(errors="replace"))
+        return os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+
+
+def spare_main(sock, generic, root_ns, cgroup, bootstrap):
     """The spare's life: prepare, wait for an assignment, become that environment."""
     try:
         import confine
 
         confine.join_own_cgroups(generic["cgroup_parents"], cgroup)
-        confine.prepare_root(generic)
+        confine.enter_shared_root(root_ns)
+        os.close(root_ns)
         if generic.get("runtime_api_port"):
             listener = confine.loopback_listener(generic["runtime_api_port"])
             sock.sendmsg([b"listener"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [listener.fileno()]))])
@@ -174,13 +214,14 @@ def serve(sock, bootstrap):
     spares = {}  # pid -> Spare, for the current template
     retired = {}  # pid -> Spare of an older template, exiting unassigned
     template = None
+    root_ns = None  # the shared root's mount namespace, for the current template
     while True:
         # Refill spares only once no request has come for a moment: building one costs CPU that the
         # environment just handed out needs for its own init on a small machine.
         idle_wait = REFILL_AFTER_IDLE_S if template is not None and len(spares) < SPARES else None
         readable, _, _ = select.select([sock, wake_r], [], [], idle_wait)
         if not readable:
-            spare = make_spare(sock, template, bootstrap)
+            spare = make_spare(sock, template, root_ns, bootstrap)
             spares[spare.pid] = spare
             continue
         if wake_r in readable:
@@ -202,8 +243,11 @@ def serve(sock, bootstrap):
                     retired[spare.pid] = spare
                 spares.clear()
                 template = request["generic"]
+                if root_ns is not None:
+                    os.close(root_ns)
+                root_ns = make_root_namespace(template)
             spec = request["spec"]
-            spare = spares.pop(next(iter(spares))) if spares else make_spare(sock, template, bootstrap)
+            spare = spares.pop(next(iter(spares))) if spares else make_spare(sock, template, root_ns, bootstrap)
             listener_fds = []
             if template.get("runtime_api_port"):  # the spare opened it in its own network
                 _note, listener_fds = receive(spare.sock)
