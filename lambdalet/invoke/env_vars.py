@@ -61,6 +61,8 @@ def build_env(
     )
     if runtime.execution_env:
         env["AWS_EXECUTION_ENV"] = runtime.execution_env
+    if runtime.is_python:
+        env["_LAMBDALET_RUNTIME_FRAMES"] = "1"  # our bootstrap's faster Runtime API (invoke/frames.py)
     return env
 
 

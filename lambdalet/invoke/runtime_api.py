@@ -6,7 +6,8 @@ to that environment: whatever arrives on it is that environment's. The socket is
 the host's loopback by the server (the environment shares the host's network) or handed over by
 the sandbox, opened inside the environment's own network namespace at 127.0.0.1:9001, as on
 Lambda. One handler per endpoint, as in AWS's Runtime Interface Emulator; the environment's state
-machine refuses what is out of turn.
+machine refuses what is out of turn. Lambdalet's own runtimes may speak the same API as frames on
+the same listener instead (`frames.py`): the first bytes of a connection tell which.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from aiohttp import web
 
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
+from lambdalet.invoke.frames import ProtocolSniffer
 
 if TYPE_CHECKING:
     from lambdalet.invoke.environment import Environment
@@ -76,8 +78,9 @@ class RuntimeApiServer:
     async def serve(self, env: "Environment", sock: socket.socket) -> None:
         """Serve an environment's Runtime API on a listening socket (maybe from its own namespace)."""
         sock.setblocking(False)
-        protocol_factory = web.Server(partial(self._dispatch, env), keepalive_timeout=KEEPALIVE_S, access_log=None)
-        self._servers[id(env)] = await asyncio.get_running_loop().create_server(protocol_factory, sock=sock)
+        http = web.Server(partial(self._dispatch, env), keepalive_timeout=KEEPALIVE_S, access_log=None)
+        self._servers[id(env)] = await asyncio.get_running_loop().create_server(
+            lambda: ProtocolSniffer(env, http), sock=sock)
 
     def close(self, env: "Environment") -> None:
         server = self._servers.pop(id(env), None)

@@ -124,6 +124,58 @@ class RuntimeApiClient:
         self.request("POST", path, to_json(error), headers)
 
 
+class FrameRuntimeClient:
+    """The Runtime API as Lambdalet's frames (lambdalet/invoke/frames.py): no HTTP on the warm path."""
+
+    MAGIC = b"LLF1"
+
+    def __init__(self, address):
+        host, _, port = address.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb")
+        self.sock.sendall(self.MAGIC)
+
+    def _send(self, kind, meta, body=b""):
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        meta_bytes = json.dumps(meta).encode()
+        head = (1 + 4 + len(meta_bytes) + len(body)).to_bytes(4, "big") + kind + len(meta_bytes).to_bytes(4, "big")
+        self.sock.sendall(head + meta_bytes + body)
+
+    def next(self):
+        self._send(b"N", {})
+        while True:
+            head = self.reader.read(9)
+            if len(head) < 9:
+                raise EOFError("Runtime API closed the connection")
+            length, kind, meta_length = int.from_bytes(head[:4], "big"), head[4:5], int.from_bytes(head[5:9], "big")
+            rest = self.reader.read(length - 5)
+            meta = json.loads(rest[:meta_length])
+            if kind == b"V":
+                return meta, rest[meta_length:]
+            if meta.get("status", 0) >= 500:  # the environment is going away
+                raise RuntimeError(f"Failed to get next invocation: {meta.get('errorMessage')}")
+            # Other refusals answer an earlier frame (e.g. a response after a timeout): nothing to do.
+
+    def post_response(self, request_id, body, content_type):
+        self._send(b"R", {"id": request_id, "content_type": content_type}, body)
+
+    def post_error(self, request_id, error, error_type=None):
+        if request_id is None:
+            self._send(b"I", {"error_type": error_type}, to_json(error))
+        else:
+            self._send(b"E", {"id": request_id}, to_json(error))
+
+
+def runtime_client():
+    """The Runtime API client this environment should use (frames when the platform offers them)."""
+    address = os.environ["AWS_LAMBDA_RUNTIME_API"]
+    if os.environ.pop("_LAMBDALET_RUNTIME_FRAMES", None) == "1":
+        return FrameRuntimeClient(address)
+    return RuntimeApiClient(address)
+
+
 class CognitoIdentity:
     __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
 
@@ -361,7 +413,7 @@ def init_error(exc):
 
 def serve(handler, log_handler):
     """The invoke loop: next event, handler, answer; forever."""
-    client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    client = runtime_client()
     while True:
         headers, body = client.next()
         handle(client, handler, log_handler, headers, body)
@@ -372,7 +424,7 @@ def main():
         handler, log_handler = init()
     except Exception as exc:
         error, error_type = init_error(exc)
-        RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"]).post_error(None, error, error_type)
+        runtime_client().post_error(None, error, error_type)
         sys.exit(1)
     serve(handler, log_handler)
 
