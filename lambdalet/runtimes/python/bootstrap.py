@@ -168,12 +168,21 @@ class FrameRuntimeClient:
             self._send(b"E", {"id": request_id}, to_json(error))
 
 
+PLATFORM = {"frames": False}
+
+
+def take_platform_flags():
+    """Read (and hide from the function) what the platform says about itself."""
+    flag = os.environ.pop("_LAMBDALET_RUNTIME_FRAMES", None)
+    if flag is not None:
+        PLATFORM["frames"] = flag == "1"
+
+
 def runtime_client():
     """The Runtime API client this environment should use (frames when the platform offers them)."""
+    take_platform_flags()
     address = os.environ["AWS_LAMBDA_RUNTIME_API"]
-    if os.environ.pop("_LAMBDALET_RUNTIME_FRAMES", None) == "1":
-        return FrameRuntimeClient(address)
-    return RuntimeApiClient(address)
+    return FrameRuntimeClient(address) if PLATFORM["frames"] else RuntimeApiClient(address)
 
 
 class CognitoIdentity:
@@ -392,6 +401,7 @@ def init():
 
     Raises FaultException (or whatever the function's module-level code raised) when init fails.
     """
+    take_platform_flags()
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
