@@ -176,8 +176,10 @@ class Environment:
         process.on_exit(self._on_exit)
         if process.runtime_api_socket is not None:
             await self._runtime_api.serve(self, process.runtime_api_socket)
-        if self.state is not EnvState.STARTING:  # stopped while the sandbox was starting
+        if self.state in (EnvState.STOPPING, EnvState.GONE):  # stopped while the sandbox was starting
             process.kill()
+        elif self._ready.done():  # the runtime asked for its first event before the sandbox answered
+            process.initialized()
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self._init_timeout + self.config.timeout)
         except asyncio.TimeoutError:
