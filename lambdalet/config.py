@@ -42,8 +42,7 @@ class Settings:
     )
     max_parallel_starts: int = knob(8, "How many execution environments may be starting at once.")
     snapstart_latest: bool = knob(
-        False, "Apply SnapStart ({ApplyOn: PublishedVersions}) to $LATEST, since published versions do not "
-        "exist yet; without it such functions are refused."
+        False, "Apply SnapStart ({ApplyOn: PublishedVersions}) to $LATEST as well as to published versions."
     )
     keep_alive: float = knob(300.0, "Seconds an idle warm environment is kept before it is reaped.")
     init_timeout: float = knob(

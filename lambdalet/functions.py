@@ -11,9 +11,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
+from lambdalet.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceNotFoundException,
+)
 from lambdalet.invoke.leases import ConcurrencyLimiter
-from lambdalet.model import Arns, FunctionConfig
+from lambdalet.model import LATEST, Arns, FunctionConfig, new_revision_id, now_iso
 from lambdalet.store.functions import FunctionStore
 
 
@@ -21,11 +25,16 @@ from lambdalet.store.functions import FunctionStore
 class Function:
     latest: FunctionConfig
     tags: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, FunctionConfig] = field(default_factory=dict)  # published, by number
+    last_version: int = 0
+
+    def newest_version(self) -> FunctionConfig | None:
+        return self.versions[max(self.versions, key=int)] if self.versions else None
 
 
 class FunctionRegistry:
     def __init__(self, store: FunctionStore, arns: Arns, limiter: ConcurrencyLimiter,
-                 on_change: Callable[[str], None]) -> None:
+                 on_change: Callable[[str, str | None], None]) -> None:
         self._store = store
         self._arns = arns
         self._limiter = limiter
@@ -35,7 +44,8 @@ class FunctionRegistry:
 
     async def load(self) -> None:
         for stored in await asyncio.to_thread(self._store.load_all):
-            self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags))
+            self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
+                                                         stored.last_version)
             if stored.reserved_concurrency is not None:
                 self._limiter.reserved[stored.latest.name] = stored.reserved_concurrency
 
@@ -44,6 +54,16 @@ class FunctionRegistry:
         if function is None:
             raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, qualifier)}")
         return function
+
+    def config(self, name: str, qualifier: str | None = None) -> FunctionConfig:
+        """The configuration a name and qualifier resolve to: $LATEST (none given) or a version."""
+        function = self.get(name, qualifier)
+        if qualifier is None or qualifier == LATEST:
+            return function.latest
+        version = function.versions.get(qualifier)
+        if version is None:
+            raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, qualifier)}")
+        return version
 
     def exists(self, name: str) -> bool:
         return name in self._by_name
@@ -64,8 +84,46 @@ class FunctionRegistry:
             config = change(function.latest)
             await asyncio.to_thread(self._store.update, config)
             function.latest = config
-        self._on_change(name)
+        self._on_change(name, LATEST)
         return config
+
+    async def publish(self, name: str, code_sha256_b64: str | None = None, revision_id: str | None = None,
+                      description: str | None = None) -> FunctionConfig:
+        """PublishVersion: snapshot $LATEST as the next version, unless nothing changed since the last one."""
+        async with self._write_lock:
+            function = self.get(name)
+            latest = function.latest
+            current_sha = latest.to_api(self._arns)["CodeSha256"]
+            if code_sha256_b64 is not None and code_sha256_b64 != current_sha:
+                raise InvalidParameterValueException(
+                    f"CodeSHA256 ({code_sha256_b64}) is different from current CodeSHA256 in $LATEST "
+                    f"({current_sha}). Please try again with the CodeSHA256 in $LATEST."
+                )
+            if revision_id is not None and revision_id != latest.revision_id:
+                raise PreconditionFailedException(
+                    "The Revision Id provided does not match the latest Revision Id. "
+                    "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+                )
+            newest = function.newest_version()
+            if newest is not None and newest.source_revision == latest.revision_id:
+                return newest  # nothing changed since: Lambda publishes no new version
+            number = str(function.last_version + 1)
+            version = latest.replace(version=number, source_revision=latest.revision_id,
+                                     revision_id=new_revision_id(), last_modified=now_iso(),
+                                     description=latest.description if description is None else description)
+            await asyncio.to_thread(self._store.publish, version)
+            function.versions[number] = version
+            function.last_version = int(number)
+            return version
+
+    async def delete_version(self, name: str, version: str) -> None:
+        async with self._write_lock:
+            function = self.get(name)
+            if version not in function.versions:
+                raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, version)}")
+            await asyncio.to_thread(self._store.delete_version, name, version)
+            del function.versions[version]
+        self._on_change(name, version)
 
     async def delete(self, name: str) -> None:
         async with self._write_lock:
@@ -73,7 +131,7 @@ class FunctionRegistry:
             await asyncio.to_thread(self._store.delete, name)
             del self._by_name[name]
             self._limiter.reserved.pop(name, None)
-        self._on_change(name)
+        self._on_change(name, None)
 
     def reserved_concurrency(self, name: str) -> int | None:
         self.get(name)

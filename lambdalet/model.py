@@ -112,6 +112,8 @@ class FunctionConfig:
     version: str = LATEST
     package_type: str = "Zip"
     snap_start: str = "None"  # SnapStart.ApplyOn: "None" or "PublishedVersions"
+    #: A published version: the RevisionId of $LATEST it was published from (the no-op rule).
+    source_revision: str = ""
     revision_id: str = field(default_factory=new_revision_id)
     last_modified: str = field(default_factory=now_iso)
 

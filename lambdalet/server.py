@@ -12,6 +12,7 @@ from aiohttp import web
 from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
+from lambdalet.api import versions as versions_api
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.config import Settings
@@ -23,7 +24,7 @@ from lambdalet.invoke.leases import ConcurrencyLimiter, MemoryBudget, default_me
 from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.runtime_api import RuntimeApiServer
 from lambdalet.logs import LogStore
-from lambdalet.model import Arns, FunctionConfig
+from lambdalet.model import LATEST, Arns, FunctionConfig
 from lambdalet.runtimes.python_sdk import prepare_python_sdk
 from lambdalet.runtimes.registry import RuntimeRegistry
 from lambdalet.sandbox import create_backend
@@ -79,8 +80,9 @@ async def build_services(settings: Settings) -> Services:
         )
 
     def snapshot_key(config: FunctionConfig) -> str | None:
-        """SnapStart environments of one exact configuration fork from one template."""
-        if config.snap_start != "PublishedVersions" or not settings.snapstart_latest:
+        """SnapStart environments of one exact configuration fork from one template: published
+        versions with ApplyOn PublishedVersions, and $LATEST too with --snapstart-latest."""
+        if config.snap_start != "PublishedVersions" or (config.version == LATEST and not settings.snapstart_latest):
             return None
         return f"{config.name}:{config.version}:{config.revision_id}"
 
@@ -120,6 +122,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(functions_api.routes())
     app.add_routes(invoke_api.routes())
     app.add_routes(concurrency_api.routes())
+    app.add_routes(versions_api.routes())
     app.add_routes([web.get("/_lambdalet/status", status)])
 
     async def startup(app: web.Application) -> None:

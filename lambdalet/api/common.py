@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException, ResourceNotFoundException
-from lambdalet.model import LATEST, FunctionRef, parse_function_name
+from lambdalet.model import FunctionRef, parse_function_name
 from lambdalet.validation import Body
 
 if TYPE_CHECKING:
@@ -56,9 +56,3 @@ def qualifier(request: web.Request, ref: FunctionRef) -> str | None:
             "The derived qualifier from the function name does not match the specified qualifier."
         )
     return ref.qualifier if ref.qualifier is not None else query
-
-
-def require_latest(svc: "Services", ref: FunctionRef, qual: str | None) -> None:
-    """Only $LATEST exists until versions are implemented: any other qualifier names nothing."""
-    if qual is not None and qual != LATEST:
-        raise ResourceNotFoundException(f"Function not found: {svc.arns.function(ref.name, qual)}")

@@ -10,7 +10,7 @@ import re
 from aiohttp import web
 
 from lambdalet import validation
-from lambdalet.api.common import function_ref, json_body, json_response, qualifier, require_latest, services
+from lambdalet.api.common import function_ref, json_body, json_response, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -94,12 +94,8 @@ def _common_config(body: Body, svc, current: FunctionConfig | None) -> dict:
 
 
 def _check_snapstart(svc, runtime: str) -> None:
-    """SnapStart is accepted only where this server will really apply it."""
-    if not svc.settings.snapstart_latest:
-        raise InvalidParameterValueException(
-            "SnapStart applies to published versions, which this Lambdalet server does not have yet; "
-            "start it with --snapstart-latest to apply SnapStart to $LATEST."
-        )
+    """SnapStart is accepted only where this server will really apply it (published versions, and
+    $LATEST too with --snapstart-latest)."""
     if not runtime.startswith("python3.") or int(runtime.split(".")[1]) < 12:
         raise InvalidParameterValueException(f"SnapStart is not supported for runtime {runtime}; use python3.12 or later.")
     if not svc.sandbox.supports_snapstart:
@@ -117,8 +113,7 @@ async def create_function(request: web.Request) -> web.Response:
         raise InvalidParameterValueException("FunctionName must not carry a qualifier on CreateFunction.")
     if body.string("PackageType", "Zip") != "Zip":
         raise InvalidParameterValueException("PackageType Image is not supported by this Lambdalet server yet.")
-    if body.boolean("Publish"):
-        raise InvalidParameterValueException("Publish is not supported by this Lambdalet server yet (versions).")
+    publish = body.boolean("Publish")
     changes = _common_config(body, svc, None)
     architectures = validation.architectures(body)
     tags = validation.tags(body) or {}
@@ -131,16 +126,14 @@ async def create_function(request: web.Request) -> web.Response:
     config = FunctionConfig(name=ref.name, code_sha256=blob.sha256, code_size=blob.size,
                             architectures=architectures or ("x86_64",), **changes)
     await svc.functions.create(config, tags)
+    if publish:
+        config = await svc.functions.publish(ref.name)
     return json_response(config.to_api(svc.arns), status=201)
 
 
 def _resolve(request: web.Request) -> tuple[FunctionRef, FunctionConfig]:
-    svc = services(request)
     ref = function_ref(request)
-    qual = qualifier(request, ref)
-    function = svc.functions.get(ref.name, qual)
-    require_latest(svc, ref, qual)
-    return ref, function.latest
+    return ref, services(request).functions.config(ref.name, qualifier(request, ref))
 
 
 async def get_function(request: web.Request) -> web.Response:
@@ -167,17 +160,29 @@ async def list_functions(request: web.Request) -> web.Response:
     version = request.query.get("FunctionVersion")
     if version is not None and version != "ALL":
         raise InvalidParameterValueException("FunctionVersion must be ALL.")
+    configs: dict[str, FunctionConfig] = {}
+    for name in svc.functions.names():
+        function = svc.functions.get(name)
+        configs[name] = function.latest
+        if version == "ALL":  # every published version too, keyed so that they sort after $LATEST
+            configs.update({f"{name}:{int(v):010d}": c for v, c in function.versions.items()})
+    page, next_marker = paginate(request, sorted(configs))
+    result: dict = {"Functions": [configs[key].to_api(svc.arns) for key in page]}
+    if next_marker is not None:
+        result["NextMarker"] = next_marker
+    return json_response(result)
+
+
+def paginate(request: web.Request, keys: list[str]) -> tuple[list[str], str | None]:
+    """Lambda's Marker/MaxItems paging over sorted keys: the page and the next page's marker."""
     max_items = _max_items(request)
-    names = svc.functions.names()
     marker = request.query.get("Marker")
     start = 0
-    if marker:
-        start = next((i for i, name in enumerate(names) if name >= marker), len(names))
-    page = names[start:start + max_items]
-    result: dict = {"Functions": [svc.functions.get(name).latest.to_api(svc.arns) for name in page]}
-    if start + max_items < len(names):
-        result["NextMarker"] = names[start + max_items]
-    return json_response(result)
+    if marker:  # a marker is a key this server handed out; one that has gone since resumes after it
+        start = keys.index(marker) if marker in keys else next(
+            (i for i, key in enumerate(keys) if key > marker), len(keys))
+    page = keys[start:start + max_items]
+    return page, keys[start + max_items] if start + max_items < len(keys) else None
 
 
 def _max_items(request: web.Request) -> int:
@@ -220,7 +225,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     _refuse_qualified_update(svc, ref, request)
     body = await json_body(request)
     changes = _common_config(body, svc, svc.functions.get(ref.name).latest)
-    return await _update(svc, ref.name, body, changes)
+    return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))
 
 
 async def update_function_code(request: web.Request) -> web.Response:
@@ -228,8 +233,6 @@ async def update_function_code(request: web.Request) -> web.Response:
     ref = function_ref(request)
     _refuse_qualified_update(svc, ref, request)
     body = await json_body(request)
-    if body.boolean("Publish"):
-        raise InvalidParameterValueException("Publish is not supported by this Lambdalet server yet (versions).")
     architectures = validation.architectures(body)
     blob = await _store_zip(request, body)
     changes = {"code_sha256": blob.sha256, "code_size": blob.size}
@@ -239,17 +242,20 @@ async def update_function_code(request: web.Request) -> web.Response:
         current = svc.functions.get(ref.name).latest
         _check_revision(body, current)
         return json_response(current.replace(**changes).to_api(svc.arns))
-    return await _update(svc, ref.name, body, changes)
+    return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))
 
 
-async def _update(svc, name: str, body: Body, changes: dict) -> web.Response:
-    """Apply `changes` to $LATEST, refused if the body's RevisionId is not the current one."""
+async def _update(svc, name: str, body: Body, changes: dict, publish: bool) -> web.Response:
+    """Apply `changes` to $LATEST, refused if the body's RevisionId is not the current one;
+    with Publish, then publish a version and answer with it, as Lambda does."""
 
     def change(current: FunctionConfig) -> FunctionConfig:
         _check_revision(body, current)
         return current.replace(**changes)
 
     config = await svc.functions.update(name, change)
+    if publish:
+        config = await svc.functions.publish(name)
     return json_response(config.to_api(svc.arns))
 
 
@@ -260,8 +266,11 @@ async def delete_function(request: web.Request) -> web.Response:
     svc.functions.get(ref.name, qual)
     if qual == LATEST:
         raise InvalidParameterValueException("$LATEST version cannot be deleted without deleting the function.")
-    require_latest(svc, ref, qual)
-    await svc.functions.delete(ref.name)
+    if qual is not None:
+        svc.functions.config(ref.name, qual)  # 404 unless it is a published version
+        await svc.functions.delete_version(ref.name, qual)
+    else:
+        await svc.functions.delete(ref.name)
     return web.Response(status=204)
 
 

@@ -13,7 +13,7 @@ import json
 from aiohttp import web
 
 from lambdalet import logs
-from lambdalet.api.common import function_ref, qualifier, require_latest, services
+from lambdalet.api.common import function_ref, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException
 from lambdalet.invoke.types import Invocation, new_request_id
 
@@ -48,8 +48,7 @@ async def invoke(request: web.Request) -> web.Response:
     svc = services(request)
     ref = function_ref(request)
     qual = qualifier(request, ref)
-    config = svc.functions.get(ref.name, qual).latest
-    require_latest(svc, ref, qual)
+    config = svc.functions.config(ref.name, qual)
 
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
     if invocation_type not in INVOCATION_TYPES:

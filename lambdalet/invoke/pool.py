@@ -145,9 +145,10 @@ class Pools:
             self.budget.give_back(env.budgeted_mb)
             env.budgeted_mb = 0
 
-    def retire_function(self, name: str) -> None:
-        """Code or configuration changed, or the function is gone: its environments must not serve again."""
-        for key in [k for k in self._pools if k[0] == name]:
+    def retire_function(self, name: str, version: str | None = None) -> None:
+        """A version changed or went away (every version, when `version` is None): its environments
+        must not serve again."""
+        for key in [k for k in self._pools if k[0] == name and version in (None, k[1])]:
             self._retire(self._pools.pop(key))
 
     def _retire(self, pool: WarmPool) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lambdalet.errors import ResourceConflictException
 from lambdalet.model import LATEST, FunctionConfig, now_iso
-from lambdalet.store.schema import function_concurrency, function_versions, functions
+from lambdalet.store.schema import function_concurrency, function_version_counters, function_versions, functions
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class StoredFunction:
     latest: FunctionConfig
     tags: dict[str, str] = field(default_factory=dict)
     reserved_concurrency: int | None = None
+    versions: dict[str, FunctionConfig] = field(default_factory=dict)  # published, by number
+    last_version: int = 0
 
 
 class FunctionStore:
@@ -31,11 +33,19 @@ class FunctionStore:
         with self.engine.connect() as conn:
             tags = {row.name: json.loads(row.tags) for row in conn.execute(select(functions))}
             reserved = {row.function_name: row.reserved for row in conn.execute(select(function_concurrency))}
-            rows = conn.execute(select(function_versions).where(function_versions.c.version == LATEST))
+            counters = {row.function_name: row.last_version for row in conn.execute(select(function_version_counters))}
+            latest: dict[str, FunctionConfig] = {}
+            published: dict[str, dict[str, FunctionConfig]] = {}
+            for row in conn.execute(select(function_versions)):
+                config = FunctionConfig.from_record(json.loads(row.config))
+                if row.version == LATEST:
+                    latest[row.function_name] = config
+                else:
+                    published.setdefault(row.function_name, {})[row.version] = config
             return [
-                StoredFunction(FunctionConfig.from_record(json.loads(row.config)), tags.get(row.function_name, {}),
-                               reserved.get(row.function_name))
-                for row in rows
+                StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
+                               counters.get(name, 0))
+                for name, config in latest.items()
             ]
 
     def create(self, config: FunctionConfig, tags: dict[str, str]) -> None:
@@ -59,6 +69,20 @@ class FunctionStore:
                 .values(config=json.dumps(config.to_record()))
             )
 
+    def publish(self, config: FunctionConfig) -> None:
+        """Store a new published version and advance the function's version counter."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(function_versions).values(
+                function_name=config.name, version=config.version, config=json.dumps(config.to_record())))
+            conn.execute(delete(function_version_counters).where(function_version_counters.c.function_name == config.name))
+            conn.execute(insert(function_version_counters).values(function_name=config.name,
+                                                                  last_version=int(config.version)))
+
+    def delete_version(self, name: str, version: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(function_versions).where(function_versions.c.function_name == name)
+                         .where(function_versions.c.version == version))
+
     def set_reserved_concurrency(self, name: str, reserved: int | None) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
@@ -68,5 +92,6 @@ class FunctionStore:
     def delete(self, name: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
+            conn.execute(delete(function_version_counters).where(function_version_counters.c.function_name == name))
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))

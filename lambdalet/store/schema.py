@@ -34,6 +34,15 @@ function_concurrency = Table(
 )
 
 
+# The last version number published per function: numbers are never reused, even after a delete.
+function_version_counters = Table(
+    "function_version_counters",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("last_version", Integer, nullable=False),
+)
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine and the schema; SQLite gets WAL and foreign keys."""
     engine = create_engine(url)

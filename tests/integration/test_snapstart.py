@@ -55,10 +55,7 @@ def report(resp) -> str:
     return next(line for line in base64.b64decode(resp["LogResult"]).decode().splitlines() if line.startswith("REPORT"))
 
 
-def test_snapstart_is_refused_where_it_would_have_no_effect(lambda_client, unique_name, snap_server):
-    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as error:
-        create(lambda_client, unique_name)  # the shared server runs without --snapstart-latest
-    assert "--snapstart-latest" in str(error.value)
+def test_snapstart_is_refused_where_it_would_have_no_effect(unique_name, snap_server):
     with pytest.raises(snap_server.client().exceptions.InvalidParameterValueException) as error:
         create(snap_server.client(), unique_name, runtime="python3.11")
     assert "python3.12" in str(error.value)
@@ -86,6 +83,18 @@ def test_environments_fork_from_one_initialised_template(snap_server):
     assert first["stream"] != second["stream"]  # two environments
     assert first["random"] != second["random"]  # re-seeded after each fork
     assert "\tRestore Duration: " in report(second_resp) and "Init Duration" not in report(second_resp)
+
+
+def test_published_versions_get_snapstart_without_the_latest_flag(lambda_client, create_function):
+    """The shared server runs without --snapstart-latest: $LATEST starts normally, versions restore."""
+    name = create_function(HEAVY, Runtime="python3.12", Timeout=30, MemorySize=512,
+                           SnapStart={"ApplyOn": "PublishedVersions"})["FunctionName"]
+    latest_resp, latest = invoke_json(lambda_client, name, {}, LogType="Tail")
+    assert latest["initialization_type"] == "on-demand" and "\tInit Duration: " in report(latest_resp)
+    version = lambda_client.publish_version(FunctionName=name)["Version"]
+    resp, restored = invoke_json(lambda_client, name, {}, Qualifier=version, LogType="Tail")
+    assert restored["initialization_type"] == "snap-start" and "\tRestore Duration: " in report(resp)
+    assert resp["ExecutedVersion"] == version
 
 
 def test_a_configuration_change_makes_a_new_template(snap_server):

@@ -1,0 +1,47 @@
+"""Versions: PublishVersion and ListVersionsByFunction."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lambdalet.api.common import function_ref, json_body, json_response, services
+from lambdalet.errors import InvalidParameterValueException
+from lambdalet.model import LATEST
+
+
+def routes() -> list[web.RouteDef]:
+    base = "/2015-03-31/functions/{function_name}/versions"
+    return [web.post(base, publish_version), web.get(base, list_versions_by_function)]
+
+
+def _unqualified(request: web.Request) -> str:
+    ref = function_ref(request)
+    if ref.qualifier is not None:
+        raise InvalidParameterValueException("Versions are published from the unqualified function name.")
+    return ref.name
+
+
+async def publish_version(request: web.Request) -> web.Response:
+    svc = services(request)
+    name = _unqualified(request)
+    body = await json_body(request)
+    version = await svc.functions.publish(
+        name, code_sha256_b64=body.string("CodeSha256"), revision_id=body.string("RevisionId"),
+        description=body.string("Description", max_len=256),
+    )
+    return json_response(version.to_api(svc.arns), status=201)
+
+
+async def list_versions_by_function(request: web.Request) -> web.Response:
+    from lambdalet.api.functions import paginate
+
+    svc = services(request)
+    function = svc.functions.get(_unqualified(request))
+    configs = [function.latest] + [function.versions[v] for v in sorted(function.versions, key=int)]
+    keys = [LATEST] + sorted(function.versions, key=int)
+    page, next_marker = paginate(request, keys)
+    by_key = dict(zip(keys, configs))
+    result: dict = {"Versions": [by_key[key].to_api(svc.arns) for key in page]}
+    if next_marker is not None:
+        result["NextMarker"] = next_marker
+    return json_response(result)
