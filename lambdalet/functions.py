@@ -14,10 +14,11 @@ from typing import Callable
 from lambdalet.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
+    ResourceConflictException,
     ResourceNotFoundException,
 )
 from lambdalet.invoke.leases import ConcurrencyLimiter
-from lambdalet.model import LATEST, Arns, FunctionConfig, new_revision_id, now_iso
+from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
 from lambdalet.store.functions import FunctionStore
 
 
@@ -27,6 +28,7 @@ class Function:
     tags: dict[str, str] = field(default_factory=dict)
     versions: dict[str, FunctionConfig] = field(default_factory=dict)  # published, by number
     last_version: int = 0
+    aliases: dict[str, Alias] = field(default_factory=dict)
 
     def newest_version(self) -> FunctionConfig | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
@@ -45,7 +47,7 @@ class FunctionRegistry:
     async def load(self) -> None:
         for stored in await asyncio.to_thread(self._store.load_all):
             self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
-                                                         stored.last_version)
+                                                         stored.last_version, dict(stored.aliases))
             if stored.reserved_concurrency is not None:
                 self._limiter.reserved[stored.latest.name] = stored.reserved_concurrency
 
@@ -55,15 +57,68 @@ class FunctionRegistry:
             raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, qualifier)}")
         return function
 
-    def config(self, name: str, qualifier: str | None = None) -> FunctionConfig:
-        """The configuration a name and qualifier resolve to: $LATEST (none given) or a version."""
+    def config(self, name: str, qualifier: str | None = None, draw: float | None = None) -> FunctionConfig:
+        """The configuration a name and qualifier resolve to: $LATEST (none given), a version, or the
+        version an alias points to — with `draw` (a uniform random number), the one its weights pick."""
         function = self.get(name, qualifier)
         if qualifier is None or qualifier == LATEST:
             return function.latest
+        alias = function.aliases.get(qualifier)
+        if alias is not None:
+            qualifier = alias.pick_version(draw) if draw is not None else alias.function_version
+            if qualifier == LATEST:
+                return function.latest
         version = function.versions.get(qualifier)
         if version is None:
             raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, qualifier)}")
         return version
+
+    def alias(self, name: str, alias_name: str) -> Alias:
+        alias = self.get(name).aliases.get(alias_name)
+        if alias is None:
+            raise ResourceNotFoundException(f"Alias not found: {self._arns.function(name, alias_name)}")
+        return alias
+
+    async def put_alias(self, alias: Alias, create: bool, revision_id: str | None = None) -> Alias:
+        """CreateAlias (`create`) or UpdateAlias: validated against the function's versions."""
+        async with self._write_lock:
+            function = self.get(alias.function_name)
+            existing = function.aliases.get(alias.name)
+            if create and existing is not None:
+                raise ResourceConflictException(
+                    f"Alias already exists: {self._arns.function(alias.function_name, alias.name)}")
+            if not create:
+                if existing is None:
+                    raise ResourceNotFoundException(
+                        f"Alias not found: {self._arns.function(alias.function_name, alias.name)}")
+                if revision_id is not None and revision_id != existing.revision_id:
+                    raise PreconditionFailedException(
+                        "The Revision Id provided does not match the latest Revision Id. "
+                        "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+            self._check_alias_versions(function, alias)
+            await asyncio.to_thread(self._store.put_alias, alias)
+            function.aliases[alias.name] = alias
+            return alias
+
+    def _check_alias_versions(self, function: Function, alias: Alias) -> None:
+        for version in (alias.function_version, *alias.weights):
+            if version != LATEST and version not in function.versions:
+                raise ResourceNotFoundException(
+                    f"Function not found: {self._arns.function(function.latest.name, version)}")
+        if alias.weights and alias.function_version == LATEST:
+            raise InvalidParameterValueException(
+                "$LATEST is not supported for an alias pointing to more than 1 version")
+        if LATEST in alias.weights:
+            raise InvalidParameterValueException("$LATEST is not supported as an additional version of an alias.")
+        if alias.function_version in alias.weights:
+            raise InvalidParameterValueException(
+                "The additional version must be different from the alias's primary version.")
+
+    async def delete_alias(self, name: str, alias_name: str) -> None:
+        async with self._write_lock:
+            self.alias(name, alias_name)
+            await asyncio.to_thread(self._store.delete_alias, name, alias_name)
+            del self.get(name).aliases[alias_name]
 
     def exists(self, name: str) -> bool:
         return name in self._by_name
@@ -121,6 +176,11 @@ class FunctionRegistry:
             function = self.get(name)
             if version not in function.versions:
                 raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, version)}")
+            users = sorted(a.name for a in function.aliases.values()
+                           if version == a.function_version or version in a.weights)
+            if users:
+                raise ResourceConflictException(
+                    f"Unable to delete version because the following aliases reference it: {users}")
             await asyncio.to_thread(self._store.delete_version, name, version)
             del function.versions[version]
         self._on_change(name, version)

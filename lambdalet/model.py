@@ -168,6 +168,45 @@ class FunctionConfig:
         return config
 
 
+@dataclass(frozen=True)
+class Alias:
+    """A name for a version, optionally splitting traffic with one more version by weight."""
+
+    function_name: str
+    name: str
+    function_version: str
+    description: str = ""
+    #: AdditionalVersionWeights: at most one other published version and its share of traffic.
+    weights: dict[str, float] = field(default_factory=dict)
+    revision_id: str = field(default_factory=new_revision_id)
+
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Alias":
+        return cls(**record)
+
+    def to_api(self, arns: Arns) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "AliasArn": arns.function(self.function_name, self.name),
+            "Name": self.name,
+            "FunctionVersion": self.function_version,
+            "Description": self.description,
+            "RevisionId": self.revision_id,
+        }
+        if self.weights:
+            result["RoutingConfig"] = {"AdditionalVersionWeights": dict(self.weights)}
+        return result
+
+    def pick_version(self, draw: float) -> str:
+        """The version one invocation runs: the additional one with its weight's probability."""
+        for version, weight in self.weights.items():
+            if draw < weight:
+                return version
+        return self.function_version
+
+
 def runtime_version_arn(region: str, runtime: str) -> str:
     """A stable runtime-version ARN per runtime (Lambda's has a 64-hex digest of the runtime build)."""
     digest = hashlib.sha256(f"lambdalet:{runtime}".encode()).hexdigest()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from lambdalet.api import aliases as aliases_api
 from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(invoke_api.routes())
     app.add_routes(concurrency_api.routes())
     app.add_routes(versions_api.routes())
+    app.add_routes(aliases_api.routes())
     app.add_routes([web.get("/_lambdalet/status", status)])
 
     async def startup(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 
 from aiohttp import web
 
@@ -48,7 +49,7 @@ async def invoke(request: web.Request) -> web.Response:
     svc = services(request)
     ref = function_ref(request)
     qual = qualifier(request, ref)
-    config = svc.functions.config(ref.name, qual)
+    config = svc.functions.config(ref.name, qual, draw=random.random())  # an alias's weights pick the version
 
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
     if invocation_type not in INVOCATION_TYPES:

@@ -10,8 +10,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from lambdalet.errors import ResourceConflictException
-from lambdalet.model import LATEST, FunctionConfig, now_iso
-from lambdalet.store.schema import function_concurrency, function_version_counters, function_versions, functions
+from lambdalet.model import LATEST, Alias, FunctionConfig, now_iso
+from lambdalet.store.schema import (
+    aliases,
+    function_concurrency,
+    function_version_counters,
+    function_versions,
+    functions,
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class StoredFunction:
     reserved_concurrency: int | None = None
     versions: dict[str, FunctionConfig] = field(default_factory=dict)  # published, by number
     last_version: int = 0
+    aliases: dict[str, Alias] = field(default_factory=dict)
 
 
 class FunctionStore:
@@ -42,9 +49,12 @@ class FunctionStore:
                     latest[row.function_name] = config
                 else:
                     published.setdefault(row.function_name, {})[row.version] = config
+            named: dict[str, dict[str, Alias]] = {}
+            for row in conn.execute(select(aliases)):
+                named.setdefault(row.function_name, {})[row.name] = Alias.from_record(json.loads(row.config))
             return [
                 StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
-                               counters.get(name, 0))
+                               counters.get(name, 0), named.get(name, {}))
                 for name, config in latest.items()
             ]
 
@@ -83,6 +93,18 @@ class FunctionStore:
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name)
                          .where(function_versions.c.version == version))
 
+    def put_alias(self, alias: Alias) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(aliases).where(aliases.c.function_name == alias.function_name)
+                         .where(aliases.c.name == alias.name))
+            conn.execute(insert(aliases).values(function_name=alias.function_name, name=alias.name,
+                                                config=json.dumps(alias.to_record())))
+
+    def delete_alias(self, function_name: str, name: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(aliases).where(aliases.c.function_name == function_name)
+                         .where(aliases.c.name == name))
+
     def set_reserved_concurrency(self, name: str, reserved: int | None) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
@@ -93,5 +115,6 @@ class FunctionStore:
         with self.engine.begin() as conn:
             conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
             conn.execute(delete(function_version_counters).where(function_version_counters.c.function_name == name))
+            conn.execute(delete(aliases).where(aliases.c.function_name == name))
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))

@@ -43,6 +43,16 @@ function_version_counters = Table(
 )
 
 
+# Aliases: `config` is Alias.to_record() as JSON.
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("config", Text, nullable=False),
+)
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine and the schema; SQLite gets WAL and foreign keys."""
     engine = create_engine(url)
