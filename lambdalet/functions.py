@@ -73,6 +73,18 @@ class FunctionRegistry:
             raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, qualifier)}")
         return version
 
+    async def change_tags(self, name: str, add: dict[str, str] | None = None,
+                          remove: list[str] | None = None) -> None:
+        """TagResource / UntagResource; a function has at most 50 tags, as on Lambda."""
+        async with self._write_lock:
+            function = self.get(name)
+            tags = {k: v for k, v in function.tags.items() if k not in (remove or [])}
+            tags.update(add or {})
+            if len(tags) > 50:
+                raise InvalidParameterValueException("A function can have at most 50 tags.")
+            await asyncio.to_thread(self._store.set_tags, name, tags)
+            function.tags = tags
+
     def alias(self, name: str, alias_name: str) -> Alias:
         alias = self.get(name).aliases.get(alias_name)
         if alias is None:

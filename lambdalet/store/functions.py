@@ -93,6 +93,10 @@ class FunctionStore:
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name)
                          .where(function_versions.c.version == version))
 
+    def set_tags(self, name: str, tags: dict[str, str]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
+
     def put_alias(self, alias: Alias) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(aliases).where(aliases.c.function_name == alias.function_name)
