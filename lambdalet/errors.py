@@ -6,6 +6,7 @@
      ├── ResourceNotFoundException           404   (message member spelled `Message`)
      ├── ResourceConflictException           409
      ├── PreconditionFailedException         412
+     ├── PolicyLengthExceededException       400
      ├── RequestTooLargeException            413
      ├── UnsupportedMediaTypeException       415
      ├── TooManyRequestsException            429
@@ -55,6 +56,10 @@ class ResourceConflictException(LambdaError):
 
 class PreconditionFailedException(LambdaError):
     status, error_type = 412, "PreconditionFailedException"
+
+
+class PolicyLengthExceededException(LambdaError):
+    status, error_type = 400, "PolicyLengthExceededException"
 
 
 class RequestTooLargeException(LambdaError):

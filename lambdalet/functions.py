@@ -29,6 +29,8 @@ class Function:
     versions: dict[str, FunctionConfig] = field(default_factory=dict)  # published, by number
     last_version: int = 0
     aliases: dict[str, Alias] = field(default_factory=dict)
+    #: Resource policies by qualifier ("" for the unqualified function): (statements, RevisionId).
+    policies: dict[str, tuple[list[dict], str]] = field(default_factory=dict)
 
     def newest_version(self) -> FunctionConfig | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
@@ -47,7 +49,8 @@ class FunctionRegistry:
     async def load(self) -> None:
         for stored in await asyncio.to_thread(self._store.load_all):
             self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
-                                                         stored.last_version, dict(stored.aliases))
+                                                         stored.last_version, dict(stored.aliases),
+                                                         dict(stored.policies))
             if stored.reserved_concurrency is not None:
                 self._limiter.reserved[stored.latest.name] = stored.reserved_concurrency
 
@@ -72,6 +75,21 @@ class FunctionRegistry:
         if version is None:
             raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, qualifier)}")
         return version
+
+    async def change_policy(self, name: str, qualifier: str,
+                            change: Callable[[list[dict], str | None], list[dict]]) -> tuple[list[dict], str]:
+        """Apply `change(statements, revision)` to one resource policy under the write lock."""
+        async with self._write_lock:
+            function = self.get(name)
+            statements, revision = function.policies.get(qualifier, ([], None))
+            updated = change(list(statements), revision)
+            revision_id = new_revision_id()
+            await asyncio.to_thread(self._store.set_policy, name, qualifier, updated, revision_id)
+            if updated:
+                function.policies[qualifier] = (updated, revision_id)
+            else:
+                function.policies.pop(qualifier, None)
+            return updated, revision_id
 
     async def change_tags(self, name: str, add: dict[str, str] | None = None,
                           remove: list[str] | None = None) -> None:

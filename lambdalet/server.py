@@ -13,6 +13,7 @@ from lambdalet.api import aliases as aliases_api
 from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
+from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import versions as versions_api
 from lambdalet.api.common import SERVICES, json_response
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(versions_api.routes())
     app.add_routes(aliases_api.routes())
     app.add_routes(tags_api.routes())
+    app.add_routes(policy_api.routes())
     app.add_routes([web.get("/_lambdalet/status", status)])
 
     async def startup(app: web.Application) -> None:

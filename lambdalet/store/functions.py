@@ -13,6 +13,7 @@ from lambdalet.errors import ResourceConflictException
 from lambdalet.model import LATEST, Alias, FunctionConfig, now_iso
 from lambdalet.store.schema import (
     aliases,
+    policies,
     function_concurrency,
     function_version_counters,
     function_versions,
@@ -28,6 +29,7 @@ class StoredFunction:
     versions: dict[str, FunctionConfig] = field(default_factory=dict)  # published, by number
     last_version: int = 0
     aliases: dict[str, Alias] = field(default_factory=dict)
+    policies: dict[str, tuple[list[dict], str]] = field(default_factory=dict)  # qualifier → (statements, revision)
 
 
 class FunctionStore:
@@ -52,9 +54,12 @@ class FunctionStore:
             named: dict[str, dict[str, Alias]] = {}
             for row in conn.execute(select(aliases)):
                 named.setdefault(row.function_name, {})[row.name] = Alias.from_record(json.loads(row.config))
+            policy: dict[str, dict[str, tuple[list[dict], str]]] = {}
+            for row in conn.execute(select(policies)):
+                policy.setdefault(row.function_name, {})[row.qualifier] = (json.loads(row.statements), row.revision_id)
             return [
                 StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
-                               counters.get(name, 0), named.get(name, {}))
+                               counters.get(name, 0), named.get(name, {}), policy.get(name, {}))
                 for name, config in latest.items()
             ]
 
@@ -93,6 +98,14 @@ class FunctionStore:
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name)
                          .where(function_versions.c.version == version))
 
+    def set_policy(self, name: str, qualifier: str, statements: list[dict], revision_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(policies).where(policies.c.function_name == name)
+                         .where(policies.c.qualifier == qualifier))
+            if statements:
+                conn.execute(insert(policies).values(function_name=name, qualifier=qualifier,
+                                                     statements=json.dumps(statements), revision_id=revision_id))
+
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
@@ -120,5 +133,6 @@ class FunctionStore:
             conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
             conn.execute(delete(function_version_counters).where(function_version_counters.c.function_name == name))
             conn.execute(delete(aliases).where(aliases.c.function_name == name))
+            conn.execute(delete(policies).where(policies.c.function_name == name))
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))

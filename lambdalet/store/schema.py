@@ -53,6 +53,17 @@ aliases = Table(
 )
 
 
+# Resource policies (AddPermission), one per function and qualifier ("" for the unqualified function).
+policies = Table(
+    "policies",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("statements", Text, nullable=False),
+    Column("revision_id", String(64), nullable=False),
+)
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine and the schema; SQLite gets WAL and foreign keys."""
     engine = create_engine(url)

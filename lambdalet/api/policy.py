@@ -1,0 +1,133 @@
+"""Resource policies: AddPermission, RemovePermission, GetPolicy on a function, version or alias.
+
+Stored and returned with Lambda's statement shape; they are not enforced yet (that comes with
+authentication): docs/deviations.md says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from aiohttp import web
+
+from lambdalet.api.common import function_ref, json_body, json_response, qualifier, services
+from lambdalet.errors import (
+    InvalidParameterValueException,
+    PolicyLengthExceededException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdalet.model import LATEST
+
+STATEMENT_ID = re.compile(r"^([a-zA-Z0-9-_.]+)$")
+ACTION = re.compile(r"^(lambda:[*]|lambda:[a-zA-Z]+|[*])$")
+POLICY_LIMIT = 20 * 1024
+
+
+def routes() -> list[web.RouteDef]:
+    base = "/2015-03-31/functions/{function_name}/policy"
+    return [web.post(base, add_permission), web.get(base, get_policy),
+            web.delete(base + "/{statement_id}", remove_permission)]
+
+
+def _target(request: web.Request) -> tuple[str, str]:
+    """The function and qualifier ("" for none) a policy request names; $LATEST cannot have one."""
+    svc = services(request)
+    ref = function_ref(request)
+    qual = qualifier(request, ref)
+    if qual == LATEST:
+        raise InvalidParameterValueException("We currently do not support adding policies for $LATEST.")
+    if qual is not None and qual not in svc.functions.get(ref.name).aliases:
+        svc.functions.config(ref.name, qual)  # 404 unless it names a version
+    svc.functions.get(ref.name, qual)
+    return ref.name, qual or ""
+
+
+def _principal(principal: str, account: str) -> object:
+    if principal == "*":
+        return "*"
+    if re.fullmatch(r"\d{12}", principal):
+        return {"AWS": f"arn:aws:iam::{principal}:root"}
+    if principal.startswith("arn:"):
+        return {"AWS": principal}
+    return {"Service": principal}
+
+
+def _check_revision(given: str | None, current: str | None) -> None:
+    if given is not None and given != current:
+        raise PreconditionFailedException(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetPolicy API to retrieve the latest Revision Id")
+
+
+async def add_permission(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    body = await json_body(request)
+    sid = body.string("StatementId", required=True, max_len=100, pattern=STATEMENT_ID)
+    statement: dict = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": _principal(body.string("Principal", required=True), svc.arns.account),
+        "Action": body.string("Action", required=True, pattern=ACTION),
+        "Resource": svc.arns.function(name, qual or None),
+    }
+    conditions: dict[str, dict[str, str]] = {}
+    for member, operator, key in (("SourceArn", "ArnLike", "AWS:SourceArn"),
+                                  ("SourceAccount", "StringEquals", "AWS:SourceAccount"),
+                                  ("PrincipalOrgID", "StringEquals", "aws:PrincipalOrgID"),
+                                  ("EventSourceToken", "StringEquals", "lambda:EventSourceToken"),
+                                  ("FunctionUrlAuthType", "StringEquals", "lambda:FunctionUrlAuthType")):
+        value = body.string(member)
+        if value is not None:
+            conditions.setdefault(operator, {})[key] = value
+    if conditions:
+        statement["Condition"] = conditions
+    revision = body.string("RevisionId")
+
+    def change(statements: list[dict], current: str | None) -> list[dict]:
+        _check_revision(revision, current)
+        if any(existing["Sid"] == sid for existing in statements):
+            raise ResourceConflictException(
+                f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
+                "or remove the existing statement.")
+        updated = statements + [statement]
+        if len(json.dumps(_document(updated))) > POLICY_LIMIT:
+            raise PolicyLengthExceededException("The final policy size is bigger than the limit.")
+        return updated
+
+    await svc.functions.change_policy(name, qual, change)
+    return json_response({"Statement": json.dumps(statement)}, status=201)
+
+
+async def remove_permission(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    sid = request.match_info["statement_id"]
+    revision = request.query.get("RevisionId")
+
+    def change(statements: list[dict], current: str | None) -> list[dict]:
+        _check_revision(revision, current)
+        kept = [statement for statement in statements if statement["Sid"] != sid]
+        if len(kept) == len(statements):
+            raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
+        return kept
+
+    await svc.functions.change_policy(name, qual, change)
+    return web.Response(status=204)
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    policy = svc.functions.get(name).policies.get(qual)
+    if policy is None:
+        raise ResourceNotFoundException("The resource you requested does not exist.")
+    statements, revision_id = policy
+    return json_response({"Policy": json.dumps(_document(statements)), "RevisionId": revision_id})
+
+
+def _document(statements: list[dict]) -> dict:
+    return {"Version": "2012-10-17", "Id": "default", "Statement": statements}
