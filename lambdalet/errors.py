@@ -4,6 +4,7 @@
      ├── InvalidParameterValueException      400
      ├── InvalidRequestContentException      400
      ├── ResourceNotFoundException           404   (message member spelled `Message`)
+     ├── ProvisionedConcurrencyConfigNotFoundException 404
      ├── ResourceConflictException           409
      ├── PreconditionFailedException         412
      ├── PolicyLengthExceededException       400
@@ -48,6 +49,10 @@ class InvalidRequestContentException(LambdaError):
 
 class ResourceNotFoundException(LambdaError):
     status, error_type, message_member = 404, "ResourceNotFoundException", "Message"
+
+
+class ProvisionedConcurrencyConfigNotFoundException(LambdaError):
+    status, error_type = 404, "ProvisionedConcurrencyConfigNotFoundException"
 
 
 class ResourceConflictException(LambdaError):

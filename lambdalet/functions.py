@@ -31,6 +31,8 @@ class Function:
     aliases: dict[str, Alias] = field(default_factory=dict)
     #: Resource policies by qualifier ("" for the unqualified function): (statements, RevisionId).
     policies: dict[str, tuple[list[dict], str]] = field(default_factory=dict)
+    #: Provisioned concurrency by qualifier: (requested, LastModified).
+    provisioned: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def newest_version(self) -> FunctionConfig | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
@@ -50,7 +52,7 @@ class FunctionRegistry:
         for stored in await asyncio.to_thread(self._store.load_all):
             self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
                                                          stored.last_version, dict(stored.aliases),
-                                                         dict(stored.policies))
+                                                         dict(stored.policies), dict(stored.provisioned))
             if stored.reserved_concurrency is not None:
                 self._limiter.reserved[stored.latest.name] = stored.reserved_concurrency
 
@@ -90,6 +92,48 @@ class FunctionRegistry:
             else:
                 function.policies.pop(qualifier, None)
             return updated, revision_id
+
+    def provisioned_target(self, name: str, qualifier: str) -> FunctionConfig:
+        """The published version a provisioned-concurrency config on `qualifier` keeps warm."""
+        function = self.get(name, qualifier)
+        alias = function.aliases.get(qualifier)
+        if qualifier == LATEST or (alias is not None and alias.function_version == LATEST):
+            raise InvalidParameterValueException(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
+        if alias is not None and alias.weights:
+            raise InvalidParameterValueException(
+                "Provisioned concurrency on an alias with weighted routing is not supported by this "
+                "Lambdalet server yet; put it on each version.")
+        return self.config(name, qualifier)
+
+    async def set_provisioned(self, name: str, qualifier: str, requested: int | None) -> tuple[int, str] | None:
+        """Put (requested) or delete (None) a provisioned-concurrency config, with Lambda's checks."""
+        async with self._write_lock:
+            function = self.get(name)
+            if requested is not None:
+                target = self.provisioned_target(name, qualifier).version
+                for other in function.provisioned:
+                    if other != qualifier and self.provisioned_target(name, other).version == target:
+                        raise ResourceConflictException(
+                            f"Version {target} already has provisioned concurrency through {other}.")
+                others = sum(n for q, (n, _) in function.provisioned.items() if q != qualifier)
+                reserved = self._limiter.reserved.get(name)
+                if reserved is not None and others + requested > reserved:
+                    raise InvalidParameterValueException(
+                        "Requested Provisioned Concurrency should not be greater than the "
+                        "reservedConcurrentExecution for function")
+                if reserved is None and others + requested > (self._limiter.unreserved_limit
+                                                              - self._limiter.unreserved_minimum):
+                    raise InvalidParameterValueException(
+                        "Specified ConcurrentExecutions for function is greater than account's unreserved "
+                        "concurrency")
+            last_modified = now_iso()
+            await asyncio.to_thread(self._store.set_provisioned, name, qualifier, requested, last_modified)
+            if requested is None:
+                function.provisioned.pop(qualifier, None)
+                return None
+            function.provisioned[qualifier] = (requested, last_modified)
+            return function.provisioned[qualifier]
 
     async def change_tags(self, name: str, add: dict[str, str] | None = None,
                           remove: list[str] | None = None) -> None:
@@ -211,6 +255,9 @@ class FunctionRegistry:
             if users:
                 raise ResourceConflictException(
                     f"Unable to delete version because the following aliases reference it: {users}")
+            if version in function.provisioned:
+                raise ResourceConflictException(
+                    "Unable to delete version because it has a provisioned concurrency configuration.")
             await asyncio.to_thread(self._store.delete_version, name, version)
             del function.versions[version]
         self._on_change(name, version)

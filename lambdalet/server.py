@@ -13,6 +13,7 @@ from lambdalet.api import aliases as aliases_api
 from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
+from lambdalet.api import provisioned as provisioned_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import versions as versions_api
@@ -73,13 +74,14 @@ async def build_services(settings: Settings) -> Services:
     log_store = LogStore(data_dir)
     passthrough = server_passthrough()
 
-    def new_environment(config: FunctionConfig) -> Environment:
+    def new_environment(config: FunctionConfig, provisioned: bool) -> Environment:
         runtime = runtimes.get(config.runtime)
         use_sdk = sdk is not None and runtime.is_python and sdk.supports(runtime.name)
         return Environment(
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
             code_dir=blobs.code_dir(config.code_sha256), region=settings.region, passthrough=passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
+            provisioned=provisioned,
         )
 
     def snapshot_key(config: FunctionConfig) -> str | None:
@@ -101,6 +103,9 @@ async def build_services(settings: Settings) -> Services:
     store = FunctionStore(make_engine(settings.resolved_database_url))
     registry = FunctionRegistry(store, arns, limiter, on_change=pools.retire_function)
     await registry.load()
+    for name in registry.names():  # provisioned concurrency survives a restart
+        for qual, (requested, _modified) in registry.get(name).provisioned.items():
+            pools.for_config(registry.provisioned_target(name, qual)).provision(requested)
     pools.start_reaper()
     invoker.start()
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api)
@@ -129,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(aliases_api.routes())
     app.add_routes(tags_api.routes())
     app.add_routes(policy_api.routes())
+    app.add_routes(provisioned_api.routes())
     app.add_routes([web.get("/_lambdalet/status", status)])
 
     async def startup(app: web.Application) -> None:

@@ -92,7 +92,13 @@ async def update_alias(request: web.Request) -> web.Response:
 
 
 async def delete_alias(request: web.Request) -> web.Response:
-    await services(request).functions.delete_alias(_function_name(request), request.match_info["alias"])
+    svc = services(request)
+    name, alias_name = _function_name(request), request.match_info["alias"]
+    if alias_name in svc.functions.get(name).provisioned:  # its provisioned concurrency goes with it
+        target = svc.functions.provisioned_target(name, alias_name)
+        await svc.functions.set_provisioned(name, alias_name, None)
+        svc.pools.for_config(target).unprovision()
+    await svc.functions.delete_alias(name, alias_name)
     return web.Response(status=204)
 
 

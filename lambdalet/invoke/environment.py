@@ -92,6 +92,7 @@ class Environment:
         use_sdk: bool,
         init_timeout: float,
         snapshot_key: str | None = None,
+        provisioned: bool = False,
     ) -> None:
         self.env_id = os.urandom(16).hex()
         self.config = config
@@ -110,6 +111,8 @@ class Environment:
         self._passthrough = passthrough
         self._use_sdk = use_sdk
         self._snapshot_key = snapshot_key
+        #: Provisioned concurrency: initialised ahead of traffic, never reaped, no cold start reported.
+        self.provisioned = provisioned
         self._init_timeout = init_timeout
         self._loop = asyncio.get_running_loop()
         self._process: SandboxProcess | None = None
@@ -148,7 +151,8 @@ class Environment:
             self.config, self.runtime, region=self._region, runtime_api=runtime_api, task_root=layout.task_root,
             runtime_dir=layout.runtime_dir, log_group=self._log_group, log_stream=self.stream.name,
             passthrough=self._passthrough,
-            initialization_type="snap-start" if self._snapshot_key is not None else "on-demand",
+            initialization_type="provisioned-concurrency" if self.provisioned
+            else "snap-start" if self._snapshot_key is not None else "on-demand",
         )
         sdk_dir = layout.sdk_dir if self._use_sdk else None
         try:
@@ -218,7 +222,7 @@ class Environment:
             return InvocationResult(platform_error(invocation.request_id, "Runtime.ExitError", message),
                                     function_error=True, status="error", error_type="Runtime.ExitError",
                                     executed_version=self.config.version)
-        first = self.invocations == 0
+        first = self.invocations == 0 and not self.provisioned  # provisioned inits are not cold starts
         self.invocations += 1
         if first:
             invocation.log_lines.extend(self._init_lines)

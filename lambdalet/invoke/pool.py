@@ -11,13 +11,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Callable
 
 from lambdalet.invoke.environment import Environment, EnvState, InitFailure
 from lambdalet.invoke.leases import MemoryBudget
 from lambdalet.model import FunctionConfig
 
-EnvironmentFactory = Callable[[FunctionConfig], Environment]
+EnvironmentFactory = Callable[[FunctionConfig, bool], Environment]  # (configuration, provisioned)
+
+
+@dataclass
+class Provisioning:
+    """A provisioned-concurrency config's live state (what Get/ListProvisionedConcurrencyConfigs show)."""
+
+    requested: int
+    allocated: int = 0
+    status: str = "IN_PROGRESS"
+    reason: str | None = None
+    task: "asyncio.Task[None] | None" = None
 
 
 class WarmPool:
@@ -26,19 +38,33 @@ class WarmPool:
         self._factory = factory
         self._pools = pools
         self._idle: deque[Environment] = deque()  # oldest idle on the left, warmest on the right
+        self._provisioned_idle: deque[Environment] = deque()  # used first; never reaped
+        self.provisioning: Provisioning | None = None
         self._all: set[Environment] = set()
         self.retired = False
 
     async def acquire(self) -> tuple[Environment, bool]:
         """A BUSY environment for one invocation, and whether it was a cold start."""
+        while self._provisioned_idle:
+            env = self._provisioned_idle.pop()
+            if env.state is EnvState.IDLE:
+                env.transition(EnvState.BUSY)
+                return env, False
         while self._idle:
             env = self._idle.pop()
             if env.state is EnvState.IDLE:
                 env.transition(EnvState.BUSY)
                 return env, False
+        env = await self._start(provisioned=False)
+        if env.state is not EnvState.IDLE:  # it died between finishing init and now
+            raise InitFailure(env, "Runtime.ExitError", "Runtime exited before the invocation could start")
+        env.transition(EnvState.BUSY)
+        return env, True
+
+    async def _start(self, provisioned: bool) -> Environment:
         self._pools.take_memory(self.config.memory_size)  # raises TooManyRequests when the host is full
         try:
-            env = self._factory(self.config)
+            env = self._factory(self.config, provisioned)
         except BaseException:
             self._pools.budget.give_back(self.config.memory_size)
             raise
@@ -46,23 +72,64 @@ class WarmPool:
         env.on_gone = self._forget
         self._all.add(env)
         await env.start()  # raises InitFailure; the environment then removes itself
-        if env.state is not EnvState.IDLE:  # it died between finishing init and now
-            raise InitFailure(env, "Runtime.ExitError", "Runtime exited before the invocation could start")
-        env.transition(EnvState.BUSY)
-        return env, True
+        return env
+
+    def provision(self, requested: int) -> Provisioning:
+        """Keep `requested` environments initialised ahead of traffic (replacing any earlier request)."""
+        self.unprovision()
+        self.provisioning = Provisioning(requested)
+        self.provisioning.task = asyncio.get_running_loop().create_task(self._fill(self.provisioning))
+        return self.provisioning
+
+    async def _fill(self, provisioning: Provisioning) -> None:
+        attempts = 0
+        try:
+            while self._provisioned_count() < provisioning.requested:
+                attempts += 1
+                if attempts > 3 * provisioning.requested:
+                    raise RuntimeError("provisioned environments keep exiting right after their init")
+                env = await self._start(provisioned=True)
+                if env.state is EnvState.IDLE:
+                    env.idle_since = time.monotonic()
+                    self._provisioned_idle.append(env)
+                provisioning.allocated = self._provisioned_count()
+            provisioning.status = "READY"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # init failed, or the host's memory budget is full
+            provisioning.status, provisioning.reason = "FAILED", getattr(exc, "message", None) or str(exc)
+
+    def _provisioned_count(self) -> int:
+        return sum(1 for env in self._all if env.provisioned and env.state is not EnvState.GONE
+                   and env.state is not EnvState.STOPPING)
+
+    def unprovision(self) -> None:
+        """Release provisioned environments: idle ones now, busy ones when their invocation ends."""
+        if self.provisioning is not None and self.provisioning.task is not None:
+            self.provisioning.task.cancel()
+        self.provisioning = None
+        while self._provisioned_idle:
+            self._stop_idle(self._provisioned_idle.pop())
+        for env in self._all:
+            env.provisioned = False
 
     def release(self, env: Environment) -> None:
         if env.state is not EnvState.BUSY:
-            return  # timed out, crashed or stopping: it cleans itself up
+            provisioning = self.provisioning
+            if env.provisioned and provisioning is not None and not self.retired and (
+                    provisioning.task is None or provisioning.task.done()):
+                provisioning.task = asyncio.get_running_loop().create_task(self._fill(provisioning))
+            return  # timed out, crashed or stopping: it cleans itself up (a provisioned one is replaced)
         if self.retired:
             self._stop_idle(env)
             return
         env.transition(EnvState.IDLE)
         env.idle_since = time.monotonic()
-        self._idle.append(env)
+        (self._provisioned_idle if env.provisioned else self._idle).append(env)
 
     def retire(self) -> None:
         self.retired = True
+        self.unprovision()
         while self._idle:
             self._stop_idle(self._idle.pop())
 
@@ -97,10 +164,13 @@ class WarmPool:
     def _forget(self, env: Environment) -> None:
         self._pools.release_memory(env)
         self._all.discard(env)
-        try:
-            self._idle.remove(env)
-        except ValueError:
-            pass
+        for idle in (self._idle, self._provisioned_idle):
+            try:
+                idle.remove(env)
+            except ValueError:
+                pass
+        if self.provisioning is not None:
+            self.provisioning.allocated = self._provisioned_count()
 
     @property
     def empty(self) -> bool:

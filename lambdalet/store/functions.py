@@ -14,6 +14,7 @@ from lambdalet.model import LATEST, Alias, FunctionConfig, now_iso
 from lambdalet.store.schema import (
     aliases,
     policies,
+    provisioned_concurrency,
     function_concurrency,
     function_version_counters,
     function_versions,
@@ -30,6 +31,7 @@ class StoredFunction:
     last_version: int = 0
     aliases: dict[str, Alias] = field(default_factory=dict)
     policies: dict[str, tuple[list[dict], str]] = field(default_factory=dict)  # qualifier → (statements, revision)
+    provisioned: dict[str, tuple[int, str]] = field(default_factory=dict)  # qualifier → (requested, last modified)
 
 
 class FunctionStore:
@@ -57,9 +59,13 @@ class FunctionStore:
             policy: dict[str, dict[str, tuple[list[dict], str]]] = {}
             for row in conn.execute(select(policies)):
                 policy.setdefault(row.function_name, {})[row.qualifier] = (json.loads(row.statements), row.revision_id)
+            provisioned: dict[str, dict[str, tuple[int, str]]] = {}
+            for row in conn.execute(select(provisioned_concurrency)):
+                provisioned.setdefault(row.function_name, {})[row.qualifier] = (row.requested, row.last_modified)
             return [
                 StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
-                               counters.get(name, 0), named.get(name, {}), policy.get(name, {}))
+                               counters.get(name, 0), named.get(name, {}), policy.get(name, {}),
+                               provisioned.get(name, {}))
                 for name, config in latest.items()
             ]
 
@@ -106,6 +112,14 @@ class FunctionStore:
                 conn.execute(insert(policies).values(function_name=name, qualifier=qualifier,
                                                      statements=json.dumps(statements), revision_id=revision_id))
 
+    def set_provisioned(self, name: str, qualifier: str, requested: int | None, last_modified: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(provisioned_concurrency).where(provisioned_concurrency.c.function_name == name)
+                         .where(provisioned_concurrency.c.qualifier == qualifier))
+            if requested is not None:
+                conn.execute(insert(provisioned_concurrency).values(
+                    function_name=name, qualifier=qualifier, requested=requested, last_modified=last_modified))
+
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
@@ -134,5 +148,6 @@ class FunctionStore:
             conn.execute(delete(function_version_counters).where(function_version_counters.c.function_name == name))
             conn.execute(delete(aliases).where(aliases.c.function_name == name))
             conn.execute(delete(policies).where(policies.c.function_name == name))
+            conn.execute(delete(provisioned_concurrency).where(provisioned_concurrency.c.function_name == name))
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))

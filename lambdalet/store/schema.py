@@ -64,6 +64,17 @@ policies = Table(
 )
 
 
+# Provisioned concurrency configs, by function and qualifier (a version number or an alias).
+provisioned_concurrency = Table(
+    "provisioned_concurrency",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("requested", Integer, nullable=False),
+    Column("last_modified", String(32), nullable=False),
+)
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine and the schema; SQLite gets WAL and foreign keys."""
     engine = create_engine(url)

@@ -1,0 +1,85 @@
+"""Provisioned concurrency: Put/Get/Delete/ListProvisionedConcurrencyConfigs.
+
+The config lives in the store; the environments it keeps warm live in the target version's warm
+pool (`WarmPool.provision`), which reports how many are allocated and whether they are READY.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lambdalet.api.common import function_ref, json_body, json_response, qualifier, services
+from lambdalet.errors import InvalidParameterValueException, ProvisionedConcurrencyConfigNotFoundException
+
+PATH = "/2019-09-30/functions/{function_name}/provisioned-concurrency"
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.put(PATH, put_config), web.get(PATH, get_or_list), web.delete(PATH, delete_config)]
+
+
+def _target(request: web.Request) -> tuple[str, str]:
+    ref = function_ref(request)
+    qual = qualifier(request, ref)
+    if not qual:
+        raise InvalidParameterValueException("Qualifier is required: a published version or an alias.")
+    return ref.name, qual
+
+
+def describe(svc, name: str, qual: str) -> dict:
+    function = svc.functions.get(name)
+    if qual not in function.provisioned:
+        raise ProvisionedConcurrencyConfigNotFoundException("No Provisioned Concurrency Config found for this function")
+    requested, last_modified = function.provisioned[qual]
+    pool = svc.pools.for_config(svc.functions.provisioned_target(name, qual))
+    state = pool.provisioning
+    allocated = state.allocated if state else 0
+    result = {
+        "RequestedProvisionedConcurrentExecutions": requested,
+        "AvailableProvisionedConcurrentExecutions": allocated,
+        "AllocatedProvisionedConcurrentExecutions": allocated,
+        "Status": state.status if state else "IN_PROGRESS",
+        "LastModified": last_modified,
+    }
+    if state and state.reason:
+        result["StatusReason"] = state.reason
+    return result
+
+
+async def put_config(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    body = await json_body(request)
+    if not body.has("ProvisionedConcurrentExecutions"):
+        raise InvalidParameterValueException("ProvisionedConcurrentExecutions is required.")
+    requested = body.integer("ProvisionedConcurrentExecutions", low=1, high=svc.settings.account_concurrency)
+    await svc.functions.set_provisioned(name, qual, requested)
+    svc.pools.for_config(svc.functions.provisioned_target(name, qual)).provision(requested)
+    return json_response(describe(svc, name, qual), status=202)
+
+
+async def get_or_list(request: web.Request) -> web.Response:
+    svc = services(request)
+    if request.query.get("List") == "ALL":
+        from lambdalet.api.functions import paginate
+
+        ref = function_ref(request)
+        function = svc.functions.get(ref.name)
+        page, next_marker = paginate(request, sorted(function.provisioned))
+        configs = [{"FunctionArn": svc.arns.function(ref.name, qual), **describe(svc, ref.name, qual)} for qual in page]
+        result: dict = {"ProvisionedConcurrencyConfigs": configs}
+        if next_marker is not None:
+            result["NextMarker"] = next_marker
+        return json_response(result)
+    name, qual = _target(request)
+    return json_response(describe(svc, name, qual))
+
+
+async def delete_config(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    describe(svc, name, qual)  # 404 when there is none
+    target = svc.functions.provisioned_target(name, qual)
+    await svc.functions.set_provisioned(name, qual, None)
+    svc.pools.for_config(target).unprovision()
+    return web.Response(status=204)
