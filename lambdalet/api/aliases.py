@@ -7,7 +7,7 @@ import re
 from aiohttp import web
 
 from lambdalet import validation
-from lambdalet.api.common import function_ref, json_body, json_response, services
+from lambdalet.api.common import json_body, json_response, paginate, services, unqualified_name
 from lambdalet.errors import InvalidParameterValueException
 from lambdalet.model import Alias, new_revision_id
 from lambdalet.validation import Body
@@ -25,13 +25,6 @@ def routes() -> list[web.RouteDef]:
         web.put(base + "/{alias}", update_alias),
         web.delete(base + "/{alias}", delete_alias),
     ]
-
-
-def _function_name(request: web.Request) -> str:
-    ref = function_ref(request)
-    if ref.qualifier is not None:
-        raise InvalidParameterValueException("An alias belongs to the unqualified function name.")
-    return ref.name
 
 
 def _weights(body: Body) -> dict[str, float] | None:
@@ -55,7 +48,7 @@ def _weights(body: Body) -> dict[str, float] | None:
 
 async def create_alias(request: web.Request) -> web.Response:
     svc = services(request)
-    function_name = _function_name(request)
+    function_name = unqualified_name(request, "An alias")
     body = await json_body(request)
     alias = Alias(
         function_name=function_name,
@@ -70,12 +63,12 @@ async def create_alias(request: web.Request) -> web.Response:
 
 async def get_alias(request: web.Request) -> web.Response:
     svc = services(request)
-    return json_response(svc.functions.alias(_function_name(request), request.match_info["alias"]).to_api(svc.arns))
+    return json_response(svc.functions.alias(unqualified_name(request, "An alias"), request.match_info["alias"]).to_api(svc.arns))
 
 
 async def update_alias(request: web.Request) -> web.Response:
     svc = services(request)
-    function_name = _function_name(request)
+    function_name = unqualified_name(request, "An alias")
     current = svc.functions.alias(function_name, request.match_info["alias"])
     body = await json_body(request)
     weights = _weights(body)
@@ -93,7 +86,7 @@ async def update_alias(request: web.Request) -> web.Response:
 
 async def delete_alias(request: web.Request) -> web.Response:
     svc = services(request)
-    name, alias_name = _function_name(request), request.match_info["alias"]
+    name, alias_name = unqualified_name(request, "An alias"), request.match_info["alias"]
     if alias_name in svc.functions.get(name).provisioned:  # its provisioned concurrency goes with it
         target = svc.functions.provisioned_target(name, alias_name)
         await svc.functions.set_provisioned(name, alias_name, None)
@@ -103,10 +96,8 @@ async def delete_alias(request: web.Request) -> web.Response:
 
 
 async def list_aliases(request: web.Request) -> web.Response:
-    from lambdalet.api.functions import paginate
-
     svc = services(request)
-    function = svc.functions.get(_function_name(request))
+    function = svc.functions.get(unqualified_name(request, "An alias"))
     version = request.query.get("FunctionVersion")
     names = sorted(name for name, alias in function.aliases.items()
                    if version is None or alias.function_version == version or version in alias.weights)

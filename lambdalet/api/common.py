@@ -56,3 +56,42 @@ def qualifier(request: web.Request, ref: FunctionRef) -> str | None:
             "The derived qualifier from the function name does not match the specified qualifier."
         )
     return ref.qualifier if ref.qualifier is not None else query
+
+
+def unqualified_name(request: web.Request, what: str) -> str:
+    """The FunctionName of an operation on the whole function (`what` says which, for the error)."""
+    ref = function_ref(request)
+    if ref.qualifier is not None:
+        raise InvalidParameterValueException(f"{what} belongs to the unqualified function name.")
+    return ref.name
+
+
+MAX_LIST_ITEMS = 50
+
+
+def paginate(request: web.Request, keys: list[str]) -> tuple[list[str], str | None]:
+    """Lambda's Marker/MaxItems paging over sorted keys: the page and the next page's marker."""
+    max_items = _max_items(request)
+    marker = request.query.get("Marker")
+    start = 0
+    if marker:  # a marker is a key this server handed out; one that has gone since resumes after it
+        start = keys.index(marker) if marker in keys else next(
+            (i for i, key in enumerate(keys) if key > marker), len(keys))
+    page = keys[start:start + max_items]
+    return page, keys[start + max_items] if start + max_items < len(keys) else None
+
+
+def _max_items(request: web.Request) -> int:
+    raw = request.query.get("MaxItems")
+    if raw is None:
+        return MAX_LIST_ITEMS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10000:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy constraint: "
+            "Member must have value between 1 and 10000"
+        )
+    return min(value, MAX_LIST_ITEMS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lambdalet.api.common import function_ref, json_body, json_response, services
+from lambdalet.api.common import json_body, json_response, services, unqualified_name
 from lambdalet.errors import InvalidParameterValueException
 from lambdalet.store.blobs import MAX_UNZIPPED_BYTES
 
@@ -22,16 +22,9 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-def _unqualified_name(request: web.Request) -> str:
-    ref = function_ref(request)
-    if ref.qualifier is not None:
-        raise InvalidParameterValueException("Concurrency is set on the function, not on a version or alias.")
-    return ref.name
-
-
 async def put_function_concurrency(request: web.Request) -> web.Response:
     svc = services(request)
-    name = _unqualified_name(request)
+    name = unqualified_name(request, "Concurrency")
     body = await json_body(request)
     if not body.has("ReservedConcurrentExecutions"):
         raise InvalidParameterValueException("ReservedConcurrentExecutions is required.")
@@ -41,12 +34,12 @@ async def put_function_concurrency(request: web.Request) -> web.Response:
 
 
 async def get_function_concurrency(request: web.Request) -> web.Response:
-    reserved = services(request).functions.reserved_concurrency(_unqualified_name(request))
+    reserved = services(request).functions.reserved_concurrency(unqualified_name(request, "Concurrency"))
     return json_response({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
 
 
 async def delete_function_concurrency(request: web.Request) -> web.Response:
-    await services(request).functions.set_reserved_concurrency(_unqualified_name(request), None)
+    await services(request).functions.set_reserved_concurrency(unqualified_name(request, "Concurrency"), None)
     return web.Response(status=204)
 
 

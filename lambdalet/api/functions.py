@@ -10,7 +10,7 @@ import re
 from aiohttp import web
 
 from lambdalet import validation
-from lambdalet.api.common import function_ref, json_body, json_response, qualifier, services
+from lambdalet.api.common import function_ref, json_body, json_response, paginate, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -21,7 +21,6 @@ from lambdalet.model import LATEST, FunctionConfig, FunctionRef, parse_function_
 from lambdalet.store.blobs import Blob
 from lambdalet.validation import Body
 
-MAX_LIST_ITEMS = 50
 SHA_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -171,34 +170,6 @@ async def list_functions(request: web.Request) -> web.Response:
     if next_marker is not None:
         result["NextMarker"] = next_marker
     return json_response(result)
-
-
-def paginate(request: web.Request, keys: list[str]) -> tuple[list[str], str | None]:
-    """Lambda's Marker/MaxItems paging over sorted keys: the page and the next page's marker."""
-    max_items = _max_items(request)
-    marker = request.query.get("Marker")
-    start = 0
-    if marker:  # a marker is a key this server handed out; one that has gone since resumes after it
-        start = keys.index(marker) if marker in keys else next(
-            (i for i, key in enumerate(keys) if key > marker), len(keys))
-    page = keys[start:start + max_items]
-    return page, keys[start + max_items] if start + max_items < len(keys) else None
-
-
-def _max_items(request: web.Request) -> int:
-    raw = request.query.get("MaxItems")
-    if raw is None:
-        return MAX_LIST_ITEMS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 10000:
-        raise InvalidParameterValueException(
-            f"1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy constraint: "
-            "Member must have value between 1 and 10000"
-        )
-    return min(value, MAX_LIST_ITEMS)
 
 
 def _check_revision(body: Body, current: FunctionConfig) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lambdalet.api.common import function_ref, json_body, json_response, qualifier, services
+from lambdalet.api.common import function_ref, json_body, json_response, paginate, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, ProvisionedConcurrencyConfigNotFoundException
 
 PATH = "/2019-09-30/functions/{function_name}/provisioned-concurrency"
@@ -61,8 +61,6 @@ async def put_config(request: web.Request) -> web.Response:
 async def get_or_list(request: web.Request) -> web.Response:
     svc = services(request)
     if request.query.get("List") == "ALL":
-        from lambdalet.api.functions import paginate
-
         ref = function_ref(request)
         function = svc.functions.get(ref.name)
         page, next_marker = paginate(request, sorted(function.provisioned))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lambdalet.api.common import function_ref, json_body, json_response, services
-from lambdalet.errors import InvalidParameterValueException
+from lambdalet.api.common import json_body, json_response, paginate, services, unqualified_name
 from lambdalet.model import LATEST
 
 
@@ -14,16 +13,9 @@ def routes() -> list[web.RouteDef]:
     return [web.post(base, publish_version), web.get(base, list_versions_by_function)]
 
 
-def _unqualified(request: web.Request) -> str:
-    ref = function_ref(request)
-    if ref.qualifier is not None:
-        raise InvalidParameterValueException("Versions are published from the unqualified function name.")
-    return ref.name
-
-
 async def publish_version(request: web.Request) -> web.Response:
     svc = services(request)
-    name = _unqualified(request)
+    name = unqualified_name(request, "A version")
     body = await json_body(request)
     version = await svc.functions.publish(
         name, code_sha256_b64=body.string("CodeSha256"), revision_id=body.string("RevisionId"),
@@ -33,10 +25,8 @@ async def publish_version(request: web.Request) -> web.Response:
 
 
 async def list_versions_by_function(request: web.Request) -> web.Response:
-    from lambdalet.api.functions import paginate
-
     svc = services(request)
-    function = svc.functions.get(_unqualified(request))
+    function = svc.functions.get(unqualified_name(request, "A version"))
     configs = [function.latest] + [function.versions[v] for v in sorted(function.versions, key=int)]
     keys = [LATEST] + sorted(function.versions, key=int)
     page, next_marker = paginate(request, keys)

@@ -95,15 +95,7 @@ class FrameProtocol(asyncio.Protocol):
             return
         except asyncio.CancelledError:
             return
-        meta = {
-            "lambda-runtime-aws-request-id": invocation.request_id,
-            "lambda-runtime-deadline-ms": str(invocation.deadline_ms),
-            "lambda-runtime-invoked-function-arn": invocation.invoked_arn,
-            "lambda-runtime-trace-id": invocation.trace_id,
-            "content-type": invocation.content_type,
-        }
-        if invocation.client_context:
-            meta["lambda-runtime-client-context"] = invocation.client_context
+        meta = {name.lower(): value for name, value in invocation.next_headers().items()}
         if self.transport is not None:
             self.transport.write(encode(b"V", meta, invocation.payload))
 

@@ -114,16 +114,7 @@ class RuntimeApiServer:
             invocation = await env.next_invocation()
         except asyncio.CancelledError:
             return _refusal(500, "Runtime.Stopped", "the environment is shutting down")
-        headers = {
-            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-            "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
-            "Lambda-Runtime-Trace-Id": invocation.trace_id,
-            "Content-Type": invocation.content_type,
-        }
-        if invocation.client_context:
-            headers["Lambda-Runtime-Client-Context"] = invocation.client_context
-        return web.Response(body=invocation.payload, headers=headers)
+        return web.Response(body=invocation.payload, headers=invocation.next_headers())
 
     async def _response(self, env: "Environment", request: web.BaseRequest, request_id: str) -> web.Response:
         body = await _read_body(request, MAX_RESPONSE_BYTES)

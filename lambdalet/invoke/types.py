@@ -34,6 +34,19 @@ class Invocation:
     log_lines: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT))
     result: "asyncio.Future[InvocationResult] | None" = None
     delivered: bool = False
+
+    def next_headers(self) -> dict[str, str]:
+        """What the Runtime API's /next tells the runtime about this invocation (as HTTP headers)."""
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": self.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(self.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.invoked_arn,
+            "Lambda-Runtime-Trace-Id": self.trace_id,
+            "Content-Type": self.content_type,
+        }
+        if self.client_context:
+            headers["Lambda-Runtime-Client-Context"] = self.client_context
+        return headers
     throttle_delay: float = 0.5  # asynchronous retries of a throttled event back off from here
 
 
