@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import logging
 import os
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from lambdalet.sandbox.templates import TemplateInitFailed
 if TYPE_CHECKING:
     from lambdalet.invoke.runtime_api import RuntimeApiServer
 
+log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # what the Runtime API accepts from /response
 INIT_LINES_KEPT = 256
 
@@ -187,6 +189,7 @@ class Environment:
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self._init_timeout + self.config.timeout)
         except asyncio.TimeoutError:
+            log.warning("%r: init did not finish within %.0f s", self, self._init_timeout + self.config.timeout)
             self._init_failure = InitFailure(
                 self, "Sandbox.Timedout", f"Task timed out after {self.config.timeout:.2f} seconds", status="timeout"
             )
@@ -281,6 +284,9 @@ class Environment:
         return True
 
     def _on_timeout(self, invocation: Invocation) -> None:
+        log.warning("%r: invocation %s timed out after %d s; %s", self, invocation.request_id, self.config.timeout,
+                    "the runtime had taken the event" if invocation.delivered
+                    else "the runtime never asked for the event (stalled before /next)")
         self._drain_output()
         self._peak_memory()  # sample before the kill: REPORT still needs it
         self._log(logs.timeout_line(invocation.request_id, self.config.timeout), invocation)
