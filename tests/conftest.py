@@ -35,6 +35,21 @@ def pytest_addoption(parser):
                      help="sandbox backend of the servers the tests start")
 
 
+#: Every server log of this session, shown (warnings and errors) when a test failed.
+SERVER_LOGS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if exitstatus == 0:
+        return
+    for path in (p for p in SERVER_LOGS if p.exists()):
+        lines = [line for line in path.read_text(errors="replace").splitlines()
+                 if " WARNING " in line or " ERROR " in line or line.startswith(("Traceback", "  "))]
+        if lines:
+            terminalreporter.write_sep("-", f"server log {path.name} (warnings and errors)")
+            terminalreporter.write_line("\n".join(lines[-40:]))
+
+
 def pytest_configure(config):
     SANDBOX["value"] = config.getoption("--sandbox")
     config.addinivalue_line("markers", "isolation: proves a sandbox escape is impossible (linux backend only)")
@@ -71,6 +86,7 @@ class Server:
         self.args = args or []
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"server-{data_dir.name}.log"
+        SERVER_LOGS.append(self.log_path)
 
     def start(self) -> None:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **self.extra_env}
