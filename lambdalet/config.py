@@ -50,6 +50,10 @@ class Settings:
     )
     max_timeout: int = knob(900, "Largest function Timeout accepted, in seconds (AWS: 900).")
     async_workers: int = knob(16, "How many asynchronous (Event) invocations run at once.")
+    async_backoff_scale: float = knob(
+        1.0, "Multiplies every asynchronous retry delay (Lambda's: 1 and 2 minutes after a function error; "
+        "1 s to 5 min after a throttle); e.g. 0.01 makes retries take seconds."
+    )
     account_concurrency: int = knob(1000, "The account's concurrent-execution limit (AWS's default: 1,000).")
     unreserved_concurrency_min: int = knob(
         100, "Concurrency reservations must leave at least this much unreserved (AWS: 100)."

@@ -33,6 +33,8 @@ class Function:
     policies: dict[str, tuple[list[dict], str]] = field(default_factory=dict)
     #: Provisioned concurrency by qualifier: (requested, LastModified).
     provisioned: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: Asynchronous invocation settings by qualifier ("" for the unqualified function).
+    event_configs: dict[str, dict] = field(default_factory=dict)
 
     def newest_version(self) -> FunctionConfig | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
@@ -52,7 +54,8 @@ class FunctionRegistry:
         for stored in await asyncio.to_thread(self._store.load_all):
             self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
                                                          stored.last_version, dict(stored.aliases),
-                                                         dict(stored.policies), dict(stored.provisioned))
+                                                         dict(stored.policies), dict(stored.provisioned),
+                                                         dict(stored.event_configs))
             if stored.reserved_concurrency is not None:
                 self._limiter.reserved[stored.latest.name] = stored.reserved_concurrency
 
@@ -134,6 +137,21 @@ class FunctionRegistry:
                 return None
             function.provisioned[qualifier] = (requested, last_modified)
             return function.provisioned[qualifier]
+
+    def event_invoke_settings(self, name: str, qualifier: str | None) -> tuple[int, int]:
+        """(MaximumRetryAttempts, MaximumEventAgeInSeconds) for asynchronous invocations of a qualifier."""
+        key = "" if qualifier in (None, LATEST) else qualifier
+        config = self.get(name).event_configs.get(key, {})
+        return config.get("MaximumRetryAttempts", 2), config.get("MaximumEventAgeInSeconds", 21600)
+
+    async def set_event_config(self, name: str, qualifier: str, config: dict | None) -> None:
+        async with self._write_lock:
+            function = self.get(name)
+            await asyncio.to_thread(self._store.set_event_config, name, qualifier, config)
+            if config is None:
+                function.event_configs.pop(qualifier, None)
+            else:
+                function.event_configs[qualifier] = config
 
     async def change_tags(self, name: str, add: dict[str, str] | None = None,
                           remove: list[str] | None = None) -> None:

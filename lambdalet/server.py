@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from lambdalet.api import aliases as aliases_api
 from lambdalet.api import concurrency as concurrency_api
+from lambdalet.api import event_invoke_config as event_invoke_config_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
 from lambdalet.api import provisioned as provisioned_api
@@ -20,6 +22,8 @@ from lambdalet.api import versions as versions_api
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.config import Settings
+from lambdalet.events.async_queue import AsyncQueue
+from lambdalet.store.events import EventStore
 from lambdalet.functions import FunctionRegistry
 from lambdalet.invoke.env_vars import server_passthrough
 from lambdalet.invoke.environment import Environment
@@ -53,6 +57,7 @@ class Services:
     pools: Pools
     sandbox: SandboxBackend
     runtime_api: RuntimeApiServer
+    queue: AsyncQueue
 
 
 async def build_services(settings: Settings) -> Services:
@@ -99,28 +104,35 @@ async def build_services(settings: Settings) -> Services:
     budget = MemoryBudget(settings.memory_budget_mb or default_memory_budget_mb())
     limiter = ConcurrencyLimiter(settings.account_concurrency, settings.unreserved_concurrency_min)
     pools = Pools(new_environment, settings.keep_alive, budget, on_retire=retire_snapshot)
-    invoker = Invoker(pools, limiter, settings.async_workers)
-    store = FunctionStore(make_engine(settings.resolved_database_url))
+    invoker = Invoker(pools, limiter)
+    engine = make_engine(settings.resolved_database_url)
+    store = FunctionStore(engine)
     registry = FunctionRegistry(store, arns, limiter, on_change=pools.retire_function)
     await registry.load()
     for name in registry.names():  # provisioned concurrency survives a restart
         for qual, (requested, _modified) in registry.get(name).provisioned.items():
             pools.for_config(registry.provisioned_target(name, qual)).provision(requested)
     pools.start_reaper()
-    invoker.start()
-    return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api)
+    queue = AsyncQueue(EventStore(engine), registry, invoker, workers=settings.async_workers,
+                       backoff_scale=settings.async_backoff_scale)
+    await queue.start()
+    return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue)
 
 
 async def status(request: web.Request) -> web.Response:
     svc: Services = request.app[SERVICES]  # type: ignore[assignment]
     counts = svc.pools.counts()
     limiter = svc.invoker.limiter
+    depth = await asyncio.to_thread(svc.queue.depth)
+    now = time.time()
     return json_response({
         "sandbox": svc.sandbox.name,
         "concurrency": {"limit": limiter.account_limit, "unreserved_limit": limiter.unreserved_limit,
                         "in_flight": limiter.total_in_flight},
         "memory_budget_mb": {"limit": svc.pools.budget.limit_mb, "used": svc.pools.budget.used_mb},
-        "functions": {name: {"environments": counts.get(name, {"starting": 0, "idle": 0, "busy": 0})}
+        "functions": {name: {"environments": counts.get(name, {"starting": 0, "idle": 0, "busy": 0}),
+                             "async_queue": {"depth": depth.get(name, (0, None))[0],
+                                             "oldest_age_s": round(now - depth[name][1], 3) if name in depth else None}}
                       for name in svc.functions.names()},
     })
 
@@ -135,6 +147,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(tags_api.routes())
     app.add_routes(policy_api.routes())
     app.add_routes(provisioned_api.routes())
+    app.add_routes(event_invoke_config_api.routes())
     app.add_routes([web.get("/_lambdalet/status", status)])
 
     async def startup(app: web.Application) -> None:
@@ -144,7 +157,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
-        await services.invoker.shutdown()
+        await services.queue.shutdown()
         await services.pools.shutdown()
         await services.runtime_api.shutdown()
         await services.sandbox.close()

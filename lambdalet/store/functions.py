@@ -13,6 +13,7 @@ from lambdalet.errors import ResourceConflictException
 from lambdalet.model import LATEST, Alias, FunctionConfig, now_iso
 from lambdalet.store.schema import (
     aliases,
+    event_invoke_configs,
     policies,
     provisioned_concurrency,
     function_concurrency,
@@ -32,6 +33,7 @@ class StoredFunction:
     aliases: dict[str, Alias] = field(default_factory=dict)
     policies: dict[str, tuple[list[dict], str]] = field(default_factory=dict)  # qualifier → (statements, revision)
     provisioned: dict[str, tuple[int, str]] = field(default_factory=dict)  # qualifier → (requested, last modified)
+    event_configs: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionEventInvokeConfig
 
 
 class FunctionStore:
@@ -62,10 +64,13 @@ class FunctionStore:
             provisioned: dict[str, dict[str, tuple[int, str]]] = {}
             for row in conn.execute(select(provisioned_concurrency)):
                 provisioned.setdefault(row.function_name, {})[row.qualifier] = (row.requested, row.last_modified)
+            invoke_configs: dict[str, dict[str, dict]] = {}
+            for row in conn.execute(select(event_invoke_configs)):
+                invoke_configs.setdefault(row.function_name, {})[row.qualifier] = json.loads(row.config)
             return [
                 StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
                                counters.get(name, 0), named.get(name, {}), policy.get(name, {}),
-                               provisioned.get(name, {}))
+                               provisioned.get(name, {}), invoke_configs.get(name, {}))
                 for name, config in latest.items()
             ]
 
@@ -120,6 +125,14 @@ class FunctionStore:
                 conn.execute(insert(provisioned_concurrency).values(
                     function_name=name, qualifier=qualifier, requested=requested, last_modified=last_modified))
 
+    def set_event_config(self, name: str, qualifier: str, config: dict | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(event_invoke_configs).where(event_invoke_configs.c.function_name == name)
+                         .where(event_invoke_configs.c.qualifier == qualifier))
+            if config is not None:
+                conn.execute(insert(event_invoke_configs).values(function_name=name, qualifier=qualifier,
+                                                                 config=json.dumps(config)))
+
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
@@ -148,6 +161,7 @@ class FunctionStore:
             conn.execute(delete(function_version_counters).where(function_version_counters.c.function_name == name))
             conn.execute(delete(aliases).where(aliases.c.function_name == name))
             conn.execute(delete(policies).where(policies.c.function_name == name))
+            conn.execute(delete(event_invoke_configs).where(event_invoke_configs.c.function_name == name))
             conn.execute(delete(provisioned_concurrency).where(provisioned_concurrency.c.function_name == name))
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, event
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -72,6 +85,33 @@ provisioned_concurrency = Table(
     Column("qualifier", String(128), primary_key=True),
     Column("requested", Integer, nullable=False),
     Column("last_modified", String(32), nullable=False),
+)
+
+
+# Asynchronous invocations waiting to run (or to run again). A row exists from the moment the 202
+# is answered until the event is done with: that is what makes "never lost" true across a crash.
+async_events = Table(
+    "async_events",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("function_name", String(64), nullable=False),
+    Column("qualifier", String(128), nullable=True),
+    Column("invoked_arn", String(256), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("enqueued_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claimed", Integer, nullable=False, default=0),
+)
+Index("async_events_due", async_events.c.claimed, async_events.c.next_attempt_at)
+
+# Asynchronous invocation settings (PutFunctionEventInvokeConfig), by function and qualifier.
+event_invoke_configs = Table(
+    "event_invoke_configs",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("config", Text, nullable=False),
 )
 
 

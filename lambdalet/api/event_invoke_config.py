@@ -1,0 +1,95 @@
+"""Asynchronous invocation settings: Put/Update/Get/Delete/ListFunctionEventInvokeConfigs."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from lambdalet.api.common import function_ref, json_body, json_response, paginate, qualifier, services
+from lambdalet.errors import ResourceNotFoundException
+from lambdalet.model import LATEST
+from lambdalet.validation import Body
+
+PATH = "/2019-09-25/functions/{function_name}/event-invoke-config"
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.put(PATH, put_config), web.post(PATH, update_config), web.get(PATH, get_config),
+            web.delete(PATH, delete_config), web.get(PATH + "/list", list_configs)]
+
+
+def _target(request: web.Request) -> tuple[str, str]:
+    """The function and qualifier ("" for the unqualified function or $LATEST) a request names."""
+    svc = services(request)
+    ref = function_ref(request)
+    qual = qualifier(request, ref)
+    svc.functions.config(ref.name, qual)  # 404 unless the version or alias exists
+    return ref.name, "" if qual in (None, LATEST) else qual
+
+
+def _settings(body: Body, base: dict) -> dict:
+    config = dict(base)
+    if body.has("MaximumRetryAttempts"):
+        config["MaximumRetryAttempts"] = body.integer("MaximumRetryAttempts", low=0, high=2)
+    if body.has("MaximumEventAgeInSeconds"):
+        config["MaximumEventAgeInSeconds"] = body.integer("MaximumEventAgeInSeconds", low=60, high=21600)
+    body.refuse_unless_default("DestinationConfig", {"OnSuccess": {}, "OnFailure": {}},
+                               issue="destinations are not delivered yet")
+    config["LastModified"] = time.time()
+    return config
+
+
+def _describe(svc, name: str, qual: str, config: dict) -> dict:
+    return {"LastModified": config["LastModified"], "FunctionArn": svc.arns.function(name, qual or None),
+            **{k: v for k, v in config.items() if k != "LastModified"},
+            "DestinationConfig": {"OnSuccess": {}, "OnFailure": {}}}
+
+
+def _existing(svc, name: str, qual: str) -> dict:
+    config = svc.functions.get(name).event_configs.get(qual)
+    if config is None:
+        raise ResourceNotFoundException(
+            f"The function {svc.arns.function(name, qual or None)} doesn't have an EventInvokeConfig")
+    return config
+
+
+async def put_config(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    config = _settings(await json_body(request), {})
+    await svc.functions.set_event_config(name, qual, config)
+    return json_response(_describe(svc, name, qual, config))
+
+
+async def update_config(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    config = _settings(await json_body(request), svc.functions.get(name).event_configs.get(qual, {}))
+    await svc.functions.set_event_config(name, qual, config)
+    return json_response(_describe(svc, name, qual, config))
+
+
+async def get_config(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    return json_response(_describe(svc, name, qual, _existing(svc, name, qual)))
+
+
+async def delete_config(request: web.Request) -> web.Response:
+    svc = services(request)
+    name, qual = _target(request)
+    _existing(svc, name, qual)
+    await svc.functions.set_event_config(name, qual, None)
+    return web.Response(status=204)
+
+
+async def list_configs(request: web.Request) -> web.Response:
+    svc = services(request)
+    ref = function_ref(request)
+    configs = svc.functions.get(ref.name).event_configs
+    page, next_marker = paginate(request, sorted(configs))
+    result: dict = {"FunctionEventInvokeConfigs": [_describe(svc, ref.name, q, configs[q]) for q in page]}
+    if next_marker is not None:
+        result["NextMarker"] = next_marker
+    return json_response(result)

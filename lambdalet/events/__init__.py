@@ -1,0 +1,1 @@
+"""Asynchronous invocation: the durable queue and what drains it."""

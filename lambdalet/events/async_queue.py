@@ -1,0 +1,172 @@
+"""Asynchronous invocations (InvocationType=Event) that are never lost.
+
+`enqueue` returns only once the event is committed to the database, so a 202 means "stored". Events
+arriving together are committed together (group commit), so acceptance is not bound by one commit
+per event. A dispatcher claims due events and runs them through the same invoker, concurrency
+limits and warm pools as synchronous calls, at most `workers` at a time:
+
+- success: the event is deleted;
+- a function error: retried up to MaximumRetryAttempts (default 2), the first retry after 1 minute
+  and the second after 2, as Lambda does, both times `backoff_scale`;
+- a throttle or a platform error: retried with backoff (1 s doubling to 5 min, times
+  `backoff_scale`) for as long as the event is younger than MaximumEventAgeInSeconds (default 6 h);
+- too many attempts, or too old (EventAgeExceeded): dropped, with a log line saying why.
+
+Delivery is at-least-once: whatever was claimed when the server died is run again after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Callable
+
+from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
+from lambdalet.invoke.types import Invocation
+from lambdalet.store.events import EventStore, QueuedEvent
+
+if TYPE_CHECKING:
+    from lambdalet.functions import FunctionRegistry
+    from lambdalet.invoke.invoker import Invoker
+
+log = logging.getLogger(__name__)
+DEFAULT_RETRIES = 2
+DEFAULT_MAX_AGE_S = 21600
+RETRY_DELAYS_S = (60.0, 120.0)  # after the first and the second failed attempt
+GROUP_COMMIT_MAX = 1000
+IDLE_POLL_S = 0.5
+
+
+class AsyncQueue:
+    def __init__(self, store: EventStore, functions: "FunctionRegistry", invoker: "Invoker", *, workers: int,
+                 backoff_scale: float, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._functions = functions
+        self._invoker = invoker
+        self._workers = workers
+        self._scale = backoff_scale
+        self._clock = clock
+        self._pending: list[tuple[QueuedEvent, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._throttle_delays: dict[str, float] = {}
+
+    # -- accepting ------------------------------------------------------------------------------
+
+    async def enqueue(self, event: QueuedEvent) -> None:
+        """Return once the event is durably stored."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
+            try:
+                await asyncio.to_thread(self._store.add, [event for event, _ in batch])
+            except Exception as exc:
+                for _event, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _event, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            self._wakeup.set()
+
+    # -- draining -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        released = await asyncio.to_thread(self._store.release_claims)
+        if released:
+            log.warning("%d asynchronous events were in flight when the server stopped: running them again", released)
+        self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def _dispatch(self) -> None:
+        while True:
+            free = self._workers - len(self._running)
+            due = await asyncio.to_thread(self._store.claim_due, self._clock(), free) if free > 0 else []
+            for event in due:
+                task = asyncio.get_running_loop().create_task(self._attempt(event))
+                self._running.add(task)
+                task.add_done_callback(self._finished)
+            if not due:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
+                except asyncio.TimeoutError:
+                    pass
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()
+
+    async def _attempt(self, event: QueuedEvent) -> None:
+        try:
+            await self._run(event)
+        except Exception:  # never lose the worker, never drop the event on our own bug: try later
+            log.exception("asynchronous invocation %s of %s crashed; it will be tried again",
+                          event.request_id, event.function_name)
+            await asyncio.to_thread(self._store.retry_later, event.request_id, event.attempts,
+                                    self._clock() + 60 * self._scale)
+
+    async def _run(self, event: QueuedEvent) -> None:
+        now = self._clock()
+        try:
+            config = self._functions.config(event.function_name, event.qualifier, draw=random.random())
+        except ResourceNotFoundException:
+            log.warning("asynchronous invocation %s dropped: %s:%s no longer exists", event.request_id,
+                        event.function_name, event.qualifier or "$LATEST")
+            await asyncio.to_thread(self._store.done, event.request_id)
+            return
+        retries, max_age = self._functions.event_invoke_settings(event.function_name, event.qualifier)
+        if now - event.enqueued_at > max_age:
+            await self._give_up(event, "EventAgeExceeded")
+            return
+        invocation = Invocation(event.request_id, event.payload, event.invoked_arn)
+        try:
+            result = await self._invoker.invoke(config, invocation)
+        except (TooManyRequestsException, LambdaError) as exc:  # throttled, or the platform could not run it
+            delay = min(300.0, self._throttle_delays.get(event.request_id, 0.5) * 2)
+            self._throttle_delays[event.request_id] = delay
+            log.info("asynchronous invocation %s of %s: %s; trying again in %.1f s", event.request_id,
+                     config.name, exc.error_type, delay * self._scale)
+            await asyncio.to_thread(self._store.retry_later, event.request_id, event.attempts,
+                                    now + delay * self._scale)
+            return
+        self._throttle_delays.pop(event.request_id, None)
+        attempts = event.attempts + 1
+        if not result.function_error:
+            await asyncio.to_thread(self._store.done, event.request_id)
+        elif attempts > retries:
+            await self._give_up(event, "RetriesExhausted")
+        else:
+            delay = RETRY_DELAYS_S[min(attempts, len(RETRY_DELAYS_S)) - 1] * self._scale
+            log.info("asynchronous invocation %s of %s failed (attempt %d); retrying in %.1f s", event.request_id,
+                     config.name, attempts, delay)
+            await asyncio.to_thread(self._store.retry_later, event.request_id, attempts, self._clock() + delay)
+
+    async def _give_up(self, event: QueuedEvent, condition: str) -> None:
+        log.warning("asynchronous invocation %s of %s dropped: %s (no destination or dead-letter queue yet)",
+                    event.request_id, event.function_name, condition)
+        self._throttle_delays.pop(event.request_id, None)
+        await asyncio.to_thread(self._store.done, event.request_id)
+
+    async def shutdown(self) -> None:
+        """Stop taking work; events in flight stay claimed only until the next start."""
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+
+    def depth(self) -> dict[str, tuple[int, float | None]]:
+        return self._store.depth()
