@@ -21,6 +21,7 @@ import asyncio
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
 from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
@@ -49,6 +50,10 @@ class AsyncQueue:
         self._scale = backoff_scale
         self._clock = clock
         self._pending: list[tuple[QueuedEvent, asyncio.Future[None]]] = []
+        self._done: list[str] = []  # deleted with the next batch: a crash before that only means a repeat
+        # One thread for all of the queue's database work: SQLite has one writer at a time anyway,
+        # and contending threads only wait on its lock.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdalet-queue-db")
         self._flushing: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
@@ -61,29 +66,44 @@ class AsyncQueue:
         """Return once the event is durably stored."""
         future = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+        self._schedule_flush()
         await future
 
+    def _schedule_flush(self) -> None:
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    def _mark_done(self, request_id: str) -> None:
+        self._done.append(request_id)
+        self._schedule_flush()
+
+    async def _db_call(self, function: Callable, *args):  # type: ignore[no-untyped-def]
+        return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
+
     async def _flush(self) -> None:
-        while self._pending:
+        while self._pending or self._done:
             batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
+            done, self._done = self._done, []
             try:
-                await asyncio.to_thread(self._store.add, [event for event, _ in batch])
+                await self._db_call(self._store.apply, [event for event, _ in batch], done)
             except Exception as exc:
+                log.exception("the asynchronous queue could not write to the database")
+                self._done.extend(done)
                 for _event, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+                await asyncio.sleep(0.1)
                 continue
             for _event, future in batch:
                 if not future.done():
                     future.set_result(None)
-            self._wakeup.set()
+            if batch:
+                self._wakeup.set()
 
     # -- draining -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        released = await asyncio.to_thread(self._store.release_claims)
+        released = await self._db_call(self._store.release_claims)
         if released:
             log.warning("%d asynchronous events were in flight when the server stopped: running them again", released)
         self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
@@ -91,7 +111,7 @@ class AsyncQueue:
     async def _dispatch(self) -> None:
         while True:
             free = self._workers - len(self._running)
-            due = await asyncio.to_thread(self._store.claim_due, self._clock(), free) if free > 0 else []
+            due = await self._db_call(self._store.claim_due, self._clock(), free) if free > 0 else []
             for event in due:
                 task = asyncio.get_running_loop().create_task(self._attempt(event))
                 self._running.add(task)
@@ -113,8 +133,8 @@ class AsyncQueue:
         except Exception:  # never lose the worker, never drop the event on our own bug: try later
             log.exception("asynchronous invocation %s of %s crashed; it will be tried again",
                           event.request_id, event.function_name)
-            await asyncio.to_thread(self._store.retry_later, event.request_id, event.attempts,
-                                    self._clock() + 60 * self._scale)
+            await self._db_call(self._store.retry_later, event.request_id, event.attempts,
+                                self._clock() + 60 * self._scale)
 
     async def _run(self, event: QueuedEvent) -> None:
         now = self._clock()
@@ -123,7 +143,7 @@ class AsyncQueue:
         except ResourceNotFoundException:
             log.warning("asynchronous invocation %s dropped: %s:%s no longer exists", event.request_id,
                         event.function_name, event.qualifier or "$LATEST")
-            await asyncio.to_thread(self._store.done, event.request_id)
+            self._mark_done(event.request_id)
             return
         retries, max_age = self._functions.event_invoke_settings(event.function_name, event.qualifier)
         if now - event.enqueued_at > max_age:
@@ -137,26 +157,25 @@ class AsyncQueue:
             self._throttle_delays[event.request_id] = delay
             log.info("asynchronous invocation %s of %s: %s; trying again in %.1f s", event.request_id,
                      config.name, exc.error_type, delay * self._scale)
-            await asyncio.to_thread(self._store.retry_later, event.request_id, event.attempts,
-                                    now + delay * self._scale)
+            await self._db_call(self._store.retry_later, event.request_id, event.attempts, now + delay * self._scale)
             return
         self._throttle_delays.pop(event.request_id, None)
         attempts = event.attempts + 1
         if not result.function_error:
-            await asyncio.to_thread(self._store.done, event.request_id)
+            self._mark_done(event.request_id)
         elif attempts > retries:
             await self._give_up(event, "RetriesExhausted")
         else:
             delay = RETRY_DELAYS_S[min(attempts, len(RETRY_DELAYS_S)) - 1] * self._scale
             log.info("asynchronous invocation %s of %s failed (attempt %d); retrying in %.1f s", event.request_id,
                      config.name, attempts, delay)
-            await asyncio.to_thread(self._store.retry_later, event.request_id, attempts, self._clock() + delay)
+            await self._db_call(self._store.retry_later, event.request_id, attempts, self._clock() + delay)
 
     async def _give_up(self, event: QueuedEvent, condition: str) -> None:
         log.warning("asynchronous invocation %s of %s dropped: %s (no destination or dead-letter queue yet)",
                     event.request_id, event.function_name, condition)
         self._throttle_delays.pop(event.request_id, None)
-        await asyncio.to_thread(self._store.done, event.request_id)
+        self._mark_done(event.request_id)
 
     async def shutdown(self) -> None:
         """Stop taking work; events in flight stay claimed only until the next start."""
@@ -167,6 +186,7 @@ class AsyncQueue:
         await asyncio.gather(*self._running, return_exceptions=True)
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
+        self._db.shutdown(wait=True)
 
     def depth(self) -> dict[str, tuple[int, float | None]]:
         return self._store.depth()

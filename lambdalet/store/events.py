@@ -33,13 +33,18 @@ class EventStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def add(self, events: list[QueuedEvent]) -> None:
-        """Commit a batch of new events at once (the group commit behind many 202s)."""
+    def apply(self, new: list[QueuedEvent], done: list[str]) -> None:
+        """One transaction for a batch of new events (the group commit behind many 202s) and of
+        events that are done with."""
         with self.engine.begin() as conn:
+            if done:
+                conn.execute(delete(async_events).where(async_events.c.request_id.in_(done)))
+            if not new:
+                return
             conn.execute(insert(async_events), [
                 {"request_id": e.request_id, "function_name": e.function_name, "qualifier": e.qualifier,
                  "invoked_arn": e.invoked_arn, "payload": e.payload, "enqueued_at": e.enqueued_at,
-                 "attempts": 0, "next_attempt_at": e.enqueued_at, "claimed": 0} for e in events])
+                 "attempts": 0, "next_attempt_at": e.enqueued_at, "claimed": 0} for e in new])
 
     def claim_due(self, now: float, limit: int) -> list[QueuedEvent]:
         with self.engine.begin() as conn:
@@ -59,10 +64,6 @@ class EventStore:
         with self.engine.begin() as conn:
             conn.execute(update(async_events).where(async_events.c.request_id == request_id)
                          .values(claimed=0, attempts=attempts, next_attempt_at=at))
-
-    def done(self, request_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(async_events).where(async_events.c.request_id == request_id))
 
     def release_claims(self) -> int:
         """At start-up: events claimed by a server that died are due again."""

@@ -34,6 +34,9 @@ class Collector(socketserver.ThreadingTCPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # Up to --async-workers environments report at once; socketserver's default backlog of 5 drops
+    # connections (the sender, its handshake done, cannot tell), which would look like lost events.
+    request_queue_size = 1024
 
     def __init__(self) -> None:
         self.seen: Counter[str] = Counter()
@@ -89,8 +92,10 @@ def test_a_failing_event_is_tried_exactly_one_plus_retries_times(fast_retries, c
                          Payload=json.dumps({"collector": collector.port, "fail": True}))
     assert resp["StatusCode"] == 202
     request_id = resp["ResponseMetadata"]["RequestId"]
+    expected = 1 + (2 if retries is None else retries)
     wait_until(lambda: queue_depth(fast_retries, "failing") == 0, timeout=20, what="the queue to drain")
-    assert collector.seen[request_id] == 1 + (2 if retries is None else retries)
+    wait_until(lambda: collector.seen[request_id] >= expected, timeout=10, what="every attempt's report")
+    assert collector.seen[request_id] == expected
 
 
 def test_event_invoke_config_api(lambda_client, create_function):
@@ -130,7 +135,14 @@ def test_no_accepted_event_is_lost_when_the_server_is_killed(fresh_server, colle
     fresh_server.stop(signal.SIGKILL)  # mid-flight: some events ran, some are running, most are queued
     fresh_server.start()
     wait_until(lambda: queue_depth(fresh_server, "durable") == 0, timeout=120, what="the queue to drain")
-    missing = [request_id for request_id in accepted if collector.seen[request_id] == 0]
-    assert not missing, f"{len(missing)} of {total} accepted events never ran"
+
+    def missing() -> list[str]:  # the collector may still be reading the last reports
+        return [request_id for request_id in accepted if collector.seen[request_id] == 0]
+
+    try:
+        wait_until(lambda: not missing(), timeout=10, what="every accepted event's report")
+    except AssertionError:
+        pass
+    assert not missing(), f"{len(missing())} of {total} accepted events never ran"
     duplicates = sum(count - 1 for count in collector.seen.values() if count > 1)
     print(f"\n{total} events, SIGKILL mid-flight: 0 lost, {duplicates} run twice (at-least-once)")
