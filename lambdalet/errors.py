@@ -67,6 +67,14 @@ class PolicyLengthExceededException(LambdaError):
     status, error_type = 400, "PolicyLengthExceededException"
 
 
+def check_revision(given: str | None, current: str | None, read_with: str = "GetFunction/GetAlias") -> None:
+    """A RevisionId precondition: absent, or the current revision (read with the `read_with` API)."""
+    if given is not None and given != current:
+        raise PreconditionFailedException(
+            "The Revision Id provided does not match the latest Revision Id. "
+            f"Call the {read_with} API to retrieve the latest Revision Id")
+
+
 class RequestTooLargeException(LambdaError):
     status, error_type = 413, "RequestTooLargeException"
 

@@ -13,9 +13,9 @@ from typing import Callable
 
 from lambdalet.errors import (
     InvalidParameterValueException,
-    PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
+    check_revision,
 )
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
@@ -183,10 +183,7 @@ class FunctionRegistry:
                 if existing is None:
                     raise ResourceNotFoundException(
                         f"Alias not found: {self._arns.function(alias.function_name, alias.name)}")
-                if revision_id is not None and revision_id != existing.revision_id:
-                    raise PreconditionFailedException(
-                        "The Revision Id provided does not match the latest Revision Id. "
-                        "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+                check_revision(revision_id, existing.revision_id)
             self._check_alias_versions(function, alias)
             await asyncio.to_thread(self._store.put_alias, alias)
             function.aliases[alias.name] = alias
@@ -246,11 +243,7 @@ class FunctionRegistry:
                     f"CodeSHA256 ({code_sha256_b64}) is different from current CodeSHA256 in $LATEST "
                     f"({current_sha}). Please try again with the CodeSHA256 in $LATEST."
                 )
-            if revision_id is not None and revision_id != latest.revision_id:
-                raise PreconditionFailedException(
-                    "The Revision Id provided does not match the latest Revision Id. "
-                    "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-                )
+            check_revision(revision_id, latest.revision_id)
             newest = function.newest_version()
             if newest is not None and newest.source_revision == latest.revision_id:
                 return newest  # nothing changed since: Lambda publishes no new version

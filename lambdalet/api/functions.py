@@ -13,9 +13,9 @@ from lambdalet import validation
 from lambdalet.api.common import function_ref, json_body, json_response, paginate, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
-    PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
+    check_revision,
 )
 from lambdalet.model import LATEST, FunctionConfig, FunctionRef, parse_function_name
 from lambdalet.store.blobs import Blob
@@ -172,15 +172,6 @@ async def list_functions(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-def _check_revision(body: Body, current: FunctionConfig) -> None:
-    revision = body.string("RevisionId")
-    if revision is not None and revision != current.revision_id:
-        raise PreconditionFailedException(
-            "The Revision Id provided does not match the latest Revision Id. "
-            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-        )
-
-
 def _refuse_qualified_update(svc, ref: FunctionRef, request: web.Request) -> None:
     qual = qualifier(request, ref)
     svc.functions.get(ref.name, qual)
@@ -211,7 +202,7 @@ async def update_function_code(request: web.Request) -> web.Response:
         changes["architectures"] = architectures
     if body.boolean("DryRun"):
         current = svc.functions.get(ref.name).latest
-        _check_revision(body, current)
+        check_revision(body.string("RevisionId"), current.revision_id)
         return json_response(current.replace(**changes).to_api(svc.arns))
     return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))
 
@@ -221,7 +212,7 @@ async def _update(svc, name: str, body: Body, changes: dict, publish: bool) -> w
     with Publish, then publish a version and answer with it, as Lambda does."""
 
     def change(current: FunctionConfig) -> FunctionConfig:
-        _check_revision(body, current)
+        check_revision(body.string("RevisionId"), current.revision_id)
         return current.replace(**changes)
 
     config = await svc.functions.update(name, change)

@@ -15,9 +15,9 @@ from lambdalet.api.common import function_ref, json_body, json_response, qualifi
 from lambdalet.errors import (
     InvalidParameterValueException,
     PolicyLengthExceededException,
-    PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
+    check_revision,
 )
 from lambdalet.model import LATEST
 
@@ -55,13 +55,6 @@ def _principal(principal: str, account: str) -> object:
     return {"Service": principal}
 
 
-def _check_revision(given: str | None, current: str | None) -> None:
-    if given is not None and given != current:
-        raise PreconditionFailedException(
-            "The Revision Id provided does not match the latest Revision Id. "
-            "Call the GetPolicy API to retrieve the latest Revision Id")
-
-
 async def add_permission(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
@@ -88,7 +81,7 @@ async def add_permission(request: web.Request) -> web.Response:
     revision = body.string("RevisionId")
 
     def change(statements: list[dict], current: str | None) -> list[dict]:
-        _check_revision(revision, current)
+        check_revision(revision, current, read_with="GetPolicy")
         if any(existing["Sid"] == sid for existing in statements):
             raise ResourceConflictException(
                 f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
@@ -109,7 +102,7 @@ async def remove_permission(request: web.Request) -> web.Response:
     revision = request.query.get("RevisionId")
 
     def change(statements: list[dict], current: str | None) -> list[dict]:
-        _check_revision(revision, current)
+        check_revision(revision, current, read_with="GetPolicy")
         kept = [statement for statement in statements if statement["Sid"] != sid]
         if len(kept) == len(statements):
             raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")

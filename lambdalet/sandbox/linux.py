@@ -93,15 +93,8 @@ class LinuxSandbox(SandboxBackend):
         async with self._starts:
             in_process = spec.python_bootstrap and len(spec.argv) >= 4 and spec.argv[3] == str(BOOTSTRAP_PY)
             zygote = await self._zygote(spec.argv[0] if in_process else EXEC_ZYGOTE)
-            read_end, write_end = os.pipe2(os.O_CLOEXEC)
-            try:
-                reply = await zygote.spawn(self._shared_spec(spec), self._own_spec(spec, in_process), [write_end])
-            except BaseException:
-                os.close(read_end)
-                raise
-            finally:
-                os.close(write_end)
-            os.set_blocking(read_end, False)
+            reply, read_end = await with_output_pipe(
+                lambda write_end: zygote.spawn(self._shared_spec(spec), self._own_spec(spec, in_process), [write_end]))
             cgroup = self.cgroups.adopt(reply["cgroup"], spec.memory_mb)
             process = LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups)
             if reply["fds"]:
@@ -127,16 +120,7 @@ class LinuxSandbox(SandboxBackend):
     async def _restore(self, spec: SandboxSpec) -> TemplateChild:
         """SnapStart: fork a new environment from the function's initialised template."""
         template = await self._template(spec)
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        try:
-            child = await template.fork(spec.env, write_end)
-        except BaseException:
-            os.close(read_end)
-            raise
-        finally:
-            os.close(write_end)
-        os.set_blocking(read_end, False)
-        child.output_fd = read_end
+        child, child.output_fd = await with_output_pipe(lambda write_end: template.fork(spec.env, write_end))
         return child
 
     async def _template(self, spec: SandboxSpec) -> SnapshotTemplate:
@@ -150,21 +134,18 @@ class LinuxSandbox(SandboxBackend):
         env = {k: v for k, v in spec.env.items() if k != "AWS_LAMBDA_RUNTIME_API"}
         template_spec = SandboxSpec(spec.env_id, spec.argv, env, spec.code_dir, spec.layout, spec.memory_mb,
                                     spec.ephemeral_mb, python_bootstrap=True)
+        own = self._own_spec(template_spec, in_process=True)
+        own["mode"] = "template"
         async with self._starts:
             zygote = await self._zygote(spec.argv[0])
-            read_end, write_end = os.pipe2(os.O_CLOEXEC)
             try:
-                own = self._own_spec(template_spec, in_process=True)
-                own["mode"] = "template"
-                reply = await zygote.spawn(self._shared_spec(template_spec), own, [write_end, theirs.fileno()])
+                reply, read_end = await with_output_pipe(
+                    lambda write_end: zygote.spawn(self._shared_spec(template_spec), own, [write_end, theirs.fileno()]))
             except BaseException:
-                os.close(read_end)
                 ours.close()
                 raise
             finally:
-                os.close(write_end)
                 theirs.close()
-        os.set_blocking(read_end, False)
         cgroup = self.cgroups.adopt(reply["cgroup"], spec.memory_mb)
         process = LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups)
         name = spec.snapshot_key
@@ -218,6 +199,21 @@ class LinuxSandbox(SandboxBackend):
         for zygote in self._zygote_starts.values():
             zygote.stop()
         self.cgroups.close()
+
+
+async def with_output_pipe(spawn: Callable[[int], Awaitable[T]]) -> tuple[T, int]:
+    """Run `spawn(write_end)` with a fresh output pipe; return its result and the pipe's read end
+    (non-blocking). The server never keeps the write end; the read end is closed if `spawn` fails."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        result = await spawn(write_end)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    os.set_blocking(read_end, False)
+    return result, read_end
 
 
 class SingleFlight(Generic[T]):
