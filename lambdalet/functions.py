@@ -56,8 +56,7 @@ class FunctionRegistry:
                                                          stored.last_version, dict(stored.aliases),
                                                          dict(stored.policies), dict(stored.provisioned),
                                                          dict(stored.event_configs))
-            if stored.reserved_concurrency is not None:
-                self._limiter.reserved[stored.latest.name] = stored.reserved_concurrency
+            self._limiter.reserve(stored.latest.name, stored.reserved_concurrency)
 
     def get(self, name: str, qualifier: str | None = None) -> Function:
         function = self._by_name.get(name)
@@ -278,7 +277,7 @@ class FunctionRegistry:
             self.get(name)
             await asyncio.to_thread(self._store.delete, name)
             del self._by_name[name]
-            self._limiter.reserved.pop(name, None)
+            self._limiter.reserve(name, None)
         self._on_change(name, None)
 
     def reserved_concurrency(self, name: str) -> int | None:
@@ -296,10 +295,7 @@ class FunctionRegistry:
                     f"[{self._limiter.unreserved_minimum}]."
                 )
             await asyncio.to_thread(self._store.set_reserved_concurrency, name, reserved)
-            if reserved is None:
-                self._limiter.reserved.pop(name, None)
-            else:
-                self._limiter.reserved[name] = reserved
+            self._limiter.reserve(name, reserved)
 
     def total_code_size(self) -> int:
         return sum(function.latest.code_size for function in self._by_name.values())

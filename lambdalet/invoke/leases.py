@@ -36,13 +36,20 @@ class ConcurrencyLease:
 class ConcurrencyLimiter:
     account_limit: int
     unreserved_minimum: int
-    reserved: dict[str, int] = field(default_factory=dict)
+    reserved: dict[str, int] = field(default_factory=dict)  # change it with reserve(), which keeps the total
     in_flight: dict[str, int] = field(default_factory=dict)
     unreserved_in_flight: int = 0
+    total_reserved: int = field(init=False, default=0)  # sum(reserved.values()), kept: acquire() reads it
 
-    @property
-    def total_reserved(self) -> int:
-        return sum(self.reserved.values())
+    def __post_init__(self) -> None:
+        self.total_reserved = sum(self.reserved.values())
+
+    def reserve(self, function: str, concurrency: int | None) -> None:
+        """Set (or with None, remove) `function`'s reserved concurrency."""
+        self.total_reserved -= self.reserved.pop(function, 0)
+        if concurrency is not None:
+            self.reserved[function] = concurrency
+            self.total_reserved += concurrency
 
     @property
     def unreserved_limit(self) -> int:

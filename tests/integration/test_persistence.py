@@ -15,6 +15,8 @@ def test_functions_survive_a_restart(fresh_server, unique_name):
     created = create_python_function(client, unique_name, CODE, Description="survivor", Timeout=7,
                                      Environment={"Variables": {"KEEP": "me"}})
     assert invoke_json(client, unique_name, {"n": 1})[1] == {"persisted": 1}
+    client.put_function_concurrency(FunctionName=unique_name, ReservedConcurrentExecutions=7)
+    unreserved = client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
 
     fresh_server.restart()
     client = fresh_server.client()
@@ -28,3 +30,5 @@ def test_functions_survive_a_restart(fresh_server, unique_name):
     resp, payload = invoke_json(client, unique_name, {"n": 2})
     assert "FunctionError" not in resp
     assert payload == {"persisted": 2}
+    assert client.get_function_concurrency(FunctionName=unique_name)["ReservedConcurrentExecutions"] == 7
+    assert client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == unreserved
