@@ -206,8 +206,7 @@ class Environment:
         self._log(logs.start_line(invocation.request_id, self.config.version), invocation)
         payload = failure.body or platform_error(invocation.request_id, failure.error_type, failure.message)
         if failure.body is None:
-            self._log(f"RequestId: {invocation.request_id} Error: {failure.message}", invocation)
-            self._log(failure.error_type, invocation)
+            self._log_error(invocation, failure.error_type, failure.message)
         self._log(logs.end_line(invocation.request_id), invocation)
         self._log(logs.report_line(invocation.request_id, 0.0, self.config.memory_size, self._peak_memory(),
                                    init_ms=self.init_ms, status=failure.status, error_type=failure.error_type),
@@ -221,10 +220,8 @@ class Environment:
     async def invoke(self, invocation: Invocation) -> InvocationResult:
         """Run one invocation (the environment is BUSY) and write its START/END/REPORT lines."""
         if self.state is not EnvState.BUSY:  # its runtime died since it was handed out
-            message = "Runtime exited with error: the environment stopped before the invocation started"
-            return InvocationResult(platform_error(invocation.request_id, "Runtime.ExitError", message),
-                                    function_error=True, status="error", error_type="Runtime.ExitError",
-                                    executed_version=self.config.version)
+            return self._failed(invocation, "Runtime.ExitError",
+                                "Runtime exited with error: the environment stopped before the invocation started")
         first = self.invocations == 0 and not self.provisioned  # provisioned inits are not cold starts
         self.invocations += 1
         if first:
@@ -264,12 +261,19 @@ class Environment:
     def _out_of_memory(self, invocation: Invocation) -> InvocationResult:
         """The runtime's resident memory went past MemorySize: Lambda's out-of-memory failure."""
         message = "Runtime exited with error: signal: killed"
-        self._log(f"RequestId: {invocation.request_id} Error: {message}", invocation)
-        self._log("Runtime.OutOfMemory", invocation)
+        self._log_error(invocation, "Runtime.OutOfMemory", message)
         self.stop()
-        return InvocationResult(platform_error(invocation.request_id, "Runtime.OutOfMemory", message),
-                                function_error=True, status="error", error_type="Runtime.OutOfMemory",
-                                executed_version=self.config.version)
+        return self._failed(invocation, "Runtime.OutOfMemory", message)
+
+    def _failed(self, invocation: Invocation, error_type: str, message: str) -> InvocationResult:
+        """An invocation's result when Lambda itself reports the error (the runtime could not answer)."""
+        return InvocationResult(platform_error(invocation.request_id, error_type, message), function_error=True,
+                                status="error", error_type=error_type, executed_version=self.config.version)
+
+    def _log_error(self, invocation: Invocation, error_type: str, message: str) -> None:
+        """The two lines Lambda logs for an error it reports itself."""
+        self._log(f"RequestId: {invocation.request_id} Error: {message}", invocation)
+        self._log(error_type, invocation)
 
     def _hand_over(self, invocation: Invocation, waiter: "asyncio.Future[Invocation]") -> None:
         invocation.delivered = True
@@ -431,12 +435,8 @@ class Environment:
             self._ready.set_exception(self._init_failure)
         invocation = self._current
         if invocation is not None and invocation.result is not None and not invocation.result.done():
-            self._log(f"RequestId: {invocation.request_id} Error: {message}", invocation)
-            self._log(error_type, invocation)
-            self._resolve(invocation, InvocationResult(
-                platform_error(invocation.request_id, error_type, message), function_error=True,
-                status="error", error_type=error_type, executed_version=self.config.version,
-            ))
+            self._log_error(invocation, error_type, message)
+            self._resolve(invocation, self._failed(invocation, error_type, message))
         if self._next_waiter is not None and not self._next_waiter.done():
             self._next_waiter.cancel()
 
