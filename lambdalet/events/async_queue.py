@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
-from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
+from lambdalet.errors import LambdaError, ResourceNotFoundException
 from lambdalet.invoke.types import Invocation
 from lambdalet.store.events import EventStore, QueuedEvent
 
@@ -147,12 +147,12 @@ class AsyncQueue:
             return
         retries, max_age = self._functions.event_invoke_settings(event.function_name, event.qualifier)
         if now - event.enqueued_at > max_age:
-            await self._give_up(event, "EventAgeExceeded")
+            self._give_up(event, "EventAgeExceeded")
             return
         invocation = Invocation(event.request_id, event.payload, event.invoked_arn)
         try:
             result = await self._invoker.invoke(config, invocation)
-        except (TooManyRequestsException, LambdaError) as exc:  # throttled, or the platform could not run it
+        except LambdaError as exc:  # throttled (TooManyRequestsException), or the platform could not run it
             delay = min(300.0, self._throttle_delays.get(event.request_id, 0.5) * 2)
             self._throttle_delays[event.request_id] = delay
             log.info("asynchronous invocation %s of %s: %s; trying again in %.1f s", event.request_id,
@@ -164,14 +164,14 @@ class AsyncQueue:
         if not result.function_error:
             self._mark_done(event.request_id)
         elif attempts > retries:
-            await self._give_up(event, "RetriesExhausted")
+            self._give_up(event, "RetriesExhausted")
         else:
             delay = RETRY_DELAYS_S[min(attempts, len(RETRY_DELAYS_S)) - 1] * self._scale
             log.info("asynchronous invocation %s of %s failed (attempt %d); retrying in %.1f s", event.request_id,
                      config.name, attempts, delay)
             await self._db_call(self._store.retry_later, event.request_id, attempts, self._clock() + delay)
 
-    async def _give_up(self, event: QueuedEvent, condition: str) -> None:
+    def _give_up(self, event: QueuedEvent, condition: str) -> None:
         log.warning("asynchronous invocation %s of %s dropped: %s (no destination or dead-letter queue yet)",
                     event.request_id, event.function_name, condition)
         self._throttle_delays.pop(event.request_id, None)
