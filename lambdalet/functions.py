@@ -17,6 +17,7 @@ from lambdalet.errors import (
     ResourceNotFoundException,
     check_revision,
 )
+from lambdalet.events.async_queue import DEFAULT_MAX_AGE_S, DEFAULT_RETRIES
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
 from lambdalet.store.functions import FunctionStore
@@ -38,6 +39,11 @@ class Function:
 
     def newest_version(self) -> FunctionConfig | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
+
+
+def event_config_key(qualifier: str | None) -> str:
+    """Event invoke configs are kept per qualifier, "" for the unqualified function (= $LATEST)."""
+    return "" if qualifier in (None, LATEST) else qualifier
 
 
 class FunctionRegistry:
@@ -139,9 +145,9 @@ class FunctionRegistry:
 
     def event_invoke_settings(self, name: str, qualifier: str | None) -> tuple[int, int]:
         """(MaximumRetryAttempts, MaximumEventAgeInSeconds) for asynchronous invocations of a qualifier."""
-        key = "" if qualifier in (None, LATEST) else qualifier
-        config = self.get(name).event_configs.get(key, {})
-        return config.get("MaximumRetryAttempts", 2), config.get("MaximumEventAgeInSeconds", 21600)
+        config = self.get(name).event_configs.get(event_config_key(qualifier), {})
+        return (config.get("MaximumRetryAttempts", DEFAULT_RETRIES),
+                config.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S))
 
     async def set_event_config(self, name: str, qualifier: str, config: dict | None) -> None:
         async with self._write_lock:

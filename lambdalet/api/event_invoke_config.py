@@ -8,7 +8,7 @@ from aiohttp import web
 
 from lambdalet.api.common import function_ref, json_body, json_response, paginate, qualifier, services
 from lambdalet.errors import ResourceNotFoundException
-from lambdalet.model import LATEST
+from lambdalet.functions import event_config_key
 from lambdalet.validation import Body
 
 PATH = "/2019-09-25/functions/{function_name}/event-invoke-config"
@@ -25,7 +25,7 @@ def _target(request: web.Request) -> tuple[str, str]:
     ref = function_ref(request)
     qual = qualifier(request, ref)
     svc.functions.config(ref.name, qual)  # 404 unless the version or alias exists
-    return ref.name, "" if qual in (None, LATEST) else qual
+    return ref.name, event_config_key(qual)
 
 
 def _settings(body: Body, base: dict) -> dict:
