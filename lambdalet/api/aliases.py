@@ -7,7 +7,8 @@ import re
 from aiohttp import web
 
 from lambdalet import validation
-from lambdalet.api.common import json_body, json_response, paginate, services, unqualified_name
+from lambdalet.api import provisioned
+from lambdalet.api.common import json_body, json_response, list_response, services, unqualified_name
 from lambdalet.errors import InvalidParameterValueException
 from lambdalet.model import Alias, new_revision_id
 from lambdalet.validation import Body
@@ -88,9 +89,7 @@ async def delete_alias(request: web.Request) -> web.Response:
     svc = services(request)
     name, alias_name = unqualified_name(request, "An alias"), request.match_info["alias"]
     if alias_name in svc.functions.get(name).provisioned:  # its provisioned concurrency goes with it
-        target = svc.functions.provisioned_target(name, alias_name)
-        await svc.functions.set_provisioned(name, alias_name, None)
-        svc.pools.for_config(target).unprovision()
+        await provisioned.remove(svc, name, alias_name)
     await svc.functions.delete_alias(name, alias_name)
     return web.Response(status=204)
 
@@ -101,8 +100,4 @@ async def list_aliases(request: web.Request) -> web.Response:
     version = request.query.get("FunctionVersion")
     names = sorted(name for name, alias in function.aliases.items()
                    if version is None or alias.function_version == version or version in alias.weights)
-    page, next_marker = paginate(request, names)
-    result: dict = {"Aliases": [function.aliases[name].to_api(svc.arns) for name in page]}
-    if next_marker is not None:
-        result["NextMarker"] = next_marker
-    return json_response(result)
+    return list_response(request, names, "Aliases", lambda name: function.aliases[name].to_api(svc.arns))

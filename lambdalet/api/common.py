@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
@@ -79,6 +79,16 @@ def paginate(request: web.Request, keys: list[str]) -> tuple[list[str], str | No
             (i for i, key in enumerate(keys) if key > marker), len(keys))
     page = keys[start:start + max_items]
     return page, keys[start + max_items] if start + max_items < len(keys) else None
+
+
+def list_response(request: web.Request, keys: list[str], field: str, describe: Callable[[str], dict]) -> web.Response:
+    """A List* answer: one page of the sorted `keys`, each described, under `field`, with a
+    NextMarker when more remain."""
+    page, next_marker = paginate(request, keys)
+    result: dict = {field: [describe(key) for key in page]}
+    if next_marker is not None:
+        result["NextMarker"] = next_marker
+    return json_response(result)
 
 
 def _max_items(request: web.Request) -> int:

@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from lambdalet.api.common import function_ref, json_body, json_response, paginate, qualifier, services
+from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import ResourceNotFoundException
 from lambdalet.functions import event_config_key
 from lambdalet.validation import Body
@@ -88,8 +88,5 @@ async def list_configs(request: web.Request) -> web.Response:
     svc = services(request)
     ref = function_ref(request)
     configs = svc.functions.get(ref.name).event_configs
-    page, next_marker = paginate(request, sorted(configs))
-    result: dict = {"FunctionEventInvokeConfigs": [_describe(svc, ref.name, q, configs[q]) for q in page]}
-    if next_marker is not None:
-        result["NextMarker"] = next_marker
-    return json_response(result)
+    return list_response(request, sorted(configs), "FunctionEventInvokeConfigs",
+                         lambda qual: _describe(svc, ref.name, qual, configs[qual]))

@@ -10,7 +10,7 @@ import re
 from aiohttp import web
 
 from lambdalet import validation
-from lambdalet.api.common import function_ref, json_body, json_response, paginate, qualifier, services
+from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
     ResourceConflictException,
@@ -165,11 +165,7 @@ async def list_functions(request: web.Request) -> web.Response:
         configs[name] = function.latest
         if version == "ALL":  # every published version too, keyed so that they sort after $LATEST
             configs.update({f"{name}:{int(v):010d}": c for v, c in function.versions.items()})
-    page, next_marker = paginate(request, sorted(configs))
-    result: dict = {"Functions": [configs[key].to_api(svc.arns) for key in page]}
-    if next_marker is not None:
-        result["NextMarker"] = next_marker
-    return json_response(result)
+    return list_response(request, sorted(configs), "Functions", lambda key: configs[key].to_api(svc.arns))
 
 
 def _refuse_qualified_update(svc, ref: FunctionRef, request: web.Request) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lambdalet.api.common import function_ref, json_body, json_response, paginate, qualifier, services
+from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, ProvisionedConcurrencyConfigNotFoundException
 
 PATH = "/2019-09-30/functions/{function_name}/provisioned-concurrency"
@@ -63,12 +63,9 @@ async def get_or_list(request: web.Request) -> web.Response:
     if request.query.get("List") == "ALL":
         ref = function_ref(request)
         function = svc.functions.get(ref.name)
-        page, next_marker = paginate(request, sorted(function.provisioned))
-        configs = [{"FunctionArn": svc.arns.function(ref.name, qual), **describe(svc, ref.name, qual)} for qual in page]
-        result: dict = {"ProvisionedConcurrencyConfigs": configs}
-        if next_marker is not None:
-            result["NextMarker"] = next_marker
-        return json_response(result)
+        return list_response(request, sorted(function.provisioned), "ProvisionedConcurrencyConfigs",
+                             lambda qual: {"FunctionArn": svc.arns.function(ref.name, qual),
+                                           **describe(svc, ref.name, qual)})
     name, qual = _target(request)
     return json_response(describe(svc, name, qual))
 
@@ -77,7 +74,12 @@ async def delete_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
     describe(svc, name, qual)  # 404 when there is none
+    await remove(svc, name, qual)
+    return web.Response(status=204)
+
+
+async def remove(svc, name: str, qual: str) -> None:
+    """Delete a provisioned-concurrency config and release the environments it kept initialised."""
     target = svc.functions.provisioned_target(name, qual)
     await svc.functions.set_provisioned(name, qual, None)
     svc.pools.for_config(target).unprovision()
-    return web.Response(status=204)

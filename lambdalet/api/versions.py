@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lambdalet.api.common import json_body, json_response, paginate, services, unqualified_name
+from lambdalet.api.common import json_body, json_response, list_response, services, unqualified_name
 from lambdalet.model import LATEST
 
 
@@ -27,11 +27,6 @@ async def publish_version(request: web.Request) -> web.Response:
 async def list_versions_by_function(request: web.Request) -> web.Response:
     svc = services(request)
     function = svc.functions.get(unqualified_name(request, "A version"))
-    configs = [function.latest] + [function.versions[v] for v in sorted(function.versions, key=int)]
     keys = [LATEST] + sorted(function.versions, key=int)
-    page, next_marker = paginate(request, keys)
-    by_key = dict(zip(keys, configs))
-    result: dict = {"Versions": [by_key[key].to_api(svc.arns) for key in page]}
-    if next_marker is not None:
-        result["NextMarker"] = next_marker
-    return json_response(result)
+    return list_response(request, keys, "Versions",
+                         lambda key: (function.latest if key == LATEST else function.versions[key]).to_api(svc.arns))
