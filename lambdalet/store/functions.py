@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from lambdalet.errors import ResourceConflictException
@@ -100,68 +100,53 @@ class FunctionStore:
         with self.engine.begin() as conn:
             conn.execute(insert(function_versions).values(
                 function_name=config.name, version=config.version, config=json.dumps(config.to_record())))
-            conn.execute(delete(function_version_counters).where(function_version_counters.c.function_name == config.name))
-            conn.execute(insert(function_version_counters).values(function_name=config.name,
-                                                                  last_version=int(config.version)))
+            _replace(conn, function_version_counters, {"function_name": config.name},
+                     {"last_version": int(config.version)})
 
     def delete_version(self, name: str, version: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(function_versions).where(function_versions.c.function_name == name)
-                         .where(function_versions.c.version == version))
+        self._put(function_versions, {"function_name": name, "version": version}, None)
 
     def set_policy(self, name: str, qualifier: str, statements: list[dict], revision_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(policies).where(policies.c.function_name == name)
-                         .where(policies.c.qualifier == qualifier))
-            if statements:
-                conn.execute(insert(policies).values(function_name=name, qualifier=qualifier,
-                                                     statements=json.dumps(statements), revision_id=revision_id))
+        self._put(policies, {"function_name": name, "qualifier": qualifier},
+                  {"statements": json.dumps(statements), "revision_id": revision_id} if statements else None)
 
     def set_provisioned(self, name: str, qualifier: str, requested: int | None, last_modified: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(provisioned_concurrency).where(provisioned_concurrency.c.function_name == name)
-                         .where(provisioned_concurrency.c.qualifier == qualifier))
-            if requested is not None:
-                conn.execute(insert(provisioned_concurrency).values(
-                    function_name=name, qualifier=qualifier, requested=requested, last_modified=last_modified))
+        self._put(provisioned_concurrency, {"function_name": name, "qualifier": qualifier},
+                  None if requested is None else {"requested": requested, "last_modified": last_modified})
 
     def set_event_config(self, name: str, qualifier: str, config: dict | None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(event_invoke_configs).where(event_invoke_configs.c.function_name == name)
-                         .where(event_invoke_configs.c.qualifier == qualifier))
-            if config is not None:
-                conn.execute(insert(event_invoke_configs).values(function_name=name, qualifier=qualifier,
-                                                                 config=json.dumps(config)))
+        self._put(event_invoke_configs, {"function_name": name, "qualifier": qualifier},
+                  None if config is None else {"config": json.dumps(config)})
 
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
 
     def put_alias(self, alias: Alias) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(aliases).where(aliases.c.function_name == alias.function_name)
-                         .where(aliases.c.name == alias.name))
-            conn.execute(insert(aliases).values(function_name=alias.function_name, name=alias.name,
-                                                config=json.dumps(alias.to_record())))
+        self._put(aliases, {"function_name": alias.function_name, "name": alias.name},
+                  {"config": json.dumps(alias.to_record())})
 
     def delete_alias(self, function_name: str, name: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(aliases).where(aliases.c.function_name == function_name)
-                         .where(aliases.c.name == name))
+        self._put(aliases, {"function_name": function_name, "name": name}, None)
 
     def set_reserved_concurrency(self, name: str, reserved: int | None) -> None:
+        self._put(function_concurrency, {"function_name": name}, None if reserved is None else {"reserved": reserved})
+
+    def _put(self, table: Table, key: dict[str, object], values: dict[str, object] | None) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
-            if reserved is not None:
-                conn.execute(insert(function_concurrency).values(function_name=name, reserved=reserved))
+            _replace(conn, table, key, values)
 
     def delete(self, name: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(function_concurrency).where(function_concurrency.c.function_name == name))
-            conn.execute(delete(function_version_counters).where(function_version_counters.c.function_name == name))
-            conn.execute(delete(aliases).where(aliases.c.function_name == name))
-            conn.execute(delete(policies).where(policies.c.function_name == name))
-            conn.execute(delete(event_invoke_configs).where(event_invoke_configs.c.function_name == name))
-            conn.execute(delete(provisioned_concurrency).where(provisioned_concurrency.c.function_name == name))
-            conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
+            for table in (function_concurrency, function_version_counters, aliases, policies, event_invoke_configs,
+                          provisioned_concurrency, function_versions):
+                conn.execute(delete(table).where(table.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))
+
+
+def _replace(conn: Connection, table: Table, key: dict[str, object], values: dict[str, object] | None) -> None:
+    """Replace the row of `table` with primary key `key` (delete it, with `values` None): one upsert
+    that reads the same on SQLite and PostgreSQL."""
+    conn.execute(delete(table).where(*(table.c[column] == value for column, value in key.items())))
+    if values is not None:
+        conn.execute(insert(table).values(**key, **values))
