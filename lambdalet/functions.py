@@ -180,15 +180,11 @@ class FunctionRegistry:
         """CreateAlias (`create`) or UpdateAlias: validated against the function's versions."""
         async with self._write_lock:
             function = self.get(alias.function_name)
-            existing = function.aliases.get(alias.name)
-            if create and existing is not None:
+            if not create:
+                check_revision(revision_id, self.alias(alias.function_name, alias.name).revision_id)
+            elif alias.name in function.aliases:
                 raise ResourceConflictException(
                     f"Alias already exists: {self._arns.function(alias.function_name, alias.name)}")
-            if not create:
-                if existing is None:
-                    raise ResourceNotFoundException(
-                        f"Alias not found: {self._arns.function(alias.function_name, alias.name)}")
-                check_revision(revision_id, existing.revision_id)
             self._check_alias_versions(function, alias)
             await asyncio.to_thread(self._store.put_alias, alias)
             function.aliases[alias.name] = alias
