@@ -93,13 +93,19 @@ class LinuxSandbox(SandboxBackend):
         async with self._starts:
             in_process = spec.python_bootstrap and len(spec.argv) >= 4 and spec.argv[3] == str(BOOTSTRAP_PY)
             zygote = await self._zygote(spec.argv[0] if in_process else EXEC_ZYGOTE)
-            reply, read_end = await with_output_pipe(
-                lambda write_end: zygote.spawn(self._shared_spec(spec), self._own_spec(spec, in_process), [write_end]))
-            cgroup = self.cgroups.adopt(reply["cgroup"], spec.memory_mb)
-            process = LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups)
+            process, reply = await self._spawn(zygote, spec, self._own_spec(spec, in_process))
             if reply["fds"]:
                 process.runtime_api_socket = socket.socket(fileno=reply["fds"][0])
             return process
+
+    async def _spawn(self, zygote: ForkServer, spec: SandboxSpec, own: dict[str, Any],
+                     extra_fds: tuple[int, ...] = ()) -> tuple[LinuxProcess, dict[str, Any]]:
+        """Have `zygote` fork one environment (writing to a fresh output pipe) and adopt its cgroup;
+        returns the process and the zygote's reply."""
+        reply, read_end = await with_output_pipe(
+            lambda write_end: zygote.spawn(self._shared_spec(spec), own, [write_end, *extra_fds]))
+        cgroup = self.cgroups.adopt(reply["cgroup"], spec.memory_mb)
+        return LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups), reply
 
     def _shared_spec(self, spec: SandboxSpec) -> dict[str, Any]:
         """What every environment of one zygote shares: the zygote's spares are built from it."""
@@ -139,22 +145,19 @@ class LinuxSandbox(SandboxBackend):
         async with self._starts:
             zygote = await self._zygote(spec.argv[0])
             try:
-                reply, read_end = await with_output_pipe(
-                    lambda write_end: zygote.spawn(self._shared_spec(template_spec), own, [write_end, theirs.fileno()]))
+                process, _reply = await self._spawn(zygote, template_spec, own, (theirs.fileno(),))
             except BaseException:
                 ours.close()
                 raise
             finally:
                 theirs.close()
-        cgroup = self.cgroups.adopt(reply["cgroup"], spec.memory_mb)
-        process = LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups)
         name = spec.snapshot_key
 
         def template_output(data: bytes) -> None:
             for line in data.decode("utf-8", "replace").splitlines():
                 log.info("SnapStart template %s: %s", name, line)
 
-        template = SnapshotTemplate(name or "", process, ours, cgroup, spec.memory_mb, template_output)
+        template = SnapshotTemplate(name or "", process, ours, process.cgroup, spec.memory_mb, template_output)
         try:
             await template.ready()
         except TemplateInitFailed:
