@@ -930,6 +930,27 @@ def print_parallel(r: dict[str, Any]) -> None:
     print(f"  median time for all {r['clients']} to complete: {fmt(r['all_done_ms_median'], 0)} ms\n", flush=True)
 
 
+def print_list(title: str, lines: list[str], footer: str | None = None) -> None:
+    """A titled list (problems, notes) before the JSON summary; nothing when there is none."""
+    if not lines:
+        return
+    print(f"{title}:")
+    for line in lines:
+        print(f"  - {line}")
+    if footer is not None:
+        print(f"  {footer}")
+    print()
+
+
+def finish(results: dict[str, Any], json_out: Path | None, interrupted: bool) -> int:
+    """Print the results as one JSON line (and write them to `json_out`); the exit status is 130 when
+    interrupted and 1 when there were problems."""
+    if json_out:
+        json_out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, separators=(",", ":")))
+    return 130 if interrupted else (1 if results["problems"] else 0)
+
+
 def problems_of(results: dict[str, Any]) -> list[str]:
     """Every failed step and every error count, as one line each."""
     found: list[str] = []
@@ -1107,17 +1128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"the server exited during the run (status {server.exit_status()})")
         server.stop(keep_log=bool(problems) and not interrupted)
     results["problems"] = problems
-    if problems:
-        print("Problems:")
-        for line in problems:
-            print(f"  - {line}")
-        if server.log_path is not None and server.log_path.exists():
-            print(f"  server log kept at {server.log_path}")
-        print()
-    if args.json_out:
-        args.json_out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, separators=(",", ":")))
-    return 130 if interrupted else (1 if problems else 0)
+    kept_log = server.log_path is not None and server.log_path.exists()
+    print_list("Problems", problems, footer=f"server log kept at {server.log_path}" if kept_log else None)
+    return finish(results, args.json_out, interrupted)
 
 
 if __name__ == "__main__":

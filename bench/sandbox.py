@@ -749,7 +749,7 @@ def table_rows(records: dict[str, dict[str, Any]], plan: Plan) -> list[tuple[str
 
     return [
         ("Server start-up, ms", per(lambda r: f"{r['ready_ms']:,.0f}")),
-        (f"1. Cold start, trivial: end to end p50 / p99, ms (n)",
+        ("1. Cold start, trivial: end to end p50 / p99, ms (n)",
          per(lambda r: f"{pair(r, 'cold_trivial', 'end_to_end')} ({count(get(r, 'cold_trivial', 'end_to_end'))})")),
         ("1. Cold start, trivial: Init Duration p50 / p99, ms", per(lambda r: pair(r, "cold_trivial", "init_duration"))),
         ("2. Cold start, heavy (boto3 + 3 clients): end to end p50 / p99, ms (n)",
@@ -765,7 +765,7 @@ def table_rows(records: dict[str, dict[str, Any]], plan: Plan) -> list[tuple[str
          per(snap(lambda s: f"{pair(s, 'with', 'end_to_end')} ({count(get(s, 'with', 'end_to_end'))})"))),
         (f"2b. Heavy, {plan.snapstart_runtime}, SnapStart: Restore Duration p50 / p99, ms",
          per(snap(lambda s: pair(s, "with", "restore_duration")))),
-        (f"3. Warm, 1 keep-alive client: p50 / p99, ms (n)",
+        ("3. Warm, 1 keep-alive client: p50 / p99, ms (n)",
          per(lambda r: f"{pair(r, 'warm', 'latency', digits=2)} ({count(get(r, 'warm', 'latency'))})")),
         (f"3. Warm, {plan.clients} keep-alive clients: invokes/s",
          per(lambda r: f"{get(r, 'warm', 'throughput', 'invokes_per_s'):,.0f}")),
@@ -888,20 +888,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["problems"], results["notes"] = problems, notes
     if results["backends"]:
         print_table(results["backends"], plan)
-    if notes:
-        print("Notes:")
-        for line in notes:
-            print(f"  - {line}")
-        print()
-    if problems:
-        print("Problems:")
-        for line in problems:
-            print(f"  - {line}")
-        print()
-    if args.json_out:
-        args.json_out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, separators=(",", ":")))
-    return 130 if interrupted else (1 if problems else 0)
+    base.print_list("Notes", notes)
+    base.print_list("Problems", problems)
+    return base.finish(results, args.json_out, interrupted)
 
 
 if __name__ == "__main__":
