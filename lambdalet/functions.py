@@ -17,7 +17,7 @@ from lambdalet.errors import (
     ResourceNotFoundException,
     check_revision,
 )
-from lambdalet.events.async_queue import DEFAULT_MAX_AGE_S, DEFAULT_RETRIES
+from lambdalet.events.async_queue import EventInvokeSettings
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
 from lambdalet.store.functions import FunctionStore
@@ -143,11 +143,9 @@ class FunctionRegistry:
             function.provisioned[qualifier] = (requested, last_modified)
             return function.provisioned[qualifier]
 
-    def event_invoke_settings(self, name: str, qualifier: str | None) -> tuple[int, int]:
-        """(MaximumRetryAttempts, MaximumEventAgeInSeconds) for asynchronous invocations of a qualifier."""
-        config = self.get(name).event_configs.get(event_config_key(qualifier), {})
-        return (config.get("MaximumRetryAttempts", DEFAULT_RETRIES),
-                config.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S))
+    def event_invoke_settings(self, name: str, qualifier: str | None) -> EventInvokeSettings:
+        """How asynchronous invocations of a qualifier are retried and where their outcomes go."""
+        return EventInvokeSettings.from_config(self.get(name).event_configs.get(event_config_key(qualifier), {}))
 
     async def set_event_config(self, name: str, qualifier: str, config: dict | None) -> None:
         async with self._write_lock:

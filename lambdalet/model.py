@@ -112,6 +112,7 @@ class FunctionConfig:
     version: str = LATEST
     package_type: str = "Zip"
     snap_start: str = "None"  # SnapStart.ApplyOn: "None" or "PublishedVersions"
+    dead_letter_target: str = ""  # DeadLetterConfig.TargetArn: an SQS queue or SNS topic, "" for none
     #: A published version: the RevisionId of $LATEST it was published from (the no-op rule).
     source_revision: str = ""
     revision_id: str = field(default_factory=new_revision_id)
@@ -165,6 +166,8 @@ class FunctionConfig:
         }
         if self.environment:
             config["Environment"] = {"Variables": dict(self.environment)}
+        if self.dead_letter_target:
+            config["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target}
         return config
 
 

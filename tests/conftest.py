@@ -141,6 +141,49 @@ def server(tmp_path_factory) -> Iterator[Server]:
     srv.stop()
 
 
+class Moto:
+    """`moto` in server mode: SQS, SNS, EventBridge, ... over real HTTP, as AWS would be reached."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "ab")
+        try:
+            import moto.server  # noqa: F401
+        except ImportError:
+            raise RuntimeError("moto[server] is not installed: run `make test` (it installs the test extras)") from None
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {self.proc.returncode}: see {log_path}")
+            try:
+                with urllib.request.urlopen(self.url + "/moto-api/", timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not answer within 30 s: see {log_path}") from None
+                time.sleep(0.1)
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory) -> Iterator[Moto]:
+    """One moto server for the session; tests use unique resource names."""
+    server = Moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def fresh_server(tmp_path) -> Iterator[Server]:
     """A server of the test's own, for tests that restart or configure it."""

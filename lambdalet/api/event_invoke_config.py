@@ -7,8 +7,10 @@ import time
 from aiohttp import web
 
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
-from lambdalet.errors import ResourceNotFoundException
+from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
+from lambdalet.events.destinations import check_destination
 from lambdalet.functions import event_config_key
+from lambdalet.model import parse_function_name
 from lambdalet.validation import Body
 
 PATH = "/2019-09-25/functions/{function_name}/event-invoke-config"
@@ -28,22 +30,47 @@ def _target(request: web.Request) -> tuple[str, str]:
     return ref.name, event_config_key(qual)
 
 
-def _settings(body: Body, base: dict) -> dict:
+def _settings(svc, body: Body, base: dict) -> dict:
+    """Put (`base` empty) or Update (`base` the current config): the validated settings."""
     config = dict(base)
     if body.has("MaximumRetryAttempts"):
         config["MaximumRetryAttempts"] = body.integer("MaximumRetryAttempts", low=0, high=2)
     if body.has("MaximumEventAgeInSeconds"):
         config["MaximumEventAgeInSeconds"] = body.integer("MaximumEventAgeInSeconds", low=60, high=21600)
-    body.refuse_unless_default("DestinationConfig", {"OnSuccess": {}, "OnFailure": {}},
-                               issue="destinations are not delivered yet")
+    destinations = body.struct("DestinationConfig")
+    if destinations is not None:
+        chosen = dict(config.get("DestinationConfig", {}))
+        for outcome in ("OnSuccess", "OnFailure"):
+            member = destinations.struct(outcome)
+            if member is not None:
+                arn = member.string("Destination", "")
+                _check_destination(svc, arn, member.path("Destination"))
+                if arn:
+                    chosen[outcome] = {"Destination": arn}
+                else:
+                    chosen.pop(outcome, None)
+        config["DestinationConfig"] = chosen
     config["LastModified"] = time.time()
     return config
 
 
+def _check_destination(svc, arn: str, member: str) -> None:
+    """Lambda's ARN checks; a function destination must also be a function of this server."""
+    target = check_destination(arn, member)
+    if target is None or target.service != "lambda":
+        return
+    if (target.region, target.account) != (svc.arns.region, svc.arns.account):
+        raise InvalidParameterValueException(
+            f"The destination ARN {arn} is invalid: this server is account {svc.arns.account} in {svc.arns.region}.")
+    ref = parse_function_name(arn)
+    svc.functions.config(ref.name, ref.qualifier)  # Lambda's 404 when there is no such function or version
+
+
 def _describe(svc, name: str, qual: str, config: dict) -> dict:
+    chosen = config.get("DestinationConfig", {})
     return {"LastModified": config["LastModified"], "FunctionArn": svc.arns.function(name, qual or None),
-            **{k: v for k, v in config.items() if k != "LastModified"},
-            "DestinationConfig": {"OnSuccess": {}, "OnFailure": {}}}
+            **{k: v for k, v in config.items() if k not in ("LastModified", "DestinationConfig")},
+            "DestinationConfig": {"OnSuccess": chosen.get("OnSuccess", {}), "OnFailure": chosen.get("OnFailure", {})}}
 
 
 def _existing(svc, name: str, qual: str) -> dict:
@@ -57,7 +84,7 @@ def _existing(svc, name: str, qual: str) -> dict:
 async def put_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
-    config = _settings(await json_body(request), {})
+    config = _settings(svc, await json_body(request), {})
     await svc.functions.set_event_config(name, qual, config)
     return json_response(_describe(svc, name, qual, config))
 
@@ -65,7 +92,7 @@ async def put_config(request: web.Request) -> web.Response:
 async def update_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
-    config = _settings(await json_body(request), svc.functions.get(name).event_configs.get(qual, {}))
+    config = _settings(svc, await json_body(request), svc.functions.get(name).event_configs.get(qual, {}))
     await svc.functions.set_event_config(name, qual, config)
     return json_response(_describe(svc, name, qual, config))
 

@@ -17,6 +17,7 @@ from lambdalet.errors import (
     ResourceNotFoundException,
     check_revision,
 )
+from lambdalet.events.destinations import check_dead_letter
 from lambdalet.model import LATEST, FunctionConfig, FunctionRef, parse_function_name
 from lambdalet.store.blobs import Blob
 from lambdalet.validation import Body
@@ -86,6 +87,9 @@ def _common_config(body: Body, svc, current: FunctionConfig | None) -> dict:
             raise validation.constraint_error(apply_on, "snapStart.applyOn",
                                               "satisfy enum value set: [PublishedVersions, None]")
         changes["snap_start"] = apply_on
+    dead_letter = body.struct("DeadLetterConfig")
+    if dead_letter is not None:
+        changes["dead_letter_target"] = check_dead_letter(dead_letter.string("TargetArn", ""))
     if changes.get("snap_start", current.snap_start if current else "None") == "PublishedVersions":
         _check_snapstart(svc, changes.get("runtime") or (current.runtime if current else ""))
     validation.refuse_unsupported_config(body)

@@ -10,9 +10,12 @@ limits and warm pools as synchronous calls, at most `workers` at a time:
   and the second after 2, as Lambda does, both times `backoff_scale`;
 - a throttle or a platform error: retried with backoff (1 s doubling to 5 min, times
   `backoff_scale`) for as long as the event is younger than MaximumEventAgeInSeconds (default 6 h);
-- too many attempts, or too old (EventAgeExceeded): dropped, with a log line saying why.
+- too many attempts (RetriesExhausted), or too old (EventAgeExceeded): sent to the function
+  version's dead-letter queue and the on-failure destination, if any, then deleted.
 
-Delivery is at-least-once: whatever was claimed when the server died is run again after a restart.
+A success goes to the on-success destination, if any (`destinations.py` sends both kinds). An event
+is deleted only after its outcome is delivered, so delivery is at-least-once end to end: whatever
+was claimed when the server died is run (and its outcome sent) again after a restart.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from lambdalet.errors import LambdaError, ResourceNotFoundException
-from lambdalet.invoke.types import Invocation
+from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
+from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
+from lambdalet.model import LATEST, parse_function_name
 from lambdalet.store.events import EventStore, QueuedEvent
 
 if TYPE_CHECKING:
@@ -38,6 +44,35 @@ DEFAULT_MAX_AGE_S = 21600
 RETRY_DELAYS_S = (60.0, 120.0)  # after the first and the second failed attempt
 GROUP_COMMIT_MAX = 1000
 IDLE_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class EventInvokeSettings:
+    """A qualifier's event invoke config as the queue uses it (defaults when there is none)."""
+
+    retries: int = DEFAULT_RETRIES
+    max_age_s: int = DEFAULT_MAX_AGE_S
+    on_success: str = ""  # destination ARNs, "" for none
+    on_failure: str = ""
+
+    @classmethod
+    def from_config(cls, config: dict) -> "EventInvokeSettings":
+        destinations = config.get("DestinationConfig", {})
+        return cls(config.get("MaximumRetryAttempts", DEFAULT_RETRIES),
+                   config.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S),
+                   destinations.get("OnSuccess", {}).get("Destination", ""),
+                   destinations.get("OnFailure", {}).get("Destination", ""))
+
+
+@dataclass
+class Progress:
+    """What this process remembers of an event between attempts: the throttle backoff, and the last
+    failed attempt for the dead-letter queue and the on-failure record (lost on a restart, when the
+    record simply has no response and the dead letter a generic error)."""
+
+    throttle_delay: float = 0.5
+    failure: Failure | None = None
+    result: InvocationResult | None = None
 
 
 class AsyncQueue:
@@ -58,7 +93,8 @@ class AsyncQueue:
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
-        self._throttle_delays: dict[str, float] = {}
+        self._progress: dict[str, Progress] = {}
+        self._deliveries = Deliveries(self._invoke_destination)
 
     # -- accepting ------------------------------------------------------------------------------
 
@@ -142,40 +178,80 @@ class AsyncQueue:
             config = self._functions.config(event.function_name, event.qualifier, draw=random.random())
         except ResourceNotFoundException:
             log.warning("asynchronous invocation %s dropped: %s:%s no longer exists", event.request_id,
-                        event.function_name, event.qualifier or "$LATEST")
-            self._mark_done(event.request_id)
+                        event.function_name, event.qualifier or LATEST)
+            self._forget(event)
             return
-        retries, max_age = self._functions.event_invoke_settings(event.function_name, event.qualifier)
-        if now - event.enqueued_at > max_age:
-            self._give_up(event, "EventAgeExceeded")
+        settings = self._functions.event_invoke_settings(event.function_name, event.qualifier)
+        if now - event.enqueued_at > settings.max_age_s:
+            await self._give_up(event, "EventAgeExceeded", settings, config.dead_letter_target)
             return
+        progress = self._progress.setdefault(event.request_id, Progress())
         invocation = Invocation(event.request_id, event.payload, event.invoked_arn)
         try:
             result = await self._invoker.invoke(config, invocation)
         except LambdaError as exc:  # throttled (TooManyRequestsException), or the platform could not run it
-            delay = min(300.0, self._throttle_delays.get(event.request_id, 0.5) * 2)
-            self._throttle_delays[event.request_id] = delay
+            progress.throttle_delay = delay = min(300.0, progress.throttle_delay * 2)
+            progress.failure = Failure(exc.status, exc.message)
             log.info("asynchronous invocation %s of %s: %s; trying again in %.1f s", event.request_id,
                      config.name, exc.error_type, delay * self._scale)
             await self._db_call(self._store.retry_later, event.request_id, event.attempts, now + delay * self._scale)
             return
-        self._throttle_delays.pop(event.request_id, None)
         attempts = event.attempts + 1
+        progress.result = result
         if not result.function_error:
-            self._mark_done(event.request_id)
-        elif attempts > retries:
-            self._give_up(event, "RetriesExhausted")
+            if settings.on_success:
+                await self._deliveries.send_record(settings.on_success, self._record(event, "Success", attempts),
+                                                   self._function_arn(event))
+            self._forget(event)
+        elif attempts > settings.retries:
+            progress.failure = Failure.of_result(result)
+            await self._give_up(event, "RetriesExhausted", settings, config.dead_letter_target, attempts)
         else:
+            progress.failure = Failure.of_result(result)
             delay = RETRY_DELAYS_S[min(attempts, len(RETRY_DELAYS_S)) - 1] * self._scale
             log.info("asynchronous invocation %s of %s failed (attempt %d); retrying in %.1f s", event.request_id,
                      config.name, attempts, delay)
             await self._db_call(self._store.retry_later, event.request_id, attempts, self._clock() + delay)
 
-    def _give_up(self, event: QueuedEvent, condition: str) -> None:
-        log.warning("asynchronous invocation %s of %s dropped: %s (no destination or dead-letter queue yet)",
-                    event.request_id, event.function_name, condition)
-        self._throttle_delays.pop(event.request_id, None)
+    async def _give_up(self, event: QueuedEvent, condition: str, settings: EventInvokeSettings, dead_letter: str,
+                       attempts: int | None = None) -> None:
+        """The failure path: the dead-letter queue and the on-failure destination, then delete."""
+        attempts = event.attempts if attempts is None else attempts
+        where = [what for what, arn in (("dead-letter queue", dead_letter), ("on-failure destination",
+                                                                            settings.on_failure)) if arn]
+        log.warning("asynchronous invocation %s of %s failed for good (%s after %d attempts): %s", event.request_id,
+                    event.function_name, condition, attempts, " and ".join(where) if where else "dropped")
+        sends = []
+        if dead_letter:
+            progress = self._progress.get(event.request_id)
+            failure = (progress.failure if progress and progress.failure
+                       else Failure(500 if condition == "RetriesExhausted" else 429, condition))
+            sends.append(self._deliveries.send_dead_letter(dead_letter, event.payload, event.request_id, failure))
+        if settings.on_failure:
+            sends.append(self._deliveries.send_record(settings.on_failure, self._record(event, condition, attempts),
+                                                      self._function_arn(event)))
+        await asyncio.gather(*sends)
+        self._forget(event)
+
+    def _function_arn(self, event: QueuedEvent) -> str:
+        """The qualified ARN records name: the invoked version or alias, else $LATEST."""
+        return event.invoked_arn if event.qualifier else f"{event.invoked_arn}:{LATEST}"
+
+    def _record(self, event: QueuedEvent, condition: str, attempts: int) -> dict:
+        progress = self._progress.get(event.request_id)
+        return invocation_record(request_id=event.request_id, function_arn=self._function_arn(event),
+                                 condition=condition, attempts=attempts, payload=event.payload,
+                                 result=progress.result if progress else None, at=self._clock())
+
+    def _forget(self, event: QueuedEvent) -> None:
+        self._progress.pop(event.request_id, None)
         self._mark_done(event.request_id)
+
+    async def _invoke_destination(self, target: Target, payload: bytes) -> None:
+        """A function destination: an asynchronous invoke of it, through this same queue."""
+        ref = parse_function_name(target.arn)
+        self._functions.config(ref.name, ref.qualifier)  # it may have been deleted since
+        await self.enqueue(QueuedEvent(new_request_id(), ref.name, ref.qualifier, target.arn, payload, self._clock()))
 
     async def shutdown(self) -> None:
         """Stop taking work; events in flight stay claimed only until the next start."""
@@ -187,6 +263,7 @@ class AsyncQueue:
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
         self._db.shutdown(wait=True)
+        self._deliveries.close()
 
     def depth(self) -> dict[str, tuple[int, float | None]]:
         return self._store.depth()

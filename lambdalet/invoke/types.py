@@ -47,7 +47,6 @@ class Invocation:
         if self.client_context:
             headers["Lambda-Runtime-Client-Context"] = self.client_context
         return headers
-    throttle_delay: float = 0.5  # asynchronous retries of a throttled event back off from here
 
 
 @dataclass(frozen=True)
