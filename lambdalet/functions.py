@@ -36,6 +36,8 @@ class Function:
     provisioned: dict[str, tuple[int, str]] = field(default_factory=dict)
     #: Asynchronous invocation settings by qualifier ("" for the unqualified function).
     event_configs: dict[str, dict] = field(default_factory=dict)
+    #: Function URL configs by qualifier ("" for the unqualified function, else an alias).
+    urls: dict[str, dict] = field(default_factory=dict)
 
     def newest_version(self) -> FunctionConfig | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
@@ -54,6 +56,7 @@ class FunctionRegistry:
         self._limiter = limiter
         self._on_change = on_change
         self._by_name: dict[str, Function] = {}
+        self._by_url_id: dict[str, tuple[str, str]] = {}  # a function URL's id → (function, qualifier)
         self._write_lock = asyncio.Lock()
 
     async def load(self) -> None:
@@ -61,8 +64,10 @@ class FunctionRegistry:
             self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
                                                          stored.last_version, dict(stored.aliases),
                                                          dict(stored.policies), dict(stored.provisioned),
-                                                         dict(stored.event_configs))
+                                                         dict(stored.event_configs), dict(stored.urls))
             self._limiter.reserve(stored.latest.name, stored.reserved_concurrency)
+            for qualifier, url in stored.urls.items():
+                self._by_url_id[url["UrlId"]] = (stored.latest.name, qualifier)
 
     def get(self, name: str, qualifier: str | None = None) -> Function:
         function = self._by_name.get(name)
@@ -156,6 +161,25 @@ class FunctionRegistry:
             else:
                 function.event_configs[qualifier] = config
 
+    def url_target(self, url_id: str) -> tuple[str, str] | None:
+        """The (function, qualifier) a function URL's id serves, or None."""
+        return self._by_url_id.get(url_id)
+
+    async def set_url(self, name: str, qualifier: str, config: dict | None) -> None:
+        """Create, update or (None) delete the function URL config of a function or alias."""
+        async with self._write_lock:
+            function = self.get(name)
+            await asyncio.to_thread(self._store.set_url, name, qualifier, config)
+            self._forget_url(function, qualifier)
+            if config is not None:
+                function.urls[qualifier] = config
+                self._by_url_id[config["UrlId"]] = (name, qualifier)
+
+    def _forget_url(self, function: Function, qualifier: str) -> None:
+        url = function.urls.pop(qualifier, None)
+        if url is not None:
+            self._by_url_id.pop(url["UrlId"], None)
+
     async def change_tags(self, name: str, add: dict[str, str] | None = None,
                           remove: list[str] | None = None) -> None:
         """TagResource / UntagResource; a function has at most 50 tags, as on Lambda."""
@@ -206,7 +230,9 @@ class FunctionRegistry:
         async with self._write_lock:
             self.alias(name, alias_name)
             await asyncio.to_thread(self._store.delete_alias, name, alias_name)
-            del self.get(name).aliases[alias_name]
+            function = self.get(name)
+            del function.aliases[alias_name]
+            self._forget_url(function, alias_name)
 
     def exists(self, name: str) -> bool:
         return name in self._by_name
@@ -276,7 +302,9 @@ class FunctionRegistry:
         async with self._write_lock:
             self.get(name)
             await asyncio.to_thread(self._store.delete, name)
-            del self._by_name[name]
+            function = self._by_name.pop(name)
+            for qualifier in list(function.urls):
+                self._forget_url(function, qualifier)
             self._limiter.reserve(name, None)
         self._on_change(name, None)
 

@@ -13,11 +13,13 @@ from aiohttp import web
 from lambdalet.api import aliases as aliases_api
 from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import event_invoke_config as event_invoke_config_api
+from lambdalet.api import function_urls as function_urls_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
 from lambdalet.api import provisioned as provisioned_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
+from lambdalet.api import url_requests
 from lambdalet.api import versions as versions_api
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
@@ -138,7 +140,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[lambda_errors], client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(middlewares=[lambda_errors, url_requests.route_by_host], client_max_size=MAX_REQUEST_BYTES)
     app.add_routes(functions_api.routes())
     app.add_routes(invoke_api.routes())
     app.add_routes(concurrency_api.routes())
@@ -148,6 +150,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(policy_api.routes())
     app.add_routes(provisioned_api.routes())
     app.add_routes(event_invoke_config_api.routes())
+    app.add_routes(function_urls_api.routes())
+    app.add_routes(url_requests.routes())
     app.add_routes([web.get("/_lambdalet/status", status)])
 
     async def startup(app: web.Application) -> None:

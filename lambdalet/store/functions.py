@@ -14,6 +14,7 @@ from lambdalet.model import LATEST, Alias, FunctionConfig, now_iso
 from lambdalet.store.schema import (
     aliases,
     event_invoke_configs,
+    function_urls,
     policies,
     provisioned_concurrency,
     function_concurrency,
@@ -34,6 +35,7 @@ class StoredFunction:
     policies: dict[str, tuple[list[dict], str]] = field(default_factory=dict)  # qualifier → (statements, revision)
     provisioned: dict[str, tuple[int, str]] = field(default_factory=dict)  # qualifier → (requested, last modified)
     event_configs: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionEventInvokeConfig
+    urls: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionUrlConfig (with its UrlId)
 
 
 class FunctionStore:
@@ -67,10 +69,13 @@ class FunctionStore:
             invoke_configs: dict[str, dict[str, dict]] = {}
             for row in conn.execute(select(event_invoke_configs)):
                 invoke_configs.setdefault(row.function_name, {})[row.qualifier] = json.loads(row.config)
+            urls: dict[str, dict[str, dict]] = {}
+            for row in conn.execute(select(function_urls)):
+                urls.setdefault(row.function_name, {})[row.qualifier] = json.loads(row.config)
             return [
                 StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
                                counters.get(name, 0), named.get(name, {}), policy.get(name, {}),
-                               provisioned.get(name, {}), invoke_configs.get(name, {}))
+                               provisioned.get(name, {}), invoke_configs.get(name, {}), urls.get(name, {}))
                 for name, config in latest.items()
             ]
 
@@ -118,6 +123,10 @@ class FunctionStore:
         self._put(event_invoke_configs, {"function_name": name, "qualifier": qualifier},
                   None if config is None else {"config": json.dumps(config)})
 
+    def set_url(self, name: str, qualifier: str, config: dict | None) -> None:
+        self._put(function_urls, {"function_name": name, "qualifier": qualifier},
+                  None if config is None else {"url_id": config["UrlId"], "config": json.dumps(config)})
+
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
@@ -127,7 +136,10 @@ class FunctionStore:
                   {"config": json.dumps(alias.to_record())})
 
     def delete_alias(self, function_name: str, name: str) -> None:
-        self._put(aliases, {"function_name": function_name, "name": name}, None)
+        """An alias goes with its function URL, as on Lambda."""
+        with self.engine.begin() as conn:
+            _replace(conn, aliases, {"function_name": function_name, "name": name}, None)
+            _replace(conn, function_urls, {"function_name": function_name, "qualifier": name}, None)
 
     def set_reserved_concurrency(self, name: str, reserved: int | None) -> None:
         self._put(function_concurrency, {"function_name": name}, None if reserved is None else {"reserved": reserved})
@@ -139,7 +151,7 @@ class FunctionStore:
     def delete(self, name: str) -> None:
         with self.engine.begin() as conn:
             for table in (function_concurrency, function_version_counters, aliases, policies, event_invoke_configs,
-                          provisioned_concurrency, function_versions):
+                          function_urls, provisioned_concurrency, function_versions):
                 conn.execute(delete(table).where(table.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))
 

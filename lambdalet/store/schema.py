@@ -114,6 +114,17 @@ event_invoke_configs = Table(
     Column("config", Text, nullable=False),
 )
 
+# Function URLs (CreateFunctionUrlConfig), by function and qualifier ("" or an alias). `config` is
+# the stored FunctionUrlConfig as JSON; `url_id` is the URL's host label, unique for good.
+function_urls = Table(
+    "function_urls",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("url_id", String(64), nullable=False, unique=True),
+    Column("config", Text, nullable=False),
+)
+
 
 def make_engine(url: str) -> Engine:
     """Create the engine and the schema; SQLite gets WAL and foreign keys."""

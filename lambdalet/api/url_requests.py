@@ -1,0 +1,241 @@
+"""Requests to function URLs: an HTTP request in, Lambda's payload format 2.0 event to the
+function, its result mapped back to an HTTP response (`BUFFERED` invoke mode).
+
+A URL is reached two ways on the server's own port:
+- by Host, `<url-id>.lambda-url.<region>.localhost:<port>` (browsers resolve `*.localhost` to the
+  loopback address), as `FunctionUrl` says — the `route_by_host` middleware;
+- by path, `/lambda-url/<url-id>/<path>`, for clients that cannot choose the Host header.
+
+Errors are the URL front end's, not the Lambda API's: 403 for an unknown URL, 502 when the function
+fails or answers something that is not a response, 429 when throttled, 413 past 6 MB.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import time
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl, unquote
+
+from aiohttp import web
+
+from lambdalet.api.common import services
+from lambdalet.errors import LambdaError
+from lambdalet.invoke.types import Invocation, new_request_id
+
+HOST_MARKER = ".lambda-url."
+PATH_PREFIX = "/lambda-url/"
+PAYLOAD_LIMIT = 6 * 1024 * 1024
+#: Content types whose bodies reach the function as text; any other body is base64-encoded.
+TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
+              "application/x-www-form-urlencoded", "application/xhtml+xml", "application/graphql")
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.route("*", PATH_PREFIX + "{url_id}", by_path), web.route("*", PATH_PREFIX + "{url_id}/{path:.*}", by_path)]
+
+
+@web.middleware
+async def route_by_host(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                        ) -> web.StreamResponse:
+    """Send requests for `<url-id>.lambda-url.…` hosts to their URL, whatever their path."""
+    host = request.host
+    if HOST_MARKER in host:
+        return await serve(request, host.split(".", 1)[0], request.raw_path.split("?", 1)[0])
+    return await handler(request)
+
+
+async def by_path(request: web.Request) -> web.StreamResponse:
+    url_id = request.match_info["url_id"]
+    raw_path = request.raw_path.split("?", 1)[0]
+    return await serve(request, url_id, raw_path[len(PATH_PREFIX) + len(url_id):] or "/")
+
+
+def _error(status: int, error_type: str, message: str | None) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"Message": message}), content_type="application/json",
+                        headers={"x-amzn-ErrorType": error_type})
+
+
+async def serve(request: web.Request, url_id: str, raw_path: str) -> web.StreamResponse:
+    svc = services(request)
+    target = svc.functions.url_target(url_id)
+    if target is None:
+        return _error(403, "AccessDeniedException", None)
+    name, qual = target
+    url_config = svc.functions.get(name).urls[qual]
+    if url_config["AuthType"] == "AWS_IAM" and not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256"):
+        return _error(403, "AccessDeniedException", "Forbidden. For troubleshooting Function URL authorization "
+                                                    "issues, see: https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")
+    cors = url_config.get("Cors")
+    origin = request.headers.get("Origin")
+    if cors and request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
+        return web.Response(status=200, headers=_preflight_headers(cors, origin))
+    if (request.content_length or 0) > PAYLOAD_LIMIT:
+        return _too_large()
+    body = await request.read()
+    if len(body) > PAYLOAD_LIMIT:
+        return _too_large()
+
+    request_id = new_request_id()
+    event = build_event(request, url_id=url_id, raw_path=raw_path, body=body, request_id=request_id,
+                        account=svc.arns.account if url_config["AuthType"] == "AWS_IAM" else None)
+    config = svc.functions.config(name, qual or None, draw=random.random())
+    invocation = Invocation(request_id, json.dumps(event).encode(), svc.arns.function(name, qual or None))
+    try:
+        result = await svc.invoker.invoke(config, invocation)
+    except LambdaError as exc:  # throttled, or no room in the memory budget
+        return _error(exc.status, exc.error_type, exc.message)
+    response = (_internal_error() if result.function_error else to_response(result.payload))
+    response.headers["x-amzn-RequestId"] = request_id
+    if cors and origin:
+        response.headers.update(_cors_headers(cors, origin))
+    return response
+
+
+def _too_large() -> web.Response:
+    return _error(413, "RequestEntityTooLargeException",
+                  f"Request must be smaller than {PAYLOAD_LIMIT} bytes for the InvokeFunction operation")
+
+
+def _internal_error() -> web.Response:
+    return web.Response(status=502, text="Internal Server Error", content_type="text/plain")
+
+
+def _is_text(content_type: str) -> bool:
+    content_type = content_type.lower()
+    return content_type.startswith(TEXT_TYPES) or content_type.split(";")[0].endswith(("+json", "+xml"))
+
+
+def build_event(request: web.Request, *, url_id: str, raw_path: str, body: bytes, request_id: str,
+                account: str | None) -> dict[str, Any]:
+    """Lambda's payload format 2.0 for one request (`account` only for AWS_IAM URLs)."""
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+    for key, value in request.headers.items():
+        key = key.lower()
+        if key == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+        else:
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+    peer = request.remote or "127.0.0.1"
+    host, _, port = request.host.partition(":")
+    headers.setdefault("x-forwarded-for", peer)
+    headers.setdefault("x-forwarded-proto", request.scheme)
+    headers.setdefault("x-forwarded-port", port or ("443" if request.scheme == "https" else "80"))
+    raw_query = request.raw_path.partition("?")[2]
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    event["headers"] = headers
+    if raw_query:
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(raw_query, keep_blank_values=True):
+            params[key] = f"{params[key]},{value}" if key in params else value
+        event["queryStringParameters"] = params
+    event["requestContext"] = {
+        "accountId": account or "anonymous",
+        "apiId": url_id,
+        "authorizer": _iam_authorizer(request, account) if account else None,
+        "domainName": host,
+        "domainPrefix": url_id,
+        "http": {"method": request.method, "path": unquote(raw_path), "protocol": f"HTTP/{request.version.major}."
+                 f"{request.version.minor}", "sourceIp": peer, "userAgent": request.headers.get("User-Agent", "")},
+        "requestId": request_id,
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": datetime.fromtimestamp(now, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "timeEpoch": int(now * 1000),
+    }
+    if body:
+        if _is_text(request.headers.get("Content-Type", "")):
+            try:
+                event["body"], event["isBase64Encoded"] = body.decode(), False
+            except UnicodeDecodeError:
+                event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+        else:
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    else:
+        event["isBase64Encoded"] = False
+    return event
+
+
+def _iam_authorizer(request: web.Request, account: str) -> dict[str, Any]:
+    """What can be read off a SigV4 Authorization header (it is not verified yet)."""
+    credential = request.headers.get("Authorization", "").partition("Credential=")[2].split("/", 1)[0]
+    return {"iam": {"accessKey": credential, "accountId": account, "callerId": None, "cognitoIdentity": None,
+                    "principalOrgId": None, "userArn": None, "userId": None}}
+
+
+def to_response(payload: bytes) -> web.Response:
+    """Lambda's response mapping: an object with `statusCode` describes the response; any other
+    JSON value is the body of a 200 `application/json` response."""
+    try:
+        value = json.loads(payload) if payload else None
+    except ValueError:
+        return _internal_error()
+    if not isinstance(value, dict) or "statusCode" not in value:
+        return web.Response(status=200, body=payload, content_type="application/json")
+    status = value.get("statusCode")
+    headers = value.get("headers") or {}
+    cookies = value.get("cookies") or []
+    body = value.get("body")
+    if (not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599
+            or not isinstance(headers, dict) or not isinstance(cookies, list)
+            or not (body is None or isinstance(body, str))):
+        return _internal_error()
+    data = (body or "").encode()
+    if value.get("isBase64Encoded") and body:
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return _internal_error()
+    response = web.Response(status=status, body=data)
+    response.headers["Content-Type"] = "application/json"
+    for key, header_value in headers.items():
+        response.headers[str(key)] = str(header_value)
+    for cookie in cookies:
+        response.headers.add("Set-Cookie", str(cookie))
+    return response
+
+
+def _allowed_origin(cors: dict, origin: str) -> str | None:
+    allowed = cors.get("AllowOrigins") or []
+    if "*" in allowed:
+        return origin if cors.get("AllowCredentials") else "*"
+    return origin if origin in allowed else None
+
+
+def _cors_headers(cors: dict, origin: str) -> dict[str, str]:
+    """The CORS headers of an actual request; they override whatever the function set."""
+    allowed = _allowed_origin(cors, origin)
+    if allowed is None:
+        return {}
+    headers = {"Access-Control-Allow-Origin": allowed, "Vary": "Origin"}
+    if cors.get("ExposeHeaders"):
+        headers["Access-Control-Expose-Headers"] = ",".join(cors["ExposeHeaders"])
+    if cors.get("AllowCredentials"):
+        headers["Access-Control-Allow-Credentials"] = "true"
+    return headers
+
+
+def _preflight_headers(cors: dict, origin: str) -> dict[str, str]:
+    headers = _cors_headers(cors, origin)
+    if not headers:
+        return {}
+    if cors.get("AllowMethods"):
+        headers["Access-Control-Allow-Methods"] = ",".join(cors["AllowMethods"])
+    if cors.get("AllowHeaders"):
+        headers["Access-Control-Allow-Headers"] = ",".join(cors["AllowHeaders"])
+    if "MaxAge" in cors:
+        headers["Access-Control-Max-Age"] = str(cors["MaxAge"])
+    return headers

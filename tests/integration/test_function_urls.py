@@ -1,0 +1,261 @@
+"""Function URLs: the config API with boto3 and the AWS CLI, and requests from a real HTTP client.
+
+A browser resolves `<url-id>.lambda-url.<region>.localhost` to the loopback address by itself; this
+machine's resolver does not, so the client here connects to 127.0.0.1 and sends the URL's host in
+`Host`, exactly what a browser puts on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from conftest import ROLE, aws_cli, make_zip
+
+from .helpers import ACCOUNT, function_arn
+
+URL = re.compile(r"^http://([a-z0-9]{32})\.lambda-url\.us-east-1\.localhost:(\d+)/$")
+
+# Answers with the event it got, unless the event's query string asks for something else.
+HANDLER = """
+import base64, json
+
+def handler(event, context):
+    query = event.get("queryStringParameters") or {}
+    mode = query.get("mode")
+    if event["requestContext"]["http"]["method"] == "OPTIONS":
+        raise RuntimeError("preflights are answered by the URL, never by the function")
+    if mode == "bare":
+        return "Hello, world!"
+    if mode == "object":
+        return {"message": "no statusCode"}
+    if mode == "fail":
+        raise ValueError("boom")
+    if mode == "bad":
+        return {"statusCode": "two hundred"}
+    if mode == "png":
+        return {"statusCode": 200, "headers": {"Content-Type": "image/png"}, "isBase64Encoded": True,
+                "body": event["body"]}
+    return {"statusCode": 201, "headers": {"X-Custom": "yes", "Access-Control-Allow-Origin": "https://evil.example"},
+            "cookies": ["a=1; Path=/", "b=2"], "body": json.dumps(event)}
+"""
+
+
+class Reply:
+    def __init__(self, response: http.client.HTTPResponse) -> None:
+        self.status = response.status
+        self.headers = response.headers
+        self.body = response.read()
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def call(function_url: str, path: str = "/", method: str = "GET", body: bytes | None = None,
+         headers: dict[str, str] | None = None, by_path: bool = False) -> Reply:
+    """One request to a function URL, by Host (as FunctionUrl says) or by the path form."""
+    parts = urlsplit(function_url)
+    conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=60)
+    try:
+        if by_path:
+            url_id = parts.hostname.split(".", 1)[0]
+            conn.request(method, f"/lambda-url/{url_id}{path}", body=body, headers=headers or {})
+        else:
+            conn.request(method, path, body=body, headers={"Host": parts.netloc, **(headers or {})})
+        return Reply(conn.getresponse())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def url_function(lambda_client, create_function):
+    name = create_function(HANDLER)["FunctionName"]
+    config = lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE")
+    return name, config["FunctionUrl"]
+
+
+def test_url_config_lifecycle(lambda_client, create_function, server):
+    name = create_function(HANDLER, Publish=True)["FunctionName"]
+    created = lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE",
+                                                       Cors={"AllowOrigins": ["https://app.example"], "MaxAge": 60})
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
+    match = URL.match(created["FunctionUrl"])
+    assert match and int(match.group(2)) == server.port
+    assert created["FunctionArn"] == function_arn(name)
+    assert created["AuthType"] == "NONE" and created["InvokeMode"] == "BUFFERED"
+    assert created["Cors"] == {"AllowOrigins": ["https://app.example"], "MaxAge": 60}
+    with pytest.raises(lambda_client.exceptions.ResourceConflictException):
+        lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE")
+
+    got = lambda_client.get_function_url_config(FunctionName=name)
+    assert got["FunctionUrl"] == created["FunctionUrl"] and "LastModifiedTime" in got
+    updated = lambda_client.update_function_url_config(FunctionName=name, Cors={"AllowOrigins": ["*"]})
+    assert updated["FunctionUrl"] == created["FunctionUrl"]  # the URL never changes
+    assert updated["Cors"] == {"AllowOrigins": ["*"]} and updated["AuthType"] == "NONE"
+
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    on_alias = lambda_client.create_function_url_config(FunctionName=name, Qualifier="live", AuthType="NONE")
+    assert on_alias["FunctionArn"] == function_arn(name) + ":live"
+    assert on_alias["FunctionUrl"] != created["FunctionUrl"]
+    listed = lambda_client.list_function_url_configs(FunctionName=name)["FunctionUrlConfigs"]
+    assert sorted(c["FunctionUrl"] for c in listed) == sorted([created["FunctionUrl"], on_alias["FunctionUrl"]])
+
+    lambda_client.delete_function_url_config(FunctionName=name)
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.get_function_url_config(FunctionName=name)
+    reply = call(created["FunctionUrl"])
+    assert reply.status == 403 and reply.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+    lambda_client.delete_alias(FunctionName=name, Name="live")  # the alias's URL goes with it
+    assert call(on_alias["FunctionUrl"]).status == 403
+
+
+def test_url_config_validation(lambda_client, create_function):
+    name = create_function(Publish=True)["FunctionName"]
+    invalid = [
+        dict(AuthType="SOMETIMES"),
+        dict(AuthType="NONE", Qualifier="1"),  # a version number: only aliases get URLs
+        dict(AuthType="NONE", InvokeMode="RESPONSE_STREAM"),  # refused rather than ignored
+        dict(AuthType="NONE", Cors={"AllowMethods": ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]}),
+        dict(AuthType="NONE", Cors={"MaxAge": 86401}),
+    ]
+    for params in invalid:
+        with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):
+            lambda_client.create_function_url_config(FunctionName=name, **params)
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.create_function_url_config(FunctionName=name, Qualifier="no-such-alias", AuthType="NONE")
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.get_function_url_config(FunctionName=name)
+
+
+def test_a_request_becomes_a_payload_2_0_event(url_function):
+    name, url = url_function
+    url_id = URL.match(url).group(1)
+    reply = call(url, "/orders/42?tag=a&tag=b&empty=&q=x%20y", "POST", body=b'{"n": 1}',
+                 headers={"Content-Type": "application/json", "Cookie": "s=1; theme=dark", "X-Multi": "v1",
+                          "User-Agent": "browser/1.0"})
+    assert reply.status == 201, reply.body
+    event = reply.json()
+    assert event["version"] == "2.0" and event["routeKey"] == "$default"
+    assert event["rawPath"] == "/orders/42"
+    assert event["rawQueryString"] == "tag=a&tag=b&empty=&q=x%20y"
+    assert event["queryStringParameters"] == {"tag": "a,b", "empty": "", "q": "x y"}
+    assert event["cookies"] == ["s=1", "theme=dark"]
+    assert "cookie" not in event["headers"]
+    assert event["headers"]["x-multi"] == "v1" and event["headers"]["content-type"] == "application/json"
+    assert event["body"] == '{"n": 1}' and event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["apiId"] == context["domainPrefix"] == url_id
+    assert context["domainName"] == f"{url_id}.lambda-url.us-east-1.localhost"
+    assert context["accountId"] == "anonymous"
+    assert context["http"] == {"method": "POST", "path": "/orders/42", "protocol": "HTTP/1.1",
+                               "sourceIp": "127.0.0.1", "userAgent": "browser/1.0"}
+    assert context["requestId"] == reply.headers["x-amzn-RequestId"]
+    assert re.match(r"^\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000$", context["time"])
+    assert isinstance(context["timeEpoch"], int)
+    # Lambda's response mapping: status, headers, one Set-Cookie per cookie.
+    assert reply.headers["X-Custom"] == "yes"
+    assert reply.headers.get_all("Set-Cookie") == ["a=1; Path=/", "b=2"]
+
+    by_path = call(url, "/orders/42?tag=a", "GET", by_path=True).json()
+    assert by_path["rawPath"] == "/orders/42" and by_path["queryStringParameters"] == {"tag": "a"}
+    assert "body" not in by_path
+
+
+def test_binary_bodies_round_trip_base64_encoded(url_function):
+    _name, url = url_function
+    png = bytes(range(256)) * 4
+    reply = call(url, "/?mode=png", "PUT", body=png, headers={"Content-Type": "image/png"})
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "image/png"
+    assert reply.body == png
+    echoed = call(url, "/", "POST", body=png, headers={"Content-Type": "application/octet-stream"}).json()
+    assert echoed["isBase64Encoded"] is True and base64.b64decode(echoed["body"]) == png
+
+
+@pytest.mark.parametrize("mode, status, body", [
+    ("bare", 200, b'"Hello, world!"'),  # a bare value is the JSON body of a 200
+    ("object", 200, b'{"message": "no statusCode"}'),
+    ("fail", 502, b"Internal Server Error"),
+    ("bad", 502, b"Internal Server Error"),
+])
+def test_response_mapping(url_function, mode, status, body):
+    _name, url = url_function
+    reply = call(url, f"/?mode={mode}")
+    assert (reply.status, reply.body) == (status, body)
+    if status == 200:
+        assert reply.headers["Content-Type"].startswith("application/json")
+
+
+def test_cors_preflight_is_answered_by_the_url_and_headers_override_the_function(lambda_client, create_function):
+    name = create_function(HANDLER)["FunctionName"]
+    url = lambda_client.create_function_url_config(
+        FunctionName=name, AuthType="NONE",
+        Cors={"AllowOrigins": ["https://app.example"], "AllowMethods": ["GET", "POST"], "AllowHeaders": ["x-token"],
+              "ExposeHeaders": ["x-custom"], "MaxAge": 300, "AllowCredentials": True})["FunctionUrl"]
+    preflight = call(url, "/anything", "OPTIONS", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-token"})
+    assert preflight.status == 200  # the handler raises on OPTIONS: it was not invoked
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert preflight.headers["Access-Control-Allow-Methods"] == "GET,POST"
+    assert preflight.headers["Access-Control-Allow-Headers"] == "x-token"
+    assert preflight.headers["Access-Control-Max-Age"] == "300"
+    assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+
+    actual = call(url, "/", "GET", headers={"Origin": "https://app.example"})
+    assert actual.status == 201
+    assert actual.headers.get_all("Access-Control-Allow-Origin") == ["https://app.example"]
+    assert actual.headers["Access-Control-Expose-Headers"] == "x-custom"
+    other = call(url, "/", "OPTIONS", headers={"Origin": "https://elsewhere.example",
+                                               "Access-Control-Request-Method": "GET"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_a_throttled_url_request_gets_429(lambda_client, url_function):
+    name, url = url_function
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    reply = call(url)
+    assert reply.status == 429
+    assert reply.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
+
+
+def test_an_alias_url_runs_the_aliased_version(lambda_client, create_function):
+    name = create_function("def handler(event, context):\n    return context.function_version\n",
+                           Publish=True)["FunctionName"]
+    lambda_client.create_alias(FunctionName=name, Name="prod", FunctionVersion="1")
+    url = lambda_client.create_function_url_config(FunctionName=name, Qualifier="prod", AuthType="NONE")["FunctionUrl"]
+    assert call(url).body == b'"1"'
+
+
+def test_aws_iam_urls_need_a_signed_request(lambda_client, create_function):
+    name = create_function(HANDLER)["FunctionName"]
+    url = lambda_client.create_function_url_config(FunctionName=name, AuthType="AWS_IAM")["FunctionUrl"]
+    assert call(url).status == 403
+    request = AWSRequest(method="GET", url=url.rstrip("/") + "/signed", headers={})
+    SigV4Auth(Credentials("AKIDEXAMPLE", "secret"), "lambda", "us-east-1").add_auth(request)
+    reply = call(url, "/signed", headers=dict(request.headers.items()))
+    assert reply.status == 201
+    context = reply.json()["requestContext"]
+    assert context["accountId"] == ACCOUNT
+    assert context["authorizer"]["iam"]["accessKey"] == "AKIDEXAMPLE"
+
+
+def test_the_url_survives_a_restart_and_the_aws_cli_manages_it(fresh_server):
+    fresh_server.start()
+    client = fresh_server.client()
+    client.create_function(FunctionName="web", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                           Code={"ZipFile": make_zip({"app.py": HANDLER})})
+    created = json.loads(aws_cli(fresh_server, "lambda", "create-function-url-config", "--function-name", "web",
+                                 "--auth-type", "NONE").stdout)
+    fresh_server.restart()
+    got = json.loads(aws_cli(fresh_server, "lambda", "get-function-url-config", "--function-name", "web").stdout)
+    assert got["FunctionUrl"] == created["FunctionUrl"]
+    assert call(created["FunctionUrl"], "/?mode=bare").body == b'"Hello, world!"'
