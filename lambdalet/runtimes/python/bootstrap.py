@@ -164,11 +164,19 @@ class FrameRuntimeClient:
     def post_error(self, request_id, error, error_type=None):
         if request_id is None:
             self._send(b"I", {"error_type": error_type}, to_json(error))
+            # A frame has no reply: wait for the platform to act on it (it stops this process), so
+            # that exiting first can never make it see a bare exit instead of the init error.
+            self.sock.settimeout(INIT_ERROR_GRACE_S)
+            try:
+                self.reader.read(1)
+            except OSError:
+                pass
         else:
             self._send(b"E", {"id": request_id}, to_json(error))
 
 
 PLATFORM = {"frames": False}
+INIT_ERROR_GRACE_S = 10.0
 
 
 def take_platform_flags():
