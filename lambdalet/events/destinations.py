@@ -171,7 +171,8 @@ class Deliveries:
         await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Stop without waiting: an outcome still being sent is sent again after a restart."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- blocking: on the executor --------------------------------------------------------------
 
