@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import ROLE, Server, invoke_json, make_zip
+from conftest import REPO_ROOT, ROLE, Server, invoke_json, make_zip
 
 
 def host_node() -> tuple[str, str]:
@@ -267,3 +268,70 @@ def test_node_binaries_are_configurable_and_a_missing_one_is_a_clear_error(tmp_p
         assert result == f"AWS_Lambda_{other}"
     finally:
         server.stop()
+
+
+RIC_APP = """\
+class CustomError extends Error {
+  constructor(message) { super(message); this.name = 'CustomError'; }
+}
+exports.handler = async (event, context) => {
+  if (event.fail) throw new CustomError('failed on purpose');
+  console.log('from the ric');
+  return { event, requestId: context.awsRequestId, functionName: context.functionName };
+};
+"""
+RIC_FILES = ("package.json", "bin", "dist")  # what aws-lambda-ric needs at run time (dist holds the addon)
+
+
+@pytest.fixture(scope="module")
+def aws_lambda_ric_zip() -> bytes:
+    """AWS's Node.js runtime interface client from npm, built once into .cache/, plus an app and a
+    `bootstrap` that starts it on the host's node: a custom runtime, as AWS documents it."""
+    cache = REPO_ROOT / ".cache" / f"aws-lambda-ric-{RUNTIME}"
+    if not (cache / "dist" / "rapid-client.node").is_file():
+        missing = [tool for tool in ("npm", "cmake", "make", "g++", "autoreconf", "libtoolize") if not shutil.which(tool)]
+        assert not missing, (f"building aws-lambda-ric (a native addon) needs {', '.join(missing)}: "
+                             "apt-get install npm cmake make g++ autoconf automake libtool")
+        staging = cache.with_name(cache.name + ".build")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        (staging / "package.json").write_text('{"private": true}\n')
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "aws-lambda-ric"], cwd=staging, check=True,
+                       timeout=900, capture_output=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        for name in RIC_FILES:
+            source = staging / "node_modules" / "aws-lambda-ric" / name
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, cache / name)
+        shutil.rmtree(staging, ignore_errors=True)
+    files: dict[str, str | bytes] = {"app.js": RIC_APP}
+    modes: dict[str, int] = {}
+    for path in sorted(cache.rglob("*")):
+        if path.is_file():
+            rel = "node_modules/aws-lambda-ric/" + path.relative_to(cache).as_posix()
+            files[rel] = path.read_bytes()
+            modes[rel] = path.stat().st_mode & 0o777
+    files["bootstrap"] = (f'#!/bin/sh\nexec {os.path.realpath(NODE)} '
+                          f'"$LAMBDA_TASK_ROOT/node_modules/aws-lambda-ric/bin/index.mjs" "$_HANDLER"\n')
+    modes["bootstrap"] = 0o755
+    return make_zip(files, modes)
+
+
+@pytest.mark.timeout(900)  # the first run builds the addon (about 4 minutes on 2 cores)
+def test_aws_lambda_ric_as_a_custom_runtime(lambda_client, create_function, aws_lambda_ric_zip):
+    name = create_function(Code={"ZipFile": aws_lambda_ric_zip}, Runtime="provided.al2023",
+                           Handler="app.handler", Timeout=30)["FunctionName"]
+
+    resp = lambda_client.invoke(FunctionName=name, Payload=json.dumps({"x": 1}), LogType="Tail")
+    result = json.loads(resp["Payload"].read())
+    assert "FunctionError" not in resp, result
+    assert result == {"event": {"x": 1}, "requestId": resp["ResponseMetadata"]["RequestId"], "functionName": name}
+    assert re.search(rf"\t{resp['ResponseMetadata']['RequestId']}\tINFO\tfrom the ric", tail(resp))
+
+    resp, error = invoke_json(lambda_client, name, {"fail": True})
+    assert resp["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "CustomError" and error["errorMessage"] == "failed on purpose"
+    assert error["trace"][0] == "CustomError: failed on purpose"
+
+    resp, result = invoke_json(lambda_client, name, {"x": 2})
+    assert "FunctionError" not in resp, result
+    assert result["event"] == {"x": 2}
