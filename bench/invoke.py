@@ -13,8 +13,9 @@ of 127.0.0.1 with a temporary data dir and LAMBDALET_KEEP_ALIVE=600, sends its o
 log file, and always stops it at the end (SIGTERM, then SIGKILL), also on Ctrl-C or an error. The
 data dir is removed; the log is kept (and its path printed) only when something went wrong.
 
-Every run creates one function, Python 3.11 with ``def handler(event, context): return event``,
-and deletes it at the end. Only 127.0.0.1 is ever contacted. All times are wall-clock, measured by
+Every run creates one function, Python 3.11 with ``def handler(event, context): return event``
+(or, with ``--runtime nodejs20.x``, ``exports.handler = async (event) => event``), and deletes it
+at the end. Only 127.0.0.1 is ever contacted. All times are wall-clock, measured by
 the client, in milliseconds; percentiles are nearest-rank (p99 of 2,000 samples is the 20th slowest).
 
 What each number means:
@@ -99,6 +100,7 @@ FUNCTIONS_PATH = "/2015-03-31/functions"
 HOST = "127.0.0.1"
 PAYLOAD = b'{"n": 1}'
 HANDLER_SOURCE = "def handler(event, context):\n    return event\n"
+NODE_HANDLER_SOURCE = "exports.handler = async (event) => event;\n"
 ROLE = "arn:aws:iam::000000000000:role/r"
 ENV_KEY = "BENCH_N"  # changed before every cold start
 INVOKE_HEADERS = {"Content-Type": "application/json"}
@@ -134,6 +136,8 @@ class Plan:
     #: MemorySize of the benchmarked function. 1,769 MB = one vCPU, so the numbers measure the platform,
     #: not Lambda's CPU share (at 128 MB a function gets 7 % of a CPU, as on AWS).
     memory_mb: int = 1769
+    #: Runtime of the benchmarked function: a pythonX.Y or nodejsNN.x with the echo handler.
+    runtime: str = "python3.11"
 
 
 FULL = Plan(iterations=2000, warmup=200, boto3_iterations=300, duration_s=5.0, concurrency=(1, 4, 8),
@@ -450,10 +454,13 @@ class CpuSnapshot:
 # -- the function -----------------------------------------------------------------------------------
 
 
-def handler_zip() -> bytes:
+def handler_zip(runtime: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("app.py", HANDLER_SOURCE)
+        if runtime.startswith("nodejs"):
+            archive.writestr("app.js", NODE_HANDLER_SOURCE)
+        else:
+            archive.writestr("app.py", HANDLER_SOURCE)
     return buffer.getvalue()
 
 
@@ -475,9 +482,9 @@ def wait_until(lam: Any, name: str, key: str, wanted: str, current: str | None) 
     raise RuntimeError(f"{name}: {key} is still {current!r} after {READY_TIMEOUT_S:.0f} s")
 
 
-def create_function(lam: Any, name: str, memory_mb: int) -> None:
-    config = lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
-                                 Code={"ZipFile": handler_zip()}, MemorySize=memory_mb)
+def create_function(lam: Any, name: str, memory_mb: int, runtime: str) -> None:
+    config = lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
+                                 Code={"ZipFile": handler_zip(runtime)}, MemorySize=memory_mb)
     wait_until(lam, name, "State", "Active", config.get("State"))
 
 
@@ -863,7 +870,7 @@ def print_header(facts: dict[str, Any], target: str, plan: Plan) -> None:
     print(f"  server    {target}")
     print(f"  plan      {plan.iterations} warm invokes (+{plan.warmup} warm-up), {plan.boto3_iterations} boto3, "
           f"{plan.duration_s:g} s × clients {','.join(map(str, plan.concurrency))}, {plan.cold} cold, "
-          f"{plan.parallel} parallel cold × {plan.parallel_rounds}; function MemorySize {plan.memory_mb} MB")
+          f"{plan.parallel} parallel cold × {plan.parallel_rounds}; function {plan.runtime}, MemorySize {plan.memory_mb} MB")
     print(flush=True)
 
 
@@ -993,7 +1000,7 @@ def run(server: ManagedServer | ExternalServer, plan: Plan, results: dict[str, A
     lam = lambda_client(server.port)
     name = f"bench-invoke-{uuid.uuid4().hex[:8]}"
     try:
-        create_function(lam, name, plan.memory_mb)
+        create_function(lam, name, plan.memory_mb, plan.runtime)
     except Exception as exc:
         results["setup"] = {"error": f"CreateFunction failed: {type(exc).__name__}: {exc}"}
         print_step_error("Setup", results["setup"]["error"])
@@ -1061,6 +1068,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--memory", type=int, default=1769,
                         help="MemorySize of the function (default 1769 = one vCPU; at 128 MB Lambda's CPU share "
                              "of 7 %% throttles a busy environment)")
+    parser.add_argument("--runtime", default="python3.11",
+                        help="runtime of the echo function: python3.X or nodejsNN.x (default python3.11)")
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     iterations = args.iterations if args.iterations is not None else base.iterations
@@ -1080,6 +1089,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
         parallel=args.parallel if args.parallel is not None else base.parallel,
         parallel_rounds=base.parallel_rounds,
         memory_mb=args.memory,
+        runtime=args.runtime,
     )
     numbers = [plan.iterations, plan.boto3_iterations, plan.cold, plan.parallel, *plan.concurrency]
     if min(numbers) < 1 or plan.duration_s <= 0 or max(numbers) > 1_000_000 or max(plan.concurrency) > 256:

@@ -46,11 +46,12 @@ def server(**values: Any) -> None:
     from lambdalet.server import run
 
     values["python_interpreter"] = tuple(values["python_interpreter"])
+    values["node_binary"] = tuple(values["node_binary"])
     try:
         settings = Settings(**values)
         from lambdalet.runtimes.registry import RuntimeRegistry
 
-        RuntimeRegistry(settings.python_interpreter)  # fail fast on a malformed --python-interpreter
+        RuntimeRegistry(settings.python_interpreter, settings.node_binary)  # fail fast on malformed entries
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     run(settings)

@@ -69,6 +69,13 @@ class Settings:
         "/usr/bin; only real binaries count (shell shims are skipped).",
         multiple=True,
     )
+    node_binary: tuple[str, ...] = knob(
+        (),
+        "node binary for a Node.js runtime, as RUNTIME=PATH (e.g. nodejs22.x=/opt/node22/bin/node); "
+        "repeatable. Others are found by major version as node/nodejs on PATH, in /usr/local/bin, "
+        "/usr/bin and nvm's versions; only real binaries count.",
+        multiple=True,
+    )
     runtime_api_host: str = knob(
         "127.0.0.1", "Address each environment's Runtime API listens on (AWS_LAMBDA_RUNTIME_API)."
     )

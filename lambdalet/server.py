@@ -67,7 +67,7 @@ async def build_services(settings: Settings) -> Services:
     data_dir.mkdir(parents=True, exist_ok=True)
     arns = Arns(settings.account_id, settings.region)
     blobs = BlobStore(data_dir)
-    runtimes = RuntimeRegistry(settings.python_interpreter)
+    runtimes = RuntimeRegistry(settings.python_interpreter, settings.node_binary)
     sdk = prepare_python_sdk(data_dir)
     if sdk is not None and sdk.min_python > (3, 9):
         log.warning("boto3 %s needs Python >= %d.%d: functions on older Python runtimes must bundle "

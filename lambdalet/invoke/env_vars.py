@@ -63,6 +63,9 @@ def build_env(
         env["AWS_EXECUTION_ENV"] = runtime.execution_env
     if runtime.is_python:
         env["_LAMBDALET_RUNTIME_FRAMES"] = "1"  # our bootstrap's faster Runtime API (invoke/frames.py)
+    if runtime.is_node and "NODE_PATH" not in env:  # as AWS's Node.js bootstrap sets it, unless the user did
+        env["NODE_PATH"] = (f"/opt/nodejs/node{runtime.node_major}/node_modules:/opt/nodejs/node_modules:"
+                            f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}")
     return env
 
 

@@ -167,8 +167,9 @@ class Environment:
                                            runtime_version_arn(self._region, self.config.runtime),
                                            restore=self._snapshot_key is not None))
         spec = SandboxSpec(self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
-                           self.config.ephemeral_storage, python_bootstrap=argv[0] == self.runtime.interpreter,
-                           snapshot_key=self._snapshot_key)
+                           self.config.ephemeral_storage,
+                           python_bootstrap=self.runtime.is_python and argv[0] == self.runtime.interpreter,
+                           snapshot_key=self._snapshot_key, interpreter=self.runtime.interpreter)
         try:
             process = await self._sandbox.start(spec)
         except TemplateInitFailed as failed:

@@ -1,33 +1,40 @@
 """Runtime name → how to start an execution environment for it.
 
 Python runtimes run Lambdalet's own stdlib-only bootstrap (`runtimes/python/bootstrap.py`) on a
-host interpreter of exactly that version; `provided.*` runtimes run the function's `bootstrap`.
-Interpreters are resolved once, to real binaries: shell shims (pyenv and friends) cost ~100 ms per
-start and may not even resolve the version, so they are never used.
+host interpreter of exactly that version; Node.js runtimes run its dependency-free bootstrap
+(`runtimes/node/bootstrap.cjs`) on a host `node` of that major version; `provided.*` runtimes run
+the function's `bootstrap`. Interpreters are resolved once, to real binaries: shell shims (pyenv,
+nvm's wrappers and friends) cost ~100 ms per start and may not even resolve the version, so they
+are never used.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from lambdalet.errors import InvalidParameterValueException, InvalidRuntimeException
 
 PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+NODE_VERSIONS = ("18", "20", "22")
+NODE = tuple(f"nodejs{v}.x" for v in NODE_VERSIONS)
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
-SUPPORTED = tuple(f"python{v}" for v in PYTHON_VERSIONS) + PROVIDED
+SUPPORTED = tuple(f"python{v}" for v in PYTHON_VERSIONS) + NODE + PROVIDED
 # Runtime identifiers AWS Lambda knows but Lambdalet does not run (yet): refused with a clear reason.
 KNOWN_ELSEWHERE = (
     "nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x", "nodejs14.x",
-    "nodejs16.x", "nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x", "java8", "java8.al2", "java11",
+    "nodejs16.x", "nodejs24.x", "java8", "java8.al2", "java11",
     "java17", "java21", "java25", "python2.7", "python3.6", "python3.7", "python3.8", "python3.14",
     "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1", "dotnetcore3.1", "dotnet6", "dotnet8", "dotnet10",
     "nodejs4.3-edge", "go1.x", "ruby2.5", "ruby2.7", "ruby3.2", "ruby3.3", "ruby3.4",
 )
 BOOTSTRAP_PY = Path(__file__).resolve().parent / "python" / "bootstrap.py"
+BOOTSTRAP_NODE = Path(__file__).resolve().parent / "node" / "bootstrap.cjs"
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,15 @@ class Runtime:
     def is_python(self) -> bool:
         return self.name.startswith("python")
 
+    @property
+    def is_node(self) -> bool:
+        return self.name.startswith("nodejs")
+
+    @property
+    def node_major(self) -> str:
+        """"22" for nodejs22.x."""
+        return self.name.removeprefix("nodejs").removesuffix(".x")
+
 
 def is_elf(path: str) -> bool:
     try:
@@ -52,15 +68,37 @@ def is_elf(path: str) -> bool:
         return False
 
 
+def node_version(path: str) -> str | None:
+    """`node --version` of a binary ("v20.11.1"), or None if it is not a working node."""
+    try:
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    version = proc.stdout.strip()
+    return version if proc.returncode == 0 and re.fullmatch(r"v\d+\.\d+\.\d+.*", version) else None
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    """Sort key of an nvm-style path (…/v22.3.0/bin/node): its version numbers."""
+    match = re.search(r"/v(\d+)\.(\d+)\.(\d+)/", path)
+    return tuple(int(n) for n in match.groups()) if match else ()
+
+
 class RuntimeRegistry:
-    def __init__(self, configured_interpreters: tuple[str, ...] = ()) -> None:
+    def __init__(self, configured_interpreters: tuple[str, ...] = (), configured_node: tuple[str, ...] = ()) -> None:
         self._configured: dict[str, str] = {}
         for item in configured_interpreters:
             runtime, sep, path = item.partition("=")
             if not sep or runtime not in SUPPORTED or not runtime.startswith("python"):
                 raise ValueError(f"--python-interpreter wants RUNTIME=PATH with a python3.X runtime, got {item!r}")
             self._configured[runtime] = path
+        for item in configured_node:
+            runtime, sep, path = item.partition("=")
+            if not sep or runtime not in NODE:
+                raise ValueError(f"--node-binary wants RUNTIME=PATH with one of {', '.join(NODE)}, got {item!r}")
+            self._configured[runtime] = path
         self._resolved: dict[str, Runtime] = {}
+        self._node_versions: dict[str, str | None] = {}  # real path -> `node --version`
 
     def check(self, name: str) -> Runtime:
         """The runtime for a CreateFunction/UpdateFunctionConfiguration, or Lambda's 400 saying why not."""
@@ -90,6 +128,19 @@ class RuntimeRegistry:
     def _resolve(self, name: str) -> Runtime:
         if name in PROVIDED:
             return Runtime(name, execution_env=None, version_label=None)
+        if name in NODE:
+            major = name.removeprefix("nodejs").removesuffix(".x")
+            binary = self._find_node(name, major)
+            if binary is None:
+                configured = self._configured.get(name)
+                found = f"the configured {configured} is not an executable node binary" if configured \
+                    else f"no node v{major}.x was found on PATH, in /usr/local/bin, /usr/bin or nvm's versions"
+                raise InvalidRuntimeException(
+                    f"Runtime {name} needs a Node.js {major} binary, which this server cannot find ({found}). "
+                    f"Install Node.js {major}, or point Lambdalet at one with "
+                    f"--node-binary {name}=/path/to/node (or LAMBDALET_NODE_BINARY)."
+                )
+            return Runtime(name, f"AWS_Lambda_{name}", f"nodejs:{major}.lambdalet", binary)
         version = name.removeprefix("python")
         interpreter = self._find_interpreter(name, version)
         if interpreter is None:
@@ -116,9 +167,38 @@ class RuntimeRegistry:
                 return os.path.realpath(candidate)
         return None
 
+    def _find_node(self, runtime: str, major: str) -> str | None:
+        """A real `node` binary of this major version: configured (taken as is), else searched."""
+        if runtime in self._configured:
+            path = os.path.realpath(self._configured[runtime])
+            return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+        candidates = [shutil.which(exe) or "" for exe in (f"node{major}", "node", "nodejs")]
+        candidates += [f"/usr/local/bin/node{major}", "/usr/local/bin/node", "/usr/bin/node", "/usr/bin/nodejs"]
+        nvm_dir = os.environ.get("NVM_DIR", os.path.expanduser("~/.nvm"))
+        candidates += sorted(glob.glob(f"{nvm_dir}/versions/node/v{major}.*/bin/node"), key=_version_key, reverse=True)
+        for candidate in candidates:
+            real = os.path.realpath(candidate) if candidate else ""
+            if not real or not is_elf(real):
+                continue
+            if real not in self._node_versions:
+                self._node_versions[real] = node_version(real)
+            version = self._node_versions[real]
+            if version is not None and version.startswith(f"v{major}."):
+                return real
+        return None
+
+    @staticmethod
+    def node_flags(memory_mb: int) -> list[str]:
+        """V8 heap sizes from MemorySize, as AWS's Node.js bootstrap sets them (a tenth for the young
+        generation, the rest for the old one), and its other flags."""
+        new_space = memory_mb // 10
+        return ["--expose-gc", "--max-http-header-size=81920", f"--max-semi-space-size={max(new_space // 2, 1)}",
+                f"--max-old-space-size={memory_mb - new_space}"]
+
     def command(self, runtime: Runtime, task_root: str, code_dir: Path, sdk_dir: str | None,
                 env: dict[str, str]) -> list[str]:
-        """The argv that starts the runtime, with paths as the function sees them (`task_root`).
+        """The argv that starts the runtime, with paths as the function sees them (`task_root`, and
+        LAMBDA_RUNTIME_DIR in `env` for the Node.js bootstrap).
 
         AWS_LAMBDA_EXEC_WRAPPER wraps managed runtimes as on AWS. A custom runtime's `bootstrap`
         is looked for in the function's code (`code_dir` on the host).
@@ -127,6 +207,12 @@ class RuntimeRegistry:
             argv = [runtime.interpreter or "python3", "-S", "-s", str(BOOTSTRAP_PY)]
             if sdk_dir:
                 argv.append(sdk_dir)
+            wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
+            return [wrapper, *argv] if wrapper else argv
+        if runtime.is_node:
+            memory_mb = int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 128)
+            runtime_dir = env.get("LAMBDA_RUNTIME_DIR") or str(BOOTSTRAP_NODE.parent.parent)
+            argv = [runtime.interpreter or "node", *self.node_flags(memory_mb), f"{runtime_dir}/node/bootstrap.cjs"]
             wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
             return [wrapper, *argv] if wrapper else argv
         candidate = code_dir / "bootstrap"

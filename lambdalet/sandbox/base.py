@@ -43,6 +43,9 @@ class SandboxSpec:
     python_bootstrap: bool = False
     #: SnapStart: environments with the same key fork from one initialised template.
     snapshot_key: str | None = None
+    #: The managed runtime's language binary (a python or node), whose installation the runtime
+    #: needs to see; None for custom runtimes.
+    interpreter: str | None = None
 
 
 @dataclass(frozen=True)

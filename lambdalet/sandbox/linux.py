@@ -6,7 +6,7 @@ namespace with only loopback, where the Runtime API is at 127.0.0.1:9001 as on L
 Inside, `confine.py` builds a tmpfs root: the function's code read-only at `/var/task`, the runtime
 at `/var/runtime`, the AWS SDK at `/var/lang/python-sdk`, `/opt`, a private `/tmp` tmpfs capped at
 EphemeralStorage, its own `/proc`, a minimal `/dev`, and read-only binds of the host's `/usr`,
-`/lib*`, `/etc` and the interpreter's prefix — nothing else of the host, none of the data
+`/lib*`, `/etc` and the interpreter's (python's or node's) prefix — nothing else of the host, none of the data
 directory. It joins cgroups with memory at MemorySize, CPU in proportion to memory and at most
 1,024 processes (`cgroups.py`), sets no_new_privs and runs as an unprivileged uid.
 """
@@ -92,7 +92,12 @@ class LinuxSandbox(SandboxBackend):
             return await self._restore(spec)
         async with self._starts:
             in_process = spec.python_bootstrap and len(spec.argv) >= 4 and spec.argv[3] == str(BOOTSTRAP_PY)
-            zygote = await self._zygote(spec.argv[0] if in_process else EXEC_ZYGOTE)
+            if in_process:
+                key = spec.argv[0]
+            else:  # exec'd runtimes whose roots differ (an interpreter outside /usr) get zygotes of their own
+                prefix = self._interpreter_bind(spec)
+                key = EXEC_ZYGOTE if prefix is None else f"{EXEC_ZYGOTE}:{prefix}"
+            zygote = await self._zygote(key)
             process, reply = await self._spawn(zygote, spec, self._own_spec(spec, in_process))
             if reply["fds"]:
                 process.runtime_api_socket = socket.socket(fileno=reply["fds"][0])
@@ -110,10 +115,9 @@ class LinuxSandbox(SandboxBackend):
     def _shared_spec(self, spec: SandboxSpec) -> dict[str, Any]:
         """What every environment of one zygote shares: the zygote's spares are built from it."""
         binds = list(self._system_binds)
-        if spec.python_bootstrap:
-            prefix = interpreter_prefix(spec.argv[0])
-            if not any(prefix == b[0] or prefix.startswith(b[0] + "/") for b in binds):
-                binds.append([prefix, prefix, False])
+        prefix = self._interpreter_bind(spec)
+        if prefix is not None:
+            binds.append([prefix, prefix, False])
         binds.append([str(RUNTIMES_DIR), RUNTIME_DIR, False])
         if self.sdk is not None and spec.python_bootstrap:
             binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
@@ -122,6 +126,17 @@ class LinuxSandbox(SandboxBackend):
         if self.isolate_network:
             shared["runtime_api_port"] = RUNTIME_API_PORT
         return shared
+
+    def _interpreter_bind(self, spec: SandboxSpec) -> str | None:
+        """The installation prefix of the runtime's interpreter (python or node), when the system
+        paths every environment sees do not already hold it."""
+        interpreter = spec.interpreter or (spec.argv[0] if spec.python_bootstrap else None)
+        if interpreter is None:
+            return None
+        prefix = interpreter_prefix(interpreter)
+        if any(prefix == b[0] or prefix.startswith(b[0] + "/") for b in self._system_binds):
+            return None
+        return prefix
 
     async def _restore(self, spec: SandboxSpec) -> TemplateChild:
         """SnapStart: fork a new environment from the function's initialised template."""
@@ -139,7 +154,7 @@ class LinuxSandbox(SandboxBackend):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {k: v for k, v in spec.env.items() if k != "AWS_LAMBDA_RUNTIME_API"}
         template_spec = SandboxSpec(spec.env_id, spec.argv, env, spec.code_dir, spec.layout, spec.memory_mb,
-                                    spec.ephemeral_mb, python_bootstrap=True)
+                                    spec.ephemeral_mb, python_bootstrap=True, interpreter=spec.interpreter)
         own = self._own_spec(template_spec, in_process=True)
         own["mode"] = "template"
         async with self._starts:
@@ -189,8 +204,9 @@ class LinuxSandbox(SandboxBackend):
 
     async def _zygote(self, key: str) -> ForkServer:
         async def start() -> ForkServer:
-            interpreter = os.path.realpath(sys.executable) if key == EXEC_ZYGOTE else key
-            zygote = ForkServer(interpreter, None if key == EXEC_ZYGOTE else BOOTSTRAP_PY)
+            exec_only = key.startswith(EXEC_ZYGOTE)
+            interpreter = os.path.realpath(sys.executable) if exec_only else key
+            zygote = ForkServer(interpreter, None if exec_only else BOOTSTRAP_PY)
             await zygote.start()
             return zygote
 
