@@ -95,7 +95,7 @@ async def build_services(settings: Settings) -> Services:
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
             code_dir=blobs.code_dir(config.code_sha256), region=settings.region, passthrough=passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
-            provisioned=provisioned,
+            provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
         )
 
     def snapshot_key(config: FunctionConfig) -> str | None:
