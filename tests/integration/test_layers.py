@@ -344,3 +344,15 @@ def test_layers_with_the_aws_cli(server, lambda_client, unique_name, tmp_path):
             lambda_client.delete_function(FunctionName=unique_name)
         except lambda_client.exceptions.ResourceNotFoundException:
             pass
+
+
+@pytest.mark.snapstart
+def test_snapstart_environments_see_the_layers_of_their_template(lambda_client, create_function, publish_layer):
+    layer = publish_layer({"python/mylib.py": LAYER_LIB})
+    code = "import mylib\n\ndef handler(event, context):\n    return [mylib.VALUE, open('/opt/python/mylib.py').read()]\n"
+    name = create_function(code, Runtime="python3.12", SnapStart={"ApplyOn": "PublishedVersions"},
+                           Layers=[layer["LayerVersionArn"]])["FunctionName"]
+    lambda_client.publish_version(FunctionName=name)
+    resp, result = invoke_json(lambda_client, name, Qualifier="1")
+    assert "FunctionError" not in resp, result
+    assert result == ["from mylib in the layer", LAYER_LIB]
