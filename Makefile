@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run test test-ric bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ run: $(VENV)/.run-installed
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest tests/integration --sandbox process -m "not isolation and not snapstart" -q
+	$(BIN)/python -m pytest tests/integration --sandbox process -m "not isolation and not snapstart and not ric" -q
+
+# AWS's own Node.js runtime interface client (npm aws-lambda-ric) as a custom runtime. Its native
+# addon builds from source on first use (minutes; needs npm, cmake, g++, autoconf, automake, libtool).
+test-ric: $(VENV)/.test-installed
+	$(BIN)/python -m pytest tests/integration/test_node.py -m ric
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/invoke.py

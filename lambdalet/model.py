@@ -29,6 +29,13 @@ _PARTIAL_ARN = re.compile(
     rf"^(?P<account>\d{{12}}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?$"
 )
 _BARE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?$")
+_LAYER_ARN = (rf"arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z]{{2}}(?:-gov)?-[a-z]+-\d):"
+              rf"(?P<account>\d{{12}}):layer:(?P<name>{_NAME})")
+_LAYER_NAME = re.compile(rf"^(?:{_LAYER_ARN}|(?P<bare>{_NAME}))$")
+_LAYER_VERSION_ARN = re.compile(rf"^{_LAYER_ARN}:(?P<version>[0-9]+)$")
+#: Lambda's (Coral's) pattern for a layer version ARN, as its validation messages quote it.
+LAYER_VERSION_ARN_PATTERN = (r"(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|"
+                             r"(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)")
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,42 @@ class Arns:
         arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
         return f"{arn}:{qualifier}" if qualifier else arn
 
+    def layer(self, name: str, version: int | None = None) -> str:
+        arn = f"arn:aws:lambda:{self.region}:{self.account}:layer:{name}"
+        return f"{arn}:{version}" if version is not None else arn
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """What a LayerName path parameter or a layer version ARN names (account/region: ARN forms only)."""
+
+    name: str
+    version: int | None = None
+    account: str | None = None
+    region: str | None = None
+
+
+def parse_layer_name(raw: str) -> LayerRef:
+    """A layer name or layer ARN (LayerName of the layer APIs)."""
+    match = _LAYER_NAME.match(raw)
+    if match is None or len(raw) > 140:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{raw}' at 'layerName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: "
+            "(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+"
+        )
+    if match.group("bare"):
+        return LayerRef(match.group("bare"))
+    return LayerRef(match.group("name"), account=match.group("account"), region=match.group("region"))
+
+
+def parse_layer_version_arn(raw: str) -> LayerRef | None:
+    """A layer version ARN (`arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N`), or None if it is not one."""
+    match = _LAYER_VERSION_ARN.match(raw)
+    if match is None or len(raw) > 140:
+        return None
+    return LayerRef(match.group("name"), int(match.group("version")), match.group("account"), match.group("region"))
+
 
 def now_iso() -> str:
     """Lambda's LastModified format: ISO-8601 with milliseconds and a +0000 offset."""
@@ -91,6 +134,88 @@ def new_revision_id() -> str:
 
 def sha256_b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+@dataclass(frozen=True)
+class FunctionLayer:
+    """One entry of a function's `Layers`: the layer version as it was when attached. The content
+    hash stays with the function, so deleting the layer version never breaks it."""
+
+    arn: str
+    code_size: int
+    code_sha256: str  # hex digest of the layer zip, its blob key
+    unzipped_size: int
+
+    def to_api(self) -> dict[str, Any]:
+        return {"Arn": self.arn, "CodeSize": self.code_size}
+
+
+def layers_key(layers: "tuple[FunctionLayer, ...]") -> str:
+    """The content address of a list of layers, in order: what their merged /opt is cached by."""
+    return hashlib.sha256("\n".join(layer.code_sha256 for layer in layers).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    """One published, immutable version of a layer."""
+
+    name: str
+    version: int
+    code_sha256: str  # hex digest of the layer zip, its blob key
+    code_size: int
+    unzipped_size: int
+    description: str = ""
+    license_info: str | None = None
+    compatible_runtimes: tuple[str, ...] = ()
+    compatible_architectures: tuple[str, ...] = ()
+    created: str = field(default_factory=now_iso)
+
+    def to_record(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["compatible_runtimes"] = list(self.compatible_runtimes)
+        record["compatible_architectures"] = list(self.compatible_architectures)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "LayerVersion":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in record.items() if k in known}
+        values["compatible_runtimes"] = tuple(values.get("compatible_runtimes", ()))
+        values["compatible_architectures"] = tuple(values.get("compatible_architectures", ()))
+        return cls(**values)
+
+    def as_function_layer(self, arns: Arns) -> FunctionLayer:
+        return FunctionLayer(arns.layer(self.name, self.version), self.code_size, self.code_sha256,
+                             self.unzipped_size)
+
+    def matches(self, runtime: str | None, architecture: str | None) -> bool:
+        """ListLayers/ListLayerVersions filters: CompatibleRuntime and CompatibleArchitecture."""
+        return ((runtime is None or runtime in self.compatible_runtimes)
+                and (architecture is None or architecture in self.compatible_architectures))
+
+    def to_list_item(self, arns: Arns) -> dict[str, Any]:
+        """The LayerVersionsListItem shape."""
+        item: dict[str, Any] = {
+            "LayerVersionArn": arns.layer(self.name, self.version),
+            "Version": self.version,
+            "Description": self.description,
+            "CreatedDate": self.created,
+        }
+        if self.compatible_runtimes:
+            item["CompatibleRuntimes"] = list(self.compatible_runtimes)
+        if self.license_info is not None:
+            item["LicenseInfo"] = self.license_info
+        if self.compatible_architectures:
+            item["CompatibleArchitectures"] = list(self.compatible_architectures)
+        return item
+
+    def to_api(self, arns: Arns, location: str) -> dict[str, Any]:
+        """The GetLayerVersion/PublishLayerVersion response shape."""
+        return {
+            "Content": {"Location": location, "CodeSha256": sha256_b64(self.code_sha256), "CodeSize": self.code_size},
+            "LayerArn": arns.layer(self.name),
+            **self.to_list_item(arns),
+        }
 
 
 @dataclass(frozen=True)
@@ -113,6 +238,8 @@ class FunctionConfig:
     package_type: str = "Zip"
     snap_start: str = "None"  # SnapStart.ApplyOn: "None" or "PublishedVersions"
     dead_letter_target: str = ""  # DeadLetterConfig.TargetArn: an SQS queue or SNS topic, "" for none
+    #: Layers, in order (later ones override earlier files in /opt).
+    layers: tuple[FunctionLayer, ...] = ()
     #: A published version: the RevisionId of $LATEST it was published from (the no-op rule).
     source_revision: str = ""
     revision_id: str = field(default_factory=new_revision_id)
@@ -134,6 +261,7 @@ class FunctionConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in record.items() if k in known}
         values["architectures"] = tuple(values.get("architectures", ("x86_64",)))
+        values["layers"] = tuple(FunctionLayer(**layer) for layer in values.get("layers", ()))
         return cls(**values)
 
     def to_api(self, arns: Arns) -> dict[str, Any]:
@@ -168,6 +296,8 @@ class FunctionConfig:
             config["Environment"] = {"Variables": dict(self.environment)}
         if self.dead_letter_target:
             config["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target}
+        if self.layers:
+            config["Layers"] = [layer.to_api() for layer in self.layers]
         return config
 
 

@@ -16,6 +16,7 @@ from lambdalet.api import event_invoke_config as event_invoke_config_api
 from lambdalet.api import function_urls as function_urls_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
+from lambdalet.api import layers as layers_api
 from lambdalet.api import provisioned as provisioned_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
@@ -33,6 +34,7 @@ from lambdalet.invoke.invoker import Invoker
 from lambdalet.invoke.leases import ConcurrencyLimiter, MemoryBudget, default_memory_budget_mb
 from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.runtime_api import RuntimeApiServer
+from lambdalet.layers import LayerRegistry
 from lambdalet.logs import LogStore
 from lambdalet.model import LATEST, Arns, FunctionConfig
 from lambdalet.runtimes.python_sdk import prepare_python_sdk
@@ -41,6 +43,8 @@ from lambdalet.sandbox import create_backend
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.store.blobs import BlobStore
 from lambdalet.store.functions import FunctionStore
+from lambdalet.store.layer_dirs import LayerDirs
+from lambdalet.store.layers import LayerStore
 from lambdalet.store.schema import make_engine
 
 log = logging.getLogger("lambdalet")
@@ -60,6 +64,8 @@ class Services:
     sandbox: SandboxBackend
     runtime_api: RuntimeApiServer
     queue: AsyncQueue
+    layers: LayerRegistry
+    layer_dirs: LayerDirs
 
 
 async def build_services(settings: Settings) -> Services:
@@ -67,6 +73,7 @@ async def build_services(settings: Settings) -> Services:
     data_dir.mkdir(parents=True, exist_ok=True)
     arns = Arns(settings.account_id, settings.region)
     blobs = BlobStore(data_dir)
+    layer_dirs = LayerDirs(data_dir, blobs)
     runtimes = RuntimeRegistry(settings.python_interpreter, settings.node_binary)
     sdk = prepare_python_sdk(data_dir)
     if sdk is not None and sdk.min_python > (3, 9):
@@ -88,7 +95,7 @@ async def build_services(settings: Settings) -> Services:
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
             code_dir=blobs.code_dir(config.code_sha256), region=settings.region, passthrough=passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
-            provisioned=provisioned,
+            provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
         )
 
     def snapshot_key(config: FunctionConfig) -> str | None:
@@ -111,6 +118,9 @@ async def build_services(settings: Settings) -> Services:
     store = FunctionStore(engine)
     registry = FunctionRegistry(store, arns, limiter, on_change=pools.retire_function)
     await registry.load()
+    layers = LayerRegistry(LayerStore(engine), arns)
+    await layers.load()
+    await prepare_layer_dirs(registry, layer_dirs)
     for name in registry.names():  # provisioned concurrency survives a restart
         for qual, (requested, _modified) in registry.get(name).provisioned.items():
             pools.for_config(registry.provisioned_target(name, qual)).provision(requested)
@@ -118,7 +128,17 @@ async def build_services(settings: Settings) -> Services:
     queue = AsyncQueue(EventStore(engine), registry, invoker, workers=settings.async_workers,
                        backoff_scale=settings.async_backoff_scale)
     await queue.start()
-    return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue)
+    return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
+                    layers, layer_dirs)
+
+
+async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) -> None:
+    """Make sure every function version's merged /opt exists (normally built when its layers were
+    set; this rebuilds any that went missing), so that starting an environment never builds one."""
+    lists = {config.layers for name in registry.names()
+             for config in (registry.get(name).latest, *registry.get(name).versions.values()) if config.layers}
+    for layers in lists:
+        await asyncio.to_thread(layer_dirs.ensure, layers)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -152,6 +172,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(event_invoke_config_api.routes())
     app.add_routes(function_urls_api.routes())
     app.add_routes(url_requests.routes())
+    app.add_routes(layers_api.routes())
     app.add_routes([web.get("/_lambdalet/status", status)])
 
     async def startup(app: web.Application) -> None:

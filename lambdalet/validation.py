@@ -196,7 +196,6 @@ def tags(body: Body) -> dict[str, str] | None:
 
 def refuse_unsupported_config(body: Body) -> None:
     """Configuration members that later issues implement; until then they must stay empty/default."""
-    body.refuse_unless_default("Layers", issue="layers")
     body.refuse_unless_default("VpcConfig", issue="VPC networking is not modelled")
     body.refuse_unless_default("KMSKeyArn", issue="KMS is not modelled")
     body.refuse_unless_default("FileSystemConfigs", issue="EFS is not modelled")

@@ -54,6 +54,8 @@ def pytest_configure(config):
     SANDBOX["value"] = config.getoption("--sandbox")
     config.addinivalue_line("markers", "isolation: proves a sandbox escape is impossible (linux backend only)")
     config.addinivalue_line("markers", "snapstart: SnapStart templates (linux backend only)")
+    config.addinivalue_line("markers", "ric: AWS's aws-lambda-ric from npm, built from source on first use (minutes; "
+                                       "`make test-ric`, not part of `make test`)")
 
 
 def free_port() -> int:
@@ -149,7 +151,7 @@ class Moto:
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log_path, "ab")
         try:
-            import moto.server  # noqa: F401
+            import moto.server  # noqa: F401  (only: is it installed?)
         except ImportError:
             raise RuntimeError("moto[server] is not installed: run `make test` (it installs the test extras)") from None
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],

@@ -18,7 +18,8 @@ from lambdalet.errors import (
     check_revision,
 )
 from lambdalet.events.destinations import check_dead_letter
-from lambdalet.model import LATEST, FunctionConfig, FunctionRef, parse_function_name
+from lambdalet.layers import check_unzipped_size
+from lambdalet.model import LATEST, FunctionConfig, FunctionLayer, FunctionRef, parse_function_name
 from lambdalet.store.blobs import Blob
 from lambdalet.validation import Body
 
@@ -87,6 +88,9 @@ def _common_config(body: Body, svc, current: FunctionConfig | None) -> dict:
             raise validation.constraint_error(apply_on, "snapStart.applyOn",
                                               "satisfy enum value set: [PublishedVersions, None]")
         changes["snap_start"] = apply_on
+    layer_arns = body.string_list("Layers")
+    if layer_arns is not None:
+        changes["layers"] = svc.layers.resolve(layer_arns)
     dead_letter = body.struct("DeadLetterConfig")
     if dead_letter is not None:
         changes["dead_letter_target"] = check_dead_letter(dead_letter.string("TargetArn", ""))
@@ -126,12 +130,22 @@ async def create_function(request: web.Request) -> web.Response:
     if svc.functions.exists(ref.name):
         raise ResourceConflictException(f"Function already exist: {ref.name}")
     blob = await _store_zip(request, code)
+    await _prepare_layers(svc, blob.sha256, changes.get("layers", ()))
     config = FunctionConfig(name=ref.name, code_sha256=blob.sha256, code_size=blob.size,
                             architectures=architectures or ("x86_64",), **changes)
     await svc.functions.create(config, tags)
     if publish:
         config = await svc.functions.publish(ref.name)
     return json_response(config.to_api(svc.arns), status=201)
+
+
+async def _prepare_layers(svc, code_sha256: str, layers: tuple[FunctionLayer, ...]) -> None:
+    """Check the function's code and layers against Lambda's 250 MB unzipped limit, and build the
+    merged /opt tree of its layers (once per distinct list; environments only mount it)."""
+    if not layers:
+        return
+    check_unzipped_size(await asyncio.to_thread(svc.blobs.unzipped_size, code_sha256), layers)
+    await asyncio.to_thread(svc.layer_dirs.ensure, layers)
 
 
 def _resolve(request: web.Request) -> tuple[FunctionRef, FunctionConfig]:
@@ -186,7 +200,10 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     ref = function_ref(request)
     _refuse_qualified_update(svc, ref, request)
     body = await json_body(request)
-    changes = _common_config(body, svc, svc.functions.get(ref.name).latest)
+    current = svc.functions.get(ref.name).latest
+    changes = _common_config(body, svc, current)
+    if "layers" in changes:
+        await _prepare_layers(svc, current.code_sha256, changes["layers"])
     return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))
 
 
@@ -197,6 +214,7 @@ async def update_function_code(request: web.Request) -> web.Response:
     body = await json_body(request)
     architectures = validation.architectures(body)
     blob = await _store_zip(request, body)
+    await _prepare_layers(svc, blob.sha256, svc.functions.get(ref.name).latest.layers)
     changes = {"code_sha256": blob.sha256, "code_size": blob.size}
     if architectures:
         changes["architectures"] = architectures

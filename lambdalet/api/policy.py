@@ -87,7 +87,7 @@ async def add_permission(request: web.Request) -> web.Response:
                 f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
                 "or remove the existing statement.")
         updated = statements + [statement]
-        if len(json.dumps(_document(updated))) > POLICY_LIMIT:
+        if len(json.dumps(policy_document(updated))) > POLICY_LIMIT:
             raise PolicyLengthExceededException("The final policy size is bigger than the limit.")
         return updated
 
@@ -119,8 +119,8 @@ async def get_policy(request: web.Request) -> web.Response:
     if policy is None:
         raise ResourceNotFoundException("The resource you requested does not exist.")
     statements, revision_id = policy
-    return json_response({"Policy": json.dumps(_document(statements)), "RevisionId": revision_id})
+    return json_response({"Policy": json.dumps(policy_document(statements)), "RevisionId": revision_id})
 
 
-def _document(statements: list[dict]) -> dict:
+def policy_document(statements: list[dict]) -> dict:
     return {"Version": "2012-10-17", "Id": "default", "Statement": statements}

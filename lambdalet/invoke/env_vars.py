@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from lambdalet.model import FunctionConfig
 from lambdalet.runtimes.registry import Runtime
@@ -11,6 +12,8 @@ from lambdalet.runtimes.registry import Runtime
 #: the same credentials, as the server's own (botocore's standard configuration variables).
 PASSTHROUGH_PREFIXES = ("AWS_ENDPOINT_URL",)
 PASSTHROUGH_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+OPT = "/opt"
+NODE_MAJOR = re.compile(r"^nodejs(\d+)\.x$")
 
 
 def passthrough_from(environ: dict[str, str]) -> dict[str, str]:
@@ -32,13 +35,19 @@ def build_env(
     log_stream: str,
     passthrough: dict[str, str],
     initialization_type: str = "on-demand",
+    opt_dir: str = OPT,
 ) -> dict[str, str]:
+    """`opt_dir` is where the function sees its layers: `/opt`, except under the process backend."""
     env = {
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
-        "PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-        "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:/opt/lib",
+        "PATH": f"/usr/local/bin:/usr/bin/:/bin:{opt_dir}/bin",
+        "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:{opt_dir}/lib",
     }
+    node = NODE_MAJOR.match(config.runtime)
+    if node:
+        env["NODE_PATH"] = (f"{opt_dir}/nodejs/node{node.group(1)}/node_modules:{opt_dir}/nodejs/node_modules:"
+                            f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}")
     env.update(passthrough)
     if "AWS_ACCESS_KEY_ID" in passthrough:
         env["AWS_ACCESS_KEY"] = passthrough["AWS_ACCESS_KEY_ID"]
@@ -63,9 +72,8 @@ def build_env(
         env["AWS_EXECUTION_ENV"] = runtime.execution_env
     if runtime.is_python:
         env["_LAMBDALET_RUNTIME_FRAMES"] = "1"  # our bootstrap's faster Runtime API (invoke/frames.py)
-    if runtime.is_node and "NODE_PATH" not in env:  # as AWS's Node.js bootstrap sets it, unless the user did
-        env["NODE_PATH"] = (f"/opt/nodejs/node{runtime.node_major}/node_modules:/opt/nodejs/node_modules:"
-                            f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}")
+        if opt_dir != OPT:  # where our bootstrap finds /opt/python (the process backend's /opt)
+            env["_LAMBDALET_OPT_DIR"] = opt_dir
     return env
 
 

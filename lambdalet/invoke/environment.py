@@ -95,6 +95,7 @@ class Environment:
         init_timeout: float,
         snapshot_key: str | None = None,
         provisioned: bool = False,
+        layers_dir: Path | None = None,
     ) -> None:
         self.env_id = os.urandom(16).hex()
         self.config = config
@@ -109,6 +110,7 @@ class Environment:
         self._sandbox = sandbox
         self._runtime_api = runtime_api
         self._code_dir = code_dir
+        self._layers_dir = layers_dir  # the merged tree of the function's layers, built beforehand
         self._region = region
         self._passthrough = passthrough
         self._use_sdk = use_sdk
@@ -145,7 +147,7 @@ class Environment:
     async def start(self) -> None:
         """Start the runtime and wait until it asks for its first event (init done)."""
         started = time.monotonic()
-        layout = self._sandbox.layout(self._code_dir, self.env_id)  # type: ignore[arg-type]
+        layout = self._sandbox.layout(self._code_dir, self.env_id, self._layers_dir)  # type: ignore[arg-type]
         runtime_api = layout.runtime_api
         if runtime_api is None:
             runtime_api = f"{self._runtime_api.host}:{await self._runtime_api.listen(self)}"
@@ -155,10 +157,12 @@ class Environment:
             passthrough=self._passthrough,
             initialization_type="provisioned-concurrency" if self.provisioned
             else "snap-start" if self._snapshot_key is not None else "on-demand",
+            opt_dir=layout.opt_dir,
         )
         sdk_dir = layout.sdk_dir if self._use_sdk else None
         try:
-            argv = self._registry.command(self.runtime, layout.task_root, Path(self._code_dir), sdk_dir, env)
+            argv = self._registry.command(self.runtime, layout.task_root, Path(self._code_dir), sdk_dir, env,
+                                          opt_dir=layout.opt_dir, layers_dir=self._layers_dir)
         except EntrypointNotFound as exc:
             self._finish_stopping()
             raise InitFailure(self, exc.error_type, str(exc)) from None
@@ -169,7 +173,8 @@ class Environment:
         spec = SandboxSpec(self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
                            self.config.ephemeral_storage,
                            python_bootstrap=self.runtime.is_python and argv[0] == self.runtime.interpreter,
-                           snapshot_key=self._snapshot_key, interpreter=self.runtime.interpreter)
+                           snapshot_key=self._snapshot_key, interpreter=self.runtime.interpreter,
+                           layers_dir=self._layers_dir)
         try:
             process = await self._sandbox.start(spec)
         except TemplateInitFailed as failed:

@@ -196,12 +196,13 @@ class RuntimeRegistry:
                 f"--max-old-space-size={memory_mb - new_space}"]
 
     def command(self, runtime: Runtime, task_root: str, code_dir: Path, sdk_dir: str | None,
-                env: dict[str, str]) -> list[str]:
-        """The argv that starts the runtime, with paths as the function sees them (`task_root`, and
-        LAMBDA_RUNTIME_DIR in `env` for the Node.js bootstrap).
+                env: dict[str, str], opt_dir: str = "/opt", layers_dir: Path | None = None) -> list[str]:
+        """The argv that starts the runtime, with paths as the function sees them (`task_root`,
+        `opt_dir`, and LAMBDA_RUNTIME_DIR in `env` for the Node.js bootstrap).
 
         AWS_LAMBDA_EXEC_WRAPPER wraps managed runtimes as on AWS. A custom runtime's `bootstrap`
-        is looked for in the function's code (`code_dir` on the host).
+        is looked for in the function's code (`code_dir` on the host), then in its layers
+        (`layers_dir` on the host), as Lambda looks at /var/task/bootstrap, then /opt/bootstrap.
         """
         if runtime.is_python:
             argv = [runtime.interpreter or "python3", "-S", "-s", str(BOOTSTRAP_PY)]
@@ -215,10 +216,11 @@ class RuntimeRegistry:
             argv = [runtime.interpreter or "node", *self.node_flags(memory_mb), f"{runtime_dir}/node/bootstrap.cjs"]
             wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
             return [wrapper, *argv] if wrapper else argv
-        candidate = code_dir / "bootstrap"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return [f"{task_root}/bootstrap"]
-        raise EntrypointNotFound([f"{task_root}/bootstrap", "/opt/bootstrap"])
+        for host_dir, seen_as in ((code_dir, task_root), (layers_dir, opt_dir)):
+            candidate = host_dir / "bootstrap" if host_dir is not None else None
+            if candidate is not None and candidate.is_file() and os.access(candidate, os.X_OK):
+                return [f"{seen_as}/bootstrap"]
+        raise EntrypointNotFound([f"{task_root}/bootstrap", f"{opt_dir}/bootstrap"])
 
 
 class EntrypointNotFound(Exception):

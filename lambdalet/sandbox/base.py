@@ -24,6 +24,8 @@ class Layout:
     runtime_dir: str
     tmp_dir: str
     sdk_dir: str | None = None
+    #: The function's layers: `/opt`, except where the backend cannot mount (process).
+    opt_dir: str = "/opt"
     #: Where the runtime finds the Runtime API inside the sandbox, when the sandbox has a network of
     #: its own (the process then brings the listening socket); None: the server listens on the host.
     runtime_api: str | None = None
@@ -46,6 +48,8 @@ class SandboxSpec:
     #: The managed runtime's language binary (a python or node), whose installation the runtime
     #: needs to see; None for custom runtimes.
     interpreter: str | None = None
+    #: The merged tree of the function's layers on the host (None: no layers), seen at layout.opt_dir.
+    layers_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class SandboxBackend(ABC):
     isolates: bool
 
     @abstractmethod
-    def layout(self, code_dir: Path, env_id: str) -> Layout: ...
+    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout: ...
 
     @abstractmethod
     async def start(self, spec: SandboxSpec) -> SandboxProcess: ...

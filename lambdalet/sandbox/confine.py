@@ -197,12 +197,16 @@ def remove_cgroups(parents, name):
             pass
 
 
-def assign(spec, output_fd, code_fd, keep_fd=None):
+def assign(spec, output_fd, tree_fds, keep_fd=None):
     """Turn a prepared spare into one function's environment (already in its cgroups).
 
-    `keep_fd` (a SnapStart template's control socket) survives as file descriptor 3.
+    `tree_fds` are the read-only mount trees the zygote cloned: the code (for /var/task) and, when
+    the function has layers, their merged tree (for /opt). `keep_fd` (a SnapStart template's
+    control socket) survives as file descriptor 3.
     """
-    attach_tree(code_fd, spec["task_root"])
+    attach_tree(tree_fds[0], spec["task_root"])
+    if len(tree_fds) > 1:
+        attach_tree(tree_fds[1], spec["opt_dir"])
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmp_mb']}m,mode=1777")
     hostname = spec.get("hostname", "localhost").encode()
     _check(libc.sethostname(hostname, len(hostname)), "sethostname")

@@ -4,7 +4,8 @@ Each environment is cloned by a zygote (`zygote.py`, one per interpreter, starte
 into new PID, mount, IPC and UTS namespaces, and with `--sandbox-network isolated` a network
 namespace with only loopback, where the Runtime API is at 127.0.0.1:9001 as on Lambda.
 Inside, `confine.py` builds a tmpfs root: the function's code read-only at `/var/task`, the runtime
-at `/var/runtime`, the AWS SDK at `/var/lang/python-sdk`, `/opt`, a private `/tmp` tmpfs capped at
+at `/var/runtime`, the AWS SDK at `/var/lang/python-sdk`, its merged layers read-only at `/opt`
+(an empty directory without layers), a private `/tmp` tmpfs capped at
 EphemeralStorage, its own `/proc`, a minimal `/dev`, and read-only binds of the host's `/usr`,
 `/lib*`, `/etc` and the interpreter's (python's or node's) prefix — nothing else of the host, none of the data
 directory. It joins cgroups with memory at MemorySize, CPU in proportion to memory and at most
@@ -34,7 +35,7 @@ RUNTIMES_DIR = Path(__file__).resolve().parent.parent / "runtimes"
 BOOTSTRAP_PY = RUNTIMES_DIR / "python" / "bootstrap.py"
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 SDK_DIR = "/var/lang/python-sdk"
-TASK_ROOT, RUNTIME_DIR = "/var/task", "/var/runtime"
+TASK_ROOT, RUNTIME_DIR, OPT_DIR = "/var/task", "/var/runtime", "/opt"
 EXEC_ZYGOTE = "exec"
 T = TypeVar("T")
 RUNTIME_API_PORT = 9001  # inside an environment with its own network, as on Lambda
@@ -82,7 +83,7 @@ class LinuxSandbox(SandboxBackend):
         return (f"linux (PID/mount/IPC/UTS namespaces, private root, cgroup v{self.cgroups.version} limits, "
                 f"uid {self.uid}, {network})")
 
-    def layout(self, code_dir: Path, env_id: str) -> Layout:
+    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout:
         return Layout(task_root=TASK_ROOT, runtime_dir=RUNTIME_DIR, tmp_dir="/tmp",
                       sdk_dir=SDK_DIR if self.sdk is not None else None,
                       runtime_api=f"127.0.0.1:{RUNTIME_API_PORT}" if self.isolate_network else None)
@@ -122,7 +123,7 @@ class LinuxSandbox(SandboxBackend):
         if self.sdk is not None and spec.python_bootstrap:
             binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
         shared = {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
-                  "dirs": ["/opt", TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents()}
+                  "dirs": [OPT_DIR, TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents()}
         if self.isolate_network:
             shared["runtime_api_port"] = RUNTIME_API_PORT
         return shared
@@ -154,7 +155,8 @@ class LinuxSandbox(SandboxBackend):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {k: v for k, v in spec.env.items() if k != "AWS_LAMBDA_RUNTIME_API"}
         template_spec = SandboxSpec(spec.env_id, spec.argv, env, spec.code_dir, spec.layout, spec.memory_mb,
-                                    spec.ephemeral_mb, python_bootstrap=True, interpreter=spec.interpreter)
+                                    spec.ephemeral_mb, python_bootstrap=True, interpreter=spec.interpreter,
+                                    layers_dir=spec.layers_dir)
         own = self._own_spec(template_spec, in_process=True)
         own["mode"] = "template"
         async with self._starts:
@@ -194,6 +196,8 @@ class LinuxSandbox(SandboxBackend):
             "root": str(self.mount_point),
             "code_dir": str(spec.code_dir),
             "task_root": TASK_ROOT,
+            "layers_dir": str(spec.layers_dir) if spec.layers_dir is not None else None,
+            "opt_dir": OPT_DIR,
             "tmp_mb": spec.ephemeral_mb,
             "cgroup_limits": self.cgroups.limits(spec.memory_mb),
             "rlimits": [[resource.RLIMIT_NOFILE, 1024], [resource.RLIMIT_CORE, 0]],

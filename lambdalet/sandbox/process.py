@@ -58,9 +58,11 @@ class ProcessSandbox(SandboxBackend):
     def describe(self) -> str:
         return "process (no isolation: functions run as plain child processes of the server)"
 
-    def layout(self, code_dir: Path, env_id: str) -> Layout:
+    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout:
+        """Paths on the host: nothing is mounted, so /var/task and /opt (with layers) are where the
+        code and the merged layers are; LAMBDA_TASK_ROOT and the search paths say so."""
         return Layout(task_root=str(code_dir), runtime_dir=RUNTIME_DIR, tmp_dir=str(self.root / env_id / "tmp"),
-                      sdk_dir=self.sdk_dir)
+                      sdk_dir=self.sdk_dir, opt_dir=str(layers_dir) if layers_dir is not None else "/opt")
 
     async def start(self, spec: SandboxSpec) -> "ChildProcess":
         tmp = Path(spec.layout.tmp_dir)

@@ -54,14 +54,14 @@ def clone(flags):
     return pid
 
 
-def run(spec, output_fd, code_fd, extra_fds, bootstrap):
+def run(spec, output_fd, tree_fds, extra_fds, bootstrap):
     """Runs in an assigned environment; never returns."""
     code = 127
     try:
         import confine
 
         template = spec["mode"] == "template"
-        confine.assign(spec, output_fd, code_fd, keep_fd=extra_fds[0] if template else None)
+        confine.assign(spec, output_fd, tree_fds, keep_fd=extra_fds[0] if template else None)
         if template:  # SnapStart: initialise once, then fork environments on request
             sys.argv = [bootstrap.__file__] + spec["argv"][1:]
             sys.path[:] = [p for p in sys.path if os.path.abspath(p) != HERE]
@@ -168,7 +168,9 @@ def spare_main(sock, generic, root_ns, cgroup, bootstrap):
     if not data:
         os._exit(0)  # the zygote is gone
     sock.close()
-    run(json.loads(data), fds[0], fds[1], fds[2:], bootstrap)
+    spec = json.loads(data)
+    trees = 2 if spec.get("layers_dir") else 1  # the code, and the layers when it has some
+    run(spec, fds[0], fds[1:1 + trees], fds[1 + trees:], bootstrap)
 
 
 def receive(sock):
@@ -251,13 +253,16 @@ def serve(sock, bootstrap):
             listener_fds = []
             if template.get("runtime_api_port"):  # the spare opened it in its own network
                 _note, listener_fds = receive(spare.sock)
-            code_fd = confine.clone_tree_read_only(spec["code_dir"])
+            trees = [confine.clone_tree_read_only(spec["code_dir"])]
             try:
+                if spec.get("layers_dir"):
+                    trees.append(confine.clone_tree_read_only(spec["layers_dir"]))
                 confine.set_cgroup_limits(template["cgroup_parents"], spare.cgroup, spec["cgroup_limits"])
-                passed = array.array("i", [fds[0], code_fd, *fds[1:]])
+                passed = array.array("i", [fds[0], *trees, *fds[1:]])
                 spare.sock.sendmsg([json.dumps(spec).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, passed)])
             finally:
-                os.close(code_fd)
+                for fd in trees:
+                    os.close(fd)
             spare.sock.close()
             reply = json.dumps({"id": request["id"], "pid": spare.pid, "cgroup": spare.cgroup}).encode()
             sock.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", listener_fds))]

@@ -26,6 +26,7 @@ MAX_UNZIPPED_BYTES = 262_144_000  # 250 MB, Lambda's limit for function code plu
 class Blob:
     sha256: str  # hex
     size: int
+    unzipped_size: int = 0
 
 
 class BlobStore:
@@ -50,7 +51,12 @@ class BlobStore:
             _atomic_write(target, data)
         if not self.code_dir(sha256).exists():
             self._extract(archive, sha256)
-        return Blob(sha256, len(data))
+        return Blob(sha256, len(data), _unzipped_size(archive))
+
+    def unzipped_size(self, sha256: str) -> int:
+        """The unzipped size of a stored package (read from its central directory)."""
+        with zipfile.ZipFile(self.zip_path(sha256)) as archive:
+            return _unzipped_size(archive)
 
     def _extract(self, archive: zipfile.ZipFile, sha256: str) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=self.code))
@@ -68,10 +74,14 @@ class BlobStore:
             raise InvalidParameterValueException(f"Could not unzip uploaded file: {exc}") from exc
 
 
+def _unzipped_size(archive: zipfile.ZipFile) -> int:
+    return sum(info.file_size for info in archive.infolist())
+
+
 def _open_zip(data: bytes) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        unzipped = sum(info.file_size for info in archive.infolist())
+        unzipped = _unzipped_size(archive)
     except (zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise InvalidParameterValueException(
             "Could not unzip uploaded file. Please check your file, then try to upload again."

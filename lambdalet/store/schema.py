@@ -126,6 +126,35 @@ function_urls = Table(
 )
 
 
+# Layer versions (PublishLayerVersion): `config` is LayerVersion.to_record() as JSON. A deleted
+# version's row goes; its content stays in the blob store for the functions that use it.
+layer_versions = Table(
+    "layer_versions",
+    metadata,
+    Column("name", String(140), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("config", Text, nullable=False),
+)
+
+# The last version number published per layer: numbers are never reused, even after a delete.
+layer_version_counters = Table(
+    "layer_version_counters",
+    metadata,
+    Column("name", String(140), primary_key=True),
+    Column("last_version", Integer, nullable=False),
+)
+
+# Layer version permissions (AddLayerVersionPermission), one policy per layer version.
+layer_policies = Table(
+    "layer_policies",
+    metadata,
+    Column("name", String(140), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("statements", Text, nullable=False),
+    Column("revision_id", String(64), nullable=False),
+)
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine and the schema; SQLite gets WAL and foreign keys."""
     engine = create_engine(url)

@@ -299,6 +299,7 @@ def aws_lambda_ric_zip() -> bytes:
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "aws-lambda-ric"], cwd=staging, check=True,
                        timeout=900, capture_output=True)
         shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir(parents=True)
         for name in RIC_FILES:
             source = staging / "node_modules" / "aws-lambda-ric" / name
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, cache / name)
@@ -316,6 +317,7 @@ def aws_lambda_ric_zip() -> bytes:
     return make_zip(files, modes)
 
 
+@pytest.mark.ric
 @pytest.mark.timeout(900)  # the first run builds the addon (about 4 minutes on 2 cores)
 def test_aws_lambda_ric_as_a_custom_runtime(lambda_client, create_function, aws_lambda_ric_zip):
     name = create_function(Code={"ZipFile": aws_lambda_ric_zip}, Runtime="provided.al2023",

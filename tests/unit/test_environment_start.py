@@ -41,7 +41,7 @@ class QuickSandbox(SandboxBackend):
         self.env_holder = env_holder
         self.process: QuickProcess | None = None
 
-    def layout(self, code_dir: Path, env_id: str) -> Layout:
+    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout:
         return Layout(task_root="/var/task", runtime_dir="/var/runtime", tmp_dir="/tmp")
 
     async def start(self, spec) -> SandboxProcess:

@@ -44,10 +44,9 @@ def test_environment_accepts_ordinary_variables():
 
 
 def test_unsupported_configuration_is_refused_unless_empty_or_default():
-    validation.refuse_unsupported_config(Body({"Layers": [], "VpcConfig": {"SubnetIds": [], "SecurityGroupIds": []},
+    validation.refuse_unsupported_config(Body({"VpcConfig": {"SubnetIds": [], "SecurityGroupIds": []},
                                                "TracingConfig": {"Mode": "PassThrough"}}))
-    for member, value in [("Layers", ["arn:aws:lambda:us-east-1:000000000000:layer:l:1"]),
-                          ("KMSKeyArn", "arn:aws:kms:us-east-1:000000000000:key/k"),
+    for member, value in [("KMSKeyArn", "arn:aws:kms:us-east-1:000000000000:key/k"),
                           ("TracingConfig", {"Mode": "Active"})]:
         with pytest.raises(InvalidParameterValueException, match=member):
             validation.refuse_unsupported_config(Body({member: value}))

@@ -337,7 +337,8 @@ def setup_paths(task_root, sdk_path):
     bootstrap_dir = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != bootstrap_dir]
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    front = [task_root, f"/opt/python/lib/{version}/site-packages", "/opt/python"]
+    opt = os.environ.pop("_LAMBDALET_OPT_DIR", "/opt")  # elsewhere only under the process backend
+    front = [task_root, f"{opt}/python/lib/{version}/site-packages", f"{opt}/python"]
     sys.path[:0] = [p for p in front if p not in sys.path]
     if sdk_path:
         sys.path.append(sdk_path)
