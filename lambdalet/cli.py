@@ -1,4 +1,5 @@
-"""The `lambdalet` command line. `lambdalet server` takes every Settings field as a flag."""
+"""The `lambdalet` command line. `lambdalet server` takes every Settings field as a flag; the other
+commands (`lambdalet/commands.py`) are clients of the Lambda API."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from lambdalet import __version__
+from lambdalet.commands import COMMANDS
 from lambdalet.config import Settings
 
 
@@ -37,6 +39,10 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(__version__, prog_name="lambdalet")
 def main() -> None:
     """Lambdalet: a self-hosted serverless platform that speaks AWS Lambda's API."""
+
+
+for _command in COMMANDS:  # deploy, invoke, ls, rm: clients of the Lambda API
+    main.add_command(_command)
 
 
 @main.command()

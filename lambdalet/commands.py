@@ -1,0 +1,274 @@
+"""Commands for humans: `lambdalet deploy`, `invoke`, `ls` and `rm`.
+
+They are clients of the Lambda API (boto3), so they work against any Lambda-compatible endpoint:
+`--endpoint-url`, else botocore's `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL`, else a local
+Lambdalet on http://127.0.0.1:9001. With no AWS credentials configured they use placeholder ones
+(Lambdalet does not check them). Every failure is one readable line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from lambdalet import packaging
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:9001"
+DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lambdalet"
+SHOW_PROGRESS_BYTES = 1024 * 1024
+
+
+def _endpoint(explicit: str | None) -> str:
+    return explicit or os.environ.get("AWS_ENDPOINT_URL_LAMBDA") or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT
+
+
+def _has_credentials() -> bool:
+    return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
+                or Path("~/.aws/credentials").expanduser().exists())
+
+
+def lambda_client(endpoint_url: str | None) -> Any:
+    import boto3  # imported here: `lambdalet server` never needs it
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    credentials = {} if _has_credentials() else {"aws_access_key_id": "lambdalet", "aws_secret_access_key": "lambdalet"}
+    return session.client("lambda", endpoint_url=_endpoint(endpoint_url), region_name=session.region_name or "us-east-1",
+                          config=Config(retries={"mode": "standard", "max_attempts": 2}, read_timeout=960,
+                                        connect_timeout=5), **credentials)
+
+
+def api_command(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--endpoint-url for a command, and every API failure as one line instead of a traceback."""
+
+    @click.option("--endpoint-url", envvar="LAMBDALET_ENDPOINT_URL", metavar="URL",
+                  help=f"Lambda API to talk to (default: $AWS_ENDPOINT_URL_LAMBDA, $AWS_ENDPOINT_URL or {DEFAULT_ENDPOINT}).")
+    @functools.wraps(function)
+    def wrapper(*args: Any, endpoint_url: str | None, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+        try:
+            return function(*args, client=lambda_client(endpoint_url), **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise click.ClickException(f"{error.get('Code', 'Error')}: {error.get('Message') or exc}") from None
+        except EndpointConnectionError:
+            raise click.ClickException(f"cannot reach the Lambda API at {_endpoint(endpoint_url)}; "
+                                       "is `lambdalet server` running?") from None
+        except BotoCoreError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _exists(client: Any, name: str) -> dict | None:
+    try:
+        return client.get_function_configuration(FunctionName=name)
+    except client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def _environment(pairs: tuple[str, ...]) -> dict[str, str]:
+    variables = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--env")
+        variables[key] = value
+    return variables
+
+
+def _zip_folder(path: Path) -> bytes:
+    total = packaging.folder_size(path)
+    if total < SHOW_PROGRESS_BYTES:
+        return packaging.build_zip(path)
+    with click.progressbar(length=total, label=f"Packaging {path}", file=sys.stderr) as bar:
+        return packaging.build_zip(path, progress=bar.update)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 100 * 1024 else f"{size / 1024:.1f} KB"
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", help="Function name (default: the folder's name).")
+@click.option("--runtime", help="e.g. python3.12, nodejs20.x, provided.al2023 (default: guessed from the folder).")
+@click.option("--handler", help="e.g. app.handler (default: guessed from the folder's files).")
+@click.option("--memory", type=click.IntRange(128, 10240), help="MemorySize in MB.")
+@click.option("--timeout", type=click.IntRange(1, 900), help="Timeout in seconds.")
+@click.option("--env", multiple=True, metavar="KEY=VALUE", help="An environment variable (repeatable; replaces all).")
+@click.option("--layer", multiple=True, metavar="ARN", help="A layer version ARN (repeatable, in order).")
+@click.option("--role", default=DEFAULT_ROLE, show_default=True, help="Execution role ARN (new functions).")
+@click.option("--publish", is_flag=True, help="Publish a version after deploying.")
+@click.option("--alias", metavar="NAME", help="Point this alias at what was deployed (created if missing).")
+@click.option("--url", is_flag=True, help="Make sure the function (or --alias) has a function URL and print it.")
+@api_command
+def deploy(path: Path, name: str | None, runtime: str | None, handler: str | None, memory: int | None,
+           timeout: int | None, env: tuple[str, ...], layer: tuple[str, ...], role: str, publish: bool,
+           alias: str | None, url: bool, client: Any) -> None:
+    """Zip the folder PATH and create or update a function from it.
+
+    Files excluded by .gitignore and .lambdaletignore are left out. Prints the function's ARN,
+    and its URL with --url.
+    """
+    started = time.monotonic()
+    path = path.resolve()
+    name = name or re.sub(r"[^a-zA-Z0-9_-]", "-", path.name)[:64]
+    current = _exists(client, name)
+    runtime = runtime or (current["Runtime"] if current else packaging.guess_runtime(path))
+    if runtime is None:
+        raise click.UsageError(f"cannot tell the runtime of {path}: pass --runtime")
+    handler = handler or (current["Handler"] if current else packaging.guess_handler(path, runtime))
+    if handler is None:
+        raise click.UsageError(f"cannot find a handler in {path}: pass --handler (e.g. app.handler)")
+    package = _zip_folder(path)
+    config: dict[str, Any] = {"Runtime": runtime, "Handler": handler}
+    if memory:
+        config["MemorySize"] = memory
+    if timeout:
+        config["Timeout"] = timeout
+    if env:
+        config["Environment"] = {"Variables": _environment(env)}
+    if layer:
+        config["Layers"] = list(layer)
+    if len(package) >= SHOW_PROGRESS_BYTES:
+        click.echo(f"Uploading {_megabytes(len(package))}...", err=True)
+    if current is None:
+        result = client.create_function(FunctionName=name, Role=role, Code={"ZipFile": package}, **config)
+        client.get_waiter("function_active_v2").wait(FunctionName=name)
+    else:
+        client.update_function_code(FunctionName=name, ZipFile=package)
+        client.get_waiter("function_updated_v2").wait(FunctionName=name)
+        result = client.update_function_configuration(FunctionName=name, **config)
+        client.get_waiter("function_updated_v2").wait(FunctionName=name)
+    arn, version = result["FunctionArn"], "$LATEST"
+    if publish:
+        version = client.publish_version(FunctionName=name)["Version"]
+    click.echo(f"{'Created' if current is None else 'Updated'} {name} ({runtime}, {handler}, "
+               f"{_megabytes(len(package))}) in {time.monotonic() - started:.1f} s", err=True)
+    click.echo(arn if version == "$LATEST" else f"{arn}:{version}")
+    if alias:
+        try:
+            client.update_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+        except client.exceptions.ResourceNotFoundException:
+            client.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+        click.echo(f"alias {alias} -> {version}", err=True)
+    if url:
+        qualifier = {"Qualifier": alias} if alias else {}
+        try:
+            function_url = client.get_function_url_config(FunctionName=name, **qualifier)["FunctionUrl"]
+        except client.exceptions.ResourceNotFoundException:
+            function_url = client.create_function_url_config(FunctionName=name, AuthType="NONE",
+                                                             **qualifier)["FunctionUrl"]
+        click.echo(function_url)
+
+
+def _read_payload(payload: str | None) -> bytes:
+    if payload is None:
+        return b"{}"
+    if payload == "-":
+        data = sys.stdin.buffer.read()
+    elif payload.startswith("@"):
+        try:
+            data = Path(payload[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {payload[1:]}: {exc.strerror}", param_hint="PAYLOAD") from None
+    else:
+        data = payload.encode()
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="PAYLOAD") from None
+    return data
+
+
+def _show_error(body: bytes) -> None:
+    """A function error as a person reads it: type, message, then the stack."""
+    try:
+        error = json.loads(body)
+    except ValueError:
+        error = None
+    if not isinstance(error, dict):
+        click.echo(f"Function error: {body.decode(errors='replace')}", err=True)
+        return
+    click.echo(f"Function error: {error.get('errorType', 'Error')}: {error.get('errorMessage', '')}", err=True)
+    for line in error.get("stackTrace") or error.get("trace") or []:
+        click.echo(f"  {line.rstrip() if isinstance(line, str) else line}", err=True)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("payload", required=False)
+@click.option("--qualifier", "-q", help="A version or alias.")
+@click.option("--async", "asynchronous", is_flag=True, help="Invoke asynchronously (InvocationType=Event).")
+@click.option("--tail", is_flag=True, help="Print the last 4 KB of the invocation's log to stderr.")
+@api_command
+def invoke(name: str, payload: str | None, qualifier: str | None, asynchronous: bool, tail: bool,
+           client: Any) -> None:
+    """Invoke function NAME with PAYLOAD: JSON text, @file, or - for stdin (default {}).
+
+    Prints the result; exits 1 when the function fails, with the error shown readably.
+    """
+    params: dict[str, Any] = {"FunctionName": name, "Payload": _read_payload(payload)}
+    if qualifier:
+        params["Qualifier"] = qualifier
+    if asynchronous:
+        response = client.invoke(InvocationType="Event", **params)
+        click.echo(f"accepted: request id {response['ResponseMetadata']['RequestId']}", err=True)
+        return
+    response = client.invoke(LogType="Tail" if tail else "None", **params)
+    body = response["Payload"].read()
+    if tail and response.get("LogResult"):
+        click.echo(base64.b64decode(response["LogResult"]).decode(errors="replace").rstrip("\n"), err=True)
+    if response.get("FunctionError"):
+        _show_error(body)
+        sys.exit(1)
+    try:
+        click.echo(json.dumps(json.loads(body), indent=2) if body else "")
+    except ValueError:
+        click.echo(body.decode(errors="replace"))
+
+
+@click.command(name="ls")
+@api_command
+def list_functions(client: Any) -> None:
+    """List the functions."""
+    rows = [(f["FunctionName"], f.get("Runtime", "-"), f"{f['MemorySize']} MB", f"{f['Timeout']} s",
+             f["LastModified"][:19].replace("T", " "))
+            for page in client.get_paginator("list_functions").paginate() for f in page["Functions"]]
+    if not rows:
+        click.echo("no functions yet: `lambdalet deploy PATH` creates one", err=True)
+        return
+    header = ("NAME", "RUNTIME", "MEMORY", "TIMEOUT", "LAST MODIFIED (UTC)")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@click.command(name="rm")
+@click.argument("names", nargs=-1, required=True)
+@api_command
+def remove(names: tuple[str, ...], client: Any) -> None:
+    """Delete functions (all their versions, aliases and URLs)."""
+    missing = []
+    for name in names:
+        try:
+            client.delete_function(FunctionName=name)
+            click.echo(f"deleted {name}", err=True)
+        except client.exceptions.ResourceNotFoundException:
+            missing.append(name)
+    if missing:
+        raise click.ClickException(f"no such function: {', '.join(missing)}")
+
+
+COMMANDS = (deploy, invoke, list_functions, remove)
