@@ -112,14 +112,19 @@ def _megabytes(size: int) -> str:
 @click.option("--publish", is_flag=True, help="Publish a version after deploying.")
 @click.option("--alias", metavar="NAME", help="Point this alias at what was deployed (created if missing).")
 @click.option("--url", is_flag=True, help="Make sure the function (or --alias) has a function URL and print it.")
+@click.option("--watch", is_flag=True,
+              help="Hot reload: the server reads the code live from PATH (on its own host) instead of a zip; "
+                   "every edit is picked up by the next invoke.")
+@click.option("--hot-reload-bucket", envvar="LAMBDALET_HOT_RELOAD_BUCKET", default="hot-reload", show_default=True,
+              help="The server's hot-reload bucket name (its --hot-reload-bucket).")
 @api_command
 def deploy(path: Path, name: str | None, runtime: str | None, handler: str | None, memory: int | None,
            timeout: int | None, env: tuple[str, ...], layer: tuple[str, ...], role: str, publish: bool,
-           alias: str | None, url: bool, client: Any) -> None:
+           alias: str | None, url: bool, watch: bool, hot_reload_bucket: str, client: Any) -> None:
     """Zip the folder PATH and create or update a function from it.
 
     Files excluded by .gitignore and .lambdaletignore are left out. Prints the function's ARN,
-    and its URL with --url.
+    and its URL with --url. With --watch nothing is uploaded: the function runs PATH itself.
     """
     started = time.monotonic()
     path = path.resolve()
@@ -131,7 +136,8 @@ def deploy(path: Path, name: str | None, runtime: str | None, handler: str | Non
     handler = handler or (current["Handler"] if current else packaging.guess_handler(path, runtime))
     if handler is None:
         raise click.UsageError(f"cannot find a handler in {path}: pass --handler (e.g. app.handler)")
-    package = _zip_folder(path)
+    package = b"" if watch else _zip_folder(path)
+    code = {"S3Bucket": hot_reload_bucket, "S3Key": str(path)} if watch else {"ZipFile": package}
     config: dict[str, Any] = {"Runtime": runtime, "Handler": handler}
     if memory:
         config["MemorySize"] = memory
@@ -144,18 +150,19 @@ def deploy(path: Path, name: str | None, runtime: str | None, handler: str | Non
     if len(package) >= SHOW_PROGRESS_BYTES:
         click.echo(f"Uploading {_megabytes(len(package))}...", err=True)
     if current is None:
-        result = client.create_function(FunctionName=name, Role=role, Code={"ZipFile": package}, **config)
+        result = client.create_function(FunctionName=name, Role=role, Code=code, **config)
         client.get_waiter("function_active_v2").wait(FunctionName=name)
     else:
-        client.update_function_code(FunctionName=name, ZipFile=package)
+        client.update_function_code(FunctionName=name, **code)
         client.get_waiter("function_updated_v2").wait(FunctionName=name)
         result = client.update_function_configuration(FunctionName=name, **config)
         client.get_waiter("function_updated_v2").wait(FunctionName=name)
     arn, version = result["FunctionArn"], "$LATEST"
     if publish:
         version = client.publish_version(FunctionName=name)["Version"]
-    click.echo(f"{'Created' if current is None else 'Updated'} {name} ({runtime}, {handler}, "
-               f"{_megabytes(len(package))}) in {time.monotonic() - started:.1f} s", err=True)
+    source = f"code read live from {path}" if watch else _megabytes(len(package))
+    click.echo(f"{'Created' if current is None else 'Updated'} {name} ({runtime}, {handler}, {source}) "
+               f"in {time.monotonic() - started:.1f} s", err=True)
     click.echo(arn if version == "$LATEST" else f"{arn}:{version}")
     if alias:
         try:

@@ -27,6 +27,10 @@ class Settings:
     )
     account_id: str = knob("000000000000", "AWS account id used in every ARN.")
     region: str = knob("us-east-1", "AWS region used in ARNs and given to functions as AWS_REGION.")
+    hot_reload_bucket: str = knob(
+        "hot-reload", "Code given as this S3Bucket, with an absolute directory as S3Key, is read live from that "
+        "directory (hot reload, as LocalStack's magic bucket); edits retire the function's environments."
+    )
     sandbox: str = knob(
         "auto",
         "Execution-environment backend: 'linux' (namespaces, cgroups, private root; needs root), "

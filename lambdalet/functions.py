@@ -234,6 +234,11 @@ class FunctionRegistry:
             del function.aliases[alias_name]
             self._forget_url(function, alias_name)
 
+    def hot_reload_users(self) -> list[tuple[str, str]]:
+        """(function, directory) for every version whose code is a hot-reload directory."""
+        return [(name, config.hot_reload_dir) for name, function in self._by_name.items()
+                for config in (function.latest, *function.versions.values()) if config.hot_reload_dir]
+
     def exists(self, name: str) -> bool:
         return name in self._by_name
 
@@ -244,7 +249,8 @@ class FunctionRegistry:
         async with self._write_lock:
             await asyncio.to_thread(self._store.create, config, tags)
             function = self._by_name[config.name] = Function(config, dict(tags))
-            return function
+        self._on_change(config.name, LATEST)
+        return function
 
     async def update(self, name: str, change: Callable[[FunctionConfig], FunctionConfig]) -> FunctionConfig:
         """Apply `change` to $LATEST under the write lock; `change` may raise to refuse the update."""

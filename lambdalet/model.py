@@ -240,6 +240,8 @@ class FunctionConfig:
     dead_letter_target: str = ""  # DeadLetterConfig.TargetArn: an SQS queue or SNS topic, "" for none
     #: Layers, in order (later ones override earlier files in /opt).
     layers: tuple[FunctionLayer, ...] = ()
+    #: Hot reload: the host directory the code is read from, live, instead of a zip ("" for a zip).
+    hot_reload_dir: str = ""
     #: A published version: the RevisionId of $LATEST it was published from (the no-op rule).
     source_revision: str = ""
     revision_id: str = field(default_factory=new_revision_id)

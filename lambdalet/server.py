@@ -28,6 +28,7 @@ from lambdalet.config import Settings
 from lambdalet.events.async_queue import AsyncQueue
 from lambdalet.store.events import EventStore
 from lambdalet.functions import FunctionRegistry
+from lambdalet.hot_reload import HotReloader
 from lambdalet.invoke.env_vars import server_passthrough
 from lambdalet.invoke.environment import Environment
 from lambdalet.invoke.invoker import Invoker
@@ -66,6 +67,7 @@ class Services:
     queue: AsyncQueue
     layers: LayerRegistry
     layer_dirs: LayerDirs
+    hot_reload: HotReloader
 
 
 async def build_services(settings: Settings) -> Services:
@@ -93,7 +95,8 @@ async def build_services(settings: Settings) -> Services:
         use_sdk = sdk is not None and runtime.is_python and sdk.supports(runtime.name)
         return Environment(
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
-            code_dir=blobs.code_dir(config.code_sha256), region=settings.region, passthrough=passthrough,
+            code_dir=config.hot_reload_dir or blobs.code_dir(config.code_sha256), region=settings.region,
+            passthrough=passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
             provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
         )
@@ -116,8 +119,15 @@ async def build_services(settings: Settings) -> Services:
     invoker = Invoker(pools, limiter)
     engine = make_engine(settings.resolved_database_url)
     store = FunctionStore(engine)
-    registry = FunctionRegistry(store, arns, limiter, on_change=pools.retire_function)
+
+    def changed(name: str, version: str | None) -> None:
+        pools.retire_function(name, version)
+        reloader.sync()
+
+    registry = FunctionRegistry(store, arns, limiter, on_change=changed)
+    reloader = HotReloader(registry.hot_reload_users, retire=pools.retire_function)
     await registry.load()
+    reloader.sync()
     layers = LayerRegistry(LayerStore(engine), arns)
     await layers.load()
     await prepare_layer_dirs(registry, layer_dirs)
@@ -129,7 +139,7 @@ async def build_services(settings: Settings) -> Services:
                        backoff_scale=settings.async_backoff_scale)
     await queue.start()
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
-                    layers, layer_dirs)
+                    layers, layer_dirs, reloader)
 
 
 async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) -> None:
@@ -183,6 +193,7 @@ def create_app(settings: Settings) -> web.Application:
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
         await services.queue.shutdown()
+        await services.hot_reload.close()
         await services.pools.shutdown()
         await services.runtime_api.shutdown()
         await services.sandbox.close()

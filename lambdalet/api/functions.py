@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import re
+from pathlib import Path
 
 from aiohttp import web
 
@@ -42,10 +44,36 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
+async def _code(request: web.Request, code: Body) -> dict:
+    """The code a request gives (CreateFunction's Code, UpdateFunctionCode's body), as config
+    changes: a ZipFile stored as a blob, or a hot-reload directory."""
+    svc = services(request)
+    if code.string("S3Bucket") == svc.settings.hot_reload_bucket:
+        directory = _hot_reload_dir(svc, code.string("S3Key", ""))
+        return {"code_sha256": hashlib.sha256(directory.encode()).hexdigest(), "code_size": 0,
+                "hot_reload_dir": directory}
+    blob = await _store_zip(request, code)
+    return {"code_sha256": blob.sha256, "code_size": blob.size, "hot_reload_dir": ""}
+
+
+def _hot_reload_dir(svc, key: str) -> str:
+    path = Path(key)
+    if not path.is_absolute() or not path.is_dir():
+        raise InvalidParameterValueException(
+            f"With S3Bucket {svc.settings.hot_reload_bucket!r} (hot reload), S3Key must be an absolute path to a "
+            f"directory on the server's host; {key!r} is not.")
+    if svc.sandbox.name == "linux" and (path.stat().st_mode & 0o005) != 0o005:
+        raise InvalidParameterValueException(
+            f"{key} is not readable by the sandbox's unprivileged user: make it world-readable "
+            f"(chmod -R o+rX {key}) or run the server with --sandbox process.")
+    return str(path.resolve())
+
+
 async def _store_zip(request: web.Request, code: Body) -> Blob:
     """Decode, validate, store and extract a ZipFile member (off the event loop: zips can be large)."""
     for unsupported in ("S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"):
-        code.refuse_unless_default(unsupported, issue="code from S3 or an image; upload a ZipFile")
+        code.refuse_unless_default(unsupported, issue=f"code from S3 (other than the {services(request).settings.hot_reload_bucket!r} "
+                                                      "hot-reload bucket) or an image; upload a ZipFile")
     zip_b64 = code.string("ZipFile")
     if not zip_b64:
         raise InvalidParameterValueException("Please provide a source for function code (Code.ZipFile).")
@@ -129,22 +157,25 @@ async def create_function(request: web.Request) -> web.Response:
         raise InvalidParameterValueException("Code is required.")
     if svc.functions.exists(ref.name):
         raise ResourceConflictException(f"Function already exist: {ref.name}")
-    blob = await _store_zip(request, code)
-    await _prepare_layers(svc, blob.sha256, changes.get("layers", ()))
-    config = FunctionConfig(name=ref.name, code_sha256=blob.sha256, code_size=blob.size,
-                            architectures=architectures or ("x86_64",), **changes)
+    changes.update(await _code(request, code))
+    await _prepare_layers(svc, changes, changes.get("layers", ()))
+    config = FunctionConfig(name=ref.name, architectures=architectures or ("x86_64",), **changes)
     await svc.functions.create(config, tags)
     if publish:
         config = await svc.functions.publish(ref.name)
     return json_response(config.to_api(svc.arns), status=201)
 
 
-async def _prepare_layers(svc, code_sha256: str, layers: tuple[FunctionLayer, ...]) -> None:
-    """Check the function's code and layers against Lambda's 250 MB unzipped limit, and build the
-    merged /opt tree of its layers (once per distinct list; environments only mount it)."""
+async def _prepare_layers(svc, code: dict | FunctionConfig, layers: tuple[FunctionLayer, ...]) -> None:
+    """Check the function's code and layers against Lambda's 250 MB unzipped limit (a hot-reload
+    directory's code counts as nothing: it changes at will), and build the merged /opt tree of its
+    layers (once per distinct list; environments only mount it)."""
     if not layers:
         return
-    check_unzipped_size(await asyncio.to_thread(svc.blobs.unzipped_size, code_sha256), layers)
+    if isinstance(code, FunctionConfig):
+        code = {"code_sha256": code.code_sha256, "hot_reload_dir": code.hot_reload_dir}
+    code_size = 0 if code["hot_reload_dir"] else await asyncio.to_thread(svc.blobs.unzipped_size, code["code_sha256"])
+    check_unzipped_size(code_size, layers)
     await asyncio.to_thread(svc.layer_dirs.ensure, layers)
 
 
@@ -157,8 +188,10 @@ async def get_function(request: web.Request) -> web.Response:
     svc = services(request)
     ref, config = _resolve(request)
     function = svc.functions.get(ref.name)
-    location = f"{request.scheme}://{request.host}/_lambdalet/code/{config.code_sha256}.zip"
-    result = {"Configuration": config.to_api(svc.arns), "Code": {"RepositoryType": "S3", "Location": location}}
+    code = {"RepositoryType": "S3"}
+    if not config.hot_reload_dir:  # a hot-reload directory has no package to download
+        code["Location"] = f"{request.scheme}://{request.host}/_lambdalet/code/{config.code_sha256}.zip"
+    result = {"Configuration": config.to_api(svc.arns), "Code": code}
     if function.tags:
         result["Tags"] = dict(function.tags)
     reserved = svc.functions.reserved_concurrency(ref.name)
@@ -203,7 +236,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     current = svc.functions.get(ref.name).latest
     changes = _common_config(body, svc, current)
     if "layers" in changes:
-        await _prepare_layers(svc, current.code_sha256, changes["layers"])
+        await _prepare_layers(svc, current, changes["layers"])
     return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))
 
 
@@ -213,9 +246,8 @@ async def update_function_code(request: web.Request) -> web.Response:
     _refuse_qualified_update(svc, ref, request)
     body = await json_body(request)
     architectures = validation.architectures(body)
-    blob = await _store_zip(request, body)
-    await _prepare_layers(svc, blob.sha256, svc.functions.get(ref.name).latest.layers)
-    changes = {"code_sha256": blob.sha256, "code_size": blob.size}
+    changes = await _code(request, body)
+    await _prepare_layers(svc, changes, svc.functions.get(ref.name).latest.layers)
     if architectures:
         changes["architectures"] = architectures
     if body.boolean("DryRun"):

@@ -74,6 +74,8 @@ def build_env(
         env["_LAMBDALET_RUNTIME_FRAMES"] = "1"  # our bootstrap's faster Runtime API (invoke/frames.py)
         if opt_dir != OPT:  # where our bootstrap finds /opt/python (the process backend's /opt)
             env["_LAMBDALET_OPT_DIR"] = opt_dir
+        if config.hot_reload_dir:  # no bytecode caching in a directory that changes under us
+            env["_LAMBDALET_HOT_RELOAD"] = "1"
     return env
 
 

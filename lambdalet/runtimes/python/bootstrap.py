@@ -342,6 +342,11 @@ def setup_paths(task_root, sdk_path):
     sys.path[:0] = [p for p in front if p not in sys.path]
     if sdk_path:
         sys.path.append(sdk_path)
+    if os.environ.pop("_LAMBDALET_HOT_RELOAD", None):
+        # Code read live from a directory: never trust a __pycache__ there (a .pyc of the previous
+        # edit looks current when the size matches and the mtime is the same second), never write one.
+        sys.dont_write_bytecode = True
+        sys.pycache_prefix = os.path.join(os.environ.get("TMPDIR", "/tmp"), ".lambdalet-no-pycache")
     runtime_lib = os.path.join(os.environ.get("LAMBDA_RUNTIME_DIR", ""), "python", "lib")
     if os.path.isdir(runtime_lib):  # runtime-provided modules, e.g. snapshot_restore_py
         sys.path.append(runtime_lib)
