@@ -50,11 +50,15 @@ def event_config_key(qualifier: str | None) -> str:
 
 class FunctionRegistry:
     def __init__(self, store: FunctionStore, arns: Arns, limiter: ConcurrencyLimiter,
-                 on_change: Callable[[str, str | None], None]) -> None:
+                 on_change: Callable[[str, str | None], None],
+                 on_delete: Callable[[str, str | None], None] | None = None) -> None:
         self._store = store
         self._arns = arns
         self._limiter = limiter
         self._on_change = on_change
+        #: Called with (name, None) when a function is deleted, (name, version) or (name, alias)
+        #: when one of its versions or aliases is.
+        self._on_delete = on_delete
         self._by_name: dict[str, Function] = {}
         self._by_url_id: dict[str, tuple[str, str]] = {}  # a function URL's id → (function, qualifier)
         self._write_lock = asyncio.Lock()
@@ -233,6 +237,8 @@ class FunctionRegistry:
             function = self.get(name)
             del function.aliases[alias_name]
             self._forget_url(function, alias_name)
+        if self._on_delete is not None:
+            self._on_delete(name, alias_name)
 
     def hot_reload_users(self) -> list[tuple[str, str]]:
         """(function, directory) for every version whose code is a hot-reload directory."""
@@ -303,6 +309,8 @@ class FunctionRegistry:
             await asyncio.to_thread(self._store.delete_version, name, version)
             del function.versions[version]
         self._on_change(name, version)
+        if self._on_delete is not None:
+            self._on_delete(name, version)
 
     async def delete(self, name: str) -> None:
         async with self._write_lock:
@@ -313,6 +321,8 @@ class FunctionRegistry:
                 self._forget_url(function, qualifier)
             self._limiter.reserve(name, None)
         self._on_change(name, None)
+        if self._on_delete is not None:
+            self._on_delete(name, None)
 
     def reserved_concurrency(self, name: str) -> int | None:
         self.get(name)

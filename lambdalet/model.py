@@ -48,6 +48,11 @@ class FunctionRef:
     region: str | None = None
 
 
+def alias_of(qualifier: str | None) -> str:
+    """The alias a qualifier names; "" when it names $LATEST, a version or nothing."""
+    return "" if not qualifier or qualifier == LATEST or qualifier.isdigit() else qualifier
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_function_name(raw: str) -> FunctionRef:
     """Parse a bare name, `name:qualifier`, a partial ARN or a full ARN (as Lambda accepts them).

@@ -37,6 +37,7 @@ from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.runtime_api import RuntimeApiServer
 from lambdalet.layers import LayerRegistry
 from lambdalet.logs import LogStore
+from lambdalet.metrics import Metrics, PlatformCollector
 from lambdalet.model import LATEST, Arns, FunctionConfig
 from lambdalet.runtimes.python_sdk import prepare_python_sdk
 from lambdalet.runtimes.registry import RuntimeRegistry
@@ -68,6 +69,8 @@ class Services:
     layers: LayerRegistry
     layer_dirs: LayerDirs
     hot_reload: HotReloader
+    metrics: Metrics
+    platform_metrics: PlatformCollector
 
 
 async def build_services(settings: Settings) -> Services:
@@ -116,7 +119,8 @@ async def build_services(settings: Settings) -> Services:
     budget = MemoryBudget(settings.memory_budget_mb or default_memory_budget_mb())
     limiter = ConcurrencyLimiter(settings.account_concurrency, settings.unreserved_concurrency_min)
     pools = Pools(new_environment, settings.keep_alive, budget, on_retire=retire_snapshot)
-    invoker = Invoker(pools, limiter)
+    metrics = Metrics()
+    invoker = Invoker(pools, limiter, metrics)
     engine = make_engine(settings.resolved_database_url)
     store = FunctionStore(engine)
 
@@ -124,8 +128,10 @@ async def build_services(settings: Settings) -> Services:
         pools.retire_function(name, version)
         reloader.sync()
 
-    registry = FunctionRegistry(store, arns, limiter, on_change=changed)
+    registry = FunctionRegistry(store, arns, limiter, on_change=changed, on_delete=metrics.forget)
     reloader = HotReloader(registry.hot_reload_users, retire=pools.retire_function)
+    platform_metrics = PlatformCollector(pools, limiter, registry, sandbox)
+    metrics.registry.register(platform_metrics)
     await registry.load()
     reloader.sync()
     layers = LayerRegistry(LayerStore(engine), arns)
@@ -139,7 +145,7 @@ async def build_services(settings: Settings) -> Services:
                        backoff_scale=settings.async_backoff_scale)
     await queue.start()
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
-                    layers, layer_dirs, reloader)
+                    layers, layer_dirs, reloader, metrics, platform_metrics)
 
 
 async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) -> None:
@@ -169,6 +175,16 @@ async def status(request: web.Request) -> web.Response:
     })
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition (`lambdalet/metrics.py`, `docs/metrics.md`)."""
+    svc: Services = request.app[SERVICES]  # type: ignore[assignment]
+    svc.platform_metrics.queue_depth = await asyncio.to_thread(svc.queue.depth)
+    body, content_type = svc.metrics.expose(request.headers.get("Accept"))
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[lambda_errors, url_requests.route_by_host], client_max_size=MAX_REQUEST_BYTES)
     app.add_routes(functions_api.routes())
@@ -183,7 +199,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(function_urls_api.routes())
     app.add_routes(url_requests.routes())
     app.add_routes(layers_api.routes())
-    app.add_routes([web.get("/_lambdalet/status", status)])
+    app.add_routes([web.get("/_lambdalet/status", status), web.get("/metrics", metrics)])
 
     async def startup(app: web.Application) -> None:
         services = await build_services(settings)

@@ -18,6 +18,7 @@ from lambdalet import logs
 from lambdalet.api.common import function_ref, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException
 from lambdalet.invoke.types import Invocation, new_request_id
+from lambdalet.model import alias_of
 from lambdalet.store.events import QueuedEvent
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -82,7 +83,8 @@ async def invoke(request: web.Request) -> web.Response:
     request["request_id"] = request_id
     invoked_arn = svc.arns.function(ref.name, qual)
     invocation = Invocation(request_id, payload, invoked_arn,
-                            client_context=client_context if invocation_type == "RequestResponse" else None)
+                            client_context=client_context if invocation_type == "RequestResponse" else None,
+                            alias=alias_of(qual))
     if invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
         await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time()))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})

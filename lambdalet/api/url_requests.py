@@ -18,7 +18,7 @@ import json
 import random
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
@@ -26,6 +26,9 @@ from aiohttp import web
 from lambdalet.api.common import services
 from lambdalet.errors import LambdaError
 from lambdalet.invoke.types import Invocation, new_request_id
+
+if TYPE_CHECKING:
+    from lambdalet.server import Services
 
 HOST_MARKER = ".lambda-url."
 PATH_PREFIX = "/lambda-url/"
@@ -66,6 +69,13 @@ async def serve(request: web.Request, url_id: str, raw_path: str) -> web.StreamR
     if target is None:
         return _error(403, "AccessDeniedException", None)
     name, qual = target
+    response = await _serve(request, svc, url_id, raw_path, name, qual)
+    svc.metrics.url_request(name, qual, response.status)
+    return response
+
+
+async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: str, name: str, qual: str
+                 ) -> web.StreamResponse:
     url_config = svc.functions.get(name).urls[qual]
     if url_config["AuthType"] == "AWS_IAM" and not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256"):
         return _error(403, "AccessDeniedException", "Forbidden. For troubleshooting Function URL authorization "
@@ -84,7 +94,8 @@ async def serve(request: web.Request, url_id: str, raw_path: str) -> web.StreamR
     event = build_event(request, url_id=url_id, raw_path=raw_path, body=body, request_id=request_id,
                         account=svc.arns.account if url_config["AuthType"] == "AWS_IAM" else None)
     config = svc.functions.config(name, qual or None, draw=random.random())
-    invocation = Invocation(request_id, json.dumps(event).encode(), svc.arns.function(name, qual or None))
+    invocation = Invocation(request_id, json.dumps(event).encode(), svc.arns.function(name, qual or None),
+                            alias=qual)
     try:
         result = await svc.invoker.invoke(config, invocation)
     except LambdaError as exc:  # throttled, or no room in the memory budget

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Callable
 from lambdalet.errors import LambdaError, ResourceNotFoundException
 from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
-from lambdalet.model import LATEST, parse_function_name
+from lambdalet.model import LATEST, alias_of, parse_function_name
 from lambdalet.store.events import EventStore, QueuedEvent
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ class AsyncQueue:
             await self._give_up(event, "EventAgeExceeded", settings, config.dead_letter_target)
             return
         progress = self._progress.setdefault(event.request_id, Progress())
-        invocation = Invocation(event.request_id, event.payload, event.invoked_arn)
+        invocation = Invocation(event.request_id, event.payload, event.invoked_arn, alias=alias_of(event.qualifier))
         try:
             result = await self._invoker.invoke(config, invocation)
         except LambdaError as exc:  # throttled (TooManyRequestsException), or the platform could not run it

@@ -251,7 +251,7 @@ class Environment:
             self._current = None
             self._pending = None
         # Every path that resolves a result (response, error, timeout, exit) drained the output first.
-        duration_ms = (time.monotonic() - self._delivered_at) * 1000
+        duration_ms = invocation.duration_ms = (time.monotonic() - self._delivered_at) * 1000
         peak_mb = self._peak_memory()
         if peak_mb > self.config.memory_size and result.error_type is None:
             result = self._out_of_memory(invocation)

@@ -2,38 +2,60 @@
 
 Synchronous invokes await it directly; asynchronous ones reach it through the durable queue
 (`lambdalet/events/async_queue.py`), so both share the concurrency limits and the warm pools.
+Every outcome is counted here, where it is known (`lambdalet/metrics.py`): a throttle, a cold
+start and its init, the invocation itself with its duration and whether it was a function error.
 """
 
 from __future__ import annotations
 
 import logging
 
+from lambdalet.errors import TooManyRequestsException
 from lambdalet.invoke.environment import InitFailure
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.types import Invocation, InvocationResult
+from lambdalet.metrics import Metrics
 from lambdalet.model import FunctionConfig
 
 log = logging.getLogger(__name__)
 
 
 class Invoker:
-    def __init__(self, pools: Pools, limiter: ConcurrencyLimiter) -> None:
+    def __init__(self, pools: Pools, limiter: ConcurrencyLimiter, metrics: Metrics | None = None) -> None:
         self.pools = pools
         self.limiter = limiter
+        self.metrics = metrics or Metrics()
 
     async def invoke(self, config: FunctionConfig, invocation: Invocation) -> InvocationResult:
         """Run one invocation; raises TooManyRequestsException when a limit throttles it."""
-        lease = self.limiter.acquire(config.name)
+        counted = self.metrics.of(config, invocation.alias)
+        try:
+            lease = self.limiter.acquire(config.name)
+        except TooManyRequestsException:
+            counted.throttles.inc()
+            raise
+        counted.concurrent.inc()
         try:
             pool = self.pools.for_config(config)
             try:
-                env, _cold = await pool.acquire()
+                env, cold = await pool.acquire()
             except InitFailure as failure:
-                return failure.result_for(invocation)
+                counted.cold_start(failure.env.init_ms)
+                result = failure.result_for(invocation)
+                counted.finished(result, 0.0)
+                return result
+            except TooManyRequestsException:  # no room in the host's memory budget for a new environment
+                counted.throttles.inc()
+                raise
+            if cold:
+                counted.cold_start(env.init_ms)
             try:
-                return await env.invoke(invocation)
+                result = await env.invoke(invocation)
             finally:
                 pool.release(env)
+            counted.finished(result, invocation.duration_ms)
+            return result
         finally:
+            counted.concurrent.dec()
             lease.release()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from lambdalet.invoke.environment import Environment, EnvState, InitFailure
@@ -30,6 +30,15 @@ class Provisioning:
     status: str = "IN_PROGRESS"
     reason: str | None = None
     task: "asyncio.Task[None] | None" = None
+
+
+@dataclass
+class Census:
+    """How many environments one function version has, by state, and how many are provisioned."""
+
+    states: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("starting", "idle", "busy", "stopping"), 0))
+    provisioned: int = 0
+    provisioned_busy: int = 0
 
 
 class WarmPool:
@@ -154,6 +163,17 @@ class WarmPool:
                 counts[env.state.value] += 1
         return counts
 
+    def census(self, into: "Census") -> None:
+        """Add this pool's environments to `into` (a scrape-time count; walks every environment)."""
+        for env in self._all:
+            state = env.state.value
+            if state in into.states:
+                into.states[state] += 1
+            if env.provisioned and env.state is not EnvState.GONE and env.state is not EnvState.STOPPING:
+                into.provisioned += 1
+                if env.state is EnvState.BUSY:
+                    into.provisioned_busy += 1
+
     def oldest_idle(self) -> Environment | None:
         return self._idle[0] if self._idle else None
 
@@ -234,6 +254,13 @@ class Pools:
             into = totals.setdefault(pool.config.name, {"starting": 0, "idle": 0, "busy": 0})
             for state, n in pool.counts().items():
                 into[state] += n
+        return totals
+
+    def census(self) -> dict[tuple[str, str], Census]:
+        """Environments by (function, version), retired configurations included (for /metrics)."""
+        totals: dict[tuple[str, str], Census] = {}
+        for pool in [*self._pools.values(), *self._retired]:
+            pool.census(totals.setdefault((pool.config.name, pool.config.version), Census()))
         return totals
 
     def start_reaper(self) -> None:

@@ -34,6 +34,10 @@ class Invocation:
     log_lines: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT))
     result: "asyncio.Future[InvocationResult] | None" = None
     delivered: bool = False
+    #: The alias the caller invoked through ("" for none): a label of the invocation's metrics.
+    alias: str = ""
+    #: REPORT's Duration, set when the invocation ends.
+    duration_ms: float = 0.0
 
     def next_headers(self) -> dict[str, str]:
         """What the Runtime API's /next tells the runtime about this invocation (as HTTP headers)."""

@@ -81,6 +81,17 @@ class ExitStatus:
 ExitCallback = Callable[[ExitStatus], None]
 
 
+@dataclass
+class SandboxCounters:
+    """What a backend counts about itself (plain integers; `/metrics` reads them when scraped)."""
+
+    starts: int = 0  # runtime processes asked for
+    start_failures: int = 0  # ... that the backend could not start (a function's init error is not one)
+    zygote_starts: int = 0
+    zygote_start_failures: int = 0
+    zygote_exits: int = 0  # zygotes that died while in use
+
+
 def peak_rss_mb(pid: int) -> int | None:
     """A live process's peak resident memory (VmHWM) in MB, or None once it is gone."""
     try:
@@ -123,6 +134,10 @@ class SandboxProcess(ABC):
 class SandboxBackend(ABC):
     name: str
     isolates: bool
+    counts: SandboxCounters
+
+    def __init__(self) -> None:
+        self.counts = SandboxCounters()
 
     @abstractmethod
     def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout: ...

@@ -37,9 +37,10 @@ class ZygoteDied(RuntimeError):
 
 
 class ForkServer:
-    def __init__(self, interpreter: str, bootstrap: Path | None) -> None:
+    def __init__(self, interpreter: str, bootstrap: Path | None, on_died: Callable[[], None] | None = None) -> None:
         self.interpreter = interpreter
         self.bootstrap = bootstrap
+        self._on_died = on_died  # called when a zygote that was ready exits without being stopped
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._listeners: dict[int, ExitListener] = {}
@@ -135,7 +136,11 @@ class ForkServer:
         if not self.alive:
             return
         log.error("zygote for %s exited; its environments are gone", self.interpreter)
+        was_ready = self._ready is not None and self._ready.done() and not self._ready.cancelled() \
+            and self._ready.exception() is None
         self.stop()
+        if was_ready and self._on_died is not None:
+            self._on_died()
 
     def stop(self) -> None:
         self.alive = False

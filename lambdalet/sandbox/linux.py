@@ -67,6 +67,7 @@ class LinuxSandbox(SandboxBackend):
 
     def __init__(self, data_dir: Path, sdk: PythonSdk | None, *, uid: int, max_parallel_starts: int,
                  mb_per_vcpu: int, isolate_network: bool = False) -> None:
+        super().__init__()
         self.sdk = sdk
         self.uid = uid
         self.isolate_network = isolate_network
@@ -89,6 +90,16 @@ class LinuxSandbox(SandboxBackend):
                       runtime_api=f"127.0.0.1:{RUNTIME_API_PORT}" if self.isolate_network else None)
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
+        self.counts.starts += 1
+        try:
+            return await self._start(spec)
+        except TemplateInitFailed:  # the function's own init failed: not the sandbox's failure
+            raise
+        except Exception:
+            self.counts.start_failures += 1
+            raise
+
+    async def _start(self, spec: SandboxSpec) -> SandboxProcess:
         if spec.snapshot_key is not None:
             return await self._restore(spec)
         async with self._starts:
@@ -210,11 +221,19 @@ class LinuxSandbox(SandboxBackend):
         async def start() -> ForkServer:
             exec_only = key.startswith(EXEC_ZYGOTE)
             interpreter = os.path.realpath(sys.executable) if exec_only else key
-            zygote = ForkServer(interpreter, None if exec_only else BOOTSTRAP_PY)
-            await zygote.start()
+            zygote = ForkServer(interpreter, None if exec_only else BOOTSTRAP_PY, on_died=self._zygote_died)
+            self.counts.zygote_starts += 1
+            try:
+                await zygote.start()
+            except Exception:
+                self.counts.zygote_start_failures += 1
+                raise
             return zygote
 
         return await self._zygote_starts.get(key, lambda zygote: zygote.alive, start)
+
+    def _zygote_died(self) -> None:
+        self.counts.zygote_exits += 1
 
     async def close(self) -> None:
         for template in self._template_starts.values():

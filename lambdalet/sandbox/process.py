@@ -47,6 +47,7 @@ class ProcessSandbox(SandboxBackend):
     isolates = False
 
     def __init__(self, root: Path, sdk: PythonSdk | None = None) -> None:
+        super().__init__()
         self.root = root
         self.sdk_dir = str(sdk.path) if sdk is not None else None
         # fork+exec takes ~10-30 ms of a busy server: done off the event loop, by one thread that
@@ -88,7 +89,12 @@ class ProcessSandbox(SandboxBackend):
             preexec_fn=confine,
             close_fds=True,
         )
-        proc = await asyncio.get_running_loop().run_in_executor(self._spawner, popen)
+        self.counts.starts += 1
+        try:
+            proc = await asyncio.get_running_loop().run_in_executor(self._spawner, popen)
+        except Exception:
+            self.counts.start_failures += 1
+            raise
         return ChildProcess(proc, tmp.parent)
 
     async def close(self) -> None:
