@@ -83,7 +83,12 @@ class ForkServer:
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         message = json.dumps({"id": request_id, "generic": generic, "spec": spec}).encode()
-        self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        try:
+            self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        except (BrokenPipeError, ConnectionResetError):
+            self._pending.pop(request_id, None)
+            self._died()
+            raise ZygoteDied("the zygote is not running") from None
         return await future
 
     def watch(self, pid: int, listener: ExitListener) -> None:

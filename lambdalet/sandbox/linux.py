@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 from lambdalet.runtimes.python_sdk import PythonSdk
 from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
 from lambdalet.sandbox.cgroups import Cgroups, EnvironmentCgroup
-from lambdalet.sandbox.forkserver import ForkServer
+from lambdalet.sandbox.forkserver import ForkServer, ZygoteDied
 from lambdalet.sandbox.templates import SnapshotTemplate, TemplateChild, TemplateInitFailed
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,11 @@ class LinuxSandbox(SandboxBackend):
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
         self.counts.starts += 1
         try:
-            return await self._start(spec)
+            try:
+                return await self._start(spec)
+            except ZygoteDied:  # it died under this start (killed, OOM): the next start makes a new one
+                log.warning("the zygote died while starting %s; trying once more with a new one", spec.env_id)
+                return await self._start(spec)
         except TemplateInitFailed:  # the function's own init failed: not the sandbox's failure
             raise
         except Exception:
