@@ -25,10 +25,19 @@ from lambdalet import packaging
 DEFAULT_ENDPOINT = "http://127.0.0.1:9001"
 DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lambdalet"
 SHOW_PROGRESS_BYTES = 1024 * 1024
+ENDPOINT_KEY = "lambdalet.endpoint_url"
 
 
-def _endpoint(explicit: str | None) -> str:
-    return explicit or os.environ.get("AWS_ENDPOINT_URL_LAMBDA") or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT
+def _endpoint(explicit: str | None, service: str = "lambda") -> str:
+    """--endpoint-url, else botocore's AWS_ENDPOINT_URL_<SERVICE> (for `logs`, the Lambda one next:
+    Lambdalet serves both on one port), else AWS_ENDPOINT_URL, else the local default."""
+    if explicit:
+        return explicit
+    names = [f"AWS_ENDPOINT_URL_{service.upper()}"] + (["AWS_ENDPOINT_URL_LAMBDA"] if service != "lambda" else [])
+    for name in (*names, "AWS_ENDPOINT_URL"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return DEFAULT_ENDPOINT
 
 
 def _has_credentials() -> bool:
@@ -37,12 +46,21 @@ def _has_credentials() -> bool:
 
 
 def lambda_client(endpoint_url: str | None) -> Any:
+    return aws_client("lambda", endpoint_url)
+
+
+def logs_client() -> Any:
+    """A CloudWatch Logs client for the endpoint of the running `api_command`."""
+    return aws_client("logs", click.get_current_context().meta.get(ENDPOINT_KEY))
+
+
+def aws_client(service: str, endpoint_url: str | None) -> Any:
     import boto3  # imported here: `lambdalet server` never needs it
     from botocore.config import Config
 
     session = boto3.session.Session()
     credentials = {} if _has_credentials() else {"aws_access_key_id": "lambdalet", "aws_secret_access_key": "lambdalet"}
-    return session.client("lambda", endpoint_url=_endpoint(endpoint_url), region_name=session.region_name or "us-east-1",
+    return session.client(service, endpoint_url=_endpoint(endpoint_url, service), region_name=session.region_name or "us-east-1",
                           config=Config(retries={"mode": "standard", "max_attempts": 2}, read_timeout=960,
                                         connect_timeout=5), **credentials)
 
@@ -56,6 +74,7 @@ def api_command(function: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, endpoint_url: str | None, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+        click.get_current_context().meta[ENDPOINT_KEY] = endpoint_url
         try:
             return function(*args, client=lambda_client(endpoint_url), **kwargs)
         except ClientError as exc:
@@ -278,4 +297,82 @@ def remove(names: tuple[str, ...], client: Any) -> None:
         raise click.ClickException(f"no such function: {', '.join(missing)}")
 
 
-COMMANDS = (deploy, invoke, list_functions, remove)
+SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _since_ms(since: str) -> int:
+    """`10m`, `2h`, `30s`, `1d`, `1w` ago, or an ISO 8601 time (UTC unless it says otherwise)."""
+    match = SINCE.match(since.strip())
+    if match:
+        return int((time.time() - float(match.group(1)) * SECONDS[match.group(2)]) * 1000)
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("use e.g. 10m, 2h, 1d or an ISO time like 2024-05-01T12:00", param_hint="--since") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _show_event(event: dict) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event["timestamp"] / 1000))
+    for line in event["message"].rstrip("\n").split("\n"):
+        click.echo(f"{stamp}.{event['timestamp'] % 1000:03d}Z {line}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines as they are written, until Ctrl-C.")
+@click.option("--since", default="10m", show_default=True, metavar="WHEN",
+              help="Start this long ago (30s, 10m, 2h, 1d) or at an ISO time.")
+@click.option("--filter", "filter_pattern", metavar="TEXT",
+              help='CloudWatch filter pattern: terms that must all occur, "a phrase", ?either ?or, -not.')
+@click.option("--poll", default=0.5, show_default=True, type=click.FloatRange(0.05, 60), hidden=True,
+              help="Seconds between polls with --follow.")
+@api_command
+def logs(name: str, follow: bool, since: str, filter_pattern: str | None, poll: float, client: Any) -> None:
+    """Print function NAME's logs (its log group, every stream interleaved by time).
+
+    Reads CloudWatch Logs' API (FilterLogEvents) at the same endpoint as the Lambda API, or at
+    $AWS_ENDPOINT_URL_LOGS. The log group is the function's LoggingConfig.LogGroup.
+    """
+    try:
+        group = client.get_function_configuration(FunctionName=name).get("LoggingConfig", {}).get("LogGroup")
+    except client.exceptions.ResourceNotFoundException:
+        group = None  # a deleted function's logs stay readable, as on AWS
+    group = group or f"/aws/lambda/{name}"
+    reader = logs_client()
+    params: dict[str, Any] = {"logGroupName": group, "startTime": _since_ms(since), "interleaved": True}
+    if filter_pattern:
+        params["filterPattern"] = filter_pattern
+    seen: set[str] = set()  # event ids at the newest timestamp printed, which the next poll reads again
+    try:
+        while True:
+            try:
+                response = reader.filter_log_events(**params)
+            except reader.exceptions.ResourceNotFoundException:
+                if not follow:
+                    raise click.ClickException(f"no logs yet for {name} (log group {group})") from None
+                response = {"events": []}
+            for event in response.get("events", []):
+                if event["eventId"] in seen:
+                    continue
+                _show_event(event)
+                if event["timestamp"] > params["startTime"]:
+                    params["startTime"], seen = event["timestamp"], set()
+                seen.add(event["eventId"])
+            if response.get("nextToken"):
+                params["nextToken"] = response["nextToken"]
+                continue
+            params.pop("nextToken", None)
+            if not follow:
+                return
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        return
+
+
+COMMANDS = (deploy, invoke, list_functions, remove, logs)

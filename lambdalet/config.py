@@ -83,6 +83,10 @@ class Settings:
     runtime_api_host: str = knob(
         "127.0.0.1", "Address each environment's Runtime API listens on (AWS_LAMBDA_RUNTIME_API)."
     )
+    log_retention_sweep_interval: float = knob(
+        600.0, "Seconds between sweeps that delete function log events older than their log group's "
+        "retention (PutRetentionPolicy). Reads never return such events, swept or not."
+    )
     log_level: str = knob("info", "Server log level: debug, info, warning or error.")
 
     def __post_init__(self) -> None:

@@ -247,6 +247,11 @@ class FunctionConfig:
     layers: tuple[FunctionLayer, ...] = ()
     #: Hot reload: the host directory the code is read from, live, instead of a zip ("" for a zip).
     hot_reload_dir: str = ""
+    #: LoggingConfig: "Text" or "JSON"; the levels only with JSON ("" otherwise); "" = /aws/lambda/<name>.
+    log_format: str = "Text"
+    application_log_level: str = ""
+    system_log_level: str = ""
+    log_group: str = ""
     #: A published version: the RevisionId of $LATEST it was published from (the no-op rule).
     source_revision: str = ""
     revision_id: str = field(default_factory=new_revision_id)
@@ -270,6 +275,19 @@ class FunctionConfig:
         values["architectures"] = tuple(values.get("architectures", ("x86_64",)))
         values["layers"] = tuple(FunctionLayer(**layer) for layer in values.get("layers", ()))
         return cls(**values)
+
+    @property
+    def log_group_name(self) -> str:
+        return self.log_group or f"/aws/lambda/{self.name}"
+
+    def logging_config(self) -> dict[str, str]:
+        """LoggingConfig as Lambda echoes it: the levels only with the JSON format."""
+        config = {"LogFormat": self.log_format}
+        if self.log_format == "JSON":
+            config["ApplicationLogLevel"] = self.application_log_level or "INFO"
+            config["SystemLogLevel"] = self.system_log_level or "INFO"
+        config["LogGroup"] = self.log_group_name
+        return config
 
     def to_api(self, arns: Arns) -> dict[str, Any]:
         """The FunctionConfiguration shape of Lambda's API."""
@@ -297,7 +315,7 @@ class FunctionConfig:
             "SnapStart": {"ApplyOn": self.snap_start,
                           "OptimizationStatus": "On" if self.snap_start == "PublishedVersions" else "Off"},
             "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(arns.region, self.runtime)},
-            "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{self.name}"},
+            "LoggingConfig": self.logging_config(),
         }
         if self.environment:
             config["Environment"] = {"Variables": dict(self.environment)}

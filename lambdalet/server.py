@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from lambdalet.api import aliases as aliases_api
+from lambdalet.api import cloudwatch_logs as cloudwatch_logs_api
 from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import event_invoke_config as event_invoke_config_api
 from lambdalet.api import function_urls as function_urls_api
@@ -36,6 +37,7 @@ from lambdalet.invoke.leases import ConcurrencyLimiter, MemoryBudget, default_me
 from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.runtime_api import RuntimeApiServer
 from lambdalet.layers import LayerRegistry
+from lambdalet.log_groups import LogReader
 from lambdalet.logs import LogStore
 from lambdalet.metrics import Metrics, PlatformCollector
 from lambdalet.model import LATEST, Arns, FunctionConfig
@@ -71,6 +73,8 @@ class Services:
     hot_reload: HotReloader
     metrics: Metrics
     platform_metrics: PlatformCollector
+    logs: LogStore
+    retention_sweeper: "asyncio.Task[None] | None" = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -144,8 +148,24 @@ async def build_services(settings: Settings) -> Services:
     queue = AsyncQueue(EventStore(engine), registry, invoker, workers=settings.async_workers,
                        backoff_scale=settings.async_backoff_scale)
     await queue.start()
+    sweeper = asyncio.create_task(sweep_retention(log_store, settings.log_retention_sweep_interval))
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
-                    layers, layer_dirs, reloader, metrics, platform_metrics)
+                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, sweeper)
+
+
+async def sweep_retention(store: LogStore, interval: float) -> None:
+    """Every `interval` seconds, remove log events past their group's retention from disk (readers
+    never return them anyway)."""
+    reader = LogReader(store)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            store.flush_all()
+            changed = await asyncio.to_thread(reader.sweep, set(store.live))
+            if changed:
+                log.info("log retention: %d stream file(s) trimmed or removed", changed)
+        except Exception:  # never let one bad file stop the sweeps
+            log.exception("log retention sweep failed")
 
 
 async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) -> None:
@@ -199,6 +219,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(function_urls_api.routes())
     app.add_routes(url_requests.routes())
     app.add_routes(layers_api.routes())
+    app.add_routes(cloudwatch_logs_api.routes())  # POST / with X-Amz-Target: Logs_20140328.*
     app.add_routes([web.get("/_lambdalet/status", status), web.get("/metrics", metrics)])
 
     async def startup(app: web.Application) -> None:
@@ -210,7 +231,10 @@ def create_app(settings: Settings) -> web.Application:
         services: Services = app[SERVICES]  # type: ignore[assignment]
         await services.queue.shutdown()
         await services.hot_reload.close()
+        if services.retention_sweeper is not None:
+            services.retention_sweeper.cancel()
         await services.pools.shutdown()
+        services.logs.flush_all()
         await services.runtime_api.shutdown()
         await services.sandbox.close()
 

@@ -194,6 +194,51 @@ def tags(body: Body) -> dict[str, str] | None:
     return value
 
 
+LOG_GROUP = re.compile(r"^[\.\-_/#A-Za-z0-9]+$")
+LOG_FORMATS = ("JSON", "Text")
+APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+
+
+def logging_config(body: Body, current: dict[str, str] | None) -> dict[str, str] | None:
+    """LoggingConfig: the members given replace the current ones; levels only with JSON, as on Lambda.
+
+    Returns the FunctionConfig fields (log_format, application_log_level, system_log_level, log_group).
+    """
+    struct = body.struct("LoggingConfig")
+    if struct is None:
+        return None
+    merged = dict(current or {"log_format": "Text", "application_log_level": "", "system_log_level": "",
+                              "log_group": ""})
+
+    def enum(name: str, values: tuple[str, ...]) -> str | None:
+        value = struct.string(name)
+        if value is not None and value not in values:
+            raise constraint_error(value, struct.path(name), f"satisfy enum value set: [{', '.join(values)}]")
+        return value
+
+    log_format = enum("LogFormat", LOG_FORMATS)
+    app_level = enum("ApplicationLogLevel", APPLICATION_LOG_LEVELS)
+    system_level = enum("SystemLogLevel", SYSTEM_LOG_LEVELS)
+    group = struct.string("LogGroup", max_len=512, pattern=LOG_GROUP)
+    if group == "":
+        raise constraint_error(group, struct.path("LogGroup"), "have length greater than or equal to 1")
+    if log_format is not None:
+        merged["log_format"] = log_format
+    if merged["log_format"] == "Text":
+        if app_level or system_level:
+            raise InvalidParameterValueException(
+                'LogLevel is not supported when LogFormat is set to "Text". Remove LogLevel from your request '
+                'or change the LogFormat to "Json" and try again.')
+        merged["application_log_level"] = merged["system_log_level"] = ""
+    else:
+        merged["application_log_level"] = app_level or merged["application_log_level"] or "INFO"
+        merged["system_log_level"] = system_level or merged["system_log_level"] or "INFO"
+    if group is not None:
+        merged["log_group"] = group
+    return merged
+
+
 def refuse_unsupported_config(body: Body) -> None:
     """Configuration members that later issues implement; until then they must stay empty/default."""
     body.refuse_unless_default("VpcConfig", issue="VPC networking is not modelled")
@@ -201,5 +246,4 @@ def refuse_unsupported_config(body: Body) -> None:
     body.refuse_unless_default("FileSystemConfigs", issue="EFS is not modelled")
     body.refuse_unless_default("ImageConfig", issue="container images")
     body.refuse_unless_default("TracingConfig", {"Mode": "PassThrough"}, issue="X-Ray tracing is not modelled")
-    body.refuse_unless_default("LoggingConfig", {"LogFormat": "Text"}, issue="LoggingConfig")
     body.refuse_unless_default("CodeSigningConfigArn", issue="code signing is not modelled")

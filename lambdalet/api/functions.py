@@ -122,6 +122,12 @@ def _common_config(body: Body, svc, current: FunctionConfig | None) -> dict:
     dead_letter = body.struct("DeadLetterConfig")
     if dead_letter is not None:
         changes["dead_letter_target"] = check_dead_letter(dead_letter.string("TargetArn", ""))
+    current_logging = None if current is None else {
+        "log_format": current.log_format, "application_log_level": current.application_log_level,
+        "system_log_level": current.system_log_level, "log_group": current.log_group}
+    logging = validation.logging_config(body, current_logging)
+    if logging is not None:
+        changes.update(logging)
     if changes.get("snap_start", current.snap_start if current else "None") == "PublishedVersions":
         _check_snapstart(svc, changes.get("runtime") or (current.runtime if current else ""))
     validation.refuse_unsupported_config(body)

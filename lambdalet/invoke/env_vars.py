@@ -68,6 +68,9 @@ def build_env(
             "LAMBDA_RUNTIME_DIR": runtime_dir,
         }
     )
+    if config.log_format == "JSON":  # read by AWS's runtime clients and ours
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["AWS_LAMBDA_LOG_LEVEL"] = config.application_log_level or "INFO"
     if runtime.execution_env:
         env["AWS_EXECUTION_ENV"] = runtime.execution_env
     if runtime.is_python:

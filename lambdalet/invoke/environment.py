@@ -129,8 +129,9 @@ class Environment:
         self._delivered_at = 0.0
         self._out_buffer = b""
         self._init_lines: deque[str] = deque(maxlen=INIT_LINES_KEPT)
-        self.stream = log_store.open_stream(config.name, logs.stream_name(config.version, self.env_id))
-        self._log_group = log_store.group_name(config.name)
+        self._log_group = config.log_group_name
+        self.stream = log_store.open_stream(self._log_group, logs.stream_name(config.version, self.env_id))
+        self._format = logs.LogFormat(config.log_format, config.application_log_level, config.system_log_level)
 
     def __repr__(self) -> str:
         return f"<Environment {self.config.name}:{self.config.version} {self.env_id[:8]} {self.state.value}>"
@@ -167,9 +168,9 @@ class Environment:
             self._finish_stopping()
             raise InitFailure(self, exc.error_type, str(exc)) from None
         if self.runtime.version_label:
-            self._log(logs.init_start_line(self.runtime.version_label,
-                                           runtime_version_arn(self._region, self.config.runtime),
-                                           restore=self._snapshot_key is not None))
+            self._log(self._format.init_start(self.runtime.version_label,
+                                              runtime_version_arn(self._region, self.config.runtime),
+                                              restore=self._snapshot_key is not None))
         spec = SandboxSpec(self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
                            self.config.ephemeral_storage,
                            python_bootstrap=self.runtime.is_python and argv[0] == self.runtime.interpreter,
@@ -208,14 +209,14 @@ class Environment:
     def report_init_failure(self, invocation: Invocation, failure: InitFailure) -> InvocationResult:
         """Log and shape the error of an invocation whose environment failed to initialise."""
         invocation.log_lines.extend(self._init_lines)
-        self._log(logs.init_report_line(self.init_ms or 0.0, failure.status, failure.error_type))
-        self._log(logs.start_line(invocation.request_id, self.config.version), invocation)
+        self._log(self._format.init_report(self.init_ms or 0.0, failure.status, failure.error_type))
+        self._log(self._format.start(invocation.request_id, self.config.version), invocation)
         payload = failure.body or platform_error(invocation.request_id, failure.error_type, failure.message)
         if failure.body is None:
             self._log_error(invocation, failure.error_type, failure.message)
-        self._log(logs.end_line(invocation.request_id), invocation)
-        self._log(logs.report_line(invocation.request_id, 0.0, self.config.memory_size, self._peak_memory(),
-                                   init_ms=self.init_ms, status=failure.status, error_type=failure.error_type),
+        self._log(self._format.end(invocation.request_id), invocation)
+        self._log(self._format.report(invocation.request_id, 0.0, self.config.memory_size, self._peak_memory(),
+                                      init_ms=self.init_ms, status=failure.status, error_type=failure.error_type),
                   invocation)
         self.stream.flush()
         return InvocationResult(payload, function_error=True, status=failure.status, error_type=failure.error_type,
@@ -238,7 +239,7 @@ class Environment:
         started = time.monotonic()
         self._delivered_at = started
         invocation.deadline_ms = int(time.time() * 1000) + self.config.timeout * 1000
-        self._log(logs.start_line(invocation.request_id, self.config.version), invocation)
+        self._log(self._format.start(invocation.request_id, self.config.version), invocation)
         self._timer = self._loop.call_later(self.config.timeout, self._on_timeout, invocation)
         if self._next_waiter is not None and not self._next_waiter.done():
             self._hand_over(invocation, self._next_waiter)
@@ -255,14 +256,13 @@ class Environment:
         peak_mb = self._peak_memory()
         if peak_mb > self.config.memory_size and result.error_type is None:
             result = self._out_of_memory(invocation)
-        self._log(logs.end_line(invocation.request_id), invocation)
-        self._log(logs.report_line(
+        self._log(self._format.end(invocation.request_id), invocation)
+        self._log(self._format.report(
             invocation.request_id, duration_ms, self.config.memory_size, peak_mb,
             init_ms=self.init_ms if first else None, status=result.status, error_type=result.error_type,
             restore=self._snapshot_key is not None,
         ), invocation)
-        self.stream.flush()
-        return result
+        return result  # the log store's timer flushes the stream within ~50 ms
 
     def _out_of_memory(self, invocation: Invocation) -> InvocationResult:
         """The runtime's resident memory went past MemorySize: Lambda's out-of-memory failure."""
@@ -376,13 +376,21 @@ class Environment:
 
     # -- output and exit --------------------------------------------------------------------------
 
-    def _log(self, line: str, invocation: Invocation | None = None) -> None:
+    def _log(self, line: str | None, invocation: Invocation | None = None) -> None:
+        if line is None:  # a platform record SystemLogLevel filters out
+            return
         self.stream.write(line)
         target = invocation or self._current
         if target is not None:
             target.log_lines.append(line)
         else:
             self._init_lines.append(line)
+
+    def _log_output(self, line: str) -> None:
+        """A line the runtime wrote; with the JSON format, dropped when below ApplicationLogLevel."""
+        if self._format.filters_output and not self._format.keep_output(line):
+            return
+        self._log(line)
 
     def _read_output(self) -> None:
         if self._process is None:
@@ -400,7 +408,7 @@ class Environment:
         buffer = self._out_buffer + data
         *lines, self._out_buffer = buffer.split(b"\n")
         for line in lines:
-            self._log(line.decode("utf-8", errors="replace"))
+            self._log_output(line.decode("utf-8", errors="replace"))
 
     def _drain_output(self) -> None:
         """Read everything the runtime wrote before it answered, so logs land in the right invocation."""
@@ -417,12 +425,12 @@ class Environment:
             buffer = before + data
             *lines, self._out_buffer = buffer.split(b"\n")
             for line in lines:
-                self._log(line.decode("utf-8", errors="replace"))
+                self._log_output(line.decode("utf-8", errors="replace"))
         self._flush_partial_line()
 
     def _flush_partial_line(self) -> None:
         if self._out_buffer:
-            self._log(self._out_buffer.decode("utf-8", errors="replace"))
+            self._log_output(self._out_buffer.decode("utf-8", errors="replace"))
             self._out_buffer = b""
 
     def _peak_memory(self) -> int:

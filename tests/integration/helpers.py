@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable, TypeVar
+from urllib.parse import quote
 
 from conftest import ROLE, Server, make_zip
 
@@ -92,11 +93,11 @@ def environment_counts(server: Server, name: str) -> dict[str, int]:
 
 
 def function_logs(server: Server, name: str) -> str:
-    """Everything the server wrote under `<data-dir>/logs/<function-name>/`."""
-    log_dir = Path(server.data_dir) / "logs" / name
+    """Everything the server wrote in the log group `/aws/lambda/<name>` (`<data-dir>/logs/%2Faws%2Flambda%2F<name>/`)."""
+    log_dir = Path(server.data_dir) / "logs" / quote(f"/aws/lambda/{name}", safe="")
     if not log_dir.is_dir():
         return ""
-    return "".join(p.read_text(errors="replace") for p in sorted(log_dir.rglob("*")) if p.is_file())
+    return "".join(p.read_text(errors="replace") for p in sorted(log_dir.rglob("*.log")) if p.is_file())
 
 
 def create_python_function(client, name: str, code: str = ECHO_HANDLER, **kwargs) -> dict:

@@ -85,7 +85,35 @@ function writeOut(text) {
   }
 }
 
+// LoggingConfig JSON (AWS_LAMBDA_LOG_FORMAT): one JSON object per record, levels below
+// AWS_LAMBDA_LOG_LEVEL dropped, as AWS's Node.js runtime does.
+const LEVEL_ORDER = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
+const JSON_FORMAT = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+const MIN_LEVEL = JSON_FORMAT ? Math.max(0, LEVEL_ORDER.indexOf((process.env.AWS_LAMBDA_LOG_LEVEL || 'INFO').toUpperCase())) : 0;
+
+function jsonLine(level, args) {
+  const record = { timestamp: new Date().toISOString(), level, requestId: currentRequestId };
+  const error = args.length === 1 && args[0] instanceof Error ? args[0] : undefined;
+  if (error) {
+    record.message = { errorType: error.name, errorMessage: error.message, stackTrace: String(error.stack || '').split('\n') };
+    Object.assign(record, { errorType: error.name, errorMessage: error.message, stackTrace: record.message.stackTrace });
+  } else {
+    record.message = util.format(...args);
+  }
+  let text;
+  try {
+    text = JSON.stringify(record);
+  } catch (err) {
+    text = JSON.stringify({ ...record, message: String(record.message) });
+  }
+  writeOut(`${text}\n`);
+}
+
 function logLine(level, args) {
+  if (JSON_FORMAT) {
+    if (LEVEL_ORDER.indexOf(level) >= MIN_LEVEL) jsonLine(level, args);
+    return;
+  }
   const message = util.format(...args).replace(/\n/g, '\r');
   writeOut(`${new Date().toISOString()}\t${currentRequestId}\t${level}\t${message}\n`);
 }

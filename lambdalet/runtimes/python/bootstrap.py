@@ -299,8 +299,26 @@ def user_traceback(tb):
     return traceback.format_list(frames)
 
 
+JSON_FORMAT = False  # LoggingConfig.LogFormat JSON (AWS_LAMBDA_LOG_FORMAT), set by init()
+#: AWS_LAMBDA_LOG_LEVEL → the logging module's level (as awslambdaric maps it).
+PYTHON_LEVELS = {"TRACE": "DEBUG", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARNING", "ERROR": "ERROR",
+                 "FATAL": "CRITICAL"}
+#: LogRecord attributes that are not `extra=` fields (awslambdaric's list).
+RESERVED_FIELDS = frozenset((
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info", "exc_text",
+    "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread", "threadName",
+    "processName", "process", "aws_request_id", "tenant_id", "_frame_type", "taskName"))
+
+
+def iso_time(created):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + ".%03dZ" % (int(created * 1000) % 1000)
+
+
 def log_error(error):
     """One log record for an error: lines joined by \\r so the platform keeps it as one event."""
+    if JSON_FORMAT:
+        write_log(to_json({"timestamp": iso_time(time.time()), "level": "ERROR", **error}) + "\n")
+        return
     description = "[ERROR]"
     if error["errorType"]:
         description += f" {error['errorType']}:"
@@ -326,10 +344,36 @@ class LambdaLogHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record):
+        if JSON_FORMAT:
+            write_log(self.json_record(record) + "\n")
+            return
         created = time.gmtime(record.created)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", created) + ".%03dZ" % record.msecs
         message = self.format(record).replace("\n", "\r")
         write_log(f"[{record.levelname}]\t{stamp}\t{self.request_id}\t{message}\n")
+
+
+    def json_record(self, record):
+        """Lambda's JSON shape of a logging record (awslambdaric's JsonFormatter)."""
+        level = min(50, max(0, record.levelno)) // 10 * 10
+        result = {
+            "timestamp": iso_time(record.created),
+            "level": logging.getLevelName(level),
+            "message": record.getMessage(),
+            "logger": record.name,
+            "requestId": self.request_id or None,
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            import traceback
+
+            result["stackTrace"] = traceback.format_tb(record.exc_info[2])
+            result["errorType"] = record.exc_info[0].__name__
+            result["errorMessage"] = str(record.exc_info[1])
+            result["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
+        for key, value in record.__dict__.items():
+            if key not in RESERVED_FIELDS and key not in result:
+                result[key] = value
+        return json.dumps({k: v for k, v in result.items() if v is not None}, ensure_ascii=False, default=str)
 
 
 def setup_paths(task_root, sdk_path):
@@ -420,8 +464,14 @@ def init():
     sys.stderr.reconfigure(line_buffering=True)
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
     setup_paths(task_root, sys.argv[1] if len(sys.argv) > 1 else None)
+    global JSON_FORMAT
+    JSON_FORMAT = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
     log_handler = LambdaLogHandler()
-    logging.getLogger().addHandler(log_handler)
+    root = logging.getLogger()
+    root.addHandler(log_handler)
+    level = PYTHON_LEVELS.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper())
+    if level:
+        root.setLevel(level)
     return get_handler(os.environ["_HANDLER"]), log_handler
 
 
