@@ -20,6 +20,7 @@ from lambdalet.errors import (
 from lambdalet.events.async_queue import EventInvokeSettings
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
+from lambdalet.policies import apply_change
 from lambdalet.store.functions import FunctionStore
 
 
@@ -99,16 +100,8 @@ class FunctionRegistry:
                             change: Callable[[list[dict], str | None], list[dict]]) -> tuple[list[dict], str]:
         """Apply `change(statements, revision)` to one resource policy under the write lock."""
         async with self._write_lock:
-            function = self.get(name)
-            statements, revision = function.policies.get(qualifier, ([], None))
-            updated = change(list(statements), revision)
-            revision_id = new_revision_id()
-            await asyncio.to_thread(self._store.set_policy, name, qualifier, updated, revision_id)
-            if updated:
-                function.policies[qualifier] = (updated, revision_id)
-            else:
-                function.policies.pop(qualifier, None)
-            return updated, revision_id
+            return await apply_change(self.get(name).policies, qualifier, change,
+                                      lambda updated, revision: self._store.set_policy(name, qualifier, updated, revision))
 
     def provisioned_target(self, name: str, qualifier: str) -> FunctionConfig:
         """The published version a provisioned-concurrency config on `qualifier` keeps warm."""

@@ -19,10 +19,10 @@ from lambdalet.model import (
     Arns,
     FunctionLayer,
     LayerVersion,
-    new_revision_id,
     parse_layer_version_arn,
 )
 from lambdalet.store.blobs import MAX_UNZIPPED_BYTES
+from lambdalet.policies import apply_change
 from lambdalet.store.layers import LayerStore
 
 MAX_LAYERS_PER_FUNCTION = 5
@@ -95,16 +95,8 @@ class LayerRegistry:
         """Apply `change(statements, revision)` to one layer version's policy under the write lock."""
         async with self._write_lock:
             self.version(name, version, missing=f"Layer version {self._arns.layer(name, version)} does not exist.")
-            layer = self._by_name[name]
-            statements, revision = layer.policies.get(version, ([], None))
-            updated = change(list(statements), revision)
-            revision_id = new_revision_id()
-            await asyncio.to_thread(self._store.set_policy, name, version, updated, revision_id)
-            if updated:
-                layer.policies[version] = (updated, revision_id)
-            else:
-                layer.policies.pop(version, None)
-            return updated, revision_id
+            return await apply_change(self._by_name[name].policies, version, change,
+                                      lambda updated, revision: self._store.set_policy(name, version, updated, revision))
 
     def resolve(self, arns: list[str]) -> tuple[FunctionLayer, ...]:
         """A function's `Layers` (layer version ARNs, in order), checked as Lambda checks them."""

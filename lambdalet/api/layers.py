@@ -17,16 +17,10 @@ from aiohttp import web
 
 from lambdalet import validation
 from lambdalet.api.common import json_body, json_response, list_response, services
-from lambdalet.api.policy import POLICY_LIMIT, policy_document
-from lambdalet.errors import (
-    InvalidParameterValueException,
-    PolicyLengthExceededException,
-    ResourceConflictException,
-    ResourceNotFoundException,
-    check_revision,
-)
+from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.layers import NOT_FOUND, check_version_number
 from lambdalet.model import LayerVersion, parse_layer_name, parse_layer_version_arn
+from lambdalet.policies import adding, policy_document, removing
 from lambdalet.runtimes.registry import KNOWN_ELSEWHERE, SUPPORTED
 
 RUNTIMES = tuple(sorted(set(SUPPORTED + KNOWN_ELSEWHERE)))
@@ -205,19 +199,7 @@ async def add_layer_version_permission(request: web.Request) -> web.Response:
                        "Resource": svc.arns.layer(name, version)}
     if organization is not None:
         statement["Condition"] = {"StringEquals": {"aws:PrincipalOrgID": organization}}
-    revision = request.query.get("RevisionId")
-
-    def change(statements: list[dict], current: str | None) -> list[dict]:
-        check_revision(revision, current, read_with="GetLayerPolicy")
-        if any(existing["Sid"] == sid for existing in statements):
-            raise ResourceConflictException(
-                f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
-                "or remove the existing statement.")
-        updated = statements + [statement]
-        if len(json.dumps(policy_document(updated))) > POLICY_LIMIT:
-            raise PolicyLengthExceededException("The final policy size is bigger than the limit.")
-        return updated
-
+    change = adding(statement, request.query.get("RevisionId"), "GetLayerPolicy")
     _statements, revision_id = await svc.layers.change_policy(name, version, change)
     return json_response({"Statement": json.dumps(statement), "RevisionId": revision_id}, status=201)
 
@@ -225,16 +207,7 @@ async def add_layer_version_permission(request: web.Request) -> web.Response:
 async def remove_layer_version_permission(request: web.Request) -> web.Response:
     svc = services(request)
     name, version = _layer_name(request), _version_number(request)
-    sid = request.match_info["statement_id"]
-    revision = request.query.get("RevisionId")
-
-    def change(statements: list[dict], current: str | None) -> list[dict]:
-        check_revision(revision, current, read_with="GetLayerPolicy")
-        kept = [statement for statement in statements if statement["Sid"] != sid]
-        if len(kept) == len(statements):
-            raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
-        return kept
-
+    change = removing(request.match_info["statement_id"], request.query.get("RevisionId"), "GetLayerPolicy")
     await svc.layers.change_policy(name, version, change)
     return web.Response(status=204)
 

@@ -12,18 +12,12 @@ import re
 from aiohttp import web
 
 from lambdalet.api.common import function_ref, json_body, json_response, qualifier, services
-from lambdalet.errors import (
-    InvalidParameterValueException,
-    PolicyLengthExceededException,
-    ResourceConflictException,
-    ResourceNotFoundException,
-    check_revision,
-)
+from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.model import LATEST
+from lambdalet.policies import adding, policy_document, removing
 
 STATEMENT_ID = re.compile(r"^([a-zA-Z0-9-_.]+)$")
 ACTION = re.compile(r"^(lambda:[*]|lambda:[a-zA-Z]+|[*])$")
-POLICY_LIMIT = 20 * 1024
 
 
 def routes() -> list[web.RouteDef]:
@@ -78,36 +72,14 @@ async def add_permission(request: web.Request) -> web.Response:
             conditions.setdefault(operator, {})[key] = value
     if conditions:
         statement["Condition"] = conditions
-    revision = body.string("RevisionId")
-
-    def change(statements: list[dict], current: str | None) -> list[dict]:
-        check_revision(revision, current, read_with="GetPolicy")
-        if any(existing["Sid"] == sid for existing in statements):
-            raise ResourceConflictException(
-                f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
-                "or remove the existing statement.")
-        updated = statements + [statement]
-        if len(json.dumps(policy_document(updated))) > POLICY_LIMIT:
-            raise PolicyLengthExceededException("The final policy size is bigger than the limit.")
-        return updated
-
-    await svc.functions.change_policy(name, qual, change)
+    await svc.functions.change_policy(name, qual, adding(statement, body.string("RevisionId"), "GetPolicy"))
     return json_response({"Statement": json.dumps(statement)}, status=201)
 
 
 async def remove_permission(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
-    sid = request.match_info["statement_id"]
-    revision = request.query.get("RevisionId")
-
-    def change(statements: list[dict], current: str | None) -> list[dict]:
-        check_revision(revision, current, read_with="GetPolicy")
-        kept = [statement for statement in statements if statement["Sid"] != sid]
-        if len(kept) == len(statements):
-            raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
-        return kept
-
+    change = removing(request.match_info["statement_id"], request.query.get("RevisionId"), "GetPolicy")
     await svc.functions.change_policy(name, qual, change)
     return web.Response(status=204)
 
@@ -121,6 +93,3 @@ async def get_policy(request: web.Request) -> web.Response:
     statements, revision_id = policy
     return json_response({"Policy": json.dumps(policy_document(statements)), "RevisionId": revision_id})
 
-
-def policy_document(statements: list[dict]) -> dict:
-    return {"Version": "2012-10-17", "Id": "default", "Statement": statements}
