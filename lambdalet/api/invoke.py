@@ -82,13 +82,11 @@ async def invoke(request: web.Request) -> web.Response:
     request_id = new_request_id()
     request["request_id"] = request_id
     invoked_arn = svc.arns.function(ref.name, qual)
-    invocation = Invocation(request_id, payload, invoked_arn,
-                            client_context=client_context if invocation_type == "RequestResponse" else None,
-                            alias=alias_of(qual))
     if invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
         await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time()))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
+    invocation = Invocation(request_id, payload, invoked_arn, client_context=client_context, alias=alias_of(qual))
     result = await svc.invoker.invoke(config, invocation)
     headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.executed_version}
     if result.function_error:

@@ -3,7 +3,10 @@
 `enqueue` returns only once the event is committed to the database, so a 202 means "stored". Events
 arriving together are committed together (group commit), so acceptance is not bound by one commit
 per event. A dispatcher claims due events and runs them through the same invoker, concurrency
-limits and warm pools as synchronous calls, at most `workers` at a time:
+limits and warm pools as synchronous calls, at most `workers` at a time. Events this server has just
+committed are inserted already claimed and handed to the dispatcher in memory (up to a bound), so
+the hot path never reads them back; the database stays the durable record, and the dispatcher
+claims from it only what memory does not hold: overflow, retries that come due, and after a restart.
 
 - success: the event is deleted;
 - a function error: retried up to MaximumRetryAttempts (default 2), the first retry after 1 minute
@@ -24,6 +27,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -44,6 +48,14 @@ DEFAULT_MAX_AGE_S = 21600
 RETRY_DELAYS_S = (60.0, 120.0)  # after the first and the second failed attempt
 GROUP_COMMIT_MAX = 1000
 IDLE_POLL_S = 0.5
+# Finished events are deleted with the next batch of new ones, or after this long without one: a
+# transaction (and a wake-up of the database thread) of its own for every finished event would
+# cost the event loop as much as accepting one.
+DONE_FLUSH_DELAY_S = 0.1
+# Committed events waiting in memory for a worker; beyond this they wait in the database only
+# (inserted unclaimed, for any server's dispatcher to claim), so a backlog does not fill memory.
+READY_MAX_EVENTS = 10_000
+READY_MAX_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,10 @@ class AsyncQueue:
         self._clock = clock
         self._pending: list[tuple[QueuedEvent, asyncio.Future[None]]] = []
         self._done: list[str] = []  # deleted with the next batch: a crash before that only means a repeat
+        self._done_timer: asyncio.TimerHandle | None = None
+        self._ready: deque[QueuedEvent] = deque()  # committed, claimed by us, not yet started
+        self._ready_bytes = 0
+        self._next_poll = 0.0  # when the dispatcher next asks the database for due events (clock time)
         # One thread for all of the queue's database work: SQLite has one writer at a time anyway,
         # and contending threads only wait on its lock.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdalet-queue-db")
@@ -111,17 +127,27 @@ class AsyncQueue:
 
     def _mark_done(self, request_id: str) -> None:
         self._done.append(request_id)
+        if self._done_timer is None:
+            self._done_timer = asyncio.get_running_loop().call_later(DONE_FLUSH_DELAY_S, self._flush_done)
+
+    def _flush_done(self) -> None:
+        self._done_timer = None
         self._schedule_flush()
 
     async def _db_call(self, function: Callable, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
 
     async def _flush(self) -> None:
-        while self._pending or self._done:
+        while self._pending or (self._done and self._done_timer is None):
             batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
             done, self._done = self._done, []
+            events = [event for event, _ in batch]
+            size = sum(len(event.payload) for event in events)
+            # Claimed at insert, then handed over in memory: the dispatcher need not read them back.
+            keep = (len(self._ready) + len(events) <= READY_MAX_EVENTS
+                    and self._ready_bytes + size <= READY_MAX_BYTES)
             try:
-                await self._db_call(self._store.apply, [event for event, _ in batch], done)
+                await self._db_call(self._store.apply, events, done, keep)
             except Exception as exc:
                 log.exception("the asynchronous queue could not write to the database")
                 self._done.extend(done)
@@ -133,31 +159,54 @@ class AsyncQueue:
             for _event, future in batch:
                 if not future.done():
                     future.set_result(None)
+            if keep:
+                self._ready.extend(events)
+                self._ready_bytes += size
+            elif events:
+                self._next_poll = 0.0  # they wait in the database, unclaimed
             if batch:
                 self._wakeup.set()
 
     # -- draining -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Release the claims of a previous run; the dispatcher's first poll finds them due."""
         released = await self._db_call(self._store.release_claims)
         if released:
             log.warning("%d asynchronous events were in flight when the server stopped: running them again", released)
         self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
 
     async def _dispatch(self) -> None:
+        """Start events from memory first; ask the database only when memory has none and a poll
+        is due (every IDLE_POLL_S, or at once after an overflow or a retry was scheduled), so the
+        dispatcher's queries do not compete with the inserts behind the 202s."""
         while True:
+            self._wakeup.clear()
+            while self._ready and len(self._running) < self._workers:
+                event = self._ready.popleft()
+                self._ready_bytes -= len(event.payload)
+                self._start(event)
             free = self._workers - len(self._running)
-            due = await self._db_call(self._store.claim_due, self._clock(), free) if free > 0 else []
-            for event in due:
-                task = asyncio.get_running_loop().create_task(self._attempt(event))
-                self._running.add(task)
-                task.add_done_callback(self._finished)
-            if not due:
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
-                except asyncio.TimeoutError:
-                    pass
+            now = self._clock()
+            if free > 0 and now >= self._next_poll:
+                self._next_poll = now + IDLE_POLL_S  # unless a retry or an overflow brings it forward meanwhile
+                due = await self._db_call(self._store.claim_due, now, free)
+                if len(due) == free:  # there may be more: ask again as soon as a worker is free
+                    self._next_poll = now
+                for event in due:
+                    self._start(event)
+                continue
+            # Woken by a commit, a finished event or a retry; the timeout is the next poll when a worker is free.
+            timeout = IDLE_POLL_S if free <= 0 else min(IDLE_POLL_S, self._next_poll - now)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def _start(self, event: QueuedEvent) -> None:
+        task = asyncio.get_running_loop().create_task(self._attempt(event))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -169,8 +218,7 @@ class AsyncQueue:
         except Exception:  # never lose the worker, never drop the event on our own bug: try later
             log.exception("asynchronous invocation %s of %s crashed; it will be tried again",
                           event.request_id, event.function_name)
-            await self._db_call(self._store.retry_later, event.request_id, event.attempts,
-                                self._clock() + 60 * self._scale)
+            await self._retry_later(event.request_id, event.attempts, self._clock() + 60 * self._scale)
 
     async def _run(self, event: QueuedEvent) -> None:
         now = self._clock()
@@ -194,7 +242,7 @@ class AsyncQueue:
             progress.failure = Failure(exc.status, exc.message)
             log.info("asynchronous invocation %s of %s: %s; trying again in %.1f s", event.request_id,
                      config.name, exc.error_type, delay * self._scale)
-            await self._db_call(self._store.retry_later, event.request_id, event.attempts, now + delay * self._scale)
+            await self._retry_later(event.request_id, event.attempts, now + delay * self._scale)
             return
         attempts = event.attempts + 1
         progress.result = result
@@ -211,7 +259,13 @@ class AsyncQueue:
             delay = RETRY_DELAYS_S[min(attempts, len(RETRY_DELAYS_S)) - 1] * self._scale
             log.info("asynchronous invocation %s of %s failed (attempt %d); retrying in %.1f s", event.request_id,
                      config.name, attempts, delay)
-            await self._db_call(self._store.retry_later, event.request_id, attempts, self._clock() + delay)
+            await self._retry_later(event.request_id, attempts, self._clock() + delay)
+
+    async def _retry_later(self, request_id: str, attempts: int, at: float) -> None:
+        """Release the event to the database, due at `at`; the dispatcher polls then at the latest."""
+        await self._db_call(self._store.retry_later, request_id, attempts, at)
+        self._next_poll = min(self._next_poll, at)
+        self._wakeup.set()
 
     async def _give_up(self, event: QueuedEvent, condition: str, settings: EventInvokeSettings, dead_letter: str,
                        attempts: int | None = None) -> None:
@@ -260,8 +314,12 @@ class AsyncQueue:
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
-        if self._flushing is not None:
-            await asyncio.gather(self._flushing, return_exceptions=True)
+        if self._done_timer is not None:
+            self._done_timer.cancel()
+            self._done_timer = None
+        self._schedule_flush()  # the last deletions
+        await asyncio.gather(self._flushing, return_exceptions=True)  # type: ignore[arg-type]
+        await self._db_call(self._store.close)
         self._db.shutdown(wait=True)
         self._deliveries.close()
 
