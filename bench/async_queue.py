@@ -34,7 +34,7 @@ def main() -> int:
     try:
         lam = base.lambda_client(server.port)
         lam.create_function(FunctionName="async-bench", Runtime="python3.11", Role=base.ROLE, Handler="app.handler",
-                            Code={"ZipFile": base.handler_zip()}, MemorySize=1769)
+                            Code={"ZipFile": base.handler_zip("python3.11")}, MemorySize=1769)
         per_client = args.events // args.clients
         accepted = [0] * args.clients
         errors = [0] * args.clients
