@@ -17,14 +17,15 @@ Stdlib and ctypes only: it runs under any Python 3.9+ and imports nothing from `
 
 import array
 import ctypes
-import itertools
 import gc
+import itertools
 import json
 import os
 import select
 import signal
 import socket
 import sys
+import time
 import traceback
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -33,7 +34,7 @@ SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine, 56)
 MAX_FDS = 4
 SPARES = 2  # environments kept cloned and half-built, per zygote
 SPARE_IDS = itertools.count(1)
-REFILL_AFTER_IDLE_S = 0.02
+REFILL_AFTER_IDLE_S = 0.005
 
 _pyapi = ctypes.pythonapi
 _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held across clone, as in os.fork
@@ -217,10 +218,14 @@ def serve(sock, bootstrap):
     retired = {}  # pid -> Spare of an older template, exiting unassigned
     template = None
     root_ns = None  # the shared root's mount namespace, for the current template
+    last_request = 0.0
     while True:
-        # Refill spares only once no request has come for a moment: building one costs CPU that the
-        # environment just handed out needs for its own init on a small machine.
-        idle_wait = REFILL_AFTER_IDLE_S if template is not None and len(spares) < SPARES else None
+        # Refill spares once no request has come for a moment (building one costs CPU that the
+        # environment just handed out needs for its own init on a small machine), counted from the
+        # last request: exits of retired environments wake this loop too and must not delay it.
+        idle_wait = None
+        if template is not None and len(spares) < SPARES:
+            idle_wait = max(0.0, last_request + REFILL_AFTER_IDLE_S - time.monotonic())
         readable, _, _ = select.select([sock, wake_r], [], [], idle_wait)
         if not readable:
             spare = make_spare(sock, template, root_ns, bootstrap)
@@ -237,6 +242,7 @@ def serve(sock, bootstrap):
         data, fds = receive(sock)
         if not data:
             return  # the server went away
+        last_request = time.monotonic()
         request = json.loads(data)
         try:
             if request["generic"] != template:

@@ -29,6 +29,25 @@ class FaultException(Exception):
         self.trace = trace or []
 
 
+def connect(host, port):
+    """A TCP connection to the Runtime API. A numeric address is connected to directly:
+    create_connection's getaddrinfo loads the resolver's modules first (milliseconds, at every
+    cold start, in a process that has never resolved anything)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.connect((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    return socket.create_connection((host, port))
+
+
 class RuntimeApiClient:
     """A minimal keep-alive HTTP/1.1 client for the Runtime API.
 
@@ -44,7 +63,7 @@ class RuntimeApiClient:
 
     def _connect(self):
         self.close()
-        self.sock = socket.create_connection((self.host, self.port))
+        self.sock = connect(self.host, self.port)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.sock.makefile("rb")
 
@@ -131,7 +150,7 @@ class FrameRuntimeClient:
 
     def __init__(self, address):
         host, _, port = address.rpartition(":")
-        self.sock = socket.create_connection((host, int(port)))
+        self.sock = connect(host, int(port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.sock.makefile("rb")
         self.sock.sendall(self.MAGIC)
