@@ -131,7 +131,7 @@ class Plan:
     duration_s: float
     concurrency: tuple[int, ...]
     cold: int
-    parallel: int
+    parallel: int  # 0: as many as the server's memory budget holds, at most AUTO_PARALLEL_MAX
     parallel_rounds: int
     #: MemorySize of the benchmarked function. 1,769 MB = one vCPU, so the numbers measure the platform,
     #: not Lambda's CPU share (at 128 MB a function gets 7 % of a CPU, as on AWS).
@@ -140,10 +140,22 @@ class Plan:
     runtime: str = "python3.11"
 
 
+AUTO_PARALLEL_MAX = 20
 FULL = Plan(iterations=2000, warmup=200, boto3_iterations=300, duration_s=5.0, concurrency=(1, 4, 8),
-            cold=30, parallel=20, parallel_rounds=3)
+            cold=30, parallel=0, parallel_rounds=3)
 QUICK = Plan(iterations=300, warmup=50, boto3_iterations=50, duration_s=1.0, concurrency=(1, 4, 8),
-             cold=5, parallel=20, parallel_rounds=1)
+             cold=5, parallel=0, parallel_rounds=1)
+
+
+def auto_parallel(port: int, memory_mb: int) -> int:
+    """How many environments of `memory_mb` the server's memory budget holds (at most
+    AUTO_PARALLEL_MAX): more would be throttled by design, which is not what step 4 measures."""
+    _status, data = get_json(port, "/_lambdalet/status")
+    try:
+        limit = int(data["memory_budget_mb"]["limit"])
+    except (TypeError, KeyError, ValueError):
+        return AUTO_PARALLEL_MAX
+    return max(1, min(AUTO_PARALLEL_MAX, limit // memory_mb))
 
 
 # -- statistics -------------------------------------------------------------------------------------
@@ -870,7 +882,7 @@ def print_header(facts: dict[str, Any], target: str, plan: Plan) -> None:
     print(f"  server    {target}")
     print(f"  plan      {plan.iterations} warm invokes (+{plan.warmup} warm-up), {plan.boto3_iterations} boto3, "
           f"{plan.duration_s:g} s × clients {','.join(map(str, plan.concurrency))}, {plan.cold} cold, "
-          f"{plan.parallel} parallel cold × {plan.parallel_rounds}; function {plan.runtime}, MemorySize {plan.memory_mb} MB")
+          f"{plan.parallel or 'auto'} parallel cold × {plan.parallel_rounds}; function {plan.runtime}, MemorySize {plan.memory_mb} MB")
     print(flush=True)
 
 
@@ -1037,8 +1049,9 @@ def run(server: ManagedServer | ExternalServer, plan: Plan, results: dict[str, A
             print_step_error("3. Cold start", results["cold"]["error"])
         else:
             print_cold(cold)
+        clients = plan.parallel or auto_parallel(server.port, plan.memory_mb)
         par = attempt(results, "parallel_cold",
-                      lambda: parallel_cold(lam, server.port, server.pid, name, plan.parallel, plan.parallel_rounds,
+                      lambda: parallel_cold(lam, server.port, server.pid, name, clients, plan.parallel_rounds,
                                             expected))
         if par is None:
             print_step_error("4. Parallel cold start", results["parallel_cold"]["error"])
@@ -1060,7 +1073,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--cold", type=int, help=f"cold-start iterations (default {FULL.cold})")
     parser.add_argument("--boto3-iterations", type=int, help=f"boto3 invokes (default {FULL.boto3_iterations})")
     parser.add_argument("--concurrency", help="throughput client counts, comma-separated (default 1,4,8)")
-    parser.add_argument("--parallel", type=int, help=f"concurrent first invokes (default {FULL.parallel})")
+    parser.add_argument("--parallel", type=int, help="concurrent first invokes (default: as many environments as "
+                                                     f"the server's memory budget holds, at most {AUTO_PARALLEL_MAX})")
     parser.add_argument("--json-out", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--endpoint", metavar="URL", help=f"use a running server (http://{HOST}:PORT) instead of "
                         "starting one")
@@ -1091,7 +1105,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
         memory_mb=args.memory,
         runtime=args.runtime,
     )
-    numbers = [plan.iterations, plan.boto3_iterations, plan.cold, plan.parallel, *plan.concurrency]
+    numbers = [plan.iterations, plan.boto3_iterations, plan.cold, plan.parallel or 1, *plan.concurrency]
     if min(numbers) < 1 or plan.duration_s <= 0 or max(numbers) > 1_000_000 or max(plan.concurrency) > 256:
         parser.error("counts must be ≥ 1 (clients ≤ 256) and --duration > 0")
     if args.endpoint:
