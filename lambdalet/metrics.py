@@ -91,6 +91,14 @@ class Metrics:
         self.url_requests = Counter("lambdalet_function_url_requests", "Requests to function URLs, by the URL's "
                                     "qualifier and the HTTP status answered.", ("function", "alias", "code"),
                                     registry=r)
+        self.async_dropped = Counter("lambdalet_async_events_dropped", "Asynchronous events given up on, by "
+                                     "condition: RetriesExhausted or EventAgeExceeded (AsyncEventsDropped).",
+                                     ("function", "condition"), registry=r)
+        self.destination_failures = Counter("lambdalet_destination_delivery_failures", "Invocation records that "
+                                            "could not be delivered to a destination (DestinationDeliveryFailures).",
+                                            ("function",), registry=r)
+        self.dead_letter_errors = Counter("lambdalet_dead_letter_errors", "Events that could not be sent to the "
+                                          "dead-letter queue (DeadLetterErrors).", ("function",), registry=r)
         self._labelled = (self.invocations, self.errors, self.throttles, self.duration, self.init_duration,
                           self.cold_starts, self.concurrent)
         self._functions: dict[tuple[str, str, str], FunctionMetrics] = {}
@@ -122,11 +130,23 @@ class Metrics:
         for url_key in [k for k in self._urls if k[0] == function and qualifier in (None, k[1])]:
             del self._urls[url_key]
             self.url_requests.remove(url_key[0], url_key[1], str(url_key[2]))
+        if qualifier is None:
+            for condition in ("RetriesExhausted", "EventAgeExceeded"):
+                _remove_if_present(self.async_dropped, function, condition)
+            _remove_if_present(self.destination_failures, function)
+            _remove_if_present(self.dead_letter_errors, function)
 
     def expose(self, accept: str | None) -> tuple[bytes, str]:
         """The exposition (body, content type) in the format the scraper's Accept header prefers."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+def _remove_if_present(metric: Counter, *labels: str) -> None:
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        pass
 
 
 class PlatformCollector:

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from lambdalet.errors import LambdaError, ResourceNotFoundException
 from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
@@ -247,9 +247,9 @@ class AsyncQueue:
         attempts = event.attempts + 1
         progress.result = result
         if not result.function_error:
-            if settings.on_success:
-                await self._deliveries.send_record(settings.on_success, self._record(event, "Success", attempts),
-                                                   self._function_arn(event))
+            if settings.on_success and not await self._deliveries.send_record(
+                    settings.on_success, self._record(event, "Success", attempts), self._function_arn(event)):
+                self._invoker.metrics.destination_failures.labels(event.function_name).inc()
             self._forget(event)
         elif attempts > settings.retries:
             progress.failure = Failure.of_result(result)
@@ -275,16 +275,21 @@ class AsyncQueue:
                                                                             settings.on_failure)) if arn]
         log.warning("asynchronous invocation %s of %s failed for good (%s after %d attempts): %s", event.request_id,
                     event.function_name, condition, attempts, " and ".join(where) if where else "dropped")
-        sends = []
+        metrics = self._invoker.metrics
+        metrics.async_dropped.labels(event.function_name, condition).inc()
+        sends: dict[Any, Awaitable[bool]] = {}
         if dead_letter:
             progress = self._progress.get(event.request_id)
             failure = (progress.failure if progress and progress.failure
                        else Failure(500 if condition == "RetriesExhausted" else 429, condition))
-            sends.append(self._deliveries.send_dead_letter(dead_letter, event.payload, event.request_id, failure))
+            sends[metrics.dead_letter_errors] = self._deliveries.send_dead_letter(
+                dead_letter, event.payload, event.request_id, failure)
         if settings.on_failure:
-            sends.append(self._deliveries.send_record(settings.on_failure, self._record(event, condition, attempts),
-                                                      self._function_arn(event)))
-        await asyncio.gather(*sends)
+            sends[metrics.destination_failures] = self._deliveries.send_record(
+                settings.on_failure, self._record(event, condition, attempts), self._function_arn(event))
+        for counter, sent in zip(sends, await asyncio.gather(*sends.values())):
+            if not sent:
+                counter.labels(event.function_name).inc()
         self._forget(event)
 
     def _function_arn(self, event: QueuedEvent) -> str:

@@ -143,7 +143,8 @@ class Deliveries:
         self._queue_urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    async def send_record(self, arn: str, record: dict[str, Any], function_arn: str) -> None:
+    async def send_record(self, arn: str, record: dict[str, Any], function_arn: str) -> bool:
+        """Deliver one invocation record; False (logged) when it could not be."""
         target = parse_arn(arn)
         body = json.dumps(record)
         try:
@@ -151,21 +152,26 @@ class Deliveries:
                 raise ValueError("not an ARN")
             if target.service == "lambda":
                 await self._to_function(target, body.encode())
-                return
+                return True
             detail_type = SUCCESS_DETAIL_TYPE if record["requestContext"]["condition"] == "Success" else FAILURE_DETAIL_TYPE
             await self._call(self._send_record, target, body, detail_type, function_arn)
+            return True
         except Exception as exc:
             log.warning("could not deliver the record of %s to %s: %s", record["requestContext"]["requestId"], arn,
                         exc)
+            return False
 
-    async def send_dead_letter(self, arn: str, payload: bytes, request_id: str, failure: Failure) -> None:
+    async def send_dead_letter(self, arn: str, payload: bytes, request_id: str, failure: Failure) -> bool:
+        """Send one event to a dead-letter queue; False (logged) when it could not be."""
         target = parse_arn(arn)
         try:
             if target is None:
                 raise ValueError("not an ARN")
             await self._call(self._send_dead_letter, target, payload.decode(errors="replace"), request_id, failure)
+            return True
         except Exception as exc:
             log.warning("could not send %s to the dead-letter queue %s: %s", request_id, arn, exc)
+            return False
 
     async def _call(self, function: Callable[..., None], *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)

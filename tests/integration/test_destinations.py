@@ -12,10 +12,11 @@ import re
 import uuid
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROLE, Server, make_zip
 
-from .helpers import function_arn, wait_until
+from .helpers import function_arn, http_request, wait_until
 
 # Every attempt is recorded in the queue the event names, then the event fails or succeeds.
 HANDLER = """
@@ -261,3 +262,27 @@ def test_destination_and_dead_letter_validation(aws_server, names):
     updated = client.update_function_event_invoke_config(FunctionName=name,
                                                          DestinationConfig={"OnSuccess": {"Destination": ""}})
     assert updated["DestinationConfig"] == {"OnSuccess": {}, "OnFailure": {"Destination": queue_arn}}
+
+
+def test_undeliverable_outcomes_are_counted_in_metrics(aws_server, moto, names):
+    """Lambda's AsyncEventsDropped, DeadLetterErrors and DestinationDeliveryFailures, as /metrics series."""
+    client = aws_server.client()
+    name = names("undeliverable")
+    create(client, name, DeadLetterConfig={"TargetArn": "arn:aws:sqs:us-east-1:123456789012:no-such-queue"})
+    client.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": "arn:aws:sns:us-east-1:123456789012:no-such-topic"}})
+    invoke_async(client, name, {"fail": True})
+
+    def counted() -> dict[str, float] | None:
+        _status, _headers, body = http_request(aws_server.url + "/metrics")
+        values = {sample.name: sample.value for family in text_string_to_metric_families(body.decode())
+                  for sample in family.samples if sample.labels.get("function") == name}
+        wanted = ("lambdalet_async_events_dropped_total", "lambdalet_dead_letter_errors_total",
+                  "lambdalet_destination_delivery_failures_total")
+        return values if all(key in values for key in wanted) else None
+
+    values = wait_until(counted, timeout=30, interval=0.1, what="the undeliverable outcome to be counted")
+    assert values["lambdalet_async_events_dropped_total"] == 1
+    assert values["lambdalet_dead_letter_errors_total"] == 1
+    assert values["lambdalet_destination_delivery_failures_total"] == 1
