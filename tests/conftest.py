@@ -5,6 +5,7 @@ Nothing here reaches into the server's internals: every test talks to it as a us
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -150,10 +151,8 @@ class Moto:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log_path, "ab")
-        try:
-            import moto.server  # noqa: F401  (only: is it installed?)
-        except ImportError:
-            raise RuntimeError("moto[server] is not installed: run `make test` (it installs the test extras)") from None
+        if importlib.util.find_spec("moto") is None:
+            raise RuntimeError("moto[server] is not installed: run `make test` (it installs the test extras)")
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from conftest import invoke_json, make_zip
+from conftest import invoke_json
 
 HANDLER = """
 import os
