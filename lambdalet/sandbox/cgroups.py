@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +134,9 @@ class Cgroups:
                 parent.mkdir(exist_ok=True)
                 self.parents[controller] = parent
         self._leftovers: list[EnvironmentCgroup] = []
+        # rmdir of a cgroup usually takes ~0.25 ms but sometimes 10 ms (the kernel offlines its
+        # state): never on the event loop. One thread, so `_leftovers` needs no lock.
+        self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdalet-cgroup-rmdir")
         for parent in self.parents.values():
             _remove_stale_siblings(parent)
 
@@ -157,13 +161,18 @@ class Cgroups:
         return EnvironmentCgroup(dirs, memory_dir, cpu_dir, cpu_quota_us(memory_mb, self.mb_per_vcpu), self.version)
 
     def release(self, group: EnvironmentCgroup) -> None:
+        """An environment is gone: remove its groups (and retry earlier ones the kernel still held)."""
         group.close()
+        self._remover.submit(self._remove, group)
+
+    def _remove(self, group: EnvironmentCgroup) -> None:
         if not group.remove():
             self._leftovers.append(group)
         self._leftovers = [g for g in self._leftovers if not g.remove()]
 
     def close(self) -> None:
         """Remove every group; the last environments may take a moment to finish dying."""
+        self._remover.shutdown(wait=True)
         deadline = time.monotonic() + 2.0
         while not all(_remove_tree(parent) for parent in self.parents.values()):
             if time.monotonic() > deadline:
