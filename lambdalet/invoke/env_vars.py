@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 
 from lambdalet.model import FunctionConfig
 from lambdalet.runtimes.registry import Runtime
@@ -13,7 +12,6 @@ from lambdalet.runtimes.registry import Runtime
 PASSTHROUGH_PREFIXES = ("AWS_ENDPOINT_URL",)
 PASSTHROUGH_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 OPT = "/opt"
-NODE_MAJOR = re.compile(r"^nodejs(\d+)\.x$")
 
 
 def passthrough_from(environ: dict[str, str]) -> dict[str, str]:
@@ -44,9 +42,8 @@ def build_env(
         "PATH": f"/usr/local/bin:/usr/bin/:/bin:{opt_dir}/bin",
         "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:{opt_dir}/lib",
     }
-    node = NODE_MAJOR.match(config.runtime)
-    if node:
-        env["NODE_PATH"] = (f"{opt_dir}/nodejs/node{node.group(1)}/node_modules:{opt_dir}/nodejs/node_modules:"
+    if runtime.is_node:
+        env["NODE_PATH"] = (f"{opt_dir}/nodejs/node{runtime.node_major}/node_modules:{opt_dir}/nodejs/node_modules:"
                             f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}")
     env.update(passthrough)
     if "AWS_ACCESS_KEY_ID" in passthrough:
