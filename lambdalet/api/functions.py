@@ -164,7 +164,7 @@ async def create_function(request: web.Request) -> web.Response:
     if svc.functions.exists(ref.name):
         raise ResourceConflictException(f"Function already exist: {ref.name}")
     changes.update(await _code(request, code))
-    await _prepare_layers(svc, changes, changes.get("layers", ()))
+    await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], changes.get("layers", ()))
     config = FunctionConfig(name=ref.name, architectures=architectures or ("x86_64",), **changes)
     await svc.functions.create(config, tags)
     if publish:
@@ -172,15 +172,13 @@ async def create_function(request: web.Request) -> web.Response:
     return json_response(config.to_api(svc.arns), status=201)
 
 
-async def _prepare_layers(svc, code: dict | FunctionConfig, layers: tuple[FunctionLayer, ...]) -> None:
+async def _prepare_layers(svc, code_sha256: str, hot_reload_dir: str, layers: tuple[FunctionLayer, ...]) -> None:
     """Check the function's code and layers against Lambda's 250 MB unzipped limit (a hot-reload
     directory's code counts as nothing: it changes at will), and build the merged /opt tree of its
     layers (once per distinct list; environments only mount it)."""
     if not layers:
         return
-    if isinstance(code, FunctionConfig):
-        code = {"code_sha256": code.code_sha256, "hot_reload_dir": code.hot_reload_dir}
-    code_size = 0 if code["hot_reload_dir"] else await asyncio.to_thread(svc.blobs.unzipped_size, code["code_sha256"])
+    code_size = 0 if hot_reload_dir else await asyncio.to_thread(svc.blobs.unzipped_size, code_sha256)
     check_unzipped_size(code_size, layers)
     await asyncio.to_thread(svc.layer_dirs.ensure, layers)
 
@@ -242,7 +240,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     current = svc.functions.get(ref.name).latest
     changes = _common_config(body, svc, current)
     if "layers" in changes:
-        await _prepare_layers(svc, current, changes["layers"])
+        await _prepare_layers(svc, current.code_sha256, current.hot_reload_dir, changes["layers"])
     return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))
 
 
@@ -253,7 +251,8 @@ async def update_function_code(request: web.Request) -> web.Response:
     body = await json_body(request)
     architectures = validation.architectures(body)
     changes = await _code(request, body)
-    await _prepare_layers(svc, changes, svc.functions.get(ref.name).latest.layers)
+    await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"],
+                          svc.functions.get(ref.name).latest.layers)
     if architectures:
         changes["architectures"] = architectures
     if body.boolean("DryRun"):
