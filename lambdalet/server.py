@@ -207,19 +207,10 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[lambda_errors, url_requests.route_by_host], client_max_size=MAX_REQUEST_BYTES)
-    app.add_routes(functions_api.routes())
-    app.add_routes(invoke_api.routes())
-    app.add_routes(concurrency_api.routes())
-    app.add_routes(versions_api.routes())
-    app.add_routes(aliases_api.routes())
-    app.add_routes(tags_api.routes())
-    app.add_routes(policy_api.routes())
-    app.add_routes(provisioned_api.routes())
-    app.add_routes(event_invoke_config_api.routes())
-    app.add_routes(function_urls_api.routes())
-    app.add_routes(url_requests.routes())
-    app.add_routes(layers_api.routes())
-    app.add_routes(cloudwatch_logs_api.routes())  # POST / with X-Amz-Target: Logs_20140328.*
+    for api in (functions_api, invoke_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
+                provisioned_api, event_invoke_config_api, function_urls_api, url_requests, layers_api,
+                cloudwatch_logs_api):  # the last: POST / with X-Amz-Target: Logs_20140328.*
+        app.add_routes(api.routes())
     app.add_routes([web.get("/_lambdalet/status", status), web.get("/metrics", metrics)])
 
     async def startup(app: web.Application) -> None:
