@@ -36,6 +36,7 @@ BOOTSTRAP_PY = RUNTIMES_DIR / "python" / "bootstrap.py"
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 SDK_DIR = "/var/lang/python-sdk"
 TASK_ROOT, RUNTIME_DIR, OPT_DIR = "/var/task", "/var/runtime", "/opt"
+REHEARSAL_DIR = f"{RUNTIME_DIR}/python/rehearsal"  # the stand-in handler spares warm up on
 EXEC_ZYGOTE = "exec"
 T = TypeVar("T")
 RUNTIME_API_PORT = 9001  # inside an environment with its own network, as on Lambda
@@ -138,7 +139,8 @@ class LinuxSandbox(SandboxBackend):
         if self.sdk is not None and spec.python_bootstrap:
             binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
         shared = {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
-                  "dirs": [OPT_DIR, TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents()}
+                  "dirs": [OPT_DIR, TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents(),
+                  "rehearsal_dir": REHEARSAL_DIR}
         if self.isolate_network:
             shared["runtime_api_port"] = RUNTIME_API_PORT
         return shared

@@ -159,6 +159,8 @@ def spare_main(sock, generic, root_ns, cgroup, bootstrap):
             listener = confine.loopback_listener(generic["runtime_api_port"])
             sock.sendmsg([b"listener"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [listener.fileno()]))])
             listener.close()
+        if bootstrap is not None and generic.get("rehearsal_dir"):
+            rehearse(bootstrap, generic["rehearsal_dir"])
         data, fds = receive(sock)
     except BaseException as exc:
         try:
@@ -172,6 +174,15 @@ def spare_main(sock, generic, root_ns, cgroup, bootstrap):
     spec = json.loads(data)
     trees = 2 if spec.get("layers_dir") else 1  # the code, and the layers when it has some
     run(spec, fds[0], fds[1:1 + trees], fds[1 + trees:], bootstrap)
+
+
+def rehearse(bootstrap, handler_dir):
+    """Warm the spare's copy-on-write pages on a stand-in handler (see bootstrap.rehearse); a spare
+    that cannot rehearse still serves, only with a slower first init."""
+    try:
+        bootstrap.rehearse(handler_dir)
+    except Exception as exc:
+        os.write(2, f"lambdalet sandbox: spare rehearsal failed: {exc!r}\n".encode())
 
 
 def receive(sock):

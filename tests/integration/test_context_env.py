@@ -135,3 +135,34 @@ def test_server_aws_endpoint_url_reaches_functions(fresh_server, unique_name):
 
     assert "FunctionError" not in resp
     assert json.loads(resp["Payload"].read())["env"] == {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+
+
+INTERPRETER_STATE_HANDLER = """\
+import logging
+import os
+import sys
+
+
+def handler(event, context):
+    return {
+        "modules": sorted(name for name in sys.modules if "rehearsal" in name),
+        "path_starts_at_task_root": sys.path[0] == os.environ["LAMBDA_TASK_ROOT"],
+        "rehearsal_paths": [p for p in sys.path if "rehearsal" in p],
+        "root_handlers": len(logging.getLogger().handlers),
+        "trace_id": os.environ.get("_X_AMZN_TRACE_ID"),
+    }
+"""
+
+
+def test_a_fresh_environment_carries_nothing_from_its_warm_up(lambda_client, create_function):
+    """Spares warm up on a stand-in handler before they get a function (bootstrap.rehearse):
+    the function's interpreter must look exactly as if that never happened."""
+    name = create_function(INTERPRETER_STATE_HANDLER)["FunctionName"]
+
+    _resp, state = invoke_json(lambda_client, name)
+
+    assert state["modules"] == []
+    assert state["rehearsal_paths"] == []
+    assert state["path_starts_at_task_root"] is True
+    assert state["root_handlers"] == 1  # the runtime's own Lambda log handler
+    assert state["trace_id"] != "Root=1-00000000-000000000000000000000000"
