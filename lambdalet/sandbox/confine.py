@@ -168,25 +168,39 @@ def loopback_listener(port):
 
 
 def join_own_cgroups(parents, name):
-    """Make groups `name` under each parent and move this process in.
+    """Make groups `name` under each parent, move this process in, and return the groups'
+    directories, open ({hierarchy: fd}), so that `write_cgroup_limits` still reaches them once
+    this process has left the host's filesystem. They must be closed before user code runs.
 
     A spare does this itself, first thing, so that the move (which can wait 10-15 ms for an RCU
     grace period on cgroup v1) never blocks the zygote or a cold start.
     """
-    for parent in parents.values():
+    dir_fds = {}
+    for key, parent in parents.items():
         directory = os.path.join(parent, name)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "cgroup.procs"), "w") as handle:
             handle.write("0")  # 0: the writing process itself
+        dir_fds[key] = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return dir_fds
 
 
-def set_cgroup_limits(parents, name, limits):
+def write_cgroup_limits(dir_fds, limits, written=None):
+    """Write `limits` ({hierarchy: [[file, value], ...]}) into this process's own groups, except
+    the values `written` (limits written earlier) shows they already hold. A file this kernel
+    does not have (memory.swap.max without swap accounting) is skipped; any other failure raises."""
     for key, settings in limits.items():
         for filename, value in settings:
-            path = os.path.join(parents[key], name, filename)
-            if os.path.exists(path):
-                with open(path, "w") as handle:
-                    handle.write(str(value))
+            if written is not None and [filename, value] in written.get(key, ()):
+                continue
+            try:
+                fd = os.open(filename, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dir_fds[key])
+            except FileNotFoundError:
+                continue
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
 
 
 def remove_cgroups(parents, name):
@@ -202,7 +216,7 @@ def assign(spec, output_fd, tree_fds, keep_fd=None):
 
     `tree_fds` are the read-only mount trees the zygote cloned: the code (for /var/task) and, when
     the function has layers, their merged tree (for /opt). `keep_fd` (a SnapStart template's
-    control socket) survives as file descriptor 3.
+    control socket, or a bootstrap's runtime channel) survives as file descriptor 3.
     """
     attach_tree(tree_fds[0], spec["task_root"])
     if len(tree_fds) > 1:

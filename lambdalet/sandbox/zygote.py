@@ -55,13 +55,16 @@ def clone(flags):
     return pid
 
 
-def run(spec, output_fd, tree_fds, extra_fds, bootstrap):
+def run(spec, output_fd, tree_fds, extra_fds, bootstrap, cgroup_fds, written_limits):
     """Runs in an assigned environment; never returns."""
     code = 127
     try:
         import confine
 
         template = spec["mode"] == "template"
+        # Written by the environment itself, so never before its groups exist: a limit that
+        # cannot be written stops it here, before any of the function's code has run.
+        confine.write_cgroup_limits(cgroup_fds, spec["cgroup_limits"], written_limits)
         confine.assign(spec, output_fd, tree_fds, keep_fd=extra_fds[0] if template else None)
         if template:  # SnapStart: initialise once, then fork environments on request
             sys.argv = [bootstrap.__file__] + spec["argv"][1:]
@@ -93,7 +96,9 @@ class Spare:
         self.pid, self.sock, self.cgroup = pid, sock, cgroup
 
 
-def make_spare(control, generic, root_ns, bootstrap):
+def make_spare(control, generic, root_ns, bootstrap, likely_limits):
+    """Clone a spare. It writes `likely_limits` (the last environment's) into its groups ahead of
+    time: an environment with the same limits then has nothing left to write when it starts."""
     cgroup = f"env-{os.getpid()}-{next(SPARE_IDS)}"  # named here: inside, the spare's pid is 1
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS  # the mount namespace comes from root_ns
@@ -104,7 +109,7 @@ def make_spare(control, generic, root_ns, bootstrap):
         forget_zygote_signals()
         control.close()
         ours.close()
-        spare_main(theirs, generic, root_ns, cgroup, bootstrap)
+        spare_main(theirs, generic, root_ns, cgroup, bootstrap, likely_limits)
     theirs.close()
     return Spare(pid, ours, cgroup)
 
@@ -147,12 +152,19 @@ def make_root_namespace(generic):
         os.waitpid(pid, 0)
 
 
-def spare_main(sock, generic, root_ns, cgroup, bootstrap):
+def spare_main(sock, generic, root_ns, cgroup, bootstrap, likely_limits):
     """The spare's life: prepare, wait for an assignment, become that environment."""
     try:
         import confine
 
-        confine.join_own_cgroups(generic["cgroup_parents"], cgroup)
+        cgroup_fds = confine.join_own_cgroups(generic["cgroup_parents"], cgroup)
+        written = None
+        if likely_limits is not None:
+            try:
+                confine.write_cgroup_limits(cgroup_fds, likely_limits)
+                written = likely_limits
+            except OSError:
+                pass  # written in full when the spare is assigned
         confine.enter_shared_root(root_ns)
         os.close(root_ns)
         if generic.get("runtime_api_port"):
@@ -173,7 +185,7 @@ def spare_main(sock, generic, root_ns, cgroup, bootstrap):
     sock.close()
     spec = json.loads(data)
     trees = 2 if spec.get("layers_dir") else 1  # the code, and the layers when it has some
-    run(spec, fds[0], fds[1:1 + trees], fds[1 + trees:], bootstrap)
+    run(spec, fds[0], fds[1:1 + trees], fds[1 + trees:], bootstrap, cgroup_fds, written)
 
 
 def rehearse(bootstrap, handler_dir):
@@ -229,6 +241,7 @@ def serve(sock, bootstrap):
     retired = {}  # pid -> Spare of an older template, exiting unassigned
     template = None
     root_ns = None  # the shared root's mount namespace, for the current template
+    likely_limits = None  # the cgroup limits of the last environment: new spares write them ahead
     last_request = 0.0
     while True:
         # Refill spares once no request has come for a moment (building one costs CPU that the
@@ -239,7 +252,7 @@ def serve(sock, bootstrap):
             idle_wait = max(0.0, last_request + REFILL_AFTER_IDLE_S - time.monotonic())
         readable, _, _ = select.select([sock, wake_r], [], [], idle_wait)
         if not readable:
-            spare = make_spare(sock, template, root_ns, bootstrap)
+            spare = make_spare(sock, template, root_ns, bootstrap, likely_limits)
             spares[spare.pid] = spare
             continue
         if wake_r in readable:
@@ -266,7 +279,9 @@ def serve(sock, bootstrap):
                     os.close(root_ns)
                 root_ns = make_root_namespace(template)
             spec = request["spec"]
-            spare = spares.pop(next(iter(spares))) if spares else make_spare(sock, template, root_ns, bootstrap)
+            likely_limits = spec["cgroup_limits"]
+            spare = spares.pop(next(iter(spares))) if spares else make_spare(sock, template, root_ns, bootstrap,
+                                                                              likely_limits)
             listener_fds = []
             if template.get("runtime_api_port"):  # the spare opened it in its own network
                 _note, listener_fds = receive(spare.sock)
@@ -274,7 +289,6 @@ def serve(sock, bootstrap):
             try:
                 if spec.get("layers_dir"):
                     trees.append(confine.clone_tree_read_only(spec["layers_dir"]))
-                confine.set_cgroup_limits(template["cgroup_parents"], spare.cgroup, spec["cgroup_limits"])
                 passed = array.array("i", [fds[0], *trees, *fds[1:]])
                 spare.sock.sendmsg([json.dumps(spec).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, passed)])
             finally:

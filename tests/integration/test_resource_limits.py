@@ -53,3 +53,15 @@ def test_a_larger_memory_size_allows_the_same_allocation(lambda_client, create_f
     name = create_function(GREEDY, MemorySize=512, Timeout=30)["FunctionName"]
     resp, body = invoke_json(lambda_client, name, {"mb": 200})
     assert "FunctionError" not in resp and body == 200 * 1024 * 1024
+
+
+def test_every_environment_gets_its_own_memory_size_whatever_started_before_it(lambda_client, create_function):
+    """Spares write the last environment's limits ahead of time; a different MemorySize must
+    still be the one that holds, in both directions."""
+    big = create_function(GREEDY, MemorySize=512, Timeout=30)["FunctionName"]
+    small = create_function(GREEDY, MemorySize=128, Timeout=30)["FunctionName"]
+    for _round in range(2):
+        resp, body = invoke_json(lambda_client, small, {"mb": 200})
+        assert body["errorType"] == "Runtime.OutOfMemory"
+        resp, body = invoke_json(lambda_client, big, {"mb": 200})
+        assert "FunctionError" not in resp and body == 200 * 1024 * 1024
