@@ -12,10 +12,12 @@ pipe and the process's exit descriptor, and each invocation's timeout is a loop 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import json
 import logging
 import os
+import socket
 import time
 from collections import deque
 from pathlib import Path
@@ -26,7 +28,7 @@ from lambdalet.invoke.env_vars import build_env
 from lambdalet.invoke.types import Invocation, InvocationResult, platform_error
 from lambdalet.model import FunctionConfig, runtime_version_arn
 from lambdalet.runtimes.registry import EntrypointNotFound, Runtime, RuntimeRegistry
-from lambdalet.sandbox.base import ExitStatus, SandboxBackend, SandboxProcess, SandboxSpec
+from lambdalet.sandbox.base import ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
 from lambdalet.sandbox.templates import TemplateInitFailed
 
 if TYPE_CHECKING:
@@ -149,9 +151,70 @@ class Environment:
         """Start the runtime and wait until it asks for its first event (init done)."""
         started = time.monotonic()
         layout = self._sandbox.layout(self._code_dir, self.env_id, self._layers_dir)  # type: ignore[arg-type]
-        runtime_api = layout.runtime_api
-        if runtime_api is None:
-            runtime_api = f"{self._runtime_api.host}:{await self._runtime_api.listen(self)}"
+        process, listener, channel = await self._start_process(layout)
+        self._process = process
+        self._loop.add_reader(process.output_fd, self._read_output)
+        process.on_exit(self._on_exit)
+        # The runtime is initialising already: the server serves its sockets alongside.
+        if channel is not None:
+            await self._runtime_api.attach_channel(self, channel)
+        for sock in (listener, process.runtime_api_socket):
+            if sock is not None:
+                await self._runtime_api.serve(self, sock)
+        if self.state in (EnvState.STOPPING, EnvState.GONE):  # stopped while the sandbox was starting
+            process.kill()
+        elif self._ready.done():  # the runtime asked for its first event before the sandbox answered
+            process.initialized()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), self._init_timeout + self.config.timeout)
+        except asyncio.TimeoutError:
+            log.warning("%r: init did not finish within %.0f s", self, self._init_timeout + self.config.timeout)
+            self._init_failure = InitFailure(
+                self, "Sandbox.Timedout", f"Task timed out after {self.config.timeout:.2f} seconds", status="timeout"
+            )
+            self.stop()
+            raise self._init_failure from None
+        finally:
+            self.init_ms = (time.monotonic() - started) * 1000
+        # _ready raised InitFailure above if init failed; here the runtime is waiting on /next.
+
+    async def _start_process(self, layout: Layout) -> tuple[SandboxProcess, socket.socket | None,
+                                                             socket.socket | None]:
+        """Have the sandbox start the runtime; returns it with the sockets the server must serve.
+
+        The Runtime API's listening socket is bound here, for the port in AWS_LAMBDA_RUNTIME_API,
+        and served only once the process runs (connections wait in its backlog). Lambdalet's own
+        Python bootstrap also gets a channel connected in advance, so its first /next costs no
+        connect and no accept. Both are closed here if the start fails."""
+        listener = channel = None
+        try:
+            runtime_api = layout.runtime_api
+            if runtime_api is None:
+                listener = self._runtime_api.bind()
+                runtime_api = f"{self._runtime_api.host}:{listener.getsockname()[1]}"
+            python_bootstrap, spec = self._sandbox_spec(layout, runtime_api)
+            if python_bootstrap and self._snapshot_key is None and self._sandbox.supports_runtime_channel:
+                channel, theirs = socket.socketpair()
+                spec = dataclasses.replace(spec, runtime_channel=theirs.fileno())
+                try:
+                    return await self._sandbox.start(spec), listener, channel
+                finally:
+                    theirs.close()  # passed on (or the start failed): the runtime holds the only copy
+            return await self._sandbox.start(spec), listener, channel
+        except BaseException as exc:
+            for sock in (listener, channel):
+                if sock is not None:
+                    sock.close()
+            if isinstance(exc, TemplateInitFailed):
+                self._finish_stopping()
+                raise InitFailure(self, exc.error_type, "init failed", exc.body or None) from None
+            if isinstance(exc, OSError):
+                self._finish_stopping()
+                raise InitFailure(self, "Runtime.InvalidEntrypoint", f"cannot start runtime: {exc}") from None
+            raise
+
+    def _sandbox_spec(self, layout: Layout, runtime_api: str) -> tuple[bool, SandboxSpec]:
+        """The runtime's environment variables and command; whether it is the in-process Python bootstrap."""
         env = build_env(
             self.config, self.runtime, region=self._region, runtime_api=runtime_api, task_root=layout.task_root,
             runtime_dir=layout.runtime_dir, log_group=self._log_group, log_stream=self.stream.name,
@@ -171,40 +234,11 @@ class Environment:
             self._log(self._format.init_start(self.runtime.version_label,
                                               runtime_version_arn(self._region, self.config.runtime),
                                               restore=self._snapshot_key is not None))
-        spec = SandboxSpec(self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
-                           self.config.ephemeral_storage,
-                           python_bootstrap=self.runtime.is_python and argv[0] == self.runtime.interpreter,
-                           snapshot_key=self._snapshot_key, interpreter=self.runtime.interpreter,
-                           layers_dir=self._layers_dir)
-        try:
-            process = await self._sandbox.start(spec)
-        except TemplateInitFailed as failed:
-            self._finish_stopping()
-            raise InitFailure(self, failed.error_type, "init failed", failed.body or None) from None
-        except OSError as exc:
-            self._finish_stopping()
-            raise InitFailure(self, "Runtime.InvalidEntrypoint", f"cannot start runtime: {exc}") from None
-        self._process = process
-        self._loop.add_reader(process.output_fd, self._read_output)
-        process.on_exit(self._on_exit)
-        if process.runtime_api_socket is not None:
-            await self._runtime_api.serve(self, process.runtime_api_socket)
-        if self.state in (EnvState.STOPPING, EnvState.GONE):  # stopped while the sandbox was starting
-            process.kill()
-        elif self._ready.done():  # the runtime asked for its first event before the sandbox answered
-            process.initialized()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._ready), self._init_timeout + self.config.timeout)
-        except asyncio.TimeoutError:
-            log.warning("%r: init did not finish within %.0f s", self, self._init_timeout + self.config.timeout)
-            self._init_failure = InitFailure(
-                self, "Sandbox.Timedout", f"Task timed out after {self.config.timeout:.2f} seconds", status="timeout"
-            )
-            self.stop()
-            raise self._init_failure from None
-        finally:
-            self.init_ms = (time.monotonic() - started) * 1000
-        # _ready raised InitFailure above if init failed; here the runtime is waiting on /next.
+        python_bootstrap = self.runtime.is_python and argv[0] == self.runtime.interpreter
+        return python_bootstrap, SandboxSpec(
+            self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
+            self.config.ephemeral_storage, python_bootstrap=python_bootstrap, snapshot_key=self._snapshot_key,
+            interpreter=self.runtime.interpreter, layers_dir=self._layers_dir)
 
     def report_init_failure(self, invocation: Invocation, failure: InitFailure) -> InvocationResult:
         """Log and shape the error of an invocation whose environment failed to initialise."""

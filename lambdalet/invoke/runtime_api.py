@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from aiohttp import web
 
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
-from lambdalet.invoke.frames import ProtocolSniffer
+from lambdalet.invoke.frames import FrameProtocol, ProtocolSniffer
 
 if TYPE_CHECKING:
     from lambdalet.invoke.environment import Environment
@@ -60,6 +60,7 @@ class RuntimeApiServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self._servers: dict[int, asyncio.AbstractServer] = {}
+        self._channels: dict[int, asyncio.BaseTransport] = {}
 
     async def start(self) -> None:
         """Nothing to start: listeners are opened per environment."""
@@ -68,12 +69,14 @@ class RuntimeApiServer:
         for server in self._servers.values():
             server.close()
         self._servers.clear()
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
 
-    async def listen(self, env: "Environment") -> int:
-        """Serve an environment on a new port of the host's loopback; returns the port."""
-        sock = socket.create_server((self.host, 0))
-        await self.serve(env, sock)
-        return sock.getsockname()[1]
+    def bind(self) -> socket.socket:
+        """A new listening socket on the host's loopback, for `serve` (its port goes in the
+        environment's AWS_LAMBDA_RUNTIME_API). Connections wait in its backlog until served."""
+        return socket.create_server((self.host, 0))
 
     async def serve(self, env: "Environment", sock: socket.socket) -> None:
         """Serve an environment's Runtime API on a listening socket (maybe from its own namespace)."""
@@ -82,10 +85,21 @@ class RuntimeApiServer:
         self._servers[id(env)] = await asyncio.get_running_loop().create_server(
             lambda: ProtocolSniffer(env, http), sock=sock)
 
+    async def attach_channel(self, env: "Environment", sock: socket.socket) -> None:
+        """Speak frames with an environment's runtime over a socket connected before it started
+        (the sandbox handed it the other end): no connect and no accept on the cold-start path."""
+        sock.setblocking(False)
+        transport, _protocol = await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: FrameProtocol(env), sock=sock)
+        self._channels[id(env)] = transport
+
     def close(self, env: "Environment") -> None:
         server = self._servers.pop(id(env), None)
         if server is not None:
             server.close()
+        channel = self._channels.pop(id(env), None)
+        if channel is not None:
+            channel.close()
 
     async def _dispatch(self, env: "Environment", request: web.BaseRequest) -> web.StreamResponse:
         path = request.path

@@ -50,6 +50,9 @@ class SandboxSpec:
     interpreter: str | None = None
     #: The merged tree of the function's layers on the host (None: no layers), seen at layout.opt_dir.
     layers_dir: Path | None = None
+    #: A connected socket (its fd) over which Lambdalet's own Python bootstrap speaks frames instead
+    #: of connecting to the Runtime API; only given to backends that `supports_runtime_channel`.
+    runtime_channel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,8 @@ class SandboxBackend(ABC):
 
     #: Whether the backend can run SnapStart templates.
     supports_snapstart = False
+    #: Whether the backend can hand an in-process Python bootstrap a connected runtime channel.
+    supports_runtime_channel = False
 
     def retire(self, snapshot_key: str) -> None:
         """The configuration behind a SnapStart template changed: no new environments from it."""

@@ -40,6 +40,7 @@ REHEARSAL_DIR = f"{RUNTIME_DIR}/python/rehearsal"  # the stand-in handler spares
 EXEC_ZYGOTE = "exec"
 T = TypeVar("T")
 RUNTIME_API_PORT = 9001  # inside an environment with its own network, as on Lambda
+CHANNEL_FD, CHANNEL_ENV = 3, "_LAMBDALET_RUNTIME_FD"  # where an in-process bootstrap finds its channel
 
 
 def _system_entries() -> tuple[list[list[str]], list[list[Any]]]:
@@ -61,6 +62,7 @@ def interpreter_prefix(interpreter: str) -> str:
 class LinuxSandbox(SandboxBackend):
     name = "linux"
     isolates = True
+    supports_runtime_channel = True
 
     @property
     def supports_snapstart(self) -> bool:  # type: ignore[override]
@@ -115,7 +117,11 @@ class LinuxSandbox(SandboxBackend):
                 prefix = self._interpreter_bind(spec)
                 key = EXEC_ZYGOTE if prefix is None else f"{EXEC_ZYGOTE}:{prefix}"
             zygote = await self._zygote(key)
-            process, reply = await self._spawn(zygote, spec, self._own_spec(spec, in_process))
+            own = self._own_spec(spec, in_process)
+            channel = (spec.runtime_channel,) if in_process and spec.runtime_channel is not None else ()
+            if channel:
+                own["env"] = {**spec.env, CHANNEL_ENV: str(CHANNEL_FD)}
+            process, reply = await self._spawn(zygote, spec, own, channel)
             if reply["fds"]:
                 process.runtime_api_socket = socket.socket(fileno=reply["fds"][0])
             return process

@@ -65,7 +65,8 @@ def run(spec, output_fd, tree_fds, extra_fds, bootstrap, cgroup_fds, written_lim
         # Written by the environment itself, so never before its groups exist: a limit that
         # cannot be written stops it here, before any of the function's code has run.
         confine.write_cgroup_limits(cgroup_fds, spec["cgroup_limits"], written_limits)
-        confine.assign(spec, output_fd, tree_fds, keep_fd=extra_fds[0] if template else None)
+        # fd 3: a SnapStart template's control socket, or the runtime channel of an in-process bootstrap
+        confine.assign(spec, output_fd, tree_fds, keep_fd=extra_fds[0] if extra_fds else None)
         if template:  # SnapStart: initialise once, then fork environments on request
             sys.argv = [bootstrap.__file__] + spec["argv"][1:]
             sys.path[:] = [p for p in sys.path if os.path.abspath(p) != HERE]

@@ -151,13 +151,16 @@ class FrameRuntimeClient:
     NEXT = (1 + 4 + 2).to_bytes(4, "big") + b"N" + (2).to_bytes(4, "big") + b"{}"
 
     def __init__(self, address, sock=None):
+        """Connect to the Runtime API at `address` and announce frames, or use `sock`: a channel
+        the platform connected before this process started (it knows to expect frames)."""
+        self.sock = sock
         if sock is None:
             host, _, port = address.rpartition(":")
-            sock = connect(host, int(port))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = sock
+            self.sock = connect(host, int(port))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.sock.makefile("rb")
-        self.sock.sendall(self.MAGIC)
+        if sock is None:
+            self.sock.sendall(self.MAGIC)
         # An invocation's answer waits here for the next /next, which always follows it at once:
         # one write and one wake-up of the platform for both, instead of two.
         self.answer = b""
@@ -203,7 +206,7 @@ class FrameRuntimeClient:
             self.answer = self.frame(b"E", {"id": request_id}, to_json(error))
 
 
-PLATFORM = {"frames": False}
+PLATFORM = {"frames": False, "channel_fd": None}
 INIT_ERROR_GRACE_S = 10.0
 
 
@@ -212,12 +215,19 @@ def take_platform_flags():
     flag = os.environ.pop("_LAMBDALET_RUNTIME_FRAMES", None)
     if flag is not None:
         PLATFORM["frames"] = flag == "1"
+    channel = os.environ.pop("_LAMBDALET_RUNTIME_FD", None)
+    if channel is not None:
+        PLATFORM["channel_fd"] = int(channel)
 
 
 def runtime_client():
     """The Runtime API client this environment should use (frames when the platform offers them)."""
     take_platform_flags()
     address = os.environ["AWS_LAMBDA_RUNTIME_API"]
+    if PLATFORM["channel_fd"] is not None:  # connected by the platform already: no connect, no accept
+        fd, PLATFORM["channel_fd"] = PLATFORM["channel_fd"], None
+        os.set_inheritable(fd, False)  # the function's own child processes must not get it
+        return FrameRuntimeClient(address, sock=socket.socket(fileno=fd))
     return FrameRuntimeClient(address) if PLATFORM["frames"] else RuntimeApiClient(address)
 
 
