@@ -7,9 +7,10 @@ one file per stream, `<stream, percent-encoded>.log`, one event per line: `<epoc
 A message never holds a newline: a runtime's multi-line record arrives with its lines joined by
 `\\r`, as AWS's runtimes write them.
 
-Lines are written as they arrive. Writes go to a buffered file; every stream written to is flushed
-by one loop timer at most `flush_interval` seconds later (and when its environment ends), so a line
-is on disk within ~50 ms without a system call per line. Reading is `log_groups.py`.
+Lines are kept in memory as they arrive; one loop timer writes every stream written to at most
+`flush_interval` seconds later (and readers, and the end of an environment, flush first), so a
+line is on disk within ~50 ms without a system call per line. A new environment's stream file (and
+its group) is created by that flush too, never on the cold-start path. Reading is `log_groups.py`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def now_ms() -> int:
 
 
 class LogStream:
-    """Buffered writer of one stream's file. The file (and its group) is created on the first line."""
+    """One stream's lines, kept until the store's next flush writes them to the stream's file
+    (created, with its group, by the first flush that has lines for it)."""
 
     def __init__(self, store: "LogStore", group: str, name: str) -> None:
         self.store = store
@@ -57,26 +59,28 @@ class LogStream:
         self.name = name
         self.path = store.group_dir(group) / (encode_name(name) + STREAM_SUFFIX)
         self._file: IO[str] | None = None
-        self._dirty = False
+        self._pending: list[str] = []
 
     def write(self, message: str, timestamp_ms: int | None = None) -> None:
+        stamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        self._pending.append(f"{stamp} {message}\n")
+        if len(self._pending) == 1:
+            self.store.schedule_flush(self)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
         if self._file is None:
             self.store.ensure_group(self.group)
             self._file = open(self.path, "a", encoding="utf-8", errors="replace")
             self.store.live[self.path] = self
-        stamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        self._file.write(f"{stamp} {message}\n")
-        if not self._dirty:
-            self._dirty = True
-            self.store.schedule_flush(self)
-
-    def flush(self) -> None:
-        self._dirty = False
-        if self._file is not None:
-            self._file.flush()
+        lines, self._pending = self._pending, []
+        self._file.write("".join(lines))
+        self._file.flush()
 
     def detach(self) -> None:
-        """Close the file (its group was deleted): the next line creates group and stream again."""
+        """Close the file and drop unwritten lines (its group was deleted): the next line creates
+        group and stream again."""
         if self._file is not None:
             try:
                 self._file.close()
@@ -84,9 +88,14 @@ class LogStream:
                 pass
             self._file = None
             self.store.live.pop(self.path, None)
-        self._dirty = False
+        self._pending = []
 
     def close(self) -> None:
+        """The environment is gone: write what is left, then close."""
+        try:
+            self.flush()
+        except OSError:
+            pass
         self.detach()
 
 
