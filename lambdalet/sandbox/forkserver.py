@@ -46,6 +46,7 @@ class ForkServer:
         self._listeners: dict[int, ExitListener] = {}
         self._early_exits: dict[int, tuple[int, int]] = {}
         self._ready: asyncio.Future[int] | None = None
+        self._generic_sent: dict[str, Any] | None = None  # the zygote keeps the last one it was sent
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen | None = None
         self.alive = False
@@ -74,7 +75,8 @@ class ForkServer:
 
     async def spawn(self, generic: dict[str, Any], spec: dict[str, Any], fds: list[int]) -> dict[str, Any]:
         """Start an environment: `generic` is what every environment of this zygote shares (its spares
-        are built from it), `spec` this one's own part; `fds[0]` becomes its stdout and stderr.
+        are built from it; callers pass the same object while it holds, so it is sent only when it
+        changes), `spec` this one's own part; `fds[0]` becomes its stdout and stderr.
         Returns the zygote's answer: the environment's `pid`, the name of its `cgroup`, and in `fds`
         the Runtime API's listening socket when environments have their own network."""
         if not self.alive or self._sock is None:
@@ -82,13 +84,17 @@ class ForkServer:
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        message = json.dumps({"id": request_id, "generic": generic, "spec": spec}).encode()
+        request = {"id": request_id, "spec": spec}
+        if generic is not self._generic_sent:
+            request["generic"] = generic
+        message = json.dumps(request).encode()
         try:
             self._sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         except (BrokenPipeError, ConnectionResetError):
             self._pending.pop(request_id, None)
             self._died()
             raise ZygoteDied("the zygote is not running") from None
+        self._generic_sent = generic
         return await future
 
     def watch(self, pid: int, listener: ExitListener) -> None:

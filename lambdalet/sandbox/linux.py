@@ -78,6 +78,7 @@ class LinuxSandbox(SandboxBackend):
         self.mount_point = data_dir / "sandboxes" / "root"  # only ever mounted inside an environment
         self.mount_point.mkdir(parents=True, exist_ok=True)
         self._links, self._system_binds = _system_entries()
+        self._shared_specs: dict[tuple[str | None, bool], dict[str, Any]] = {}
         self._zygote_starts: SingleFlight[ForkServer] = SingleFlight()
         self._template_starts: SingleFlight[SnapshotTemplate] = SingleFlight()
         self._starts = asyncio.Semaphore(max_parallel_starts)
@@ -136,7 +137,16 @@ class LinuxSandbox(SandboxBackend):
         return LinuxProcess(reply["pid"], read_end, cgroup, zygote, self.cgroups), reply
 
     def _shared_spec(self, spec: SandboxSpec) -> dict[str, Any]:
-        """What every environment of one zygote shares: the zygote's spares are built from it."""
+        """What every environment of one zygote shares: the zygote's spares are built from it.
+        Made once per interpreter and kind, and never changed: `ForkServer` sends it only when
+        it is not the one it sent last."""
+        key = (spec.interpreter or (spec.argv[0] if spec.python_bootstrap else None), spec.python_bootstrap)
+        shared = self._shared_specs.get(key)
+        if shared is None:
+            shared = self._shared_specs[key] = self._make_shared_spec(spec)
+        return shared
+
+    def _make_shared_spec(self, spec: SandboxSpec) -> dict[str, Any]:
         binds = list(self._system_binds)
         prefix = self._interpreter_bind(spec)
         if prefix is not None:
@@ -326,7 +336,8 @@ class LinuxProcess(SandboxProcess):
         self._zygote.watch(self.pid, exited)
 
     def initialized(self) -> None:
-        self.cgroup.throttle_cpu()
+        """The CPU quota is written on the cgroup thread: the first invocation is ready to go now."""
+        self._cgroups.in_background(self.cgroup.throttle_cpu)
 
     def kill(self) -> None:
         if self._pidfd is not None:

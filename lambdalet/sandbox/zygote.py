@@ -249,7 +249,7 @@ def serve(sock, bootstrap):
         # environment just handed out needs for its own init on a small machine), counted from the
         # last request: exits of retired environments wake this loop too and must not delay it.
         idle_wait = None
-        if template is not None and len(spares) < SPARES:
+        if template is not None and root_ns is not None and len(spares) < SPARES:
             idle_wait = max(0.0, last_request + REFILL_AFTER_IDLE_S - time.monotonic())
         readable, _, _ = select.select([sock, wake_r], [], [], idle_wait)
         if not readable:
@@ -270,14 +270,16 @@ def serve(sock, bootstrap):
         last_request = time.monotonic()
         request = json.loads(data)
         try:
-            if request["generic"] != template:
+            generic = request.get("generic", template)  # absent: the same as last time
+            if generic != template or root_ns is None:
                 for spare in spares.values():  # made for another template: retire them
                     spare.sock.close()
                     retired[spare.pid] = spare
                 spares.clear()
-                template = request["generic"]
+                template = generic
                 if root_ns is not None:
                     os.close(root_ns)
+                    root_ns = None
                 root_ns = make_root_namespace(template)
             spec = request["spec"]
             likely_limits = spec["cgroup_limits"]
