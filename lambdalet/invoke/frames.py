@@ -46,6 +46,7 @@ class FrameProtocol(asyncio.Protocol):
     def __init__(self, env: "Environment") -> None:
         self.env = env
         self.transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # kept: before 3.12 each lookup is a getpid()
         self._buffer = bytearray()
         self._next: asyncio.Task[None] | None = None
 
@@ -72,7 +73,9 @@ class FrameProtocol(asyncio.Protocol):
     def _handle(self, kind: bytes, meta: dict, body: bytes) -> None:
         try:
             if kind == b"N":
-                self._next = asyncio.get_running_loop().create_task(self._deliver_next())
+                if self._loop is None:
+                    self._loop = asyncio.get_running_loop()
+                self._next = self._loop.create_task(self._deliver_next())
             elif kind == b"R":
                 if len(body) > MAX_RESPONSE_BYTES:
                     self.env.on_oversized_response(meta["id"])

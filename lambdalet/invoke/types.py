@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -13,13 +14,19 @@ from dataclasses import dataclass, field
 LOG_LINES_KEPT = 4096
 
 
+#: Ids need to be unique, not secret: a generator seeded once from the OS, because each
+#: os.urandom is a getrandom system call, several microseconds on a VM, three per invoke.
+_ids = random.Random(os.urandom(32))
+
+
 def new_request_id() -> str:
-    h = os.urandom(16).hex()
+    """A random (version 4) UUID, as Lambda's request ids are."""
+    h = f"{_ids.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
 def new_trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+    return f"Root=1-{int(time.time()):08x}-{_ids.getrandbits(96):024x};Parent={_ids.getrandbits(64):016x};Sampled=0"
 
 
 @dataclass
