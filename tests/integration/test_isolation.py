@@ -630,3 +630,41 @@ def test_an_isolated_network_has_only_loopback_and_cannot_reach_the_server(tmp_p
             assert result == {"runtime_api": "127.0.0.1:9001", "interfaces": ["lo"], "server": "URLError"}
     finally:
         isolated.stop()
+
+
+DESCRIPTOR_PROBE = """
+import os, stat
+
+def handler(event, context):
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            mode = os.fstat(fd).st_mode
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+        found[fd] = {"directory": stat.S_ISDIR(mode), "target": target,
+                     "escape": None}
+        if stat.S_ISDIR(mode):  # a directory from outside the root would lead out of it
+            try:
+                found[fd]["escape"] = sorted(os.listdir(os.open("..", os.O_RDONLY, dir_fd=fd)))[:20]
+            except OSError as exc:
+                found[fd]["escape"] = type(exc).__name__
+    return found
+"""
+
+
+def test_a_function_holds_no_descriptor_into_the_host(lambda_client, create_function):
+    """Environments are prepared with host directories open (their cgroups, mount trees); none of
+    those may survive into the function's process, where a directory descriptor from outside the
+    root would be a way out of it."""
+    name = hostile(create_function, DESCRIPTOR_PROBE)
+
+    found = invoke_ok(lambda_client, name)
+
+    directories = {fd: info for fd, info in found.items() if info["directory"]}
+    assert directories == {}, directories
+    for fd, info in found.items():
+        assert "cgroup" not in info["target"], (fd, info)
+        assert not info["target"].startswith("/sys"), (fd, info)
