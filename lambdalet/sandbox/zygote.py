@@ -97,9 +97,11 @@ class Spare:
         self.pid, self.sock, self.cgroup = pid, sock, cgroup
 
 
-def make_spare(control, generic, root_ns, bootstrap, likely_limits):
+def make_spare(control, generic, root_ns, bootstrap, likely_limits, ahead=True):
     """Clone a spare. It writes `likely_limits` (the last environment's) into its groups ahead of
-    time: an environment with the same limits then has nothing left to write when it starts."""
+    time: an environment with the same limits then has nothing left to write when it starts.
+    Only a spare made `ahead` of its request rehearses: one made for a request already waiting
+    would only make it wait longer."""
     cgroup = f"env-{os.getpid()}-{next(SPARE_IDS)}"  # named here: inside, the spare's pid is 1
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS  # the mount namespace comes from root_ns
@@ -110,7 +112,7 @@ def make_spare(control, generic, root_ns, bootstrap, likely_limits):
         forget_zygote_signals()
         control.close()
         ours.close()
-        spare_main(theirs, generic, root_ns, cgroup, bootstrap, likely_limits)
+        spare_main(theirs, generic, root_ns, cgroup, bootstrap, likely_limits, rehearse_first=ahead)
     theirs.close()
     return Spare(pid, ours, cgroup)
 
@@ -153,7 +155,7 @@ def make_root_namespace(generic):
         os.waitpid(pid, 0)
 
 
-def spare_main(sock, generic, root_ns, cgroup, bootstrap, likely_limits):
+def spare_main(sock, generic, root_ns, cgroup, bootstrap, likely_limits, rehearse_first):
     """The spare's life: prepare, wait for an assignment, become that environment."""
     try:
         import confine
@@ -172,7 +174,7 @@ def spare_main(sock, generic, root_ns, cgroup, bootstrap, likely_limits):
             listener = confine.loopback_listener(generic["runtime_api_port"])
             sock.sendmsg([b"listener"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [listener.fileno()]))])
             listener.close()
-        if bootstrap is not None and generic.get("rehearsal_dir"):
+        if rehearse_first and bootstrap is not None and generic.get("rehearsal_dir"):
             rehearse(bootstrap, generic["rehearsal_dir"])
         data, fds = receive(sock)
     except BaseException as exc:
@@ -284,7 +286,7 @@ def serve(sock, bootstrap):
             spec = request["spec"]
             likely_limits = spec["cgroup_limits"]
             spare = spares.pop(next(iter(spares))) if spares else make_spare(sock, template, root_ns, bootstrap,
-                                                                              likely_limits)
+                                                                              likely_limits, ahead=False)
             listener_fds = []
             if template.get("runtime_api_port"):  # the spare opened it in its own network
                 _note, listener_fds = receive(spare.sock)
