@@ -38,8 +38,9 @@ class Settings:
     )
     sandbox_uid: int = knob(993, "Unprivileged uid (and gid) functions run as under the linux backend.")
     sandbox_network: str = knob(
-        "host", "Network of linux-backend environments: 'host' (shared with the server) or 'isolated' "
-        "(a network namespace of their own with only loopback)."
+        "host", "Default network of linux-backend environments: 'host' (shared with the server) or 'isolated' "
+        "(a network namespace of their own with only loopback); a function's lambdalet:sandbox-network "
+        "tag overrides it."
     )
     sandbox_mb_per_vcpu: int = knob(
         1769, "CPU share of linux-backend environments: this much MemorySize buys one vCPU (AWS: 1,769)."

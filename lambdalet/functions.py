@@ -20,6 +20,7 @@ from lambdalet.errors import (
 from lambdalet.events.async_queue import EventInvokeSettings
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
+from lambdalet.network import NETWORK_TAG
 from lambdalet.policies import apply_change
 from lambdalet.store.functions import FunctionStore
 
@@ -177,17 +178,23 @@ class FunctionRegistry:
         if url is not None:
             self._by_url_id.pop(url["UrlId"], None)
 
-    async def change_tags(self, name: str, add: dict[str, str] | None = None,
-                          remove: list[str] | None = None) -> None:
-        """TagResource / UntagResource; a function has at most 50 tags, as on Lambda."""
+    async def change_tags(self, name: str, add: dict[str, str] | None = None, remove: list[str] | None = None,
+                          check: Callable[[Function, dict[str, str]], None] | None = None) -> None:
+        """TagResource / UntagResource; a function has at most 50 tags, as on Lambda. `check` may
+        refuse the resulting tags. A changed network tag retires the function's environments."""
         async with self._write_lock:
             function = self.get(name)
             tags = {k: v for k, v in function.tags.items() if k not in (remove or [])}
             tags.update(add or {})
             if len(tags) > 50:
                 raise InvalidParameterValueException("A function can have at most 50 tags.")
+            if check is not None:
+                check(function, tags)
             await asyncio.to_thread(self._store.set_tags, name, tags)
+            network_changed = tags.get(NETWORK_TAG) != function.tags.get(NETWORK_TAG)
             function.tags = tags
+        if network_changed:
+            self._on_change(name, None)
 
     def alias(self, name: str, alias_name: str) -> Alias:
         alias = self.get(name).aliases.get(alias_name)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from lambdalet import network
 from lambdalet.api import aliases as aliases_api
 from lambdalet.api import cloudwatch_logs as cloudwatch_logs_api
 from lambdalet.api import concurrency as concurrency_api
@@ -106,6 +107,7 @@ async def build_services(settings: Settings) -> Services:
             passthrough=passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
             provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
+            isolated_network=network.isolated(registry.get(config.name).tags, sandbox.isolate_network),
         )
 
     def snapshot_key(config: FunctionConfig) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from lambdalet import validation
+from lambdalet import network, validation
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
@@ -140,9 +140,18 @@ def _check_snapstart(svc, runtime: str) -> None:
     if not runtime.startswith("python3.") or int(runtime.split(".")[1]) < 12:
         raise InvalidParameterValueException(f"SnapStart is not supported for runtime {runtime}; use python3.12 or later.")
     if not svc.sandbox.supports_snapstart:
-        raise InvalidParameterValueException(
-            "SnapStart needs the linux sandbox backend with the host network on this server."
-        )
+        raise InvalidParameterValueException("SnapStart needs the linux sandbox backend, which this server does not use.")
+
+
+def check_network(svc, tags: dict[str, str], snap_start: bool) -> None:
+    """The function's network setting (its lambdalet:sandbox-network tag) can be honoured here."""
+    network.check(tags, server_default=svc.sandbox.isolate_network,
+                  can_isolate=svc.sandbox.supports_network_isolation, snap_start=snap_start)
+
+
+def uses_snapstart(function) -> bool:
+    """Any configuration of the function (its $LATEST or a published version) has SnapStart on."""
+    return any(config.snap_start == "PublishedVersions" for config in (function.latest, *function.versions.values()))
 
 
 async def create_function(request: web.Request) -> web.Response:
@@ -163,6 +172,7 @@ async def create_function(request: web.Request) -> web.Response:
         raise InvalidParameterValueException("Code is required.")
     if svc.functions.exists(ref.name):
         raise ResourceConflictException(f"Function already exist: {ref.name}")
+    check_network(svc, tags, changes.get("snap_start") == "PublishedVersions")
     changes.update(await _code(request, code))
     await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], changes.get("layers", ()))
     config = FunctionConfig(name=ref.name, architectures=architectures or ("x86_64",), **changes)
@@ -237,8 +247,11 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     ref = function_ref(request)
     _refuse_qualified_update(svc, ref, request)
     body = await json_body(request)
-    current = svc.functions.get(ref.name).latest
+    function = svc.functions.get(ref.name)
+    current = function.latest
     changes = _common_config(body, svc, current)
+    if changes.get("snap_start") == "PublishedVersions":
+        check_network(svc, function.tags, snap_start=True)
     if "layers" in changes:
         await _prepare_layers(svc, current.code_sha256, current.hot_reload_dir, changes["layers"])
     return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))

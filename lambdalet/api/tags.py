@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from lambdalet import validation
 from lambdalet.api.common import json_body, json_response, services
+from lambdalet.api.functions import check_network, uses_snapstart
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.model import parse_function_name
 
@@ -33,15 +36,21 @@ def _function_name(request: web.Request) -> str:
 async def tag_resource(request: web.Request) -> web.Response:
     name = _function_name(request)
     tags = validation.tags(await json_body(request)) or {}
-    await services(request).functions.change_tags(name, add=tags)
+    await _change(request, name, add=tags)
     return web.Response(status=204)
 
 
 async def untag_resource(request: web.Request) -> web.Response:
     name = _function_name(request)
     keys = request.query.getall("tagKeys", [])
-    await services(request).functions.change_tags(name, remove=keys)
+    await _change(request, name, remove=keys)
     return web.Response(status=204)
+
+
+async def _change(request: web.Request, name: str, **change: Any) -> None:
+    svc = services(request)
+    await svc.functions.change_tags(
+        name, check=lambda function, tags: check_network(svc, tags, uses_snapstart(function)), **change)
 
 
 async def list_tags(request: web.Request) -> web.Response:

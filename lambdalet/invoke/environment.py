@@ -98,6 +98,7 @@ class Environment:
         snapshot_key: str | None = None,
         provisioned: bool = False,
         layers_dir: Path | None = None,
+        isolated_network: bool = False,
     ) -> None:
         self.env_id = os.urandom(16).hex()
         self.config = config
@@ -113,6 +114,7 @@ class Environment:
         self._runtime_api = runtime_api
         self._code_dir = code_dir
         self._layers_dir = layers_dir  # the merged tree of the function's layers, built beforehand
+        self._isolated_network = isolated_network  # a network namespace with only loopback
         self._region = region
         self._passthrough = passthrough
         self._use_sdk = use_sdk
@@ -150,7 +152,8 @@ class Environment:
     async def start(self) -> None:
         """Start the runtime and wait until it asks for its first event (init done)."""
         started = time.monotonic()
-        layout = self._sandbox.layout(self._code_dir, self.env_id, self._layers_dir)  # type: ignore[arg-type]
+        layout = self._sandbox.layout(self._code_dir, self.env_id, self._layers_dir,  # type: ignore[arg-type]
+                                      self._isolated_network)
         process, listener, channel = await self._start_process(layout)
         self._process = process
         self._loop.add_reader(process.output_fd, self._read_output)
@@ -238,7 +241,8 @@ class Environment:
         return python_bootstrap, SandboxSpec(
             self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
             self.config.ephemeral_storage, python_bootstrap=python_bootstrap, snapshot_key=self._snapshot_key,
-            interpreter=self.runtime.interpreter, layers_dir=self._layers_dir)
+            interpreter=self.runtime.interpreter, layers_dir=self._layers_dir,
+            isolated_network=self._isolated_network)
 
     def report_init_failure(self, invocation: Invocation, failure: InitFailure) -> InvocationResult:
         """Log and shape the error of an invocation whose environment failed to initialise."""

@@ -50,6 +50,8 @@ class SandboxSpec:
     interpreter: str | None = None
     #: The merged tree of the function's layers on the host (None: no layers), seen at layout.opt_dir.
     layers_dir: Path | None = None
+    #: A network namespace of its own with only loopback (see `lambdalet/network.py`).
+    isolated_network: bool = False
     #: A connected socket (its fd) over which Lambdalet's own Python bootstrap speaks frames instead
     #: of connecting to the Runtime API; only given to backends that `supports_runtime_channel`.
     runtime_channel: int | None = None
@@ -143,7 +145,8 @@ class SandboxBackend(ABC):
         self.counts = SandboxCounters()
 
     @abstractmethod
-    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout: ...
+    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None,
+               isolated_network: bool = False) -> Layout: ...
 
     @abstractmethod
     async def start(self, spec: SandboxSpec) -> SandboxProcess: ...
@@ -155,6 +158,9 @@ class SandboxBackend(ABC):
     supports_snapstart = False
     #: Whether the backend can hand an in-process Python bootstrap a connected runtime channel.
     supports_runtime_channel = False
+    #: Whether environments can have a network of their own, and whether they do by default.
+    supports_network_isolation = False
+    isolate_network = False
 
     def retire(self, snapshot_key: str) -> None:
         """The configuration behind a SnapStart template changed: no new environments from it."""

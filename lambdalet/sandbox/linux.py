@@ -63,10 +63,8 @@ class LinuxSandbox(SandboxBackend):
     name = "linux"
     isolates = True
     supports_runtime_channel = True
-
-    @property
-    def supports_snapstart(self) -> bool:  # type: ignore[override]
-        return not self.isolate_network  # forked environments share the template's network
+    supports_network_isolation = True
+    supports_snapstart = True  # for functions on the host network: restored environments share the template's
 
     def __init__(self, data_dir: Path, sdk: PythonSdk | None, *, uid: int, max_parallel_starts: int,
                  mb_per_vcpu: int, isolate_network: bool = False) -> None:
@@ -78,20 +76,21 @@ class LinuxSandbox(SandboxBackend):
         self.mount_point = data_dir / "sandboxes" / "root"  # only ever mounted inside an environment
         self.mount_point.mkdir(parents=True, exist_ok=True)
         self._links, self._system_binds = _system_entries()
-        self._shared_specs: dict[tuple[str | None, bool], dict[str, Any]] = {}
+        self._shared_specs: dict[tuple[str | None, bool, bool], dict[str, Any]] = {}
         self._zygote_starts: SingleFlight[ForkServer] = SingleFlight()
         self._template_starts: SingleFlight[SnapshotTemplate] = SingleFlight()
         self._starts = asyncio.Semaphore(max_parallel_starts)
 
     def describe(self) -> str:
-        network = "NET namespace with loopback only" if self.isolate_network else "host network"
+        network = ("NET namespace with loopback only" if self.isolate_network else "host network") + " by default"
         return (f"linux (PID/mount/IPC/UTS namespaces, private root, cgroup v{self.cgroups.version} limits, "
                 f"uid {self.uid}, {network})")
 
-    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout:
+    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None,
+               isolated_network: bool = False) -> Layout:
         return Layout(task_root=TASK_ROOT, runtime_dir=RUNTIME_DIR, tmp_dir="/tmp",
                       sdk_dir=SDK_DIR if self.sdk is not None else None,
-                      runtime_api=f"127.0.0.1:{RUNTIME_API_PORT}" if self.isolate_network else None)
+                      runtime_api=f"127.0.0.1:{RUNTIME_API_PORT}" if isolated_network else None)
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
         self.counts.starts += 1
@@ -109,6 +108,8 @@ class LinuxSandbox(SandboxBackend):
 
     async def _start(self, spec: SandboxSpec) -> SandboxProcess:
         if spec.snapshot_key is not None:
+            if spec.isolated_network:  # refused when configured (lambdalet/network.py); never mixed here
+                raise OSError("SnapStart environments share the host network")
             return await self._restore(spec)
         async with self._starts:
             in_process = spec.python_bootstrap and len(spec.argv) >= 4 and spec.argv[3] == str(BOOTSTRAP_PY)
@@ -117,7 +118,7 @@ class LinuxSandbox(SandboxBackend):
             else:  # exec'd runtimes whose roots differ (an interpreter outside /usr) get zygotes of their own
                 prefix = self._interpreter_bind(spec)
                 key = EXEC_ZYGOTE if prefix is None else f"{EXEC_ZYGOTE}:{prefix}"
-            zygote = await self._zygote(key)
+            zygote = await self._zygote(key, spec.isolated_network)
             own = self._own_spec(spec, in_process)
             channel = (spec.runtime_channel,) if in_process and spec.runtime_channel is not None else ()
             if channel:
@@ -140,7 +141,8 @@ class LinuxSandbox(SandboxBackend):
         """What every environment of one zygote shares: the zygote's spares are built from it.
         Made once per interpreter and kind, and never changed: `ForkServer` sends it only when
         it is not the one it sent last."""
-        key = (spec.interpreter or (spec.argv[0] if spec.python_bootstrap else None), spec.python_bootstrap)
+        key = (spec.interpreter or (spec.argv[0] if spec.python_bootstrap else None), spec.python_bootstrap,
+               spec.isolated_network)
         shared = self._shared_specs.get(key)
         if shared is None:
             shared = self._shared_specs[key] = self._make_shared_spec(spec)
@@ -157,7 +159,7 @@ class LinuxSandbox(SandboxBackend):
         shared = {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
                   "dirs": [OPT_DIR, TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents(),
                   "rehearsal_dir": REHEARSAL_DIR}
-        if self.isolate_network:
+        if spec.isolated_network:
             shared["runtime_api_port"] = RUNTIME_API_PORT
         return shared
 
@@ -193,7 +195,7 @@ class LinuxSandbox(SandboxBackend):
         own = self._own_spec(template_spec, in_process=True)
         own["mode"] = "template"
         async with self._starts:
-            zygote = await self._zygote(spec.argv[0])
+            zygote = await self._zygote(spec.argv[0], isolated_network=False)
             try:
                 process, _reply = await self._spawn(zygote, template_spec, own, (theirs.fileno(),))
             except BaseException:
@@ -239,10 +241,14 @@ class LinuxSandbox(SandboxBackend):
             "hostname": "lambdalet",
         }
 
-    async def _zygote(self, key: str) -> ForkServer:
+    async def _zygote(self, interpreter_key: str, isolated_network: bool) -> ForkServer:
+        """The zygote for one interpreter (or exec-only kind) and network: each keeps spares of
+        its own, so functions on either network find ready ones."""
+        key = f"{interpreter_key}|isolated" if isolated_network else interpreter_key
+
         async def start() -> ForkServer:
-            exec_only = key.startswith(EXEC_ZYGOTE)
-            interpreter = os.path.realpath(sys.executable) if exec_only else key
+            exec_only = interpreter_key.startswith(EXEC_ZYGOTE)
+            interpreter = os.path.realpath(sys.executable) if exec_only else interpreter_key
             zygote = ForkServer(interpreter, None if exec_only else BOOTSTRAP_PY, on_died=self._zygote_died)
             self.counts.zygote_starts += 1
             try:

@@ -59,7 +59,8 @@ class ProcessSandbox(SandboxBackend):
     def describe(self) -> str:
         return "process (no isolation: functions run as plain child processes of the server)"
 
-    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout:
+    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None,
+               isolated_network: bool = False) -> Layout:
         """Paths on the host: nothing is mounted, so /var/task and /opt (with layers) are where the
         code and the merged layers are; LAMBDA_TASK_ROOT and the search paths say so."""
         return Layout(task_root=str(code_dir), runtime_dir=RUNTIME_DIR, tmp_dir=str(self.root / env_id / "tmp"),

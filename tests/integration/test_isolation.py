@@ -668,3 +668,58 @@ def test_a_function_holds_no_descriptor_into_the_host(lambda_client, create_func
     for fd, info in found.items():
         assert "cgroup" not in info["target"], (fd, info)
         assert not info["target"].startswith("/sys"), (fd, info)
+
+
+NETWORK_TAG = "lambdalet:sandbox-network"
+
+
+def test_one_function_can_be_isolated_while_the_others_share_the_host_network(server, lambda_client,
+                                                                               create_function):
+    """The lambdalet:sandbox-network tag overrides --sandbox-network for one function; changing
+    it retires the function's environments, so the next invoke already runs on the new network."""
+    isolated = hostile(create_function, NETWORK_PROBE, Tags={NETWORK_TAG: "isolated"})
+    shared = hostile(create_function, NETWORK_PROBE)
+    event = {"server": server.url}
+
+    for _ in range(2):  # cold, then warm
+        assert invoke_ok(lambda_client, isolated, event) == {
+            "runtime_api": "127.0.0.1:9001", "interfaces": ["lo"], "server": "URLError"}
+    result = invoke_ok(lambda_client, shared, event)
+    assert result["server"] == "reached" and result["runtime_api"] != "127.0.0.1:9001"
+
+    arn = lambda_client.get_function(FunctionName=isolated)["Configuration"]["FunctionArn"]
+    lambda_client.tag_resource(Resource=arn, Tags={NETWORK_TAG: "host"})
+    assert invoke_ok(lambda_client, isolated, event)["server"] == "reached"
+    lambda_client.untag_resource(Resource=arn, TagKeys=[NETWORK_TAG])  # back to the server's default
+    assert invoke_ok(lambda_client, isolated, event)["server"] == "reached"
+    lambda_client.tag_resource(Resource=arn, Tags={NETWORK_TAG: "isolated"})
+    assert invoke_ok(lambda_client, isolated, event)["server"] == "URLError"
+
+
+def test_a_network_tag_that_cannot_be_honoured_is_refused(lambda_client, create_function):
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException, match="host, isolated"):
+        create_function(ECHO_HANDLER, Tags={NETWORK_TAG: "vpc"})
+    name = create_function(ECHO_HANDLER, Runtime="python3.12", SnapStart={"ApplyOn": "PublishedVersions"})[
+        "FunctionName"]
+    arn = lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException, match="SnapStart needs the host"):
+        lambda_client.tag_resource(Resource=arn, Tags={NETWORK_TAG: "isolated"})
+    assert NETWORK_TAG not in lambda_client.list_tags(Resource=arn)["Tags"]
+
+    other = create_function(ECHO_HANDLER, Runtime="python3.12", Tags={NETWORK_TAG: "isolated"})["FunctionName"]
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException, match="SnapStart needs the host"):
+        lambda_client.update_function_configuration(FunctionName=other, SnapStart={"ApplyOn": "PublishedVersions"})
+
+
+def test_the_process_backend_refuses_an_isolated_network(tmp_path):
+    """It cannot give a function a network of its own, so it must not accept the setting."""
+    plain = Server(tmp_path / "data", args=["--sandbox", "process"])
+    plain.start()
+    try:
+        client = plain.client()
+        with pytest.raises(client.exceptions.InvalidParameterValueException, match="linux sandbox backend"):
+            client.create_function(FunctionName="probe", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                                   Code={"ZipFile": make_zip({"app.py": NETWORK_PROBE})},
+                                   Tags={NETWORK_TAG: "isolated"})
+    finally:
+        plain.stop()

@@ -41,7 +41,8 @@ class QuickSandbox(SandboxBackend):
         self.env_holder = env_holder
         self.process: QuickProcess | None = None
 
-    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None) -> Layout:
+    def layout(self, code_dir: Path, env_id: str, layers_dir: Path | None = None,
+               isolated_network: bool = False) -> Layout:
         return Layout(task_root="/var/task", runtime_dir="/var/runtime", tmp_dir="/tmp")
 
     async def start(self, spec) -> SandboxProcess:
