@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from lambdalet.log_groups import LogReader
 from lambdalet.logs import LogStore
 from lambdalet.metrics import Metrics, PlatformCollector
 from lambdalet.model import LATEST, Arns, FunctionConfig
-from lambdalet.runtimes.python_sdk import prepare_python_sdk
+from lambdalet.runtimes.python_sdk import compile_sdk_bytecode, prepare_python_sdk
 from lambdalet.runtimes.registry import RuntimeRegistry
 from lambdalet.sandbox import create_backend
 from lambdalet.sandbox.base import SandboxBackend
@@ -89,6 +90,9 @@ async def build_services(settings: Settings) -> Services:
     if sdk is not None and sdk.min_python > (3, 9):
         log.warning("boto3 %s needs Python >= %d.%d: functions on older Python runtimes must bundle "
                     "their own boto3", sdk.boto3_version, *sdk.min_python)
+    if sdk is not None:  # in the background: start-up does not wait, and it is idle work at nice 10
+        threading.Thread(target=compile_sdk_bytecode, args=(sdk, runtimes.python_interpreters()),
+                         name="lambdalet-sdk-bytecode", daemon=True).start()
     sandbox, why = create_backend(settings.sandbox, data_dir, sdk, uid=settings.sandbox_uid,
                                   network=settings.sandbox_network, max_parallel_starts=settings.max_parallel_starts,
                                   mb_per_vcpu=settings.sandbox_mb_per_vcpu)

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,36 @@ class PythonSdk:
         """Whether the SDK can run on a `python3.X` runtime."""
         major, minor = (int(part) for part in runtime.removeprefix("python").split("."))
         return (major, minor) >= self.min_python
+
+    def compile_bytecode(self, runtime: str, interpreter: str) -> bool:
+        """Write the SDK's bytecode for one runtime's interpreter, next to the installed packages,
+        as pip does at install time for the interpreter it runs under; False if it was there already.
+
+        Functions import the SDK from a read-only tree, where their interpreter cannot write the
+        bytecode it compiles: without it, `import boto3` compiles boto3 and botocore at every cold
+        start (1.2-1.7 s against 0.4 s for python3.12 on a 2-vCPU VM). A tree that is not writable
+        is left as it is.
+        """
+        tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
+        sentinels = [self.members[name] / "__pycache__" / f"__init__.{tag}.pyc"
+                     for name in ("boto3", "botocore") if name in self.members]
+        if sentinels and all(path.exists() for path in sentinels):
+            return False
+        subprocess.run([interpreter, "-m", "compileall", "-q", *(str(path) for path in self.members.values())],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       preexec_fn=lambda: os.nice(10), timeout=600, check=False)
+        return True
+
+
+def compile_sdk_bytecode(sdk: PythonSdk, interpreters: list[tuple[str, str]]) -> None:
+    """`PythonSdk.compile_bytecode` for every runtime's interpreter (run on a thread at start-up)."""
+    for runtime, interpreter in interpreters:
+        if sdk.supports(runtime):
+            try:
+                if sdk.compile_bytecode(runtime, interpreter):
+                    log.info("compiled the AWS SDK's bytecode for %s", runtime)
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.warning("could not compile the AWS SDK's bytecode for %s: %s", runtime, exc)
 
 
 def prepare_python_sdk(data_dir: Path) -> PythonSdk | None:

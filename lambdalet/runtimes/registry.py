@@ -125,6 +125,18 @@ class RuntimeRegistry:
             self._resolved[name] = runtime
         return runtime
 
+    def python_interpreters(self) -> list[tuple[str, str]]:
+        """(runtime, interpreter) for every Python runtime this server can run."""
+        found = []
+        for version in PYTHON_VERSIONS:
+            try:
+                runtime = self.get(f"python{version}")
+            except InvalidRuntimeException:
+                continue
+            if runtime.interpreter:
+                found.append((runtime.name, runtime.interpreter))
+        return found
+
     def _resolve(self, name: str) -> Runtime:
         if name in PROVIDED:
             return Runtime(name, execution_env=None, version_label=None)
