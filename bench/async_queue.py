@@ -7,6 +7,9 @@
    answers 202. Each 202 means the event is committed to the database (SQLite here).
 2. **Delivered events/s**: from the first 202 until the queue is empty again (the status
    endpoint's `async_queue.depth`), i.e. every event has run.
+3. **Server CPU per event**: the server process's CPU time (all its threads: the event loop and the
+   queue's database thread; not the runtimes) from the first request until the queue is empty,
+   divided by the events: accepting plus delivering one event costs the server this much.
 
 Issue 5's target: ≥ 2,000 events/s accepted on a 2-core machine with SQLite.
 """
@@ -50,6 +53,7 @@ def main() -> int:
                     errors[index] += 1
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+        cpu_before = base.cpu_seconds(server.pid) if server.pid else None
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -62,10 +66,14 @@ def main() -> int:
                 break
             time.sleep(0.05)
         deliver_s = time.perf_counter() - started
+        cpu_after = base.cpu_seconds(server.pid) if server.pid else None
         total = sum(accepted)
         print(f"{total} events accepted by {args.clients} clients in {accept_s:.2f} s: "
               f"{total / accept_s:,.0f} accepted events/s (errors {sum(errors)})")
         print(f"all delivered {deliver_s:.2f} s after the first: {total / deliver_s:,.0f} delivered events/s")
+        if cpu_before is not None and cpu_after is not None and total:
+            print(f"server CPU: {(cpu_after - cpu_before) / total * 1e6:,.0f} µs per event accepted and delivered "
+                  f"({100 * (cpu_after - cpu_before) / deliver_s:.0f} % of one core)")
         return 0 if not sum(errors) else 1
     finally:
         server.stop(keep_log=False)
