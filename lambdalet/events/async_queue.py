@@ -3,10 +3,11 @@
 `enqueue` returns only once the event is committed to the database, so a 202 means "stored". Events
 arriving together are committed together (group commit), so acceptance is not bound by one commit
 per event. A dispatcher claims due events and runs them through the same invoker, concurrency
-limits and warm pools as synchronous calls, at most `workers` at a time. Events this server has just
-committed are inserted already claimed and handed to the dispatcher in memory (up to a bound), so
-the hot path never reads them back; the database stays the durable record, and the dispatcher
-claims from it only what memory does not hold: overflow, retries that come due, and after a restart.
+limits and warm pools as synchronous calls: `workers` long-lived worker tasks, each running one event
+after another. Events this server has just committed are inserted already claimed and handed to the
+workers in memory (up to a bound), so the hot path never reads them back; the database stays the
+durable record, and a poller claims from it only what memory does not hold: overflow, retries that
+come due, and after a restart.
 
 - success: the event is deleted;
 - a function error: retried up to MaximumRetryAttempts (default 2), the first retry after 1 minute
@@ -101,14 +102,14 @@ class AsyncQueue:
         self._done_timer: asyncio.TimerHandle | None = None
         self._ready: deque[QueuedEvent] = deque()  # committed, claimed by us, not yet started
         self._ready_bytes = 0
-        self._next_poll = 0.0  # when the dispatcher next asks the database for due events (clock time)
+        self._next_poll = 0.0  # when the poller next asks the database for due events (clock time)
         # One thread for all of the queue's database work: SQLite has one writer at a time anyway,
         # and contending threads only wait on its lock.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdalet-queue-db")
         self._flushing: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
-        self._dispatcher: asyncio.Task[None] | None = None
+        self._idle: deque[asyncio.Future[None]] = deque()  # parked workers, woken when events arrive
+        self._poll_wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []  # the workers and the poller
         self._progress: dict[str, Progress] = {}
         self._deliveries = Deliveries(self._invoke_destination)
 
@@ -160,57 +161,76 @@ class AsyncQueue:
                 if not future.done():
                     future.set_result(None)
             if keep:
-                self._ready.extend(events)
-                self._ready_bytes += size
+                self._hand_over(events, size)
             elif events:
-                self._next_poll = 0.0  # they wait in the database, unclaimed
-            if batch:
-                self._wakeup.set()
+                self._poll_soon(0.0)  # they wait in the database, unclaimed
 
     # -- draining -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Release the claims of a previous run; the dispatcher's first poll finds them due."""
+        """Release the claims of a previous run; the poller's first poll finds them due."""
         released = await self._db_call(self._store.release_claims)
         if released:
             log.warning("%d asynchronous events were in flight when the server stopped: running them again", released)
-        self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._work()) for _ in range(self._workers)]
+        self._tasks.append(loop.create_task(self._poll()))
 
-    async def _dispatch(self) -> None:
-        """Start events from memory first; ask the database only when memory has none and a poll
-        is due (every IDLE_POLL_S, or at once after an overflow or a retry was scheduled), so the
-        dispatcher's queries do not compete with the inserts behind the 202s."""
+    async def _work(self) -> None:
+        """One worker: the next event in memory, else park until events are handed over. A busy
+        worker goes straight from one event to the next, with no task or wake-up per event."""
+        loop = asyncio.get_running_loop()
         while True:
-            self._wakeup.clear()
-            while self._ready and len(self._running) < self._workers:
+            if self._ready:
                 event = self._ready.popleft()
                 self._ready_bytes -= len(event.payload)
-                self._start(event)
-            free = self._workers - len(self._running)
+                try:
+                    await self._attempt(event)
+                except Exception:  # the database failed even the retry: the event stays claimed until a restart
+                    log.exception("asynchronous invocation %s of %s could not be rescheduled", event.request_id,
+                                  event.function_name)
+                continue
+            waiter = loop.create_future()
+            self._idle.append(waiter)
+            if self._clock() >= self._next_poll:
+                self._poll_wakeup.set()  # a poll is due and a worker is free
+            await waiter
+
+    def _hand_over(self, events: list[QueuedEvent], size: int) -> None:
+        """Queue claimed events in memory and wake as many parked workers as there are events."""
+        self._ready.extend(events)
+        self._ready_bytes += size
+        for _ in range(min(len(events), len(self._idle))):
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _poll_soon(self, at: float) -> None:
+        """Ask the database for due events at `at` at the latest (a retry, or an overflow)."""
+        self._next_poll = min(self._next_poll, at)
+        self._poll_wakeup.set()
+
+    async def _poll(self) -> None:
+        """Claim due events from the database for parked workers, only when memory has none for them
+        and a poll is due (every IDLE_POLL_S, or sooner after an overflow or a retry was
+        scheduled), so these queries do not compete with the inserts behind the 202s."""
+        while True:
+            self._poll_wakeup.clear()
+            free = len(self._idle) if not self._ready else 0
             now = self._clock()
             if free > 0 and now >= self._next_poll:
                 self._next_poll = now + IDLE_POLL_S  # unless a retry or an overflow brings it forward meanwhile
                 due = await self._db_call(self._store.claim_due, now, free)
                 if len(due) == free:  # there may be more: ask again as soon as a worker is free
                     self._next_poll = now
-                for event in due:
-                    self._start(event)
+                self._hand_over(due, sum(len(event.payload) for event in due))
                 continue
-            # Woken by a commit, a finished event or a retry; the timeout is the next poll when a worker is free.
+            # Woken by a parked worker, a retry or an overflow; the timeout is the next poll when a worker is free.
             timeout = IDLE_POLL_S if free <= 0 else min(IDLE_POLL_S, self._next_poll - now)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                await asyncio.wait_for(self._poll_wakeup.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
-
-    def _start(self, event: QueuedEvent) -> None:
-        task = asyncio.get_running_loop().create_task(self._attempt(event))
-        self._running.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._wakeup.set()
 
     async def _attempt(self, event: QueuedEvent) -> None:
         try:
@@ -264,8 +284,7 @@ class AsyncQueue:
     async def _retry_later(self, request_id: str, attempts: int, at: float) -> None:
         """Release the event to the database, due at `at`; the dispatcher polls then at the latest."""
         await self._db_call(self._store.retry_later, request_id, attempts, at)
-        self._next_poll = min(self._next_poll, at)
-        self._wakeup.set()
+        self._poll_soon(at)
 
     async def _give_up(self, event: QueuedEvent, condition: str, settings: EventInvokeSettings, dead_letter: str,
                        attempts: int | None = None) -> None:
@@ -314,11 +333,9 @@ class AsyncQueue:
 
     async def shutdown(self) -> None:
         """Stop taking work; events in flight stay claimed only until the next start."""
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-        for task in list(self._running):
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._done_timer is not None:
             self._done_timer.cancel()
             self._done_timer = None
