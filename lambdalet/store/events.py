@@ -44,7 +44,7 @@ class EventStore:
     def apply(self, new: list[QueuedEvent], done: list[str], claimed: bool = False) -> None:
         """One transaction for a batch of new events (the group commit behind many 202s) and of
         events that are done with. `claimed`: the new events are claimed by this server already
-        (it runs them from memory), so no dispatcher claims them from the database."""
+        (it runs them from memory), so no poller claims them from the database."""
         if self._sqlite:
             self._apply_sqlite(new, done, claimed)
             return
