@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from lambdalet.errors import LambdaError, ResourceNotFoundException
 from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
+from lambdalet.invoke.leases import HostMemoryExhausted
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
 from lambdalet.model import LATEST, alias_of, parse_function_name
 from lambdalet.store.events import EventStore, QueuedEvent
@@ -57,6 +58,18 @@ DONE_FLUSH_DELAY_S = 0.1
 # (inserted unclaimed, for any server's dispatcher to claim), so a backlog does not fill memory.
 READY_MAX_EVENTS = 10_000
 READY_MAX_BYTES = 64 * 1024 * 1024
+CHECKPOINT_EVERY = 100  # group commits made on the loop between two checkpoints (SQLite)
+# Acceptance first: while events keep arriving (one came within BURST_IDLE_S), workers start at
+# most BURST_DELIVERY_SHARE deliveries per event accepted. Accepting and delivering share the
+# server's one event loop, and a delivery costs it about what an acceptance does: at full speed,
+# delivery halved how fast a burst was accepted (the callers' wait). The backlog is delivered
+# at full speed once the burst is over; a sustained stream is still delivered, at the share.
+BURST_IDLE_S = 0.02
+BURST_DELIVERY_SHARE = 0.1
+# A delivery that finds the host's memory budget full is not a Lambda throttle (no backoff, no
+# trip through the database): the event goes back to the front of memory and its worker waits for
+# another delivery to end, or this long.
+MEMORY_WAIT_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,12 @@ class AsyncQueue:
         # and contending threads only wait on its lock.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdalet-queue-db")
         self._flushing: asyncio.Task[None] | None = None
+        self._inline_commits = 0  # since the last checkpoint
         self._idle: deque[asyncio.Future[None]] = deque()  # parked workers, woken when events arrive
+        self._last_accept = float("-inf")  # loop time of the last enqueue
+        self._credits = 0.0  # deliveries workers may still start during a burst
+        self._burst_end: asyncio.TimerHandle | None = None  # wakes workers the gate parked
+        self._memory_waiters: deque[asyncio.Future[None]] = deque()  # workers the host's memory stopped
         self._poll_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []  # the workers and the poller
         self._progress: dict[str, Progress] = {}
@@ -117,9 +135,15 @@ class AsyncQueue:
 
     async def enqueue(self, event: QueuedEvent) -> None:
         """Return once the event is durably stored."""
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._pending.append((event, future))
         self._schedule_flush()
+        now = loop.time()
+        if now - self._last_accept >= BURST_IDLE_S:
+            self._credits = 1.0  # the first event of a burst (and a lone one) runs at once
+        self._last_accept = now
+        self._credits = min(self._credits + BURST_DELIVERY_SHARE, float(self._workers))
         await future
 
     def _schedule_flush(self) -> None:
@@ -135,6 +159,19 @@ class AsyncQueue:
         self._done_timer = None
         self._schedule_flush()
 
+    def _after_inline_commit(self) -> None:
+        """Every CHECKPOINT_EVERY commits made on the loop, checkpoint on the database thread."""
+        self._inline_commits += 1
+        if self._inline_commits >= CHECKPOINT_EVERY:
+            self._inline_commits = 0
+            self._db.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            self._store.checkpoint()
+        except Exception:  # the next one will try again; meanwhile the log only grows
+            log.exception("could not checkpoint the asynchronous queue's database")
+
     async def _db_call(self, function: Callable, *args):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
 
@@ -148,7 +185,11 @@ class AsyncQueue:
             keep = (len(self._ready) + len(events) <= READY_MAX_EVENTS
                     and self._ready_bytes + size <= READY_MAX_BYTES)
             try:
-                await self._db_call(self._store.apply, events, done, keep)
+                if self._store.inline_commits:
+                    self._store.apply(events, done, keep)
+                    self._after_inline_commit()
+                else:
+                    await self._db_call(self._store.apply, events, done, keep)
             except Exception as exc:
                 log.exception("the asynchronous queue could not write to the database")
                 self._done.extend(done)
@@ -181,7 +222,7 @@ class AsyncQueue:
         worker goes straight from one event to the next, with no task or wake-up per event."""
         loop = asyncio.get_running_loop()
         while True:
-            if self._ready:
+            if self._ready and self._may_deliver(loop):
                 event = self._ready.popleft()
                 self._ready_bytes -= len(event.payload)
                 try:
@@ -196,14 +237,65 @@ class AsyncQueue:
                 self._poll_wakeup.set()  # a poll is due and a worker is free
             await waiter
 
-    def _hand_over(self, events: list[QueuedEvent], size: int) -> None:
-        """Queue claimed events in memory and wake as many parked workers as there are events."""
-        self._ready.extend(events)
-        self._ready_bytes += size
-        for _ in range(min(len(events), len(self._idle))):
+    def _memory_maybe_freed(self) -> None:
+        """An invocation ended, so its environment is free: one worker waiting for memory tries again."""
+        while self._memory_waiters:
+            waiter = self._memory_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _delivery_ended(self) -> None:
+        """Wait until another delivery ends (its environment may then be free), or MEMORY_WAIT_S:
+        the memory may be held by synchronous invocations, which do not say when they end."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._memory_waiters.append(waiter)
+        timer = asyncio.get_running_loop().call_later(MEMORY_WAIT_S, lambda: waiter.done() or waiter.set_result(None))
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+    def _may_deliver(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a worker may start a delivery now (see BURST_DELIVERY_SHARE); a worker told no
+        parks, and is woken when the burst is over if not before."""
+        if loop.time() - self._last_accept >= BURST_IDLE_S:
+            return True
+        if self._credits >= 1.0:
+            self._credits -= 1.0
+            return True
+        self._wake_after_burst(loop)
+        return False
+
+    def _wake_after_burst(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake the workers the burst kept parked once it is over (one timer at a time)."""
+        if self._burst_end is None:
+            self._burst_end = loop.call_at(self._last_accept + BURST_IDLE_S, self._after_burst, loop)
+
+    def _after_burst(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._burst_end = None
+        if loop.time() - self._last_accept < BURST_IDLE_S:  # still arriving: look again later
+            self._wake_after_burst(loop)
+        else:
+            self._wake(len(self._ready))
+
+    def _wake(self, count: int) -> None:
+        for _ in range(min(count, len(self._idle))):
             waiter = self._idle.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _hand_over(self, events: list[QueuedEvent], size: int) -> None:
+        """Queue claimed events in memory and wake as many parked workers as there are events (during
+        a burst, as many as it allows now, and the rest when it is over)."""
+        self._ready.extend(events)
+        self._ready_bytes += size
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_accept < BURST_IDLE_S:
+            self._wake(min(len(events), int(self._credits)))
+            self._wake_after_burst(loop)
+        else:
+            self._wake(len(events))
 
     def _poll_soon(self, at: float) -> None:
         """Ask the database for due events at `at` at the latest (a retry, or an overflow)."""
@@ -257,13 +349,20 @@ class AsyncQueue:
         invocation = Invocation(event.request_id, event.payload, event.invoked_arn, alias=alias_of(event.qualifier))
         try:
             result = await self._invoker.invoke(config, invocation)
-        except LambdaError as exc:  # throttled (TooManyRequestsException), or the platform could not run it
+        except HostMemoryExhausted:  # more workers than environments fit: wait for one to be free
+            self._ready.appendleft(event)
+            self._ready_bytes += len(event.payload)
+            await self._delivery_ended()
+            return
+        except LambdaError as exc:
+            self._memory_maybe_freed()  # throttled (TooManyRequestsException), or the platform could not run it
             progress.throttle_delay = delay = min(300.0, progress.throttle_delay * 2)
             progress.failure = Failure(exc.status, exc.message)
             log.info("asynchronous invocation %s of %s: %s; trying again in %.1f s", event.request_id,
                      config.name, exc.error_type, delay * self._scale)
             await self._retry_later(event.request_id, event.attempts, now + delay * self._scale)
             return
+        self._memory_maybe_freed()
         attempts = event.attempts + 1
         progress.result = result
         if not result.function_error:

@@ -103,12 +103,17 @@ class MemoryBudget:
     def give_back(self, memory_mb: int) -> None:
         self.used_mb -= memory_mb
 
-    def exhausted(self, memory_mb: int) -> TooManyRequestsException:
-        return TooManyRequestsException(
+    def exhausted(self, memory_mb: int) -> "HostMemoryExhausted":
+        return HostMemoryExhausted(
             f"Rate Exceeded. The host's memory budget for execution environments ({self.limit_mb} MB) is in "
             f"use ({self.used_mb} MB by running environments); this {memory_mb} MB environment does not fit.",
             "ConcurrentInvocationLimitExceeded",
         )
+
+
+class HostMemoryExhausted(TooManyRequestsException):
+    """A throttle for want of host memory (Lambdalet's budget, not a Lambda limit): the same 429 to
+    callers; the asynchronous queue waits for memory instead of backing off as from a Lambda throttle."""
 
 
 def default_memory_budget_mb(margin_mb: int = 1024) -> int:

@@ -145,3 +145,29 @@ def test_no_accepted_event_is_lost_when_the_server_is_killed(fresh_server, colle
     assert not missing(), f"{len(missing())} of {total} accepted events never ran"
     duplicates = sum(count - 1 for count in collector.seen.values() if count > 1)
     print(f"\n{total} events, SIGKILL mid-flight: 0 lost, {duplicates} run twice (at-least-once)")
+
+
+SLOW_REPORTER = REPORTER.replace('    return "ok"', '    import time\n    time.sleep(0.2)\n    return "ok"')
+
+
+def test_events_wait_for_host_memory_instead_of_backing_off_as_if_throttled(tmp_path, collector):
+    """More events at once than the host's memory budget has environments for: Lambdalet's own
+    capacity is not a Lambda throttle, so each event waits in memory for an environment to be free
+    and runs exactly once, with no throttle backoff (which starts at a second and doubles)."""
+    small = Server(tmp_path / "data", args=["--memory-budget-mb", "256"])  # two 128 MB environments
+    small.start()
+    try:
+        client = small.client()
+        client.create_function(FunctionName="slow", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": make_zip({"app.py": SLOW_REPORTER})}, Timeout=10,
+                               MemorySize=128)
+        ids = [client.invoke(FunctionName="slow", InvocationType="Event",
+                             Payload=json.dumps({"collector": collector.port, "n": n}))["ResponseMetadata"]["RequestId"]
+               for n in range(8)]
+        wait_until(lambda: all(collector.seen[i] for i in ids), timeout=30, what="every event's report")
+        wait_until(lambda: queue_depth(small, "slow") == 0, timeout=10, what="the queue to drain")
+        assert [collector.seen[i] for i in ids] == [1] * 8
+        log = small.log_path.read_text()
+        assert "trying again" not in log, [line for line in log.splitlines() if "trying again" in line][:3]
+    finally:
+        small.stop()
