@@ -22,9 +22,16 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/lambdalet server
 
+# Three passes: everything (linux sandbox where the host allows it, SQLite); the process backend;
+# and what keeps state in the database against a throwaway PostgreSQL (scripts/with-postgres).
+PG_TESTS := tests/integration/test_async.py tests/integration/test_destinations.py \
+	tests/integration/test_persistence.py tests/integration/test_functions_api.py \
+	tests/integration/test_versions.py tests/integration/test_aliases.py
+
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest tests/integration --sandbox process -m "not isolation and not snapstart and not ric" -q
+	scripts/with-postgres $(BIN)/python -m pytest $(PG_TESTS) -m "not isolation and not snapstart and not ric" -q
 
 # AWS's own Node.js runtime interface client (npm aws-lambda-ric) as a custom runtime. Its native
 # addon builds from source on first use (minutes; needs npm, cmake, g++, autoconf, automake, libtool).

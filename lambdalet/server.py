@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy.exc
 from aiohttp import web
 
 from lambdalet import network
@@ -51,7 +52,7 @@ from lambdalet.store.blobs import BlobStore
 from lambdalet.store.functions import FunctionStore
 from lambdalet.store.layer_dirs import LayerDirs
 from lambdalet.store.layers import LayerStore
-from lambdalet.store.schema import make_engine
+from lambdalet.store.schema import DatabaseDriverMissing, make_engine
 
 log = logging.getLogger("lambdalet")
 #: Largest control-plane request: a 50 MB zip, base64-encoded inside JSON (Lambda's own limit).
@@ -253,3 +254,7 @@ def run(settings: Settings) -> None:
                     print=lambda _banner: log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port))
     except OSError as exc:  # the port is taken, the address is not ours, ...
         raise SystemExit(f"lambdalet: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+    except DatabaseDriverMissing as exc:
+        raise SystemExit(f"lambdalet: {exc}") from None
+    except sqlalchemy.exc.OperationalError as exc:  # PostgreSQL down, wrong password, unwritable SQLite file
+        raise SystemExit(f"lambdalet: cannot open the database: {exc.orig}") from None

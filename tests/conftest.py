@@ -29,11 +29,35 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 #: The sandbox backend every test server runs (`pytest --sandbox process` tests the fallback).
 SANDBOX = {"value": "auto"}
+#: A PostgreSQL server (`pytest --postgres URL`): every test server then gets a database of its own
+#: there instead of SQLite.
+POSTGRES = {"url": ""}
 
 
 def pytest_addoption(parser):
     parser.addoption("--sandbox", default="auto", choices=("auto", "linux", "process"),
                      help="sandbox backend of the servers the tests start")
+    parser.addoption("--postgres", default=os.environ.get("LAMBDALET_TEST_POSTGRES", ""),
+                     help="SQLAlchemy URL of a PostgreSQL server (its maintenance database, e.g. "
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres; default: "
+                          "$LAMBDALET_TEST_POSTGRES, as scripts/with-postgres sets it): each test server gets "
+                          "a fresh database there instead of SQLite")
+
+
+def fresh_postgres_database(base_url: str) -> str:
+    """CREATE a new database on the PostgreSQL server of `base_url`; return its URL."""
+    import sqlalchemy
+
+    name = f"lambdalet_test_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sqlalchemy.exc.OperationalError as exc:
+        raise pytest.UsageError(f"--postgres {base_url}: cannot reach PostgreSQL ({exc.orig})") from None
+    finally:
+        engine.dispose()
+    return str(sqlalchemy.engine.make_url(base_url).set(database=name).render_as_string(hide_password=False))
 
 
 #: Every server log of this session, shown (warnings and errors) when a test failed.
@@ -53,6 +77,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 def pytest_configure(config):
     SANDBOX["value"] = config.getoption("--sandbox")
+    POSTGRES["url"] = config.getoption("--postgres")
     config.addinivalue_line("markers", "isolation: proves a sandbox escape is impossible (linux backend only)")
     config.addinivalue_line("markers", "snapstart: SnapStart templates (linux backend only)")
     config.addinivalue_line("markers", "ric: AWS's aws-lambda-ric from npm, built from source on first use (minutes; "
@@ -90,6 +115,8 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"server-{data_dir.name}.log"
         SERVER_LOGS.append(self.log_path)
+        if POSTGRES["url"]:  # made once: a restarted server finds its data again
+            self.args = ["--database-url", fresh_postgres_database(POSTGRES["url"]), *self.args]
 
     def start(self) -> None:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **self.extra_env}

@@ -155,9 +155,21 @@ layer_policies = Table(
 )
 
 
+class DatabaseDriverMissing(RuntimeError):
+    """The --database-url names a database whose Python driver is not installed."""
+
+
 def make_engine(url: str) -> Engine:
-    """Create the engine and the schema; SQLite gets WAL and foreign keys."""
-    engine = create_engine(url)
+    """Create the engine and the schema; SQLite gets WAL and foreign keys. A PostgreSQL URL without
+    a driver (`postgresql://`) means psycopg 3, the one `lambdalet[postgres]` installs."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        engine = create_engine(url)
+    except ModuleNotFoundError as exc:
+        raise DatabaseDriverMissing(
+            f"the database URL needs the {exc.name!r} driver, which is not installed; for PostgreSQL: "
+            f"pip install 'lambdalet[postgres]'") from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
