@@ -48,13 +48,18 @@ class PythonSdk:
         is left as it is.
         """
         tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
-        sentinels = [self.members[name] / "__pycache__" / f"__init__.{tag}.pyc"
-                     for name in ("boto3", "botocore") if name in self.members]
-        if sentinels and all(path.exists() for path in sentinels):
+        anchor = self.members.get("boto3")  # a reinstalled boto3 comes without the marker
+        marker = anchor / "__pycache__" / f".lambdalet-compiled.{tag}" if anchor is not None and anchor.is_dir() else None
+        if marker is not None and marker.exists():
             return False
         subprocess.run([interpreter, "-m", "compileall", "-q", *(str(path) for path in self.members.values())],
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        preexec_fn=lambda: os.nice(10), timeout=600, check=False)
+        if marker is not None:  # whatever could be compiled was: not again at every start
+            try:
+                marker.touch()
+            except OSError:
+                pass
         return True
 
 
