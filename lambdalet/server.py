@@ -214,7 +214,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[lambda_errors, url_requests.route_by_host], client_max_size=MAX_REQUEST_BYTES)
-    for api in (functions_api, invoke_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
+    # Invoke first: the router tries the routes under one path prefix in order, so the hot path's
+    # is matched at once rather than after every other /2015-03-31/functions route (~8 regex tries).
+    for api in (invoke_api, functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
                 provisioned_api, event_invoke_config_api, function_urls_api, url_requests, layers_api,
                 cloudwatch_logs_api):  # the last: POST / with X-Amz-Target: Logs_20140328.*
         app.add_routes(api.routes())

@@ -67,7 +67,8 @@ class FrameProtocol(asyncio.Protocol):
             frame = bytes(self._buffer[: 4 + length])
             del self._buffer[: 4 + length]
             _length, kind, meta_length = HEADER.unpack_from(frame)
-            meta = json.loads(frame[9: 9 + meta_length])
+            raw_meta = frame[9: 9 + meta_length]
+            meta = {} if raw_meta == b"{}" else json.loads(raw_meta)  # every /next's is empty
             self._handle(bytes([kind]), meta, frame[9 + meta_length:])
 
     def _handle(self, kind: bytes, meta: dict, body: bytes) -> None:
