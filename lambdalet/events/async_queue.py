@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from lambdalet.errors import LambdaError, ResourceNotFoundException
+from lambdalet.events.bursts import BurstGate
 from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
 from lambdalet.invoke.leases import HostMemoryExhausted
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
@@ -59,13 +60,6 @@ DONE_FLUSH_DELAY_S = 0.1
 READY_MAX_EVENTS = 10_000
 READY_MAX_BYTES = 64 * 1024 * 1024
 CHECKPOINT_EVERY = 100  # group commits made on the loop between two checkpoints (SQLite)
-# Acceptance first: while events keep arriving (one came within BURST_IDLE_S), workers start at
-# most BURST_DELIVERY_SHARE deliveries per event accepted. Accepting and delivering share the
-# server's one event loop, and a delivery costs it about what an acceptance does: at full speed,
-# delivery halved how fast a burst was accepted (the callers' wait). The backlog is delivered
-# at full speed once the burst is over; a sustained stream is still delivered, at the share.
-BURST_IDLE_S = 0.02
-BURST_DELIVERY_SHARE = 0.1
 # A delivery that finds the host's memory budget full is not a Lambda throttle (no backoff, no
 # trip through the database): the event goes back to the front of memory and its worker waits for
 # another delivery to end, or this long.
@@ -122,8 +116,7 @@ class AsyncQueue:
         self._flushing: asyncio.Task[None] | None = None
         self._inline_commits = 0  # since the last checkpoint
         self._idle: deque[asyncio.Future[None]] = deque()  # parked workers, woken when events arrive
-        self._last_accept = float("-inf")  # loop time of the last enqueue
-        self._credits = 0.0  # deliveries workers may still start during a burst
+        self._gate = BurstGate(float(workers))  # acceptance first during a burst (bursts.py)
         self._burst_end: asyncio.TimerHandle | None = None  # wakes workers the gate parked
         self._memory_waiters: deque[asyncio.Future[None]] = deque()  # workers the host's memory stopped
         self._poll_wakeup = asyncio.Event()
@@ -139,11 +132,7 @@ class AsyncQueue:
         future = loop.create_future()
         self._pending.append((event, future))
         self._schedule_flush()
-        now = loop.time()
-        if now - self._last_accept >= BURST_IDLE_S:
-            self._credits = 1.0  # the first event of a burst (and a lone one) runs at once
-        self._last_accept = now
-        self._credits = min(self._credits + BURST_DELIVERY_SHARE, float(self._workers))
+        self._gate.accepted(loop.time())
         await future
 
     def _schedule_flush(self) -> None:
@@ -257,12 +246,9 @@ class AsyncQueue:
             timer.cancel()
 
     def _may_deliver(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether a worker may start a delivery now (see BURST_DELIVERY_SHARE); a worker told no
-        parks, and is woken when the burst is over if not before."""
-        if loop.time() - self._last_accept >= BURST_IDLE_S:
-            return True
-        if self._credits >= 1.0:
-            self._credits -= 1.0
+        """Whether a worker may start a delivery now (bursts.py); a worker told no parks, and is
+        woken when the burst is over if not before."""
+        if self._gate.may_start(loop.time()):
             return True
         self._wake_after_burst(loop)
         return False
@@ -270,11 +256,11 @@ class AsyncQueue:
     def _wake_after_burst(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wake the workers the burst kept parked once it is over (one timer at a time)."""
         if self._burst_end is None:
-            self._burst_end = loop.call_at(self._last_accept + BURST_IDLE_S, self._after_burst, loop)
+            self._burst_end = loop.call_at(self._gate.ends_by(), self._after_burst, loop)
 
     def _after_burst(self, loop: asyncio.AbstractEventLoop) -> None:
         self._burst_end = None
-        if loop.time() - self._last_accept < BURST_IDLE_S:  # still arriving: look again later
+        if self._gate.bursting(loop.time()):  # still arriving: look again later
             self._wake_after_burst(loop)
         else:
             self._wake(len(self._ready))
@@ -291,11 +277,10 @@ class AsyncQueue:
         self._ready.extend(events)
         self._ready_bytes += size
         loop = asyncio.get_running_loop()
-        if loop.time() - self._last_accept < BURST_IDLE_S:
-            self._wake(min(len(events), int(self._credits)))
+        startable = self._gate.startable(loop.time(), len(events))
+        self._wake(startable)
+        if startable < len(events):
             self._wake_after_burst(loop)
-        else:
-            self._wake(len(events))
 
     def _poll_soon(self, at: float) -> None:
         """Ask the database for due events at `at` at the latest (a retry, or an overflow)."""
