@@ -195,15 +195,16 @@ class Environment:
             if runtime_api is None:
                 listener = self._runtime_api.bind()
                 runtime_api = f"{self._runtime_api.host}:{listener.getsockname()[1]}"
-            python_bootstrap, spec = self._sandbox_spec(layout, runtime_api)
-            if python_bootstrap and self._snapshot_key is None and self._sandbox.supports_runtime_channel:
+            spec = self._sandbox_spec(layout, runtime_api)
+            theirs = None
+            if spec.python_bootstrap and self._snapshot_key is None and self._sandbox.supports_runtime_channel:
                 channel, theirs = socket.socketpair()
                 spec = dataclasses.replace(spec, runtime_channel=theirs.fileno())
-                try:
-                    return await self._sandbox.start(spec), listener, channel
-                finally:
+            try:
+                return await self._sandbox.start(spec), listener, channel
+            finally:
+                if theirs is not None:
                     theirs.close()  # passed on (or the start failed): the runtime holds the only copy
-            return await self._sandbox.start(spec), listener, channel
         except BaseException as exc:
             for sock in (listener, channel):
                 if sock is not None:
@@ -216,8 +217,8 @@ class Environment:
                 raise InitFailure(self, "Runtime.InvalidEntrypoint", f"cannot start runtime: {exc}") from None
             raise
 
-    def _sandbox_spec(self, layout: Layout, runtime_api: str) -> tuple[bool, SandboxSpec]:
-        """The runtime's environment variables and command; whether it is the in-process Python bootstrap."""
+    def _sandbox_spec(self, layout: Layout, runtime_api: str) -> SandboxSpec:
+        """The runtime's environment variables and command, as the sandbox takes them."""
         env = build_env(
             self.config, self.runtime, region=self._region, runtime_api=runtime_api, task_root=layout.task_root,
             runtime_dir=layout.runtime_dir, log_group=self._log_group, log_stream=self.stream.name,
@@ -237,10 +238,10 @@ class Environment:
             self._log(self._format.init_start(self.runtime.version_label,
                                               runtime_version_arn(self._region, self.config.runtime),
                                               restore=self._snapshot_key is not None))
-        python_bootstrap = self.runtime.is_python and argv[0] == self.runtime.interpreter
-        return python_bootstrap, SandboxSpec(
+        in_process_python = self.runtime.is_python and argv[0] == self.runtime.interpreter
+        return SandboxSpec(
             self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
-            self.config.ephemeral_storage, python_bootstrap=python_bootstrap, snapshot_key=self._snapshot_key,
+            self.config.ephemeral_storage, python_bootstrap=in_process_python, snapshot_key=self._snapshot_key,
             interpreter=self.runtime.interpreter, layers_dir=self._layers_dir,
             isolated_network=self._isolated_network)
 
