@@ -95,6 +95,15 @@ class Progress:
     result: InvocationResult | None = None
 
 
+def _release(waiters: "deque[asyncio.Future[None]]", count: int) -> None:
+    """Resolve the first `count` waiters still waiting (a timed-out or cancelled one is skipped)."""
+    while count > 0 and waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            count -= 1
+
+
 class AsyncQueue:
     def __init__(self, store: EventStore, functions: "FunctionRegistry", invoker: "Invoker", *, workers: int,
                  backoff_scale: float, clock: Callable[[], float] = time.time) -> None:
@@ -228,18 +237,15 @@ class AsyncQueue:
 
     def _memory_maybe_freed(self) -> None:
         """An invocation ended, so its environment is free: one worker waiting for memory tries again."""
-        while self._memory_waiters:
-            waiter = self._memory_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        _release(self._memory_waiters, 1)
 
     async def _delivery_ended(self) -> None:
         """Wait until another delivery ends (its environment may then be free), or MEMORY_WAIT_S:
         the memory may be held by synchronous invocations, which do not say when they end."""
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._memory_waiters.append(waiter)
-        timer = asyncio.get_running_loop().call_later(MEMORY_WAIT_S, lambda: waiter.done() or waiter.set_result(None))
+        timer = loop.call_later(MEMORY_WAIT_S, lambda: waiter.done() or waiter.set_result(None))
         try:
             await waiter
         finally:
@@ -266,10 +272,8 @@ class AsyncQueue:
             self._wake(len(self._ready))
 
     def _wake(self, count: int) -> None:
-        for _ in range(min(count, len(self._idle))):
-            waiter = self._idle.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        """Wake up to `count` parked workers."""
+        _release(self._idle, count)
 
     def _hand_over(self, events: list[QueuedEvent], size: int) -> None:
         """Queue claimed events in memory and wake as many parked workers as there are events (during
@@ -339,8 +343,8 @@ class AsyncQueue:
             self._ready_bytes += len(event.payload)
             await self._delivery_ended()
             return
-        except LambdaError as exc:
-            self._memory_maybe_freed()  # throttled (TooManyRequestsException), or the platform could not run it
+        except LambdaError as exc:  # throttled (TooManyRequestsException), or the platform could not run it
+            self._memory_maybe_freed()
             progress.throttle_delay = delay = min(300.0, progress.throttle_delay * 2)
             progress.failure = Failure(exc.status, exc.message)
             log.info("asynchronous invocation %s of %s: %s; trying again in %.1f s", event.request_id,
