@@ -136,10 +136,13 @@ class SnapshotTemplate:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(OSError("the SnapStart template exited"))
-        try:
-            self._loop.remove_reader(self._sock.fileno())
-        except (ValueError, OSError):
-            pass
+        # Stop watching both descriptors before they are closed: a closed number is soon reused
+        # (another environment's Runtime API socket, say), and a reader left on it would steal its data.
+        for fd in (self._sock.fileno(), self.process.output_fd):
+            try:
+                self._loop.remove_reader(fd)
+            except (ValueError, OSError):
+                pass
         self._sock.close()
         self.process.close()
 
