@@ -230,6 +230,9 @@ def test_retention_is_enforced(tmp_path):
         create_python_function(lam, "kept", PRINTING_HANDLER)
         lam.invoke(FunctionName="kept", Payload=json.dumps({"lines": ["fresh line"]}))
         group = "/aws/lambda/kept"
+        # Reading flushes the environment's lines: the group's directory exists from then on (the
+        # server writes files from its flush timer, not on the invoke path).
+        assert "fresh line\n" in messages(logs.filter_log_events(logGroupName=group)["events"])
         group_dir = Path(srv.data_dir) / "logs" / quote(group, safe="")
         now = int(time.time() * 1000)
         old, mixed = group_dir / "old.log", group_dir / "mixed.log"
