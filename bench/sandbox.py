@@ -31,7 +31,8 @@ What is measured, per backend (MemorySize 1,769 MB = one vCPU unless said otherw
    or ``Init Duration``. If the server does not know the flag, or CreateFunction refuses SnapStart
    (e.g. on the process backend), that is reported as "not available" and the run goes on.
 3. warm invoke: 2,000 sequential invokes on one keep-alive http.client connection, and the rate of
-   8 concurrent keep-alive clients for 5 s (bench/invoke.py's ``warm_http`` and ``throughput``).
+   8 concurrent keep-alive clients for 5 s (bench/invoke.py's ``warm_http`` and ``throughput``, with
+   its default lean raw-socket client).
 4. scale from 0 to 100: a function of MemorySize 128 and Timeout 10 whose handler sleeps 1 s; 100
    threads, each with its own connection opened beforehand, invoke at the same instant. Reported:
    the time until all 100 have answered (target: 2 s), cold starts (invokes with Init Duration),
