@@ -349,6 +349,13 @@ class Environment:
     # -- Runtime API callbacks (called by RuntimeApiServer) ----------------------------------------
 
     async def next_invocation(self) -> Invocation:
+        """The runtime's /next: the pending invocation, or the next one handed over."""
+        nxt = self.next_or_waiter()
+        return nxt if isinstance(nxt, Invocation) else await nxt
+
+    def next_or_waiter(self) -> "Invocation | asyncio.Future[Invocation]":
+        """/next without a coroutine: the pending invocation, or a future the next one will resolve
+        (cancelled if the runtime exits first). Raises RuntimeApiRefusal."""
         if self.state is EnvState.STARTING and not self._ready.done():
             self.transition(EnvState.IDLE)
             if self._process is not None:
@@ -366,7 +373,7 @@ class Environment:
         if self.state in (EnvState.STOPPING, EnvState.GONE):
             raise RuntimeApiRefusal(500, "Runtime.Stopped", "the environment is shutting down")
         self._next_waiter = self._loop.create_future()
-        return await self._next_waiter
+        return self._next_waiter
 
     def _invocation_for(self, request_id: str) -> Invocation:
         current = self._current

@@ -29,6 +29,7 @@ from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
 
 if TYPE_CHECKING:
     from lambdalet.invoke.environment import Environment
+    from lambdalet.invoke.types import Invocation
 
 MAGIC = b"LLF1"
 HEADER = struct.Struct(">IBI")  # length of the rest, kind, meta length
@@ -46,9 +47,8 @@ class FrameProtocol(asyncio.Protocol):
     def __init__(self, env: "Environment") -> None:
         self.env = env
         self.transport: asyncio.Transport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # kept: before 3.12 each lookup is a getpid()
         self._buffer = bytearray()
-        self._next: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[Invocation] | None = None  # a /next waiting for an invocation
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -74,9 +74,12 @@ class FrameProtocol(asyncio.Protocol):
     def _handle(self, kind: bytes, meta: dict, body: bytes) -> None:
         try:
             if kind == b"N":
-                if self._loop is None:
-                    self._loop = asyncio.get_running_loop()
-                self._next = self._loop.create_task(self._deliver_next())
+                nxt = self.env.next_or_waiter()
+                if isinstance(nxt, asyncio.Future):  # no task: the hand-over calls back directly
+                    self._waiter = nxt
+                    nxt.add_done_callback(self._deliver_next)
+                else:
+                    self._deliver(nxt)
             elif kind == b"R":
                 if len(body) > MAX_RESPONSE_BYTES:
                     self.env.on_oversized_response(meta["id"])
@@ -91,14 +94,12 @@ class FrameProtocol(asyncio.Protocol):
         except RuntimeApiRefusal as refusal:
             self._refuse(refusal.status, refusal.error_type, refusal.message)
 
-    async def _deliver_next(self) -> None:
-        try:
-            invocation = await self.env.next_invocation()
-        except RuntimeApiRefusal as refusal:
-            self._refuse(refusal.status, refusal.error_type, refusal.message)
-            return
-        except asyncio.CancelledError:
-            return
+    def _deliver_next(self, waiter: "asyncio.Future[Invocation]") -> None:
+        self._waiter = None
+        if not waiter.cancelled():
+            self._deliver(waiter.result())
+
+    def _deliver(self, invocation: Invocation) -> None:
         meta = {name.lower(): value for name, value in invocation.next_headers().items()}
         if self.transport is not None:
             self.transport.write(encode(b"V", meta, invocation.payload))
@@ -108,8 +109,8 @@ class FrameProtocol(asyncio.Protocol):
             self.transport.write(encode(b"X", {"status": status, "errorType": error_type, "errorMessage": message}))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._next is not None:
-            self._next.cancel()
+        if self._waiter is not None:  # an invocation must not be handed to a runtime that is gone
+            self._waiter.cancel()
 
 
 class ProtocolSniffer(asyncio.Protocol):
