@@ -41,6 +41,10 @@ class Function:
     #: Function URL configs by qualifier ("" for the unqualified function, else an alias).
     urls: dict[str, dict] = field(default_factory=dict)
 
+    def uses_snapstart(self) -> bool:
+        """Any configuration of the function (its $LATEST or a published version) has SnapStart on."""
+        return any(config.snap_start == "PublishedVersions" for config in (self.latest, *self.versions.values()))
+
     def newest_version(self) -> FunctionConfig | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
 

@@ -12,9 +12,12 @@ and ignored.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from lambdalet.errors import InvalidParameterValueException
+
+if TYPE_CHECKING:
+    from lambdalet.sandbox.base import SandboxBackend
 
 NETWORK_TAG = "lambdalet:sandbox-network"
 MODES = ("host", "isolated")
@@ -26,16 +29,16 @@ def isolated(tags: Mapping[str, str], server_default: bool) -> bool:
     return server_default if mode is None else mode == "isolated"
 
 
-def check(tags: Mapping[str, str], *, server_default: bool, can_isolate: bool, snap_start: bool) -> None:
-    """Refuse a function's tags when its network setting cannot be honoured here."""
+def check(tags: Mapping[str, str], sandbox: "SandboxBackend", *, snap_start: bool) -> None:
+    """Refuse a function's tags when its network setting cannot be honoured by `sandbox`."""
     mode = tags.get(NETWORK_TAG)
     if mode is not None and mode not in MODES:
         raise InvalidParameterValueException(
             f"Tag {NETWORK_TAG} must be one of {', '.join(MODES)}, not {mode!r}.")
-    if mode == "isolated" and not can_isolate:
+    if mode == "isolated" and not sandbox.supports_network_isolation:
         raise InvalidParameterValueException(
             f"Tag {NETWORK_TAG}=isolated needs the linux sandbox backend, which this server does not use.")
-    if snap_start and isolated(tags, server_default):
+    if snap_start and isolated(tags, sandbox.isolated_network_by_default):
         raise InvalidParameterValueException(
             "SnapStart needs the host network: environments restored from a snapshot share its network. "
             f"Tag the function {NETWORK_TAG}=host, or turn SnapStart off.")

@@ -112,7 +112,7 @@ async def build_services(settings: Settings) -> Services:
             passthrough=passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
             provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
-            isolated_network=network.isolated(registry.get(config.name).tags, sandbox.isolate_network),
+            isolated_network=network.isolated(registry.get(config.name).tags, sandbox.isolated_network_by_default),
         )
 
     def snapshot_key(config: FunctionConfig) -> str | None:

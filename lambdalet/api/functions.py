@@ -143,17 +143,6 @@ def _check_snapstart(svc, runtime: str) -> None:
         raise InvalidParameterValueException("SnapStart needs the linux sandbox backend, which this server does not use.")
 
 
-def check_network(svc, tags: dict[str, str], snap_start: bool) -> None:
-    """The function's network setting (its lambdalet:sandbox-network tag) can be honoured here."""
-    network.check(tags, server_default=svc.sandbox.isolate_network,
-                  can_isolate=svc.sandbox.supports_network_isolation, snap_start=snap_start)
-
-
-def uses_snapstart(function) -> bool:
-    """Any configuration of the function (its $LATEST or a published version) has SnapStart on."""
-    return any(config.snap_start == "PublishedVersions" for config in (function.latest, *function.versions.values()))
-
-
 async def create_function(request: web.Request) -> web.Response:
     svc = services(request)
     body = await json_body(request)
@@ -172,7 +161,7 @@ async def create_function(request: web.Request) -> web.Response:
         raise InvalidParameterValueException("Code is required.")
     if svc.functions.exists(ref.name):
         raise ResourceConflictException(f"Function already exist: {ref.name}")
-    check_network(svc, tags, changes.get("snap_start") == "PublishedVersions")
+    network.check(tags, svc.sandbox, snap_start=changes.get("snap_start") == "PublishedVersions")
     changes.update(await _code(request, code))
     await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], changes.get("layers", ()))
     config = FunctionConfig(name=ref.name, architectures=architectures or ("x86_64",), **changes)
@@ -251,7 +240,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     current = function.latest
     changes = _common_config(body, svc, current)
     if changes.get("snap_start") == "PublishedVersions":
-        check_network(svc, function.tags, snap_start=True)
+        network.check(function.tags, svc.sandbox, snap_start=True)
     if "layers" in changes:
         await _prepare_layers(svc, current.code_sha256, current.hot_reload_dir, changes["layers"])
     return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))

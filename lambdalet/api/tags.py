@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from lambdalet import validation
+from lambdalet import network, validation
 from lambdalet.api.common import json_body, json_response, services
-from lambdalet.api.functions import check_network, uses_snapstart
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
+from lambdalet.functions import Function
 from lambdalet.model import parse_function_name
 
 
@@ -49,8 +49,11 @@ async def untag_resource(request: web.Request) -> web.Response:
 
 async def _change(request: web.Request, name: str, **change: Any) -> None:
     svc = services(request)
-    await svc.functions.change_tags(
-        name, check=lambda function, tags: check_network(svc, tags, uses_snapstart(function)), **change)
+
+    def check(function: Function, tags: dict[str, str]) -> None:
+        network.check(tags, svc.sandbox, snap_start=function.uses_snapstart())
+
+    await svc.functions.change_tags(name, check=check, **change)
 
 
 async def list_tags(request: web.Request) -> web.Response:

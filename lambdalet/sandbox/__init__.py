@@ -52,7 +52,7 @@ def create_backend(name: str, data_dir: Path, sdk: PythonSdk | None, *, uid: int
         if unavailable:
             raise ValueError(f"the linux sandbox cannot run here: {unavailable}; use --sandbox process")
         return LinuxSandbox(data_dir, sdk, uid=uid, max_parallel_starts=max_parallel_starts,
-                            mb_per_vcpu=mb_per_vcpu, isolate_network=network == "isolated"), reason
+                            mb_per_vcpu=mb_per_vcpu, isolated_network_by_default=network == "isolated"), reason
     if network == "isolated":
         raise ValueError("--sandbox-network isolated needs the linux sandbox backend, which is not in use")
     from lambdalet.sandbox.process import ProcessSandbox

@@ -160,7 +160,7 @@ class SandboxBackend(ABC):
     supports_runtime_channel = False
     #: Whether environments can have a network of their own, and whether they do by default.
     supports_network_isolation = False
-    isolate_network = False
+    isolated_network_by_default = False
 
     def retire(self, snapshot_key: str) -> None:
         """The configuration behind a SnapStart template changed: no new environments from it."""

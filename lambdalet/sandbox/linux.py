@@ -67,11 +67,11 @@ class LinuxSandbox(SandboxBackend):
     supports_snapstart = True  # for functions on the host network: restored environments share the template's
 
     def __init__(self, data_dir: Path, sdk: PythonSdk | None, *, uid: int, max_parallel_starts: int,
-                 mb_per_vcpu: int, isolate_network: bool = False) -> None:
+                 mb_per_vcpu: int, isolated_network_by_default: bool = False) -> None:
         super().__init__()
         self.sdk = sdk
         self.uid = uid
-        self.isolate_network = isolate_network
+        self.isolated_network_by_default = isolated_network_by_default
         self.cgroups = Cgroups(mb_per_vcpu)
         self.mount_point = data_dir / "sandboxes" / "root"  # only ever mounted inside an environment
         self.mount_point.mkdir(parents=True, exist_ok=True)
@@ -82,7 +82,8 @@ class LinuxSandbox(SandboxBackend):
         self._starts = asyncio.Semaphore(max_parallel_starts)
 
     def describe(self) -> str:
-        network = ("NET namespace with loopback only" if self.isolate_network else "host network") + " by default"
+        network = ("NET namespace with loopback only" if self.isolated_network_by_default
+                   else "host network") + " by default"
         return (f"linux (PID/mount/IPC/UTS namespaces, private root, cgroup v{self.cgroups.version} limits, "
                 f"uid {self.uid}, {network})")
 
