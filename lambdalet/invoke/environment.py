@@ -161,9 +161,10 @@ class Environment:
         # The runtime is initialising already: the server serves its sockets alongside.
         if channel is not None:
             await self._runtime_api.attach_channel(self, channel)
-        for sock in (listener, process.runtime_api_socket):
-            if sock is not None:
-                await self._runtime_api.serve(self, sock)
+        if listener is not None:  # on the host's loopback: any process could connect
+            await self._runtime_api.serve(self, listener, guarded=True)
+        if process.runtime_api_socket is not None:  # in the environment's own network: only it can
+            await self._runtime_api.serve(self, process.runtime_api_socket)
         if self.state in (EnvState.STOPPING, EnvState.GONE):  # stopped while the sandbox was starting
             process.kill()
         elif self._ready.done():  # the runtime asked for its first event before the sandbox answered
@@ -347,6 +348,10 @@ class Environment:
         self.stop()
 
     # -- Runtime API callbacks (called by RuntimeApiServer) ----------------------------------------
+
+    def made_connection(self, listener: tuple[str, int], peer: tuple[str, int]) -> bool:
+        """Whether a connection to the Runtime API's host-loopback listener is this environment's own."""
+        return self._process is not None and self._process.made_connection(listener, peer)
 
     async def next_invocation(self) -> Invocation:
         """The runtime's /next: the pending invocation, or the next one handed over."""

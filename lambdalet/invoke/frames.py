@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import struct
 from typing import TYPE_CHECKING, Callable
 
@@ -30,6 +31,8 @@ from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
 if TYPE_CHECKING:
     from lambdalet.invoke.environment import Environment
     from lambdalet.invoke.types import Invocation
+
+log = logging.getLogger(__name__)
 
 MAGIC = b"LLF1"
 HEADER = struct.Struct(">IBI")  # length of the rest, kind, meta length
@@ -116,17 +119,28 @@ class FrameProtocol(asyncio.Protocol):
 class ProtocolSniffer(asyncio.Protocol):
     """Picks HTTP or frames from a connection's first bytes, then hands everything to that protocol."""
 
-    def __init__(self, env: "Environment", http: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(self, env: "Environment", http: Callable[[], asyncio.Protocol], guarded: bool = False) -> None:
         self._env = env
         self._http = http
+        self._guarded = guarded
+        self._refused = False
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.BaseTransport | None = None
         self._head = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
+        if self._guarded:
+            listener, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+            if not (listener and peer and self._env.made_connection(listener, peer)):
+                log.warning("%r: refused a Runtime API connection from %s:%s, which no process of the "
+                            "environment made", self._env, *(peer or ("?", "?"))[:2])
+                self._refused = True
+                transport.abort()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._inner is None:
             self._head += data
             if len(self._head) < len(MAGIC) and MAGIC.startswith(self._head):

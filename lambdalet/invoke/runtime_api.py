@@ -78,12 +78,17 @@ class RuntimeApiServer:
         environment's AWS_LAMBDA_RUNTIME_API). Connections wait in its backlog until served."""
         return socket.create_server((self.host, 0))
 
-    async def serve(self, env: "Environment", sock: socket.socket) -> None:
-        """Serve an environment's Runtime API on a listening socket (maybe from its own namespace)."""
+    async def serve(self, env: "Environment", sock: socket.socket, guarded: bool = False) -> None:
+        """Serve an environment's Runtime API on a listening socket (maybe from its own namespace).
+
+        `guarded`: the socket is on the host's loopback, where other environments can reach it, so
+        a connection is served only if the environment's own processes made it (`sandbox/peers.py`);
+        any other is closed unanswered. Served only once the environment's process exists, so the
+        check always has one to look at (connections wait in the backlog until then)."""
         sock.setblocking(False)
         http = web.Server(partial(self._dispatch, env), keepalive_timeout=KEEPALIVE_S, access_log=None)
         self._servers[id(env)] = await asyncio.get_running_loop().create_server(
-            lambda: ProtocolSniffer(env, http), sock=sock)
+            lambda: ProtocolSniffer(env, http, guarded), sock=sock)
 
     async def attach_channel(self, env: "Environment", sock: socket.socket) -> None:
         """Speak frames with an environment's runtime over a socket connected before it started

@@ -135,6 +135,12 @@ class SandboxProcess(ABC):
     def close(self) -> None:
         """Release file descriptors and other resources once the process is gone."""
 
+    def made_connection(self, listener: tuple[str, int], peer: tuple[str, int]) -> bool:
+        """Whether this environment's processes made the loopback TCP connection from `peer` to its
+        Runtime API `listener` (`lambdalet/sandbox/peers.py`). A backend without isolation accepts
+        anyone's: its functions run as the server's user and could reach everything anyway."""
+        return True
+
 
 class SandboxBackend(ABC):
     name: str

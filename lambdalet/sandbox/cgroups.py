@@ -90,6 +90,13 @@ class EnvironmentCgroup:
         except (OSError, ValueError, TypeError):
             return 0
 
+    def procs(self) -> list[int]:
+        """The processes in the group (host pids)."""
+        try:
+            return [int(pid) for pid in (self.memory_dir / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return []
+
     def close(self) -> None:
         if self._peak_fd is not None:
             os.close(self._peak_fd)

@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from lambdalet.runtimes.python_sdk import PythonSdk
 from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
+from lambdalet.sandbox import peers
 from lambdalet.sandbox.cgroups import Cgroups, EnvironmentCgroup
 from lambdalet.sandbox.forkserver import ForkServer, ZygoteDied
 from lambdalet.sandbox.templates import SnapshotTemplate, TemplateChild, TemplateInitFailed
@@ -356,6 +357,9 @@ class LinuxProcess(SandboxProcess):
     def peak_memory_mb(self) -> int:
         self._peak_mb = max(self._peak_mb, self.cgroup.peak_memory_mb())
         return self._peak_mb
+
+    def made_connection(self, listener: tuple[str, int], peer: tuple[str, int]) -> bool:
+        return peers.connected_from_tree(listener, peer, self.cgroup.procs(), root=self.pid)
 
     def close(self) -> None:
         for fd in (self.output_fd, self._pidfd):

@@ -19,6 +19,7 @@ import signal
 import socket
 from typing import Any, Callable
 
+from lambdalet.sandbox import peers
 from lambdalet.sandbox.base import ExitCallback, ExitStatus, SandboxProcess, peak_rss_mb
 from lambdalet.sandbox.cgroups import EnvironmentCgroup
 
@@ -209,6 +210,10 @@ class TemplateChild(SandboxProcess):
     def peak_memory_mb(self) -> int:
         self._peak_mb = max(self._peak_mb, peak_rss_mb(self.pid) or 0)
         return self._peak_mb
+
+    def made_connection(self, listener: tuple[str, int], peer: tuple[str, int]) -> bool:
+        """Its siblings share the template's cgroup: only this child's own process tree counts."""
+        return peers.connected_from_tree(listener, peer, self.template.cgroup.procs(), root=self.pid)
 
     def close(self) -> None:
         for fd in (self.output_fd, self._pidfd):

@@ -670,6 +670,57 @@ def test_a_function_holds_no_descriptor_into_the_host(lambda_client, create_func
         assert not info["target"].startswith("/sys"), (fd, info)
 
 
+RUNTIME_API_REPORTER = """\
+import os
+
+
+def handler(event, context):
+    return {"runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"], "event": event}
+"""
+
+RUNTIME_API_THIEF = """\
+import socket
+
+
+def ask(address, request):
+    host, _, port = address.rpartition(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    try:
+        sock.sendall(request)
+        data = sock.recv(65536)
+        return {"answer": data.decode(errors="replace")[:500]} if data else {"closed": True}
+    except ConnectionResetError:
+        return {"closed": True}
+    except socket.timeout:
+        return {"timeout": True}
+    finally:
+        sock.close()
+
+
+def handler(event, context):
+    return {
+        "next": ask(event["runtime_api"], b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"),
+        "response": ask(event["runtime_api"], b"POST /2018-06-01/runtime/invocation/x/response HTTP/1.1\\r\\n"
+                                              b"Host: x\\r\\nContent-Length: 2\\r\\n\\r\\n{}"),
+    }
+"""
+
+
+def test_a_function_cannot_use_another_environments_runtime_api(server, lambda_client, create_function):
+    """Under the host network every Runtime API listens on the host's loopback. Another function's
+    /next would take that environment's next event (its payload) and let the thief answer it; the
+    listener closes any connection its own environment's processes did not make."""
+    victim = create_function(RUNTIME_API_REPORTER, Runtime=HOSTILE_RUNTIME)["FunctionName"]
+    runtime_api = invoke_ok(lambda_client, victim)["runtime_api"]  # warm, and waiting on /next
+    thief = hostile(create_function, RUNTIME_API_THIEF)
+
+    stolen = invoke_ok(lambda_client, thief, {"runtime_api": runtime_api})
+
+    assert stolen == {"next": {"closed": True}, "response": {"closed": True}}, stolen
+    secret = f"secret-{uuid.uuid4().hex}"
+    assert invoke_ok(lambda_client, victim, {"secret": secret})["event"] == {"secret": secret}
+
+
 NETWORK_TAG = "lambdalet:sandbox-network"
 
 
