@@ -61,8 +61,13 @@ class BlobStore:
     def _extract(self, archive: zipfile.ZipFile, sha256: str) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=self.code))
         try:
-            for info in archive.infolist():
-                _extract_member(archive, info, staging)
+            members = archive.infolist()
+            links = [info for info in members if stat.S_ISLNK(info.external_attr >> 16)]
+            for info in members:  # files and directories first: no link exists yet to lead them astray
+                if info not in links:
+                    _extract_member(archive, info, staging)
+            for info in links:
+                _make_link(archive, info, staging)
             _make_read_only(staging)
             os.rename(staging, self.code_dir(sha256))
         except FileExistsError:  # a concurrent upload of the same zip won the race
@@ -96,15 +101,28 @@ def _open_zip(data: bytes) -> zipfile.ZipFile:
 def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> None:
     """Extract one member, keeping its Unix mode (a custom runtime's bootstrap must stay executable)."""
     mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        link = root / _safe_name(info.filename)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(archive.read(info).decode(), link)
-        return
     path = Path(archive.extract(info, root))
     if path.is_file():
         perms = stat.S_IMODE(mode) if mode else 0o644
         os.chmod(path, (perms | 0o444) & 0o555 if perms & 0o111 else 0o444)
+
+
+def _make_link(archive: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> None:
+    """Create a symbolic link member, as Lambda keeps them (its target is resolved in the sandbox).
+
+    Links are made after every other member, and never under another link: the server extracts
+    as root, and a member written through a link to a host directory would land on the host."""
+    name = _safe_name(info.filename)
+    parent = root
+    for part in Path(name).parent.parts:
+        parent = parent / part
+        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+            raise OSError(f"{info.filename}: a link inside a link or a file")
+        parent.mkdir(exist_ok=True)
+    try:
+        os.symlink(archive.read(info).decode(), root / name)
+    except FileExistsError:  # not the rename race _extract expects that error from
+        raise OSError(f"{info.filename}: a link and another member share the name") from None
 
 
 def _safe_name(name: str) -> str:

@@ -53,3 +53,30 @@ def test_members_cannot_escape_the_code_directory(tmp_path):
     assert not (tmp_path.parent / "escape.py").exists()
     extracted = {p.relative_to(store.code_dir(blob.sha256)).as_posix() for p in store.code_dir(blob.sha256).rglob("*")}
     assert extracted == {"escape.py", "abs.py"}
+
+
+def test_a_symlink_member_cannot_lead_extraction_out_of_the_code_directory(tmp_path):
+    """The zip-symlink attack: a link to a host directory, then members written through it. The
+    server extracts as root, so this would write anywhere on the host."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = BlobStore(tmp_path / "data")
+    link = stat.S_IFLNK | 0o777
+    for members in (
+        {"evil": (str(outside).encode(), link), "evil/pwned": (b"bad", 0o100644)},  # a file through the link
+        {"evil": (str(outside).encode(), link), "evil/deeper": (b"x", link)},  # a link through the link
+        {"evil": (b"../../../outside", link), "evil/pwned": (b"bad", 0o100644)},
+    ):
+        with pytest.raises(InvalidParameterValueException, match="Could not unzip"):
+            store.put_zip(zip_of(members))
+        assert list(outside.iterdir()) == [], members
+
+
+def test_symlinks_inside_a_package_are_kept(tmp_path):
+    store = BlobStore(tmp_path)
+    link = stat.S_IFLNK | 0o777
+    blob = store.put_zip(zip_of({"lib/real.py": (b"x = 1\n", 0o100644), "app.py": (b"lib/real.py", link),
+                                 "abs": (b"/opt/python", link)}))
+    code = store.code_dir(blob.sha256)
+    assert os.readlink(code / "app.py") == "lib/real.py" and (code / "app.py").read_text() == "x = 1\n"
+    assert os.readlink(code / "abs") == "/opt/python"  # resolved inside the sandbox, where /opt is the layers
