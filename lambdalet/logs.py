@@ -37,8 +37,10 @@ def stream_name(version: str, env_id: str) -> str:
 
 
 def encode_name(name: str) -> str:
-    """A group or stream name as one file name (reversible: `decode_name`)."""
-    return quote(name, safe="")
+    """A group or stream name as one file name (reversible: `decode_name`). quote() keeps dots, so
+    the names "." and ".." (valid log group names) are spelled out: they would be directories
+    already, the logs directory and the data directory."""
+    return quote(name, safe="") if name.strip(".") else "%2E" * len(name)
 
 
 def decode_name(file_name: str) -> str:

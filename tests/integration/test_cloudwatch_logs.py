@@ -208,6 +208,20 @@ def test_delete_log_group_and_recreate_on_next_line(server, lambda_client, logs_
     assert "second\n" in texts and "first\n" not in texts
 
 
+def test_dot_named_log_groups_are_groups_not_the_data_directory(server, lambda_client, logs_client, create_function):
+    """"." and ".." are valid log group names; deleting them must not delete the logs or data directory."""
+    name = create_function(PRINTING_HANDLER)["FunctionName"]
+    lambda_client.invoke(FunctionName=name, Payload=json.dumps({"lines": ["kept"]}))
+    for group in (".", ".."):
+        logs_client.create_log_group(logGroupName=group)
+        assert [g["logGroupName"] for g in logs_client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+                if g["logGroupName"] == group] == [group]
+        logs_client.delete_log_group(logGroupName=group)
+    assert (server.data_dir / "lambdalet.db").is_file()
+    assert "kept\n" in messages(logs_client.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"])
+    assert lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionName"] == name
+
+
 def test_retention_policy_validation(server, lambda_client, logs_client, create_function):
     name = create_function(PRINTING_HANDLER)["FunctionName"]
     group = f"/aws/lambda/{name}"

@@ -39,3 +39,11 @@ def test_tail_keeps_the_last_4kb():
 
 def test_stream_names_follow_lambdas_pattern():
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", logs.stream_name("$LATEST", "a" * 32))
+
+
+def test_dot_names_are_files_of_their_own():
+    from lambdalet.logs import decode_name, encode_name
+
+    for name in (".", "..", "...", "/aws/lambda/f", "a..b"):
+        encoded = encode_name(name)
+        assert "/" not in encoded and encoded not in (".", "..") and decode_name(encoded) == name
