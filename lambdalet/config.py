@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 
+API_ACCESS = ("invoke", "full")  # --sandbox-api-access (api/callers.py)
+
+
 def knob(default: Any, help: str, **kwargs: Any) -> Any:
     return field(default=default, metadata={"help": help, **kwargs})
 
@@ -41,6 +44,11 @@ class Settings:
         "host", "Default network of linux-backend environments: 'host' (shared with the server) or 'isolated' "
         "(a network namespace of their own with only loopback); a function's lambdalet:sandbox-network "
         "tag overrides it."
+    )
+    sandbox_api_access: str = knob(
+        "invoke", "What function code may call on this server's API (reachable under the host network): "
+        "'invoke' (Invoke and function URLs; everything else answers AccessDeniedException) or 'full' "
+        "(every operation, as if the function's role allowed lambda:*). Enforced under the linux backend."
     )
     sandbox_mb_per_vcpu: int = knob(
         1769, "CPU share of linux-backend environments: this much MemorySize buys one vCPU (AWS: 1,769)."
@@ -93,6 +101,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.unreserved_concurrency_min > self.account_concurrency:
             raise ValueError("--unreserved-concurrency-min cannot exceed --account-concurrency")
+        if self.sandbox_api_access not in API_ACCESS:
+            raise ValueError(f"--sandbox-api-access must be one of {', '.join(API_ACCESS)}, not "
+                             f"{self.sandbox_api_access!r}")
         if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:
             raise ValueError("--account-concurrency, --max-parallel-starts and --async-workers must be at least 1")
 

@@ -3,6 +3,7 @@
     LambdaError
      ├── InvalidParameterValueException      400
      ├── InvalidRequestContentException      400
+     ├── AccessDeniedException               403   (a function calling more than Invoke; api/callers.py)
      ├── ResourceNotFoundException           404   (message member spelled `Message`)
      ├── ProvisionedConcurrencyConfigNotFoundException 404
      ├── ResourceConflictException           409
@@ -45,6 +46,10 @@ class InvalidParameterValueException(LambdaError):
 
 class InvalidRequestContentException(LambdaError):
     status, error_type = 400, "InvalidRequestContentException"
+
+
+class AccessDeniedException(LambdaError):
+    status, error_type, message_member = 403, "AccessDeniedException", "Message"
 
 
 class ResourceNotFoundException(LambdaError):

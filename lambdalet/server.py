@@ -26,6 +26,7 @@ from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
 from lambdalet.api import versions as versions_api
+from lambdalet.api.callers import refuse_functions
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.config import Settings
@@ -78,6 +79,8 @@ class Services:
     platform_metrics: PlatformCollector
     logs: LogStore
     retention_sweeper: "asyncio.Task[None] | None" = None
+    #: Callers running as this uid are functions, refused all but Invoke (api/callers.py); None: no one is.
+    sandbox_caller_uid: int | None = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -156,8 +159,12 @@ async def build_services(settings: Settings) -> Services:
                        backoff_scale=settings.async_backoff_scale)
     await queue.start()
     sweeper = asyncio.create_task(sweep_retention(log_store, settings.log_retention_sweep_interval))
+    caller_uid = settings.sandbox_uid if settings.sandbox_api_access == "invoke" and sandbox.isolates else None
+    if settings.sandbox_api_access == "invoke" and not sandbox.isolates:
+        log.warning("--sandbox-api-access invoke: under the %s backend functions run as the server's own user "
+                    "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
-                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, sweeper)
+                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, sweeper, caller_uid)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -216,11 +223,16 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[lambda_errors, url_requests.route_by_host], client_max_size=MAX_REQUEST_BYTES)
     # Invoke first: the router tries the routes under one path prefix in order, so the hot path's
     # is matched at once rather than after every other /2015-03-31/functions route (~8 regex tries).
-    for api in (invoke_api, functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
-                provisioned_api, event_invoke_config_api, function_urls_api, url_requests, layers_api,
-                cloudwatch_logs_api):  # the last: POST / with X-Amz-Target: Logs_20140328.*
-        app.add_routes(api.routes())
-    app.add_routes([web.get("/_lambdalet/status", status), web.get("/metrics", metrics)])
+    # Function code may call only Invoke and function URLs (api/callers.py); every other route refuses it.
+    app.add_routes(invoke_api.routes())
+    for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
+                provisioned_api, event_invoke_config_api, function_urls_api, layers_api):
+        app.add_routes([refuse_functions(route) for route in api.routes()])
+    app.add_routes(url_requests.routes())
+    app.add_routes([refuse_functions(route, cloudwatch_logs_api.access_denied)  # POST / with X-Amz-Target:
+                    for route in cloudwatch_logs_api.routes()])                 # Logs_20140328.*
+    app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
+                    refuse_functions(web.get("/metrics", metrics))])
 
     async def startup(app: web.Application) -> None:
         services = await build_services(settings)

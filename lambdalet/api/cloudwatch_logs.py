@@ -58,6 +58,10 @@ def routes() -> list[web.RouteDef]:
     return [web.route("*", "/", dispatch)]
 
 
+def access_denied(message: str) -> web.Response:
+    return _response({"__type": "AccessDeniedException", "message": message}, 403)
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     target = request.headers.get("X-Amz-Target", "")
     if request.method != "POST" or not target.startswith(TARGET_PREFIX):  # as any unknown Lambda route

@@ -602,13 +602,15 @@ def test_a_function_cannot_gain_privileges(lambda_client, create_function):
 
 
 NETWORK_PROBE = """
-import os, socket, urllib.request
+import os, socket, urllib.error, urllib.request
 
 def handler(event, context):
     result = {"runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
               "interfaces": sorted(name for _index, name in socket.if_nameindex())}
     try:
         urllib.request.urlopen(event["server"] + "/2015-03-31/functions", timeout=2)
+        result["server"] = "reached"
+    except urllib.error.HTTPError:  # an answer all the same (function code may only invoke: 403)
         result["server"] = "reached"
     except OSError as exc:
         result["server"] = type(exc).__name__
@@ -721,6 +723,74 @@ def test_a_function_cannot_use_another_environments_runtime_api(server, lambda_c
     assert invoke_ok(lambda_client, victim, {"secret": secret})["event"] == {"secret": secret}
 
 
+API_CALLER = """\
+import boto3
+from botocore.config import Config
+
+
+def handler(event, context):
+    client = boto3.client("lambda", endpoint_url=event["endpoint"], region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="x",
+                          config=Config(retries={"max_attempts": 1}))
+    logs = boto3.client("logs", endpoint_url=event["endpoint"], region_name="us-east-1",
+                        aws_access_key_id="x", aws_secret_access_key="x")
+    calls = {
+        "invoke": lambda: client.invoke(FunctionName=event["victim"], Payload=b'{"n": 1}')["Payload"].read().decode(),
+        "get_function_configuration": lambda: client.get_function_configuration(FunctionName=event["victim"])[
+            "Environment"]["Variables"]["SECRET"],
+        "get_function": lambda: client.get_function(FunctionName=event["victim"])["Code"]["Location"],
+        "list_functions": lambda: len(client.list_functions()["Functions"]),
+        "delete_function": lambda: client.delete_function(FunctionName=event["victim"]),
+        "filter_log_events": lambda: len(logs.filter_log_events(logGroupName="/aws/lambda/" + event["victim"])[
+            "events"]),
+    }
+    out = {}
+    for name, call in calls.items():
+        try:
+            out[name] = {"ok": call()}
+        except client.exceptions.ClientError as exc:
+            out[name] = {"error": exc.response["Error"]["Code"], "status": exc.response["ResponseMetadata"][
+                "HTTPStatusCode"]}
+    return out
+"""
+
+
+def test_a_function_may_invoke_through_the_api_but_not_read_or_change_other_functions(server, lambda_client,
+                                                                                       create_function):
+    """Under the host network a function reaches the server's API, which does not authenticate: it may
+    invoke (as a role with lambda:InvokeFunction), but not read another function's configuration,
+    code or logs, nor change it (--sandbox-api-access invoke, the default)."""
+    secret = f"env-secret-{uuid.uuid4().hex}"
+    victim = create_function(ECHO_HANDLER, Environment={"Variables": {"SECRET": secret}})["FunctionName"]
+    caller = hostile(create_function, API_CALLER)
+
+    result = invoke_ok(lambda_client, caller, {"endpoint": server.url, "victim": victim})
+
+    assert result.pop("invoke") == {"ok": '{"n": 1}'}, result
+    assert result == {name: {"error": "AccessDeniedException", "status": 403} for name in result}, result
+    assert set(result) == {"get_function_configuration", "get_function", "list_functions", "delete_function",
+                           "filter_log_events"}
+    assert lambda_client.get_function_configuration(FunctionName=victim)["Environment"]["Variables"] == {
+        "SECRET": secret}  # the host's own clients are not functions
+
+
+def test_sandbox_api_access_full_lets_functions_call_everything(tmp_path):
+    full = Server(tmp_path / "data", args=["--sandbox-api-access", "full"])
+    full.start()
+    try:
+        client = full.client()
+        for name, code, env in (("victim", ECHO_HANDLER, {"SECRET": "s"}), ("caller", API_CALLER, {})):
+            client.create_function(FunctionName=name, Runtime=HOSTILE_RUNTIME, Role=ROLE, Handler="app.handler",
+                                   Code={"ZipFile": make_zip({"app.py": code})}, Timeout=30,
+                                   Environment={"Variables": env})
+        result = invoke_ok(client, "caller", {"endpoint": full.url, "victim": "victim"})
+        assert result["get_function_configuration"] == {"ok": "s"}, result
+        assert result["list_functions"] == {"ok": 2} and "ok" in result["delete_function"], result
+    finally:
+        full.stop()
+
+
+NETWORK_TAG = "lambdalet:sandbox-network"
 NETWORK_TAG = "lambdalet:sandbox-network"
 
 

@@ -63,3 +63,9 @@ def test_ipv6_connections_are_found_in_their_own_table():
     finally:
         for sock in (accepted, client, listener):
             sock.close()
+
+
+def test_the_owner_of_a_socket_is_the_uid_that_made_it(connection):
+    listener, client = connection
+    assert peers.tcp_socket_owner(local=client.getsockname(), remote=listener.getsockname()) == (
+        os.getuid(), os.fstat(client.fileno()).st_ino)

@@ -1,0 +1,57 @@
+"""Calls from inside a sandbox: a function may invoke, not manage.
+
+Under the host network a function reaches this server's API on the host's loopback, and the API
+does not authenticate (docs/deviations.md). On AWS the function's execution role decides what it
+may call, and a role that may read other functions' configuration (their environment variables)
+or code is the exception. Here the caller's socket tells: the kernel (sock_diag, `sandbox/peers.py`)
+names the uid that owns it, and environments of the linux backend run as the sandbox uid. With
+`--sandbox-api-access invoke` (the default) such a caller may call Invoke and function URLs, which
+are not wrapped, and every other operation answers 403 AccessDeniedException; `full` allows all.
+
+The check runs per request of the guarded operations only (a netlink round trip, ~20 µs): never on
+Invoke, the hot path. Under the process backend functions run as the server's own user and
+cannot be told apart, so nothing is refused there (it isolates nothing either).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from aiohttp import web
+
+from lambdalet.api.common import services
+from lambdalet.errors import AccessDeniedException
+from lambdalet.sandbox import peers
+
+def from_sandbox(request: web.Request, sandbox_uid: int) -> bool:
+    """Whether the request's connection was made by a process running as the sandbox uid."""
+    transport = request.transport
+    if transport is None:
+        return False
+    local, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+    if not isinstance(peer, tuple) or not isinstance(local, tuple):
+        return False  # not TCP
+    owner = peers.tcp_socket_owner(local=peer, remote=local)
+    return owner is not None and owner[0] == sandbox_uid
+
+
+def refuse_functions(route: web.RouteDef, denied: Callable[[str], web.StreamResponse] | None = None
+                     ) -> web.RouteDef:
+    """The route, refusing callers inside a sandbox: with Lambda's AccessDeniedException, or with
+    `denied(message)` for an API whose errors have another shape (CloudWatch Logs)."""
+    inner = route.handler
+
+    @functools.wraps(inner)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        uid = services(request).sandbox_caller_uid
+        if uid is not None and from_sandbox(request, uid):
+            message = (f"A function may only invoke functions through this server's API: {request.method} "
+                       f"{request.path} was refused. The server does not authenticate calls, so it does not "
+                       "let function code read or change functions (--sandbox-api-access full allows it).")
+            if denied is not None:
+                return denied(message)
+            raise AccessDeniedException(message)
+        return await inner(request)  # type: ignore[misc]
+
+    return web.RouteDef(route.method, route.path, guarded, route.kwargs)
