@@ -96,6 +96,11 @@ class Settings:
         600.0, "Seconds between sweeps that delete function log events older than their log group's "
         "retention (PutRetentionPolicy). Reads never return such events, swept or not."
     )
+    max_log_group_mb: int = knob(
+        512, "Most disk space one log group's events may take, in MB. Past it the group's oldest streams "
+        "that no environment writes any more are deleted, then new lines are dropped (each stream says "
+        "so once). 0: no limit."
+    )
     log_level: str = knob("info", "Server log level: debug, info, warning or error.")
 
     def __post_init__(self) -> None:
@@ -104,6 +109,8 @@ class Settings:
         if self.sandbox_api_access not in API_ACCESS:
             raise ValueError(f"--sandbox-api-access must be one of {', '.join(API_ACCESS)}, not "
                              f"{self.sandbox_api_access!r}")
+        if self.max_log_group_mb < 0:
+            raise ValueError("--max-log-group-mb cannot be negative (0 means no limit)")
         if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:
             raise ValueError("--account-concurrency, --max-parallel-starts and --async-workers must be at least 1")
 

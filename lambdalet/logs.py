@@ -11,6 +11,11 @@ Lines are kept in memory as they arrive; one loop timer writes every stream writ
 `flush_interval` seconds later (and readers, and the end of an environment, flush first), so a
 line is on disk within ~50 ms without a system call per line. A new environment's stream file (and
 its group) is created by that flush too, never on the cold-start path. Reading is `log_groups.py`.
+
+A group may take at most `max_group_bytes` of disk (`--max-log-group-mb`): a function printing
+as fast as it can would otherwise fill the host's disk. Past it, the group's oldest streams that
+no environment writes any more are deleted; if the writing streams alone are over it, their new
+lines are dropped, and each says so once in a line of its own.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
+MB = 1024 * 1024
 TAIL_BYTES = 4096
 FLUSH_INTERVAL = 0.05
 GROUP_META = ".group.json"
@@ -60,8 +66,9 @@ class LogStream:
         self.group = group
         self.name = name
         self.path = store.group_dir(group) / (encode_name(name) + STREAM_SUFFIX)
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
         self._pending: list[str] = []
+        self._dropping = False  # over the group's size limit: lines are dropped until there is room
 
     def write(self, message: str, timestamp_ms: int | None = None) -> None:
         stamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
@@ -74,11 +81,22 @@ class LogStream:
             return
         if self._file is None:
             self.store.ensure_group(self.group)
-            self._file = open(self.path, "a", encoding="utf-8", errors="replace")
+            self._file = open(self.path, "ab")
             self.store.live[self.path] = self
         lines, self._pending = self._pending, []
-        self._file.write("".join(lines))
+        data = "".join(lines).encode("utf-8", "replace")
+        if not self.store.make_room(self.group, len(data)):
+            if self._dropping:
+                return
+            self._dropping = True
+            data = (f"{now_ms()} [lambdalet] The log group {self.group} holds {self.store.max_group_bytes // MB} MB, "
+                    "its limit (--max-log-group-mb): lines of this stream are dropped until there is room.\n"
+                    ).encode()
+        else:
+            self._dropping = False
+        self._file.write(data)
         self._file.flush()
+        self.store.wrote(self.group, len(data))
 
     def detach(self) -> None:
         """Close the file and drop unwritten lines (its group was deleted): the next line creates
@@ -104,9 +122,13 @@ class LogStream:
 class LogStore:
     """Where streams live, the group metadata, and the one flush timer for every stream."""
 
-    def __init__(self, root: Path, flush_interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, root: Path, flush_interval: float = FLUSH_INTERVAL, max_group_bytes: int = 0) -> None:
         self.root = root / "logs"
         self.flush_interval = flush_interval
+        #: Most bytes of stream files one group may hold (0: no limit).
+        self.max_group_bytes = max_group_bytes
+        #: Bytes of each group's stream files, counted once from disk, then as they are written.
+        self._group_bytes: dict[str, int] = {}
         #: Streams with an open file, by path: never rewritten by the retention sweep.
         self.live: dict[Path, LogStream] = {}
         self._dirty: list[LogStream] = []
@@ -160,6 +182,50 @@ class LogStore:
         for path, stream in list(self.live.items()):
             if path.parent == directory:
                 stream.detach()
+        self._group_bytes.pop(group, None)
+
+    def sizes_changed(self) -> None:
+        """Stream files were removed or rewritten behind the store's back (the retention sweep)."""
+        self._group_bytes.clear()
+
+    def wrote(self, group: str, size: int) -> None:
+        if group in self._group_bytes:
+            self._group_bytes[group] += size
+
+    def make_room(self, group: str, size: int) -> bool:
+        """Whether `size` more bytes fit in the group, deleting its oldest streams that no
+        environment writes any more until they do."""
+        if not self.max_group_bytes:
+            return True
+        used = self._group_bytes.get(group)
+        if used is None:
+            used = self._group_bytes[group] = sum(size for _path, size, _mtime in self._stream_files(group))
+        if used + size <= self.max_group_bytes:
+            return True
+        for path, file_size, _mtime in sorted(self._stream_files(group), key=lambda item: item[2]):
+            if path in self.live:
+                continue
+            path.unlink(missing_ok=True)
+            used -= file_size
+            if used + size <= self.max_group_bytes:
+                break
+        self._group_bytes[group] = used
+        return used + size <= self.max_group_bytes
+
+    def _stream_files(self, group: str) -> list[tuple[Path, int, float]]:
+        files = []
+        try:
+            with os.scandir(self.group_dir(group)) as entries:
+                for entry in entries:
+                    if entry.name.endswith(STREAM_SUFFIX):
+                        try:
+                            stat = entry.stat()
+                        except FileNotFoundError:
+                            continue
+                        files.append((Path(entry.path), stat.st_size, stat.st_mtime))
+        except FileNotFoundError:
+            pass
+        return files
 
 
 def read_meta(directory: Path) -> dict[str, Any] | None:

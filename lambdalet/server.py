@@ -103,7 +103,7 @@ async def build_services(settings: Settings) -> Services:
     log.warning("Sandbox backend: %s [%s]", sandbox.describe(), why)
     runtime_api = RuntimeApiServer(settings.runtime_api_host)
     await runtime_api.start()
-    log_store = LogStore(data_dir)
+    log_store = LogStore(data_dir, max_group_bytes=settings.max_log_group_mb * 1024 * 1024)
     passthrough = server_passthrough()
 
     def new_environment(config: FunctionConfig, provisioned: bool) -> Environment:
@@ -177,6 +177,7 @@ async def sweep_retention(store: LogStore, interval: float) -> None:
             store.flush_all()
             changed = await asyncio.to_thread(reader.sweep, set(store.live))
             if changed:
+                store.sizes_changed()
                 log.info("log retention: %d stream file(s) trimmed or removed", changed)
         except Exception:  # never let one bad file stop the sweeps
             log.exception("log retention sweep failed")

@@ -790,6 +790,38 @@ def test_sandbox_api_access_full_lets_functions_call_everything(tmp_path):
         full.stop()
 
 
+LOG_FLOOD = """\
+import sys
+
+
+def handler(event, context):
+    line = "x" * 1023 + "\\n"
+    for _ in range(event["mb"] * 1024):
+        sys.stdout.write(line)
+    return {"printed_mb": event["mb"]}
+"""
+
+
+def test_printing_without_end_is_capped_by_the_log_group_limit_not_the_disk(tmp_path):
+    capped = Server(tmp_path / "data", args=["--max-log-group-mb", "1"])
+    capped.start()
+    try:
+        client = capped.client()
+        client.create_function(FunctionName="flood", Runtime=HOSTILE_RUNTIME, Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": make_zip({"app.py": LOG_FLOOD})}, Timeout=60)
+        for _ in range(2):  # the second time, the first's stream is still written to: new lines are dropped
+            assert invoke_ok(client, "flood", {"mb": 4}) == {"printed_mb": 4}
+        events = capped.client("logs").filter_log_events(logGroupName="/aws/lambda/flood",
+                                                         filterPattern='"lines of this stream are dropped"')
+        assert len(events["events"]) == 1, events["events"]
+        group = next((Path(capped.data_dir) / "logs").iterdir())
+        on_disk = sum(path.stat().st_size for path in group.glob("*.log"))
+        assert on_disk <= MB + 4096, on_disk
+        assert invoke_ok(client, "flood", {"mb": 0}) == {"printed_mb": 0}  # the function still works
+    finally:
+        capped.stop()
+
+
 NETWORK_TAG = "lambdalet:sandbox-network"
 NETWORK_TAG = "lambdalet:sandbox-network"
 

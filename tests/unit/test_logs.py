@@ -47,3 +47,43 @@ def test_dot_names_are_files_of_their_own():
     for name in (".", "..", "...", "/aws/lambda/f", "a..b"):
         encoded = encode_name(name)
         assert "/" not in encoded and encoded not in (".", "..") and decode_name(encoded) == name
+
+
+def test_a_log_group_over_its_limit_loses_its_oldest_closed_streams_then_new_lines(tmp_path):
+    from lambdalet.logs import LogStore
+
+    store = LogStore(tmp_path, max_group_bytes=10_000)
+    old = store.open_stream("g", "old")
+    for i in range(40):
+        old.write("o" * 100 + str(i))
+    old.close()  # its environment is gone: first to go
+    assert old.path.stat().st_size > 4000
+    live = store.open_stream("g", "live")
+    for i in range(70):
+        live.write("x" * 100)
+    store.flush_all()
+    assert not old.path.exists()  # made room for the live stream
+    for i in range(100):
+        live.write("y" * 100)
+    store.flush_all()
+    text = live.path.read_text()
+    assert text.count("dropped") == 1  # said once, and what came after it is gone
+    assert text.splitlines()[-1].endswith("limit (--max-log-group-mb): lines of this stream are dropped until "
+                                          "there is room.")
+    assert live.path.stat().st_size <= 10_000 + 300  # the limit, and the one line that says so
+    store.detach_group("g")
+    live.path.unlink()  # as DeleteLogGroup does: room again
+    live.write("z" * 100)
+    store.flush_all()
+    assert live.path.read_text().endswith("z" * 100 + "\n")
+
+
+def test_no_limit_when_the_limit_is_zero(tmp_path):
+    from lambdalet.logs import LogStore
+
+    store = LogStore(tmp_path)
+    stream = store.open_stream("g", "s")
+    for _ in range(200):
+        stream.write("x" * 1000)
+    store.flush_all()
+    assert stream.path.stat().st_size > 200_000
