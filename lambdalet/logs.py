@@ -85,7 +85,10 @@ class LogStream:
             self.store.live[self.path] = self
         lines, self._pending = self._pending, []
         data = "".join(lines).encode("utf-8", "replace")
-        if not self.store.make_room(self.group, len(data)):
+        # Once dropping, a stream resumes only when a tenth of the limit is free again: a short line
+        # squeezed in between floods would otherwise end the episode and make it say so again.
+        reserve = self.store.max_group_bytes // 10 if self._dropping else 0
+        if not self.store.make_room(self.group, len(data) + reserve):
             if self._dropping:
                 return
             self._dropping = True

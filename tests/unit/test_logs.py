@@ -87,3 +87,15 @@ def test_no_limit_when_the_limit_is_zero(tmp_path):
         stream.write("x" * 1000)
     store.flush_all()
     assert stream.path.stat().st_size > 200_000
+
+
+def test_a_dropping_stream_says_so_once_even_when_short_lines_would_fit(tmp_path):
+    from lambdalet.logs import LogStore
+
+    store = LogStore(tmp_path, max_group_bytes=10_000)
+    stream = store.open_stream("g", "s")
+    for _ in range(200):
+        stream.write("x" * 1000)
+        stream.write("short")  # fits in what the long lines leave
+    store.flush_all()
+    assert stream.path.read_text().count("dropped") == 1
