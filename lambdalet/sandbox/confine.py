@@ -43,6 +43,62 @@ MOVE_MOUNT_F_EMPTY_PATH = 4
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
 DEVICES = ("null", "zero", "full", "random", "urandom")
 
+# -- the seccomp filter: no new user namespaces ------------------------------------------------
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1, 4
+CLONE_NEWUSER = 0x10000000
+#: (audit architecture, clone, unshare, clone3, seccomp) by machine.
+SYSCALLS = {"x86_64": (0xC000003E, 56, 272, 435, 317), "aarch64": (0xC00000B7, 220, 97, 435, 277)}
+X32_SYSCALL_BIT = 0x40000000
+BPF_LD_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+ARCH_OFFSET, NR_OFFSET, ARG0_OFFSET = 4, 0, 16  # in struct seccomp_data (arg 0's low word: little-endian)
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def forbid_user_namespaces():
+    """A seccomp filter: clone/unshare with CLONE_NEWUSER fail with EPERM (clone3, whose flags a
+    classic filter cannot read, with ENOSYS: glibc then falls back to clone), and so does any call
+    through another ABI (i386, x32), where the same calls have other numbers.
+
+    In a user namespace of its own, function code holds every capability over the namespaces it
+    creates there, the kernel surface most local privilege escalations have needed; containers
+    block it the same way. Inherited by every process the function starts.
+    """
+    numbers = SYSCALLS.get(os.uname().machine)
+    if numbers is None:
+        return  # an architecture whose numbers this module does not know: namespaces and uid still hold
+    arch, clone, unshare, clone3, seccomp = numbers
+    enosys, eperm = SECCOMP_RET_ERRNO | 38, SECCOMP_RET_ERRNO | 1
+    program = [
+        (BPF_LD_ABS, 0, 0, ARCH_OFFSET),
+        (BPF_JEQ, 1, 0, arch),
+        (BPF_RET, 0, 0, enosys),          # another ABI
+        (BPF_LD_ABS, 0, 0, NR_OFFSET),
+        (BPF_JGE, 8, 0, X32_SYSCALL_BIT),  # x32 → ENOSYS
+        (BPF_JEQ, 7, 0, clone3),          # → ENOSYS
+        (BPF_JEQ, 2, 0, unshare),         # → check the flags
+        (BPF_JEQ, 1, 0, clone),           # → check the flags
+        (BPF_RET, 0, 0, SECCOMP_RET_ALLOW),
+        (BPF_LD_ABS, 0, 0, ARG0_OFFSET),
+        (BPF_JSET, 1, 0, CLONE_NEWUSER),  # → EPERM
+        (BPF_RET, 0, 0, SECCOMP_RET_ALLOW),
+        (BPF_RET, 0, 0, eperm),
+        (BPF_RET, 0, 0, enosys),
+    ]
+    filters = (_SockFilter * len(program))(*[_SockFilter(*instruction) for instruction in program])
+    fprog = _SockFprog(len(program), filters)
+    # SPEC_ALLOW: on hosts whose speculative-store-bypass mitigation follows seccomp, a filter would
+    # otherwise switch it on for the function, slowing it down for a filter that needs no such help.
+    if libc.syscall(seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, ctypes.byref(fprog)) != 0:
+        _check(libc.syscall(seccomp, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(fprog)), "seccomp")
+
 
 def _check(result, what):
     if result != 0:
@@ -234,6 +290,7 @@ def assign(spec, output_fd, tree_fds, keep_fd=None):
         os.dup2(keep_fd, 3)
     os.closerange(3 if keep_fd is None else 4, 65536)
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    forbid_user_namespaces()
     uid, gid = spec["uid"], spec["gid"]
     os.setgroups([])
     os.setresgid(gid, gid, gid)

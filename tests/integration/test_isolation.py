@@ -582,6 +582,11 @@ def handler(event, context):
         status = dict(line.split(":", 1) for line in handle if ":" in line)
     out["caps"] = {key: status[key].strip() for key in ("CapInh", "CapPrm", "CapEff", "CapAmb")}
     out["uid"] = os.getuid()
+    out["unshare_user"] = "succeeded" if libc.unshare(0x10000000) == 0 else errno.errorcode[ctypes.get_errno()]
+    child = os.fork()  # a user namespace in a child (clone), as `unshare -r` would try next
+    if child == 0:
+        os._exit(0 if libc.unshare(0x10000000) == 0 else 1)
+    out["child_unshare_user"] = "succeeded" if os.waitpid(child, 0)[1] == 0 else "refused"
     return out
 """
 
@@ -598,6 +603,7 @@ def test_a_function_cannot_gain_privileges(lambda_client, create_function):
     assert set(result["mount"].values()) == {"EPERM"}, result["mount"]
     assert set(result["caps"].values()) == {"0000000000000000"}, result["caps"]
     assert result["uid"] == SANDBOX_UID
+    assert result["unshare_user"] == "EPERM" and result["child_unshare_user"] == "refused", result
     assert_ordinary_function_works(lambda_client, create_function)
 
 
