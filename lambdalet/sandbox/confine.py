@@ -62,18 +62,12 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def forbid_user_namespaces():
-    """A seccomp filter: clone/unshare with CLONE_NEWUSER fail with EPERM (clone3, whose flags a
-    classic filter cannot read, with ENOSYS: glibc then falls back to clone), and so does any call
-    through another ABI (i386, x32), where the same calls have other numbers.
-
-    In a user namespace of its own, function code holds every capability over the namespaces it
-    creates there, the kernel surface most local privilege escalations have needed; containers
-    block it the same way. Inherited by every process the function starts.
-    """
+def _user_namespace_filter():
+    """The filter's program, built once when the zygote imports this module: a spare only installs
+    it (building ctypes arrays in a fresh process costs ~0.3 ms of its cold start)."""
     numbers = SYSCALLS.get(os.uname().machine)
     if numbers is None:
-        return  # an architecture whose numbers this module does not know: namespaces and uid still hold
+        return None  # an architecture whose numbers this module does not know: namespaces and uid still hold
     arch, clone, unshare, clone3, seccomp = numbers
     enosys, eperm = SECCOMP_RET_ERRNO | 38, SECCOMP_RET_ERRNO | 1
     program = [
@@ -93,7 +87,25 @@ def forbid_user_namespaces():
         (BPF_RET, 0, 0, enosys),
     ]
     filters = (_SockFilter * len(program))(*[_SockFilter(*instruction) for instruction in program])
-    fprog = _SockFprog(len(program), filters)
+    return seccomp, filters, _SockFprog(len(program), filters)  # `filters` kept alive with the program
+
+
+USER_NAMESPACE_FILTER = _user_namespace_filter()
+
+
+def forbid_user_namespaces():
+    """Install a seccomp filter: clone/unshare with CLONE_NEWUSER fail with EPERM (clone3, whose
+    flags a classic filter cannot read, with ENOSYS: glibc then falls back to clone), and so does
+    any call through another ABI (i386, x32), where the same calls have other numbers.
+
+    In a user namespace of its own, function code holds every capability over the namespaces it
+    creates there, the kernel surface most local privilege escalations have needed; containers
+    block it the same way. A spare installs it while it waits (as root, so before no_new_privs);
+    every process the function starts inherits it.
+    """
+    if USER_NAMESPACE_FILTER is None:
+        return
+    seccomp, _filters, fprog = USER_NAMESPACE_FILTER
     # SPEC_ALLOW: on hosts whose speculative-store-bypass mitigation follows seccomp, a filter would
     # otherwise switch it on for the function, slowing it down for a filter that needs no such help.
     if libc.syscall(seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, ctypes.byref(fprog)) != 0:
@@ -290,7 +302,6 @@ def assign(spec, output_fd, tree_fds, keep_fd=None):
         os.dup2(keep_fd, 3)
     os.closerange(3 if keep_fd is None else 4, 65536)
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    forbid_user_namespaces()
     uid, gid = spec["uid"], spec["gid"]
     os.setgroups([])
     os.setresgid(gid, gid, gid)
