@@ -92,9 +92,9 @@ class LogStream:
             if self._dropping:
                 return
             self._dropping = True
-            data = (f"{now_ms()} [lambdalet] The log group {self.group} holds {self.store.max_group_bytes // MB} MB, "
-                    "its limit (--max-log-group-mb): lines of this stream are dropped until there is room.\n"
-                    ).encode()
+            limit_mb = self.store.max_group_bytes // MB
+            data = (f"{now_ms()} [lambdalet] The log group {self.group} holds {limit_mb} MB, its limit "
+                    "(--max-log-group-mb): lines of this stream are dropped until there is room.\n").encode()
         else:
             self._dropping = False
         self._file.write(data)
@@ -202,7 +202,7 @@ class LogStore:
             return True
         used = self._group_bytes.get(group)
         if used is None:
-            used = self._group_bytes[group] = sum(size for _path, size, _mtime in self._stream_files(group))
+            used = self._group_bytes[group] = sum(file_size for _path, file_size, _mtime in self._stream_files(group))
         if used + size <= self.max_group_bytes:
             return True
         for path, file_size, _mtime in sorted(self._stream_files(group), key=lambda item: item[2]):

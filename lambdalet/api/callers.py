@@ -24,6 +24,7 @@ from lambdalet.api.common import services
 from lambdalet.errors import AccessDeniedException
 from lambdalet.sandbox import peers
 
+
 def from_sandbox(request: web.Request, sandbox_uid: int) -> bool:
     """Whether the request's connection was made by a process running as the sandbox uid."""
     transport = request.transport

@@ -78,7 +78,7 @@ class FrameProtocol(asyncio.Protocol):
         try:
             if kind == b"N":
                 nxt = self.env.next_or_waiter()
-                if isinstance(nxt, asyncio.Future):  # no task: the hand-over calls back directly
+                if isinstance(nxt, asyncio.Future):  # no task: the hand-over's callback writes the event
                     self._waiter = nxt
                     nxt.add_done_callback(self._deliver_next)
                 else:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from lambdalet.runtimes.python_sdk import PythonSdk
-from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
 from lambdalet.sandbox import peers
+from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
 from lambdalet.sandbox.cgroups import Cgroups, EnvironmentCgroup
 from lambdalet.sandbox.forkserver import ForkServer, ZygoteDied
 from lambdalet.sandbox.templates import SnapshotTemplate, TemplateChild, TemplateInitFailed
