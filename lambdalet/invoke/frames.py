@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
@@ -116,13 +118,31 @@ class FrameProtocol(asyncio.Protocol):
             self._waiter.cancel()
 
 
-class ProtocolSniffer(asyncio.Protocol):
-    """Picks HTTP or frames from a connection's first bytes, then hands everything to that protocol."""
+#: Open connections one environment's Runtime API listener serves: a runtime needs one; a function
+#: opening thousands would spend the server's file descriptors, which every environment needs.
+MAX_CONNECTIONS = 16
 
-    def __init__(self, env: "Environment", http: Callable[[], asyncio.Protocol], guarded: bool = False) -> None:
+
+@dataclass
+class Connections:
+    """What one listener has accepted and refused (refusals are logged at 1, 10, 100, ...)."""
+
+    open: int = 0
+    refused: int = 0
+
+
+class ProtocolSniffer(asyncio.Protocol):
+    """Picks HTTP or frames from a connection's first bytes, then hands everything to that protocol.
+
+    Also the listener's gatekeeper: beyond MAX_CONNECTIONS, and on a guarded listener for a
+    connection that no process of the environment made, it closes the connection unanswered."""
+
+    def __init__(self, env: "Environment", http: Callable[[], asyncio.Protocol], guarded: bool = False,
+                 connections: Connections | None = None) -> None:
         self._env = env
         self._http = http
         self._guarded = guarded
+        self._connections = connections if connections is not None else Connections()
         self._refused = False
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.BaseTransport | None = None
@@ -130,13 +150,24 @@ class ProtocolSniffer(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
-        if self._guarded:
-            listener, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
-            if not (listener and peer and self._env.made_connection(listener, peer)):
-                log.warning("%r: refused a Runtime API connection from %s:%s, which no process of the "
-                            "environment made", self._env, *(peer or ("?", "?"))[:2])
-                self._refused = True
-                transport.abort()  # type: ignore[attr-defined]
+        if self._connections.open >= MAX_CONNECTIONS:
+            self._refuse(transport, f"it has {MAX_CONNECTIONS} open already")
+        elif self._guarded and not self._made_by_environment(transport):
+            self._refuse(transport, "no process of the environment made it")
+        else:
+            self._connections.open += 1
+
+    def _made_by_environment(self, transport: asyncio.BaseTransport) -> bool:
+        listener, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        return bool(listener and peer and self._env.made_connection(listener, peer))
+
+    def _refuse(self, transport: asyncio.BaseTransport, why: str) -> None:
+        self._refused = True
+        transport.abort()  # type: ignore[attr-defined]
+        self._connections.refused += 1
+        if math.log10(self._connections.refused).is_integer():  # a flood must not flood the log too
+            log.warning("%r: refused a Runtime API connection (%d so far): %s", self._env,
+                        self._connections.refused, why)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -157,6 +188,8 @@ class ProtocolSniffer(asyncio.Protocol):
         return self._inner.eof_received() if self._inner is not None else None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._refused:
+            self._connections.open -= 1
         if self._inner is not None:
             self._inner.connection_lost(exc)
 

@@ -729,6 +729,56 @@ def test_a_function_cannot_use_another_environments_runtime_api(server, lambda_c
     assert invoke_ok(lambda_client, victim, {"secret": secret})["event"] == {"secret": secret}
 
 
+RUNTIME_API_FLOOD = """\
+import os
+import socket
+import time
+
+
+def handler(event, context):
+    host, _, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rpartition(":")
+    socks = [socket.create_connection((host, int(port)), timeout=5) for _ in range(event["connections"])]
+    for sock in socks:
+        sock.setblocking(False)
+    deadline = time.monotonic() + 5
+    while True:  # until the server has answered every connection: kept open, or closed at once
+        closed = 0
+        for sock in socks:
+            try:
+                closed += sock.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed += 1
+        if closed >= event["connections"] - event["expected_open"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)  # and nothing more is closed after that
+    still_open = 0
+    for sock in socks:
+        try:
+            still_open += sock.recv(1) != b""
+        except BlockingIOError:
+            still_open += 1
+        except ConnectionResetError:
+            pass
+        sock.close()
+    return {"open": still_open}
+"""
+
+
+def test_a_flood_of_runtime_api_connections_is_cut_off(server, lambda_client, create_function):
+    """Each connection costs the server a file descriptor, which every environment needs: one
+    environment's listener keeps at most 16 open and closes the rest at once."""
+    name = hostile(create_function, RUNTIME_API_FLOOD)
+
+    assert invoke_ok(lambda_client, name, {"connections": 200, "expected_open": 16}) == {"open": 16}
+    assert invoke_ok(lambda_client, name, {"connections": 0, "expected_open": 0}) == {"open": 0}
+    refusals = [line for line in server.log_text().splitlines()
+                if f"<Environment {name}:" in line and "refused a Runtime API connection" in line]
+    assert 1 <= len(refusals) <= 3, refusals  # at 1, 10 and 100, not 184 times
+
+
 API_CALLER = """\
 import boto3
 from botocore.config import Config
