@@ -69,3 +69,10 @@ def test_the_owner_of_a_socket_is_the_uid_that_made_it(connection):
     listener, client = connection
     assert peers.tcp_socket_owner(local=client.getsockname(), remote=listener.getsockname()) == (
         os.getuid(), os.fstat(client.fileno()).st_ino)
+
+
+def test_the_proc_net_tcp_fallback_agrees_with_sock_diag(connection):
+    listener, client = connection
+    local, remote = client.getsockname(), listener.getsockname()
+    assert peers.proc_net_tcp_owner(local, remote) == peers.tcp_socket_owner(local, remote) is not None
+    assert peers.proc_net_tcp_owner(("127.0.0.1", 1), remote) is None
