@@ -19,13 +19,12 @@ import logging
 import os
 import socket
 import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from lambdalet import logs
 from lambdalet.invoke.env_vars import build_env
-from lambdalet.invoke.types import Invocation, InvocationResult, platform_error
+from lambdalet.invoke.types import Invocation, InvocationResult, LogTail, platform_error
 from lambdalet.model import FunctionConfig, runtime_version_arn
 from lambdalet.runtimes.registry import EntrypointNotFound, Runtime, RuntimeRegistry
 from lambdalet.sandbox.base import ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # what the Runtime API accepts from /response
-INIT_LINES_KEPT = 256
+MAX_LINE_BYTES = 256 * 1024  # a CloudWatch log event's largest message: longer lines are logged in pieces
 
 
 class EnvState(enum.Enum):
@@ -132,7 +131,7 @@ class Environment:
         self._timer: asyncio.TimerHandle | None = None
         self._delivered_at = 0.0
         self._out_buffer = b""
-        self._init_lines: deque[str] = deque(maxlen=INIT_LINES_KEPT)
+        self._init_lines = LogTail()  # what init wrote, for the first invocation's log tail
         self._log_group = config.log_group_name
         self.stream = log_store.open_stream(self._log_group, logs.stream_name(config.version, self.env_id))
         self._format = logs.LogFormat(config.log_format, config.application_log_level, config.system_log_level)
@@ -273,7 +272,7 @@ class Environment:
         self.invocations += 1
         if first:
             invocation.log_lines.extend(self._init_lines)
-            self._init_lines.clear()
+            self._init_lines = LogTail()
         invocation.result = self._loop.create_future()
         self._current = invocation
         started = time.monotonic()
@@ -456,27 +455,42 @@ class Environment:
             self._loop.remove_reader(self._process.output_fd)
             self._flush_partial_line()
             return
-        buffer = self._out_buffer + data
-        *lines, self._out_buffer = buffer.split(b"\n")
+        self._take_output(data)
+
+    def _take_output(self, data: bytes) -> None:
+        """Log the complete lines in `data` (after what was left over); keep the rest for later.
+
+        A line longer than a log event may be (256 KB, CloudWatch's) is logged in pieces of that
+        size, even before its end arrives: a function writing without newlines would otherwise
+        grow the buffer without bound, and copy it at every read."""
+        *lines, rest = (self._out_buffer + data if self._out_buffer else data).split(b"\n")
         for line in lines:
-            self._log_output(line.decode("utf-8", errors="replace"))
+            if len(line) <= MAX_LINE_BYTES:
+                self._log_output(line.decode("utf-8", errors="replace"))
+            else:
+                self._log_pieces(line)
+        if len(rest) > MAX_LINE_BYTES:
+            whole = len(rest) - len(rest) % MAX_LINE_BYTES
+            self._log_pieces(rest[:whole])
+            rest = rest[whole:]
+        self._out_buffer = rest
+
+    def _log_pieces(self, line: bytes) -> None:
+        for start in range(0, len(line), MAX_LINE_BYTES):
+            self._log_output(line[start:start + MAX_LINE_BYTES].decode("utf-8", errors="replace"))
 
     def _drain_output(self) -> None:
         """Read everything the runtime wrote before it answered, so logs land in the right invocation."""
         if self._process is None:
             return
         for _ in range(64):
-            before = self._out_buffer
             try:
                 data = os.read(self._process.output_fd, 65536)
             except (BlockingIOError, OSError):
                 break
             if not data:
                 break
-            buffer = before + data
-            *lines, self._out_buffer = buffer.split(b"\n")
-            for line in lines:
-                self._log_output(line.decode("utf-8", errors="replace"))
+            self._take_output(data)
         self._flush_partial_line()
 
     def _flush_partial_line(self) -> None:

@@ -9,9 +9,40 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
-#: Enough log lines to always hold the last 4 KB of an invocation's log (each line is ≥ 1 byte).
-LOG_LINES_KEPT = 4096
+from lambdalet.logs import TAIL_BYTES  # X-Amz-Log-Result: the last 4 KB of an invocation's log
+
+class LogTail:
+    """The last lines of an invocation's log: just enough for its last 4 KB, whatever it printed.
+
+    Lines are kept from the end while they add up to fewer than TAIL_BYTES characters (a
+    character is at least one byte), each cut to its last TAIL_BYTES characters: an invocation
+    printing megabytes keeps a few kilobytes here."""
+
+    __slots__ = ("_lines", "_size")
+
+    def __init__(self) -> None:
+        self._lines: deque[str] = deque()
+        self._size = 0  # characters kept, with a newline per line
+
+    def append(self, line: str) -> None:
+        if len(line) > TAIL_BYTES:
+            line = line[-TAIL_BYTES:]
+        self._lines.append(line)
+        self._size += len(line) + 1
+        while self._size - len(self._lines[0]) - 1 >= TAIL_BYTES:
+            self._size -= len(self._lines.popleft()) + 1
+
+    def extend(self, lines: "Iterable[str]") -> None:
+        for line in lines:
+            self.append(line)
+
+    def __iter__(self) -> "Iterator[str]":
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
 
 
 #: Ids need to be unique, not secret: a generator seeded once from the OS, because each
@@ -38,7 +69,7 @@ class Invocation:
     client_context: str | None = None  # decoded JSON text, synchronous invokes only
     content_type: str = "application/json"
     deadline_ms: int = 0
-    log_lines: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT))
+    log_lines: LogTail = field(default_factory=LogTail)
     result: "asyncio.Future[InvocationResult] | None" = None
     delivered: bool = False
     #: The alias the caller invoked through ("" for none): a label of the invocation's metrics.

@@ -858,6 +858,32 @@ def handler(event, context):
 """
 
 
+NO_NEWLINE = """\
+import os
+
+
+def handler(event, context):
+    for _ in range(event["mb"] * 16):  # 64 KB at a time, and never a newline
+        os.write(1, b"z" * 65536)
+    return {"wrote_mb": event["mb"]}
+"""
+
+
+def test_output_without_newlines_is_logged_in_pieces_not_buffered_without_end(server, lambda_client,
+                                                                                create_function):
+    """The server buffers a line until its newline: without a bound, a function writing no newline
+    would grow that buffer (and copy it at every read) until the server ran out of memory."""
+    name = hostile(create_function, NO_NEWLINE)
+
+    assert invoke_ok(lambda_client, name, {"mb": 4}) == {"wrote_mb": 4}
+
+    pages = server.client("logs").get_paginator("filter_log_events").paginate(
+        logGroupName=f"/aws/lambda/{name}", filterPattern="zzzz")  # about 1 MB of events a page
+    events = [event for page in pages for event in page["events"]]
+    pieces = [len(event["message"].rstrip("\n")) for event in events]
+    assert sum(pieces) == 4 * MB and max(pieces) == 256 * 1024, pieces
+
+
 def test_printing_without_end_is_capped_by_the_log_group_limit_not_the_disk(tmp_path):
     capped = Server(tmp_path / "data", args=["--max-log-group-mb", "1"])
     capped.start()

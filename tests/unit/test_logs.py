@@ -99,3 +99,14 @@ def test_a_dropping_stream_says_so_once_even_when_short_lines_would_fit(tmp_path
         stream.write("short")  # fits in what the long lines leave
     store.flush_all()
     assert stream.path.read_text().count("dropped") == 1
+
+
+def test_an_invocations_log_tail_keeps_a_few_kilobytes_whatever_it_printed():
+    from lambdalet.invoke.types import LogTail
+    from lambdalet.logs import TAIL_BYTES, tail
+
+    lines = [f"line {i} " + "x" * (i % 700) for i in range(5000)] + ["y" * 100_000, "last"]
+    kept = LogTail()
+    kept.extend(lines)
+    assert sum(len(line) + 1 for line in kept) < 2 * TAIL_BYTES + 2
+    assert tail(list(kept)) == tail(lines)  # X-Amz-Log-Result is the same as with every line
