@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # what the Runtime API accepts from /response
 MAX_LINE_BYTES = 256 * 1024  # a CloudWatch log event's largest message: longer lines are logged in pieces
+#: Output an environment may write per second: past it the server stops reading its pipe for the
+#: rest of a 100 ms window, and the function's writes wait, so one function's log flood cannot
+#: take the server's one event loop from every other invocation.
+OUTPUT_BYTES_PER_S = 8 * 1024 * 1024
+OUTPUT_WINDOW_S = 0.1
 
 
 class EnvState(enum.Enum):
@@ -131,6 +136,9 @@ class Environment:
         self._timer: asyncio.TimerHandle | None = None
         self._delivered_at = 0.0
         self._out_buffer = b""
+        self._out_window_end = 0.0  # the output rate's current window, and what was read in it
+        self._out_window_bytes = 0
+        self._out_paused: asyncio.TimerHandle | None = None
         self._init_lines = LogTail()  # what init wrote, for the first invocation's log tail
         self._log_group = config.log_group_name
         self.stream = log_store.open_stream(self._log_group, logs.stream_name(config.version, self.env_id))
@@ -456,6 +464,22 @@ class Environment:
             self._flush_partial_line()
             return
         self._take_output(data)
+        self._meter_output(len(data))
+
+    def _meter_output(self, size: int) -> None:
+        """Count output against OUTPUT_BYTES_PER_S; over it, stop reading until the window ends."""
+        now = time.monotonic()
+        if now >= self._out_window_end:
+            self._out_window_end, self._out_window_bytes = now + OUTPUT_WINDOW_S, 0
+        self._out_window_bytes += size
+        if self._out_window_bytes >= OUTPUT_BYTES_PER_S * OUTPUT_WINDOW_S and self._process is not None:
+            self._loop.remove_reader(self._process.output_fd)
+            self._out_paused = self._loop.call_later(self._out_window_end - now, self._resume_output)
+
+    def _resume_output(self) -> None:
+        self._out_paused = None
+        if self._process is not None and self.state is not EnvState.GONE:
+            self._loop.add_reader(self._process.output_fd, self._read_output)
 
     def _take_output(self, data: bytes) -> None:
         """Log the complete lines in `data` (after what was left over); keep the rest for later.
@@ -539,6 +563,8 @@ class Environment:
         if not self._ready.done():
             self._ready.set_exception(self._init_failure or InitFailure(self, "Runtime.ExitError", "stopped"))
             self._ready.exception()  # retrieved: nobody may be waiting any more
+        if self._out_paused is not None:
+            self._out_paused.cancel()
         if self._process is not None:
             try:
                 self._loop.remove_reader(self._process.output_fd)

@@ -884,6 +884,31 @@ def test_output_without_newlines_is_logged_in_pieces_not_buffered_without_end(se
     assert sum(pieces) == 4 * MB and max(pieces) == 256 * 1024, pieces
 
 
+OUTPUT_FLOOD = """\
+import os
+import time
+
+
+def handler(event, context):
+    chunk = (b"x" * 1023 + b"\\n") * 64
+    written, end = 0, time.monotonic() + event["seconds"]
+    while time.monotonic() < end:
+        written += os.write(1, chunk)  # blocks while the server is not reading
+    return {"mb_per_s": written / event["seconds"] / 1024 / 1024}
+"""
+
+
+def test_a_log_flood_is_read_at_a_bounded_rate(server, lambda_client, create_function):
+    """The server reads every environment's output on its one event loop: past 8 MB/s it stops
+    reading one for a moment, and the function's writes wait (unbounded, it managed ~120 MB/s)."""
+    name = hostile(create_function, OUTPUT_FLOOD)
+
+    result = invoke_ok(lambda_client, name, {"seconds": 1.5})
+
+    assert 1 <= result["mb_per_s"] <= 8 * 1.3, result  # the limit, a window's slack and the pipe's 64 KB
+    assert_ordinary_function_works(lambda_client, create_function)
+
+
 def test_printing_without_end_is_capped_by_the_log_group_limit_not_the_disk(tmp_path):
     capped = Server(tmp_path / "data", args=["--max-log-group-mb", "1"])
     capped.start()
