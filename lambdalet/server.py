@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
 from lambdalet.api import versions as versions_api
-from lambdalet.api.callers import refuse_functions
+from lambdalet.api.callers import ConnectionGate, FunctionConnections, refuse_functions
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.config import Settings
@@ -256,6 +257,27 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+async def serve(settings: Settings) -> None:
+    """Serve the API until a signal stops the server (as aiohttp's run_app does), with every
+    connection admitted by `ConnectionGate`: function code may hold only so many (api/callers.py)."""
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=True)
+    await runner.setup()  # on_startup: the services
+    try:
+        svc: Services = runner.app[SERVICES]  # type: ignore[assignment]
+        connections = FunctionConnections(settings.sandbox_uid if svc.sandbox.isolates else None)
+        http = runner.server
+        assert http is not None
+        server = await asyncio.get_running_loop().create_server(
+            lambda: ConnectionGate(http, connections), settings.host, settings.port, reuse_address=True)
+        log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port)
+        try:
+            await asyncio.Event().wait()  # until SIGTERM/SIGINT raise GracefulExit out of the loop
+        finally:
+            server.close()
+    finally:
+        await runner.cleanup()  # on_shutdown, in-flight requests, on_cleanup
+
+
 def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -264,12 +286,28 @@ def run(settings: Settings) -> None:
         loop = uvloop.new_event_loop()
     except ImportError:
         loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(serve(settings))
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, loop=loop,
-                    print=lambda _banner: log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port))
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM, SIGINT: serve's cleanup runs below
+        pass
     except OSError as exc:  # the port is taken, the address is not ours, ...
         raise SystemExit(f"lambdalet: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     except DatabaseDriverMissing as exc:
         raise SystemExit(f"lambdalet: {exc}") from None
     except sqlalchemy.exc.OperationalError as exc:  # PostgreSQL down, wrong password, unwritable SQLite file
         raise SystemExit(f"lambdalet: cannot open the database: {exc.orig}") from None
+    finally:
+        try:
+            if not main.done():  # stopped by a signal: serve's cleanup (runner.cleanup) runs now
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in leftover:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()

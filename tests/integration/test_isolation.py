@@ -779,6 +779,53 @@ def test_a_flood_of_runtime_api_connections_is_cut_off(server, lambda_client, cr
     assert 1 <= len(refusals) <= 3, refusals  # at 1, 10 and 100, not 184 times
 
 
+API_FLOOD = """\
+import socket
+import time
+from urllib.parse import urlparse
+
+
+def handler(event, context):
+    url = urlparse(event["endpoint"])
+    socks = [socket.create_connection((url.hostname, url.port), timeout=5) for _ in range(event["connections"])]
+    for sock in socks:
+        sock.setblocking(False)
+
+    def still_open():
+        count = 0
+        for sock in socks:
+            try:
+                count += sock.recv(1) != b""
+            except BlockingIOError:
+                count += 1
+            except ConnectionResetError:
+                pass
+        return count
+
+    deadline = time.monotonic() + 5
+    while still_open() > event["at_most"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # and nothing more is closed after that
+    result = {"open": still_open()}
+    for sock in socks:
+        sock.close()
+    return result
+"""
+
+
+def test_function_code_cannot_hold_the_servers_connections(server, lambda_client, create_function):
+    """Each API connection costs the server a file descriptor: connections from function code are
+    capped (512, all functions together), the rest closed at once; the server serves on."""
+    name = hostile(create_function, API_FLOOD)
+
+    result = invoke_ok(lambda_client, name, {"endpoint": server.url, "connections": 700, "at_most": 512})
+
+    assert 500 <= result["open"] <= 512, result  # a warm function of another test may hold a few
+    assert_ordinary_function_works(lambda_client, create_function)
+    assert invoke_ok(lambda_client, name, {"endpoint": server.url, "connections": 10, "at_most": 512}) == {
+        "open": 10}  # the first invocation's connections were closed, and counted out
+
+
 API_CALLER = """\
 import boto3
 from botocore.config import Config
