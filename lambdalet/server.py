@@ -27,7 +27,7 @@ from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
 from lambdalet.api import versions as versions_api
-from lambdalet.api.callers import ConnectionGate, FunctionConnections, refuse_functions
+from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_functions
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.config import Settings
@@ -264,11 +264,12 @@ async def serve(settings: Settings) -> None:
     await runner.setup()  # on_startup: the services
     try:
         svc: Services = runner.app[SERVICES]  # type: ignore[assignment]
-        connections = FunctionConnections(settings.sandbox_uid if svc.sandbox.isolates else None)
+        sandbox_uid = settings.sandbox_uid if svc.sandbox.isolates else None
+        admissions = function_admissions()
         http = runner.server
         assert http is not None
         server = await asyncio.get_running_loop().create_server(
-            lambda: ConnectionGate(http, connections), settings.host, settings.port, reuse_address=True)
+            lambda: ConnectionGate(http, admissions, sandbox_uid), settings.host, settings.port, reuse_address=True)
         log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port)
         try:
             await asyncio.Event().wait()  # until SIGTERM/SIGINT raise GracefulExit out of the loop

@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
-import math
-from dataclasses import dataclass
 from typing import Callable
 
 from aiohttp import web
 
 from lambdalet.api.common import services
 from lambdalet.errors import AccessDeniedException
+from lambdalet.gates import Admissions, Gate
 from lambdalet.sandbox import peers
-
-log = logging.getLogger(__name__)
 
 
 def from_sandbox(request: web.Request, sandbox_uid: int) -> bool:
@@ -69,39 +65,28 @@ def refuse_functions(route: web.RouteDef, denied: Callable[[str], web.StreamResp
 MAX_FUNCTION_CONNECTIONS = 512
 
 
-@dataclass
-class FunctionConnections:
-    """The API connections made from inside a sandbox (owned by `uid`; None: not told apart)."""
-
-    uid: int | None
-    open: int = 0
-    refused: int = 0
+def function_admissions() -> Admissions:
+    return Admissions("an API connection from function code", MAX_FUNCTION_CONNECTIONS)
 
 
-class ConnectionGate(asyncio.Protocol):
-    """Admits a connection to the API, then hands everything to aiohttp's protocol.
+class ConnectionGate(Gate):
+    """Admits a connection to the API (`lambdalet/gates.py`), then hands everything to aiohttp's
+    protocol. A connection whose socket the sandbox uid owns (`sandbox_uid`; None: not told apart)
+    counts against MAX_FUNCTION_CONNECTIONS, others do not. The lookup (sock_diag, ~20 µs) is once
+    per connection: keep-alive requests pay nothing."""
 
-    A connection whose socket the sandbox uid owns counts against MAX_FUNCTION_CONNECTIONS; past
-    it, the connection is closed unanswered (logged at the 1st, 10th, 100th refusal, ...). The
-    lookup (sock_diag, ~20 µs) is once per connection: keep-alive requests pay nothing."""
-
-    def __init__(self, inner: Callable[[], asyncio.Protocol], connections: FunctionConnections) -> None:
+    def __init__(self, inner: Callable[[], asyncio.Protocol], admissions: Admissions, sandbox_uid: int | None
+                 ) -> None:
+        super().__init__(admissions)
         self._make_inner = inner
-        self._connections = connections
-        self._inner: asyncio.Protocol | None = None
-        self._counted = False
+        self._sandbox_uid = sandbox_uid
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._connections.uid is not None and self._from_sandbox(transport):
-            if self._connections.open >= MAX_FUNCTION_CONNECTIONS:
-                self._connections.refused += 1
-                if math.log10(self._connections.refused).is_integer():
-                    log.warning("refused an API connection from function code (%d so far): it holds %d open "
-                                "already", self._connections.refused, MAX_FUNCTION_CONNECTIONS)
-                transport.abort()  # type: ignore[attr-defined]
+        if self._sandbox_uid is not None and self._from_sandbox(transport):
+            if self._full():
+                self._refuse(transport, f"function code holds {MAX_FUNCTION_CONNECTIONS} open already")
                 return
-            self._connections.open += 1
-            self._counted = True
+            self._admit()
         self._inner = self._make_inner()
         self._inner.connection_made(transport)
 
@@ -110,25 +95,4 @@ class ConnectionGate(asyncio.Protocol):
         if not isinstance(peer, tuple) or not isinstance(local, tuple):
             return False
         owner = peers.tcp_socket_owner(local=peer, remote=local)
-        return owner is not None and owner[0] == self._connections.uid
-
-    def data_received(self, data: bytes) -> None:
-        if self._inner is not None:
-            self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received() if self._inner is not None else None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._counted:
-            self._connections.open -= 1
-        if self._inner is not None:
-            self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        if self._inner is not None:
-            self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self._inner is not None:
-            self._inner.resume_writing()
+        return owner is not None and owner[0] == self._sandbox_uid

@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import math
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from lambdalet.gates import Admissions, Gate
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
 
 if TYPE_CHECKING:
     from lambdalet.invoke.environment import Environment
     from lambdalet.invoke.types import Invocation
-
-log = logging.getLogger(__name__)
 
 MAGIC = b"LLF1"
 HEADER = struct.Struct(">IBI")  # length of the rest, kind, meta length
@@ -123,51 +119,40 @@ class FrameProtocol(asyncio.Protocol):
 MAX_CONNECTIONS = 16
 
 
-@dataclass
-class Connections:
-    """What one listener has accepted and refused (refusals are logged at 1, 10, 100, ...)."""
-
-    open: int = 0
-    refused: int = 0
+def listener_admissions(env: "Environment") -> Admissions:
+    """The admissions of one environment's Runtime API listener."""
+    return Admissions(f"a Runtime API connection of environment {env.env_id[:8]} "
+                      f"({env.config.name}:{env.config.version})", MAX_CONNECTIONS)
 
 
-class ProtocolSniffer(asyncio.Protocol):
+class ProtocolSniffer(Gate):
     """Picks HTTP or frames from a connection's first bytes, then hands everything to that protocol.
 
-    Also the listener's gatekeeper: beyond MAX_CONNECTIONS, and on a guarded listener for a
-    connection that no process of the environment made, it closes the connection unanswered."""
+    Also the listener's gate (`lambdalet/gates.py`): beyond MAX_CONNECTIONS, and on a guarded
+    listener for a connection that no process of the environment made, it closes the connection
+    unanswered."""
 
     def __init__(self, env: "Environment", http: Callable[[], asyncio.Protocol], guarded: bool = False,
-                 connections: Connections | None = None) -> None:
+                 admissions: Admissions | None = None) -> None:
+        super().__init__(admissions or Admissions("a Runtime API connection", MAX_CONNECTIONS))
         self._env = env
         self._http = http
         self._guarded = guarded
-        self._connections = connections if connections is not None else Connections()
-        self._refused = False
-        self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.BaseTransport | None = None
         self._head = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
-        if self._connections.open >= MAX_CONNECTIONS:
+        if self._full():
             self._refuse(transport, f"it has {MAX_CONNECTIONS} open already")
         elif self._guarded and not self._made_by_environment(transport):
             self._refuse(transport, "no process of the environment made it")
         else:
-            self._connections.open += 1
+            self._admit()
 
     def _made_by_environment(self, transport: asyncio.BaseTransport) -> bool:
         listener, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
         return bool(listener and peer and self._env.made_connection(listener, peer))
-
-    def _refuse(self, transport: asyncio.BaseTransport, why: str) -> None:
-        self._refused = True
-        transport.abort()  # type: ignore[attr-defined]
-        self._connections.refused += 1
-        if math.log10(self._connections.refused).is_integer():  # a flood must not flood the log too
-            log.warning("%r: refused a Runtime API connection (%d so far): %s", self._env,
-                        self._connections.refused, why)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -183,20 +168,3 @@ class ProtocolSniffer(asyncio.Protocol):
             if not data:
                 return
         self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received() if self._inner is not None else None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._refused:
-            self._connections.open -= 1
-        if self._inner is not None:
-            self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        if self._inner is not None:
-            self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self._inner is not None:
-            self._inner.resume_writing()

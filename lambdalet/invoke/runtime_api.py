@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from aiohttp import web
 
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
-from lambdalet.invoke.frames import Connections, FrameProtocol, ProtocolSniffer
+from lambdalet.invoke.frames import FrameProtocol, ProtocolSniffer, listener_admissions
 
 if TYPE_CHECKING:
     from lambdalet.invoke.environment import Environment
@@ -87,9 +87,9 @@ class RuntimeApiServer:
         check always has one to look at (connections wait in the backlog until then)."""
         sock.setblocking(False)
         http = web.Server(partial(self._dispatch, env), keepalive_timeout=KEEPALIVE_S, access_log=None)
-        connections = Connections()
+        admissions = listener_admissions(env)
         self._servers[id(env)] = await asyncio.get_running_loop().create_server(
-            lambda: ProtocolSniffer(env, http, guarded, connections), sock=sock)
+            lambda: ProtocolSniffer(env, http, guarded, admissions), sock=sock)
 
     async def attach_channel(self, env: "Environment", sock: socket.socket) -> None:
         """Speak frames with an environment's runtime over a socket connected before it started
