@@ -80,8 +80,8 @@ class Services:
     platform_metrics: PlatformCollector
     logs: LogStore
     retention_sweeper: "asyncio.Task[None] | None" = None
-    #: Callers running as this uid are functions, refused all but Invoke (api/callers.py); None: no one is.
-    sandbox_caller_uid: int | None = None
+    #: The uid function code runs as, where callers can be told apart by it (api/callers.py); None: no.
+    function_uid: int | None = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -160,12 +160,12 @@ async def build_services(settings: Settings) -> Services:
                        backoff_scale=settings.async_backoff_scale)
     await queue.start()
     sweeper = asyncio.create_task(sweep_retention(log_store, settings.log_retention_sweep_interval))
-    caller_uid = settings.sandbox_uid if settings.sandbox_api_access == "invoke" and sandbox.isolates else None
-    if settings.sandbox_api_access == "invoke" and not sandbox.isolates:
+    function_uid = settings.sandbox_uid if sandbox.isolates else None
+    if settings.sandbox_api_access == "invoke" and function_uid is None:
         log.warning("--sandbox-api-access invoke: under the %s backend functions run as the server's own user "
                     "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
-                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, sweeper, caller_uid)
+                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, sweeper, function_uid)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -264,12 +264,12 @@ async def serve(settings: Settings) -> None:
     await runner.setup()  # on_startup: the services
     try:
         svc: Services = runner.app[SERVICES]  # type: ignore[assignment]
-        sandbox_uid = settings.sandbox_uid if svc.sandbox.isolates else None
         admissions = function_admissions()
         http = runner.server
         assert http is not None
         server = await asyncio.get_running_loop().create_server(
-            lambda: ConnectionGate(http, admissions, sandbox_uid), settings.host, settings.port, reuse_address=True)
+            lambda: ConnectionGate(http, admissions, svc.function_uid), settings.host, settings.port,
+            reuse_address=True)
         log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port)
         try:
             await asyncio.Event().wait()  # until SIGTERM/SIGINT raise GracefulExit out of the loop

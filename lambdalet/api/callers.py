@@ -27,9 +27,8 @@ from lambdalet.gates import Admissions, Gate
 from lambdalet.sandbox import peers
 
 
-def from_sandbox(request: web.Request, sandbox_uid: int) -> bool:
-    """Whether the request's connection was made by a process running as the sandbox uid."""
-    transport = request.transport
+def from_sandbox(transport: asyncio.BaseTransport | None, sandbox_uid: int) -> bool:
+    """Whether the connection was made by a process running as the sandbox uid."""
     if transport is None:
         return False
     local, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
@@ -47,8 +46,9 @@ def refuse_functions(route: web.RouteDef, denied: Callable[[str], web.StreamResp
 
     @functools.wraps(inner)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        uid = services(request).sandbox_caller_uid
-        if uid is not None and from_sandbox(request, uid):
+        svc = services(request)
+        uid = svc.function_uid if svc.settings.sandbox_api_access == "invoke" else None
+        if uid is not None and from_sandbox(request.transport, uid):
             message = (f"A function may only invoke functions through this server's API: {request.method} "
                        f"{request.path} was refused. The server does not authenticate calls, so it does not "
                        "let function code read or change functions (--sandbox-api-access full allows it).")
@@ -82,17 +82,10 @@ class ConnectionGate(Gate):
         self._sandbox_uid = sandbox_uid
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._sandbox_uid is not None and self._from_sandbox(transport):
+        if self._sandbox_uid is not None and from_sandbox(transport, self._sandbox_uid):
             if self._full():
                 self._refuse(transport, f"function code holds {MAX_FUNCTION_CONNECTIONS} open already")
                 return
             self._admit()
         self._inner = self._make_inner()
         self._inner.connection_made(transport)
-
-    def _from_sandbox(self, transport: asyncio.BaseTransport) -> bool:
-        local, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
-        if not isinstance(peer, tuple) or not isinstance(local, tuple):
-            return False
-        owner = peers.tcp_socket_owner(local=peer, remote=local)
-        return owner is not None and owner[0] == self._sandbox_uid
