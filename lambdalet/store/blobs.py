@@ -61,10 +61,11 @@ class BlobStore:
     def _extract(self, archive: zipfile.ZipFile, sha256: str) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=self.code))
         try:
-            members = archive.infolist()
-            links = [info for info in members if stat.S_ISLNK(info.external_attr >> 16)]
-            for info in members:  # files and directories first: no link exists yet to lead them astray
-                if info not in links:
+            links = []
+            for info in archive.infolist():  # files and directories first: no link exists yet to lead them astray
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    links.append(info)
+                else:
                     _extract_member(archive, info, staging)
             for info in links:
                 _make_link(archive, info, staging)
