@@ -49,7 +49,8 @@ class PythonSdk:
         """
         tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
         anchor = self.members.get("boto3")  # a reinstalled boto3 comes without the marker
-        marker = anchor / "__pycache__" / f".lambdalet-compiled.{tag}" if anchor is not None and anchor.is_dir() else None
+        marker = (anchor / "__pycache__" / f".lambdalet-compiled.{tag}"
+                  if anchor is not None and anchor.is_dir() else None)
         if marker is not None and marker.exists():
             return False
         subprocess.run([interpreter, "-m", "compileall", "-q", *(str(path) for path in self.members.values())],

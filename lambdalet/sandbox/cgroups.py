@@ -17,8 +17,8 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 ROOT = Path("/sys/fs/cgroup")

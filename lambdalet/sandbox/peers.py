@@ -34,8 +34,13 @@ UID_INODE = struct.Struct("=II")
 UID_INODE_OFFSET = NLMSG_HEADER.size + 64
 
 
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def _packed(host: str) -> tuple[int, bytes]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    """The address family and sock_diag's 16-byte form of an address."""
+    family = _family(host)
     return family, socket.inet_pton(family, host).ljust(16, b"\0")
 
 
@@ -68,14 +73,14 @@ def tcp_socket_owner(local: tuple, remote: tuple) -> tuple[int, int] | None:
 
 def _hex_address(address: tuple) -> str:
     """An (address, port) as /proc/net/tcp{,6} print it: 32-bit words in host byte order."""
-    packed = socket.inet_pton(socket.AF_INET6 if ":" in address[0] else socket.AF_INET, address[0])
+    packed = socket.inet_pton(_family(address[0]), address[0])
     words = (int.from_bytes(packed[i:i + 4], "little") for i in range(0, len(packed), 4))
     return "".join(f"{word:08X}" for word in words) + f":{address[1]:04X}"
 
 
 def proc_net_tcp_owner(local: tuple, remote: tuple) -> tuple[int, int] | None:
     """`tcp_socket_owner` read from /proc/net/tcp{,6}: slow, for hosts that refuse sock_diag."""
-    table = Path("/proc/net/tcp6" if ":" in local[0] else "/proc/net/tcp")
+    table = Path("/proc/net/tcp6" if _family(local[0]) == socket.AF_INET6 else "/proc/net/tcp")
     wanted = (_hex_address(local), _hex_address(remote))
     try:
         lines = table.read_text().splitlines()[1:]
