@@ -281,6 +281,7 @@ SQS = [
     ("plain-prefix", {"body": [{"prefix": "ERROR"}]}, "ERROR: disk full", "INFO: fine"),
     ("json-exists-false-drops-plain", {"body": {"k": [{"exists": False}]}}, {"other": 1}, "no json here"),
     ("value-pattern-drops-json", {"body": [{"anything-but": "x"}, {"exists": False}]}, "plain", {"k": 1}),
+    ("a body with NaN is not JSON", {"body": [{"prefix": "{"}]}, '{"a": NaN}', {"a": 1}),
     ("a JSON array body is a plain string", {"body": [{"prefix": "["}]}, "[1, 2]", {"k": "["}),
     ("metadata", {"attributes": {"ApproximateReceiveCount": ["1"]}}, "plain", None),
     ("poller fields are not filterable", {"eventSource": [{"exists": False}]}, "plain", None),
