@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Awaitable, Callable
@@ -160,7 +161,7 @@ class MappingManager:
         reconciliation acts on what they wrote)."""
         moved = mapping.with_state(state, reason, last_result)
         if enabled is not None:
-            moved = EventSourceMapping(**{**moved.__dict__, "enabled": enabled})
+            moved = dataclasses.replace(moved, enabled=enabled)
         await self._db(self.store.update, mapping.uuid, moved.to_record(), mapping.revision)
 
     def _start(self, mapping: EventSourceMapping) -> None:
