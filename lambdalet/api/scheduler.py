@@ -129,6 +129,21 @@ def _page(keys: list[str], request: web.Request, operation: str) -> tuple[list[s
     return page, page[-1] if start + limit < len(keys) else None
 
 
+def _deleted(svc: Any, deleted: bool, what: str) -> web.Response:
+    """A Delete* answer; the firing loop re-reads the soonest due time."""
+    if not deleted:
+        raise ResourceNotFoundException(f"{what} does not exist.")
+    svc.schedules.changed()
+    return json_response({})
+
+
+def _listed(field: str, items: list[dict[str, Any]], token: str | None) -> web.Response:
+    result: dict[str, Any] = {field: items}
+    if token is not None:
+        result["NextToken"] = token
+    return json_response(result)
+
+
 async def _db(function: Any, *args: Any) -> Any:
     return await asyncio.to_thread(function, *args)
 
@@ -198,12 +213,16 @@ def _written(group: str, name: str, config: dict, created: float, now: float) ->
     return StoredSchedule(group, name, config, created, now, schedule.anchor, 0, scheduled_at, fire_at)
 
 
-async def create_schedule(request: web.Request) -> web.Response:
+async def _schedule_request(request: web.Request, operation: str) -> tuple[Any, str, str, dict[str, Any]]:
+    """A Create/UpdateSchedule request: the services, name, group and the schedule it describes."""
     svc = services(request)
-    name = _name(request, "CreateSchedule")
-    body = await _body(request, "CreateSchedule")
-    group = body.get("GroupName", DEFAULT_GROUP)
-    config = _config(svc, body)
+    name = _name(request, operation)
+    body = await _body(request, operation)
+    return svc, name, body.get("GroupName", DEFAULT_GROUP), _config(svc, body)
+
+
+async def create_schedule(request: web.Request) -> web.Response:
+    svc, name, group, config = await _schedule_request(request, "CreateSchedule")
     await _require_group(svc, group)
     now = time.time()
     if not await _db(svc.schedule_store.create, _written(group, name, config, now, now)):
@@ -230,11 +249,7 @@ async def get_schedule(request: web.Request) -> web.Response:
 
 
 async def update_schedule(request: web.Request) -> web.Response:
-    svc = services(request)
-    name = _name(request, "UpdateSchedule")
-    body = await _body(request, "UpdateSchedule")
-    group = body.get("GroupName", DEFAULT_GROUP)
-    config = _config(svc, body)
+    svc, name, group, config = await _schedule_request(request, "UpdateSchedule")
     existing = await _existing(svc, group, name)
     if not await _db(svc.schedule_store.replace, _written(group, name, config, existing.created, time.time())):
         raise ResourceNotFoundException(f"Schedule {name} does not exist.")
@@ -246,10 +261,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
     svc = services(request)
     name = _name(request, "DeleteSchedule")
     group = _param("DeleteSchedule", "GroupName", request.query.get("groupName"), "groupName") or DEFAULT_GROUP
-    if not await _db(svc.schedule_store.delete, group, name):
-        raise ResourceNotFoundException(f"Schedule {name} does not exist.")
-    svc.schedules.changed()
-    return json_response({})
+    return _deleted(svc, await _db(svc.schedule_store.delete, group, name), f"Schedule {name}")
 
 
 async def list_schedules(request: web.Request) -> web.Response:
@@ -261,13 +273,10 @@ async def list_schedules(request: web.Request) -> web.Response:
         await _require_group(svc, group)
     found = {f"{s.group}/{s.name}": s for s in await _db(svc.schedule_store.list, group, prefix, state)}
     page, token = _page(sorted(found), request, "ListSchedules")
-    result: dict[str, Any] = {"Schedules": [
+    return _listed("Schedules", [
         {"Arn": schedule_arn(svc.arns, s.group, s.name), "Name": s.name, "GroupName": s.group,
          "State": s.config["State"], "CreationDate": s.created, "LastModificationDate": s.modified,
-         "Target": {"Arn": s.config["Target"]["Arn"]}} for s in (found[key] for key in page)]}
-    if token is not None:
-        result["NextToken"] = token
-    return json_response(result)
+         "Target": {"Arn": s.config["Target"]["Arn"]}} for s in (found[key] for key in page)], token)
 
 
 # -- schedule groups --------------------------------------------------------------------------------
@@ -306,10 +315,7 @@ async def delete_group(request: web.Request) -> web.Response:
     name = _name(request, "DeleteScheduleGroup")
     if name == DEFAULT_GROUP:
         raise ValidationException("The default schedule group cannot be deleted.")
-    if not await _db(svc.schedule_store.delete_group, name):
-        raise ResourceNotFoundException(f"Schedule group {name} does not exist.")
-    svc.schedules.changed()
-    return json_response({})
+    return _deleted(svc, await _db(svc.schedule_store.delete_group, name), f"Schedule group {name}")
 
 
 async def list_groups(request: web.Request) -> web.Response:
@@ -317,7 +323,4 @@ async def list_groups(request: web.Request) -> web.Response:
     prefix = _param("ListScheduleGroups", "NamePrefix", request.query.get("NamePrefix"), "namePrefix")
     groups = {g.name: g for g in await _db(svc.schedule_store.groups) if not prefix or g.name.startswith(prefix)}
     page, token = _page(sorted(groups), request, "ListScheduleGroups")
-    result: dict[str, Any] = {"ScheduleGroups": [_describe_group(svc, groups[name]) for name in page]}
-    if token is not None:
-        result["NextToken"] = token
-    return json_response(result)
+    return _listed("ScheduleGroups", [_describe_group(svc, groups[name]) for name in page], token)
