@@ -31,6 +31,7 @@ from lambdalet.store.schedules import DEFAULT_GROUP, Group, StoredSchedule
 
 SERVICE = "scheduler"
 MAX_RESULTS = 100
+MAX_INPUT_BYTES = 262_144  # the event a firing enqueues stays well under Lambda's 1 MB asynchronous payload
 DEFAULT_RETRY_POLICY = {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
 #: Target members for targets other than Lambda functions (ECS tasks, SQS queues, ...).
 OTHER_TARGET_PARAMETERS = ("EcsParameters", "EventBridgeParameters", "EventBridgePutEventsV2Parameters",
@@ -164,6 +165,8 @@ def _target(svc: Any, target: dict[str, Any]) -> dict[str, Any]:
         if target.get(other) is not None:
             raise ValidationException(f"{other} is not valid for a Lambda function target.")
     if "Input" in target:
+        if len(target["Input"].encode()) > MAX_INPUT_BYTES:
+            raise ValidationException(f"The Input of a target must be at most {MAX_INPUT_BYTES} bytes.")
         try:
             json.loads(target["Input"])
         except ValueError:
