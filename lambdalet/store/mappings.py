@@ -121,9 +121,31 @@ class MappingStore:
                 return True
             return _insert_lease(conn, name, owner, now + ttl)
 
-    def release(self, name: str, owner: str) -> None:
+    def acquire_all(self, names: list[str], owner: str, now: float, ttl: float) -> set[str]:
+        """`acquire` for many leases in one transaction (a node's periodic renewal): the ones
+        `owner` holds now."""
+        if not names:
+            return set()
+        held: set[str] = set()
         with self.engine.begin() as conn:
-            conn.execute(delete(leases).where(leases.c.name == name).where(leases.c.owner == owner))
+            query = select(leases).where(leases.c.name.in_(names))
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update()
+            current = {row.name: row for row in conn.execute(query).fetchall()}
+            takeable = [name for name, row in current.items() if row.owner == owner or row.expires_at < now]
+            if takeable:
+                conn.execute(update(leases).where(leases.c.name.in_(takeable)).values(owner=owner,
+                                                                                       expires_at=now + ttl))
+                held.update(takeable)
+            for name in names:
+                if name not in current and _insert_lease(conn, name, owner, now + ttl):
+                    held.add(name)
+        return held
+
+    def release_all(self, names: list[str], owner: str) -> None:
+        if names:
+            with self.engine.begin() as conn:
+                conn.execute(delete(leases).where(leases.c.name.in_(names)).where(leases.c.owner == owner))
 
 
 def mapping_lease(uuid: str) -> str:

@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
@@ -85,6 +85,10 @@ class PollerContext:
         client = self.client(service, region)
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, lambda: getattr(client, operation)(**params))
+
+    def submit(self, function: Callable[[], Any]) -> "Future[Any]":
+        """Start a blocking call on the pollers' threads; the caller awaits (or abandons) it."""
+        return self._executor.submit(function)
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run any blocking call (the store) on the pollers' threads."""
