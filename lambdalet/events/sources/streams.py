@@ -136,6 +136,11 @@ class _Kinesis(_Stream):
             params["Timestamp"] = timestamp
         return (await self.call("get_shard_iterator", **params)).get("ShardIterator")
 
+    async def read(self, iterator: str, limit: int) -> dict[str, Any]:
+        # StreamARN is optional on AWS (the iterator names the stream) but moto needs it.
+        return await self.call("get_records", ShardIterator=iterator, Limit=min(limit, self.read_limit),
+                               StreamARN=self.arn)
+
     def record(self, raw: dict[str, Any], shard_id: str) -> StreamRecord:
         return kinesis_record(raw, shard_id=shard_id, stream_arn=self.arn, region=self.region, role=self.role)
 
