@@ -96,10 +96,9 @@ def dynamodb_record(raw: dict[str, Any], *, stream_arn: str) -> StreamRecord:
     for member in _DYNAMODB_MEMBERS:
         if member in change:
             dynamodb[member] = _attribute_json(change[member])
-    event: dict[str, Any] = {"eventID": raw["eventID"], "eventName": raw["eventName"],
-                             "eventVersion": raw.get("eventVersion", "1.1"),
-                             "eventSource": raw.get("eventSource", "aws:dynamodb"),
-                             "awsRegion": raw["awsRegion"], "dynamodb": dynamodb}
+    # eventVersion is what DynamoDB Streams and Lambda say today (moto says "1.0"): always 1.1.
+    event: dict[str, Any] = {"eventID": raw["eventID"], "eventName": raw["eventName"], "eventVersion": "1.1",
+                             "eventSource": "aws:dynamodb", "awsRegion": raw["awsRegion"], "dynamodb": dynamodb}
     if "userIdentity" in raw:  # a TTL deletion says the service did it
         event["userIdentity"] = raw["userIdentity"]
     event["eventSourceARN"] = stream_arn
