@@ -64,7 +64,8 @@ def test_kinesis_records_arrive_in_order_and_a_restart_resumes_after_the_checkpo
     seen: list[dict] = []
 
     def delivered() -> list[int]:
-        return [int(base64.b64decode(r["kinesis"]["data"])) for e in _batches(sqs, recorder, seen) for r in e["Records"]]
+        events = _batches(sqs, recorder, seen)
+        return [int(base64.b64decode(r["kinesis"]["data"])) for e in events for r in e["Records"]]
     wait_until(lambda: len(delivered()) >= 5, timeout=30, what="five records")
     assert delivered() == [0, 1, 2, 3, 4]
     assert all(len(event["Records"]) <= 2 for event in seen)

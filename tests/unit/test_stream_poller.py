@@ -182,8 +182,10 @@ class FakeContext:
             shard, start = params["ShardIterator"].split("|")
             data = self.shards[shard][int(start):int(start) + params["Limit"]]
             end = int(start) + len(data)
-            records = [{"SequenceNumber": f"{shard}-{int(start) + i:03d}", "PartitionKey": key, "Data": value.encode(),
-                        "ApproximateArrivalTimestamp": datetime.now(timezone.utc)} for i, (key, value) in enumerate(data)]
+            now = datetime.now(timezone.utc)
+            records = [{"SequenceNumber": f"{shard}-{int(start) + i:03d}", "PartitionKey": key,
+                        "Data": value.encode(), "ApproximateArrivalTimestamp": now}
+                       for i, (key, value) in enumerate(data)]
             ended = shard in self.closed and end == len(self.shards[shard])
             return {"Records": records, "NextShardIterator": None if ended else f"{shard}|{end}",
                     "MillisBehindLatest": 0}
@@ -319,7 +321,8 @@ def test_bisect_isolates_the_bad_record_without_using_retries():
 
 def test_a_throttle_retries_without_counting():
     ctx = FakeContext({"s0": [("k", "a")]},
-                      answer=lambda seqs, n: TooManyRequestsException("Rate exceeded", "ReservedFunctionConcurrentInvocationLimitExceeded") if n <= 3 else InvocationResult(b""))
+                      answer=lambda seqs, n: InvocationResult(b"") if n > 3 else TooManyRequestsException(
+                          "Rate exceeded", "ReservedFunctionConcurrentInvocationLimitExceeded"))
     _run(ctx, _mapping(MaximumRetryAttempts=0), lambda: "s0" in ctx.saved)
     assert len(ctx.invocations) == 4 and ctx.failures == []
 

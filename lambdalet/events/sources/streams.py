@@ -99,6 +99,18 @@ class _Stream:
     async def shards(self) -> list[Shard]:
         raise NotImplementedError
 
+    async def listing(self) -> list[Shard]:
+        """The stream's shards; SourceGone when the stream is not there for us (other errors pass)."""
+        try:
+            return await self.shards()
+        except Exception as exc:
+            code = client_error_code(exc)
+            if code == "ResourceNotFoundException":
+                raise SourceGone(f"The stream {self.arn} does not exist.") from exc
+            if code in GONE_CODES:
+                raise SourceGone(f"Lambdalet is not allowed to read the stream {self.arn} ({code}).") from exc
+            raise
+
     async def iterator(self, shard_id: str, kind: str, *, after: str | None = None,
                        timestamp: float | None = None) -> str | None:
         raise NotImplementedError
@@ -171,15 +183,6 @@ class _DynamoDB(_Stream):
         return dynamodb_record(raw, stream_arn=self.arn)
 
 
-def _gone(exc: BaseException, arn: str) -> SourceGone | None:
-    code = client_error_code(exc)
-    if code not in GONE_CODES:
-        return None
-    if code == "ResourceNotFoundException":
-        return SourceGone(f"The stream {arn} does not exist.")
-    return SourceGone(f"Lambdalet is not allowed to read the stream {arn} ({code}).")
-
-
 class _Progress:
     """The sequence numbers read from a shard, oldest first, and which of them are done with: the
     checkpoint is the newest one below which everything is done (lanes finish out of order)."""
@@ -223,11 +226,10 @@ class StreamPoller:
         try:
             while True:
                 try:
-                    shards = await self.stream.shards()
+                    shards = await self.stream.listing()
+                except SourceGone:
+                    raise
                 except Exception as exc:
-                    gone = _gone(exc, self.stream.arn)
-                    if gone is not None:
-                        raise gone from exc
                     log.warning("mapping %s: cannot list the shards of %s: %s", self.mapping.uuid, self.stream.arn, exc)
                     await backoff.wait()
                     continue
@@ -291,7 +293,8 @@ class _ShardReader:
         self.batch_size: int = settings["BatchSize"]
         self.window: float = float(settings.get("MaximumBatchingWindowInSeconds") or 0)
         self.report_failures = "ReportBatchItemFailures" in (settings.get("FunctionResponseTypes") or [])
-        self.lanes: list[deque[StreamRecord]] = [deque() for _ in range(max(1, settings.get("ParallelizationFactor") or 1))]
+        lanes = max(1, settings.get("ParallelizationFactor") or 1)
+        self.lanes: list[deque[StreamRecord]] = [deque() for _ in range(lanes)]
         self.arrivals = [asyncio.Event() for _ in self.lanes]
         self.room = asyncio.Event()
         #: The newest sequence number read: where a fresh iterator resumes (records after it are unread).
@@ -303,7 +306,8 @@ class _ShardReader:
         self.saving = asyncio.Lock()
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self._read())] + [asyncio.create_task(self._lane(i)) for i in range(len(self.lanes))]
+        tasks = [asyncio.create_task(self._read())]
+        tasks += [asyncio.create_task(self._lane(i)) for i in range(len(self.lanes))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -368,11 +372,10 @@ class _ShardReader:
     async def _still_listed(self) -> bool:
         """Is the shard still in the stream? (A stream gone raises SourceGone from the listing.)"""
         try:
-            shards = await self.stream.shards()
-        except Exception as exc:
-            gone = _gone(exc, self.stream.arn)
-            if gone is not None:
-                raise gone from exc
+            shards = await self.stream.listing()
+        except SourceGone:
+            raise
+        except Exception:
             return True
         return any(shard.shard_id == self.shard_id for shard in shards)
 
