@@ -1,7 +1,7 @@
 """An EventBridge Scheduler subset on the Lambda API's port: schedules that invoke this server's functions.
 
 AWS's REST paths (`/schedules/{Name}`, `/schedule-groups/{Name}`), status codes and members, as
-botocore's `scheduler` model has them; requests are validated against that model (`api/shapes.py`).
+botocore's `scheduler` model has them; requests are validated against that model (`service_model.py`).
 Errors are the service's own shape: header `x-amzn-ErrorType` and a body `{"Message": ...}`.
 Operations: CreateSchedule, GetSchedule, UpdateSchedule (replaces the whole schedule), DeleteSchedule,
 ListSchedules, and CreateScheduleGroup, GetScheduleGroup, ListScheduleGroups, DeleteScheduleGroup.
@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lambdalet.api import shapes
+from lambdalet import service_model
 from lambdalet.api.common import json_response, services
 from lambdalet.errors import LambdaError
 from lambdalet.events.scheduler import first_times, schedule_arn
@@ -84,21 +84,19 @@ async def _body(request: web.Request, operation: str) -> dict[str, Any]:
         body = json.loads(raw) if raw.strip() else {}
     except ValueError:
         raise ValidationException("The request body is not valid JSON.") from None
-    _check(lambda: shapes.check(shapes.input_shape(SERVICE, operation), body, ""))
+    _check(service_model.problems(service_model.input_shape(SERVICE, operation), body, ""))
     return body
 
 
-def _check(run: Any) -> None:
-    try:
-        run()
-    except shapes.ShapeError as exc:
-        raise ValidationException(str(exc)) from None
+def _check(found: list[str]) -> None:
+    if found:
+        raise ValidationException(service_model.message(found))
 
 
 def _param(operation: str, member: str, value: str | None, path: str) -> str | None:
     """A path or query parameter, validated against its member shape."""
     if value is not None:
-        _check(lambda: shapes.string(shapes.member(SERVICE, operation, member), value, path))
+        _check(service_model.string_problems(service_model.member(SERVICE, operation, member), value, path))
     return value
 
 
@@ -117,7 +115,7 @@ def _max_results(request: web.Request, operation: str) -> int:
     except ValueError:
         raise ValidationException(f"1 validation error detected: Value '{raw}' at 'maxResults' failed to satisfy "
                                   "constraint: Member must be an integer") from None
-    _check(lambda: shapes.check(shapes.member(SERVICE, operation, "MaxResults"), value, "maxResults"))
+    _check(service_model.problems(service_model.member(SERVICE, operation, "MaxResults"), value, "maxResults"))
     return value
 
 
@@ -187,7 +185,10 @@ def _config(svc: Any, body: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {key: body[key] for key in STORED if body.get(key) is not None}
     for key in ("StartDate", "EndDate"):
         if key in config:
-            config[key] = shapes.timestamp(config[key], key[0].lower() + key[1:])
+            try:
+                config[key] = service_model.timestamp(config[key], key[0].lower() + key[1:])
+            except ValueError as exc:
+                raise ValidationException(str(exc)) from None
     if "StartDate" in config and "EndDate" in config and config["EndDate"] <= config["StartDate"]:
         raise ValidationException("The EndDate must be after the StartDate.")
     config.setdefault("State", "ENABLED")
