@@ -75,6 +75,10 @@ class Poller(Protocol):
 
     async def run(self) -> None: ...
 
+    async def settle(self) -> None:
+        """After a cancelled run: return once nothing it started is still under way (a long poll
+        whose messages must be given back), so that a disabled mapping reads nothing more."""
+
 
 @dataclass(frozen=True)
 class Delivery:

@@ -217,6 +217,9 @@ class StreamPoller:
         self._finished: set[str] = set()
         self._initial: set[str] = set()
 
+    async def settle(self) -> None:
+        """Nothing to give back: a cancelled read leaves the shard's checkpoint where it was."""
+
     async def run(self) -> None:
         checkpoints = await self.ctx.checkpoints(self.mapping)
         self._finished = {shard for shard, point in checkpoints.items() if point.closed}
