@@ -111,13 +111,14 @@ def payload(records: Sequence[StreamRecord], extra: dict[str, Any] | None = None
     return json.dumps({"Records": [record.event for record in records], **(extra or {})}).encode()
 
 
-def take_batch(pending: Sequence[StreamRecord], batch_size: int) -> int:
+def take_batch(pending: Sequence[StreamRecord], batch_size: int, room: int = MAX_PAYLOAD) -> int:
     """How many of `pending` (oldest first) the next batch takes: up to `batch_size`, and no more
-    than fit in 6 MB, but always at least one (a record alone is under the cap by the streams' limits)."""
+    than fit in `room` (6 MB, less what a tumbling window adds to the event), but always at least
+    one (a record alone is under the cap by the streams' limits)."""
     size, count = _ENVELOPE, 0
     for record in pending[:batch_size]:
         size += record.size + (_SEPARATOR if count else 0)
-        if count and size > MAX_PAYLOAD:
+        if count and size > room:
             break
         count += 1
     return count
@@ -168,7 +169,8 @@ def failed_from(answer: bytes, records: Sequence[StreamRecord], report_item_fail
     return lowest
 
 
-def _iso(at: float, milliseconds: bool) -> str:
+def iso_time(at: float, milliseconds: bool) -> str:
+    """Epoch seconds as UTC ISO 8601 with a `Z`, as Lambda writes times in what it sends."""
     moment = datetime.fromtimestamp(at, timezone.utc)
     return moment.isoformat(timespec="milliseconds" if milliseconds else "seconds").replace("+00:00", "Z")
 
@@ -185,14 +187,14 @@ def failure_record(*, kind: str, shard_id: str, stream_arn: str, records: Sequen
         record["responseContext"] = {"statusCode": 200, "executedVersion": executed_version,
                                      "functionError": "Unhandled" if function_error else None}
     record["version"] = "1.0"
-    record["timestamp"] = _iso(at, True)
+    record["timestamp"] = iso_time(at, True)
     kinesis = kind == KINESIS
     record["KinesisBatchInfo" if kinesis else "DDBStreamBatchInfo"] = {
         "shardId": shard_id,
         "startSequenceNumber": records[0].sequence_number,
         "endSequenceNumber": records[-1].sequence_number,
-        "approximateArrivalOfFirstRecord": _iso(records[0].arrival, kinesis),
-        "approximateArrivalOfLastRecord": _iso(records[-1].arrival, kinesis),
+        "approximateArrivalOfFirstRecord": iso_time(records[0].arrival, kinesis),
+        "approximateArrivalOfLastRecord": iso_time(records[-1].arrival, kinesis),
         "batchSize": len(records),
         "streamArn": stream_arn,
     }

@@ -30,25 +30,36 @@ LocalStack's tests recorded against AWS for the shapes):
   manager stops the mapping. Anything else (connection refused, throttled reads, expired
   iterators) backs off and carries on.
 
-TumblingWindowInSeconds is not implemented (the API refuses a window).
+* **Tumbling windows** (TumblingWindowInSeconds; stream_windows.py for what AWS documents). A
+  window is per shard: its state is kept with the shard's checkpoint (`window_state`), written
+  with the checkpoint (once per batch), so a restart resumes the window and its state. A shard
+  with a window has one batch in flight (ParallelizationFactor does not apply): the state of one
+  invocation is the input of the next. A batch holds records of one window only. A window ends
+  when a record of a later window is read, when the shard ends, or when its end has passed and
+  a read begun `WINDOW_GRACE_SECONDS` after it found nothing more (AWS waits up to 2 minutes);
+  then a final invocation (`isFinalInvokeForWindow`, no records) hands the function the state,
+  retried like a batch (MaximumRetryAttempts; past them the state is dropped). A state over 1 MB
+  ends the window early: a final invocation with `isWindowTerminatedEarly` too, and the window
+  goes on with `{}`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lambdalet.errors import ResourceNotFoundException, TooManyRequestsException
 from lambdalet.events.mappings import KINESIS, EventSourceMapping
 from lambdalet.events.sources.base import Backoff, Delivery, PollerContext, SourceGone, client_error_code
+from lambdalet.events.sources.stream_clients import DynamoDBClient, KinesisClient, Shard, StreamClient
 from lambdalet.events.sources.stream_events import (
-    StreamRecord, dynamodb_record, failed_from, failure_record, halves, kinesis_record, lane_of, payload,
-    take_batch)
-from lambdalet.invoke.types import new_request_id
+    MAX_PAYLOAD, StreamRecord, failed_from, failure_record, halves, iso_time, lane_of, payload, take_batch)
+from lambdalet.events.sources.stream_windows import Window, window_answer, window_of
+from lambdalet.invoke.types import InvocationResult, new_request_id
 
 if TYPE_CHECKING:
     from lambdalet.store.mappings import Checkpoint
@@ -61,126 +72,11 @@ DISCOVERY_SECONDS = 15.0
 IDLE_POLL_SECONDS = 1.0
 OK, FAILED = "OK", "PROBLEM: Function call failed"
 RETRIES_EXHAUSTED, RECORD_AGE_EXCEEDED = "RetryAttemptsExhausted", "RecordAgeExceeded"
-#: Error codes that say the stream is not there for us: the mapping stops.
-GONE_CODES = ("ResourceNotFoundException", "AccessDeniedException", "AccessDenied", "UnauthorizedOperation")
 #: Error codes after which a shard gets a fresh iterator from where its reading got to.
 EXPIRED_CODES = ("ExpiredIteratorException", "TrimmedDataAccessException")
-
-
-@dataclass(frozen=True)
-class Shard:
-    shard_id: str
-    parents: tuple[str, ...]
-    #: Closed by a reshard (Kinesis) or a rotation (DynamoDB): it has an end.
-    closed: bool
-
-
-def _shard(description: dict[str, Any]) -> Shard:
-    parents = tuple(p for p in (description.get("ParentShardId"), description.get("AdjacentParentShardId")) if p)
-    closed = bool(description.get("SequenceNumberRange", {}).get("EndingSequenceNumber"))
-    return Shard(description["ShardId"], parents, closed)
-
-
-class _Stream:
-    """The calls one kind of stream answers, through `PollerContext.aws` (never on the event loop)."""
-
-    service = ""
-    #: GetRecords' own cap on Limit.
-    read_limit = 10_000
-
-    def __init__(self, mapping: EventSourceMapping, ctx: PollerContext) -> None:
-        self.mapping, self.ctx = mapping, ctx
-        self.arn = mapping.source_arn
-        self.region = self.arn.split(":")[3]
-
-    async def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        return await self.ctx.aws(self.service, self.region, operation, **params)
-
-    async def shards(self) -> list[Shard]:
-        raise NotImplementedError
-
-    async def listing(self) -> list[Shard]:
-        """The stream's shards; SourceGone when the stream is not there for us (other errors pass)."""
-        try:
-            return await self.shards()
-        except Exception as exc:
-            code = client_error_code(exc)
-            if code == "ResourceNotFoundException":
-                raise SourceGone(f"The stream {self.arn} does not exist.") from exc
-            if code in GONE_CODES:
-                raise SourceGone(f"Lambdalet is not allowed to read the stream {self.arn} ({code}).") from exc
-            raise
-
-    async def iterator(self, shard_id: str, kind: str, *, after: str | None = None,
-                       timestamp: float | None = None) -> str | None:
-        raise NotImplementedError
-
-    async def read(self, iterator: str, limit: int) -> dict[str, Any]:
-        return await self.call("get_records", ShardIterator=iterator, Limit=min(limit, self.read_limit))
-
-    def record(self, raw: dict[str, Any], shard_id: str) -> StreamRecord:
-        raise NotImplementedError
-
-
-class _Kinesis(_Stream):
-    service = "kinesis"
-
-    def __init__(self, mapping: EventSourceMapping, ctx: PollerContext) -> None:
-        super().__init__(mapping, ctx)
-        self.role = ctx.role(mapping)
-
-    async def shards(self) -> list[Shard]:
-        found: list[Shard] = []
-        answer = await self.call("list_shards", StreamARN=self.arn)
-        while True:
-            found.extend(_shard(s) for s in answer.get("Shards", []))
-            token = answer.get("NextToken")
-            if not token:
-                return found
-            answer = await self.call("list_shards", NextToken=token)
-
-    async def iterator(self, shard_id: str, kind: str, *, after: str | None = None,
-                       timestamp: float | None = None) -> str | None:
-        params: dict[str, Any] = {"StreamARN": self.arn, "ShardId": shard_id, "ShardIteratorType": kind}
-        if after is not None:
-            params["StartingSequenceNumber"] = after
-        if timestamp is not None:
-            params["Timestamp"] = timestamp
-        return (await self.call("get_shard_iterator", **params)).get("ShardIterator")
-
-    async def read(self, iterator: str, limit: int) -> dict[str, Any]:
-        # StreamARN is optional on AWS (the iterator names the stream) but moto needs it.
-        return await self.call("get_records", ShardIterator=iterator, Limit=min(limit, self.read_limit),
-                               StreamARN=self.arn)
-
-    def record(self, raw: dict[str, Any], shard_id: str) -> StreamRecord:
-        return kinesis_record(raw, shard_id=shard_id, stream_arn=self.arn, region=self.region, role=self.role)
-
-
-class _DynamoDB(_Stream):
-    service = "dynamodbstreams"
-    read_limit = 1_000
-
-    async def shards(self) -> list[Shard]:
-        found: list[Shard] = []
-        params: dict[str, Any] = {"StreamArn": self.arn}
-        while True:
-            description = (await self.call("describe_stream", **params))["StreamDescription"]
-            found.extend(_shard(s) for s in description.get("Shards", []))
-            last = description.get("LastEvaluatedShardId")
-            if not last:
-                return found
-            params["ExclusiveStartShardId"] = last
-
-    async def iterator(self, shard_id: str, kind: str, *, after: str | None = None,
-                       timestamp: float | None = None) -> str | None:
-        params: dict[str, Any] = {"StreamArn": self.arn, "ShardId": shard_id, "ShardIteratorType": kind}
-        if after is not None:
-            params["SequenceNumber"] = after
-        return (await self.call("get_shard_iterator", **params)).get("ShardIterator")
-
-    def record(self, raw: dict[str, Any], shard_id: str) -> StreamRecord:
-        return dynamodb_record(raw, stream_arn=self.arn)
+#: A quiet tumbling window ends once a read begun this long after its end found nothing more of
+#: it: the stream's clock (arrival times) and ours may differ by a little.
+WINDOW_GRACE_SECONDS = 1.0
 
 
 class _Progress:
@@ -212,7 +108,7 @@ class StreamPoller:
     def __init__(self, mapping: EventSourceMapping, ctx: PollerContext) -> None:
         self.mapping, self.ctx = mapping, ctx
         self.settings = mapping.settings
-        self.stream: _Stream = (_Kinesis if mapping.kind == KINESIS else _DynamoDB)(mapping, ctx)
+        self.stream: StreamClient = (KinesisClient if mapping.kind == KINESIS else DynamoDBClient)(mapping, ctx)
         self.filters = _filters(self.settings.get("FilterCriteria"))
         self._finished: set[str] = set()
         self._initial: set[str] = set()
@@ -273,7 +169,8 @@ class StreamPoller:
                 await self.ctx.save_checkpoint(self.mapping, shard.shard_id, None, closed=True)
                 self._finished.add(shard.shard_id)
                 continue
-            reader = _ShardReader(self, shard.shard_id, after, position)
+            window = Window.from_json(point.window_state) if point is not None else None
+            reader = _ShardReader(self, shard.shard_id, after, position, window)
             readers[shard.shard_id] = asyncio.create_task(reader.run(), name=f"stream-{shard.shard_id}")
 
 
@@ -288,15 +185,22 @@ def _filters(value: Any) -> Any:
 class _ShardReader:
     """Reads one shard to its end (or forever, while it is open) and delivers its batches."""
 
-    def __init__(self, poller: StreamPoller, shard_id: str, after: str | None, position: str) -> None:
+    def __init__(self, poller: StreamPoller, shard_id: str, after: str | None, position: str,
+                 window: Window | None = None) -> None:
         self.poller, self.ctx, self.mapping = poller, poller.ctx, poller.mapping
         self.stream = poller.stream
         self.shard_id = shard_id
         settings = poller.settings
         self.batch_size: int = settings["BatchSize"]
-        self.window: float = float(settings.get("MaximumBatchingWindowInSeconds") or 0)
+        self.batching: float = float(settings.get("MaximumBatchingWindowInSeconds") or 0)
         self.report_failures = "ReportBatchItemFailures" in (settings.get("FunctionResponseTypes") or [])
-        lanes = max(1, settings.get("ParallelizationFactor") or 1)
+        #: TumblingWindowInSeconds (0: none); `window` is the open one, kept with the checkpoint.
+        self.tumbling: int = settings.get("TumblingWindowInSeconds") or 0
+        self.window = window if self.tumbling else None
+        #: When (wall clock) the newest read that found the shard caught up began: every record that
+        #: arrived before then has been read, so a quiet window that ended before then is over.
+        self.quiet_from = 0.0
+        lanes = 1 if self.tumbling else max(1, settings.get("ParallelizationFactor") or 1)
         self.lanes: list[deque[StreamRecord]] = [deque() for _ in range(lanes)]
         self.arrivals = [asyncio.Event() for _ in self.lanes]
         self.room = asyncio.Event()
@@ -310,7 +214,10 @@ class _ShardReader:
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._read())]
-        tasks += [asyncio.create_task(self._lane(i)) for i in range(len(self.lanes))]
+        if self.tumbling:
+            tasks.append(asyncio.create_task(self._window_lane()))
+        else:
+            tasks += [asyncio.create_task(self._lane(i)) for i in range(len(self.lanes))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -344,7 +251,7 @@ class _ShardReader:
                     iterator = await self._iterator()
                     if iterator is None:
                         break
-                started = time.monotonic()
+                started, began = time.monotonic(), time.time()
                 answer = await self.stream.read(iterator, limit)
                 self.ctx.observe_poll(self.mapping, time.monotonic() - started)
             except Exception as exc:
@@ -362,11 +269,14 @@ class _ShardReader:
                 continue
             backoff.reset()
             records = answer.get("Records", [])
+            caught_up = not records and not answer.get("MillisBehindLatest")
+            if caught_up:
+                self.quiet_from = began
             await self._accept(records)
             iterator = answer.get("NextShardIterator")
             if iterator is None:
                 break
-            if not records and not answer.get("MillisBehindLatest"):
+            if caught_up:
                 await asyncio.sleep(IDLE_POLL_SECONDS)
         self.ended = True
         for event in self.arrivals:
@@ -400,6 +310,8 @@ class _ShardReader:
         self.ctx.count(self.mapping, "filtered", filtered)
         for lane in touched:
             self.arrivals[lane].set()
+        if self.tumbling:
+            self.arrivals[0].set()  # a read that found nothing may end a quiet window
         if filtered:
             await self._checkpoint()
 
@@ -423,11 +335,11 @@ class _ShardReader:
                 head = [queue[i] for i in range(min(len(queue), self.batch_size))]
                 count = take_batch(head, self.batch_size)
                 waited = time.monotonic() - first_seen
-                if count == self.batch_size or count < len(head) or self.ended or waited >= self.window:
+                if count == self.batch_size or count < len(head) or self.ended or waited >= self.batching:
                     batch = [queue.popleft() for _ in range(count)]
                     self.room.set()
                     return batch
-                timeout: float | None = self.window - waited
+                timeout: float | None = self.batching - waited
             elif self.ended:
                 return None
             else:
@@ -438,12 +350,114 @@ class _ShardReader:
             except asyncio.TimeoutError:
                 pass
 
+    async def _window_lane(self) -> None:
+        """The one lane of a shard with a tumbling window: batches of the open window, then its
+        final invocation once it ends."""
+        while True:
+            batch, ends = await self._gather_window()
+            if batch:
+                await self._deliver(batch)
+            if ends and self.window is not None:
+                await self._close_window()
+            if batch is None:
+                return
+
+    async def _gather_window(self) -> tuple[list[StreamRecord] | None, bool]:
+        """The open window's next batch (as `_gather` makes one, of this window's records only), and
+        whether the window ends after it. None: the shard ended and everything read is delivered."""
+        queue, arrived = self.lanes[0], self.arrivals[0]
+        first_seen: float | None = None
+        while True:
+            window = self.window
+            if queue:
+                if window is not None and queue[0].arrival >= window.end:
+                    return [], True  # a record of a later window: all of this one has been read
+                if window is None:
+                    window = self.window = Window(*window_of(queue[0].arrival, self.tumbling))
+                if first_seen is None:
+                    first_seen = time.monotonic()
+                head: list[StreamRecord] = []
+                for record in queue:  # older records than the window's start join it: windows never go back
+                    if record.arrival >= window.end or len(head) == self.batch_size:
+                        break
+                    head.append(record)
+                room = MAX_PAYLOAD - len(json.dumps(window.members(self.shard_id, self.stream.arn)).encode())
+                count = take_batch(head, self.batch_size, room)
+                waited = time.monotonic() - first_seen
+                if (count == self.batch_size or count < len(head) or len(head) < len(queue) or self.ended
+                        or waited >= self.batching):
+                    batch = [queue.popleft() for _ in range(count)]
+                    self.room.set()
+                    return batch, False
+                timeout: float | None = self.batching - waited
+            elif self.ended:
+                return None, window is not None
+            elif window is not None and self.quiet_from >= window.end + WINDOW_GRACE_SECONDS:
+                return [], True  # quiet since its end: a read begun after it found nothing more
+            else:
+                timeout = None  # every read wakes the lane up
+            arrived.clear()
+            try:
+                await asyncio.wait_for(arrived.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _close_window(self, early: bool = False) -> None:
+        """The window's final invocation: no records, its state, `isFinalInvokeForWindow` (and
+        `isWindowTerminatedEarly` when the state outgrew 1 MB). Retried like a batch until the
+        function answers with a state, or MaximumRetryAttempts are used: AWS suspends the shard
+        until a final invocation succeeds, and -1 (the default) does so here. Then the state is
+        dropped (early: the window goes on with `{}`) and saved so with the checkpoint."""
+        window = self.window
+        assert window is not None
+        event = self._event([], final=True, early=early)
+        max_retries: int = self.poller.settings["MaximumRetryAttempts"]
+        retries, backoff = 0, Backoff()
+        while True:
+            try:
+                delivery = await self.ctx.invoke(self.mapping, event)
+            except (TooManyRequestsException, ResourceNotFoundException) as exc:
+                log.info("mapping %s: cannot invoke the function yet: %s", self.mapping.uuid, exc)
+                await backoff.wait()
+                continue
+            if self._judge(delivery.result, [])[1] is not None:
+                await self.ctx.report(self.mapping, OK)
+                break
+            await self.ctx.report(self.mapping, FAILED)
+            if max_retries != -1 and retries >= max_retries:
+                log.warning("mapping %s: the final invocation of the window starting %s of %s failed %d times; "
+                            "its state is dropped", self.mapping.uuid, iso_time(window.start, False), self.shard_id,
+                            retries + 1)
+                break
+            retries += 1
+            await backoff.wait()
+        self.window = Window(window.start, window.end) if early else None
+        await self._checkpoint(force=True)
+
+    def _event(self, records: list[StreamRecord], *, final: bool = False, early: bool = False) -> bytes:
+        if self.window is None:
+            return payload(records)
+        return payload(records, self.window.members(self.shard_id, self.stream.arn, final=final, early=early))
+
+    def _judge(self, result: InvocationResult, records: list[StreamRecord]) -> tuple[int | None, dict[str, Any] | None]:
+        """Where the failed part of a batch starts (None: nothing failed), and the window's new
+        state (None: no window, or the answer has no state, which fails the whole batch)."""
+        if result.function_error:
+            return 0, None
+        if self.window is None:
+            return failed_from(result.payload, records, self.report_failures), None
+        state, failed = window_answer(result.payload, records, self.report_failures)
+        return failed, state
+
     async def _deliver(self, batch: list[StreamRecord]) -> None:
-        """Invoke with a batch until each of its records is delivered or discarded."""
+        """Invoke with a batch until each of its records is delivered or discarded (a window
+        whose state outgrew 1 MB on the way ends early)."""
         parts: deque[tuple[list[StreamRecord], int]] = deque([(batch, 0)])  # (records, invocations so far)
         while parts:
             records, attempts = parts.popleft()
             parts.extendleft(reversed(await self._attempt(records, attempts)))
+            if self.window is not None and self.window.oversized():
+                await self._close_window(early=True)
 
     async def _attempt(self, records: list[StreamRecord], attempts: int) -> list[tuple[list[StreamRecord], int]]:
         """One part of a batch, retried until done; what is left to do as separate parts (bisected)."""
@@ -465,24 +479,28 @@ class _ShardReader:
             if not records:
                 return []
             try:
-                delivery = await self.ctx.invoke(self.mapping, payload(records))
+                delivery = await self.ctx.invoke(self.mapping, self._event(records))
             except (TooManyRequestsException, ResourceNotFoundException) as exc:
                 log.info("mapping %s: cannot invoke the function yet: %s", self.mapping.uuid, exc)
                 await backoff.wait()
                 continue
             attempts += 1
-            result = delivery.result
-            failed = 0 if result.function_error else failed_from(result.payload, records, self.report_failures)
+            failed, state = self._judge(delivery.result, records)
+            if state is not None and self.window is not None:
+                # Kept with the records it covers (no await in between): a checkpoint never has
+                # one without the other. A failed part is retried with it.
+                self.window.state = state
             if failed is None:
                 self.ctx.count(self.mapping, "delivered", len(records))
-                await self.ctx.report(self.mapping, OK)
                 await self._finish(records)
+                await self.ctx.report(self.mapping, OK)
                 return []
-            await self.ctx.report(self.mapping, FAILED)
             if failed:
                 self.ctx.count(self.mapping, "delivered", failed)
                 await self._finish(records[:failed])
                 records = records[failed:]
+            await self.ctx.report(self.mapping, FAILED)
+            if failed:
                 if settings["BisectBatchOnFunctionError"]:
                     return [(records, attempts)]  # split at the failed record: no retry used
             elif settings["BisectBatchOnFunctionError"] and len(records) > 1:
@@ -520,11 +538,14 @@ class _ShardReader:
             self.progress.done(record.sequence_number)
         await self._checkpoint()
 
-    async def _checkpoint(self, closed: bool = False) -> None:
-        """Save the shard's checkpoint if it moved (or the shard ended); one write per batch at most."""
+    async def _checkpoint(self, closed: bool = False, force: bool = False) -> None:
+        """Save the shard's checkpoint, with its open window, if it moved, a window ended (`force`)
+        or the shard ended; one write per batch at most."""
         async with self.saving:
             newest = self.progress.advance()
-            if newest is None and not closed:
+            if newest is None and not (closed or force):
                 return
             self.saved = newest or self.saved
-            await self.ctx.save_checkpoint(self.mapping, self.shard_id, self.saved, closed=closed)
+            window = self.window.to_json() if self.window is not None and not closed else None
+            await self.ctx.save_checkpoint(self.mapping, self.shard_id, self.saved, closed=closed,
+                                           window_state=window)
