@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -16,8 +16,9 @@ from lambdalet.events.mappings import DYNAMODB, KINESIS, EventSourceMapping
 from lambdalet.events.sources import streams
 from lambdalet.events.sources.base import Delivery, SourceGone
 from lambdalet.events.sources.stream_events import (
-    MAX_PAYLOAD, StreamRecord, dynamodb_record, failed_from, failure_record, halves, kinesis_record, lane_of,
-    take_batch)
+    MAX_PAYLOAD, StreamRecord, dynamodb_record, failed_from, failure_record, halves, iso_time, kinesis_record,
+    lane_of, take_batch)
+from lambdalet.events.sources.stream_windows import MAX_STATE, Window, window_answer, window_of
 from lambdalet.invoke.types import InvocationResult
 from lambdalet.store.mappings import Checkpoint
 
@@ -111,6 +112,7 @@ def test_a_batch_stops_at_the_batch_size_or_before_6_mb_but_takes_at_least_one()
     big = _records("1", "2", "3", size=MAX_PAYLOAD // 2)
     assert take_batch(big, 10) == 1
     assert take_batch(_records("1", size=MAX_PAYLOAD * 2), 10) == 1
+    assert take_batch(_records("1", "2", size=1000), 10, room=1500) == 1  # a window's state takes room too
 
 
 def test_the_failure_record_has_the_batch_metadata_as_aws_sends_it():
@@ -147,11 +149,13 @@ class FakeContext:
     """A PollerContext with a Kinesis of in-memory shards and a scripted function."""
 
     def __init__(self, shards: dict[str, list[tuple[str, str]]], parents: dict[str, str] | None = None,
-                 closed: tuple[str, ...] = (), answer=None) -> None:
+                 closed: tuple[str, ...] = (), answer=None, arrival=None) -> None:
         self.shards = shards  # shard id -> [(partition key, data)]
         self.parents = parents or {}
         self.closed = closed
         self.answer = answer or (lambda records, attempt: InvocationResult(b"null"))
+        self.arrival = arrival  # (shard, index) -> datetime; None: now
+        self.events: list[dict[str, Any]] = []
         self.saved: dict[str, Checkpoint] = {}
         self.invocations: list[list[str]] = []
         self.failures: list[dict[str, Any]] = []
@@ -184,7 +188,8 @@ class FakeContext:
             end = int(start) + len(data)
             now = datetime.now(timezone.utc)
             records = [{"SequenceNumber": f"{shard}-{int(start) + i:03d}", "PartitionKey": key,
-                        "Data": value.encode(), "ApproximateArrivalTimestamp": now}
+                        "Data": value.encode(),
+                        "ApproximateArrivalTimestamp": self.arrival(shard, int(start) + i) if self.arrival else now}
                        for i, (key, value) in enumerate(data)]
             ended = shard in self.closed and end == len(self.shards[shard])
             return {"Records": records, "NextShardIterator": None if ended else f"{shard}|{end}",
@@ -192,8 +197,10 @@ class FakeContext:
         raise AssertionError(operation)
 
     async def invoke(self, mapping, payload: bytes) -> Delivery:
-        sequence_numbers = [r["kinesis"]["sequenceNumber"] for r in json.loads(payload)["Records"]]
+        event = json.loads(payload)
+        sequence_numbers = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
         self.invocations.append(sequence_numbers)
+        self.events.append(event)
         result = self.answer(sequence_numbers, len(self.invocations))
         if isinstance(result, Exception):
             raise result
@@ -384,3 +391,157 @@ def test_data_is_base64_of_the_raw_bytes():
     ctx.invoke = invoke
     _run(ctx, _mapping(), lambda: "s0" in ctx.saved)
     assert base64.b64decode(seen[0]).decode() == "héllo"
+
+
+# -- tumbling windows ----------------------------------------------------------------------------
+
+#: In the window 07:04:00–07:06:00 of 120 s, the one of AWS's example event.
+PAST = datetime(2020, 12, 9, 7, 4, 30, tzinfo=timezone.utc)
+
+
+def test_windows_are_aligned_on_the_epoch_and_a_record_at_the_end_is_in_the_next():
+    start, end = window_of(PAST.timestamp(), 120)
+    assert (iso_time(start, False), iso_time(end, False)) == ("2020-12-09T07:04:00Z", "2020-12-09T07:06:00Z")
+    assert window_of(end, 120)[0] == end
+    assert window_of(59.999, 60) == (0.0, 60.0) and window_of(60.0, 1) == (60.0, 61.0)
+
+
+def test_the_window_members_are_named_and_ordered_as_aws_sends_them():
+    members = Window(*window_of(PAST.timestamp(), 120), {"1": 282}).members("shardId-000000000006", STREAM)
+    assert members == {"window": {"start": "2020-12-09T07:04:00Z", "end": "2020-12-09T07:06:00Z"},
+                       "state": {"1": 282}, "shardId": "shardId-000000000006", "eventSourceARN": STREAM,
+                       "isFinalInvokeForWindow": False, "isWindowTerminatedEarly": False}
+    assert list(members) == ["window", "state", "shardId", "eventSourceARN", "isFinalInvokeForWindow",
+                             "isWindowTerminatedEarly"]
+
+
+def test_a_window_is_kept_as_json_and_an_unreadable_one_starts_afresh():
+    window = Window(60.0, 120.0, {"sum": 3})
+    assert Window.from_json(window.to_json()) == window
+    for kept in (None, "", "not json", '{"start": 0}', '{"start": 0, "end": 1, "state": [1]}'):
+        assert Window.from_json(kept) is None
+
+
+@pytest.mark.parametrize("answer", [b"", b"null", b"{}", b'""', b"not json", b'{"state": null}', b'{"state": [1]}',
+                                    b'{"batchItemFailures": []}'])
+def test_a_windowed_answer_without_a_state_object_fails_the_invocation(answer):
+    assert window_answer(answer, BATCH, True) == (None, 0)
+
+
+def test_a_windowed_answer_gives_its_state_and_where_its_failures_start():
+    answer = json.dumps({"state": {"sum": 3}, "batchItemFailures": [{"itemIdentifier": "2"}]}).encode()
+    assert window_answer(answer, BATCH, True) == ({"sum": 3}, 1)
+    assert window_answer(answer, BATCH, False) == ({"sum": 3}, None)
+
+
+def test_a_state_over_1_mb_is_too_big():
+    assert Window(0.0, 1.0, {"x": "a" * MAX_STATE}).oversized()
+    assert not Window(0.0, 1.0, {"x": "a" * 1000}).oversized()
+
+
+def _summing(ctx: FakeContext):
+    """A function that adds the records' data (numbers) into `state["sum"]`."""
+    def answer(seqs, n):
+        event = ctx.events[-1]
+        total = event["state"].get("sum", 0) + sum(int(base64.b64decode(r["kinesis"]["data"])) for r in event["Records"])
+        return InvocationResult(json.dumps({"state": {"sum": total}}).encode())
+    return answer
+
+
+def _finals(ctx: FakeContext) -> list[dict[str, Any]]:
+    return [event for event in ctx.events if event["isFinalInvokeForWindow"]]
+
+
+def _window_closed(ctx: FakeContext, finals: int, sequence_number: str):
+    return lambda: len(_finals(ctx)) == finals and ctx.saved.get("s0") == Checkpoint(sequence_number, False, None)
+
+
+def test_records_go_to_their_window_and_each_window_ends_with_a_final_invocation_with_its_state():
+    offsets = [0, 10, 100]  # two records in 07:04–07:06, one in 07:06–07:08
+    ctx = FakeContext({"s0": [("k", "1"), ("k", "2"), ("k", "4")]},
+                      arrival=lambda shard, i: PAST.replace(second=0) + timedelta(seconds=30 + offsets[i]))
+    ctx.answer = _summing(ctx)
+    _run(ctx, _mapping(TumblingWindowInSeconds=120), _window_closed(ctx, 2, "s0-002"))
+    shape = [(e["window"]["start"], [r["kinesis"]["sequenceNumber"] for r in e["Records"]], e["state"],
+              e["isFinalInvokeForWindow"]) for e in ctx.events]
+    assert shape == [("2020-12-09T07:04:00Z", _seq("s0", 0, 1), {}, False),
+                     ("2020-12-09T07:04:00Z", [], {"sum": 3}, True),
+                     ("2020-12-09T07:06:00Z", _seq("s0", 2), {}, False),
+                     ("2020-12-09T07:06:00Z", [], {"sum": 4}, True)]
+    assert all(e["shardId"] == "s0" and e["eventSourceARN"] == STREAM and e["isWindowTerminatedEarly"] is False
+               and e["window"]["end"] > e["window"]["start"] for e in ctx.events)
+
+
+def test_the_state_is_kept_with_the_checkpoint_and_a_restart_resumes_the_window_with_it():
+    future = datetime.now(timezone.utc) + timedelta(hours=1)  # a window that does not end during the test
+    ctx = FakeContext({"s0": [("k", "1"), ("k", "2")]}, arrival=lambda shard, i: future)
+    ctx.answer = _summing(ctx)
+    mapping = _mapping(TumblingWindowInSeconds=900, BatchSize=1)
+    _run(ctx, mapping, lambda: ctx.saved.get("s0", Checkpoint(None, 0, None)).sequence_number == "s0-001")
+    kept = Window.from_json(ctx.saved["s0"].window_state)
+    assert kept is not None and kept.state == {"sum": 3} and kept.start <= future.timestamp() < kept.end
+
+    restarted = FakeContext({"s0": [("k", "1"), ("k", "2"), ("k", "5")]}, arrival=lambda shard, i: future)
+    restarted.answer = _summing(restarted)
+    restarted.saved = dict(ctx.saved)
+    _run(restarted, mapping, lambda: restarted.saved["s0"].sequence_number == "s0-002")
+    assert [(e["state"], len(e["Records"])) for e in restarted.events] == [({"sum": 3}, 1)]
+    assert Window.from_json(restarted.saved["s0"].window_state).state == {"sum": 8}
+
+
+def test_a_kept_window_that_ended_is_closed_before_the_next_one_opens():
+    ended = Window(*window_of(PAST.timestamp(), 120), {"sum": 7})
+    ctx = FakeContext({"s0": [("k", "1"), ("k", "2")]}, arrival=lambda shard, i: PAST + timedelta(minutes=5))
+    ctx.saved["s0"] = Checkpoint("s0-000", False, ended.to_json())
+    ctx.answer = _summing(ctx)
+    _run(ctx, _mapping(TumblingWindowInSeconds=120), _window_closed(ctx, 2, "s0-001"))
+    assert [(e["window"]["start"], e["state"], e["isFinalInvokeForWindow"]) for e in ctx.events] == [
+        ("2020-12-09T07:04:00Z", {"sum": 7}, True), ("2020-12-09T07:08:00Z", {}, False),
+        ("2020-12-09T07:08:00Z", {"sum": 2}, True)]
+
+
+def test_an_answer_without_a_state_is_a_failure_and_is_retried():
+    ctx = FakeContext({"s0": [("k", "1")]}, arrival=lambda shard, i: PAST)
+    summing = _summing(ctx)
+    ctx.answer = lambda seqs, n: InvocationResult(b"{}") if n == 1 else summing(seqs, n)
+    _run(ctx, _mapping(TumblingWindowInSeconds=60), _window_closed(ctx, 1, "s0-000"))
+    assert ctx.invocations == [["s0-000"], ["s0-000"], []]
+    assert _finals(ctx)[0]["state"] == {"sum": 1} and "PROBLEM: Function call failed" in ctx.reports
+
+
+def test_a_state_over_1_mb_ends_the_window_early_and_it_goes_on_with_a_fresh_state():
+    ctx = FakeContext({"s0": [("k", "1"), ("k", "2")]}, arrival=lambda shard, i: PAST)
+    big = {"big": "x" * MAX_STATE}
+    ctx.answer = lambda seqs, n: InvocationResult(json.dumps({"state": big if n == 1 else {"n": n}}).encode())
+    _run(ctx, _mapping(TumblingWindowInSeconds=60, BatchSize=1), _window_closed(ctx, 2, "s0-001"))
+    shape = [(len(e["Records"]), e["state"] == big, e["isFinalInvokeForWindow"], e["isWindowTerminatedEarly"])
+             for e in ctx.events]
+    assert shape == [(1, False, False, False), (0, True, True, True), (1, False, False, False),
+                     (0, False, True, False)]
+    assert ctx.events[2]["state"] == {} and ctx.events[2]["window"] == ctx.events[0]["window"]
+
+
+def test_a_final_invocation_that_keeps_failing_drops_the_state_after_the_retries():
+    ctx = FakeContext({"s0": [("k", "1"), ("k", "2")]},
+                      arrival=lambda shard, i: PAST + timedelta(minutes=5 * i))
+    ctx.answer = lambda seqs, n: InvocationResult(b'{"state": {}}', function_error=not seqs)
+    _run(ctx, _mapping(TumblingWindowInSeconds=60, MaximumRetryAttempts=1), _window_closed(ctx, 4, "s0-001"))
+    assert ctx.invocations == [["s0-000"], [], [], ["s0-001"], [], []]
+
+
+def test_a_shard_that_ends_ends_its_window():
+    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    ctx = FakeContext({"s0": [("k", "1")]}, closed=("s0",), arrival=lambda shard, i: future)
+    ctx.answer = _summing(ctx)
+    _run(ctx, _mapping(TumblingWindowInSeconds=900), lambda: ctx.saved.get("s0") == Checkpoint("s0-000", True, None))
+    assert [(len(e["Records"]), e["isFinalInvokeForWindow"], e["state"]) for e in ctx.events] == [
+        (1, False, {}), (0, True, {"sum": 1})]
+
+
+def test_a_window_keeps_a_shard_to_one_batch_at_a_time_whatever_the_parallelization():
+    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    ctx = FakeContext({"s0": [(f"k{i}", str(i)) for i in range(6)]}, arrival=lambda shard, i: future)
+    ctx.answer = _summing(ctx)
+    _run(ctx, _mapping(TumblingWindowInSeconds=900, ParallelizationFactor=3),
+         lambda: ctx.saved.get("s0", Checkpoint(None, 0, None)).sequence_number == "s0-005")
+    assert ctx.invocations == [_seq("s0", *range(6))]
