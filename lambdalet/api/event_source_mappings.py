@@ -133,9 +133,6 @@ def _stream_settings(body: Body, kind: str, source_arn: str, settings: dict[str,
     if age != -1 and age < 60:
         raise InvalidParameterValueException(
             "MaximumRecordAgeInSeconds must be -1 (records never expire) or between 60 and 604800.")
-    if settings["TumblingWindowInSeconds"]:
-        raise InvalidParameterValueException(
-            "TumblingWindowInSeconds is not supported by this Lambdalet server yet; remove it or leave it at 0.")
     destinations = body.data.get("DestinationConfig")
     if destinations is not None:
         if destinations.get("OnSuccess") and not _empty(destinations["OnSuccess"]):
