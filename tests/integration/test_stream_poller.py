@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import datetime, timedelta
 
 from conftest import ROLE, make_zip
 
@@ -38,14 +39,14 @@ def _batches(sqs, url: str, seen: list[dict]) -> list[dict]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def _setup(fresh_server, moto) -> tuple:
+def _setup(fresh_server, moto, code: str = RECORDING) -> tuple:
     fresh_server.extra_env["AWS_ENDPOINT_URL"] = moto.url
     fresh_server.start()
     lam, sqs = fresh_server.client(), moto.client("sqs")
     recorder = sqs.create_queue(QueueName=_name("recorder"))["QueueUrl"]
     function = _name("fn")
     lam.create_function(FunctionName=function, Runtime="python3.12", Role=ROLE, Handler="app.handler",
-                        Code={"ZipFile": make_zip({"app.py": RECORDING})},
+                        Code={"ZipFile": make_zip({"app.py": code})},
                         Environment={"Variables": {"RECORDER": recorder}})
     return lam, sqs, recorder, function
 
@@ -101,3 +102,51 @@ def test_dynamodb_stream_records_arrive_as_lambda_shapes_them(fresh_server, moto
     assert first["dynamodb"]["NewImage"]["blob"] == {"B": "Zm9vYmFy"}
     assert isinstance(first["dynamodb"]["ApproximateCreationDateTime"], (int, float))
     assert records[1]["dynamodb"]["OldImage"] == first["dynamodb"]["NewImage"]
+
+
+# Adds the records' numbers into state["sum"], and tells the queue in RECORDER what it got.
+SUMMING = """\
+import base64, json, os
+import boto3
+
+
+def handler(event, context):
+    boto3.client("sqs").send_message(QueueUrl=os.environ["RECORDER"], MessageBody=json.dumps(event))
+    numbers = [int(base64.b64decode(record["kinesis"]["data"])) for record in event["Records"]]
+    return {"state": {"sum": event["state"].get("sum", 0) + sum(numbers)}}
+"""
+
+
+def test_a_tumbling_window_hands_its_final_invocation_the_state_of_its_records(fresh_server, moto):
+    lam, sqs, recorder, function = _setup(fresh_server, moto, SUMMING)
+    kinesis = moto.client("kinesis")
+    stream = _name("stream")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    arn = wait_until(lambda: (d := kinesis.describe_stream(StreamName=stream)["StreamDescription"])["StreamStatus"]
+                     == "ACTIVE" and d["StreamARN"], what="the stream")
+    mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=function,
+                                              StartingPosition="TRIM_HORIZON", TumblingWindowInSeconds=2)
+    assert mapping["TumblingWindowInSeconds"] == 2
+    for i in range(1, 6):
+        kinesis.put_record(StreamARN=arn, Data=str(i).encode(), PartitionKey=f"k{i}")
+    seen: list[dict] = []
+
+    def finals() -> list[dict]:
+        return [event for event in _batches(sqs, recorder, seen) if event["isFinalInvokeForWindow"]]
+    # The five records may fall in one window or two: wait until the finals account for all of them.
+    wait_until(lambda: sum(event["state"].get("sum", 0) for event in finals()) == 15, timeout=30,
+               what="the final invocations of the windows")
+    windows: dict[str, list[dict]] = {}
+    for event in seen:
+        assert event["shardId"] == "shardId-000000000000" and event["eventSourceARN"] == arn
+        assert event["isWindowTerminatedEarly"] is False
+        start, end = event["window"]["start"], event["window"]["end"]
+        assert start.endswith("Z") and end.endswith("Z")
+        assert datetime.fromisoformat(end[:-1]) - datetime.fromisoformat(start[:-1]) == timedelta(seconds=2)
+        windows.setdefault(start, []).append(event)
+    for events in windows.values():  # (the queue need not keep their order)
+        [final] = [event for event in events if event["isFinalInvokeForWindow"]]
+        assert final["Records"] == []
+        numbers = [int(base64.b64decode(r["kinesis"]["data"])) for e in events for r in e["Records"]]
+        assert final["state"] == {"sum": sum(numbers)}
+        assert any(event["state"] == {} for event in events if event is not final)
