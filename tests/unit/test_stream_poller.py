@@ -443,8 +443,8 @@ def _summing(ctx: FakeContext):
     """A function that adds the records' data (numbers) into `state["sum"]`."""
     def answer(seqs, n):
         event = ctx.events[-1]
-        total = event["state"].get("sum", 0) + sum(int(base64.b64decode(r["kinesis"]["data"])) for r in event["Records"])
-        return InvocationResult(json.dumps({"state": {"sum": total}}).encode())
+        numbers = [int(base64.b64decode(r["kinesis"]["data"])) for r in event["Records"]]
+        return InvocationResult(json.dumps({"state": {"sum": event["state"].get("sum", 0) + sum(numbers)}}).encode())
     return answer
 
 
