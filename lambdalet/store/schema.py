@@ -207,6 +207,9 @@ stream_checkpoints = Table(
     Column("sequence_number", String(128), nullable=True),
     Column("closed", Integer, nullable=False, default=0),  # the shard ended and every record of it is done
     Column("window_state", Text, nullable=True),
+    # A shard first read at LATEST: when the poller began (the records since are delivered even
+    # when the server stops before the shard's first checkpoint).
+    Column("started_at", Float, nullable=True),
 )
 
 # Leases: the one node that does a piece of background work (polls a mapping, ...) holds its row

@@ -181,6 +181,10 @@ class FakeContext:
             start = {"TRIM_HORIZON": 0, "LATEST": len(self.shards[params["ShardId"]])}.get(kind)
             if kind == "AFTER_SEQUENCE_NUMBER":
                 start = int(params["StartingSequenceNumber"].split("-")[1]) + 1
+            if kind == "AT_TIMESTAMP":
+                records = self.shards[params["ShardId"]]
+                start = next((i for i in range(len(records)) if self.arrival is None
+                              or self.arrival(params["ShardId"], i).timestamp() >= params["Timestamp"]), len(records))
             return {"ShardIterator": f"{params['ShardId']}|{start}"}
         if operation == "get_records":
             shard, start = params["ShardIterator"].split("|")
@@ -209,8 +213,9 @@ class FakeContext:
     async def checkpoints(self, mapping):
         return dict(self.saved)
 
-    async def save_checkpoint(self, mapping, shard_id, sequence_number, *, closed=False, window_state=None):
-        self.saved[shard_id] = Checkpoint(sequence_number, closed, window_state)
+    async def save_checkpoint(self, mapping, shard_id, sequence_number, *, closed=False, window_state=None,
+                              started_at=None):
+        self.saved[shard_id] = Checkpoint(sequence_number, closed, window_state, started_at)
 
     async def report(self, mapping, last_result):
         self.reports.append(last_result)
@@ -277,6 +282,17 @@ def test_a_restart_resumes_after_the_checkpoint():
     ctx.saved["s0"] = Checkpoint("s0-001", False, None)
     _run(ctx, _mapping(), lambda: ctx.saved["s0"].sequence_number == "s0-003")
     assert ctx.invocations == [_seq("s0", 2, 3)]
+
+
+def test_a_latest_shard_not_yet_checkpointed_resumes_from_when_the_mapping_began():
+    ctx = FakeContext({"s0": [("k", "before the mapping")]},
+                      arrival=lambda shard, i: datetime(2020, 1, 1, tzinfo=timezone.utc) if i == 0 else written)
+    _run(ctx, _mapping(StartingPosition="LATEST"), lambda: "s0" in ctx.saved)  # stopped before any batch
+    assert ctx.saved["s0"].sequence_number is None and ctx.saved["s0"].started_at is not None
+    written = datetime.now(timezone.utc)
+    ctx.shards["s0"].append(("k", "written while the server was down"))
+    _run(ctx, _mapping(StartingPosition="LATEST"), lambda: ctx.saved["s0"].sequence_number == "s0-001")
+    assert ctx.invocations == [["s0-001"]]  # the new record, not the one from before the mapping
 
 
 def test_a_child_shard_waits_for_its_parent_to_end():

@@ -162,9 +162,11 @@ class PollerContext:
         return await self.blocking(self.store.checkpoints, mapping.uuid)
 
     async def save_checkpoint(self, mapping: EventSourceMapping, shard_id: str, sequence_number: str | None, *,
-                              closed: bool = False, window_state: str | None = None) -> None:
+                              closed: bool = False, window_state: str | None = None,
+                              started_at: float | None = None) -> None:
         await self.blocking(lambda: self.store.save_checkpoint(mapping.uuid, shard_id, sequence_number,
-                                                               closed=closed, window_state=window_state))
+                                                               closed=closed, window_state=window_state,
+                                                               started_at=started_at))
 
     def count(self, mapping: EventSourceMapping, outcome: str, records: int) -> None:
         """Records polled, filtered, delivered or failed (`/metrics`)."""

@@ -10,7 +10,10 @@ LocalStack's tests recorded against AWS for the shapes):
 * **Where a shard starts.** After its checkpoint (AFTER_SEQUENCE_NUMBER) when it has one; else at
   the mapping's StartingPosition for the shards of the first listing of a mapping that has no
   checkpoints at all (a closed shard at LATEST has nothing to give, so it is only marked closed);
-  else (a shard born since) at TRIM_HORIZON, so nothing written to it is skipped.
+  else (a shard born since) at TRIM_HORIZON, so nothing written to it is skipped. That first
+  listing is written down at once, a row per shard, and LATEST with the time it began: a shard
+  not yet checkpointed when the server stops resumes at that time (Kinesis AT_TIMESTAMP; DynamoDB,
+  which has none, from its start, skipping what came before), so no record is skipped.
 * **Checkpoints** move only when a batch is done with (delivered, sent to the on-failure
   destination, or dropped), and only to the highest sequence number below which every record is
   done: a cancel or a SIGKILL mid-batch loses nothing, and the batch in flight is read again.
@@ -50,7 +53,7 @@ import json
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lambdalet.errors import ResourceNotFoundException, TooManyRequestsException
 from lambdalet.events.mappings import KINESIS, EventSourceMapping
@@ -60,9 +63,7 @@ from lambdalet.events.sources.stream_events import (
     MAX_PAYLOAD, StreamRecord, failed_from, failure_record, halves, iso_time, lane_of, payload, take_batch)
 from lambdalet.events.sources.stream_windows import Window, window_answer, window_of
 from lambdalet.invoke.types import InvocationResult, new_request_id
-
-if TYPE_CHECKING:
-    from lambdalet.store.mappings import Checkpoint
+from lambdalet.store.mappings import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,9 @@ class StreamPoller:
                     continue
                 backoff.reset()
                 if first:
-                    self._initial = {shard.shard_id for shard in shards}
+                    await self._write_start(shards, checkpoints)
                     first = False
+                self._initial = set(checkpoints)
                 await self._start_ready(shards, checkpoints, readers)
                 if not readers:
                     await asyncio.sleep(DISCOVERY_SECONDS)
@@ -151,6 +153,14 @@ class StreamPoller:
             for task in readers.values():
                 task.cancel()
             await asyncio.gather(*readers.values(), return_exceptions=True)
+
+    async def _write_start(self, shards: list[Shard], checkpoints: "dict[str, Checkpoint]") -> None:
+        """Write down the first listing of a mapping (a row per shard; LATEST with its time), so that
+        a restart before a shard's first checkpoint starts it where this run did."""
+        started_at = time.time() if self.settings["StartingPosition"] == "LATEST" else None
+        for shard in shards:
+            await self.ctx.save_checkpoint(self.mapping, shard.shard_id, None, started_at=started_at)
+            checkpoints[shard.shard_id] = Checkpoint(None, False, None, started_at)
 
     async def _start_ready(self, shards: list[Shard], checkpoints: "dict[str, Checkpoint]",
                            readers: dict[str, asyncio.Task[None]]) -> None:
@@ -171,6 +181,8 @@ class StreamPoller:
                 continue
             window = Window.from_json(point.window_state) if point is not None else None
             reader = _ShardReader(self, shard.shard_id, after, position, window)
+            if after is None and position == "LATEST" and point is not None and point.started_at is not None:
+                reader.resume_latest(point.started_at)
             readers[shard.shard_id] = asyncio.create_task(reader.run(), name=f"stream-{shard.shard_id}")
 
 
@@ -207,10 +219,21 @@ class _ShardReader:
         #: The newest sequence number read: where a fresh iterator resumes (records after it are unread).
         self.position = after
         self.start = position
+        self.start_timestamp: float | None = settings.get("StartingPositionTimestamp")
+        self.not_before = 0.0  # records that arrived earlier were there before the mapping (resume_latest)
         self.ended = False
         self.progress = _Progress()
         self.saved = after
         self.saving = asyncio.Lock()
+
+    def resume_latest(self, started_at: float) -> None:
+        """Read a LATEST shard from when the mapping began rather than from now: Kinesis at that
+        timestamp; DynamoDB from the shard's start, skipping records created before then (to the
+        second: its creation times have no finer grain)."""
+        if self.mapping.kind == KINESIS:
+            self.start, self.start_timestamp = "AT_TIMESTAMP", started_at
+        else:
+            self.start, self.not_before = "TRIM_HORIZON", started_at - 1
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._read())]
@@ -233,7 +256,7 @@ class _ShardReader:
     async def _iterator(self) -> str | None:
         if self.position is not None:
             return await self.stream.iterator(self.shard_id, "AFTER_SEQUENCE_NUMBER", after=self.position)
-        timestamp = self.poller.settings.get("StartingPositionTimestamp") if self.start == "AT_TIMESTAMP" else None
+        timestamp = self.start_timestamp if self.start == "AT_TIMESTAMP" else None
         return await self.stream.iterator(self.shard_id, self.start, timestamp=timestamp)
 
     async def _read(self) -> None:
@@ -299,6 +322,9 @@ class _ShardReader:
             record = self.stream.record(raw, self.shard_id)
             self.progress.add(record.sequence_number)
             self.position = record.sequence_number
+            if record.arrival < self.not_before:  # written before the mapping started at LATEST
+                self.progress.done(record.sequence_number)
+                continue
             if self.poller.filters is not None and not self.poller.filters.matches(record.event, self.mapping.kind):
                 self.progress.done(record.sequence_number)
                 filtered += 1
