@@ -406,9 +406,13 @@ def tail_of(path: Path, lines: int = 30) -> str:
 
 
 class ManagedServer:
-    """`python -m lambdalet server` as a child process, on a free port with a temporary data dir."""
+    """`python -m lambdalet server` as a child process, on a free port with a temporary data dir.
 
-    def __init__(self) -> None:
+    `extra_env` is added to the server's environment (e.g. `AWS_ENDPOINT_URL`, for a benchmark whose
+    server reaches a local moto, as event source mappings do)."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.data_dir = Path(tempfile.mkdtemp(prefix="lambdalet-bench-data-"))
         fd, log_name = tempfile.mkstemp(prefix="lambdalet-bench-", suffix=".log")
@@ -427,7 +431,7 @@ class ManagedServer:
     def start(self) -> None:
         argv = [sys.executable, "-m", "lambdalet", "server", "--host", HOST, "--port", str(self.port),
                 "--data-dir", str(self.data_dir)]
-        env = {**os.environ, "LAMBDALET_KEEP_ALIVE": "600"}
+        env = {**os.environ, "LAMBDALET_KEEP_ALIVE": "600", **self.extra_env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
