@@ -493,14 +493,23 @@ def mapping_latency(moto: MotoServer, server: base.ManagedServer, lam: Any, plan
 # -- output -----------------------------------------------------------------------------------------
 
 
+def measured(results: dict[str, Any], bare_label: str, width: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """The two consumers' results that exist, as (key, label, result); a step that failed is
+    printed as NOT MEASURED here instead."""
+    rows = []
+    for key, label in (("bare", bare_label), ("mapping", "event source mapping")):
+        r = results.get(key, {})
+        if "error" in r:
+            print(f"  {label:<{width}}  NOT MEASURED — {r['error']}")
+        elif r:
+            rows.append((key, label, r))
+    return rows
+
+
 def print_throughput(results: dict[str, Any]) -> None:
     print("1. Throughput: a pre-filled queue drained, BatchSize 10")
     print(f"  {'consumer':<34}{'messages':>9}{'seconds':>9}{'msgs/s':>9}  notes")
-    for key, label in (("bare", "bare boto3 loop (1 thread)"), ("mapping", "event source mapping")):
-        r = results.get(key, {})
-        if "error" in r:
-            print(f"  {label:<34}  NOT MEASURED — {r['error']}")
-            continue
+    for key, label, r in measured(results, "bare boto3 loop (1 thread)", 34):
         if key == "bare":
             notes = f"{r['aws_calls']} AWS calls; moto CPU {r['moto_cpu_pct']} %"
         else:
@@ -514,13 +523,9 @@ def print_latency(results: dict[str, Any]) -> None:
     print("2. Latency, idle queue: SendMessage returned → receive returned (bare) / handler started (mapping), ms")
     print("   (negative values: the consumer had the message before the sender had read SendMessage's reply)")
     print(f"  {'':<26}{'n':>6}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
-    for key, label in (("bare", "bare boto3 long poll"), ("mapping", "event source mapping")):
-        r = results.get(key, {})
-        if "error" in r:
-            print(f"  {label:<26}  NOT MEASURED — {r['error']}")
-        else:
-            print(base.stats_row(label, r))
-            print(base.stats_row("  (from SendMessage start)", r["from_send_start"]))
+    for _key, label, r in measured(results, "bare boto3 long poll", 26):
+        print(base.stats_row(label, r))
+        print(base.stats_row("  (from SendMessage start)", r["from_send_start"]))
     print(flush=True)
 
 
@@ -613,23 +618,21 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"load {facts['load_avg_at_start']}")
     print(f"{plan.messages} messages per throughput queue, {plan.latency_samples} latency samples; moto at {moto.url}, "
           f"Lambdalet at http://{base.HOST}:{server.port}\n", flush=True)
-    interrupted = False
     problems: list[str] = []
-    try:
+
+    def body() -> None:
         moto.start()
         server.start()
         run(moto, server, plan, results)
-    except KeyboardInterrupt:
-        interrupted = True
-        problems.append("interrupted")
-    except Exception as exc:
-        problems.append(f"{type(exc).__name__}: {exc}")
+
+    interrupted = True  # unless guarded() returns
+    try:
+        interrupted = base.guarded(body, problems)
     finally:
         problems += base.problems_of(results)
-        for where, result in (("throughput.mapping", results.get("throughput", {}).get("mapping", {})),):
-            records = result.get("records", {})
-            if records.get("failed"):
-                problems.append(f"{where}: {records['failed']} records failed")
+        failed = results.get("throughput", {}).get("mapping", {}).get("records", {}).get("failed")
+        if failed:
+            problems.append(f"throughput.mapping: {failed} records failed")
         keep = bool(problems) and not interrupted
         server.stop(keep_log=keep)
         moto.stop()

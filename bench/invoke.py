@@ -1223,6 +1223,20 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     return args, plan
 
 
+def guarded(body: Callable[[], None], problems: list[str]) -> bool:
+    """Run a benchmark's body; an error or Ctrl-C (SIGTERM: `_terminate`) becomes a line in
+    `problems` rather than a traceback, so the caller still stops its servers and prints the JSON.
+    True when interrupted."""
+    try:
+        body()
+    except KeyboardInterrupt:
+        problems.append("interrupted")
+        return True
+    except Exception as exc:
+        problems.append(f"{type(exc).__name__}: {exc}")
+    return False
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM takes the same way out as Ctrl-C: the server is stopped
 
@@ -1239,20 +1253,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"started: {sys.executable} -m lambdalet server --port {server.port} (LAMBDALET_KEEP_ALIVE=600)")
     results["server"] = {"endpoint": f"http://{HOST}:{server.port}", "managed": not args.endpoint}
     print_header(facts, target, plan)
-    interrupted = False
     problems: list[str] = []
-    try:
+
+    def body() -> None:
         started = time.perf_counter()
         server.start()
         results["server"]["ready_ms"] = round(ms_since(started), 1)
         if isinstance(server, ManagedServer):
             print(f"Server answered after {results['server']['ready_ms']:.0f} ms (start-up time)\n", flush=True)
         run(server, plan, results)
-    except KeyboardInterrupt:
-        interrupted = True
-        problems.append("interrupted")
-    except Exception as exc:
-        problems.append(f"{type(exc).__name__}: {exc}")
+
+    try:
+        interrupted = guarded(body, problems)
     finally:
         problems += problems_of(results)
         if server.exit_status() is not None:
