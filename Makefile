@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-ric bench clean
+.PHONY: run test test-ric bench bench-esm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,18 @@ run: $(VENV)/.run-installed
 # and what keeps state in the database against a throwaway PostgreSQL (scripts/with-postgres).
 PG_TESTS := tests/integration/test_async.py tests/integration/test_destinations.py \
 	tests/integration/test_persistence.py tests/integration/test_functions_api.py \
-	tests/integration/test_versions.py tests/integration/test_aliases.py
+	tests/integration/test_versions.py tests/integration/test_aliases.py \
+	tests/integration/test_esm_api.py tests/integration/test_stream_poller.py tests/integration/test_schedules.py
+# Pollers and schedules do not depend on the sandbox backend: the process pass leaves them to the first.
+NOT_SANDBOXED := --ignore=tests/integration/test_esm_sqs.py --ignore=tests/integration/test_esm_streams.py \
+	--ignore=tests/integration/test_esm_crash.py --ignore=tests/integration/test_esm_api.py \
+	--ignore=tests/integration/test_stream_poller.py --ignore=tests/integration/test_schedules.py \
+	--ignore=tests/integration/test_frameworks.py
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest tests/integration --sandbox process -m "not isolation and not snapstart and not ric" -q
+	$(BIN)/python -m pytest tests/integration --sandbox process -m "not isolation and not snapstart and not ric" -q \
+		$(NOT_SANDBOXED)
 	scripts/with-postgres $(BIN)/python -m pytest $(PG_TESTS) -m "not isolation and not snapstart and not ric" -q
 
 # AWS's own Node.js runtime interface client (npm aws-lambda-ric) as a custom runtime. Its native
