@@ -32,7 +32,7 @@ PG_TESTS := tests/integration/test_async.py tests/integration/test_destinations.
 NOT_SANDBOXED := --ignore=tests/integration/test_esm_sqs.py --ignore=tests/integration/test_esm_streams.py \
 	--ignore=tests/integration/test_esm_crash.py --ignore=tests/integration/test_esm_api.py \
 	--ignore=tests/integration/test_stream_poller.py --ignore=tests/integration/test_schedules.py \
-	--ignore=tests/integration/test_frameworks.py
+	--ignore=tests/integration/test_frameworks.py --ignore=tests/integration/test_esm_observability.py
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
