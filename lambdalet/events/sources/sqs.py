@@ -30,6 +30,7 @@ from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequ
 from lambdalet.events.filtering import parse_filter_criteria
 from lambdalet.events.mappings import EventSourceMapping
 from lambdalet.events.sources.base import Backoff, PollerContext, SourceGone, client_error_code
+from lambdalet.events.sources.item_failures import reported_failures
 from lambdalet.invoke.leases import HostMemoryExhausted
 
 log = logging.getLogger(__name__)
@@ -71,23 +72,11 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
 
 def failed_items(payload: bytes, ids: set[str]) -> set[str] | None:
     """The message ids a ReportBatchItemFailures answer names; None: the whole batch failed (an
-    answer Lambda cannot read: not JSON, an item without a valid, known itemIdentifier)."""
-    try:
-        answer = json.loads(payload) if payload.strip() else None
-    except ValueError:
+    answer that cannot be read, or that names a message not in the batch)."""
+    reported = reported_failures(payload)
+    if reported is None or not set(reported) <= ids:
         return None
-    if not isinstance(answer, dict) or answer.get("batchItemFailures") is None:
-        return set()  # null, empty, or no list at all: a complete success
-    items = answer["batchItemFailures"]
-    if not isinstance(items, list):
-        return None
-    failed: set[str] = set()
-    for item in items:
-        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(identifier, str) or not identifier or identifier not in ids:
-            return None
-        failed.add(identifier)
-    return failed
+    return set(reported)
 
 
 def chunks_under_limit(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from lambdalet.events.mappings import KINESIS
+from lambdalet.events.sources.item_failures import reported_failures
 
 #: Lambda's cap on a synchronous invocation's payload: a batch never grows past it.
 MAX_PAYLOAD = 6 * 1024 * 1024
@@ -140,33 +141,21 @@ def halves(records: Sequence[StreamRecord]) -> list[list[StreamRecord]]:
 def failed_from(answer: bytes, records: Sequence[StreamRecord], report_item_failures: bool) -> int | None:
     """Where the failed part of a successful invocation's batch starts (None: nothing failed).
 
-    Without ReportBatchItemFailures a successful invocation is a success. With it (CONTRACT §7.2):
-    no answer, `null`, `{}`, or an empty or null `batchItemFailures` mean success; the lowest
-    reported sequence number is where the retry starts; anything else (not JSON, not a list, an
-    entry that is not `{"itemIdentifier": "<a sequence number of the batch>"}`) fails the batch."""
+    Without ReportBatchItemFailures a successful invocation is a success. With it, the answer is
+    read as `item_failures.reported_failures` reads it; the lowest reported sequence number is where
+    the retry starts, and an answer that cannot be read, or names a record not in the batch, fails
+    the whole batch (0)."""
     if not report_item_failures:
         return None
-    try:
-        body = json.loads(answer) if answer.strip() else None
-    except ValueError:
+    reported = reported_failures(answer)
+    if reported is None:
         return 0
-    if body is None or body == "":
+    if not reported:
         return None
-    if not isinstance(body, dict):
-        return 0
-    failures = body.get("batchItemFailures")
-    if failures is None or failures == []:
-        return None
-    if not isinstance(failures, list):
-        return 0
     where = {record.sequence_number: index for index, record in enumerate(records)}
-    lowest = len(records)
-    for failure in failures:
-        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-        if not isinstance(identifier, str) or identifier not in where:
-            return 0
-        lowest = min(lowest, where[identifier])
-    return lowest
+    if any(identifier not in where for identifier in reported):
+        return 0
+    return min(where[identifier] for identifier in reported)
 
 
 def iso_time(at: float, milliseconds: bool) -> str:

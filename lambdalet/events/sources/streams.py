@@ -113,6 +113,8 @@ class StreamPoller:
         self.filters = _filters(self.settings.get("FilterCriteria"))
         self._finished: set[str] = set()
         self._initial: set[str] = set()
+        #: Shards whose start this run wrote down: they begin at the StartingPosition itself.
+        self._fresh: set[str] = set()
 
     async def settle(self) -> None:
         """Nothing to give back: a cancelled read leaves the shard's checkpoint where it was."""
@@ -161,6 +163,7 @@ class StreamPoller:
         for shard in shards:
             await self.ctx.save_checkpoint(self.mapping, shard.shard_id, None, started_at=started_at)
             checkpoints[shard.shard_id] = Checkpoint(None, False, None, started_at)
+            self._fresh.add(shard.shard_id)
 
     async def _start_ready(self, shards: list[Shard], checkpoints: "dict[str, Checkpoint]",
                            readers: dict[str, asyncio.Task[None]]) -> None:
@@ -181,7 +184,8 @@ class StreamPoller:
                 continue
             window = Window.from_json(point.window_state) if point is not None else None
             reader = _ShardReader(self, shard.shard_id, after, position, window)
-            if after is None and position == "LATEST" and point is not None and point.started_at is not None:
+            if (after is None and position == "LATEST" and point is not None and point.started_at is not None
+                    and shard.shard_id not in self._fresh):  # a restart before the shard's first checkpoint
                 reader.resume_latest(point.started_at)
             readers[shard.shard_id] = asyncio.create_task(reader.run(), name=f"stream-{shard.shard_id}")
 
