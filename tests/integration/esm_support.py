@@ -242,3 +242,17 @@ def assert_recent(value: datetime.datetime, slack: float = 300) -> None:
     assert isinstance(value, datetime.datetime), value
     now = datetime.datetime.now(datetime.timezone.utc)
     assert abs((now - value).total_seconds()) < slack, value
+
+
+def delete_all_mappings(server: Server) -> None:
+    """Teardown: stop every mapping of a module's server so pollers do not pile up on moto."""
+    client = server.client()
+    try:
+        mappings = client.get_paginator("list_event_source_mappings").paginate().build_full_result()
+    except client.exceptions.ClientError:
+        return
+    for mapping in mappings.get("EventSourceMappings", []):
+        try:
+            client.delete_event_source_mapping(UUID=mapping["UUID"])
+        except client.exceptions.ClientError:
+            pass

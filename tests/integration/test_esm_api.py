@@ -14,6 +14,7 @@ import pytest
 from conftest import aws_cli
 
 from .esm_support import (
+    delete_all_mappings,
     ACCOUNT, REGION, UUID_RE, assert_recent, client_error, create_echo_function, esm_server, lambda_arn, names,
     new_queue, new_stream, new_table_stream, wait_gone, wait_state,
 )
@@ -38,7 +39,8 @@ def srv(tmp_path_factory, moto):
 
 @pytest.fixture
 def lam(srv):
-    return srv.client()
+    yield srv.client()
+    delete_all_mappings(srv)
 
 
 @pytest.fixture

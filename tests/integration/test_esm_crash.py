@@ -49,8 +49,9 @@ def test_sigkill_with_batches_in_flight_loses_nothing(fresh_server, moto):
                     kinesis_ids.append(kinesis_payload(record)["kinesis"])
         return sqs_ids, kinesis_ids
 
-    # Kill once both sources have completed a batch or more, with the rest still in flight.
-    recorder.wait(lambda _: all(seen()), timeout=60, what="a completed batch from each source")
+    # Kill as soon as a batch has completed: the rest is in flight (SQS messages received and invisible,
+    # the shard's next batch being processed or not yet read).
+    recorder.wait(lambda _: any(seen()), timeout=60, what="a completed batch")
     sqs_before, kinesis_before = seen()
     assert len(sqs_before) < MESSAGES and len(kinesis_before) < RECORDS, "the kill must land mid-stream"
     fresh_server.stop(signal.SIGKILL)

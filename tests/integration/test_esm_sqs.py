@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 
 from .esm_support import (
+    delete_all_mappings,
     REGION, Recorder, create_recording_function, esm_server, names, new_queue, queue_counts, sqs_payload,
     wait_queue_empty, wait_state,
 )
@@ -30,7 +31,8 @@ def srv(tmp_path_factory, moto):
 
 @pytest.fixture
 def lam(srv):
-    return srv.client()
+    yield srv.client()
+    delete_all_mappings(srv)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from conftest import ROLE
 
 from .esm_support import (
+    delete_all_mappings,
     ISO_MS, REGION, Recorder, create_recording_function, ddb_payload, esm_server, kinesis_payload, lambda_arn, names,
     new_queue, new_stream, new_table_stream, put_kinesis, wait_state,
 )
@@ -31,7 +32,8 @@ def srv(tmp_path_factory, moto):
 
 @pytest.fixture
 def lam(srv):
-    return srv.client()
+    yield srv.client()
+    delete_all_mappings(srv)
 
 
 @pytest.fixture
