@@ -58,7 +58,8 @@ def status(response: dict) -> int:
 
 def assert_identity(mapping: dict) -> None:
     assert UUID_RE.match(mapping["UUID"]), mapping["UUID"]
-    assert mapping["EventSourceMappingArn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:event-source-mapping:{mapping['UUID']}"
+    expected_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:event-source-mapping:{mapping['UUID']}"
+    assert mapping["EventSourceMappingArn"] == expected_arn
     assert_recent(mapping["LastModified"])
 
 
@@ -331,7 +332,8 @@ def test_visibility_timeout_shorter_than_function_timeout_is_refused(lam, moto, 
     expect_invalid(lam, "Queue visibility timeout: 5 seconds is less than Function timeout: 10 seconds",
                    FunctionName=fn, EventSourceArn=queue_arn)
     _, ok_arn = new_queue(moto, n("ok"), VisibilityTimeout="10")
-    lam.delete_event_source_mapping(UUID=lam.create_event_source_mapping(EventSourceArn=ok_arn, FunctionName=fn)["UUID"])
+    created = lam.create_event_source_mapping(EventSourceArn=ok_arn, FunctionName=fn)
+    lam.delete_event_source_mapping(UUID=created["UUID"])
 
 
 def test_duplicate_sqs_mapping_is_a_conflict(lam, moto, n):
@@ -351,16 +353,18 @@ def test_duplicate_sqs_mapping_is_a_conflict(lam, moto, n):
 def test_unsupported_sources_are_refused_clearly(lam, n, kind):
     fn = n("fn")
     create_echo_function(lam, fn)
+    secret = [{"Type": "BASIC_AUTH", "URI": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:s"}]
     params = {
         "self-managed-kafka": {"Topics": ["t"], "StartingPosition": "LATEST",
                                "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka:9092"]}},
-                               "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:s"}]},
+                               "SourceAccessConfigurations": secret},
         "msk": {"EventSourceArn": f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/c/0b1f6a2e-1111-2222-3333-444444444444-1",
                 "Topics": ["t"], "StartingPosition": "LATEST"},
         "mq": {"EventSourceArn": f"arn:aws:mq:{REGION}:{ACCOUNT}:broker:b:b-0b1f6a2e-1111-2222-3333-444444444444",
                "Queues": ["q"],
-               "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:s"}]},
-        "documentdb": {"EventSourceArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:docdb", "StartingPosition": "LATEST",
+               "SourceAccessConfigurations": secret},
+        "documentdb": {"EventSourceArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:docdb",
+                       "StartingPosition": "LATEST",
                        "DocumentDBEventSourceConfig": {"DatabaseName": "db"}},
     }[kind]
     code, http, message, _ = client_error(lam, lambda: lam.create_event_source_mapping(FunctionName=fn, **params))

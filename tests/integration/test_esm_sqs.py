@@ -88,7 +88,8 @@ def test_standard_queue_event_shape_field_by_field_and_the_message_is_deleted(la
         assert record["md5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]
 
     attributes = record["attributes"]
-    assert {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"} <= set(attributes)
+    assert {"ApproximateReceiveCount", "SentTimestamp", "SenderId",
+            "ApproximateFirstReceiveTimestamp"} <= set(attributes)
     assert all(isinstance(v, str) for v in attributes.values()), attributes
     assert attributes["ApproximateReceiveCount"] == "1"
     assert attributes["SentTimestamp"].isdigit() and attributes["ApproximateFirstReceiveTimestamp"].isdigit()

@@ -160,7 +160,8 @@ def test_kinesis_on_failure_record_field_by_field(lam, moto, n):
     info = record["KinesisBatchInfo"]
     assert set(info) == {"shardId", "startSequenceNumber", "endSequenceNumber", "approximateArrivalOfFirstRecord",
                          "approximateArrivalOfLastRecord", "batchSize", "streamArn"}
-    assert ISO_MS.match(info["approximateArrivalOfFirstRecord"]) and ISO_MS.match(info["approximateArrivalOfLastRecord"])
+    assert ISO_MS.match(info["approximateArrivalOfFirstRecord"])
+    assert ISO_MS.match(info["approximateArrivalOfLastRecord"])
 
 
 def test_bisect_batch_on_function_error_isolates_the_poison_record(lam, moto, n):
