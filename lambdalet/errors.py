@@ -3,6 +3,7 @@
     LambdaError
      ├── InvalidParameterValueException      400
      ├── InvalidRequestContentException      400
+     ├── ValidationException                 400   (a broken constraint of the service model)
      ├── AccessDeniedException               403   (a function calling more than Invoke; api/callers.py)
      ├── ResourceNotFoundException           404   (message member spelled `Message`)
      ├── ProvisionedConcurrencyConfigNotFoundException 404
@@ -46,6 +47,16 @@ class InvalidParameterValueException(LambdaError):
 
 class InvalidRequestContentException(LambdaError):
     status, error_type = 400, "InvalidRequestContentException"
+
+
+class ValidationException(LambdaError):
+    """Coral's answer for a member that breaks a modeled constraint (enum, pattern, range). It is
+    not one of Lambda's modeled errors, so its body carries the message alone."""
+
+    status, error_type = 400, "ValidationException"
+
+    def body(self) -> dict[str, str]:
+        return {"message": self.message}
 
 
 class AccessDeniedException(LambdaError):

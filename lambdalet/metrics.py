@@ -99,6 +99,15 @@ class Metrics:
                                             ("function",), registry=r)
         self.dead_letter_errors = Counter("lambdalet_dead_letter_errors", "Events that could not be sent to the "
                                           "dead-letter queue (DeadLetterErrors).", ("function",), registry=r)
+        self.mapping_records = Counter("lambdalet_event_source_mapping_records", "Records of an event source "
+                                       "mapping, by what became of them: polled (read from the source), filtered "
+                                       "(matched no filter: deleted or skipped), delivered (in a batch the function "
+                                       "processed), failed (in a batch or item that failed).",
+                                       ("mapping", "function", "outcome"), registry=r)
+        self.mapping_poll_latency = Histogram("lambdalet_event_source_mapping_poll_seconds", "How long one read "
+                                              "of an event source mapping's source took (SQS ReceiveMessage, "
+                                              "Kinesis/DynamoDB GetRecords; long polls included).", ("mapping",),
+                                              buckets=DURATION_BUCKETS, registry=r)
         self._labelled = (self.invocations, self.errors, self.throttles, self.duration, self.init_duration,
                           self.cold_starts, self.concurrent)
         self._functions: dict[tuple[str, str, str], FunctionMetrics] = {}

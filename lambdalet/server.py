@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from lambdalet.api import aliases as aliases_api
 from lambdalet.api import cloudwatch_logs as cloudwatch_logs_api
 from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import event_invoke_config as event_invoke_config_api
+from lambdalet.api import event_source_mappings as event_source_mappings_api
 from lambdalet.api import function_urls as function_urls_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
@@ -32,6 +34,7 @@ from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.config import Settings
 from lambdalet.events.async_queue import AsyncQueue
+from lambdalet.events.pollers import MappingManager
 from lambdalet.store.events import EventStore
 from lambdalet.functions import FunctionRegistry
 from lambdalet.hot_reload import HotReloader
@@ -54,6 +57,7 @@ from lambdalet.store.blobs import BlobStore
 from lambdalet.store.functions import FunctionStore
 from lambdalet.store.layer_dirs import LayerDirs
 from lambdalet.store.layers import LayerStore
+from lambdalet.store.mappings import MappingStore
 from lambdalet.store.schema import DatabaseDriverMissing, make_engine
 
 log = logging.getLogger("lambdalet")
@@ -79,6 +83,7 @@ class Services:
     metrics: Metrics
     platform_metrics: PlatformCollector
     logs: LogStore
+    mappings: MappingManager
     retention_sweeper: "asyncio.Task[None] | None" = None
     #: The uid function code runs as, where callers can be told apart by it (api/callers.py); None: no.
     function_uid: int | None = None
@@ -159,13 +164,17 @@ async def build_services(settings: Settings) -> Services:
     queue = AsyncQueue(EventStore(engine), registry, invoker, workers=settings.async_workers,
                        backoff_scale=settings.async_backoff_scale)
     await queue.start()
+    manager = MappingManager(MappingStore(engine), registry, invoker, metrics,
+                             node_id=f"{socket.gethostname()}:{settings.port}")
+    await manager.start()
     sweeper = asyncio.create_task(sweep_retention(log_store, settings.log_retention_sweep_interval))
     function_uid = settings.sandbox_uid if sandbox.isolates else None
     if settings.sandbox_api_access == "invoke" and function_uid is None:
         log.warning("--sandbox-api-access invoke: under the %s backend functions run as the server's own user "
                     "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
-                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, sweeper, function_uid)
+                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, sweeper,
+                    function_uid)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -228,7 +237,7 @@ def create_app(settings: Settings) -> web.Application:
     # Function code may call only Invoke and function URLs (api/callers.py); every other route refuses it.
     app.add_routes(invoke_api.routes())
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
-                provisioned_api, event_invoke_config_api, function_urls_api, layers_api):
+                provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api):
         app.add_routes([refuse_functions(route) for route in api.routes()])
     app.add_routes(url_requests.routes())
     app.add_routes([refuse_functions(route, cloudwatch_logs_api.access_denied)  # POST / with X-Amz-Target:
@@ -243,6 +252,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
+        await services.mappings.shutdown()
         await services.queue.shutdown()
         await services.hot_reload.close()
         if services.retention_sweeper is not None:

@@ -155,6 +155,44 @@ layer_policies = Table(
 )
 
 
+# Event source mappings (CreateEventSourceMapping): `config` is EventSourceMapping.to_record() as
+# JSON. No foreign key to the function: as on Lambda, a mapping outlives its function's deletion.
+event_source_mappings = Table(
+    "event_source_mappings",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("function_name", String(64), nullable=False, index=True),
+    Column("source_arn", String(1024), nullable=False, index=True),
+    Column("config", Text, nullable=False),
+    Column("tags", Text, nullable=False, default="{}"),
+    # Bumped by every change of configuration or state, so that pollers on any node see it.
+    Column("revision", Integer, nullable=False, default=0),
+)
+
+# Where a stream mapping's poller is in each shard: the last sequence number whose batch is done
+# with (processed, or sent on to the on-failure destination), and a tumbling window's state.
+stream_checkpoints = Table(
+    "stream_checkpoints",
+    metadata,
+    Column("mapping_uuid", String(36), ForeignKey("event_source_mappings.uuid", ondelete="CASCADE"),
+           primary_key=True),
+    Column("shard_id", String(256), primary_key=True),
+    Column("sequence_number", String(128), nullable=True),
+    Column("closed", Integer, nullable=False, default=0),  # the shard ended and every record of it is done
+    Column("window_state", Text, nullable=True),
+)
+
+# Leases: the one node that does a piece of background work (polls a mapping, ...) holds its row
+# until `expires_at`, renewing it while it lives; a dead node's lease expires and another takes it.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+
 class DatabaseDriverMissing(RuntimeError):
     """The --database-url names a database whose Python driver is not installed."""
 

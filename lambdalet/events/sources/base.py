@@ -1,0 +1,174 @@
+"""What every poller gets: AWS clients, the invoker, checkpoints, state reports and metrics.
+
+A poller reads one mapping's source and calls `PollerContext.invoke` with each batch. Invocations
+go through the same invoker, concurrency leases and warm pools as a synchronous Invoke (a mapping
+invokes synchronously, as Lambda's pollers do). AWS services are reached with boto3 configured the
+standard way (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`, ... and credentials in the server's
+environment), on a thread pool: boto3 blocks, and a long poll blocks for up to 20 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+
+from lambdalet.events.mappings import EventSourceMapping
+from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
+from lambdalet.model import alias_of
+
+if TYPE_CHECKING:
+    from lambdalet.functions import FunctionRegistry
+    from lambdalet.invoke.invoker import Invoker
+    from lambdalet.metrics import Metrics
+    from lambdalet.store.mappings import Checkpoint, MappingStore
+
+log = logging.getLogger(__name__)
+#: Threads for blocking AWS calls: enough for every poller's long poll at once on a busy server.
+AWS_THREADS = 64
+
+
+class Poller(Protocol):
+    """Reads one mapping's source until cancelled (a changed, disabled or deleted mapping)."""
+
+    async def run(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One batch's invocation: its result, and the request id it ran under."""
+
+    request_id: str
+    result: InvocationResult
+    executed_version: str
+
+
+class SourceGone(Exception):
+    """The source answers that it does not exist or refuses access: the mapping stops, saying why."""
+
+
+class PollerContext:
+    def __init__(self, functions: "FunctionRegistry", invoker: "Invoker", store: "MappingStore",
+                 metrics: "Metrics", report: Callable[[EventSourceMapping, str], Awaitable[None]]) -> None:
+        self.functions = functions
+        self.invoker = invoker
+        self.store = store
+        self.metrics = metrics
+        self._report = report
+        self._executor = ThreadPoolExecutor(max_workers=AWS_THREADS, thread_name_prefix="lambdalet-pollers")
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    # -- AWS --------------------------------------------------------------------------------------
+
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client (thread-safe), made once per service and region. Retries are the
+        pollers' own (with backoff), so botocore's are few; reads long enough for a 20 s long poll."""
+        with self._lock:
+            client = self._clients.get((service, region))
+            if client is None:
+                import boto3
+                from botocore.config import Config
+                client = boto3.session.Session().client(service, region_name=region, config=Config(
+                    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=30,
+                    max_pool_connections=AWS_THREADS))
+                self._clients[(service, region)] = client
+            return client
+
+    async def aws(self, service: str, region: str, operation: str, **params: Any) -> dict[str, Any]:
+        """One AWS API call, off the event loop."""
+        client = self.client(service, region)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: getattr(client, operation)(**params))
+
+    def submit(self, function: Callable[[], Any]) -> "Future[Any]":
+        """Start a blocking call on the pollers' threads; the caller awaits (or abandons) it."""
+        return self._executor.submit(function)
+
+    async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run any blocking call (the store) on the pollers' threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    # -- the function -----------------------------------------------------------------------------
+
+    def role(self, mapping: EventSourceMapping) -> str:
+        """The execution role of the function a mapping invokes (Kinesis' `invokeIdentityArn`)."""
+        return self.functions.config(mapping.function_name, mapping.qualifier).role
+
+    async def invoke(self, mapping: EventSourceMapping, payload: bytes) -> Delivery:
+        """Invoke the mapping's function synchronously with one batch. Raises what the invoker
+        raises: TooManyRequestsException when throttled, ResourceNotFoundException when the function
+        (or its version or alias) is gone."""
+        config = self.functions.config(mapping.function_name, mapping.qualifier, draw=random.random())
+        request_id = new_request_id()
+        invoked_arn = mapping.function_arn
+        result = await self.invoker.invoke(config, Invocation(request_id, payload, invoked_arn,
+                                                              alias=alias_of(mapping.qualifier)))
+        return Delivery(request_id, result, result.executed_version)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    async def report(self, mapping: EventSourceMapping, last_result: str) -> None:
+        """LastProcessingResult (written only when it changes, so a busy mapping writes nothing)."""
+        await self._report(mapping, last_result)
+
+    async def checkpoints(self, mapping: EventSourceMapping) -> "dict[str, Checkpoint]":
+        return await self.blocking(self.store.checkpoints, mapping.uuid)
+
+    async def save_checkpoint(self, mapping: EventSourceMapping, shard_id: str, sequence_number: str | None, *,
+                              closed: bool = False, window_state: str | None = None) -> None:
+        await self.blocking(lambda: self.store.save_checkpoint(mapping.uuid, shard_id, sequence_number,
+                                                               closed=closed, window_state=window_state))
+
+    def count(self, mapping: EventSourceMapping, outcome: str, records: int) -> None:
+        """Records polled, filtered, delivered or failed (`/metrics`)."""
+        if records:
+            self.metrics.mapping_records.labels(mapping.uuid, mapping.function_name, outcome).inc(records)
+
+    def observe_poll(self, mapping: EventSourceMapping, seconds: float) -> None:
+        self.metrics.mapping_poll_latency.labels(mapping.uuid).observe(seconds)
+
+    async def send_failure_record(self, destination_arn: str, record: dict[str, Any]) -> None:
+        """An on-failure destination (SQS queue or SNS topic) gets Lambda's failure record; raises
+        when it cannot be delivered (the poller then keeps the batch and tries again)."""
+        parts = destination_arn.split(":", 5)
+        service, region, account, resource = parts[2], parts[3], parts[4], parts[5]
+        body = json.dumps(record)
+        if service == "sqs":
+            url = (await self.aws("sqs", region, "get_queue_url", QueueName=resource,
+                                  QueueOwnerAWSAccountId=account))["QueueUrl"]
+            await self.aws("sqs", region, "send_message", QueueUrl=url, MessageBody=body)
+        elif service == "sns":
+            await self.aws("sns", region, "publish", TopicArn=destination_arn, Message=body)
+        else:
+            raise ValueError(f"{destination_arn} is not an SQS queue or SNS topic")
+
+    def close(self) -> None:
+        """Stop without waiting for long polls in flight (their messages return to the queue)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def client_error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else)."""
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+class Backoff:
+    """Exponential backoff with jitter for a poller's retries (throttles, source errors)."""
+
+    def __init__(self, first: float = 0.5, limit: float = 30.0) -> None:
+        self.first, self.limit = first, limit
+        self.delay = 0.0
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+    async def wait(self) -> None:
+        self.delay = min(self.limit, self.delay * 2 if self.delay else self.first)
+        await asyncio.sleep(self.delay * random.uniform(0.5, 1.0))
