@@ -152,18 +152,27 @@ def test_every_setting_is_echoed(lam, moto, n):
     stream = lam.create_event_source_mapping(
         EventSourceArn=stream_arn, FunctionName=n("fn"), StartingPosition="TRIM_HORIZON", BatchSize=7,
         MaximumBatchingWindowInSeconds=1, MaximumRetryAttempts=3, MaximumRecordAgeInSeconds=120,
-        BisectBatchOnFunctionError=True, ParallelizationFactor=2, TumblingWindowInSeconds=30,
+        BisectBatchOnFunctionError=True, ParallelizationFactor=2,
         FunctionResponseTypes=["ReportBatchItemFailures"],
         DestinationConfig={"OnFailure": {"Destination": dlq_arn}}, Enabled=False)
     expected = {"BatchSize": 7, "MaximumBatchingWindowInSeconds": 1, "MaximumRetryAttempts": 3,
                 "MaximumRecordAgeInSeconds": 120, "BisectBatchOnFunctionError": True, "ParallelizationFactor": 2,
-                "TumblingWindowInSeconds": 30, "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
                 "DestinationConfig": {"OnFailure": {"Destination": dlq_arn}}, "StartingPosition": "TRIM_HORIZON"}
     assert {k: stream[k] for k in expected} == expected
     got = wait_state(lam, stream["UUID"], "Disabled")
     assert {k: got[k] for k in expected} == expected
     for uuid_ in (sqs["UUID"], stream["UUID"]):
         lam.delete_event_source_mapping(UUID=uuid_)
+
+
+def test_tumbling_window_is_accepted_and_echoed(lam, moto, n):
+    stream_arn, _ = new_stream(moto, n("stream"))
+    create_echo_function(lam, n("fn"))
+    created = lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"),
+                                              StartingPosition="LATEST", TumblingWindowInSeconds=30, Enabled=False)
+    assert created["TumblingWindowInSeconds"] == 30
+    assert wait_state(lam, created["UUID"], "Disabled")["TumblingWindowInSeconds"] == 30
 
 
 def test_state_machine_disable_enable_update_delete(lam, moto, n):
@@ -355,11 +364,11 @@ def test_unsupported_sources_are_refused_clearly(lam, n, kind):
     create_echo_function(lam, fn)
     secret = [{"Type": "BASIC_AUTH", "URI": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:s"}]
     params = {
-        "self-managed-kafka": {"Topics": ["t"], "StartingPosition": "LATEST",
+        "self-managed-kafka": {"Topics": ["orders"], "StartingPosition": "LATEST",
                                "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka:9092"]}},
                                "SourceAccessConfigurations": secret},
         "msk": {"EventSourceArn": f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/c/0b1f6a2e-1111-2222-3333-444444444444-1",
-                "Topics": ["t"], "StartingPosition": "LATEST"},
+                "Topics": ["orders"], "StartingPosition": "LATEST"},
         "mq": {"EventSourceArn": f"arn:aws:mq:{REGION}:{ACCOUNT}:broker:b:b-0b1f6a2e-1111-2222-3333-444444444444",
                "Queues": ["q"],
                "SourceAccessConfigurations": secret},
