@@ -1,7 +1,7 @@
 """What the event-source-mapping tests share: a recording function, moto resources, a recorder reader.
 
 The function under test records every invocation it receives by sending `{"request_id", "failed",
-"event"}` to an SQS "recorder" queue in moto (the server passes `AWS_ENDPOINT_URL` through to
+"function", "version", "invoked_arn", "started", "finished", "event"}` to an SQS "recorder" queue in moto (the server passes `AWS_ENDPOINT_URL` through to
 functions); the test drains that queue. What the function does with a batch is steered by the
 records themselves (a JSON payload in an SQS body, a Kinesis record's data or a DynamoDB item's
 `cmd` attribute) and by environment variables:
@@ -69,12 +69,16 @@ def _count(record):
 
 
 def handler(event, context):
+    started = time.time()
     time.sleep(float(os.environ.get("SLEEP", "0")))
     items = _items(event)
     fail = any(p.get("fail") or _count(r) <= p.get("fail_attempts", 0) for r, p, _ in items)
     sqs.send_message(QueueUrl=os.environ["RECORDER"],
                      MessageBody=json.dumps({"request_id": context.aws_request_id, "failed": fail,
-                                             "event": event}))
+                                             "function": context.function_name,
+                                             "version": context.function_version,
+                                             "invoked_arn": context.invoked_function_arn,
+                                             "started": started, "finished": time.time(), "event": event}))
     if fail:
         raise RuntimeError("failing on purpose")
     if "RESPONSE" in os.environ:

@@ -16,7 +16,7 @@ import pytest
 from .esm_support import (
     delete_all_mappings,
     REGION, Recorder, create_recording_function, esm_server, names, new_queue, queue_counts, sqs_payload,
-    wait_queue_empty, wait_state,
+    wait_gone, wait_queue_empty, wait_state,
 )
 
 VT = "3"  # seconds of visibility timeout: a failed batch is back that fast; function timeout must be <= VT
@@ -258,3 +258,62 @@ def test_filtered_out_messages_are_deleted_and_never_delivered(lam, moto, n, sqs
     wait_queue_empty(moto, url)  # the filtered-out messages were deleted, not left to come back
     delivered = {m for m, _, _ in deliveries(recorder)}
     assert delivered == {kept}, f"filtered-out messages delivered: {delivered & set(dropped)}"
+
+
+def test_deleting_a_mapping_stops_delivery(lam, moto, n, sqs):
+    url, _, recorder, created = setup(lam, moto, n, mapping={"BatchSize": 1})
+    pace_url, pace_arn = new_queue(moto, n("pace"), VisibilityTimeout=VT)
+    wait_state(lam, lam.create_event_source_mapping(EventSourceArn=pace_arn, FunctionName=n("fn"),
+                                                    BatchSize=1)["UUID"], "Enabled")
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"m": "before"}))
+    recorder.wait(lambda _: deliveries(recorder), what="delivery while the mapping exists")
+    assert lam.delete_event_source_mapping(UUID=created["UUID"])["State"] == "Deleting"
+    wait_gone(lam, created["UUID"])
+
+    orphan = sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"m": "after"}))["MessageId"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=pace_url, MessageBody=json.dumps({"pace": i}))
+        recorder.wait(lambda _: [1 for _, r, _ in deliveries(recorder) if r["body"] == json.dumps({"pace": i})],
+                      what=f"pace message {i}")
+    assert orphan not in {m for m, _, _ in deliveries(recorder)}
+    [message] = sqs.receive_message(QueueUrl=url, AttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    assert message["MessageId"] == orphan
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1", "a deleted mapping received it"
+
+
+def test_maximum_concurrency_caps_concurrent_invocations(lam, moto, n, sqs):
+    url, _, recorder, _ = setup(lam, moto, n, env={"SLEEP": "1"},
+                                mapping={"BatchSize": 1, "ScalingConfig": {"MaximumConcurrency": 2}})
+    for start in (0, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": json.dumps({"i": i})}
+                                                      for i in range(start, start + 10)])
+    recorder.wait(lambda _: len(deliveries(recorder)) >= 20, timeout=60, what="twenty messages")
+    events = sorted([(inv["started"], 1) for inv in recorder.invocations] +
+                    [(inv["finished"], -1) for inv in recorder.invocations], key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak <= 2, f"{peak} invocations ran at once with MaximumConcurrency 2"
+    wait_queue_empty(moto, url)
+
+
+def test_update_to_another_function_and_an_alias_target(lam, moto, n, sqs):
+    url, _, recorder, created = setup(lam, moto, n, mapping={"BatchSize": 1})
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"m": 1}))
+    recorder.wait(lambda invs: invs, what="the first delivery")
+    assert recorder.invocations[0]["function"] == n("fn")
+
+    other = n("other")
+    create_recording_function(lam, other, recorder.url, timeout=int(VT))
+    lam.publish_version(FunctionName=other)
+    lam.create_alias(FunctionName=other, Name="live", FunctionVersion="1")
+    updated = lam.update_event_source_mapping(UUID=created["UUID"], FunctionName=f"{other}:live")
+    assert updated["FunctionArn"].endswith(f":function:{other}:live")
+    wait_state(lam, created["UUID"], "Enabled")
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"m": 2}))
+    def second_deliveries(invocations):
+        return [i for i in invocations if i["event"]["Records"][0]["body"] == json.dumps({"m": 2})]
+    [second] = recorder.wait(second_deliveries, what="the second delivery")
+    assert (second["function"], second["version"]) == (other, "1")
+    assert second["invoked_arn"].endswith(f":function:{other}:live")
