@@ -317,3 +317,15 @@ def test_update_to_another_function_and_an_alias_target(lam, moto, n, sqs):
     [second] = recorder.wait(second_deliveries, what="the second delivery")
     assert (second["function"], second["version"]) == (other, "1")
     assert second["invoked_arn"].endswith(f":function:{other}:live")
+
+
+def test_fifo_failure_retries_its_group_before_later_messages(lam, moto, n, sqs):
+    url, _, recorder, _ = setup(lam, moto, n, fifo=True, mapping={"BatchSize": 1})
+    first = sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"i": 0, "fail_attempts": 1}),
+                             MessageGroupId="g")["MessageId"]
+    later = [sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"i": i}), MessageGroupId="g")["MessageId"]
+             for i in (1, 2)]
+    recorder.wait(lambda _: len(deliveries(recorder)) >= 4, timeout=40, what="four deliveries")
+    order = [(m, failed) for m, _, failed in deliveries(recorder)]
+    assert order == [(first, True), (first, False), (later[0], False), (later[1], False)]
+    wait_queue_empty(moto, url)
