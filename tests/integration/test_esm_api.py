@@ -298,11 +298,13 @@ def test_create_validation_messages_as_aws_answers(lam, moto, n):
     {"stream": True, "ParallelizationFactor": 11},
     {"stream": True, "MaximumRetryAttempts": 10001},
     {"stream": True, "MaximumRecordAgeInSeconds": 604801},
+    {"stream": True, "MaximumRecordAgeInSeconds": 59},
+    {"stream": True, "FunctionResponseTypes": ["Foo"]},
     {"stream": True, "TumblingWindowInSeconds": 901},
     {"ScalingConfig": {"MaximumConcurrency": 1001}},
     {"fifo": True, "BatchSize": 11, "MaximumBatchingWindowInSeconds": 1},
 ], ids=["sqs-batch-10001", "window-301", "stream-batch-10001", "parallelization-11", "retries-10001",
-        "record-age-604801", "tumbling-901", "max-concurrency-1001", "fifo-batch-11"])
+        "record-age-604801", "record-age-59", "response-type-foo", "tumbling-901", "max-concurrency-1001", "fifo-batch-11"])
 def test_out_of_range_settings_are_refused(lam, moto, n, params):
     """botocore only checks minimums; the maximums are the server's to refuse (with a 400)."""
     params = dict(params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import signal
+import time
 from collections import Counter
 
 import pytest
@@ -91,23 +92,88 @@ def test_kinesis_event_shape_and_in_order_delivery_from_trim_horizon(lam, moto, 
     assert got["State"] == "Enabled"
 
 
-def test_kinesis_latest_skips_what_was_there_before(lam, moto, n):
+@pytest.mark.parametrize("source", ["kinesis", "dynamodb"])
+def test_latest_skips_what_was_there_before(lam, moto, n, source):
     recorder = Recorder(moto, n("recorder"))
-    stream_arn, _ = new_stream(moto, n("stream"))
-    put_kinesis(moto, stream_arn, {"old": True})
+    ddb = moto.client("dynamodb")
+    if source == "kinesis":
+        stream_arn, _ = new_stream(moto, n("stream"))
+
+        def put(payload):
+            put_kinesis(moto, stream_arn, payload)
+    else:
+        table = n("table")
+        stream_arn = new_table_stream(moto, table)
+
+        def put(payload):
+            ddb.put_item(TableName=table, Item={"id": {"S": json.dumps(payload)}, "cmd": {"S": json.dumps(payload)}})
+    decode = kinesis_payload if source == "kinesis" else ddb_payload
+    put({"old": True})
     create_recording_function(lam, n("fn"), recorder.url)
     created = lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"),
                                               StartingPosition="LATEST")
     wait_state(lam, created["UUID"], "Enabled")
     probes = []
 
-    def a_probe_arrived():
-        probes.append(put_kinesis(moto, stream_arn, {"probe": len(probes)}))
-        return kinesis_deliveries(recorder)
+    def a_probe_arrived():  # LATEST starts wherever the shard is when the poller first reads it
+        put({"probe": len(probes)})
+        probes.append(1)
+        return recorder.records()
     wait_until(a_probe_arrived, timeout=40, interval=1, what="a record put after the mapping to be delivered")
-    payloads = [p for _, _, p in kinesis_deliveries(recorder)]
+    payloads = [decode(r) for r in recorder.records()]
     assert {"old": True} not in payloads
     assert all("probe" in p for p in payloads)
+
+
+def test_kinesis_at_timestamp_starts_at_the_timestamp(lam, moto, n):
+    recorder = Recorder(moto, n("recorder"))
+    stream_arn, _ = new_stream(moto, n("stream"))
+    put_kinesis(moto, stream_arn, {"i": "before"})
+    wait_until(lambda: time.time() > arrival_of_last(moto, stream_arn) + 1, what="a second after the first record")
+    start = time.time()
+    wait_until(lambda: time.time() > start + 1, what="a second after the starting timestamp")
+    put_kinesis(moto, stream_arn, {"i": "after"})
+    create_recording_function(lam, n("fn"), recorder.url)
+    created = lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"),
+                                              StartingPosition="AT_TIMESTAMP", StartingPositionTimestamp=start)
+    assert created["StartingPosition"] == "AT_TIMESTAMP"
+    assert abs(created["StartingPositionTimestamp"].timestamp() - start) < 1
+    recorder.wait(lambda _: kinesis_deliveries(recorder), what="the record after the timestamp")
+    put_kinesis(moto, stream_arn, {"i": "later"})
+    recorder.wait(lambda _: len(kinesis_deliveries(recorder)) >= 2, what="a later record")
+    assert [p["i"] for _, _, p in kinesis_deliveries(recorder)] == ["after", "later"]
+
+
+def arrival_of_last(moto, stream_arn: str) -> float:
+    kinesis = moto.client("kinesis")
+    shard = kinesis.describe_stream(StreamARN=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamARN=stream_arn, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    return kinesis.get_records(StreamARN=stream_arn, ShardIterator=iterator)["Records"][-1][
+        "ApproximateArrivalTimestamp"].timestamp()
+
+
+def test_every_shard_is_polled(lam, moto, n):
+    recorder = Recorder(moto, n("recorder"))
+    stream_arn, _ = new_stream(moto, n("stream"), shards=2)
+    kinesis = moto.client("kinesis")
+    shards = kinesis.describe_stream(StreamARN=stream_arn)["StreamDescription"]["Shards"]
+    sent = {}
+    for i in range(6):
+        shard = shards[i % 2]
+        put = kinesis.put_record(StreamARN=stream_arn, Data=json.dumps({"i": i}).encode(), PartitionKey=f"k{i}",
+                                 ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"])
+        assert put["ShardId"] == shard["ShardId"]
+        sent[i] = put
+    create_recording_function(lam, n("fn"), recorder.url)
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"), StartingPosition="TRIM_HORIZON")
+    recorder.wait(lambda _: len(kinesis_deliveries(recorder)) >= 6, what="records of both shards")
+    for _, record, payload in kinesis_deliveries(recorder):
+        put = sent[payload["i"]]
+        assert record["eventID"] == f"{put['ShardId']}:{put['SequenceNumber']}"
+    for shard in shards:
+        order = [p["i"] for _, r, p in kinesis_deliveries(recorder) if r["eventID"].startswith(shard["ShardId"] + ":")]
+        assert len(order) == 3 and order == sorted(order)
 
 
 def test_kinesis_failing_batch_is_retried_then_sent_to_the_on_failure_destination(lam, moto, n):
@@ -197,12 +263,58 @@ def test_kinesis_partial_batch_response_checkpoints_at_the_failed_sequence_numbe
                                     DestinationConfig={"OnFailure": {"Destination": dest_arn}})
     [record] = failure_records(moto, dest_url)
     assert record["KinesisBatchInfo"]["startSequenceNumber"] == sent[1]["SequenceNumber"]
+    assert record["KinesisBatchInfo"]["endSequenceNumber"] == sent[2]["SequenceNumber"]
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    # The function did not fail: it answered; AWS records functionError null then.
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None}
     batches = [[kinesis_payload(r)["i"] for r in inv["event"]["Records"]] for inv in recorder.drain()]
     assert batches[0] == [0, 1, 2], batches
     assert batches[1][0] == 1, f"the retry starts at the reported record, not before it: {batches}"
     delivered = Counter(i for batch in batches for i in batch)
     assert delivered[0] == 1, batches
+
+
+@pytest.mark.parametrize("response", [
+    {"batchItemFailures": [{"itemIdentifier": ""}]},
+    {"batchItemFailures": [{"itemIdentifier": None}]},
+    {"batchItemFailures": [{"foo": "bar"}]},
+    {"batchItemFailures": [{"itemIdentifier": "999"}]},
+], ids=["empty-identifier", "null-identifier", "unknown-key", "unknown-sequence-number"])
+def test_kinesis_invalid_batch_item_failures_fail_the_whole_batch(lam, moto, n, response):
+    recorder = Recorder(moto, n("recorder"))
+    dest_url, dest_arn = new_queue(moto, n("on-failure"))
+    stream_arn, _ = new_stream(moto, n("stream"))
+    sent = [put_kinesis(moto, stream_arn, {"i": i}) for i in range(2)]
+    create_recording_function(lam, n("fn"), recorder.url, env={"RESPONSE": json.dumps(response)})
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"), StartingPosition="TRIM_HORIZON",
+                                    BatchSize=2, MaximumBatchingWindowInSeconds=1, MaximumRetryAttempts=1,
+                                    FunctionResponseTypes=["ReportBatchItemFailures"],
+                                    DestinationConfig={"OnFailure": {"Destination": dest_arn}})
+    [record] = failure_records(moto, dest_url)
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None}
+    info = record["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (
+        sent[0]["SequenceNumber"], sent[1]["SequenceNumber"], 2)
+    batches = [[kinesis_payload(r)["i"] for r in inv["event"]["Records"]] for inv in recorder.drain()]
+    assert batches == [[0, 1], [0, 1]], "the whole batch is retried"
+
+
+def test_parallelization_factor_keeps_order_per_partition_key(lam, moto, n):
+    recorder = Recorder(moto, n("recorder"))
+    stream_arn, _ = new_stream(moto, n("stream"))
+    for i in range(12):
+        put_kinesis(moto, stream_arn, {"i": i, "key": "abc"[i % 3]}, key="abc"[i % 3])
+    create_recording_function(lam, n("fn"), recorder.url, env={"SLEEP": "0.3"})
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"), StartingPosition="TRIM_HORIZON",
+                                    BatchSize=2, ParallelizationFactor=3)
+    recorder.wait(lambda _: len(kinesis_deliveries(recorder)) >= 12, what="twelve records")
+    delivered = [p for _, _, p in kinesis_deliveries(recorder)]
+    assert sorted(p["i"] for p in delivered) == list(range(12))
+    for key in "abc":
+        order = [p["i"] for p in delivered if p["key"] == key]
+        assert order == sorted(order), f"partition key {key} out of order: {order}"
 
 
 def test_dynamodb_stream_event_shapes_in_order(lam, moto, n):
