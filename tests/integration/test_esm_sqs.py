@@ -84,8 +84,7 @@ def test_standard_queue_event_shape_field_by_field_and_the_message_is_deleted(la
     assert record["body"] == body
     assert record["md5OfBody"] == hashlib.md5(body.encode()).hexdigest()
     assert (record["eventSource"], record["eventSourceARN"], record["awsRegion"]) == ("aws:sqs", arn, REGION)
-    if "md5OfMessageAttributes" in record:
-        assert record["md5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]
+    assert record["md5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]  # AWS's recorded events carry it
 
     attributes = record["attributes"]
     assert {"ApproximateReceiveCount", "SentTimestamp", "SenderId",
@@ -104,6 +103,11 @@ def test_standard_queue_event_shape_field_by_field_and_the_message_is_deleted(la
     }
     wait_queue_empty(moto, url)  # deleted after success
     assert len(recorder.drain()) == 1
+
+    plain = sqs.send_message(QueueUrl=url, MessageBody="no attributes")["MessageId"]
+    [record] = recorder.wait(lambda _: [r for m, r, _ in deliveries(recorder) if m == plain], what="a plain message")
+    assert record["messageAttributes"] == {}
+    assert "md5OfMessageAttributes" in record and record["md5OfMessageAttributes"] is None
 
 
 def test_fifo_records_carry_group_and_deduplication_and_keep_group_order(lam, moto, n, sqs):
@@ -173,8 +177,9 @@ def test_report_batch_item_failures_only_the_listed_messages_come_back(lam, moto
 @pytest.mark.parametrize("response", [
     {"batchItemFailures": [{"foo": "notvalid"}]},
     {"batchItemFailures": [{"itemIdentifier": ""}]},
+    {"batchItemFailures": [{"itemIdentifier": 123}]},
     {"batchItemFailures": [{"itemIdentifier": "3d1e8f7c-0000-4000-8000-000000000000"}]},
-], ids=["unknown-key", "empty-identifier", "unknown-message-id"])
+], ids=["unknown-key", "empty-identifier", "number-identifier", "unknown-message-id"])
 def test_an_invalid_batch_item_failures_response_fails_the_whole_batch(lam, moto, n, sqs, response):
     url, _, recorder, _ = setup(lam, moto, n, env={"RESPONSE": json.dumps(response)},
                                 mapping={"FunctionResponseTypes": ["ReportBatchItemFailures"], "BatchSize": 1})
@@ -185,8 +190,8 @@ def test_an_invalid_batch_item_failures_response_fails_the_whole_batch(lam, moto
     wait_queue_empty(moto, url)
 
 
-@pytest.mark.parametrize("response", [{"batchItemFailures": []}, {}, None],
-                         ids=["empty-list", "empty-object", "null"])
+@pytest.mark.parametrize("response", [{"batchItemFailures": []}, {"batchItemFailures": None}, {}, None, "", []],
+                         ids=["empty-list", "null-list", "empty-object", "null", "empty-string", "json-list"])
 def test_an_empty_batch_item_failures_response_is_success(lam, moto, n, sqs, response):
     url, _, recorder, _ = setup(lam, moto, n, env={"RESPONSE": json.dumps(response)},
                                 mapping={"FunctionResponseTypes": ["ReportBatchItemFailures"], "BatchSize": 1})

@@ -279,8 +279,9 @@ def test_kinesis_partial_batch_response_checkpoints_at_the_failed_sequence_numbe
     {"batchItemFailures": [{"itemIdentifier": ""}]},
     {"batchItemFailures": [{"itemIdentifier": None}]},
     {"batchItemFailures": [{"foo": "bar"}]},
+    {"batchItemFailures": [{"itemIdentifier": 123}]},
     {"batchItemFailures": [{"itemIdentifier": "999"}]},
-], ids=["empty-identifier", "null-identifier", "unknown-key", "unknown-sequence-number"])
+], ids=["empty-identifier", "null-identifier", "unknown-key", "number-identifier", "unknown-sequence-number"])
 def test_kinesis_invalid_batch_item_failures_fail_the_whole_batch(lam, moto, n, response):
     recorder = Recorder(moto, n("recorder"))
     dest_url, dest_arn = new_queue(moto, n("on-failure"))
@@ -299,6 +300,22 @@ def test_kinesis_invalid_batch_item_failures_fail_the_whole_batch(lam, moto, n, 
         sent[0]["SequenceNumber"], sent[1]["SequenceNumber"], 2)
     batches = [[kinesis_payload(r)["i"] for r in inv["event"]["Records"]] for inv in recorder.drain()]
     assert batches == [[0, 1], [0, 1]], "the whole batch is retried"
+
+
+@pytest.mark.parametrize("response", ["", [], None, {}, {"batchItemFailures": []}, {"batchItemFailures": None}],
+                         ids=["empty-string", "json-list", "null", "empty-object", "empty-list", "null-list"])
+def test_kinesis_empty_batch_item_failures_are_success(lam, moto, n, response):
+    recorder = Recorder(moto, n("recorder"))
+    stream_arn, _ = new_stream(moto, n("stream"))
+    put_kinesis(moto, stream_arn, {"i": 0})
+    create_recording_function(lam, n("fn"), recorder.url, env={"RESPONSE": json.dumps(response)})
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"), StartingPosition="TRIM_HORIZON",
+                                    BatchSize=1, MaximumRetryAttempts=2,
+                                    FunctionResponseTypes=["ReportBatchItemFailures"])
+    recorder.wait(lambda _: kinesis_deliveries(recorder), what="the first record")
+    put_kinesis(moto, stream_arn, {"i": 1})
+    recorder.wait(lambda _: len(kinesis_deliveries(recorder)) >= 2, what="the next record")
+    assert [p["i"] for _, _, p in kinesis_deliveries(recorder)] == [0, 1], "no retry of a successful batch"
 
 
 def test_parallelization_factor_keeps_order_per_partition_key(lam, moto, n):
