@@ -41,7 +41,7 @@ def main() -> None:
     """Lambdalet: a self-hosted serverless platform that speaks AWS Lambda's API."""
 
 
-for _command in COMMANDS:  # deploy, invoke, ls, rm: clients of the Lambda API
+for _command in COMMANDS:  # deploy, invoke, ls, mappings, rm, logs: clients of the Lambda API
     main.add_command(_command)
 
 

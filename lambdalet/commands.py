@@ -275,10 +275,31 @@ def list_functions(client: Any) -> None:
     if not rows:
         click.echo("no functions yet: `lambdalet deploy PATH` creates one", err=True)
         return
-    header = ("NAME", "RUNTIME", "MEMORY", "TIMEOUT", "LAST MODIFIED (UTC)")
+    _table(("NAME", "RUNTIME", "MEMORY", "TIMEOUT", "LAST MODIFIED (UTC)"), rows)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Columns padded to their widest cell, as `ls` and `mappings` print them."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@click.command(name="mappings")
+@click.argument("function", required=False)
+@api_command
+def list_mappings(function: str | None, client: Any) -> None:
+    """List event source mappings (of one FUNCTION, or all): source, state, batch size, last result."""
+    params = {"FunctionName": function} if function else {}
+    rows = [(m["UUID"], m["FunctionArn"].split(":function:", 1)[-1], m.get("EventSourceArn", "-"), m["State"],
+             m.get("BatchSize", "-"), m.get("LastProcessingResult", "-"))
+            for page in client.get_paginator("list_event_source_mappings").paginate(**params)
+            for m in page["EventSourceMappings"]]
+    if not rows:
+        click.echo("no event source mappings" + (f" for {function}" if function else "") +
+                   ": `aws lambda create-event-source-mapping` creates one", err=True)
+        return
+    _table(("UUID", "FUNCTION", "SOURCE", "STATE", "BATCH", "LAST RESULT"), rows)
 
 
 @click.command(name="rm")
@@ -375,4 +396,4 @@ def logs(name: str, follow: bool, since: str, filter_pattern: str | None, poll: 
         return
 
 
-COMMANDS = (deploy, invoke, list_functions, remove, logs)
+COMMANDS = (deploy, invoke, list_functions, list_mappings, remove, logs)

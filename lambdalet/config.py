@@ -101,6 +101,11 @@ class Settings:
         "that no environment writes any more are deleted, then new lines are dropped (each stream says "
         "so once). 0: no limit."
     )
+    schedule_poll_interval: float = knob(
+        5.0, "Seconds between the schedules' firing loop's reads of the soonest due schedule in the database "
+        "(schedules written through this server wake it at once; the poll finds those other servers sharing "
+        "the database wrote)."
+    )
     log_level: str = knob("info", "Server log level: debug, info, warning or error.")
 
     def __post_init__(self) -> None:
@@ -111,6 +116,8 @@ class Settings:
                              f"{self.sandbox_api_access!r}")
         if self.max_log_group_mb < 0:
             raise ValueError("--max-log-group-mb cannot be negative (0 means no limit)")
+        if self.schedule_poll_interval <= 0:
+            raise ValueError("--schedule-poll-interval must be positive")
         if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:
             raise ValueError("--account-concurrency, --max-parallel-starts and --async-workers must be at least 1")
 

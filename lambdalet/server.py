@@ -25,6 +25,7 @@ from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
 from lambdalet.api import layers as layers_api
 from lambdalet.api import provisioned as provisioned_api
+from lambdalet.api import scheduler as scheduler_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
@@ -35,6 +36,7 @@ from lambdalet.api.errors import lambda_errors
 from lambdalet.config import Settings
 from lambdalet.events.async_queue import AsyncQueue
 from lambdalet.events.pollers import MappingManager
+from lambdalet.events.scheduler import ScheduleRunner
 from lambdalet.store.events import EventStore
 from lambdalet.functions import FunctionRegistry
 from lambdalet.hot_reload import HotReloader
@@ -58,6 +60,7 @@ from lambdalet.store.functions import FunctionStore
 from lambdalet.store.layer_dirs import LayerDirs
 from lambdalet.store.layers import LayerStore
 from lambdalet.store.mappings import MappingStore
+from lambdalet.store.schedules import DEFAULT_GROUP, ScheduleStore
 from lambdalet.store.schema import DatabaseDriverMissing, make_engine
 
 log = logging.getLogger("lambdalet")
@@ -87,6 +90,9 @@ class Services:
     retention_sweeper: "asyncio.Task[None] | None" = None
     #: The uid function code runs as, where callers can be told apart by it (api/callers.py); None: no.
     function_uid: int | None = None
+    #: EventBridge Scheduler's schedules (api/scheduler.py) and the loop that fires them (events/scheduler.py).
+    schedule_store: ScheduleStore | None = None
+    schedules: ScheduleRunner | None = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -167,6 +173,10 @@ async def build_services(settings: Settings) -> Services:
     manager = MappingManager(MappingStore(engine), registry, invoker, metrics,
                              node_id=f"{socket.gethostname()}:{settings.port}")
     await manager.start()
+    schedule_store = ScheduleStore(engine)
+    await asyncio.to_thread(schedule_store.ensure_group, DEFAULT_GROUP, time.time())
+    schedules = ScheduleRunner(schedule_store, registry, arns, poll_interval=settings.schedule_poll_interval)
+    await schedules.start()
     sweeper = asyncio.create_task(sweep_retention(log_store, settings.log_retention_sweep_interval))
     function_uid = settings.sandbox_uid if sandbox.isolates else None
     if settings.sandbox_api_access == "invoke" and function_uid is None:
@@ -174,7 +184,7 @@ async def build_services(settings: Settings) -> Services:
                     "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, sweeper,
-                    function_uid)
+                    function_uid, schedule_store, schedules)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -239,6 +249,7 @@ def create_app(settings: Settings) -> web.Application:
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
                 provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api):
         app.add_routes([refuse_functions(route) for route in api.routes()])
+    app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
     app.add_routes([refuse_functions(route, cloudwatch_logs_api.access_denied)  # POST / with X-Amz-Target:
                     for route in cloudwatch_logs_api.routes()])                 # Logs_20140328.*
@@ -253,6 +264,8 @@ def create_app(settings: Settings) -> web.Application:
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
         await services.mappings.shutdown()
+        if services.schedules is not None:
+            await services.schedules.shutdown()
         await services.queue.shutdown()
         await services.hot_reload.close()
         if services.retention_sweeper is not None:

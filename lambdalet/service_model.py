@@ -1,18 +1,23 @@
-"""Constraint checks derived from botocore's Lambda service model, not copied by hand.
+"""Constraint checks derived from botocore's service models, not copied from the docs by hand.
 
-botocore ships the model AWS's own SDKs are generated from: every member's type, range, length,
-pattern and enum. `check_input` walks a request body against an operation's input shape and
-raises Lambda's (Coral's) `ValidationException` for every broken constraint, in AWS's words:
-`1 validation error detected: Value '0' at 'batchSize' failed to satisfy constraint: Member must
-have value greater than or equal to 1`. Semantic rules (which members go with which source, ...)
-stay with the API modules as `InvalidParameterValueException`.
+botocore ships the models AWS's own SDKs are generated from: every member's type, whether it is
+required, its range, length, pattern (matched whole) and enum. `problems` walks a decoded JSON
+request against a shape and lists every broken constraint in the words AWS's (Coral) services
+answer with — `Value '0' at 'batchSize' failed to satisfy constraint: Member must have value
+greater than or equal to 1` — and `message` joins them as AWS does (`2 validation errors detected:
+...; ...`). Members the model does not know are ignored, as AWS ignores them. Each API turns the
+message into its service's own ValidationException; semantic rules (which members go together,
+what a source allows) stay with the API modules.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from datetime import datetime
 from typing import Any
+
+from botocore.model import ServiceModel, Shape
 
 from lambdalet.errors import ValidationException
 
@@ -20,14 +25,14 @@ from lambdalet.errors import ValidationException
 ENUM_ORDER = {"EventSourcePosition": ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON")}
 
 
-@functools.lru_cache(maxsize=1)
-def _model() -> Any:
+@functools.cache
+def service_model(name: str) -> ServiceModel:
     import botocore.session
 
-    return botocore.session.get_session().get_service_model("lambda")
+    return botocore.session.get_session().get_service_model(name)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.cache
 def _pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
@@ -42,43 +47,71 @@ def _render(value: Any) -> str:
     return str(value)
 
 
-def _member_path(prefix: str, name: str) -> str:
-    member = name[0].lower() + name[1:]
-    return f"{prefix}.{member}" if prefix else member
+def problem(value: Any, path: str, constraint: str) -> str:
+    shown = "null" if value is None else f"'{_render(value)}'"
+    return f"Value {shown} at '{path}' failed to satisfy constraint: Member must {constraint}"
 
 
-def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
-    kind = shape.type_name
-    meta = shape.metadata
+def message(found: list[str]) -> str:
+    return f"{len(found)} validation error{'s' if len(found) > 1 else ''} detected: " + "; ".join(found)
+
+
+def _join(path: str, name: str) -> str:
+    member = name[:1].lower() + name[1:]
+    return f"{path}.{member}" if path else member
+
+
+def timestamp(value: Any, path: str) -> float:
+    """A timestamp member: epoch seconds (what botocore sends in JSON bodies) or ISO 8601.
+    Raises ValueError with AWS's message (each API raises it as its ValidationException)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    raise ValueError(message([problem(value, path, "be a timestamp")]))
+
+
+def problems(shape: Shape, value: Any, path: str) -> list[str]:
+    """Every constraint of `shape` that `value` breaks (members bound to the URI, query or headers
+    are checked where they are parsed)."""
+    found: list[str] = []
+    _check(shape, value, path, found)
+    return found
+
+
+def _check(shape: Shape, value: Any, path: str, found: list[str]) -> None:
+    kind, meta = shape.type_name, shape.metadata
 
     def broken(constraint: str) -> None:
-        errors.append(f"Value '{_render(value)}' at '{path}' failed to satisfy constraint: Member must {constraint}")
+        found.append(problem(value, path, constraint))
 
     if kind == "structure":
         if not isinstance(value, dict):
             return broken("be a structure")
-        for name, member in shape.members.items():
+        for name, member in shape.members.items():  # type: ignore[attr-defined]
+            if member.serialization.get("location") is not None:
+                continue
             if value.get(name) is not None:
-                _check(member, value[name], _member_path(path, name), errors)
+                _check(member, value[name], _join(path, name), found)
+            elif name in meta.get("required", ()):
+                found.append(problem(None, _join(path, name), "not be null"))
     elif kind == "list":
         if not isinstance(value, list):
             return broken("be a list")
-        _check_size(len(value), meta, broken)
+        _size(len(value), meta, broken)
         for index, item in enumerate(value, 1):
-            _check(shape.member, item, f"{path}.{index}.member", errors)
+            _check(shape.member, item, f"{path}.{index}.member", found)  # type: ignore[attr-defined]
     elif kind == "map":
         if not isinstance(value, dict):
             return broken("be a map")
-        _check_size(len(value), meta, broken)
+        _size(len(value), meta, broken)
     elif kind == "string":
         if not isinstance(value, str):
             return broken("be a string")
-        _check_size(len(value), meta, broken)
-        enum = ENUM_ORDER.get(shape.name) or shape.enum
-        if enum and value not in enum:
-            return broken(f"satisfy enum value set: [{', '.join(enum)}]")
-        if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
-            broken(f"satisfy regular expression pattern: {meta['pattern']}")
+        found.extend(string_problems(shape, value, path))
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             return broken("be an integer")
@@ -86,25 +119,49 @@ def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
             broken(f"have value greater than or equal to {meta['min']}")
         elif "max" in meta and value > meta["max"]:
             broken(f"have value less than or equal to {meta['max']}")
+    elif kind == "timestamp":
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+            broken("be a timestamp")
     elif kind == "boolean" and not isinstance(value, bool):
         broken("be a boolean")
 
 
-def _check_size(size: int, meta: dict, broken: Any) -> None:
+def string_problems(shape: Shape, value: str, path: str) -> list[str]:
+    """A string's length, enum and pattern (also for path and query parameters)."""
+    meta = shape.metadata
+    found: list[str] = []
+    _size(len(value), meta, lambda constraint: found.append(problem(value, path, constraint)))
+    if found:
+        return found
+    enum = ENUM_ORDER.get(shape.name) or getattr(shape, "enum", None)
+    if enum and value not in enum:
+        return [problem(value, path, f"satisfy enum value set: [{', '.join(enum)}]")]
+    if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
+        return [problem(value, path, f"satisfy regular expression pattern: {meta['pattern']}")]
+    return []
+
+
+def _size(size: int, meta: dict, broken: Any) -> None:
     if "min" in meta and size < meta["min"]:
         broken(f"have length greater than or equal to {meta['min']}")
     elif "max" in meta and size > meta["max"]:
         broken(f"have length less than or equal to {meta['max']}")
 
 
+def input_shape(service: str, operation: str) -> Shape:
+    shape = service_model(service).operation_model(operation).input_shape
+    assert shape is not None
+    return shape
+
+
+def member(service: str, operation: str, name: str) -> Shape:
+    """One member shape of an operation's input (for path and query parameters)."""
+    return input_shape(service, operation).members[name]  # type: ignore[attr-defined]
+
+
 def check_input(operation: str, body: dict[str, Any]) -> None:
-    """Raise ValidationException listing every member of `body` that breaks the model's constraints
-    for `operation`'s input (members bound to the URI or query are checked where they are parsed)."""
-    shape = _model().operation_model(operation).input_shape
-    errors: list[str] = []
-    for name, member in shape.members.items():
-        if member.serialization.get("location") is None and body.get(name) is not None:
-            _check(member, body[name], _member_path("", name), errors)
-    if errors:
-        count = f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected: "
-        raise ValidationException(count + "; ".join(errors))
+    """A Lambda request body against its operation's input shape: Lambda's ValidationException
+    listing every broken constraint."""
+    found = problems(input_shape("lambda", operation), body, "")
+    if found:
+        raise ValidationException(message(found))

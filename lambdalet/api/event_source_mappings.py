@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import time
 import uuid as uuids
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 from lambdalet import service_model, validation
 from lambdalet.api.common import json_body, json_response, paginate, services
-from lambdalet.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
+from lambdalet.errors import (
+    InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException, ValidationException,
+)
 from lambdalet.events.filtering import parse_filter_criteria
 from lambdalet.events.mappings import (
     CREATING, DELETING, DISABLED, DISABLING, DYNAMODB, ENABLING, KINESIS, NO_RECORDS, SQS, UPDATING,
@@ -116,7 +118,11 @@ def _stream_settings(body: Body, kind: str, source_arn: str, settings: dict[str,
         if kind == DYNAMODB:
             raise InvalidParameterValueException(f"Unsupported starting position for arn type: {source_arn}")
         if body.has("StartingPositionTimestamp"):
-            settings["StartingPositionTimestamp"] = float(body.data["StartingPositionTimestamp"])
+            try:
+                settings["StartingPositionTimestamp"] = service_model.timestamp(body.data["StartingPositionTimestamp"],
+                                                                                "startingPositionTimestamp")
+            except ValueError as exc:
+                raise ValidationException(str(exc)) from None
         if "StartingPositionTimestamp" not in settings:
             raise InvalidParameterValueException(
                 "StartingPositionTimestamp is required when StartingPosition is AT_TIMESTAMP.")
@@ -127,9 +133,6 @@ def _stream_settings(body: Body, kind: str, source_arn: str, settings: dict[str,
     if age != -1 and age < 60:
         raise InvalidParameterValueException(
             "MaximumRecordAgeInSeconds must be -1 (records never expire) or between 60 and 604800.")
-    if settings["TumblingWindowInSeconds"]:
-        raise InvalidParameterValueException(
-            "TumblingWindowInSeconds is not supported by this Lambdalet server yet; remove it or leave it at 0.")
     destinations = body.data.get("DestinationConfig")
     if destinations is not None:
         if destinations.get("OnSuccess") and not _empty(destinations["OnSuccess"]):
@@ -271,19 +274,20 @@ async def update_mapping(request: web.Request) -> web.Response:
                                   settings, enabled, state, USER_REASON[mapping.kind], mapping.last_result,
                                   time.time(), mapping.tags, mapping.revision)
 
-    mapping = await svc.mappings.update(request.match_info["uuid"], change)
-    if mapping is None:
-        raise ResourceNotFoundException(NOT_FOUND)
-    return json_response(mapping.to_api(), status=202)
+    return await _change(request, change)
 
 
 async def delete_mapping(request: web.Request) -> web.Response:
-    svc = services(request)
-
     async def change(mapping: EventSourceMapping) -> EventSourceMapping:
         return mapping.with_state(DELETING, USER_REASON[mapping.kind])
 
-    mapping = await svc.mappings.update(request.match_info["uuid"], change)
+    return await _change(request, change)
+
+
+async def _change(request: web.Request, change: Callable[[EventSourceMapping], Awaitable[EventSourceMapping]]
+                  ) -> web.Response:
+    """Update or Delete: the changed mapping, answered with 202 as Lambda answers both."""
+    mapping = await services(request).mappings.update(request.match_info["uuid"], change)
     if mapping is None:
         raise ResourceNotFoundException(NOT_FOUND)
     return json_response(mapping.to_api(), status=202)

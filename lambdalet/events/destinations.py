@@ -173,6 +173,20 @@ class Deliveries:
             log.warning("could not send %s to the dead-letter queue %s: %s", request_id, arn, exc)
             return False
 
+    async def send_to_queue(self, arn: str, body: str, attributes: dict[str, str], what: str) -> bool:
+        """Send one message with String attributes to an SQS queue (a schedule's dead-letter queue);
+        False (logged, naming `what`) when it could not be."""
+        target = parse_arn(arn)
+        message_attributes = {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
+        try:
+            if target is None or target.service != "sqs":
+                raise ValueError("not an SQS queue ARN")
+            await self._call(self._send_message, target, body, message_attributes)
+            return True
+        except Exception as exc:
+            log.warning("could not send %s to %s: %s", what, arn, exc)
+            return False
+
     async def _call(self, function: Callable[..., None], *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
@@ -202,6 +216,10 @@ class Deliveries:
             self._queue_urls[target.arn] = url
         return url
 
+    def _send_message(self, target: Target, body: str, attributes: dict[str, dict[str, str]]) -> None:
+        self._client("sqs", target.region).send_message(
+            QueueUrl=self._queue_url(target), MessageBody=body, MessageAttributes=attributes)
+
     def _send_record(self, target: Target, body: str, detail_type: str, function_arn: str) -> None:
         if target.service == "sqs":
             self._client("sqs", target.region).send_message(QueueUrl=self._queue_url(target), MessageBody=body)
@@ -223,8 +241,7 @@ class Deliveries:
             "ErrorMessage": {"DataType": "String", "StringValue": failure.message[:ERROR_MESSAGE_LIMIT] or "Unknown"},
         }
         if target.service == "sqs":
-            self._client("sqs", target.region).send_message(
-                QueueUrl=self._queue_url(target), MessageBody=body, MessageAttributes=attributes)
+            self._send_message(target, body, attributes)
         elif target.service == "sns":
             self._client("sns", target.region).publish(TopicArn=target.arn, Message=body, MessageAttributes=attributes)
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Awaitable, Callable
@@ -51,8 +52,9 @@ def make_poller(mapping: EventSourceMapping, context: PollerContext) -> Poller:
 class Running:
     """A poller task of this node and the configuration it was started with."""
 
-    def __init__(self, task: "asyncio.Task[None]", fingerprint: str) -> None:
-        self.task = task
+    def __init__(self, fingerprint: str) -> None:
+        self.task: "asyncio.Task[None] | None" = None
+        self.poller: Poller | None = None  # the current one (a poller that crashed is made anew)
         self.fingerprint = fingerprint
         self.gone: str | None = None  # why the source stopped the poller (SourceGone), once it has
 
@@ -68,6 +70,9 @@ class MappingManager:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._reported: dict[str, str] = {}  # LastProcessingResult last written, by mapping
+        #: Pollers stopped for good whose reads still under way are being settled (Poller.settle):
+        #: their mappings stay Disabling or Deleting until then.
+        self._settling: dict[str, asyncio.Task[None]] = {}
         self._held: set[str] = set()
 
     # -- the API's side -----------------------------------------------------------------------------
@@ -132,23 +137,30 @@ class MappingManager:
             await self._act(mappings[uuid])
 
     async def _act(self, mapping: EventSourceMapping) -> None:
+        settling = self._settling.get(mapping.uuid)
+        if settling is not None:
+            if not settling.done():
+                return  # still Disabling or Deleting: its last reads are under way
+            del self._settling[mapping.uuid]
         running = self._running.get(mapping.uuid)
         if mapping.state == DELETING:
-            await self._stop(mapping.uuid)
-            await self._db(self.store.delete, mapping.uuid)
-            self._reported.pop(mapping.uuid, None)
+            if not await self._stop(mapping.uuid, settle=True):
+                await self._db(self.store.delete, mapping.uuid)
+                self._reported.pop(mapping.uuid, None)
             return
         if running is not None and running.gone is not None:  # the source went away: stop, saying why
             await self._stop(mapping.uuid)
             if mapping.enabled:
-                await self._move(mapping, DISABLED, enabled=False, reason=running.gone, last_result=f"PROBLEM: {running.gone}")
+                await self._move(mapping, DISABLED, enabled=False, reason=running.gone,
+                                 last_result=f"PROBLEM: {running.gone}")
             return
         if not mapping.enabled:
-            await self._stop(mapping.uuid)
-            if mapping.state in (CREATING, DISABLING, UPDATING, ENABLING):
+            if not await self._stop(mapping.uuid, settle=True) and mapping.state in (CREATING, DISABLING, UPDATING,
+                                                                                     ENABLING):
                 await self._move(mapping, DISABLED)
             return
-        if running is None or running.fingerprint != mapping.poller_fingerprint() or running.task.done():
+        if running is None or running.fingerprint != mapping.poller_fingerprint() or (
+                running.task is not None and running.task.done()):
             await self._stop(mapping.uuid)
             self._start(mapping)
         if mapping.state in TRANSITIONAL or mapping.state == DISABLED:
@@ -160,22 +172,23 @@ class MappingManager:
         reconciliation acts on what they wrote)."""
         moved = mapping.with_state(state, reason, last_result)
         if enabled is not None:
-            moved = EventSourceMapping(**{**moved.__dict__, "enabled": enabled})
+            moved = dataclasses.replace(moved, enabled=enabled)
         await self._db(self.store.update, mapping.uuid, moved.to_record(), mapping.revision)
 
     def _start(self, mapping: EventSourceMapping) -> None:
-        running = Running(asyncio.get_running_loop().create_task(self._run(mapping)), mapping.poller_fingerprint())
-        self._running[mapping.uuid] = running
+        running = self._running[mapping.uuid] = Running(mapping.poller_fingerprint())
+        running.task = asyncio.get_running_loop().create_task(self._run(mapping, running))
 
-    async def _run(self, mapping: EventSourceMapping) -> None:
+    async def _run(self, mapping: EventSourceMapping, running: Running) -> None:
         """Run a mapping's poller; a source that went away stops it, our own bug restarts it."""
         while True:
             try:
-                await make_poller(mapping, self.context).run()
+                running.poller = make_poller(mapping, self.context)
+                await running.poller.run()
                 return
             except SourceGone as gone:
                 log.warning("event source mapping %s stops: %s", mapping.uuid, gone)
-                self._running[mapping.uuid].gone = str(gone)
+                running.gone = str(gone)
                 self._wakeup.set()
                 return
             except Exception:
@@ -183,11 +196,21 @@ class MappingManager:
                               mapping.uuid, RESTART_DELAY_S)
                 await asyncio.sleep(RESTART_DELAY_S)
 
-    async def _stop(self, uuid: str) -> None:
+    async def _stop(self, uuid: str, settle: bool = False) -> bool:
+        """Stop a mapping's poller. With `settle` (the mapping is disabled or deleted), also let what
+        it still has under way end: True when that goes on in the background (the next
+        reconciliation after it finishes moves the mapping on)."""
         running = self._running.pop(uuid, None)
-        if running is not None:
-            running.task.cancel()
-            await asyncio.gather(running.task, return_exceptions=True)
+        if running is None or running.task is None:
+            return False
+        running.task.cancel()
+        await asyncio.gather(running.task, return_exceptions=True)
+        if not settle or running.poller is None:
+            return False
+        task = asyncio.get_running_loop().create_task(running.poller.settle())
+        task.add_done_callback(lambda _: self._wakeup.set())
+        self._settling[uuid] = task
+        return True
 
     async def report(self, mapping: EventSourceMapping, last_result: str) -> None:
         """A poller's LastProcessingResult, written when it changes."""
@@ -217,6 +240,8 @@ class MappingManager:
             await asyncio.gather(self._task, return_exceptions=True)
         for uuid in list(self._running):
             await self._stop(uuid)
+        for task in self._settling.values():
+            task.cancel()
         with contextlib.suppress(Exception):
             await self._db(self.store.release_all, [mapping_lease(uuid) for uuid in self._held], self.node_id)
         self.context.close()

@@ -33,6 +33,15 @@ class QueuedEvent:
     attempts: int = 0
 
 
+def event_row(e: QueuedEvent, claimed: bool = False) -> dict[str, Any]:
+    """The async_events row of a new event, due at once. Unclaimed, any server's poller claims it:
+    that is how other writers (the schedules' firing loop) hand events to the queue in their own
+    transaction."""
+    return {"request_id": e.request_id, "function_name": e.function_name, "qualifier": e.qualifier,
+            "invoked_arn": e.invoked_arn, "payload": e.payload, "enqueued_at": e.enqueued_at,
+            "attempts": 0, "next_attempt_at": e.enqueued_at, "claimed": int(claimed)}
+
+
 class EventStore:
     """Synchronous repository; callers run it off the event loop, except `apply` on SQLite
     (`inline_commits`)."""
@@ -69,10 +78,7 @@ class EventStore:
                 conn.execute(delete(async_events).where(async_events.c.request_id.in_(done)))
             if not new:
                 return
-            conn.execute(insert(async_events), [
-                {"request_id": e.request_id, "function_name": e.function_name, "qualifier": e.qualifier,
-                 "invoked_arn": e.invoked_arn, "payload": e.payload, "enqueued_at": e.enqueued_at,
-                 "attempts": 0, "next_attempt_at": e.enqueued_at, "claimed": int(claimed)} for e in new])
+            conn.execute(insert(async_events), [event_row(e, claimed) for e in new])
 
     def _apply_sqlite(self, new: list[QueuedEvent], done: list[str], claimed: bool) -> None:
         """apply() straight on one DBAPI connection: SQLAlchemy's per-call work (pool checkout,

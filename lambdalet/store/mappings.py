@@ -30,6 +30,8 @@ class Checkpoint:
     sequence_number: str | None
     closed: bool
     window_state: str | None
+    #: A shard the mapping started at LATEST, before its first sequence number: when it started.
+    started_at: float | None = None
 
 
 class MappingStore:
@@ -97,12 +99,14 @@ class MappingStore:
     def checkpoints(self, uuid: str) -> dict[str, Checkpoint]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(stream_checkpoints).where(stream_checkpoints.c.mapping_uuid == uuid)).fetchall()
-        return {row.shard_id: Checkpoint(row.sequence_number, bool(row.closed), row.window_state) for row in rows}
+        return {row.shard_id: Checkpoint(row.sequence_number, bool(row.closed), row.window_state, row.started_at)
+                for row in rows}
 
     def save_checkpoint(self, uuid: str, shard_id: str, sequence_number: str | None, *, closed: bool = False,
-                        window_state: str | None = None) -> None:
+                        window_state: str | None = None, started_at: float | None = None) -> None:
         """Record that everything up to `sequence_number` of a shard is done with (an upsert)."""
-        values = {"sequence_number": sequence_number, "closed": int(closed), "window_state": window_state}
+        values = {"sequence_number": sequence_number, "closed": int(closed), "window_state": window_state,
+                  "started_at": started_at}
         with self.engine.begin() as conn:
             changed = conn.execute(update(stream_checkpoints).where(and_(
                 stream_checkpoints.c.mapping_uuid == uuid, stream_checkpoints.c.shard_id == shard_id)).values(**values))

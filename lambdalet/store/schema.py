@@ -154,6 +154,33 @@ layer_policies = Table(
     Column("revision_id", String(64), nullable=False),
 )
 
+# EventBridge Scheduler schedule groups and schedules (store/schedules.py). `config` is the
+# schedule as its API describes it (JSON); `scheduled_at` is its next scheduled time and `fire_at`
+# when that fires (later within a flexible window), both NULL when it has none (disabled, or over).
+# The firing loop reads only the soonest `fire_at` (an index), never every schedule.
+schedule_groups = Table(
+    "schedule_groups",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("created", Float, nullable=False),
+    Column("modified", Float, nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("group_name", String(64), ForeignKey("schedule_groups.name", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("modified", Float, nullable=False),
+    Column("anchor", Float, nullable=False),  # where a rate counts from: StartDate, else the last write
+    Column("revision", Integer, nullable=False),  # every write and firing adds one: firings are conditional on it
+    Column("scheduled_at", Float, nullable=True),
+    Column("fire_at", Float, nullable=True),
+)
+Index("schedules_due", schedules.c.fire_at)
+
 
 # Event source mappings (CreateEventSourceMapping): `config` is EventSourceMapping.to_record() as
 # JSON. No foreign key to the function: as on Lambda, a mapping outlives its function's deletion.
@@ -180,6 +207,9 @@ stream_checkpoints = Table(
     Column("sequence_number", String(128), nullable=True),
     Column("closed", Integer, nullable=False, default=0),  # the shard ended and every record of it is done
     Column("window_state", Text, nullable=True),
+    # A shard first read at LATEST: when the poller began (the records since are delivered even
+    # when the server stops before the shard's first checkpoint).
+    Column("started_at", Float, nullable=True),
 )
 
 # Leases: the one node that does a piece of background work (polls a mapping, ...) holds its row

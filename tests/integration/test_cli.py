@@ -112,7 +112,7 @@ def test_errors_are_one_clear_line(server, project, tmp_path):
 
 
 def test_every_command_has_help():
-    for command in ("deploy", "invoke", "ls", "rm", "server"):
+    for command in ("deploy", "invoke", "ls", "mappings", "rm", "logs", "server"):
         result = subprocess.run([sys.executable, "-m", "lambdalet", command, "--help"], capture_output=True,
                                 timeout=60)
         assert result.returncode == 0 and b"Usage: " in result.stdout

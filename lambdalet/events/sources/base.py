@@ -14,7 +14,8 @@ import json
 import logging
 import random
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
@@ -33,10 +34,50 @@ log = logging.getLogger(__name__)
 AWS_THREADS = 64
 
 
+class DaemonThreads:
+    """A thread pool whose threads never hold up the server's exit. ThreadPoolExecutor's threads are
+    joined when the interpreter exits, and a long poll blocks one for up to 20 s: a stopping server
+    would wait for every mapping's poll. Calls still under way at exit are abandoned (their messages
+    come back after the queue's visibility timeout: at least once)."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._calls: "queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None]" = queue.SimpleQueue()
+        self._size, self._name = size, name
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, function: Callable[[], Any]) -> "Future[Any]":
+        future: Future[Any] = Future()
+        self._calls.put((future, function))
+        with self._lock:
+            if len(self._threads) < self._size:  # grown on demand, up to `size`
+                thread = threading.Thread(target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, function = call
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function())
+                except BaseException as exc:  # handed to whoever awaits the future
+                    future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._calls.put(None)
+
+
 class Poller(Protocol):
     """Reads one mapping's source until cancelled (a changed, disabled or deleted mapping)."""
 
     async def run(self) -> None: ...
+
+    async def settle(self) -> None:
+        """After a cancelled run: return once nothing it started is still under way (a long poll
+        whose messages must be given back), so that a disabled mapping reads nothing more."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +101,7 @@ class PollerContext:
         self.store = store
         self.metrics = metrics
         self._report = report
-        self._executor = ThreadPoolExecutor(max_workers=AWS_THREADS, thread_name_prefix="lambdalet-pollers")
+        self._threads = DaemonThreads(AWS_THREADS, "lambdalet-pollers")
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
@@ -83,16 +124,16 @@ class PollerContext:
     async def aws(self, service: str, region: str, operation: str, **params: Any) -> dict[str, Any]:
         """One AWS API call, off the event loop."""
         client = self.client(service, region)
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, lambda: getattr(client, operation)(**params))
+        return await asyncio.wrap_future(self._threads.submit(lambda: getattr(client, operation)(**params)))
 
     def submit(self, function: Callable[[], Any]) -> "Future[Any]":
         """Start a blocking call on the pollers' threads; the caller awaits (or abandons) it."""
-        return self._executor.submit(function)
+        return self._threads.submit(function)
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run any blocking call (the store) on the pollers' threads."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        """Run a short blocking call (the store) off the loop; not on the AWS threads, which long
+        polls may all be holding."""
+        return await asyncio.to_thread(function, *args)
 
     # -- the function -----------------------------------------------------------------------------
 
@@ -121,9 +162,11 @@ class PollerContext:
         return await self.blocking(self.store.checkpoints, mapping.uuid)
 
     async def save_checkpoint(self, mapping: EventSourceMapping, shard_id: str, sequence_number: str | None, *,
-                              closed: bool = False, window_state: str | None = None) -> None:
+                              closed: bool = False, window_state: str | None = None,
+                              started_at: float | None = None) -> None:
         await self.blocking(lambda: self.store.save_checkpoint(mapping.uuid, shard_id, sequence_number,
-                                                               closed=closed, window_state=window_state))
+                                                               closed=closed, window_state=window_state,
+                                                               started_at=started_at))
 
     def count(self, mapping: EventSourceMapping, outcome: str, records: int) -> None:
         """Records polled, filtered, delivered or failed (`/metrics`)."""
@@ -150,7 +193,7 @@ class PollerContext:
 
     def close(self) -> None:
         """Stop without waiting for long polls in flight (their messages return to the queue)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._threads.shutdown()
 
 
 def client_error_code(exc: BaseException) -> str:

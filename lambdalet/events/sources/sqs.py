@@ -8,6 +8,8 @@ As on Lambda:
   (so its redrive policy and dead-letter queue work); with `ReportBatchItemFailures` only the
   messages the function lists stay; messages that match no filter are deleted unseen;
 - FIFO order is the queue's own: it hands out no later message of a group while one is in flight;
+- a disabled or deleted mapping receives nothing more once it says Disabled (or is gone): a long poll
+  under way when it stopped is waited for (`settle`) and what it received is made visible again;
 - concurrency follows the backlog: one long poll while the queue is idle, five concurrent batches
   once messages arrive, one more every 0.2 s (300 a minute) while batches come back full, up to
   `ScalingConfig.MaximumConcurrency` (default 1,000); a poller whose receive comes back empty ends
@@ -21,6 +23,7 @@ import base64
 import json
 import logging
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
@@ -30,7 +33,9 @@ from lambdalet.events.sources.base import Backoff, PollerContext, SourceGone, cl
 from lambdalet.invoke.leases import HostMemoryExhausted
 
 log = logging.getLogger(__name__)
-LONG_POLL_S = 20
+#: Lambda's pollers wait 20 s; 10 s bounds how long a disabled mapping stays Disabling (its last
+#: poll is waited for) at a few more requests to an idle queue.
+LONG_POLL_S = 10
 MAX_PAYLOAD = 6 * 1024 * 1024
 RECORD_OVERHEAD = 1024  # bytes a record adds around its body and attributes, roughly, in the event
 DEFAULT_MAX_CONCURRENCY = 1000
@@ -117,6 +122,7 @@ class SqsPoller:
         self._last_scale = 0.0
         self._done = asyncio.Event()
         self._gone = ""  # why the source stopped answering, once it has
+        self._returning: set[Future[None]] = set()  # abandoned long polls, giving back what they get
 
     async def run(self) -> None:
         self.url = await self._queue_url()
@@ -194,16 +200,24 @@ class SqsPoller:
         try:
             answer = await asyncio.wrap_future(future)
         except asyncio.CancelledError:  # a long poll still under way takes messages: give them back
-            future.add_done_callback(self._release_late)
+            returning = self.ctx.submit(lambda: self._give_back(future))
+            self._returning.add(returning)
+            returning.add_done_callback(self._returning.discard)
             raise
         self.ctx.observe_poll(self.mapping, time.monotonic() - started)
         return answer.get("Messages", [])
 
-    def _release_late(self, future: Any) -> None:
-        """On a poller thread: messages a cancelled long poll received become visible again now."""
-        if future.cancelled() or future.exception() is not None:
+    async def settle(self) -> None:
+        """Wait until the long polls abandoned by the cancelled run have ended and given back what
+        they received."""
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._returning)), return_exceptions=True)
+
+    def _give_back(self, receive: "Future[dict[str, Any]]") -> None:
+        """On a poller thread: once an abandoned long poll ends, its messages become visible again."""
+        try:
+            messages = receive.result().get("Messages", [])
+        except BaseException:  # it failed or was never run: nothing was received
             return
-        messages = future.result().get("Messages", [])
         if messages:
             try:
                 self._change_visibility(messages, 0)

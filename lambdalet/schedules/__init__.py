@@ -1,0 +1,1 @@
+"""EventBridge Scheduler's schedules: expressions and when they fire (pure, no I/O)."""
