@@ -15,8 +15,8 @@ from .esm_support import (
     wait_queue_empty, wait_state,
 )
 
-MESSAGES = 20
-RECORDS = 20
+MESSAGES = 12
+RECORDS = 12
 
 
 def test_sigkill_with_batches_in_flight_loses_nothing(fresh_server, moto):
@@ -27,12 +27,12 @@ def test_sigkill_with_batches_in_flight_loses_nothing(fresh_server, moto):
     recorder = Recorder(moto, n("recorder"))
     queue_url, queue_arn = new_queue(moto, n("source"), VisibilityTimeout="4")
     stream_arn, _ = new_stream(moto, n("stream"))
-    create_recording_function(lam, n("fn"), recorder.url, timeout=4, env={"SLEEP": "1.5"})
+    create_recording_function(lam, n("fn"), recorder.url, timeout=4, env={"SLEEP": "1"})
 
     sqs = moto.client("sqs")
     for start in range(0, MESSAGES, 10):
         sqs.send_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": f'{{"sqs": {i}}}'}
-                                                            for i in range(start, start + 10)])
+                                                            for i in range(start, min(start + 10, MESSAGES))])
     for i in range(RECORDS):
         put_kinesis(moto, stream_arn, {"kinesis": i})
     sqs_mapping = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=n("fn"), BatchSize=3)
