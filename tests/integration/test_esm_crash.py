@@ -35,7 +35,9 @@ def test_sigkill_with_batches_in_flight_loses_nothing(fresh_server, moto):
                                                             for i in range(start, min(start + 10, MESSAGES))])
     for i in range(RECORDS):
         put_kinesis(moto, stream_arn, {"kinesis": i})
-    sqs_mapping = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=n("fn"), BatchSize=3)
+    # Two SQS batches at a time: the kill lands with most of the queue still to do.
+    sqs_mapping = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=n("fn"), BatchSize=2,
+                                                  ScalingConfig={"MaximumConcurrency": 2})
     stream_mapping = lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"),
                                                      StartingPosition="TRIM_HORIZON", BatchSize=3)
 
