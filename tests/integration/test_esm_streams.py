@@ -354,6 +354,7 @@ def test_dynamodb_stream_event_shapes_in_order(lam, moto, n):
         assert (record["eventSource"], record["awsRegion"], record["eventSourceARN"]) == (
             "aws:dynamodb", REGION, stream_arn)
         assert record["eventID"]
+        assert record["eventVersion"] == "1.1"  # what Lambda's DynamoDB records say
         data = record["dynamodb"]
         assert data["Keys"] == {"id": {"S": "a"}}
         assert data["StreamViewType"] == "NEW_AND_OLD_IMAGES"
@@ -394,6 +395,40 @@ def test_dynamodb_failure_goes_to_the_on_failure_destination(lam, moto, n):
         bad_seq, bad_seq, 1, stream_arn)
     recorder.wait(lambda _: [1 for r in recorder.records() if ddb_payload(r) == {"ok": True}],
                   what="the record after the failed one")
+
+
+def test_kinesis_filter_criteria_on_data(lam, moto, n):
+    recorder = Recorder(moto, n("recorder"))
+    stream_arn, _ = new_stream(moto, n("stream"))
+    for payload in ({"kind": "drop", "i": 0}, {"kind": "keep", "i": 1}, {"kind": "drop", "i": 2}):
+        put_kinesis(moto, stream_arn, payload)
+    moto.client("kinesis").put_record(StreamARN=stream_arn, Data=b"not json", PartitionKey="pk")
+    put_kinesis(moto, stream_arn, {"kind": "keep", "i": 4})
+    create_recording_function(lam, n("fn"), recorder.url)
+    pattern = json.dumps({"data": {"kind": ["keep"]}})
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"), StartingPosition="TRIM_HORIZON",
+                                    BatchSize=1, FilterCriteria={"Filters": [{"Pattern": pattern}]})
+    recorder.wait(lambda _: [1 for _, _, p in kinesis_deliveries(recorder) if p["i"] == 4], what="the last match")
+    assert [p["i"] for _, _, p in kinesis_deliveries(recorder)] == [1, 4]
+
+
+def test_dynamodb_filter_criteria_on_event_name_and_image(lam, moto, n):
+    recorder = Recorder(moto, n("recorder"))
+    table = n("table")
+    stream_arn = new_table_stream(moto, table)
+    ddb = moto.client("dynamodb")
+    for key, kind in (("a", "drop"), ("b", "keep")):
+        ddb.put_item(TableName=table, Item={"id": {"S": key}, "kind": {"S": kind}})
+    ddb.put_item(TableName=table, Item={"id": {"S": "b"}, "kind": {"S": "keep"}, "v": {"N": "2"}})  # MODIFY
+    ddb.put_item(TableName=table, Item={"id": {"S": "c"}, "kind": {"S": "keep"}})
+    create_recording_function(lam, n("fn"), recorder.url)
+    pattern = json.dumps({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["keep"]}}}})
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("fn"), StartingPosition="TRIM_HORIZON",
+                                    BatchSize=1, FilterCriteria={"Filters": [{"Pattern": pattern}]})
+    recorder.wait(lambda _: [1 for r in recorder.records() if r["dynamodb"]["Keys"]["id"]["S"] == "c"],
+                  what="the last match")
+    assert [(r["eventName"], r["dynamodb"]["Keys"]["id"]["S"]) for r in recorder.records()] == [
+        ("INSERT", "b"), ("INSERT", "c")]
 
 
 @pytest.mark.parametrize("how", ["restart", "sigkill"])
