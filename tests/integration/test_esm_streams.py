@@ -19,7 +19,7 @@ from conftest import ROLE
 from .esm_support import (
     delete_all_mappings,
     ISO_MS, REGION, Recorder, create_recording_function, ddb_payload, esm_server, kinesis_payload, lambda_arn, names,
-    new_queue, new_stream, new_table_stream, put_kinesis, wait_state,
+    new_queue, new_stream, new_table_stream, put_kinesis, wait_gone, wait_state,
 )
 from .helpers import wait_until
 
@@ -429,6 +429,34 @@ def test_dynamodb_filter_criteria_on_event_name_and_image(lam, moto, n):
                   what="the last match")
     assert [(r["eventName"], r["dynamodb"]["Keys"]["id"]["S"]) for r in recorder.records()] == [
         ("INSERT", "b"), ("INSERT", "c")]
+
+
+def test_each_mapping_has_its_own_position_in_the_stream(lam, moto, n):
+    recorder = Recorder(moto, n("recorder"))
+    stream_arn, _ = new_stream(moto, n("stream"))
+    for i in range(3):
+        put_kinesis(moto, stream_arn, {"i": i})
+    for fn in (n("one"), n("two")):
+        create_recording_function(lam, fn, recorder.url)
+    first = lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("one"),
+                                            StartingPosition="TRIM_HORIZON")["UUID"]
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("two"), StartingPosition="TRIM_HORIZON")
+
+    def seen_by(fn):
+        return [kinesis_payload(r)["i"] for inv in recorder.drain() if inv["function"] == fn
+                for r in inv["event"]["Records"]]
+    recorder.wait(lambda _: len(seen_by(n("one"))) >= 3 and len(seen_by(n("two"))) >= 3, what="both functions")
+    assert seen_by(n("one")) == seen_by(n("two")) == [0, 1, 2]
+
+    # A new mapping starts afresh: TRIM_HORIZON reads the shard from its oldest record again.
+    wait_until(lambda: lam.get_event_source_mapping(UUID=first)["LastProcessingResult"] == "OK",
+               what="the first mapping to report its batch")
+    lam.delete_event_source_mapping(UUID=first)
+    wait_gone(lam, first)
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=n("one"), StartingPosition="TRIM_HORIZON")
+    recorder.wait(lambda _: len(seen_by(n("one"))) >= 6, what="the new mapping to read the shard again")
+    assert seen_by(n("one")) == [0, 1, 2, 0, 1, 2]
+    assert seen_by(n("two")) == [0, 1, 2]
 
 
 @pytest.mark.parametrize("how", ["restart", "sigkill"])
