@@ -41,5 +41,8 @@ test-ric: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/invoke.py
 
+bench-esm: $(VENV)/.test-installed
+	$(BIN)/python bench/event_source_mappings.py
+
 clean:
 	rm -rf $(VENV) .lambdalet .pytest_cache

@@ -406,9 +406,13 @@ def tail_of(path: Path, lines: int = 30) -> str:
 
 
 class ManagedServer:
-    """`python -m lambdalet server` as a child process, on a free port with a temporary data dir."""
+    """`python -m lambdalet server` as a child process, on a free port with a temporary data dir.
 
-    def __init__(self) -> None:
+    `extra_env` is added to the server's environment (e.g. `AWS_ENDPOINT_URL`, for a benchmark whose
+    server reaches a local moto, as event source mappings do)."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.data_dir = Path(tempfile.mkdtemp(prefix="lambdalet-bench-data-"))
         fd, log_name = tempfile.mkstemp(prefix="lambdalet-bench-", suffix=".log")
@@ -427,7 +431,7 @@ class ManagedServer:
     def start(self) -> None:
         argv = [sys.executable, "-m", "lambdalet", "server", "--host", HOST, "--port", str(self.port),
                 "--data-dir", str(self.data_dir)]
-        env = {**os.environ, "LAMBDALET_KEEP_ALIVE": "600"}
+        env = {**os.environ, "LAMBDALET_KEEP_ALIVE": "600", **self.extra_env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
@@ -1219,6 +1223,20 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     return args, plan
 
 
+def guarded(body: Callable[[], None], problems: list[str]) -> bool:
+    """Run a benchmark's body; an error or Ctrl-C (SIGTERM: `_terminate`) becomes a line in
+    `problems` rather than a traceback, so the caller still stops its servers and prints the JSON.
+    True when interrupted."""
+    try:
+        body()
+    except KeyboardInterrupt:
+        problems.append("interrupted")
+        return True
+    except Exception as exc:
+        problems.append(f"{type(exc).__name__}: {exc}")
+    return False
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM takes the same way out as Ctrl-C: the server is stopped
 
@@ -1235,20 +1253,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"started: {sys.executable} -m lambdalet server --port {server.port} (LAMBDALET_KEEP_ALIVE=600)")
     results["server"] = {"endpoint": f"http://{HOST}:{server.port}", "managed": not args.endpoint}
     print_header(facts, target, plan)
-    interrupted = False
     problems: list[str] = []
-    try:
+
+    def body() -> None:
         started = time.perf_counter()
         server.start()
         results["server"]["ready_ms"] = round(ms_since(started), 1)
         if isinstance(server, ManagedServer):
             print(f"Server answered after {results['server']['ready_ms']:.0f} ms (start-up time)\n", flush=True)
         run(server, plan, results)
-    except KeyboardInterrupt:
-        interrupted = True
-        problems.append("interrupted")
-    except Exception as exc:
-        problems.append(f"{type(exc).__name__}: {exc}")
+
+    try:
+        interrupted = guarded(body, problems)
     finally:
         problems += problems_of(results)
         if server.exit_status() is not None:

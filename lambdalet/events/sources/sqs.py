@@ -262,11 +262,11 @@ class SqsPoller:
         ctx.count(mapping, "polled", len(messages))
         records = [sqs_record(m, mapping.source_arn, self.region) for m in messages]
         if self.filters is not None:
-            kept = [r for r in records if self.filters.matches(r, "sqs")]
-            dropped = [r for r in records if not self.filters.matches(r, "sqs")] if len(kept) < len(records) else []
+            matched = [self.filters.matches(r, "sqs") for r in records]
+            dropped = [r for r, match in zip(records, matched) if not match]
             ctx.count(mapping, "filtered", len(dropped))
             await self._delete(dropped)
-            records = kept
+            records = [r for r, match in zip(records, matched) if match]
         invoked = True
         for chunk in chunks_under_limit(records) if records else []:
             invoked = await self._deliver(chunk) and invoked
