@@ -108,6 +108,27 @@ def esm_server(tmp_path_factory, moto, label: str):
     return srv
 
 
+# Fixtures of the mapping test modules (imported by each): a server of the module's own pointed at
+# the session's moto, a Lambda client that deletes the test's mappings afterwards, unique names.
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory, moto, request):
+    server = esm_server(tmp_path_factory, moto, request.module.__name__.rsplit(".", 1)[-1])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lam(srv):
+    yield srv.client()
+    delete_all_mappings(srv)
+
+
+@pytest.fixture
+def n():
+    return names()
+
+
 def create_recording_function(client, name: str, recorder_url: str, *, timeout: int = 3,
                               env: dict[str, str] | None = None, **kwargs) -> str:
     variables = {"RECORDER": recorder_url, **(env or {})}

@@ -13,10 +13,10 @@ import pytest
 
 from conftest import aws_cli
 
-from .esm_support import (
-    delete_all_mappings,
-    ACCOUNT, REGION, UUID_RE, assert_recent, client_error, create_echo_function, esm_server, lambda_arn, names,
-    new_queue, new_stream, new_table_stream, wait_gone, wait_state,
+from .esm_support import (  # noqa: F401 (lam, n, srv: the modules' fixtures)
+    lam, n, srv,
+    ACCOUNT, REGION, UUID_RE, assert_recent, client_error, create_echo_function, lambda_arn, new_queue,
+    new_stream, new_table_stream, wait_gone, wait_state,
 )
 from .helpers import http_request
 
@@ -28,24 +28,6 @@ STREAM_FIELDS = {"BatchSize", "BisectBatchOnFunctionError", "DestinationConfig",
                  "MaximumRetryAttempts", "ParallelizationFactor", "StartingPosition", "State",
                  "StateTransitionReason", "TumblingWindowInSeconds", "UUID"}
 NOT_FOUND = "The resource you requested does not exist."
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory, moto):
-    server = esm_server(tmp_path_factory, moto, "esm-api")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def lam(srv):
-    yield srv.client()
-    delete_all_mappings(srv)
-
-
-@pytest.fixture
-def n():
-    return names()
 
 
 def body(response: dict) -> dict:

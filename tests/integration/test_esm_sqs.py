@@ -13,31 +13,13 @@ from collections import Counter
 
 import pytest
 
-from .esm_support import (
-    delete_all_mappings,
-    REGION, Recorder, create_recording_function, esm_server, names, new_queue, queue_counts, sqs_payload,
-    wait_gone, wait_queue_empty, wait_state,
+from .esm_support import (  # noqa: F401 (lam, n, srv: the modules' fixtures)
+    lam, n, srv,
+    REGION, Recorder, create_recording_function, new_queue, queue_counts, sqs_payload, wait_gone,
+    wait_queue_empty, wait_state,
 )
 
 VT = "3"  # seconds of visibility timeout: a failed batch is back that fast; function timeout must be <= VT
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory, moto):
-    server = esm_server(tmp_path_factory, moto, "esm-sqs")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def lam(srv):
-    yield srv.client()
-    delete_all_mappings(srv)
-
-
-@pytest.fixture
-def n():
-    return names()
 
 
 @pytest.fixture

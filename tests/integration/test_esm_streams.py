@@ -16,30 +16,12 @@ import pytest
 
 from conftest import ROLE
 
-from .esm_support import (
-    delete_all_mappings,
-    ISO_MS, REGION, Recorder, create_recording_function, ddb_payload, esm_server, kinesis_payload, lambda_arn, names,
-    new_queue, new_stream, new_table_stream, put_kinesis, wait_gone, wait_state,
+from .esm_support import (  # noqa: F401 (lam, n, srv: the modules' fixtures)
+    lam, n, srv,
+    ISO_MS, REGION, Recorder, create_recording_function, ddb_payload, kinesis_payload, lambda_arn, new_queue,
+    new_stream, new_table_stream, put_kinesis, wait_gone, wait_state,
 )
 from .helpers import wait_until
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory, moto):
-    server = esm_server(tmp_path_factory, moto, "esm-streams")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def lam(srv):
-    yield srv.client()
-    delete_all_mappings(srv)
-
-
-@pytest.fixture
-def n():
-    return names()
 
 
 def kinesis_deliveries(recorder: Recorder) -> list[tuple[int, dict, dict]]:
