@@ -1,0 +1,94 @@
+"""Two servers sharing one database: each mapping is polled by one of them, and the other takes
+over when that one dies (its lease in the database expires).
+
+The database is the PostgreSQL of the PostgreSQL pass (`scripts/with-postgres`), else one SQLite
+file both servers open. Functions are created before the second server starts, and the second
+shares the first's code store (as nodes on a shared file system would): a server learns of
+functions written elsewhere only at start-up, and fetching code from another node is issue 20's.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+import uuid
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
+
+from .helpers import wait_until
+
+RECORDER = """
+import os
+import boto3
+
+sqs = boto3.client("sqs")
+
+def handler(event, context):
+    for record in event["Records"]:
+        sqs.send_message(QueueUrl=os.environ["RECORDER"], MessageBody=record["body"])
+"""
+
+
+def polled_by(server: Server, mapping_uuid: str) -> float:
+    """How many records this server's pollers read for the mapping (its /metrics)."""
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "lambdalet_event_source_mapping_records_total"
+               and sample.labels.get("mapping") == mapping_uuid and sample.labels.get("outcome") == "polled")
+
+
+def test_one_node_polls_a_mapping_and_another_takes_over_when_it_dies(tmp_path, moto):
+    database = (fresh_postgres_database(POSTGRES["url"]) if POSTGRES["url"]
+                else f"sqlite:///{tmp_path / 'shared.db'}")
+    env = {"AWS_ENDPOINT_URL": moto.url}
+    first = Server(tmp_path / "first", extra_env=env, args=["--database-url", database])
+    second = Server(tmp_path / "second", extra_env=env, args=["--database-url", database])
+    suffix = uuid.uuid4().hex[:8]
+    sqs = moto.client("sqs")
+    recorder = sqs.create_queue(QueueName=f"recorder-{suffix}")["QueueUrl"]
+    source = sqs.create_queue(QueueName=f"source-{suffix}", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    source_arn = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    try:
+        first.start()
+        first.client().create_function(FunctionName=f"fn-{suffix}", Runtime="python3.11", Role=ROLE,
+                                       Handler="app.handler", Code={"ZipFile": make_zip({"app.py": RECORDER})},
+                                       Environment={"Variables": {"RECORDER": recorder}})
+        second.data_dir.mkdir(parents=True)
+        for store in ("blobs", "code"):
+            (second.data_dir / store).symlink_to(first.data_dir / store)
+        second.start()
+        mapping = second.client().create_event_source_mapping(FunctionName=f"fn-{suffix}", EventSourceArn=source_arn)
+        # Both nodes answer for it: the mapping lives in the database, not in one server's memory.
+        for node in (first, second):
+            wait_until(lambda: node.client().get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled",
+                       timeout=30, what="the mapping to be enabled")
+
+        got: list[str] = []
+
+        def delivered(*bodies: str) -> bool:
+            for message in sqs.receive_message(QueueUrl=recorder, MaxNumberOfMessages=10,
+                                               WaitTimeSeconds=1).get("Messages", []):
+                got.append(message["Body"])
+                sqs.delete_message(QueueUrl=recorder, ReceiptHandle=message["ReceiptHandle"])
+            return set(bodies) <= set(got)
+
+        for i in range(5):
+            sqs.send_message(QueueUrl=source, MessageBody=json.dumps({"before": i}))
+        wait_until(lambda: delivered(*(json.dumps({"before": i}) for i in range(5))), timeout=60,
+                   what="the first messages")
+        counts = {node: polled_by(node, mapping["UUID"]) for node in (first, second)}
+        holder, other = (first, second) if counts[first] else (second, first)
+        assert counts[holder] >= 5 and counts[other] == 0, "exactly one node polls the mapping"
+
+        holder.stop(signal.SIGKILL)  # its lease stays in the database until it expires
+        sqs.send_message(QueueUrl=source, MessageBody=json.dumps({"after": "the holder died"}))
+        wait_until(lambda: delivered(json.dumps({"after": "the holder died"})), timeout=90,
+                   what="the other node to take the mapping over")
+        assert polled_by(other, mapping["UUID"]) >= 1
+    finally:
+        first.stop()
+        second.stop()
