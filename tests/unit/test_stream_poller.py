@@ -383,7 +383,6 @@ def test_filtered_records_are_skipped_and_the_checkpoint_moves_past_them():
     criteria = {"Filters": [{"Pattern": json.dumps({"data": {"keep": [True]}})}]}
     ctx = FakeContext({"s0": [("k", json.dumps({"keep": False})), ("k", json.dumps({"keep": True})),
                               ("k", json.dumps({"keep": False}))]})
-    pytest.importorskip("lambdalet.events.filtering")
     _run(ctx, _mapping(FilterCriteria=criteria), lambda: ctx.saved.get("s0", Checkpoint(None, 0, None))
          .sequence_number == "s0-002")
     assert ctx.invocations == [["s0-001"]] and ctx.counts["filtered"] == 2
