@@ -34,6 +34,15 @@ class Settings:
         "hot-reload", "Code given as this S3Bucket, with an absolute directory as S3Key, is read live from that "
         "directory (hot reload, as LocalStack's magic bucket); edits retire the function's environments."
     )
+    registry_config: str = knob(
+        "", "Registry logins for container images (PackageType Image), as a Docker config.json (`auths`); "
+        "empty means $DOCKER_CONFIG/config.json, else ~/.docker/config.json. ECR registries without an "
+        "entry log in with ecr:GetAuthorizationToken (the server's AWS credentials)."
+    )
+    insecure_registries: str = knob(
+        "", "Comma-separated registries (host:port) pulled from over plain HTTP; every other registry "
+        "must serve verified TLS, except those on loopback addresses (always plain HTTP)."
+    )
     sandbox: str = knob(
         "auto",
         "Execution-environment backend: 'linux' (namespaces, cgroups, private root; needs root), "
@@ -120,6 +129,10 @@ class Settings:
             raise ValueError("--schedule-poll-interval must be positive")
         if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:
             raise ValueError("--account-concurrency, --max-parallel-starts and --async-workers must be at least 1")
+
+    @property
+    def insecure_registry_set(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.insecure_registries.split(",") if r.strip())
 
     @property
     def resolved_database_url(self) -> str:

@@ -224,6 +224,33 @@ class LayerVersion:
 
 
 @dataclass(frozen=True)
+class FunctionImage:
+    """A container image as a function's code: the URI given, the digest it resolved to once, and
+    what the image config says to run (`lambdalet/images/store.py`)."""
+
+    uri: str  # ImageUri as given (a tag, or a digest)
+    resolved_uri: str  # repository@sha256:... of what the URI named when the code was set
+    root_digest: str  # sha256:... of this host's platform manifest: the unpacked root's key
+    entrypoint: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    working_dir: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest_hex(self) -> str:
+        """CodeSha256 of an image function: the hex digest of the manifest it resolved to, as AWS gives it."""
+        return self.resolved_uri.rsplit("@sha256:", 1)[1]
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "FunctionImage":
+        return cls(**{**record, "entrypoint": tuple(record.get("entrypoint", ())),
+                      "command": tuple(record.get("command", ()))})
+
+
+IMAGE_CONFIG_MEMBERS = ("EntryPoint", "Command", "WorkingDirectory")
+
+
+@dataclass(frozen=True)
 class FunctionConfig:
     """One version's configuration and code (today only $LATEST). Immutable: updates make a new one."""
 
@@ -247,6 +274,9 @@ class FunctionConfig:
     layers: tuple[FunctionLayer, ...] = ()
     #: Hot reload: the host directory the code is read from, live, instead of a zip ("" for a zip).
     hot_reload_dir: str = ""
+    #: PackageType Image: the image (None for a zip), and ImageConfig's overrides as the API gives them.
+    image: FunctionImage | None = None
+    image_config: dict[str, Any] = field(default_factory=dict)
     #: LoggingConfig: "Text" or "JSON"; the levels only with JSON ("" otherwise); "" = /aws/lambda/<name>.
     log_format: str = "Text"
     application_log_level: str = ""
@@ -274,7 +304,21 @@ class FunctionConfig:
         values = {k: v for k, v in record.items() if k in known}
         values["architectures"] = tuple(values.get("architectures", ("x86_64",)))
         values["layers"] = tuple(FunctionLayer(**layer) for layer in values.get("layers", ()))
+        if values.get("image"):
+            values["image"] = FunctionImage.from_record(values["image"])
         return cls(**values)
+
+    def image_argv(self) -> list[str]:
+        """An image function's process: ENTRYPOINT + CMD, each replaced by ImageConfig's when it has one."""
+        assert self.image is not None
+        entrypoint = self.image_config.get("EntryPoint", self.image.entrypoint)
+        command = self.image_config.get("Command", self.image.command)
+        return [*entrypoint, *command]
+
+    @property
+    def image_working_dir(self) -> str:
+        assert self.image is not None
+        return self.image_config.get("WorkingDirectory") or self.image.working_dir or "/"
 
     @property
     def log_group_name(self) -> str:
@@ -323,6 +367,12 @@ class FunctionConfig:
             config["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target}
         if self.layers:
             config["Layers"] = [layer.to_api() for layer in self.layers]
+        if self.image is not None:  # no runtime of Lambda's: no Runtime, Handler or runtime version
+            for member in ("Runtime", "Handler", "RuntimeVersionConfig"):
+                del config[member]
+            config["CodeSha256"] = self.image.digest_hex
+            if self.image_config:
+                config["ImageConfigResponse"] = {"ImageConfig": dict(self.image_config)}
         return config
 
 

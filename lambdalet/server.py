@@ -52,11 +52,13 @@ from lambdalet.logs import LogStore
 from lambdalet.metrics import Metrics, PlatformCollector
 from lambdalet.model import LATEST, Arns, FunctionConfig
 from lambdalet.runtimes.python_sdk import compile_sdk_bytecode, prepare_python_sdk
-from lambdalet.runtimes.registry import RuntimeRegistry
+from lambdalet.runtimes.registry import IMAGE_RUNTIME, RuntimeRegistry
 from lambdalet.sandbox import create_backend
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.store.blobs import BlobStore
 from lambdalet.store.functions import FunctionStore
+from lambdalet.images.registry import Credentials, default_docker_config
+from lambdalet.images.store import ImageStore
 from lambdalet.store.layer_dirs import LayerDirs
 from lambdalet.store.layers import LayerStore
 from lambdalet.store.mappings import MappingStore
@@ -87,6 +89,7 @@ class Services:
     platform_metrics: PlatformCollector
     logs: LogStore
     mappings: MappingManager
+    images: ImageStore
     retention_sweeper: "asyncio.Task[None] | None" = None
     #: The uid function code runs as, where callers can be told apart by it (api/callers.py); None: no.
     function_uid: int | None = None
@@ -118,12 +121,18 @@ async def build_services(settings: Settings) -> Services:
     log_store = LogStore(data_dir, max_group_bytes=settings.max_log_group_mb * 1024 * 1024)
     passthrough = server_passthrough()
 
+    images = ImageStore(data_dir, Credentials.from_docker_config(
+        Path(settings.registry_config) if settings.registry_config else default_docker_config()),
+        settings.insecure_registry_set, settings.region)
+
     def new_environment(config: FunctionConfig, provisioned: bool) -> Environment:
-        runtime = runtimes.get(config.runtime)
+        runtime = IMAGE_RUNTIME if config.image is not None else runtimes.get(config.runtime)
         use_sdk = sdk is not None and runtime.is_python and sdk.supports(runtime.name)
+        code_dir = (images.root(config.image) if config.image is not None
+                    else config.hot_reload_dir or blobs.code_dir(config.code_sha256))
         return Environment(
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
-            code_dir=config.hot_reload_dir or blobs.code_dir(config.code_sha256), region=settings.region,
+            code_dir=code_dir, images=images, region=settings.region,
             passthrough=passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
             provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
@@ -183,7 +192,7 @@ async def build_services(settings: Settings) -> Services:
         log.warning("--sandbox-api-access invoke: under the %s backend functions run as the server's own user "
                     "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
-                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, sweeper,
+                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images, sweeper,
                     function_uid, schedule_store, schedules)
 
 

@@ -244,6 +244,23 @@ def refuse_unsupported_config(body: Body) -> None:
     body.refuse_unless_default("VpcConfig", issue="VPC networking is not modelled")
     body.refuse_unless_default("KMSKeyArn", issue="KMS is not modelled")
     body.refuse_unless_default("FileSystemConfigs", issue="EFS is not modelled")
-    body.refuse_unless_default("ImageConfig", issue="container images")
     body.refuse_unless_default("TracingConfig", {"Mode": "PassThrough"}, issue="X-Ray tracing is not modelled")
     body.refuse_unless_default("CodeSigningConfigArn", issue="code signing is not modelled")
+
+
+def image_config(body: Body) -> dict[str, Any] | None:
+    """ImageConfig (EntryPoint, Command, WorkingDirectory) as given; {} clears it. None: not given."""
+    config = body.struct("ImageConfig")
+    if config is None:
+        return None
+    result: dict[str, Any] = {}
+    for name in ("EntryPoint", "Command"):
+        values = config.string_list(name)
+        if values is not None:
+            if len(values) > 1500:
+                raise constraint_error(values, config.path(name), "have length less than or equal to 1500")
+            result[name] = values
+    directory = config.string("WorkingDirectory", max_len=1000)
+    if directory is not None:
+        result["WorkingDirectory"] = directory
+    return result

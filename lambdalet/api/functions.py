@@ -20,12 +20,14 @@ from lambdalet.errors import (
     check_revision,
 )
 from lambdalet.events.destinations import check_dead_letter
+from lambdalet.images.store import ImageUnusable
 from lambdalet.layers import check_unzipped_size
-from lambdalet.model import LATEST, FunctionConfig, FunctionLayer, FunctionRef, parse_function_name
+from lambdalet.model import LATEST, FunctionConfig, FunctionImage, FunctionLayer, FunctionRef, parse_function_name
 from lambdalet.store.blobs import Blob
 from lambdalet.validation import Body
 
 SHA_HEX = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_NO_RUNTIME = "Please don't provide Handler or Runtime or Layer when the intended function PackageType is Image."
 
 
 def routes() -> list[web.RouteDef]:
@@ -71,7 +73,7 @@ def _hot_reload_dir(svc, key: str) -> str:
 
 async def _store_zip(request: web.Request, code: Body) -> Blob:
     """Decode, validate, store and extract a ZipFile member (off the event loop: zips can be large)."""
-    for unsupported in ("S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"):
+    for unsupported in ("S3Bucket", "S3Key", "S3ObjectVersion"):
         code.refuse_unless_default(unsupported, issue=f"code from S3 (other than the {services(request).settings.hot_reload_bucket!r} "
                                                       "hot-reload bucket) or an image; upload a ZipFile")
     zip_b64 = code.string("ZipFile")
@@ -84,15 +86,25 @@ async def _store_zip(request: web.Request, code: Body) -> Blob:
     return await asyncio.to_thread(services(request).blobs.put_zip, data)
 
 
-def _common_config(body: Body, svc, current: FunctionConfig | None) -> dict:
-    """The members CreateFunction and UpdateFunctionConfiguration share, validated."""
+def _common_config(body: Body, svc, current: FunctionConfig | None, *, image: bool = False) -> dict:
+    """The members CreateFunction and UpdateFunctionConfiguration share, validated; `image`: the
+    function's PackageType is Image (no runtime, handler or layers of Lambda's; ImageConfig)."""
     changes: dict = {}
-    if body.has("Runtime") or current is None:
-        runtime = body.string("Runtime", required=True)
-        svc.runtimes.check(runtime)
-        changes["runtime"] = runtime
-    if body.has("Handler") or current is None:
-        changes["handler"] = body.string("Handler", required=True, max_len=128, pattern=validation.HANDLER)
+    if image:
+        if any(body.has(member) for member in ("Runtime", "Handler", "Layers")):
+            raise InvalidParameterValueException(IMAGE_NO_RUNTIME)
+        overrides = validation.image_config(body)
+        if overrides is not None:
+            changes["image_config"] = overrides
+    else:
+        if body.has("ImageConfig"):
+            raise InvalidParameterValueException("ImageConfig is only supported for functions with PackageType Image.")
+        if body.has("Runtime") or current is None:
+            runtime = body.string("Runtime", required=True)
+            svc.runtimes.check(runtime)
+            changes["runtime"] = runtime
+        if body.has("Handler") or current is None:
+            changes["handler"] = body.string("Handler", required=True, max_len=128, pattern=validation.HANDLER)
     if body.has("Role") or current is None:
         changes["role"] = body.string("Role", required=True, pattern=validation.ROLE)
     if body.has("Description"):
@@ -129,6 +141,8 @@ def _common_config(body: Body, svc, current: FunctionConfig | None) -> dict:
     if logging is not None:
         changes.update(logging)
     if changes.get("snap_start", current.snap_start if current else "None") == "PublishedVersions":
+        if image:
+            raise InvalidParameterValueException("SnapStart is not supported for functions with PackageType Image.")
         _check_snapstart(svc, changes.get("runtime") or (current.runtime if current else ""))
     validation.refuse_unsupported_config(body)
     return changes
@@ -150,20 +164,29 @@ async def create_function(request: web.Request) -> web.Response:
     ref = parse_function_name(name_raw)
     if ref.qualifier is not None:
         raise InvalidParameterValueException("FunctionName must not carry a qualifier on CreateFunction.")
-    if body.string("PackageType", "Zip") != "Zip":
-        raise InvalidParameterValueException("PackageType Image is not supported by this Lambdalet server yet.")
+    package_type = body.string("PackageType", "Zip")
+    if package_type not in ("Zip", "Image"):
+        raise validation.constraint_error(package_type, "packageType", "satisfy enum value set: [Zip, Image]")
     publish = body.boolean("Publish")
-    changes = _common_config(body, svc, None)
+    image = package_type == "Image"
+    changes = _common_config(body, svc, None, image=image)
     architectures = validation.architectures(body)
     tags = validation.tags(body) or {}
     code = body.struct("Code")
     if code is None:
         raise InvalidParameterValueException("Code is required.")
+    if image:
+        uri = _image_uri(svc, code, "Please provide ImageUri when the intended function PackageType is Image.")
+    elif code.has("ImageUri"):
+        raise InvalidParameterValueException("Please don't provide ImageUri when the intended function PackageType is Zip.")
     if svc.functions.exists(ref.name):
         raise ResourceConflictException(f"Function already exist: {ref.name}")
     network.check(tags, svc.sandbox, snap_start=changes.get("snap_start") == "PublishedVersions")
-    changes.update(await _code(request, code))
-    await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], changes.get("layers", ()))
+    if image:
+        changes.update(await _image_code(svc, uri, changes.get("image_config", {})))
+    else:
+        changes.update(await _code(request, code))
+        await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], changes.get("layers", ()))
     config = FunctionConfig(name=ref.name, architectures=architectures or ("x86_64",), **changes)
     await svc.functions.create(config, tags)
     if publish:
@@ -182,6 +205,39 @@ async def _prepare_layers(svc, code_sha256: str, hot_reload_dir: str, layers: tu
     await asyncio.to_thread(svc.layer_dirs.ensure, layers)
 
 
+def _image_uri(svc, code: Body, missing: str) -> str:
+    """The ImageUri of a request for an image function (on a backend that can run one)."""
+    if not svc.sandbox.supports_images:
+        raise InvalidParameterValueException(
+            f"PackageType Image needs the linux sandbox backend, where the image becomes the environment's root "
+            f"filesystem; this server runs the {svc.sandbox.name} backend (--sandbox), which cannot run images.")
+    for member in ("ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion"):
+        if code.has(member):
+            raise InvalidParameterValueException(missing)
+    uri = code.string("ImageUri")
+    if not uri:
+        raise InvalidParameterValueException(missing)
+    return uri
+
+
+async def _image_code(svc, uri: str, image_config: dict) -> dict:
+    """Resolve and pull an image (a tag becomes a digest, once) as config changes; refused, with
+    nothing changed, when the image cannot be used."""
+    try:
+        image = await asyncio.to_thread(svc.images.resolve, uri)
+    except ImageUnusable as exc:
+        raise InvalidParameterValueException(str(exc)) from None
+    _check_image_command(image, image_config)
+    return {"package_type": "Image", "runtime": "", "handler": "", "image": image,
+            "code_sha256": image.digest_hex, "code_size": 0, "hot_reload_dir": ""}
+
+
+def _check_image_command(image: FunctionImage, image_config: dict) -> None:
+    if not (image_config.get("EntryPoint", image.entrypoint) or image_config.get("Command", image.command)):
+        raise InvalidParameterValueException(
+            f"Source image {image.uri} has no ENTRYPOINT or CMD and ImageConfig gives none: nothing to run.")
+
+
 def _resolve(request: web.Request) -> tuple[FunctionRef, FunctionConfig]:
     ref = function_ref(request)
     return ref, services(request).functions.config(ref.name, qualifier(request, ref))
@@ -192,7 +248,9 @@ async def get_function(request: web.Request) -> web.Response:
     ref, config = _resolve(request)
     function = svc.functions.get(ref.name)
     code = {"RepositoryType": "S3"}
-    if not config.hot_reload_dir:  # a hot-reload directory has no package to download
+    if config.image is not None:
+        code = {"RepositoryType": "ECR", "ImageUri": config.image.uri, "ResolvedImageUri": config.image.resolved_uri}
+    elif not config.hot_reload_dir:  # a hot-reload directory has no package to download
         code["Location"] = f"{request.scheme}://{request.host}/_lambdalet/code/{config.code_sha256}.zip"
     result = {"Configuration": config.to_api(svc.arns), "Code": code}
     if function.tags:
@@ -238,7 +296,9 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     body = await json_body(request)
     function = svc.functions.get(ref.name)
     current = function.latest
-    changes = _common_config(body, svc, current)
+    changes = _common_config(body, svc, current, image=current.image is not None)
+    if current.image is not None and "image_config" in changes:
+        _check_image_command(current.image, changes["image_config"])
     if changes.get("snap_start") == "PublishedVersions":
         network.check(function.tags, svc.sandbox, snap_start=True)
     if "layers" in changes:
@@ -252,9 +312,15 @@ async def update_function_code(request: web.Request) -> web.Response:
     _refuse_qualified_update(svc, ref, request)
     body = await json_body(request)
     architectures = validation.architectures(body)
-    changes = await _code(request, body)
-    await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"],
-                          svc.functions.get(ref.name).latest.layers)
+    latest = svc.functions.get(ref.name).latest
+    if latest.image is not None:
+        uri = _image_uri(svc, body, "Please provide ImageUri when updating a function with packageType Image.")
+        changes = await _image_code(svc, uri, latest.image_config)
+    elif body.has("ImageUri"):
+        raise InvalidParameterValueException("Please don't provide ImageUri when updating a function with packageType Zip.")
+    else:
+        changes = await _code(request, body)
+        await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], latest.layers)
     if architectures:
         changes["architectures"] = architectures
     if body.boolean("DryRun"):

@@ -34,14 +34,18 @@ def build_env(
     passthrough: dict[str, str],
     initialization_type: str = "on-demand",
     opt_dir: str = OPT,
+    image_env: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """`opt_dir` is where the function sees its layers: `/opt`, except under the process backend."""
+    """`opt_dir` is where the function sees its layers: `/opt`, except under the process backend.
+    `image_env`: a container image's ENV, over Lambda's defaults and under everything else."""
     env = {
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
         "PATH": f"/usr/local/bin:/usr/bin/:/bin:{opt_dir}/bin",
         "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:{opt_dir}/lib",
     }
+    if image_env:
+        env.update(image_env)
     if runtime.is_node:
         env["NODE_PATH"] = (f"{opt_dir}/nodejs/node{runtime.node_major}/node_modules:{opt_dir}/nodejs/node_modules:"
                             f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}")
@@ -49,9 +53,13 @@ def build_env(
     if "AWS_ACCESS_KEY_ID" in passthrough:
         env["AWS_ACCESS_KEY"] = passthrough["AWS_ACCESS_KEY_ID"]
     env.update(config.environment)
+    handler = config.handler
+    if config.image is not None:  # an image's "handler" is its command, as AWS's base images read it
+        command = config.image_config.get("Command", config.image.command)
+        handler = command[0] if command else ""
     env.update(
         {
-            "_HANDLER": config.handler,
+            "_HANDLER": handler,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
             "AWS_LAMBDA_FUNCTION_NAME": config.name,

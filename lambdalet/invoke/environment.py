@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable
 
 from lambdalet import logs
 from lambdalet.invoke.env_vars import build_env
+from lambdalet.images.store import ImageUnusable
 from lambdalet.invoke.types import Invocation, InvocationResult, LogTail, platform_error
 from lambdalet.model import FunctionConfig, runtime_version_arn
 from lambdalet.runtimes.registry import EntrypointNotFound, Runtime, RuntimeRegistry
@@ -31,6 +32,7 @@ from lambdalet.sandbox.base import ExitStatus, Layout, SandboxBackend, SandboxPr
 from lambdalet.sandbox.templates import TemplateInitFailed
 
 if TYPE_CHECKING:
+    from lambdalet.images.store import ImageStore
     from lambdalet.invoke.runtime_api import RuntimeApiServer
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ class Environment:
         log_store: logs.LogStore,
         code_dir: os.PathLike[str] | str,
         region: str,
+        images: "ImageStore | None" = None,
         passthrough: dict[str, str],
         use_sdk: bool,
         init_timeout: float,
@@ -117,6 +120,7 @@ class Environment:
         self._sandbox = sandbox
         self._runtime_api = runtime_api
         self._code_dir = code_dir
+        self._images = images  # pulls an image function's root on a server that has not got it yet
         self._layers_dir = layers_dir  # the merged tree of the function's layers, built beforehand
         self._isolated_network = isolated_network  # a network namespace with only loopback
         self._region = region
@@ -159,6 +163,8 @@ class Environment:
     async def start(self) -> None:
         """Start the runtime and wait until it asks for its first event (init done)."""
         started = time.monotonic()
+        if self.config.image is not None:
+            await self._pull_image_if_missing()
         layout = self._sandbox.layout(self._code_dir, self.env_id, self._layers_dir,  # type: ignore[arg-type]
                                       self._isolated_network)
         process, listener, channel = await self._start_process(layout)
@@ -225,6 +231,29 @@ class Environment:
                 raise InitFailure(self, "Runtime.InvalidEntrypoint", f"cannot start runtime: {exc}") from None
             raise
 
+    async def _pull_image_if_missing(self) -> None:
+        """The first cold start on a server without this image's root pulls it (by digest) and says so."""
+        image = self.config.image
+        assert image is not None and self._images is not None
+        if Path(self._code_dir).is_dir():
+            return
+        pull_started = time.monotonic()
+        try:
+            await asyncio.to_thread(self._images.ensure, image)
+        except ImageUnusable as exc:
+            self._finish_stopping()
+            raise InitFailure(self, "Runtime.InvalidEntrypoint", str(exc)) from None
+        self._log(f"Pulled image {image.resolved_uri} in {(time.monotonic() - pull_started) * 1000:.0f} ms")
+
+    def _image_spec(self, layout: Layout, runtime_api: str, env: dict[str, str]) -> SandboxSpec:
+        """A container image's process: its ENTRYPOINT + CMD (or ImageConfig's) in its working
+        directory, with its ENV under the function's variables and Lambda's reserved ones."""
+        image = self.config.image
+        assert image is not None
+        return SandboxSpec(self.env_id, self.config.image_argv(), env, Path(self._code_dir), layout, self.config.memory_size,
+                           self.config.ephemeral_storage, isolated_network=self._isolated_network, image=True,
+                           cwd=self.config.image_working_dir)
+
     def _sandbox_spec(self, layout: Layout, runtime_api: str) -> SandboxSpec:
         """The runtime's environment variables and command, as the sandbox takes them."""
         env = build_env(
@@ -233,8 +262,10 @@ class Environment:
             passthrough=self._passthrough,
             initialization_type="provisioned-concurrency" if self.provisioned
             else "snap-start" if self._snapshot_key is not None else "on-demand",
-            opt_dir=layout.opt_dir,
+            opt_dir=layout.opt_dir, image_env=self.config.image.env if self.config.image is not None else None,
         )
+        if self.config.image is not None:
+            return self._image_spec(layout, runtime_api, env)
         sdk_dir = layout.sdk_dir if self._use_sdk else None
         try:
             argv = self._registry.command(self.runtime, layout.task_root, Path(self._code_dir), sdk_dir, env,

@@ -60,6 +60,10 @@ class Runtime:
         return self.name.removeprefix("nodejs").removesuffix(".x")
 
 
+#: What runs a container image function: the image's own ENTRYPOINT, no runtime of Lambda's.
+IMAGE_RUNTIME = Runtime("", execution_env=None, version_label=None)
+
+
 def is_elf(path: str) -> bool:
     try:
         with open(path, "rb") as handle:

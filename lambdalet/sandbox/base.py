@@ -55,6 +55,11 @@ class SandboxSpec:
     #: A connected socket (its fd) over which Lambdalet's own Python bootstrap speaks frames instead
     #: of connecting to the Runtime API; only given to backends that `supports_runtime_channel`.
     runtime_channel: int | None = None
+    #: A container image: `code_dir` is the image's unpacked root, which becomes the environment's
+    #: `/` (nothing of the host's system paths); argv[0] is looked up on the image's PATH.
+    image: bool = False
+    #: The working directory (as the function sees it); None: the task root.
+    cwd: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,8 @@ class SandboxBackend(ABC):
 
     #: Whether the backend can run SnapStart templates.
     supports_snapstart = False
+    #: Whether the backend can make a container image an environment's root (PackageType Image).
+    supports_images = False
     #: Whether the backend can hand an in-process Python bootstrap a connected runtime channel.
     supports_runtime_channel = False
     #: Whether environments can have a network of their own, and whether they do by default.

@@ -27,11 +27,12 @@ import signal
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.chroot.argtypes = [ctypes.c_char_p]
 libc.syscall.restype = ctypes.c_long
 libc.syscall.argtypes = None
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
 CLONE_NEWNS = 0x00020000
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
@@ -213,6 +214,26 @@ def attach_tree(tree_fd, target):
            f"move_mount onto {target}")
 
 
+def enter_image_root(tree_fd, mount_point, tmp_mb):
+    """A container image function: its unpacked image (`tree_fd`, read-only) becomes `/`.
+
+    The image is attached at `mount_point` of the shared root, given this environment's /dev and
+    /proc and a /tmp of its own (the unpacker made those directories in every image), moved over
+    `/` and made the root: the shared root's binds of the host's /usr and /lib lie under it,
+    unreachable. Moving a mount and chroot cost no RCU grace period, unlike detaching a root; the
+    chroot holds because function code runs without privileges (no CAP_SYS_CHROOT, no new user
+    namespace) and holds no descriptor of a directory outside.
+    """
+    attach_tree(tree_fd, mount_point)
+    bind("/dev", mount_point + "/dev", read_only=False)
+    bind("/proc", mount_point + "/proc", read_only=False)
+    mount("tmpfs", mount_point + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
+    os.chdir(mount_point)
+    mount(".", "/", None, MS_MOVE)
+    _check(libc.chroot(b"."), "chroot into the image")
+    os.chdir("/")
+
+
 def loopback_listener(port):
     """In a fresh network namespace: bring loopback up and listen on 127.0.0.1:`port`.
 
@@ -286,10 +307,13 @@ def assign(spec, output_fd, tree_fds, keep_fd=None):
     the function has layers, their merged tree (for /opt). `keep_fd` (a SnapStart template's
     control socket, or a bootstrap's runtime channel) survives as file descriptor 3.
     """
-    attach_tree(tree_fds[0], spec["task_root"])
-    if len(tree_fds) > 1:
-        attach_tree(tree_fds[1], spec["opt_dir"])
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmp_mb']}m,mode=1777")
+    if spec.get("image"):
+        enter_image_root(tree_fds[0], spec["task_root"], spec["tmp_mb"])
+    else:
+        attach_tree(tree_fds[0], spec["task_root"])
+        if len(tree_fds) > 1:
+            attach_tree(tree_fds[1], spec["opt_dir"])
+        mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmp_mb']}m,mode=1777")
     hostname = spec.get("hostname", "localhost").encode()
     _check(libc.sethostname(hostname, len(hostname)), "sethostname")
     for which, value in spec["rlimits"]:

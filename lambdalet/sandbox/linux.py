@@ -66,6 +66,7 @@ class LinuxSandbox(SandboxBackend):
     supports_runtime_channel = True
     supports_network_isolation = True
     supports_snapstart = True  # for functions on the host network: restored environments share the template's
+    supports_images = True
 
     def __init__(self, data_dir: Path, sdk: PythonSdk | None, *, uid: int, max_parallel_starts: int,
                  mb_per_vcpu: int, isolated_network_by_default: bool = False) -> None:
@@ -229,7 +230,8 @@ class LinuxSandbox(SandboxBackend):
             "mode": "python" if in_process else "exec",
             "argv": spec.argv if not in_process else [spec.argv[3], *spec.argv[4:]],
             "env": spec.env,
-            "cwd": TASK_ROOT,
+            "cwd": spec.cwd or TASK_ROOT,
+            "image": spec.image,
             "root": str(self.mount_point),
             "code_dir": str(spec.code_dir),
             "task_root": TASK_ROOT,

@@ -67,6 +67,8 @@ class ProcessSandbox(SandboxBackend):
                       sdk_dir=self.sdk_dir, opt_dir=str(layers_dir) if layers_dir is not None else "/opt")
 
     async def start(self, spec: SandboxSpec) -> "ChildProcess":
+        if spec.image:  # refused at CreateFunction; a database made under the linux backend can still hold one
+            raise OSError("a container image function needs the linux sandbox backend")
         tmp = Path(spec.layout.tmp_dir)
         tmp.mkdir(parents=True, exist_ok=True)
         env = {**spec.env, "TMPDIR": str(tmp)}

@@ -76,6 +76,8 @@ def run(spec, output_fd, tree_fds, extra_fds, bootstrap, cgroup_fds, written_lim
             sys.path[:] = [p for p in sys.path if os.path.abspath(p) != HERE]
             bootstrap.main()
             code = 0
+        elif spec.get("image") and "/" not in spec["argv"][0]:  # an image's ENTRYPOINT, found on its PATH
+            os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
         else:
             os.execve(spec["argv"][0], spec["argv"], spec["env"])
     except SystemExit as exc:
