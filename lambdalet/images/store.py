@@ -61,6 +61,8 @@ class ImageStore:
                  region: str) -> None:
         self.roots = data_dir / "images" / "roots"
         self.roots.mkdir(parents=True, exist_ok=True)
+        for leftover in self.roots.parent.glob(".staging-*"):  # a pull a crash or kill cut short
+            shutil.rmtree(leftover, ignore_errors=True)
         self.credentials = credentials
         self.insecure = insecure_registries
         self.region = region
