@@ -48,6 +48,10 @@ class RegistryError(Exception):
     """A pull that cannot succeed; the message says why, in words for the function's owner."""
 
 
+class ManifestUnknown(RegistryError):
+    """The registry has no such repository, tag or digest (a 404 for a manifest)."""
+
+
 @dataclass
 class Credentials:
     """Registry logins by host (`host[:port]`), as in a Docker config.json."""
@@ -172,6 +176,8 @@ class RegistrySession:
             return response
         body = response.read(4096)
         response.release_conn()
+        if response.status == 404 and "/manifests/" in url:
+            raise ManifestUnknown(self._explain(response.status, body))
         raise RegistryError(self._explain(response.status, body))
 
     def _request(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:

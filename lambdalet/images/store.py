@@ -32,7 +32,7 @@ from typing import Any
 from lambdalet.images import reference
 from lambdalet.images.reference import BadReference, ImageReference
 from lambdalet.images.registry import (
-    DOCKER_MANIFEST, INDEXES, MANIFESTS, Credentials, RegistryError, RegistrySession, new_pool,
+    DOCKER_MANIFEST, INDEXES, MANIFESTS, Credentials, ManifestUnknown, RegistryError, RegistrySession, new_pool,
 )
 from lambdalet.images.unpack import MAX_IMAGE_BYTES, LayerRejected, Unpacker
 from lambdalet.model import FunctionImage
@@ -84,6 +84,8 @@ class ImageStore:
             media_type, body, digest = session.manifest(image_ref.reference)
             manifest = self._platform_manifest(session, media_type, body, digest, uri)
             config = session.blob_json(manifest.config_digest)
+        except ManifestUnknown:
+            raise ImageUnusable(f"Source image {uri} does not exist. Provide a valid source image.") from None
         except RegistryError as exc:
             raise ImageUnusable(f"Source image {uri} cannot be pulled: {exc}.") from None
         image = _function_image(uri, image_ref.by_digest(digest), manifest.digest, config)
