@@ -12,6 +12,7 @@ import click
 from lambdalet import __version__
 from lambdalet.commands import COMMANDS
 from lambdalet.config import Settings
+from lambdalet.images.command import push_image
 
 
 def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,6 +44,7 @@ def main() -> None:
 
 for _command in COMMANDS:  # deploy, invoke, ls, mappings, rm, logs: clients of the Lambda API
     main.add_command(_command)
+main.add_command(push_image)  # a client of OCI registries
 
 
 @main.command()

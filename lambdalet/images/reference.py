@@ -9,6 +9,7 @@ tag or digest means `latest`.
 from __future__ import annotations
 
 import ipaddress
+import platform
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 #: `<account>.dkr.ecr.<region>.amazonaws.com`: registries whose password is an ECR authorization token.
 ECR_HOST = re.compile(r"^\d{12}\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+#: This host's architecture as OCI and Docker name it (what an image index entry must say).
+HOST_ARCHITECTURE = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+    platform.machine().lower(), platform.machine().lower())
 
 
 class BadReference(ValueError):

@@ -1,4 +1,5 @@
-"""A client of the OCI distribution API (registry v2), for pulling only.
+"""A client of the OCI distribution API (registry v2): pulling, and pushing what `lambdalet
+push-image` builds.
 
 Pulling is three kinds of GET — a manifest (maybe an image index, whose entry for this host's
 architecture is then fetched), the image config and the layer blobs — plus the registries'
@@ -103,12 +104,13 @@ def ecr_login(region: str) -> tuple[str, str]:
 
 
 class RegistrySession:
-    """One image's pull: the connection pool, the repository's login and its bearer token."""
+    """One repository's conversation: the connection pool, the login and the bearer token it got."""
 
     def __init__(self, image: ImageReference, login: tuple[str, str] | None, *, insecure: bool,
-                 http: urllib3.PoolManager) -> None:
+                 http: urllib3.PoolManager, scope: str = "pull") -> None:
         self.image = image
         self.login = login
+        self.scope = scope  # what a token is asked for: "pull", or "pull,push" to push
         self.base = f"{'http' if insecure or image.is_loopback else 'https'}://{image.registry}/v2/{image.repository}"
         self._http = http
         self._authorization: str | None = None
@@ -164,28 +166,54 @@ class RegistrySession:
         if "sha256:" + hasher.hexdigest() != digest:
             raise RegistryError(f"layer {digest} does not match its digest (received {received} of {size} bytes)")
 
+    def push_blob(self, data: bytes) -> str:
+        """Upload a blob (monolithic: one POST, one PUT) unless the repository has it; its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self._send("HEAD", f"{self.base}/blobs/{digest}", ok=(200, 404)).status == 200:
+            return digest
+        started = self._send("POST", f"{self.base}/blobs/uploads/", ok=(202,))
+        location = started.headers.get("Location", "")
+        if location.startswith("/"):
+            location = self.base.split("/v2/", 1)[0] + location
+        separator = "&" if "?" in location else "?"
+        self._send("PUT", f"{location}{separator}digest={digest}", body=data, ok=(201,),
+                   headers={"Content-Type": "application/octet-stream"})
+        return digest
+
+    def push_manifest(self, tag: str, body: bytes, media_type: str) -> str:
+        self._send("PUT", f"{self.base}/manifests/{tag}", body=body, ok=(201,), headers={"Content-Type": media_type})
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
     def _get(self, url: str, accept: str | None = None) -> urllib3.BaseHTTPResponse:
-        headers = {"Accept": accept} if accept else {}
-        response = self._request(url, headers)
+        return self._send("GET", url, headers={"Accept": accept} if accept else {})
+
+    def _send(self, method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None,
+              ok: tuple[int, ...] = (200,)) -> urllib3.BaseHTTPResponse:
+        """One request, authenticated as the registry's 401 challenge asks (once per session)."""
+        headers = headers or {}
+        response = self._request(method, url, headers, body)
         if response.status == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
             response.drain_conn()
             self._authorization = self._authorize(challenge)
-            response = self._request(url, headers)
-        if response.status == 200:
+            response = self._request(method, url, headers, body)
+        if response.status in ok:
+            if method != "GET":
+                response.drain_conn()
             return response
-        body = response.read(4096)
+        answer = response.read(4096)
         response.release_conn()
         if response.status == 404 and "/manifests/" in url:
-            raise ManifestUnknown(self._explain(response.status, body))
-        raise RegistryError(self._explain(response.status, body))
+            raise ManifestUnknown(self._explain(response.status, answer))
+        raise RegistryError(self._explain(response.status, answer))
 
-    def _request(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    def _request(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> urllib3.BaseHTTPResponse:
         if self._authorization:
             headers = {**headers, "Authorization": self._authorization}
         try:  # redirects (to a blob store) are followed; urllib3 drops Authorization across hosts
-            return self._http.request("GET", url, headers=headers, preload_content=False,
-                                      redirect=True, retries=urllib3.Retry(total=3, connect=2, read=2, redirect=5))
+            return self._http.request(method, url, headers=headers, body=body, preload_content=False,
+                                      redirect=method == "GET",
+                                      retries=urllib3.Retry(total=3, connect=2, read=2, redirect=5))
         except urllib3.exceptions.HTTPError as exc:
             raise RegistryError(f"cannot reach registry {self.image.registry}: {_reason(exc)}") from exc
 
@@ -200,7 +228,7 @@ class RegistrySession:
         if scheme.lower() != "bearer" or "realm" not in params:
             raise RegistryError(f"registry {self.image.registry} asks for an unsupported authentication: {challenge!r}")
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
-        query.setdefault("scope", f"repository:{self.image.repository}:pull")
+        query.setdefault("scope", f"repository:{self.image.repository}:{self.scope}")
         headers = {}
         if self.login is not None:
             headers["Authorization"] = "Basic " + base64.b64encode(":".join(self.login).encode()).decode()

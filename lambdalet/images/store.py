@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import threading
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdalet.images import reference
-from lambdalet.images.reference import BadReference, ImageReference
+from lambdalet.images.reference import HOST_ARCHITECTURE, BadReference, ImageReference
 from lambdalet.images.registry import (
     DOCKER_MANIFEST, INDEXES, MANIFESTS, Credentials, ManifestUnknown, RegistryError, RegistrySession, new_pool,
 )
@@ -38,9 +37,6 @@ from lambdalet.images.unpack import MAX_IMAGE_BYTES, LayerRejected, Unpacker
 from lambdalet.model import FunctionImage
 
 log = logging.getLogger(__name__)
-#: OCI/Docker architecture names of the machines Lambda has.
-HOST_ARCHITECTURE = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
-    platform.machine().lower(), platform.machine().lower())
 LAYER_TYPES = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
                "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.docker.image.rootfs.diff.tar")
 
