@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-ric bench bench-esm clean
+.PHONY: run test test-ric bench bench-esm bench-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench: $(VENV)/.test-installed
 
 bench-esm: $(VENV)/.test-installed
 	$(BIN)/python bench/event_source_mappings.py
+
+bench-images: $(VENV)/.test-installed
+	$(BIN)/python bench/images.py
 
 clean:
 	rm -rf $(VENV) .lambdalet .pytest_cache
