@@ -241,6 +241,9 @@ def serve(sock, bootstrap):
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    poller = select.poll()
+    for fd in (sock.fileno(), wake_r):
+        poller.register(fd, select.POLLIN)
     gc.freeze()
     send(sock, {"ready": os.getpid()})
     spares = {}  # pid -> Spare, for the current template
@@ -259,7 +262,8 @@ def serve(sock, bootstrap):
         idle_wait = None
         if template is not None and root_ns is not None and len(spares) < SPARES:
             idle_wait = max(0.0, last_request + REFILL_AFTER_IDLE_S - time.monotonic())
-        readable, _, _ = select.select([sock, wake_r], [], [], idle_wait)
+        # poll, not select: select cannot watch a descriptor numbered 1,024 or more
+        readable = {fd for fd, _events in poller.poll(None if idle_wait is None else idle_wait * 1000)}
         if not readable:
             spare = make_spare(sock, template, root_ns, bootstrap, likely_limits)
             spares[spare.pid] = spare
@@ -270,7 +274,7 @@ def serve(sock, bootstrap):
             except BlockingIOError:
                 pass
             reap(sock, spares, retired, template)
-        if sock not in readable:
+        if sock.fileno() not in readable:
             continue
         data, fds = receive(sock)
         if not data:
@@ -323,7 +327,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main():
-    control = socket.socket(fileno=int(sys.argv[1]))
+    # The server hands the control socket over at its own descriptor's number, which may be far
+    # above 1,023 on a busy server: take the lowest free number instead, for this process and
+    # for every descriptor number its children inherit.
+    inherited = int(sys.argv[1])
+    control = socket.socket(fileno=os.dup(inherited))
+    os.close(inherited)
     bootstrap = None
     if len(sys.argv) > 2:
         sys.path.insert(0, os.path.dirname(sys.argv[2]))

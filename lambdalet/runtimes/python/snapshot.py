@@ -54,15 +54,18 @@ def serve_template(control_fd, init, init_error, serve):
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     _send(control, {"ready": True})
+    poller = select.poll()  # not select(): it cannot watch descriptors numbered 1,024 or more
+    for fd in (control.fileno(), wake_r):
+        poller.register(fd, select.POLLIN)
     while True:
-        readable, _, _ = select.select([control, wake_r], [], [])
+        readable = {fd for fd, _events in poller.poll()}
         if wake_r in readable:
             try:
                 os.read(wake_r, 4096)
             except BlockingIOError:
                 pass
         _report_exits(control)
-        if control not in readable:
+        if control.fileno() not in readable:
             continue
         fds = array.array("i")
         data, ancdata, _flags, _addr = control.recvmsg(1 << 20, socket.CMSG_SPACE(fds.itemsize))
