@@ -44,15 +44,46 @@ MOVE_MOUNT_F_EMPTY_PATH = 4
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
 DEVICES = ("null", "zero", "full", "random", "urandom")
 
-# -- the seccomp filter: no new user namespaces ------------------------------------------------
+# -- the seccomp filter: no new user namespaces, no kernel surface a function has no use for ---
 SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1, 4
 CLONE_NEWUSER = 0x10000000
 #: (audit architecture, clone, unshare, clone3, seccomp) by machine.
 SYSCALLS = {"x86_64": (0xC000003E, 56, 272, 435, 317), "aarch64": (0xC00000B7, 220, 97, 435, 277)}
+#: Calls refused with EPERM, by machine: those Docker's default profile denies that the environment
+#: itself does not make after the filter is in place (it still mounts its /tmp, moves its code in,
+#: sets its host name and chroots an image — all of which need privileges the function drops).
+#: The kernel keyrings (add_key, request_key, keyctl: one per uid, and every function is uid 993),
+#: io_uring, bpf, perf_event_open, userfaultfd, kernel modules and kexec, setting the clock, swap, reboot,
+#: accounting, quotas, file handles, kcmp, process_vm_readv/writev, namespaces (setns) and the
+#: other mount calls, and the obsolete uselib, ustat, sysfs, _sysctl, lookup_dcookie.
+DENIED = {
+    "x86_64": {
+        "add_key": 248, "request_key": 249, "keyctl": 250, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "kexec_load": 246,
+        "kexec_file_load": 320, "init_module": 175, "finit_module": 313, "delete_module": 176, "acct": 163,
+        "swapon": 167, "swapoff": 168, "reboot": 169, "settimeofday": 164, "clock_settime": 227,
+        "iopl": 172, "ioperm": 173, "quotactl": 179,
+        "name_to_handle_at": 303, "open_by_handle_at": 304, "kcmp": 312, "process_vm_readv": 310,
+        "process_vm_writev": 311, "setns": 308, "pivot_root": 155, "umount2": 166, "open_tree": 428,
+        "mount_setattr": 442, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "uselib": 134,
+        "ustat": 136, "sysfs": 139, "_sysctl": 156, "lookup_dcookie": 212, "setdomainname": 171,
+    },
+    "aarch64": {
+        "add_key": 217, "request_key": 218, "keyctl": 219, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282, "kexec_load": 104,
+        "kexec_file_load": 294, "init_module": 105, "finit_module": 273, "delete_module": 106, "acct": 89,
+        "swapon": 224, "swapoff": 225, "reboot": 142, "settimeofday": 170, "clock_settime": 112,
+        "quotactl": 60, "name_to_handle_at": 264,
+        "open_by_handle_at": 265, "kcmp": 272, "process_vm_readv": 270, "process_vm_writev": 271,
+        "setns": 268, "pivot_root": 41, "umount2": 39, "open_tree": 428, "mount_setattr": 442, "fsopen": 430,
+        "fsconfig": 431, "fsmount": 432, "fspick": 433, "lookup_dcookie": 18, "setdomainname": 162,
+    },
+}
 X32_SYSCALL_BIT = 0x40000000
 BPF_LD_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 ARCH_OFFSET, NR_OFFSET, ARG0_OFFSET = 4, 0, 16  # in struct seccomp_data (arg 0's low word: little-endian)
+EPERM, ENOSYS = 1, 38
 
 
 class _SockFilter(ctypes.Structure):
@@ -63,50 +94,80 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def _user_namespace_filter():
-    """The filter's program, built once when the zygote imports this module: a spare only installs
-    it (building ctypes arrays in a fresh process costs ~0.3 ms of its cold start)."""
-    numbers = SYSCALLS.get(os.uname().machine)
+def seccomp_program(machine):
+    """The filter as (code, jt, jf, k) instructions, or None for a machine whose numbers this
+    module does not know (namespaces and the uid still hold there).
+
+    Layout: check the ABI; refuse x32 and clone3 (ENOSYS: glibc then falls back to clone, whose
+    flags a classic filter can read); send clone and unshare to the CLONE_NEWUSER check; refuse
+    each DENIED number; allow the rest. Jumps are relative to the next instruction."""
+    numbers = SYSCALLS.get(machine)
     if numbers is None:
-        return None  # an architecture whose numbers this module does not know: namespaces and uid still hold
-    arch, clone, unshare, clone3, seccomp = numbers
-    enosys, eperm = SECCOMP_RET_ERRNO | 38, SECCOMP_RET_ERRNO | 1
+        return None
+    arch, clone, unshare, clone3, _seccomp = numbers
+    denied = sorted(set(DENIED[machine].values()))
+    # instruction indexes of the shared tails
+    first_deny = 8
+    allow = first_deny + len(denied)
+    check_flags = allow + 1
+    ret_eperm = check_flags + 3
+    ret_enosys = ret_eperm + 1
+
+    def to(target, at):
+        return target - at - 1
+
     program = [
         (BPF_LD_ABS, 0, 0, ARCH_OFFSET),
         (BPF_JEQ, 1, 0, arch),
-        (BPF_RET, 0, 0, enosys),          # another ABI
+        (BPF_RET, 0, 0, SECCOMP_RET_ERRNO | ENOSYS),  # another ABI (i386, ...)
         (BPF_LD_ABS, 0, 0, NR_OFFSET),
-        (BPF_JGE, 8, 0, X32_SYSCALL_BIT),  # x32 → ENOSYS
-        (BPF_JEQ, 7, 0, clone3),          # → ENOSYS
-        (BPF_JEQ, 2, 0, unshare),         # → check the flags
-        (BPF_JEQ, 1, 0, clone),           # → check the flags
+        (BPF_JGE, to(ret_enosys, 4), 0, X32_SYSCALL_BIT),
+        (BPF_JEQ, to(ret_enosys, 5), 0, clone3),
+        (BPF_JEQ, to(check_flags, 6), 0, unshare),
+        (BPF_JEQ, to(check_flags, 7), 0, clone),
+    ]
+    for index, number in enumerate(denied, start=first_deny):
+        program.append((BPF_JEQ, to(ret_eperm, index), 0, number))
+    program += [
         (BPF_RET, 0, 0, SECCOMP_RET_ALLOW),
         (BPF_LD_ABS, 0, 0, ARG0_OFFSET),
-        (BPF_JSET, 1, 0, CLONE_NEWUSER),  # → EPERM
+        (BPF_JSET, to(ret_eperm, check_flags + 1), 0, CLONE_NEWUSER),
         (BPF_RET, 0, 0, SECCOMP_RET_ALLOW),
-        (BPF_RET, 0, 0, eperm),
-        (BPF_RET, 0, 0, enosys),
+        (BPF_RET, 0, 0, SECCOMP_RET_ERRNO | EPERM),
+        (BPF_RET, 0, 0, SECCOMP_RET_ERRNO | ENOSYS),
     ]
+    assert len(program) == ret_enosys + 1
+    return program
+
+
+def _sandbox_filter():
+    """The filter's program, built once when the zygote imports this module: a spare only installs
+    it (building ctypes arrays in a fresh process costs ~0.3 ms of its cold start)."""
+    machine = os.uname().machine
+    program = seccomp_program(machine)
+    if program is None:
+        return None
     filters = (_SockFilter * len(program))(*[_SockFilter(*instruction) for instruction in program])
-    return seccomp, filters, _SockFprog(len(program), filters)  # `filters` kept alive with the program
+    return SYSCALLS[machine][4], filters, _SockFprog(len(program), filters)  # `filters` kept alive with the program
 
 
-USER_NAMESPACE_FILTER = _user_namespace_filter()
+SANDBOX_FILTER = _sandbox_filter()
 
 
-def forbid_user_namespaces():
-    """Install a seccomp filter: clone/unshare with CLONE_NEWUSER fail with EPERM (clone3, whose
-    flags a classic filter cannot read, with ENOSYS: glibc then falls back to clone), and so does
-    any call through another ABI (i386, x32), where the same calls have other numbers.
+def install_seccomp_filter():
+    """Install the sandbox's seccomp filter (`seccomp_program`); every process the function starts
+    inherits it, and any call through another ABI (i386, x32), where the same calls have other
+    numbers, fails with ENOSYS.
 
-    In a user namespace of its own, function code holds every capability over the namespaces it
-    creates there, the kernel surface most local privilege escalations have needed; containers
-    block it the same way. A spare installs it while it waits (as root, so before no_new_privs);
-    every process the function starts inherits it.
+    In a user namespace of its own, function code would hold every capability over the namespaces
+    it creates there, the kernel surface most local privilege escalations have needed; the other
+    refused calls are kernel surface no function needs (io_uring, bpf), or state all functions
+    would share (the uid's keyring: a key one function adds, another could read). A spare installs
+    it while it waits (as root, so before no_new_privs).
     """
-    if USER_NAMESPACE_FILTER is None:
+    if SANDBOX_FILTER is None:
         return
-    seccomp, _filters, fprog = USER_NAMESPACE_FILTER
+    seccomp, _filters, fprog = SANDBOX_FILTER
     # SPEC_ALLOW: on hosts whose speculative-store-bypass mitigation follows seccomp, a filter would
     # otherwise switch it on for the function, slowing it down for a filter that needs no such help.
     if libc.syscall(seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, ctypes.byref(fprog)) != 0:

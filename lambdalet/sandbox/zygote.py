@@ -178,7 +178,7 @@ def spare_main(sock, generic, root_ns, cgroup, bootstrap, likely_limits, rehears
             listener.close()
         if rehearse_first and bootstrap is not None and generic.get("rehearsal_dir"):
             rehearse(bootstrap, generic["rehearsal_dir"])
-        confine.forbid_user_namespaces()  # while waiting, not on the cold start; before any function code
+        confine.install_seccomp_filter()  # while waiting, not on the cold start; before any function code
         data, fds = receive(sock)
     except BaseException as exc:
         try:

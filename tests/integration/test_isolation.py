@@ -998,3 +998,51 @@ def test_the_process_backend_refuses_an_isolated_network(tmp_path):
                                    Tags={NETWORK_TAG: "isolated"})
     finally:
         plain.stop()
+
+
+KERNEL_SURFACE = """
+import ctypes, errno, json, os
+
+NUMBERS = json.loads({numbers!r})
+
+def handler(event, context):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    out = {{}}
+    key_type, description, payload = ctypes.c_char_p(b"user"), ctypes.c_char_p(b"shared-secret"), b"s3cret"
+    KEY_SPEC_USER_KEYRING = -4
+    calls = {{
+        "add_key": (key_type, description, payload, len(payload), KEY_SPEC_USER_KEYRING),
+        "request_key": (key_type, description, None, 0),
+        "keyctl": (0, KEY_SPEC_USER_KEYRING, 0),  # KEYCTL_GET_KEYRING_ID
+        "io_uring_setup": (8, ctypes.create_string_buffer(120)),
+        "bpf": (0, None, 0),
+        "userfaultfd": (0,),
+        "perf_event_open": (ctypes.create_string_buffer(128), 0, -1, -1, 0),
+        "setns": (0, 0),
+    }}
+    for name, args in calls.items():
+        result = libc.syscall(NUMBERS[name], *args)
+        out[name] = "succeeded" if result >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+    out["getpid"] = "succeeded" if libc.syscall(NUMBERS["getpid"]) > 0 else "failed"
+    return out
+"""
+
+
+def test_the_kernel_keyring_io_uring_and_other_surface_are_refused(lambda_client, create_function):
+    """All functions run as one uid, so the uid's keyring would be shared between them: refused with
+    EPERM, as Docker's default seccomp profile refuses it, and so is the rest of its list."""
+    import platform
+
+    from lambdalet.sandbox.confine import DENIED
+
+    numbers = {name: DENIED[platform.machine()][name] for name in
+               ("add_key", "request_key", "keyctl", "io_uring_setup", "bpf", "userfaultfd", "perf_event_open", "setns")}
+    numbers["getpid"] = {"x86_64": 39, "aarch64": 172}[platform.machine()]
+    name = hostile(create_function, KERNEL_SURFACE.format(numbers=json.dumps(numbers)))
+
+    result = invoke_ok(lambda_client, name)
+
+    assert result.pop("getpid") == "succeeded"
+    assert set(result.values()) == {"EPERM"}, result
+    assert_ordinary_function_works(lambda_client, create_function)
