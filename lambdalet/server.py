@@ -13,6 +13,8 @@ from pathlib import Path
 
 import sqlalchemy.exc
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from lambdalet import network
 from lambdalet.api import aliases as aliases_api
@@ -311,8 +313,23 @@ async def serve(settings: Settings) -> None:
         await runner.cleanup()  # on_shutdown, in-flight requests, on_cleanup
 
 
+class ClientErrorsInOneLine(logging.Filter):
+    """aiohttp logs a request it could not parse (a line too long, an unknown Content-Encoding, a
+    broken gzip body it was still reading after the answer) as an ERROR with a traceback: a client's mistake, which any client could repeat to flood the log.
+    Such records become one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, RequestPayloadError) or (isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500):
+            record.msg, record.args = "bad request from a client: %s", (" ".join(str(exc).split()),)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(ClientErrorsInOneLine())
     try:
         import uvloop  # the invoke path's one event loop, a third faster than asyncio's own
 

@@ -19,6 +19,8 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from lambdalet.api.common import services
 from lambdalet.errors import UnknownOperationException
@@ -72,8 +74,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     try:
         try:
             body = json.loads(await request.read() or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError, HttpProcessingError, RequestPayloadError):
             raise LogsError("SerializationException", "The request body is not JSON.") from None
+        except web.HTTPRequestEntityTooLarge:
+            raise LogsError("SerializationException", "The request body is larger than this server accepts.",
+                            status=413) from None
         if not isinstance(body, dict):
             raise LogsError("SerializationException", "The request body must be a JSON object.")
         svc = services(request)
@@ -154,7 +159,7 @@ def _encode_token(value: Any) -> str:
 def _decode_token(token: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise invalid("The specified nextToken is invalid.") from None
 
 

@@ -27,7 +27,7 @@ async def json_body(request: web.Request) -> Body:
         return Body({})
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
         raise InvalidRequestContentException(f"Could not parse request body into json: {exc}") from None
     return Body(data)
 

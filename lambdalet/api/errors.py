@@ -12,8 +12,12 @@ import uuid
 from typing import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from lambdalet.errors import LambdaError, RequestTooLargeException, ServiceException, UnknownOperationException
+from lambdalet.errors import (
+    InvalidRequestContentException, LambdaError, RequestTooLargeException, ServiceException, UnknownOperationException,
+)
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -44,6 +48,9 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status < 400:
             raise
         return render(_from_http_exception(exc, request), str(uuid.uuid4()))
+    except (HttpProcessingError, RequestPayloadError) as exc:  # a body aiohttp could not decode (a broken gzip)
+        return render(InvalidRequestContentException(f"Could not read the request body: {' '.join(str(exc).split())}"),
+                      str(uuid.uuid4()))
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
         return render(ServiceException("An internal error occurred; see the server log."), str(uuid.uuid4()))

@@ -43,7 +43,7 @@ def _client_context(raw: str | None) -> str | None:
     try:
         text = base64.b64decode(raw, validate=True).decode()
         json.loads(text)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise InvalidRequestContentException("Client context must be a valid Base64-encoded JSON object.") from None
     return text
 
@@ -69,7 +69,7 @@ async def invoke(request: web.Request) -> web.Response:
     if payload.strip():
         try:
             json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidRequestContentException(
                 f"Could not parse request body into json: Could not parse payload into json: {exc}"
             ) from None

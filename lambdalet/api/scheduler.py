@@ -82,7 +82,7 @@ async def _body(request: web.Request, operation: str) -> dict[str, Any]:
     raw = await request.read()
     try:
         body = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValidationException("The request body is not valid JSON.") from None
     _check(service_model.problems(service_model.input_shape(SERVICE, operation), body, ""))
     return body
@@ -167,7 +167,7 @@ def _target(svc: Any, target: dict[str, Any]) -> dict[str, Any]:
             raise ValidationException(f"The Input of a target must be at most {MAX_INPUT_BYTES} bytes.")
         try:
             json.loads(target["Input"])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ValidationException("The Input of a Lambda function target must be well-formed JSON.") from None
     kept = {key: target[key] for key in ("Arn", "RoleArn", "Input", "DeadLetterConfig") if key in target}
     kept["RetryPolicy"] = {**DEFAULT_RETRY_POLICY, **target.get("RetryPolicy", {})}

@@ -192,7 +192,7 @@ def to_response(payload: bytes) -> web.Response:
     JSON value is the body of a 200 `application/json` response."""
     try:
         value = json.loads(payload) if payload else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return _internal_error()
     if not isinstance(value, dict) or "statusCode" not in value:
         return web.Response(status=200, body=payload, content_type="application/json")

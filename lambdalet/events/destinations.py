@@ -95,7 +95,7 @@ def check_dead_letter(arn: str) -> str:
 def _json_or_text(data: bytes) -> Any:
     try:
         return json.loads(data) if data else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return data.decode(errors="replace")
 
 

@@ -261,7 +261,7 @@ def compile_pattern(text: str, source: str | None = None) -> _Pattern:
     """Check one Pattern string as Lambda does at CreateEventSourceMapping, and compile it."""
     try:
         pattern = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _invalid() from None
     if not isinstance(pattern, dict):
         raise _invalid()
@@ -288,7 +288,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict) else None
 

@@ -455,7 +455,7 @@ class Environment:
         if not error_type:
             try:
                 error_type = json.loads(body).get("errorType")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 error_type = None
         self._drain_output()
         self._peak_memory()  # sample before the kill: REPORT still needs it

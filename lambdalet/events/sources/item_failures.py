@@ -18,7 +18,7 @@ def reported_failures(answer: bytes) -> list[str] | None:
     whole batch failed). Whether each identifier is one of the batch's is the caller's to check."""
     try:
         body = json.loads(answer) if answer.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if body is None or body == "" or body == []:
         return []

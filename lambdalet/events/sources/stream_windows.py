@@ -71,7 +71,7 @@ class Window:
         try:
             kept = json.loads(text)
             window = cls(float(kept["start"]), float(kept["end"]), kept["state"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return None
         return window if isinstance(window.state, dict) else None
 
@@ -85,7 +85,7 @@ def window_answer(answer: bytes, records: Sequence[StreamRecord],
     stream batch (`failed_from`), only with ReportBatchItemFailures."""
     try:
         body = json.loads(answer)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, 0
     if not isinstance(body, dict) or not isinstance(body.get("state"), dict):
         return None, 0
