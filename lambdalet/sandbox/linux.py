@@ -355,6 +355,8 @@ class LinuxProcess(SandboxProcess):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)  # pid 1 of its namespace: all of it
             except ProcessLookupError:
                 pass
+            # ... but a killed process dies only once it runs: lift the CPU quota (off the loop)
+            self._cgroups.in_background(self.cgroup.kill_remaining)
 
     def peak_memory_mb(self) -> int:
         self._peak_mb = max(self._peak_mb, self.cgroup.peak_memory_mb())

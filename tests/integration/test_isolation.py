@@ -12,6 +12,9 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -546,6 +549,42 @@ def test_a_fork_bomb_is_capped_and_dies_with_its_environment(server, lambda_clie
     wait_until(lambda: len(host_processes_of_uid(SANDBOX_UID, server)) <= before + 3, timeout=15, interval=0.2,
                what="the fork bomb's children to die with its retired environment")
     assert invoke_ok(lambda_client, bomb, {"bomb": False}) == {"pids": [1]}  # a clean new environment
+
+
+SPINNING_BOMB = """\
+import os
+
+
+def handler(event, context):
+    while True:  # fork until the process cap, every child spinning on the CPU; the timeout ends it
+        try:
+            if os.fork() == 0:
+                while True:
+                    pass
+        except OSError:
+            pass
+"""
+
+
+def test_a_spinning_fork_bomb_at_128_mb_dies_when_it_times_out(server, lambda_client, create_function):
+    """At 128 MB an environment gets ~7 % of a CPU: its killed processes, throttled, used to take
+    minutes to die. A killed environment's quota is lifted, so they die at once."""
+    before = len(host_processes_of_uid(SANDBOX_UID, server))
+    bomb = hostile(create_function, SPINNING_BOMB, MemorySize=128, Timeout=3)
+    # a busy host: one spinning process per CPU, outside the sandbox, at the host's normal weight
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        resp, result = invoke_json(lambda_client, bomb, {})
+
+        assert resp.get("FunctionError") == "Unhandled" and "timed out" in result["errorMessage"], result
+        started = time.monotonic()
+        wait_until(lambda: len(host_processes_of_uid(SANDBOX_UID, server)) <= before, timeout=60, interval=0.2,
+                   what="the spinning fork bomb's processes to die with its timed-out environment")
+        print(f"the bomb's processes were gone {time.monotonic() - started:.1f} s after the timeout")
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 # ---------------------------------------------------------------------------------------- 9. privileges
