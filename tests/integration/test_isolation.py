@@ -536,7 +536,8 @@ def test_a_fork_bomb_is_capped_and_dies_with_its_environment(server, lambda_clie
     assert "FunctionError" not in resp, result
     assert 0 < result["forks"] < 1100 and result["errno"] == errno.EAGAIN, result
     during = len(host_processes_of_uid(SANDBOX_UID, server))
-    assert during >= before + result["forks"], (before, during, result)  # the children are there, and counted
+    # the children are there, and counted (not `before +`: earlier tests' environments may end meanwhile)
+    assert during >= result["forks"], (before, during, result)
 
     assert_ordinary_function_works(lambda_client, create_function)
     fresh = create_function(PID_LOOKER, Runtime=HOSTILE_RUNTIME)["FunctionName"]
