@@ -18,7 +18,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROLE, Server, aws_cli, invoke_json, make_zip
+from conftest import ROLE, Server, aws_cli, delete_functions, invoke_json, make_zip, running
 
 from .helpers import code_sha256, error_code_and_status, http_request
 
@@ -31,10 +31,8 @@ def code_zip(marker: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory, moto) -> Server:
-    srv = Server(tmp_path_factory.mktemp("s3code"), extra_env={"AWS_ENDPOINT_URL": moto.url})
-    srv.start()
-    yield srv
-    srv.stop()
+    with running(Server(tmp_path_factory.mktemp("s3code"), extra_env={"AWS_ENDPOINT_URL": moto.url})) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +65,7 @@ def names(lam):
         return made[-1]
 
     yield name
-    for fn in made:
-        try:
-            lam.delete_function(FunctionName=fn)
-        except lam.exceptions.ResourceNotFoundException:
-            pass
+    delete_functions(lam, made)
 
 
 def put(s3, bucket: str, key: str, data: bytes) -> str:
@@ -267,9 +261,8 @@ def refusing_s3():
 
 
 def test_a_denied_read_and_a_bucket_in_another_region_are_refused_as_lambda_refuses_them(tmp_path, refusing_s3):
-    srv = Server(tmp_path / "data", extra_env={"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{refusing_s3.server_port}"})
-    srv.start()
-    try:
+    endpoint = f"http://127.0.0.1:{refusing_s3.server_port}"
+    with running(Server(tmp_path / "data", extra_env={"AWS_ENDPOINT_URL_S3": endpoint})) as srv:
         lam = srv.client()
         assert refused(create, lam, "denied", {"S3Bucket": "private", "S3Key": "denied.zip"}) == (
             "InvalidParameterValueException", 400,
@@ -281,5 +274,3 @@ def test_a_denied_read_and_a_bucket_in_another_region_are_refused_as_lambda_refu
             "The bucket is in this region: eu-west-1. Please use this region to retry the request")
         assert len(refusing_s3.paths) == 1  # botocore did not follow the redirect to eu-west-1
         assert lam.list_functions()["Functions"] == []
-    finally:
-        srv.stop()
