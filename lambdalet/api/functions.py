@@ -80,7 +80,8 @@ async def _store_zip(request: web.Request, code: Body) -> Blob:
         return await svc.s3_code.fetch(s3_object)
     zip_b64 = code.string("ZipFile")
     if not zip_b64:
-        raise InvalidParameterValueException("Please provide a source for function code (Code.ZipFile or Code.S3Bucket and S3Key).")
+        raise InvalidParameterValueException(
+            "Please provide a source for function code (Code.ZipFile, or Code.S3Bucket and S3Key).")
     try:
         data = base64.b64decode(zip_b64, validate=True)
     except (binascii.Error, ValueError):

@@ -106,7 +106,7 @@ async def publish_layer_version(request: web.Request) -> web.Response:
     zip_b64 = content.string("ZipFile")
     if s3_object is None and not zip_b64:
         raise InvalidParameterValueException(
-            "Please provide a source for layer content (Content.ZipFile or Content.S3Bucket and S3Key).")
+            "Please provide a source for layer content (Content.ZipFile, or Content.S3Bucket and S3Key).")
     draft = dict(
         description=body.string("Description", "", max_len=256),
         license_info=body.string("LicenseInfo", max_len=512),

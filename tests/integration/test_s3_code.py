@@ -137,8 +137,8 @@ def test_layer_from_s3_is_used_by_a_function_from_s3(lam, s3, bucket, names):
     layer_zip = make_zip({"python/greeting.py": "WORDS = 'hello from a layer in S3'\n"})
     put(s3, bucket, "layers/greeting.zip", layer_zip)
     layer_name = names("s3layer")
-    layer = lam.publish_layer_version(LayerName=layer_name, Content={"S3Bucket": bucket, "S3Key": "layers/greeting.zip"},
-                                      CompatibleRuntimes=["python3.11"])
+    layer = lam.publish_layer_version(LayerName=layer_name, CompatibleRuntimes=["python3.11"],
+                                      Content={"S3Bucket": bucket, "S3Key": "layers/greeting.zip"})
     try:
         assert layer["Content"]["CodeSha256"] == code_sha256(layer_zip)
         assert layer["Content"]["CodeSize"] == len(layer_zip)

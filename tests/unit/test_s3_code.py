@@ -43,7 +43,8 @@ def test_s3_errors_are_worded_as_lambda_words_them():
                 "The bucket is in this region: {}. Please use this region to retry the request")
     assert get_object_error({"Code": "PermanentRedirect", "Message": "..."},
                             {"x-amz-bucket-region": "ap-south-1"}) == redirect.format("ap-south-1")
-    assert get_object_error({"Code": "AuthorizationHeaderMalformed", "Region": "eu-west-1"}, {}) == redirect.format("eu-west-1")
+    assert get_object_error({"Code": "AuthorizationHeaderMalformed", "Region": "eu-west-1"}, {}) == (
+        redirect.format("eu-west-1"))
     assert get_object_error({"Code": "301"}, {}) == redirect.format("null")  # as AWS says when it cannot tell
     assert get_object_error({"Code": "AuthorizationHeaderMalformed", "Message": "bad"}, {}).endswith(
         "S3 Error Code: AuthorizationHeaderMalformed. S3 Error Message: bad")
