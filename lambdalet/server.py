@@ -57,6 +57,7 @@ from lambdalet.runtimes.python_sdk import compile_sdk_bytecode, prepare_python_s
 from lambdalet.runtimes.registry import IMAGE_RUNTIME, RuntimeRegistry
 from lambdalet.sandbox import create_backend
 from lambdalet.sandbox.base import SandboxBackend
+from lambdalet.s3_code import S3CodeSource
 from lambdalet.store.blobs import BlobStore
 from lambdalet.store.functions import FunctionStore
 from lambdalet.images.registry import Credentials, default_docker_config
@@ -92,6 +93,7 @@ class Services:
     logs: LogStore
     mappings: MappingManager
     images: ImageStore
+    s3_code: S3CodeSource
     retention_sweeper: "asyncio.Task[None] | None" = None
     #: The uid function code runs as, where callers can be told apart by it (api/callers.py); None: no.
     function_uid: int | None = None
@@ -194,7 +196,8 @@ async def build_services(settings: Settings) -> Services:
         log.warning("--sandbox-api-access invoke: under the %s backend functions run as the server's own user "
                     "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
-                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images, sweeper,
+                    layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
+                    S3CodeSource(settings.region, blobs), sweeper,
                     function_uid, schedule_store, schedules)
 
 

@@ -5,6 +5,7 @@ Nothing here reaches into the server's internals: every test talks to it as a us
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -162,6 +163,16 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+@contextlib.contextmanager
+def running(srv: Server) -> Iterator[Server]:
+    """A server started for the length of a `with` block (a fixture's or a test's own)."""
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[Server]:
     """One server shared by the whole session; tests use unique function names."""
@@ -254,10 +265,15 @@ def create_function(lambda_client, unique_name) -> Iterator[Callable[..., dict]]
         return resp
 
     yield _create
-    for fn_name in created:
+    delete_functions(lambda_client, created)
+
+
+def delete_functions(client, names: list[str]) -> None:
+    """Delete the functions a test made; those it deleted itself (or never made) are skipped."""
+    for name in names:
         try:
-            lambda_client.delete_function(FunctionName=fn_name)
-        except lambda_client.exceptions.ResourceNotFoundException:
+            client.delete_function(FunctionName=name)
+        except client.exceptions.ResourceNotFoundException:
             pass
 
 

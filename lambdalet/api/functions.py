@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from lambdalet import network, validation
+from lambdalet import network, s3_code, validation
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
@@ -48,7 +48,7 @@ def routes() -> list[web.RouteDef]:
 
 async def _code(request: web.Request, code: Body) -> dict:
     """The code a request gives (CreateFunction's Code, UpdateFunctionCode's body), as config
-    changes: a ZipFile stored as a blob, or a hot-reload directory."""
+    changes: a ZipFile or an S3 object stored as a blob, or a hot-reload directory."""
     svc = services(request)
     if code.string("S3Bucket") == svc.settings.hot_reload_bucket:
         directory = _hot_reload_dir(svc, code.string("S3Key", ""))
@@ -72,18 +72,21 @@ def _hot_reload_dir(svc, key: str) -> str:
 
 
 async def _store_zip(request: web.Request, code: Body) -> Blob:
-    """Decode, validate, store and extract a ZipFile member (off the event loop: zips can be large)."""
-    for unsupported in ("S3Bucket", "S3Key", "S3ObjectVersion"):
-        code.refuse_unless_default(unsupported, issue=f"code from S3 (other than the {services(request).settings.hot_reload_bucket!r} "
-                                                      "hot-reload bucket) or an image; upload a ZipFile")
+    """Fetch an S3 object (s3_code.py), or decode a ZipFile member, and validate, store and
+    extract it (off the event loop: zips can be large)."""
+    svc = services(request)
+    s3_object = s3_code.requested(code, "FunctionCode")
+    if s3_object is not None:
+        return await svc.s3_code.fetch(s3_object)
     zip_b64 = code.string("ZipFile")
     if not zip_b64:
-        raise InvalidParameterValueException("Please provide a source for function code (Code.ZipFile).")
+        raise InvalidParameterValueException(
+            "Please provide a source for function code (Code.ZipFile, or Code.S3Bucket and S3Key).")
     try:
         data = base64.b64decode(zip_b64, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidParameterValueException("Code.ZipFile is not valid base64.") from None
-    return await asyncio.to_thread(services(request).blobs.put_zip, data)
+    return await asyncio.to_thread(svc.blobs.put_zip, data)
 
 
 def _common_config(body: Body, svc, current: FunctionConfig | None, *, image: bool = False) -> dict:

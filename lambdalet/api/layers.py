@@ -15,7 +15,7 @@ import re
 
 from aiohttp import web
 
-from lambdalet import validation
+from lambdalet import s3_code, validation
 from lambdalet.api.common import json_body, json_response, list_response, services
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.layers import NOT_FOUND, check_version_number
@@ -102,22 +102,25 @@ async def publish_layer_version(request: web.Request) -> web.Response:
     content = body.struct("Content")
     if content is None:
         raise InvalidParameterValueException("Content is required.")
-    for unsupported in ("S3Bucket", "S3Key", "S3ObjectVersion"):
-        content.refuse_unless_default(unsupported, issue="layer content from S3; upload a ZipFile")
+    s3_object = s3_code.requested(content, "LayerContent")
     zip_b64 = content.string("ZipFile")
-    if not zip_b64:
-        raise InvalidParameterValueException("Please provide a source for layer content (Content.ZipFile).")
+    if s3_object is None and not zip_b64:
+        raise InvalidParameterValueException(
+            "Please provide a source for layer content (Content.ZipFile, or Content.S3Bucket and S3Key).")
     draft = dict(
         description=body.string("Description", "", max_len=256),
         license_info=body.string("LicenseInfo", max_len=512),
         compatible_runtimes=_enum_list(body, "CompatibleRuntimes", RUNTIMES, 15),
         compatible_architectures=_enum_list(body, "CompatibleArchitectures", ARCHITECTURES, 2),
     )
-    try:
-        data = base64.b64decode(zip_b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidParameterValueException("Content.ZipFile is not valid base64.") from None
-    blob = await asyncio.to_thread(svc.blobs.put_zip, data)
+    if s3_object is not None:
+        blob = await svc.s3_code.fetch(s3_object)
+    else:
+        try:
+            data = base64.b64decode(zip_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidParameterValueException("Content.ZipFile is not valid base64.") from None
+        blob = await asyncio.to_thread(svc.blobs.put_zip, data)
     layer = await svc.layers.publish(LayerVersion(name=name, version=0, code_sha256=blob.sha256, code_size=blob.size,
                                                   unzipped_size=blob.unzipped_size, **draft))
     return json_response(layer.to_api(svc.arns, _location(request, layer)), status=201)

@@ -3,10 +3,12 @@
 Layout under the data directory:
     blobs/<sha256-hex>.zip     the deployment package exactly as uploaded (served as Code.Location)
     code/<sha256-hex>/         its extracted tree, shared by every function/version with that hash
+    blobs/.download-*          a package still arriving (`spool`), e.g. from S3; moved into place by put_zip
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -16,6 +18,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from lambdalet.errors import InvalidParameterValueException
 
@@ -42,16 +45,35 @@ class BlobStore:
     def code_dir(self, sha256: str) -> Path:
         return self.code / sha256
 
-    def put_zip(self, data: bytes) -> Blob:
-        """Validate a deployment package, store it and extract it (both idempotent)."""
-        archive = _open_zip(data)
-        sha256 = hashlib.sha256(data).hexdigest()
-        target = self.zip_path(sha256)
-        if not target.exists():
-            _atomic_write(target, data)
-        if not self.code_dir(sha256).exists():
-            self._extract(archive, sha256)
-        return Blob(sha256, len(data), _unzipped_size(archive))
+    def put_zip(self, source: bytes | Path) -> Blob:
+        """Validate a deployment package, store it and extract it (both idempotent). `source` is
+        the zip itself, or a file made by `spool()`, which is moved into the store (no copy)."""
+        with _open_zip(source) as archive:
+            if isinstance(source, Path):
+                sha256, size = _file_sha256(source), source.stat().st_size
+            else:
+                sha256, size = hashlib.sha256(source).hexdigest(), len(source)
+            target = self.zip_path(sha256)
+            if not target.exists():
+                if isinstance(source, Path):
+                    os.replace(source, target)  # the archive keeps reading the same file
+                else:
+                    _atomic_write(target, source)
+            if not self.code_dir(sha256).exists():
+                self._extract(archive, sha256)
+            return Blob(sha256, size, _unzipped_size(archive))
+
+    @contextlib.contextmanager
+    def spool(self) -> Iterator[Path]:
+        """An empty file in the store for a package that arrives in pieces (written by the caller,
+        then given to put_zip); removed on the way out unless put_zip took it."""
+        fd, name = tempfile.mkstemp(dir=self.blobs, prefix=".download-")
+        os.close(fd)
+        path = Path(name)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     def unzipped_size(self, sha256: str) -> int:
         """The unzipped size of a stored package (read from its central directory)."""
@@ -84,19 +106,27 @@ def _unzipped_size(archive: zipfile.ZipFile) -> int:
     return sum(info.file_size for info in archive.infolist())
 
 
-def _open_zip(data: bytes) -> zipfile.ZipFile:
+def _open_zip(source: bytes | Path) -> zipfile.ZipFile:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        unzipped = _unzipped_size(archive)
+        archive = zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source))
     except (zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise InvalidParameterValueException(
             "Could not unzip uploaded file. Please check your file, then try to upload again."
         ) from exc
-    if unzipped > MAX_UNZIPPED_BYTES:
+    if _unzipped_size(archive) > MAX_UNZIPPED_BYTES:
+        archive.close()
         raise InvalidParameterValueException(
             f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes"
         )
     return archive
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> None:

@@ -80,3 +80,30 @@ def test_symlinks_inside_a_package_are_kept(tmp_path):
     code = store.code_dir(blob.sha256)
     assert os.readlink(code / "app.py") == "lib/real.py" and (code / "app.py").read_text() == "x = 1\n"
     assert os.readlink(code / "abs") == "/opt/python"  # resolved inside the sandbox, where /opt is the layers
+
+
+def test_a_spooled_file_is_moved_into_the_store_as_the_same_blob(tmp_path):
+    """A package that arrives in pieces (from S3) is written to `spool()` and taken over by put_zip."""
+    store = BlobStore(tmp_path)
+    data = zip_of({"app.py": (b"x = 1\n", 0o100644)})
+    with store.spool() as path:
+        path.write_bytes(data)
+        blob = store.put_zip(path)
+        assert not path.exists()  # moved, not copied
+    assert blob == BlobStore(tmp_path / "other").put_zip(data)
+    assert store.zip_path(blob.sha256).read_bytes() == data
+    assert (store.code_dir(blob.sha256) / "app.py").read_bytes() == b"x = 1\n"
+    with store.spool() as again:  # the same package a second time: nothing to move, the file is removed
+        again.write_bytes(data)
+        assert store.put_zip(again) == blob
+    assert not again.exists()
+    assert [p.name for p in (tmp_path / "blobs").iterdir()] == [f"{blob.sha256}.zip"]
+
+
+def test_a_spooled_file_that_is_not_a_zip_is_refused_and_removed(tmp_path):
+    store = BlobStore(tmp_path)
+    with pytest.raises(InvalidParameterValueException, match="Could not unzip uploaded file"):
+        with store.spool() as path:
+            path.write_bytes(b"not a zip")
+            store.put_zip(path)
+    assert not any((tmp_path / "blobs").iterdir())
