@@ -296,3 +296,40 @@ def aws_cli(server: Server, *args: str, check: bool = True, input: bytes | None 
     if check and proc.returncode != 0:
         raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.decode()}")
     return proc
+
+
+# OCI registries and images for the container-image tests (tests/integration/oci_support.py).
+# Debian's docker-registry must be installed (scripts/ensure-test-packages, which `make test` runs):
+# without it these fixtures fail, saying which package is missing, rather than skip.
+
+#: The login of the `private_registry` (HTTP Basic, htpasswd with bcrypt).
+PRIVATE_REGISTRY_LOGIN = ("lambdalet", "registry-s3cret")
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """docker-registry on a free port of 127.0.0.1, anonymous, filesystem storage in a tmp dir."""
+    from integration.oci_support import Registry
+
+    reg = Registry(tmp_path_factory.mktemp("registry")).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def private_registry(tmp_path_factory):
+    """A second docker-registry whose every request needs PRIVATE_REGISTRY_LOGIN (Basic auth)."""
+    from integration.oci_support import Registry
+
+    reg = Registry(tmp_path_factory.mktemp("private-registry"), login=PRIVATE_REGISTRY_LOGIN).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def python_runtime_layer():
+    """(layer, interpreter path) of the AWS-base-image-like Python image (oci_support.python_runtime_layer):
+    this interpreter, its libraries, busybox and awslambdaric (cached under .cache/). Built once a session."""
+    from integration.oci_support import python_runtime_layer as build
+
+    return build(REPO_ROOT / ".cache")
