@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -508,3 +512,32 @@ def test_an_aws_style_python_image_with_awslambdaric(lam, image_function, regist
 
     resp = lam.invoke(FunctionName=name, Payload=json.dumps({"again": 2}))
     assert json.loads(resp["Payload"].read())["event"] == {"again": 2}
+
+
+def test_push_image_builds_a_function_from_folders(lam, image_function, registry, tmp_path) -> None:
+    """`lambdalet push-image`: folders become layers at the paths given; the image runs as pushed."""
+    root, task = tmp_path / "root", tmp_path / "task"
+    (root / "bin").mkdir(parents=True)
+    task.mkdir()
+    shutil.copy(oci.BUSYBOX, root / "bin" / "busybox")
+    for tool in ("sh", "wget", "grep", "sed", "tr", "cat"):
+        (root / "bin" / tool).symlink_to("busybox")
+    (task / "bootstrap").write_text(
+        "#!/bin/sh\nAPI=\"http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime\"\nwhile true; do\n"
+        "  wget -q -S -O /tmp/event \"$API/invocation/next\" 2>/tmp/headers\n"
+        "  ID=$(grep -i Lambda-Runtime-Aws-Request-Id /tmp/headers | sed 's/.*: *//' | tr -d '\\r ')\n"
+        "  echo \"{\\\"greeting\\\": \\\"$GREETING\\\", \\\"args\\\": \\\"$*\\\", \\\"event\\\": $(cat /tmp/event)}\" > /tmp/out\n"
+        "  wget -q -O /dev/null --post-file /tmp/out \"$API/invocation/$ID/response\"\ndone\n")
+    (task / "bootstrap").chmod(0o755)
+    uri = f"{registry.host}/pushed:v1"
+    done = subprocess.run([str(Path(sys.executable).parent / "lambdalet"), "push-image", uri, str(root),
+                           f"{task}:/var/task", "--entrypoint", "/var/task/bootstrap", "--cmd", "app.handler 'two words'",
+                           "--env", "PATH=/bin", "--env", "GREETING=hi"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    digest = done.stdout.strip()
+    assert digest == digest_of(registry, "pushed", "v1") and "Pushing 2 layer(s)" in done.stderr
+
+    name = image_function(uri)["FunctionName"]
+    assert lam.get_function(FunctionName=name)["Code"]["ResolvedImageUri"] == f"{registry.host}/pushed@{digest}"
+    body = json.loads(lam.invoke(FunctionName=name, Payload=b'{"n": 1}')["Payload"].read())
+    assert body == {"greeting": "hi", "args": "app.handler two words", "event": {"n": 1}}
