@@ -62,6 +62,14 @@ class Settings:
     sandbox_mb_per_vcpu: int = knob(
         1769, "CPU share of linux-backend environments: this much MemorySize buys one vCPU (AWS: 1,769)."
     )
+    http_idle_timeout: float = knob(
+        60.0, "Seconds an API connection may go without a complete request head: idle between requests, or "
+        "sending its headers slowly (slowloris); then the server closes it."
+    )
+    http_body_timeout: float = knob(
+        60.0, "Seconds a client may take to send a request body once its headers are in; past it the request "
+        "is answered 408 and its connection closed."
+    )
     max_parallel_starts: int = knob(8, "How many execution environments may be starting at once.")
     snapstart_latest: bool = knob(
         False, "Apply SnapStart ({ApplyOn: PublishedVersions}) to $LATEST as well as to published versions."
@@ -125,6 +133,8 @@ class Settings:
                              f"{self.sandbox_api_access!r}")
         if self.max_log_group_mb < 0:
             raise ValueError("--max-log-group-mb cannot be negative (0 means no limit)")
+        if self.http_idle_timeout <= 0 or self.http_body_timeout <= 0:
+            raise ValueError("--http-idle-timeout and --http-body-timeout must be positive")
         if self.schedule_poll_interval <= 0:
             raise ValueError("--schedule-poll-interval must be positive")
         if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:

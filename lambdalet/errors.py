@@ -10,6 +10,7 @@
      ├── ResourceConflictException           409
      ├── PreconditionFailedException         412
      ├── PolicyLengthExceededException       400
+     ├── RequestTimeoutException             408   (a body not sent within --http-body-timeout)
      ├── RequestTooLargeException            413
      ├── UnsupportedMediaTypeException       415
      ├── TooManyRequestsException            429
@@ -89,6 +90,12 @@ def check_revision(given: str | None, current: str | None, read_with: str = "Get
         raise PreconditionFailedException(
             "The Revision Id provided does not match the latest Revision Id. "
             f"Call the {read_with} API to retrieve the latest Revision Id")
+
+
+class RequestTimeoutException(LambdaError):
+    """A client that did not finish sending its request body within --http-body-timeout."""
+
+    status, error_type = 408, "RequestTimeoutException"
 
 
 class RequestTooLargeException(LambdaError):

@@ -71,6 +71,9 @@ from lambdalet.store.schema import DatabaseDriverMissing, make_engine
 log = logging.getLogger("lambdalet")
 #: Largest control-plane request: a 50 MB zip, base64-encoded inside JSON (Lambda's own limit).
 MAX_REQUEST_BYTES = 69_905_067
+#: How long the rest of a request body the server will not use is still read after an early answer
+#: (a 413, a 408), so that the client sees the answer rather than a reset (aiohttp's default: 10 s).
+LINGERING_S = 2.0
 
 
 @dataclass
@@ -297,7 +300,8 @@ def create_app(settings: Settings) -> web.Application:
 async def serve(settings: Settings) -> None:
     """Serve the API until a signal stops the server (as aiohttp's run_app does), with every
     connection admitted by `ConnectionGate`: function code may hold only so many (api/callers.py)."""
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=True)
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=True,
+                           keepalive_timeout=settings.http_idle_timeout, lingering_time=LINGERING_S)
     await runner.setup()  # on_startup: the services
     try:
         svc: Services = runner.app[SERVICES]  # type: ignore[assignment]

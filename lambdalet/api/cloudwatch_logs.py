@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from lambdalet.api.common import services
+from lambdalet.api.common import read_body, services
 from lambdalet.errors import UnknownOperationException
 from lambdalet.log_groups import (
     RETENTION_DAYS,
@@ -73,9 +73,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return _response({"__type": "UnknownOperationException", "message": f"Unknown operation {target}"}, 400)
     try:
         try:
-            body = json.loads(await request.read() or b"{}")
+            body = json.loads(await read_body(request) or b"{}")
         except (ValueError, RecursionError, HttpProcessingError, RequestPayloadError):
             raise LogsError("SerializationException", "The request body is not JSON.") from None
+        except asyncio.TimeoutError:
+            raise LogsError("SerializationException", "The request body was not received in time.", status=408) from None
         except web.HTTPRequestEntityTooLarge:
             raise LogsError("SerializationException", "The request body is larger than this server accepts.",
                             status=413) from None
@@ -86,7 +88,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         reader = LogReader(svc.logs)
         return _response(await operation(Call(body, reader, svc)))
     except LogsError as error:
-        return _response({"__type": error.error_type, "message": error.message}, error.status)
+        response = _response({"__type": error.error_type, "message": error.message}, error.status)
+        if error.status == 408:  # the rest of a body that never came: not waited for
+            response.force_close()
+        return response
     except GroupNotFound:
         return _response({"__type": "ResourceNotFoundException",
                           "message": "The specified log group does not exist."}, 400)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
-from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException, ResourceNotFoundException
+from lambdalet.errors import (
+    InvalidParameterValueException, InvalidRequestContentException, RequestTimeoutException, ResourceNotFoundException,
+)
 from lambdalet.model import FunctionRef, parse_function_name
 from lambdalet.validation import Body
 
@@ -21,8 +24,24 @@ def services(request: web.Request) -> "Services":
     return request.app[SERVICES]  # type: ignore[return-value]
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The request's body, which the client must finish sending within --http-body-timeout: a
+    client trickling its body would otherwise hold its connection (and a descriptor) for ever.
+    Raises asyncio.TimeoutError past it (the API in question answers in its own shape)."""
+    return await asyncio.wait_for(request.read(), services(request).settings.http_body_timeout)
+
+
+async def lambda_body(request: web.Request) -> bytes:
+    """`read_body` for the Lambda API: past the deadline, Lambda's error shape with 408."""
+    try:
+        return await read_body(request)
+    except asyncio.TimeoutError:
+        raise RequestTimeoutException("The request body was not received within "
+                                      f"{services(request).settings.http_body_timeout:g} seconds.") from None
+
+
 async def json_body(request: web.Request) -> Body:
-    raw = await request.read()
+    raw = await lambda_body(request)
     if not raw.strip():
         return Body({})
     try:

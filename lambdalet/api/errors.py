@@ -43,7 +43,10 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         response = await handler(request)
     except LambdaError as error:
-        return render(error, request.get("request_id") or str(uuid.uuid4()))
+        response = render(error, request.get("request_id") or str(uuid.uuid4()))
+        if error.status == 408:  # the rest of a body that never came: not waited for
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -15,7 +15,7 @@ import time
 from aiohttp import web
 
 from lambdalet import logs
-from lambdalet.api.common import function_ref, qualifier, services
+from lambdalet.api.common import function_ref, lambda_body, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException
 from lambdalet.invoke.types import Invocation, new_request_id
 from lambdalet.model import alias_of
@@ -63,7 +63,7 @@ async def invoke(request: web.Request) -> web.Response:
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
     if (request.content_length or 0) > limit:
         raise _too_large(limit)
-    payload = await request.read()
+    payload = await lambda_body(request)
     if len(payload) > limit:
         raise _too_large(limit)
     if payload.strip():

@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from lambdalet import service_model
-from lambdalet.api.common import json_response, services
+from lambdalet.api.common import json_response, lambda_body, services
 from lambdalet.errors import LambdaError
 from lambdalet.events.scheduler import first_times, schedule_arn
 from lambdalet.schedules.expressions import InvalidExpression, Timing
@@ -79,7 +79,7 @@ def routes() -> list[web.RouteDef]:
 
 async def _body(request: web.Request, operation: str) -> dict[str, Any]:
     """The JSON body, validated against the operation's input shape."""
-    raw = await request.read()
+    raw = await lambda_body(request)
     try:
         body = json.loads(raw) if raw.strip() else {}
     except (ValueError, RecursionError):

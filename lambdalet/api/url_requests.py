@@ -12,6 +12,7 @@ fails or answers something that is not a response, 429 when throttled, 413 past 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -23,7 +24,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
-from lambdalet.api.common import services
+from lambdalet.api.common import read_body, services
 from lambdalet.errors import LambdaError
 from lambdalet.invoke.types import Invocation, new_request_id
 
@@ -86,7 +87,12 @@ async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: s
         return web.Response(status=200, headers=_preflight_headers(cors, origin))
     if (request.content_length or 0) > PAYLOAD_LIMIT:
         return _too_large()
-    body = await request.read()
+    try:
+        body = await read_body(request)
+    except asyncio.TimeoutError:
+        response = _error(408, "RequestTimeout", "The request body was not received in time.")
+        response.force_close()
+        return response
     if len(body) > PAYLOAD_LIMIT:
         return _too_large()
 
