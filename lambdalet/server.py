@@ -60,6 +60,7 @@ from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.s3_code import S3CodeSource
 from lambdalet.store.blobs import BlobStore
 from lambdalet.store.functions import FunctionStore
+from lambdalet.data_lock import DataDirInUse, lock_data_dir
 from lambdalet.images.registry import Credentials, default_docker_config
 from lambdalet.images.store import ImageStore
 from lambdalet.store.layer_dirs import LayerDirs
@@ -108,6 +109,7 @@ class Services:
 async def build_services(settings: Settings) -> Services:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    lock_data_dir(data_dir)  # its descriptor stays open, and the lock held, until the process ends
     arns = Arns(settings.account_id, settings.region)
     blobs = BlobStore(data_dir)
     layer_dirs = LayerDirs(data_dir, blobs)
@@ -351,7 +353,7 @@ def run(settings: Settings) -> None:
         pass
     except OSError as exc:  # the port is taken, the address is not ours, ...
         raise SystemExit(f"lambdalet: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
-    except DatabaseDriverMissing as exc:
+    except (DatabaseDriverMissing, DataDirInUse) as exc:
         raise SystemExit(f"lambdalet: {exc}") from None
     except sqlalchemy.exc.OperationalError as exc:  # PostgreSQL down, wrong password, unwritable SQLite file
         raise SystemExit(f"lambdalet: cannot open the database: {exc.orig}") from None
