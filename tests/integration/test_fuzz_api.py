@@ -11,8 +11,12 @@ the wrong Content-Type, paths botocore would encode.
 
 The property: no answer is a 5xx, every 4xx is in the API's own error shape (Lambda and Scheduler:
 `x-amzn-ErrorType` and a JSON body with a message; Logs: JSON `__type`), and the server's log has
-no ERROR and no traceback afterwards. Seeded per operation, so a run is the same every time; every
-failure is reported at once.
+no ERROR and no traceback afterwards. Not even Invoke may answer 502/504: Lambda does so only when
+the function itself fails (a broken runtime, its ENI, its KMS key), and the function fuzzed here
+echoes its event. A 400 from aiohttp's HTTP parser (a request line or header past 8,190 bytes, a
+control character in a header) is counted apart: no API saw the request to answer in its shape.
+Seeded per operation, so a run is the same every time (FUZZ_SEED and FUZZ_BUDGET explore further);
+every failure is reported at once.
 """
 
 from __future__ import annotations
