@@ -38,7 +38,8 @@ NOT_SANDBOXED := --ignore=tests/integration/test_esm_sqs.py --ignore=tests/integ
 # Container images run under the linux backend only (test_images_process.py checks the process
 # backend's refusal and stays in); the registry helpers' own tests need no second pass.
 NOT_SANDBOXED += --ignore=tests/integration/test_images.py --ignore=tests/integration/test_oci_support.py \
-	--ignore=tests/integration/test_registry_logins.py --ignore=tests/integration/test_hostile_requests.py
+	--ignore=tests/integration/test_registry_logins.py --ignore=tests/integration/test_hostile_requests.py \
+	--ignore=tests/integration/test_fuzz_api.py
 
 # scripts/ensure-test-packages installs what the container-image tests use (docker-registry,
 # busybox-static, apache2-utils) when missing and running as root, else says what to install.

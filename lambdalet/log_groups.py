@@ -101,8 +101,15 @@ class LogReader:
             entries = os.listdir(self.store.root)
         except FileNotFoundError:
             return []
-        return sorted(decode_name(entry) for entry in entries
-                      if os.path.isfile(os.path.join(self.store.root, entry, GROUP_META)))
+        names = (self._decoded_group(entry) for entry in entries
+                 if os.path.isfile(os.path.join(self.store.root, entry, GROUP_META)))
+        return sorted(name for name in names if name is not None)
+
+    def _decoded_group(self, entry: str) -> str | None:
+        name = decode_name(entry)
+        if name is None:  # a long name, spelled as its digest: the meta has it
+            name = (read_meta(self.store.root / entry) or {}).get("logGroupName")
+        return name
 
     def group(self, name: str) -> Group:
         directory = self._group_dir(name)
@@ -132,8 +139,10 @@ class LogReader:
 
     def stream_names(self, group: str) -> list[str]:
         directory = self._group_dir(group)
-        return sorted(decode_name(entry.name[: -len(STREAM_SUFFIX)]) for entry in os.scandir(directory)
-                      if entry.name.endswith(STREAM_SUFFIX))
+        # (streams are named by environments, never long: a digest is not a stream this server wrote)
+        names = (decode_name(entry.name[: -len(STREAM_SUFFIX)]) for entry in os.scandir(directory)
+                 if entry.name.endswith(STREAM_SUFFIX))
+        return sorted(name for name in names if name is not None)
 
     def stream_path(self, group: str, stream: str) -> Path:
         from lambdalet.logs import encode_name

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import math
 import os
@@ -42,15 +43,26 @@ def stream_name(version: str, env_id: str) -> str:
     return time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{version}]{env_id}"
 
 
+#: The longest file name written for a group or stream: Linux's NAME_MAX (255 bytes) less room for
+#: ".log" and a temporary file's suffix. Valid names are longer (512 characters, "/" percent-encoded
+#: as three): those are spelled as LONG_NAME and a digest, and a group's name is kept in its meta.
+MAX_FILE_NAME = 224
+LONG_NAME = "%%"  # never written by quote(): "%" is always followed by two hex digits
+
+
 def encode_name(name: str) -> str:
-    """A group or stream name as one file name (reversible: `decode_name`). quote() keeps dots, so
-    the names "." and ".." (valid log group names) are spelled out: they would be directories
-    already, the logs directory and the data directory."""
-    return quote(name, safe="") if name.strip(".") else "%2E" * len(name)
+    """A group or stream name as one file name (reversible: `decode_name`, or for a long name the
+    group's meta). quote() keeps dots, so the names "." and ".." (valid log group names) are
+    spelled out: they would be directories already, the logs directory and the data directory."""
+    encoded = quote(name, safe="", errors="surrogatepass") if name.strip(".") else "%2E" * len(name)
+    if len(encoded) > MAX_FILE_NAME:
+        return LONG_NAME + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return encoded
 
 
-def decode_name(file_name: str) -> str:
-    return unquote(file_name)
+def decode_name(file_name: str) -> str | None:
+    """The name a file was encoded from; None for a long name's digest (read its group's meta)."""
+    return None if file_name.startswith(LONG_NAME) else unquote(file_name, errors="surrogatepass")
 
 
 def now_ms() -> int:
@@ -152,7 +164,7 @@ class LogStore:
         if (directory / GROUP_META).exists():
             return False
         directory.mkdir(parents=True, exist_ok=True)
-        meta: dict[str, Any] = {"creationTime": now_ms()}
+        meta: dict[str, Any] = {"creationTime": now_ms(), "logGroupName": group}
         if retention_days is not None:
             meta["retentionInDays"] = retention_days
         write_meta(directory, meta)

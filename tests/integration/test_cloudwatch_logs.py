@@ -222,6 +222,30 @@ def test_dot_named_log_groups_are_groups_not_the_data_directory(server, lambda_c
     assert lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionName"] == name
 
 
+def test_log_group_names_longer_than_a_file_name(server, lambda_client, logs_client, create_function):
+    """Valid names run to 512 characters, each "/" three on disk: past the 255 bytes of a file name.
+    They are groups like any other; an unknown one is not found (it was a 500)."""
+    group = "/long/" + "/".join(["abcdefg"] * 63)  # 510 characters, ~750 bytes percent-encoded
+    name = create_function(PRINTING_HANDLER, LoggingConfig={"LogFormat": "Text", "LogGroup": group})["FunctionName"]
+    lambda_client.invoke(FunctionName=name, Payload=json.dumps({"lines": ["in a long group"]}))
+    assert "in a long group\n" in messages(logs_client.filter_log_events(logGroupName=group)["events"])
+    assert group in [g["logGroupName"] for g in logs_client.describe_log_groups(logGroupNamePrefix="/long/")["logGroups"]]
+    logs_client.put_retention_policy(logGroupName=group, retentionInDays=7)
+    assert logs_client.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["retentionInDays"] == 7
+    other = "/long/" + "x" * 500
+    logs_client.create_log_group(logGroupName=other)
+    with pytest.raises(logs_client.exceptions.ResourceAlreadyExistsException):
+        logs_client.create_log_group(logGroupName=other)
+    logs_client.delete_log_group(logGroupName=other)
+    for missing in (other, "/" * 512, "9" * 400):
+        with pytest.raises(logs_client.exceptions.ResourceNotFoundException):
+            logs_client.filter_log_events(logGroupIdentifier=missing)
+        with pytest.raises(logs_client.exceptions.ResourceNotFoundException):
+            logs_client.get_log_events(logGroupName=missing, logStreamName="s" * 512)
+    with pytest.raises(logs_client.exceptions.ResourceNotFoundException):
+        logs_client.get_log_events(logGroupName=group, logStreamName="\ud800" + "s" * 500)
+
+
 def test_retention_policy_validation(server, lambda_client, logs_client, create_function):
     name = create_function(PRINTING_HANDLER)["FunctionName"]
     group = f"/aws/lambda/{name}"

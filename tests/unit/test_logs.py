@@ -49,6 +49,16 @@ def test_dot_names_are_files_of_their_own():
         assert "/" not in encoded and encoded not in (".", "..") and decode_name(encoded) == name
 
 
+def test_every_valid_name_is_one_file_name():
+    from lambdalet.logs import LONG_NAME, decode_name, encode_name
+
+    for name in ("/" * 512, "a" * 512, "/aws/lambda/" + "f" * 500, "\ud800x", "a" * 224):
+        encoded = encode_name(name)
+        assert len(encoded.encode()) <= 224 and "/" not in encoded
+        assert decode_name(encoded) == name or (encoded.startswith(LONG_NAME) and decode_name(encoded) is None)
+    assert encode_name("a" * 224) == "a" * 224 and encode_name("/" * 512) != encode_name("/" * 511)
+
+
 def test_a_log_group_over_its_limit_loses_its_oldest_closed_streams_then_new_lines(tmp_path):
     from lambdalet.logs import LogStore
 
