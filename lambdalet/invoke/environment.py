@@ -461,6 +461,7 @@ class Environment:
         self._peak_memory()  # sample before the kill: REPORT still needs it
         self._init_failure = InitFailure(self, error_type or "Runtime.Unknown", "init failed", body or None)
         self._ready.set_exception(self._init_failure)
+        self._ready.exception()  # retrieved: start() may be past waiting (it still gets it if it waits)
         self.stop()
 
     # -- output and exit --------------------------------------------------------------------------
@@ -567,6 +568,7 @@ class Environment:
         if not self._ready.done():
             self._init_failure = InitFailure(self, error_type, message)
             self._ready.set_exception(self._init_failure)
+            self._ready.exception()  # retrieved: start() may be past waiting (it still gets it if it waits)
         invocation = self._current
         if invocation is not None and invocation.result is not None and not invocation.result.done():
             self._log_error(invocation, error_type, message)
