@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 HOST_MARKER = ".lambda-url."
 PATH_PREFIX = "/lambda-url/"
 PAYLOAD_LIMIT = 6 * 1024 * 1024
+COMPACT = (",", ":")  # how Lambda serialises the JSON it writes itself
 #: Content types whose bodies reach the function as text; any other body is base64-encoded.
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
               "application/x-www-form-urlencoded", "application/xhtml+xml", "application/graphql")
@@ -60,7 +61,7 @@ async def by_path(request: web.Request) -> web.StreamResponse:
 
 
 def _error(status: int, error_type: str, message: str | None) -> web.Response:
-    return web.Response(status=status, text=json.dumps({"Message": message}), content_type="application/json",
+    return web.Response(status=status, text=json.dumps({"Message": message}, separators=COMPACT), content_type="application/json",
                         headers={"x-amzn-ErrorType": error_type})
 
 
@@ -195,20 +196,23 @@ def _iam_authorizer(request: web.Request, account: str) -> dict[str, Any]:
 
 def to_response(payload: bytes) -> web.Response:
     """Lambda's response mapping: an object with `statusCode` describes the response; any other
-    JSON value is the body of a 200 `application/json` response."""
+    JSON value is the body of a 200 `application/json` response — a string as it is, anything else
+    as compact JSON. A `statusCode` may be a number or a numeric string; a `body` that is not a
+    string is serialised as compact JSON."""
     try:
         value = json.loads(payload) if payload else None
     except (ValueError, RecursionError):
         return _internal_error()
     if not isinstance(value, dict) or "statusCode" not in value:
-        return web.Response(status=200, body=payload, content_type="application/json")
-    status = value.get("statusCode")
+        body = value if isinstance(value, str) else json.dumps(value, separators=COMPACT)
+        return web.Response(status=200, text=body, content_type="application/json")
+    status = _status_code(value.get("statusCode"))
     headers = value.get("headers") or {}
     cookies = value.get("cookies") or []
     body = value.get("body")
-    if (not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599
-            or not isinstance(headers, dict) or not isinstance(cookies, list)
-            or not (body is None or isinstance(body, str))):
+    if body is not None and not isinstance(body, str):
+        body = json.dumps(body, separators=COMPACT)
+    if status is None or not isinstance(headers, dict) or not isinstance(cookies, list):
         return _internal_error()
     data = (body or "").encode()
     if value.get("isBase64Encoded") and body:
@@ -223,6 +227,15 @@ def to_response(payload: bytes) -> web.Response:
     for cookie in cookies:
         response.headers.add("Set-Cookie", str(cookie))
     return response
+
+
+def _status_code(value: object) -> int | None:
+    """A response's statusCode: an integer 100-599, given as a number or a numeric string."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return value
+    return None
 
 
 def _allowed_origin(cors: dict, origin: str) -> str | None:

@@ -41,6 +41,10 @@ def handler(event, context):
         raise ValueError("boom")
     if mode == "bad":
         return {"statusCode": "two hundred"}
+    if mode == "number":
+        return 42
+    if mode == "string-status":
+        return {"statusCode": "202", "body": {"nested": [1, None]}}
     if mode == "png":
         return {"statusCode": 200, "headers": {"Content-Type": "image/png"}, "isBase64Encoded": True,
                 "body": event["body"]}
@@ -181,8 +185,10 @@ def test_binary_bodies_round_trip_base64_encoded(url_function):
 
 
 @pytest.mark.parametrize("mode, status, body", [
-    ("bare", 200, b'"Hello, world!"'),  # a bare value is the JSON body of a 200
-    ("object", 200, b'{"message": "no statusCode"}'),
+    ("bare", 200, b"Hello, world!"),  # a bare string is the body of a 200, as it is
+    ("object", 200, b'{"message":"no statusCode"}'),  # other bare values: compact JSON
+    ("number", 200, b"42"),
+    ("string-status", 202, b'{"nested":[1,null]}'),  # a numeric string statusCode; an object body serialised
     ("fail", 502, b"Internal Server Error"),
     ("bad", 502, b"Internal Server Error"),
 ])
@@ -232,7 +238,7 @@ def test_an_alias_url_runs_the_aliased_version(lambda_client, create_function):
                            Publish=True)["FunctionName"]
     lambda_client.create_alias(FunctionName=name, Name="prod", FunctionVersion="1")
     url = lambda_client.create_function_url_config(FunctionName=name, Qualifier="prod", AuthType="NONE")["FunctionUrl"]
-    assert call(url).body == b'"1"'
+    assert call(url).body == b"1"  # the version's bare string answer, as it is
 
 
 def test_aws_iam_urls_need_a_signed_request(lambda_client, create_function):
@@ -258,4 +264,4 @@ def test_the_url_survives_a_restart_and_the_aws_cli_manages_it(fresh_server):
     fresh_server.restart()
     got = json.loads(aws_cli(fresh_server, "lambda", "get-function-url-config", "--function-name", "web").stdout)
     assert got["FunctionUrl"] == created["FunctionUrl"]
-    assert call(created["FunctionUrl"], "/?mode=bare").body == b'"Hello, world!"'
+    assert call(created["FunctionUrl"], "/?mode=bare").body == b"Hello, world!"
