@@ -44,8 +44,8 @@ def build_env(
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
         "PATH": f"/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:{opt_dir}/bin",
-        "LD_LIBRARY_PATH": f"/var/lang/lib:/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:"
-                           f"{opt_dir}/lib",
+        "LD_LIBRARY_PATH": f"/var/lang/lib:/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"
+                           f"{task_root}:{task_root}/lib:{opt_dir}/lib",
     }
     if image_env:
         env.update(image_env)

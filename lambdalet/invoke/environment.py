@@ -520,6 +520,8 @@ class Environment:
         grow the buffer without bound, and copy it at every read."""
         *lines, rest = (self._out_buffer + data if self._out_buffer else data).split(b"\n")
         for line in lines:
+            if not line:  # an empty line is no event on Lambda
+                continue
             if len(line) <= MAX_LINE_BYTES:
                 self._log_output(line.decode("utf-8", errors="replace"))
             else:
