@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 
 import pytest
 
@@ -20,8 +21,6 @@ from .helpers import decoded_log, function_logs, wait_until
 NODE = shutil.which("node")
 NODE_RUNTIME = None
 if NODE:
-    import subprocess
-
     _major = subprocess.run([NODE, "--version"], capture_output=True, text=True).stdout.strip().lstrip("v").split(".")[0]
     NODE_RUNTIME = f"nodejs{_major}.x" if _major in ("18", "20", "22") else None
 needs_node = pytest.mark.skipif(NODE_RUNTIME is None, reason="needs Node.js 18, 20 or 22 on PATH")
@@ -51,7 +50,7 @@ exports.handler = async (event) => {
 #: A custom runtime in Python (the system interpreter): the Runtime API over urllib.
 PROVIDED_SIZED = """\
 #!/usr/bin/python3
-import json, os, urllib.request
+import json, os, urllib.error, urllib.request
 
 API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
 while True:
