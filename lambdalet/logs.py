@@ -4,8 +4,11 @@ Streams are named as on Lambda (`YYYY/MM/DD/[<version>]<32 hex>`) in the log gro
 `/aws/lambda/<function>` (or the function's `LoggingConfig.LogGroup`). A group is a directory
 `<data-dir>/logs/<group, percent-encoded>/` holding `.group.json` (creation time, retention) and
 one file per stream, `<stream, percent-encoded>.log`, one event per line: `<epoch ms> <message>`.
-A message never holds a newline: a runtime's multi-line record arrives with its lines joined by
-`\\r`, as AWS's runtimes write them.
+A message never holds a newline. A printed line is kept as printed, a carriage return included,
+and an empty one is no event, as Lambda stores them. A multi-line record of Lambdalet's own
+runtimes (an error's traceback, a logging record, a console line with newlines) arrives as one
+line starting with RECORD_MARK, its lines joined by `\\r`: readers show it with its newlines (as
+AWS's runtimes, which write records through a channel of their own, have them in CloudWatch).
 
 Lines are kept in memory as they arrive; one loop timer writes every stream written to at most
 `flush_interval` seconds later (and readers, and the end of an environment, flush first), so a
@@ -37,6 +40,9 @@ TAIL_BYTES = 4096
 FLUSH_INTERVAL = 0.05
 GROUP_META = ".group.json"
 STREAM_SUFFIX = ".log"
+#: The first character of a runtime's multi-line record (ASCII record separator): its `\r`s are
+#: the record's newlines. Lambdalet's bootstraps write it (they cannot import this module).
+RECORD_MARK = "\x1e"
 
 
 def stream_name(version: str, env_id: str) -> str:
@@ -311,7 +317,8 @@ def timeout_line(request_id: str, timeout_s: int) -> str:
 
 def tail(lines: list[str]) -> str:
     """X-Amz-Log-Result: base64 of the last 4 KB of an invocation's log."""
-    data = "".join(line + "\n" for line in lines).encode("utf-8", errors="replace")
+    data = "".join((line[1:] if line.startswith(RECORD_MARK) else line) + "\n"
+                   for line in lines).encode("utf-8", errors="replace")
     return base64.b64encode(data[-TAIL_BYTES:]).decode()
 
 

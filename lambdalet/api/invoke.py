@@ -25,6 +25,7 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CLIENT_CONTEXT_LIMIT = 3583
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+TRACE_HEADER_LIMIT = 1024  # X-Amzn-Trace-Id: Root, Parent, Sampled, Lineage, ... a few hundred bytes at most
 
 
 def routes() -> list[web.RouteDef]:
@@ -87,6 +88,9 @@ async def invoke(request: web.Request) -> web.Response:
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
     invocation = Invocation(request_id, payload, invoked_arn, client_context=client_context, alias=alias_of(qual))
+    trace = request.headers.get("X-Amzn-Trace-Id")
+    if trace is not None and "Root=1-" in trace and len(trace) <= TRACE_HEADER_LIMIT:
+        invocation.trace_id = trace  # the caller's trace goes on, as Lambda passes it to the runtime
     result = await svc.invoker.invoke(config, invocation)
     headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.executed_version}
     if result.function_error:

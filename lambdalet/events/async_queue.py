@@ -14,6 +14,8 @@ come due, and after a restart.
   and the second after 2, as Lambda does, both times `backoff_scale`;
 - a throttle or a platform error: retried with backoff (1 s doubling to 5 min, times
   `backoff_scale`) for as long as the event is younger than MaximumEventAgeInSeconds (default 6 h);
+  an event throttled by a concurrency limit waits in memory (up to PARKED_MAX) and is retried as
+  soon as a slot of that limit is released, or at its backoff if none is before;
 - too many attempts (RetriesExhausted), or too old (EventAgeExceeded): sent to the function
   version's dead-letter queue and the on-failure destination, if any, then deleted.
 
@@ -33,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from lambdalet.errors import LambdaError, ResourceNotFoundException
+from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
 from lambdalet.events.bursts import BurstGate
 from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
 from lambdalet.invoke.leases import HostMemoryExhausted
@@ -64,6 +66,10 @@ CHECKPOINT_EVERY = 100  # group commits made on the loop between two checkpoints
 # trip through the database): the event goes back to the front of memory and its worker waits for
 # another delivery to end, or this long.
 MEMORY_WAIT_S = 0.1
+# Events throttled by a concurrency limit, waiting in memory (still claimed) for a slot of it to be
+# released; beyond this many they wait in the database for their backoff only.
+PARKED_MAX = 10_000
+UNRESERVED = ""  # the key of events waiting for the account's unreserved pool
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,11 @@ class AsyncQueue:
         self._tasks: list[asyncio.Task[None]] = []  # the workers and the poller
         self._progress: dict[str, Progress] = {}
         self._deliveries = Deliveries(self._invoke_destination)
+        # Throttled events by the limit they wait for (a function's reservation, or UNRESERVED),
+        # oldest first, each with the timer of its backoff.
+        self._parked: dict[str, deque[tuple[QueuedEvent, asyncio.TimerHandle]]] = {}
+        self._parked_count = 0
+        invoker.limiter.on_release = self._slot_released
 
     # -- accepting ------------------------------------------------------------------------------
 
@@ -349,6 +360,10 @@ class AsyncQueue:
             progress.failure = Failure(exc.status, exc.message)
             log.info("asynchronous invocation %s of %s: %s; trying again in %.1f s", event.request_id,
                      config.name, exc.error_type, delay * self._scale)
+            if isinstance(exc, TooManyRequestsException) and self._parked_count < PARKED_MAX:
+                reserved = exc.extra.get("Reason") == "ReservedFunctionConcurrentInvocationLimitExceeded"
+                self._park(event, config.name if reserved else UNRESERVED, delay * self._scale)
+                return
             await self._retry_later(event.request_id, event.attempts, now + delay * self._scale)
             return
         self._memory_maybe_freed()
@@ -368,6 +383,43 @@ class AsyncQueue:
             log.info("asynchronous invocation %s of %s failed (attempt %d); retrying in %.1f s", event.request_id,
                      config.name, attempts, delay)
             await self._retry_later(event.request_id, attempts, self._clock() + delay)
+
+    def _park(self, event: QueuedEvent, key: str, delay: float) -> None:
+        """Keep a throttled event (claimed) until a slot of its limit is released, or its backoff."""
+        parked = self._parked.setdefault(key, deque())
+        timer = asyncio.get_running_loop().call_later(delay, self._backoff_over, key, event)
+        parked.append((event, timer))
+        self._parked_count += 1
+
+    def _backoff_over(self, key: str, event: QueuedEvent) -> None:
+        parked = self._parked.get(key)
+        if parked is None:
+            return
+        for index, (waiting, _timer) in enumerate(parked):
+            if waiting is event:
+                del parked[index]
+                self._unpark(key, event)
+                return
+
+    def _slot_released(self, function: str, reserved: bool) -> None:
+        """A concurrency slot was released (any invocation's, synchronous ones too): the oldest
+        event waiting for that limit goes first in memory, for the next free worker."""
+        if not self._parked_count:
+            return
+        key = function if reserved else UNRESERVED
+        parked = self._parked.get(key)
+        if parked:
+            event, timer = parked.popleft()
+            timer.cancel()
+            self._unpark(key, event)
+
+    def _unpark(self, key: str, event: QueuedEvent) -> None:
+        self._parked_count -= 1
+        if not self._parked.get(key):
+            self._parked.pop(key, None)
+        self._ready.appendleft(event)
+        self._ready_bytes += len(event.payload)
+        self._wake(1)
 
     async def _retry_later(self, request_id: str, attempts: int, at: float) -> None:
         """Release the event to the database, due at `at`; the dispatcher polls then at the latest."""
@@ -420,7 +472,12 @@ class AsyncQueue:
         await self.enqueue(QueuedEvent(new_request_id(), ref.name, ref.qualifier, target.arn, payload, self._clock()))
 
     async def shutdown(self) -> None:
-        """Stop taking work; events in flight stay claimed only until the next start."""
+        """Stop taking work; events in flight (and parked ones) stay claimed only until the next start."""
+        for parked in self._parked.values():
+            for _event, timer in parked:
+                timer.cancel()
+        self._parked.clear()
+        self._parked_count = 0
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

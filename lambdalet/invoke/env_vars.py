@@ -12,6 +12,8 @@ from lambdalet.runtimes.registry import Runtime
 PASSTHROUGH_PREFIXES = ("AWS_ENDPOINT_URL",)
 PASSTHROUGH_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 OPT = "/opt"
+#: Where AWS_XRAY_DAEMON_ADDRESS points, as on Lambda (no daemon listens: tracing is PassThrough).
+XRAY_DAEMON_PORT = 2000
 
 
 def passthrough_from(environ: dict[str, str]) -> dict[str, str]:
@@ -41,22 +43,24 @@ def build_env(
     env = {
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
-        "PATH": f"/usr/local/bin:/usr/bin/:/bin:{opt_dir}/bin",
-        "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:{opt_dir}/lib",
+        "PATH": f"/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:{opt_dir}/bin",
+        "LD_LIBRARY_PATH": f"/var/lang/lib:/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"
+                           f"{task_root}:{task_root}/lib:{opt_dir}/lib",
     }
     if image_env:
         env.update(image_env)
     if runtime.is_node:
         env["NODE_PATH"] = (f"{opt_dir}/nodejs/node{runtime.node_major}/node_modules:{opt_dir}/nodejs/node_modules:"
                             f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}")
+    if runtime.is_python:  # set by AWS's Python runtime; a function may set its own
+        env["PYTHONPATH"] = runtime_dir
     env.update(passthrough)
-    if "AWS_ACCESS_KEY_ID" in passthrough:
-        env["AWS_ACCESS_KEY"] = passthrough["AWS_ACCESS_KEY_ID"]
     env.update(config.environment)
     handler = config.handler
     if config.image is not None:  # an image's "handler" is its command, as AWS's base images read it
         command = config.image_config.get("Command", config.image.command)
         handler = command[0] if command else ""
+    xray_host = runtime_api.rpartition(":")[0]  # AWS's daemon listens beside its Runtime API
     env.update(
         {
             "_HANDLER": handler,
@@ -71,8 +75,15 @@ def build_env(
             "AWS_LAMBDA_RUNTIME_API": runtime_api,
             "LAMBDA_TASK_ROOT": task_root,
             "LAMBDA_RUNTIME_DIR": runtime_dir,
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "AWS_XRAY_DAEMON_ADDRESS": f"{xray_host}:{XRAY_DAEMON_PORT}",
+            "_AWS_XRAY_DAEMON_ADDRESS": xray_host,
+            "_AWS_XRAY_DAEMON_PORT": str(XRAY_DAEMON_PORT),
         }
     )
+    if runtime.is_python or runtime.is_node:  # what the shell that starts AWS's managed runtimes leaves
+        env["PWD"] = task_root
+        env["SHLVL"] = "0"
     if config.log_format == "JSON":  # read by AWS's runtime clients and ours
         env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
         env["AWS_LAMBDA_LOG_LEVEL"] = config.application_log_level or "INFO"

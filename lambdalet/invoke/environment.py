@@ -332,7 +332,7 @@ class Environment:
         # Every path that resolves a result (response, error, timeout, exit) drained the output first.
         duration_ms = invocation.duration_ms = (time.monotonic() - self._delivered_at) * 1000
         peak_mb = self._peak_memory()
-        if peak_mb > self.config.memory_size and result.error_type is None:
+        if peak_mb > self.config.memory_size and result.error_type is None and not self._process_enforces_memory:
             result = self._out_of_memory(invocation)
         self._log(self._format.end(invocation.request_id), invocation)
         self._log(self._format.report(
@@ -521,6 +521,8 @@ class Environment:
         grow the buffer without bound, and copy it at every read."""
         *lines, rest = (self._out_buffer + data if self._out_buffer else data).split(b"\n")
         for line in lines:
+            if not line:  # an empty line is no event on Lambda
+                continue
             if len(line) <= MAX_LINE_BYTES:
                 self._log_output(line.decode("utf-8", errors="replace"))
             else:
@@ -553,6 +555,10 @@ class Environment:
         if self._out_buffer:
             self._log_output(self._out_buffer.decode("utf-8", errors="replace"))
             self._out_buffer = b""
+
+    @property
+    def _process_enforces_memory(self) -> bool:
+        return self._process is not None and self._process.enforces_memory
 
     def _peak_memory(self) -> int:
         return self._process.peak_memory_mb() if self._process else 0

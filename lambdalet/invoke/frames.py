@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 MAGIC = b"LLF1"
 HEADER = struct.Struct(">IBI")  # length of the rest, kind, meta length
 MAX_FRAME = MAX_RESPONSE_BYTES + (1 << 16)
+MAX_META = 1 << 16  # a frame's meta is a few headers: anything longer is not a runtime of ours
 
 
 def encode(kind: bytes, meta: dict, body: bytes = b"") -> bytes:
@@ -50,19 +51,23 @@ class FrameProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._waiter: asyncio.Future[Invocation] | None = None  # a /next waiting for an invocation
+        self._discard = 0  # bytes still to skip of an oversized frame already answered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self._discard:
+            skipped = min(self._discard, len(data))
+            self._discard -= skipped
+            data = data[skipped:]
         self._buffer += data
         while len(self._buffer) >= 4:
             length = int.from_bytes(self._buffer[:4], "big")
             if length > MAX_FRAME:
-                self._refuse(413, "RequestEntityTooLarge", "frame too large")
-                if self.transport is not None:
-                    self.transport.close()
-                return
+                if not self._oversized(length):
+                    return
+                continue
             if len(self._buffer) < 4 + length:
                 return
             frame = bytes(self._buffer[: 4 + length])
@@ -71,6 +76,38 @@ class FrameProtocol(asyncio.Protocol):
             raw_meta = frame[9: 9 + meta_length]
             meta = {} if raw_meta == b"{}" else json.loads(raw_meta)  # every /next's is empty
             self._handle(bytes([kind]), meta, frame[9 + meta_length:])
+
+    def _oversized(self, length: int) -> bool:
+        """A frame longer than any answer may be (a response over 6 MB): answered as soon as its
+        meta has arrived, and its body skipped as it streams in, never held. The runtime goes on,
+        as on Lambda, where such a response is the caller's Function.ResponseSizeTooLarge. False
+        while the meta is still incomplete (or the connection was closed)."""
+        if len(self._buffer) < HEADER.size:
+            return False
+        _length, kind, meta_length = HEADER.unpack_from(self._buffer)
+        if meta_length > MAX_META:
+            self._refuse(413, "RequestEntityTooLarge", "frame too large")
+            if self.transport is not None:
+                self.transport.close()
+            self._buffer.clear()
+            return False
+        if len(self._buffer) < HEADER.size + meta_length:
+            return False
+        meta = json.loads(bytes(self._buffer[HEADER.size: HEADER.size + meta_length]))
+        remaining = 4 + length - len(self._buffer)
+        if remaining > 0:
+            self._buffer.clear()
+            self._discard = remaining
+        else:
+            del self._buffer[: 4 + length]
+        try:
+            if kind in (ord("R"), ord("E")):
+                self.env.on_oversized_response(meta["id"])
+            else:
+                self._refuse(413, "RequestEntityTooLarge", "frame too large")
+        except RuntimeApiRefusal as refusal:
+            self._refuse(refusal.status, refusal.error_type, refusal.message)
+        return True
 
     def _handle(self, kind: bytes, meta: dict, body: bytes) -> None:
         try:

@@ -13,6 +13,7 @@ client disconnect and server shutdown all give the slot back. All checks are cou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from lambdalet.errors import TooManyRequestsException
 
@@ -40,6 +41,9 @@ class ConcurrencyLimiter:
     in_flight: dict[str, int] = field(default_factory=dict)
     unreserved_in_flight: int = 0
     total_reserved: int = field(init=False, default=0)  # sum(reserved.values()), kept: acquire() reads it
+    #: Told of every released slot (function, whether it was a reserved one): the asynchronous
+    #: queue retries an event throttled for want of that slot at once.
+    on_release: Callable[[str, bool], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.total_reserved = sum(self.reserved.values())
@@ -80,6 +84,8 @@ class ConcurrencyLimiter:
             self.in_flight.pop(lease.function, None)
         if not lease.reserved:
             self.unreserved_in_flight -= 1
+        if self.on_release is not None:
+            self.on_release(lease.function, lease.reserved)
 
     def max_reservable(self, function: str) -> int:
         """The largest reservation `function` may hold while leaving the unreserved minimum."""

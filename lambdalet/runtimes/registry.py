@@ -220,23 +220,39 @@ class RuntimeRegistry:
         is looked for in the function's code (`code_dir` on the host), then in its layers
         (`layers_dir` on the host), as Lambda looks at /var/task/bootstrap, then /opt/bootstrap.
         """
+        wrapper = self._exec_wrapper(env, task_root, opt_dir)
         if runtime.is_python:
-            argv = [runtime.interpreter or "python3", "-S", "-s", str(BOOTSTRAP_PY)]
+            # Wrapped, the interpreter is exec'd by the wrapper inside the environment, where the
+            # bootstrap is under LAMBDA_RUNTIME_DIR; unwrapped, the sandbox runs it in-process.
+            bootstrap = f"{env['LAMBDA_RUNTIME_DIR']}/python/bootstrap.py" if wrapper and env.get(
+                "LAMBDA_RUNTIME_DIR") else str(BOOTSTRAP_PY)
+            argv = [runtime.interpreter or "python3", "-S", "-s", bootstrap]
             if sdk_dir:
                 argv.append(sdk_dir)
-            wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
             return [wrapper, *argv] if wrapper else argv
         if runtime.is_node:
             memory_mb = int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 128)
             runtime_dir = env.get("LAMBDA_RUNTIME_DIR") or str(BOOTSTRAP_NODE.parent.parent)
             argv = [runtime.interpreter or "node", *self.node_flags(memory_mb), f"{runtime_dir}/node/bootstrap.cjs"]
-            wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
             return [wrapper, *argv] if wrapper else argv
         for host_dir, seen_as in ((code_dir, task_root), (layers_dir, opt_dir)):
             candidate = host_dir / "bootstrap" if host_dir is not None else None
             if candidate is not None and candidate.is_file() and os.access(candidate, os.X_OK):
                 return [f"{seen_as}/bootstrap"]
         raise EntrypointNotFound([f"{task_root}/bootstrap", f"{opt_dir}/bootstrap"])
+
+
+    @staticmethod
+    def _exec_wrapper(env: dict[str, str], task_root: str, opt_dir: str) -> str | None:
+        """AWS_LAMBDA_EXEC_WRAPPER as the function sees it: a path under /var/task or /opt is
+        where the code or the layers are (only the process backend puts them elsewhere)."""
+        wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
+        if not wrapper:
+            return None
+        for seen_as, actual in (("/var/task/", task_root), ("/opt/", opt_dir)):
+            if wrapper.startswith(seen_as) and actual.rstrip("/") != seen_as.rstrip("/"):
+                return f"{actual.rstrip('/')}/{wrapper[len(seen_as):]}"
+        return wrapper
 
 
 class EntrypointNotFound(Exception):

@@ -8,6 +8,8 @@ Backends know nothing of HTTP, the database or Lambda's API.
 
 from __future__ import annotations
 
+import os
+
 import signal
 import socket
 from abc import ABC, abstractmethod
@@ -102,6 +104,35 @@ class SandboxCounters:
     zygote_exits: int = 0  # zygotes that died while in use
 
 
+class ResidentPeak:
+    """A live process's peak resident memory (VmHWM), read through one descriptor kept open on its
+    /proc status: a single pread whenever asked, 0 once the process is gone."""
+
+    __slots__ = ("pid", "_fd")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._fd: int | None = None
+
+    def read_mb(self) -> int:
+        try:
+            if self._fd is None:
+                self._fd = os.open(f"/proc/{self.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+            status = os.pread(self._fd, 4096, 0)
+            start = status.index(b"VmHWM:") + 6
+            return -(-int(status[start:status.index(b"kB", start)]) // 1024)
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+
+
 def peak_rss_mb(pid: int) -> int | None:
     """A live process's peak resident memory (VmHWM) in MB, or None once it is gone."""
     try:
@@ -120,6 +151,9 @@ class SandboxProcess(ABC):
     output_fd: int
     #: The Runtime API's listening socket, opened inside the sandbox's own network (see Layout).
     runtime_api_socket: "socket.socket | None" = None
+    #: MemorySize is enforced as the process runs (a cgroup): the environment need not compare
+    #: `peak_memory_mb` with it after each invocation (which also counts pages the limit does not).
+    enforces_memory = False
 
     @abstractmethod
     def on_exit(self, callback: ExitCallback) -> None:
@@ -134,7 +168,8 @@ class SandboxProcess(ABC):
 
     @abstractmethod
     def peak_memory_mb(self) -> int:
-        """Peak memory so far, in MB (REPORT's Max Memory Used)."""
+        """Peak memory so far, in MB (REPORT's Max Memory Used): what the environment's processes
+        hold resident, including pages shared with the process they were forked from."""
 
     @abstractmethod
     def close(self) -> None:

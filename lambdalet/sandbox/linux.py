@@ -26,7 +26,8 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from lambdalet.runtimes.python_sdk import PythonSdk
 from lambdalet.sandbox import peers
-from lambdalet.sandbox.base import ExitCallback, ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
+from lambdalet.sandbox.base import (ExitCallback, ExitStatus, Layout, ResidentPeak, SandboxBackend, SandboxProcess,
+                                    SandboxSpec)
 from lambdalet.sandbox.cgroups import Cgroups, EnvironmentCgroup
 from lambdalet.sandbox.forkserver import ForkServer, ZygoteDied
 from lambdalet.sandbox.templates import SnapshotTemplate, TemplateChild, TemplateInitFailed
@@ -157,7 +158,7 @@ class LinuxSandbox(SandboxBackend):
         if prefix is not None:
             binds.append([prefix, prefix, False])
         binds.append([str(RUNTIMES_DIR), RUNTIME_DIR, False])
-        if self.sdk is not None and spec.python_bootstrap:
+        if self.sdk is not None and (spec.python_bootstrap or SDK_DIR in spec.argv):  # in-process, or wrapped
             binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
         shared = {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
                   "dirs": [OPT_DIR, TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents(),
@@ -325,6 +326,8 @@ class SingleFlight(Generic[T]):
 
 
 class LinuxProcess(SandboxProcess):
+    enforces_memory = True  # the cgroup's memory.max
+
     def __init__(self, pid: int, output_fd: int, cgroup: EnvironmentCgroup, zygote: ForkServer,
                  cgroups: Cgroups) -> None:
         self.pid = pid
@@ -333,6 +336,8 @@ class LinuxProcess(SandboxProcess):
         self._zygote = zygote
         self._cgroups = cgroups
         self._peak_mb = 0
+        self._resident = ResidentPeak(pid)
+        self._cgroup_peak_seen = -1
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
         except ProcessLookupError:
@@ -340,7 +345,7 @@ class LinuxProcess(SandboxProcess):
 
     def on_exit(self, callback: ExitCallback) -> None:
         def exited(status: int, maxrss_kb: int) -> None:
-            self._peak_mb = max(self._peak_mb, self.cgroup.peak_memory_mb())
+            self._peak_mb = max(self._peak_mb, self.cgroup.peak_memory_mb(), -(-maxrss_kb // 1024))
             callback(ExitStatus.from_wait_status(status, oom=self.cgroup.oom_killed()))
 
         self._zygote.watch(self.pid, exited)
@@ -359,7 +364,19 @@ class LinuxProcess(SandboxProcess):
             self._cgroups.in_background(self.cgroup.kill_remaining)
 
     def peak_memory_mb(self) -> int:
-        self._peak_mb = max(self._peak_mb, self.cgroup.peak_memory_mb())
+        """The larger of the cgroup's peak and the runtime's peak resident memory (VmHWM).
+
+        The cgroup is charged only for pages the environment itself brought in: what it shares
+        copy-on-write with its zygote (the interpreter, the pre-imported bootstrap) stays the
+        zygote's, so the cgroup alone said 2-4 MB for a Python hello, where AWS, whose
+        environments start from nothing, reports ~35 MB. VmHWM counts those shared pages too. It
+        is read (one more pread) only when the cgroup's peak has grown since it was last read: a
+        warm environment at its steady state pays nothing more than the cgroup's read."""
+        peak = self.cgroup.peak_memory_mb()
+        if peak != self._cgroup_peak_seen:
+            self._cgroup_peak_seen = peak
+            self._peak_mb = max(self._peak_mb, self._resident.read_mb())
+        self._peak_mb = max(self._peak_mb, peak)
         return self._peak_mb
 
     def made_connection(self, listener: tuple[str, int], peer: tuple[str, int]) -> bool:
@@ -373,4 +390,5 @@ class LinuxProcess(SandboxProcess):
                 except OSError:
                     pass
         self._pidfd = None
+        self._resident.close()
         self._cgroups.release(self.cgroup)

@@ -249,7 +249,7 @@ def test_layer_bin_and_lib_are_on_the_search_paths(lambda_client, create_functio
     assert "FunctionError" not in resp, result
     assert result["out"] == "layer tool says hi"
     opt = result["path"].rsplit(":", 1)[1].removesuffix("/bin")  # /opt (elsewhere under the process backend)
-    assert result["path"] == f"/usr/local/bin:/usr/bin/:/bin:{opt}/bin"
+    assert result["path"] == f"/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:{opt}/bin"
     assert result["ld"].endswith(f":{opt}/lib")
 
 

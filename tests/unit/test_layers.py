@@ -37,7 +37,7 @@ def env_for(runtime: str, opt_dir: str = "/opt") -> dict[str, str]:
 
 def test_search_paths_as_lambda_sets_them():
     env = env_for("nodejs20.x")
-    assert env["PATH"] == "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+    assert env["PATH"] == "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"  # as on Lambda
     assert env["LD_LIBRARY_PATH"].endswith(":/var/task:/var/task/lib:/opt/lib")
     assert env["NODE_PATH"] == ("/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:"
                                 "/var/runtime/node_modules:/var/runtime:/var/task")

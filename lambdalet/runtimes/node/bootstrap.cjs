@@ -114,8 +114,11 @@ function logLine(level, args) {
     if (LEVEL_ORDER.indexOf(level) >= MIN_LEVEL) jsonLine(level, args);
     return;
   }
-  const message = util.format(...args).replace(/\n/g, '\r');
-  writeOut(`${new Date().toISOString()}\t${currentRequestId}\t${level}\t${message}\n`);
+  // A multi-line record is one event, its lines lines (RECORD_MARK in lambdalet/logs.py).
+  let message = util.format(...args);
+  const mark = message.includes('\n') ? '\x1e' : '';
+  if (mark) message = message.replace(/\n/g, '\r');
+  writeOut(`${mark}${new Date().toISOString()}\t${currentRequestId}\t${level}\t${message}\n`);
 }
 
 function patchConsole() {

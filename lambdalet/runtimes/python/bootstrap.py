@@ -352,8 +352,13 @@ def iso_time(created):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + ".%03dZ" % (int(created * 1000) % 1000)
 
 
+#: Starts a multi-line record, whose lines are then joined by \r: the platform keeps it as one
+#: event and shows its lines as lines (lambdalet/logs.py, RECORD_MARK). A printed \r stays a \r.
+RECORD_MARK = "\x1e"
+
+
 def log_error(error):
-    """One log record for an error: lines joined by \\r so the platform keeps it as one event."""
+    """One log record for an error: one event, its lines lines (RECORD_MARK)."""
     if JSON_FORMAT:
         write_log(to_json({"timestamp": iso_time(time.time()), "level": "ERROR", **error}) + "\n")
         return
@@ -364,8 +369,8 @@ def log_error(error):
     lines = [description]
     if error["stackTrace"]:
         lines.append("Traceback (most recent call last):")
-        lines.extend(frame.rstrip("\n").replace("\n", "\r") for frame in error["stackTrace"])
-    write_log("\r".join(lines) + "\n")
+        lines.extend(frame.rstrip("\n") for frame in error["stackTrace"])
+    write_log(RECORD_MARK + "\r".join(lines).replace("\n", "\r") + "\n")
 
 
 def write_log(text):
@@ -387,8 +392,11 @@ class LambdaLogHandler(logging.Handler):
             return
         created = time.gmtime(record.created)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", created) + ".%03dZ" % record.msecs
-        message = self.format(record).replace("\n", "\r")
-        write_log(f"[{record.levelname}]\t{stamp}\t{self.request_id}\t{message}\n")
+        message = self.format(record)
+        mark = ""
+        if "\n" in message:
+            message, mark = message.replace("\n", "\r"), RECORD_MARK
+        write_log(f"{mark}[{record.levelname}]\t{stamp}\t{self.request_id}\t{message}\n")
 
 
     def json_record(self, record):
