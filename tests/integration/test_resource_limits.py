@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import invoke_json
 
 GREEDY = """
@@ -65,3 +67,26 @@ def test_every_environment_gets_its_own_memory_size_whatever_started_before_it(l
         assert body["errorType"] == "Runtime.OutOfMemory"
         resp, body = invoke_json(lambda_client, big, {"mb": 200})
         assert "FunctionError" not in resp and body == 200 * 1024 * 1024
+
+
+CPU_SPINNER = """
+import time
+
+def handler(event, context):
+    started, cpu_started = time.monotonic(), time.process_time()
+    while time.monotonic() - started < event["seconds"]:
+        pass
+    return {"cpu": time.process_time() - cpu_started, "wall": time.monotonic() - started}
+"""
+
+
+@pytest.mark.isolation
+def test_a_cpu_bound_128_mb_function_gets_its_share_over_seconds(lambda_client, create_function):
+    """CPU in proportion to memory (1,769 MB per vCPU): a 128 MB function spinning for 5 s gets about
+    7 % of a core over them, whatever the quota's accounting period — never the whole core. (No lower
+    bound: on a busy host it may get less.)"""
+    name = create_function(CPU_SPINNER, MemorySize=128, Timeout=30)["FunctionName"]
+    invoke_json(lambda_client, name, {"seconds": 0})  # init (unthrottled, as on Lambda) is over
+    _resp, result = invoke_json(lambda_client, name, {"seconds": 5})
+    share = result["cpu"] / result["wall"]
+    assert 0 < share <= 0.12, result  # 128 / 1,769 = 7.2 %; a partial first and last period allowed for
