@@ -14,6 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -125,7 +126,6 @@ def test_url_config_validation(lambda_client, create_function):
     name = create_function(Publish=True)["FunctionName"]
     invalid = [
         dict(AuthType="SOMETIMES"),
-        dict(AuthType="NONE", Qualifier="1"),  # a version number: only aliases get URLs
         dict(AuthType="NONE", InvokeMode="RESPONSE_STREAM"),  # refused rather than ignored
         dict(AuthType="NONE", Cors={"AllowMethods": ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]}),
         dict(AuthType="NONE", Cors={"MaxAge": 86401}),
@@ -133,6 +133,13 @@ def test_url_config_validation(lambda_client, create_function):
     for params in invalid:
         with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):
             lambda_client.create_function_url_config(FunctionName=name, **params)
+    # a version number: only aliases get URLs; the model's pattern says so, before any lookup (as AWS)
+    with pytest.raises(ClientError) as refused:
+        lambda_client.create_function_url_config(FunctionName=name, Qualifier="1", AuthType="NONE")
+    assert refused.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "1 validation error detected: Value '1' at 'qualifier' failed to satisfy constraint: Member must "
+                   "satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)"}
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.create_function_url_config(FunctionName=name, Qualifier="no-such-alias", AuthType="NONE")
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.error
 import urllib.request
 
 import pytest
+from botocore.exceptions import ClientError
 
 from conftest import ROLE, invoke_json, make_zip
 
@@ -212,3 +215,32 @@ def test_waiters_pass(lambda_client, create_function):
     lambda_client.get_waiter("function_exists").wait(FunctionName=name, WaiterConfig=config)
     lambda_client.update_function_configuration(FunctionName=name, Description="waited")
     lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=config)
+
+
+def test_parameters_are_checked_against_the_model_before_lookup(lambda_client, create_function):
+    """Path, query and header parameters are validated with the model's constraints first: a
+    malformed Qualifier is a ValidationException, not a 404, even for a function that exists."""
+    name = create_function()["FunctionName"]
+    for call in (lambda: lambda_client.get_function(FunctionName=name, Qualifier="invalid!"),
+                 lambda: lambda_client.invoke(FunctionName=name, Qualifier="invalid!"),
+                 lambda: lambda_client.get_function(FunctionName="no-such-function", Qualifier="invalid!")):
+        try:
+            call()
+        except ClientError as exc:
+            error = exc.response["Error"]
+        else:
+            raise AssertionError("accepted")
+        assert error["Code"] == "ValidationException", error
+        assert error["Message"].startswith("1 validation error detected: Value 'invalid!' at 'qualifier' failed to "
+                                           "satisfy constraint: Member must satisfy regular expression pattern: "), error
+    listed = lambda_client.list_functions(MaxItems=1)  # a valid query parameter still passes
+    assert len(listed["Functions"]) == 1
+    try:  # past botocore's own client-side check, as any other client may send it
+        urllib.request.urlopen(lambda_client.meta.endpoint_url + "/2015-03-31/functions/?MaxItems=0")
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read())
+        assert exc.code == 400 and exc.headers["x-amzn-ErrorType"] == "ValidationException", body
+        assert "at 'maxItems' failed to satisfy constraint: Member must have value greater than or equal to 1" in \
+            body["message"]
+    else:
+        raise AssertionError("MaxItems=0 accepted")

@@ -1,0 +1,139 @@
+"""Path, query-string and header parameters checked against botocore's Lambda model before routing.
+
+Each Lambda operation's `http.requestUri` in the model names its path parameters (`{FunctionName}`)
+and, with the input members' `location`, its query-string and header ones. A request's method and
+path find its operation; each parameter it carries is checked against its member's shape (length,
+pattern, enum; range for numbers), and a broken constraint is Lambda's `ValidationException`
+("1 validation error detected: Value 'x' at 'qualifier' failed to satisfy constraint: ...") before
+any lookup: `Qualifier=invalid!` is not a 404. The table is built once, at import; each route's
+operation is found once and remembered, and each value's verdict is cached. Invoke, the hot path,
+is checked only when it fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from lambdalet import service_model
+from lambdalet.api.errors import Handler
+from lambdalet.errors import LambdaError, ValidationException
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: one object per parameter of the model
+class _Parameter:
+    member: str
+    location: str  # uri, querystring, header
+    name: str  # its name in that location
+    shape: object
+
+
+@dataclass(frozen=True)
+class _Operation:
+    name: str
+    path: re.Pattern[str]
+    uri: tuple[_Parameter, ...]
+    query: tuple[_Parameter, ...]
+    headers: tuple[_Parameter, ...]
+
+
+def _operations() -> dict[str, list[_Operation]]:
+    model = service_model.service_model("lambda")
+    by_method: dict[str, list[_Operation]] = {}
+    for name in model.operation_names:
+        operation = model.operation_model(name)
+        template = operation.http["requestUri"].split("?", 1)[0]
+        pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(template))
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
+        members = operation.input_shape.members if operation.input_shape is not None else {}
+        parameters = tuple(_Parameter(member, shape.serialization["location"], shape.serialization.get("name", member),
+                                      shape)
+                           for member, shape in members.items() if shape.serialization.get("location"))
+        by_method.setdefault(operation.http["method"], []).append(_Operation(
+            name, re.compile(pattern.rstrip("/") + "/?$"), *(tuple(p for p in parameters if p.location == location)
+                                                             for location in ("uri", "querystring", "header"))))
+    return by_method
+
+
+OPERATIONS = _operations()
+
+
+@functools.lru_cache(maxsize=4096)
+def _value_problems(parameter: _Parameter, raw: str) -> tuple[str, ...]:
+    """Cached: the invoke path checks the same few values (a qualifier, invocation and log types) again and again."""
+    return tuple(_check_value(parameter, raw))
+
+
+def _check_value(parameter: _Parameter, raw: str) -> list[str]:
+    path = parameter.member[0].lower() + parameter.member[1:]
+    shape = parameter.shape
+    if shape.type_name == "string":  # type: ignore[attr-defined]
+        return service_model.string_problems(shape, raw, path)  # type: ignore[arg-type]
+    if shape.type_name in ("integer", "long"):  # type: ignore[attr-defined]
+        try:
+            number = int(raw)
+        except ValueError:
+            return []  # the operation's own parsing answers a non-number, as it does today
+        return service_model.problems(shape, number, path)  # type: ignore[arg-type]
+    return []
+
+
+_BY_ROUTE: dict[tuple[str, str], _Operation | None] = {}
+
+
+def _operation_of(request: web.Request, path: str) -> _Operation | None:
+    """The operation a route serves, found once per route (aiohttp's canonical path) by trying the
+    model's templates, then remembered: a request pays one dict lookup, not a scan."""
+    key = (request.method, request.match_info.route.resource.canonical if request.match_info.route.resource else "")
+    if key not in _BY_ROUTE:
+        _BY_ROUTE[key] = next((op for op in OPERATIONS.get(request.method, ()) if op.path.match(path)), None)
+    return _BY_ROUTE[key]
+
+
+def problems(request: web.Request) -> list[str]:
+    """Every broken constraint of the request's path, query-string and header parameters."""
+    path = request.raw_path.split("?", 1)[0]
+    operation = _operation_of(request, path)
+    match = operation.path.match(path) if operation is not None else None
+    if operation is None or match is None:
+        return []
+    found: list[str] = []
+    for parameter in operation.uri:
+        found += _value_problems(parameter, unquote(match.group(parameter.name)))
+    if operation.query and request.query_string:
+        query = request.query
+        for parameter in operation.query:
+            raw = query.get(parameter.name)
+            if raw is not None:
+                found += _value_problems(parameter, raw)
+    headers = request.headers
+    for parameter in operation.headers:
+        raw = headers.get(parameter.name)
+        if raw is not None:
+            found += _value_problems(parameter, raw)
+    return found
+
+
+@web.middleware
+async def check_parameters(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/20"):  # not a Lambda route (/2015-03-31/..., /2018-10-31/layers, ...)
+        return await handler(request)
+    if request.method == "POST" and request.path.endswith("/invocations"):
+        # Invoke, the hot path: its parameters are checked only when it fails anyway (a qualifier
+        # or name the lookup refuses is then the ValidationException Lambda gives), so that a
+        # successful invoke pays nothing for them (~6-12 µs).
+        try:
+            return await handler(request)
+        except LambdaError:
+            found = problems(request)
+            if found:
+                raise ValidationException(service_model.message(found)) from None
+            raise
+    found = problems(request)
+    if found:
+        raise ValidationException(service_model.message(found))
+    return await handler(request)
