@@ -33,6 +33,10 @@ KNOWN_ELSEWHERE = (
     "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1", "dotnetcore3.1", "dotnet6", "dotnet8", "dotnet10",
     "nodejs4.3-edge", "go1.x", "ruby2.5", "ruby2.7", "ruby3.2", "ruby3.3", "ruby3.4",
 )
+#: Runtimes AWS no longer lets a function be created or updated with (existing functions still run):
+#: refused at CreateFunction/UpdateFunctionConfiguration with AWS's deprecation text.
+DEPRECATED = ("provided", "python3.7", "python3.8", "nodejs12.x", "nodejs14.x", "nodejs16.x", "java8", "go1.x",
+              "ruby2.7", "dotnetcore3.1")
 BOOTSTRAP_PY = Path(__file__).resolve().parent / "python" / "bootstrap.py"
 BOOTSTRAP_NODE = Path(__file__).resolve().parent / "node" / "bootstrap.cjs"
 
@@ -106,6 +110,10 @@ class RuntimeRegistry:
 
     def check(self, name: str) -> Runtime:
         """The runtime for a CreateFunction/UpdateFunctionConfiguration, or Lambda's 400 saying why not."""
+        if name in DEPRECATED:
+            raise InvalidParameterValueException(
+                f"The runtime parameter of {name} is no longer supported for creating or updating AWS Lambda "
+                "functions. We recommend you use a supported runtime while creating or updating functions.")
         if name not in SUPPORTED:
             if name in KNOWN_ELSEWHERE:
                 raise InvalidParameterValueException(

@@ -244,3 +244,13 @@ def test_parameters_are_checked_against_the_model_before_lookup(lambda_client, c
             body["message"]
     else:
         raise AssertionError("MaxItems=0 accepted")
+
+
+@pytest.mark.parametrize("runtime", ["provided", "python3.7", "python3.8", "nodejs16.x", "java8", "go1.x"])
+def test_deprecated_runtimes_are_refused_in_aws_words(lambda_client, unique_name, runtime):
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as refused:
+        lambda_client.create_function(FunctionName=unique_name, Runtime=runtime, Role=ROLE, Handler="app.handler",
+                                      Code={"ZipFile": make_zip({"app.py": ECHO_HANDLER})})
+    assert refused.value.response["Error"]["Message"] == (
+        f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda functions. "
+        "We recommend you use a supported runtime while creating or updating functions.")
