@@ -88,6 +88,8 @@ async def update_alias(request: web.Request) -> web.Response:
 async def delete_alias(request: web.Request) -> web.Response:
     svc = services(request)
     name, alias_name = unqualified_name(request, "An alias"), request.match_info["alias"]
+    if alias_name not in svc.functions.get(name).aliases:
+        return web.Response(status=204)  # idempotent, as AWS answers (the function must exist)
     if alias_name in svc.functions.get(name).provisioned:  # its provisioned concurrency goes with it
         await provisioned.remove(svc, name, alias_name)
     await svc.functions.delete_alias(name, alias_name)

@@ -355,6 +355,8 @@ async def delete_function(request: web.Request) -> web.Response:
     if qual == LATEST:
         raise InvalidParameterValueException("$LATEST version cannot be deleted without deleting the function.")
     if qual is not None:
+        if qual.isdigit() and qual not in svc.functions.get(ref.name).versions:
+            return web.Response(status=204)  # a version that does not exist is deleted already, as AWS answers
         svc.functions.config(ref.name, qual)  # 404 unless it is a published version
         await svc.functions.delete_version(ref.name, qual)
     else:

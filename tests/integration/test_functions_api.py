@@ -254,3 +254,16 @@ def test_deprecated_runtimes_are_refused_in_aws_words(lambda_client, unique_name
     assert refused.value.response["Error"]["Message"] == (
         f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda functions. "
         "We recommend you use a supported runtime while creating or updating functions.")
+
+
+def test_deleting_a_missing_version_or_alias_succeeds_as_on_aws(lambda_client, create_function):
+    name = create_function()["FunctionName"]
+    for _ in range(2):
+        assert lambda_client.delete_function(FunctionName=name, Qualifier="1233")["ResponseMetadata"]["HTTPStatusCode"] == 204
+        assert lambda_client.delete_alias(FunctionName=name, Name="non-existent")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    lambda_client.delete_function(FunctionName=name)
+    for call in (lambda: lambda_client.delete_function(FunctionName=name),
+                 lambda: lambda_client.delete_function(FunctionName=name, Qualifier="1233"),
+                 lambda: lambda_client.delete_alias(FunctionName=name, Name="non-existent")):
+        with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+            call()
