@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import invoke_json
+from conftest import invoke_json, make_zip
 
 from .helpers import decoded_log, function_logs, wait_until
 
@@ -139,6 +139,40 @@ def test_an_exec_wrapper_wraps_every_managed_runtime(lambda_client, create_funct
     resp, result = invoke_json(lambda_client, name)
     assert "FunctionError" not in resp, result
     assert result == "wrapped"
+
+
+#: AWS's documented wrapper (runtimes-modify, "Create and use a wrapper script as a layer"): the
+#: interpreter's own flags go in before the last argument, the runtime's entry script.
+FLAGS_WRAPPER = """\
+#!/bin/bash
+args=("$@")
+extra=({flags})
+exec "${{args[@]:0:$#-1}}" "${{extra[@]}}" "${{args[@]: -1}}"
+"""
+
+
+@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node)])
+def test_an_exec_wrapper_from_a_layer_adds_interpreter_flags(lambda_client, create_function, unique_name, runtime):
+    if runtime == "python":
+        wrapper = FLAGS_WRAPPER.format(flags='"-X" "importtime"')
+        files = {"app.py": "import sys\nimport boto3\n\ndef handler(event, context):\n"
+                           "    return {'importtime': sys._xoptions.get('importtime'), 'sdk': boto3.__name__}\n"}
+        expected = {"importtime": True, "sdk": "boto3"}  # the flag, and the runtime's SDK still found
+        kwargs = {"Runtime": "python3.12"}
+    else:
+        wrapper = FLAGS_WRAPPER.format(flags='"--no-deprecation"')
+        files = {"index.js": "exports.handler = async () => ({noDeprecation: process.noDeprecation === true});\n"}
+        expected = {"noDeprecation": True}
+        kwargs = {"Runtime": NODE_RUNTIME, "Handler": "index.handler"}
+    layer = lambda_client.publish_layer_version(
+        LayerName=unique_name, Content={"ZipFile": make_zip({"bin/flags_wrapper": wrapper}, {"bin/flags_wrapper": 0o755})})
+    name = create_function(files=files, Layers=[layer["LayerVersionArn"]],
+                           Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/bin/flags_wrapper"}},
+                           **kwargs)["FunctionName"]
+
+    resp, result = invoke_json(lambda_client, name)
+    assert "FunctionError" not in resp, result
+    assert result == expected
 
 
 def test_printed_lines_keep_their_carriage_returns_and_empty_lines_are_no_events(

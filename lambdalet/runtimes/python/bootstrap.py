@@ -509,7 +509,10 @@ def init():
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
-    setup_paths(task_root, sys.argv[1] if len(sys.argv) > 1 else None)
+    # The SDK's path: the argument of an in-process bootstrap, or (wrapped: the bootstrap is the
+    # last argument, as AWS_LAMBDA_EXEC_WRAPPER scripts expect) the platform's variable.
+    sdk_path = os.environ.pop("_LAMBDALET_PYTHON_SDK", None)
+    setup_paths(task_root, sys.argv[1] if len(sys.argv) > 1 else sdk_path)
     global JSON_FORMAT
     JSON_FORMAT = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
     log_handler = LambdaLogHandler()
