@@ -196,6 +196,41 @@ def test_printed_lines_keep_their_carriage_returns_and_empty_lines_are_no_events
     assert error.startswith("[ERROR] ValueError: two\nlines\nTraceback (most recent call last):\n"), messages
 
 
+def log_messages(server, name: str) -> list[str]:
+    """The function's log events, once its REPORT line is there, from its START line on."""
+    logs = server.client("logs")
+
+    def events():
+        found = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+        return found if any(e["message"].startswith("REPORT") for e in found) else None
+
+    messages = [e["message"] for e in wait_until(events, what="the REPORT line")]
+    return messages[next(i for i, m in enumerate(messages) if m.startswith("START")):]
+
+
+def test_a_runtimes_records_keep_their_carriage_returns(lambda_client, create_function, server):
+    """A record of the runtime's own (a logging record, an error) with newlines is one event with
+    its newlines; a carriage return in it is a carriage return still, as AWS stores it."""
+    name = create_function("import logging\n\ndef handler(event, context):\n"
+                           "    logging.getLogger().warning('warned\\non two\\rlines')\n"
+                           "    raise ValueError('one\\rline')\n")["FunctionName"]
+    invoke_json(lambda_client, name)
+    messages = log_messages(server, name)
+    warning = next(m for m in messages if m.startswith("[WARNING]"))
+    assert warning.endswith("\twarned\non two\rlines\n"), messages
+    error = next(m for m in messages if m.startswith("[ERROR]"))
+    assert error.startswith("[ERROR] ValueError: one\rline\nTraceback (most recent call last):\n"), messages
+
+
+@needs_node
+def test_a_node_console_record_keeps_its_carriage_returns(lambda_client, create_function, server):
+    name = create_function(files={"index.js": "exports.handler = async (event) => { console.log(event.body); };\n"},
+                           Runtime=NODE_RUNTIME, Handler="index.handler")["FunctionName"]
+    invoke_json(lambda_client, name, {"body": "\nmulti\nline\nstring\nanother\rline\n"})
+    record = log_messages(server, name)[1]
+    assert record.endswith("\tINFO\t\nmulti\nline\nstring\nanother\rline\n\n"), record
+
+
 #: What a python3.12 function sees on AWS (LocalStack's recorded test_introspection_invoke[python3.12]),
 #: less the session token the test server does not have and LC_CTYPE (Python's own locale
 #: coercion sets it, where the locale is missing).
