@@ -93,6 +93,32 @@ def test_a_response_over_6_mb_is_response_size_too_large_and_the_environment_sur
     assert "generating bytes" in function_logs(server, name)
 
 
+@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node)])
+def test_an_error_over_6_mb_is_response_size_too_large_too(lambda_client, create_function, runtime):
+    """The runtime's /error answer is held to the same limit as its response, whichever way the
+    runtime talks to the Runtime API (Python: frames, Node.js: HTTP). Logging the 7 MB error takes a
+    while (output is read at 8 MB/s): a timeout of 30 s."""
+    if runtime == "python":
+        name = create_function("import os\n\ndef handler(event, context):\n"
+                               "    if event.get('bytes'):\n        raise ValueError('a' * event['bytes'])\n"
+                               "    return {'pid': os.getpid()}\n",
+                               Runtime="python3.12", MemorySize=512, Timeout=30)["FunctionName"]
+    else:
+        name = create_function(files={"index.js": "exports.handler = async (event) => {\n"
+                                                  "  if (event.bytes) throw new Error('a'.repeat(event.bytes));\n"
+                                                  "  return { pid: process.pid };\n};\n"},
+                               Runtime=NODE_RUNTIME, Handler="index.handler", MemorySize=512,
+                               Timeout=30)["FunctionName"]
+    _, first = invoke_json(lambda_client, name)
+
+    resp, result = invoke_json(lambda_client, name, {"bytes": SEVEN_MB})
+    assert resp["FunctionError"] == "Unhandled"
+    assert result == TOO_LARGE
+
+    _, after = invoke_json(lambda_client, name)
+    assert after["pid"] == first["pid"]
+
+
 def add_header(client, name: str, value: str) -> None:
     def inject(request, **_kwargs):
         request.headers[name] = value
