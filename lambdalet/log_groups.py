@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from lambdalet.logs import GROUP_META, RECORD_MARK, STREAM_SUFFIX, LogStore, decode_name, now_ms, read_meta, write_meta
+from lambdalet.logs import GROUP_META, STREAM_SUFFIX, LogStore, decode_name, now_ms, read_meta, record_text, write_meta
 
 DAY_MS = 86_400_000
 #: CloudWatch Logs' allowed retentionInDays values.
@@ -65,10 +65,8 @@ class StreamNotFound(Exception):
 def cloudwatch_message(stored: str) -> str:
     """An event's message as Lambda puts it in CloudWatch, ending with a newline: a printed line as
     printed (a carriage return kept), a runtime's multi-line record (`logs.RECORD_MARK`) with its
-    lines, joined by \\r in the stream file, as lines again."""
-    if stored.startswith(RECORD_MARK):
-        return stored[1:].replace("\r", "\n") + "\n"
-    return stored + "\n"
+    lines and carriage returns (`logs.record_text`)."""
+    return record_text(stored) + "\n"
 
 
 def parse_lines(data: bytes, base: int = 0) -> Iterator[Event]:

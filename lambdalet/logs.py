@@ -7,8 +7,9 @@ one file per stream, `<stream, percent-encoded>.log`, one event per line: `<epoc
 A message never holds a newline. A printed line is kept as printed, a carriage return included,
 and an empty one is no event, as Lambda stores them. A multi-line record of Lambdalet's own
 runtimes (an error's traceback, a logging record, a console line with newlines) arrives as one
-line starting with RECORD_MARK, its lines joined by `\\r`: readers show it with its newlines (as
-AWS's runtimes, which write records through a channel of their own, have them in CloudWatch).
+line starting with RECORD_MARK, its lines joined by `\\r` and its own carriage returns written as
+RECORD_CR: readers show it with its newlines and carriage returns (as AWS's runtimes, which write
+records through a channel of their own, have them in CloudWatch).
 
 Lines are kept in memory as they arrive; one loop timer writes every stream written to at most
 `flush_interval` seconds later (and readers, and the end of an environment, flush first), so a
@@ -41,8 +42,10 @@ FLUSH_INTERVAL = 0.05
 GROUP_META = ".group.json"
 STREAM_SUFFIX = ".log"
 #: The first character of a runtime's multi-line record (ASCII record separator): its `\r`s are
-#: the record's newlines. Lambdalet's bootstraps write it (they cannot import this module).
+#: the record's newlines, and RECORD_CR (the same character, further on) its carriage returns.
+#: Lambdalet's bootstraps write them (they cannot import this module).
 RECORD_MARK = "\x1e"
+RECORD_CR = "\x1e"
 
 
 def stream_name(version: str, env_id: str) -> str:
@@ -315,10 +318,18 @@ def timeout_line(request_id: str, timeout_s: int) -> str:
     return f"{stamp} {request_id} Task timed out after {timeout_s:.2f} seconds"
 
 
+def record_text(stored: str, newline: str = "\n") -> str:
+    """A stored message as the function wrote it: a runtime's multi-line record (RECORD_MARK) with
+    its lines joined by `newline` and its carriage returns; any other line as it is."""
+    if stored.startswith(RECORD_MARK):
+        return stored[1:].replace("\r", newline).replace(RECORD_CR, "\r")
+    return stored
+
+
 def tail(lines: list[str]) -> str:
-    """X-Amz-Log-Result: base64 of the last 4 KB of an invocation's log."""
-    data = "".join((line[1:] if line.startswith(RECORD_MARK) else line) + "\n"
-                   for line in lines).encode("utf-8", errors="replace")
+    """X-Amz-Log-Result: base64 of the last 4 KB of an invocation's log (a record's lines joined
+    by \\r)."""
+    data = "".join(record_text(line, "\r") + "\n" for line in lines).encode("utf-8", errors="replace")
     return base64.b64encode(data[-TAIL_BYTES:]).decode()
 
 

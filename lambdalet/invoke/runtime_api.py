@@ -17,7 +17,7 @@ import json
 import re
 import socket
 from functools import partial
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable, NoReturn
 
 from aiohttp import web
 
@@ -117,7 +117,9 @@ class RuntimeApiServer:
                 if match[2] == "response":
                     return await self._response(env, request, match[1])
                 body = await _read_body(request, MAX_RESPONSE_BYTES)
-                env.on_error(match[1], body or b"")
+                if body is None:  # an error is held to the response's limit, as the frames hold it
+                    self._too_large(env, match[1])
+                env.on_error(match[1], body)
                 return _accepted()
             if path == PREFIX + "/init/error" and request.method == "POST":
                 body = await _read_body(request, MAX_RESPONSE_BYTES)
@@ -139,8 +141,13 @@ class RuntimeApiServer:
     async def _response(self, env: "Environment", request: web.BaseRequest, request_id: str) -> web.Response:
         body = await _read_body(request, MAX_RESPONSE_BYTES)
         if body is None:
-            env.on_oversized_response(request_id)
-            raise RuntimeApiRefusal(413, "RequestEntityTooLarge",
-                                    f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")
+            self._too_large(env, request_id)
         env.on_response(request_id, body, request.headers.get("Content-Type", "application/json"))
         return _accepted()
+
+    @staticmethod
+    def _too_large(env: "Environment", request_id: str) -> NoReturn:
+        """The caller gets Function.ResponseSizeTooLarge, the runtime a 413 (and goes on)."""
+        env.on_oversized_response(request_id)
+        raise RuntimeApiRefusal(413, "RequestEntityTooLarge",
+                                f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")

@@ -224,20 +224,28 @@ class RuntimeRegistry:
         """The argv that starts the runtime, with paths as the function sees them (`task_root`,
         `opt_dir`, and LAMBDA_RUNTIME_DIR in `env` for the Node.js bootstrap).
 
-        AWS_LAMBDA_EXEC_WRAPPER wraps managed runtimes as on AWS. A custom runtime's `bootstrap`
-        is looked for in the function's code (`code_dir` on the host), then in its layers
-        (`layers_dir` on the host), as Lambda looks at /var/task/bootstrap, then /opt/bootstrap.
+        AWS_LAMBDA_EXEC_WRAPPER wraps managed runtimes as on AWS (a wrapped Python runtime's SDK
+        path is added to `env`). A custom runtime's `bootstrap` is looked for in the function's
+        code (`code_dir` on the host), then in its layers (`layers_dir` on the host), as Lambda
+        looks at /var/task/bootstrap, then /opt/bootstrap.
         """
         wrapper = self._exec_wrapper(env, task_root, opt_dir)
         if runtime.is_python:
-            # Wrapped, the interpreter is exec'd by the wrapper inside the environment, where the
-            # bootstrap is under LAMBDA_RUNTIME_DIR; unwrapped, the sandbox runs it in-process.
-            bootstrap = f"{env['LAMBDA_RUNTIME_DIR']}/python/bootstrap.py" if wrapper and env.get(
-                "LAMBDA_RUNTIME_DIR") else str(BOOTSTRAP_PY)
-            argv = [runtime.interpreter or "python3", "-S", "-s", bootstrap]
+            if wrapper:
+                # The wrapper execs the interpreter inside the environment, where the bootstrap is
+                # under LAMBDA_RUNTIME_DIR, and the bootstrap is the last argument, as on AWS: AWS's
+                # documented wrapper puts interpreter flags in before it. The SDK's path goes in
+                # `env` instead (_LAMBDALET_PYTHON_SDK, which the bootstrap removes).
+                bootstrap = (f"{env['LAMBDA_RUNTIME_DIR']}/python/bootstrap.py" if env.get("LAMBDA_RUNTIME_DIR")
+                             else str(BOOTSTRAP_PY))
+                if sdk_dir:
+                    env["_LAMBDALET_PYTHON_SDK"] = sdk_dir
+                return [wrapper, runtime.interpreter or "python3", "-S", "-s", bootstrap]
+            # Unwrapped, the sandbox runs the bootstrap in-process, the SDK's path its argument.
+            argv = [runtime.interpreter or "python3", "-S", "-s", str(BOOTSTRAP_PY)]
             if sdk_dir:
                 argv.append(sdk_dir)
-            return [wrapper, *argv] if wrapper else argv
+            return argv
         if runtime.is_node:
             memory_mb = int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 128)
             runtime_dir = env.get("LAMBDA_RUNTIME_DIR") or str(BOOTSTRAP_NODE.parent.parent)

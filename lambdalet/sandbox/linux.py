@@ -158,7 +158,8 @@ class LinuxSandbox(SandboxBackend):
         if prefix is not None:
             binds.append([prefix, prefix, False])
         binds.append([str(RUNTIMES_DIR), RUNTIME_DIR, False])
-        if self.sdk is not None and (spec.python_bootstrap or SDK_DIR in spec.argv):  # in-process, or wrapped
+        wrapped_python = spec.env.get("_LAMBDALET_PYTHON_SDK") == SDK_DIR  # runtimes/registry.py
+        if self.sdk is not None and (spec.python_bootstrap or wrapped_python):
             binds += [[str(source), f"{SDK_DIR}/{name}", False] for name, source in self.sdk.members.items()]
         shared = {"root": str(self.mount_point), "symlinks": self._links, "binds": binds,
                   "dirs": [OPT_DIR, TASK_ROOT], "cgroup_parents": self.cgroups.zygote_parents(),

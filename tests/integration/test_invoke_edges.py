@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import invoke_json
+from conftest import invoke_json, make_zip
 
 from .helpers import decoded_log, function_logs, wait_until
 
@@ -93,6 +93,32 @@ def test_a_response_over_6_mb_is_response_size_too_large_and_the_environment_sur
     assert "generating bytes" in function_logs(server, name)
 
 
+@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node)])
+def test_an_error_over_6_mb_is_response_size_too_large_too(lambda_client, create_function, runtime):
+    """The runtime's /error answer is held to the same limit as its response, whichever way the
+    runtime talks to the Runtime API (Python: frames, Node.js: HTTP). Logging the 7 MB error takes a
+    while (output is read at 8 MB/s): a timeout of 30 s."""
+    if runtime == "python":
+        name = create_function("import os\n\ndef handler(event, context):\n"
+                               "    if event.get('bytes'):\n        raise ValueError('a' * event['bytes'])\n"
+                               "    return {'pid': os.getpid()}\n",
+                               Runtime="python3.12", MemorySize=512, Timeout=30)["FunctionName"]
+    else:
+        name = create_function(files={"index.js": "exports.handler = async (event) => {\n"
+                                                  "  if (event.bytes) throw new Error('a'.repeat(event.bytes));\n"
+                                                  "  return { pid: process.pid };\n};\n"},
+                               Runtime=NODE_RUNTIME, Handler="index.handler", MemorySize=512,
+                               Timeout=30)["FunctionName"]
+    _, first = invoke_json(lambda_client, name)
+
+    resp, result = invoke_json(lambda_client, name, {"bytes": SEVEN_MB})
+    assert resp["FunctionError"] == "Unhandled"
+    assert result == TOO_LARGE
+
+    _, after = invoke_json(lambda_client, name)
+    assert after["pid"] == first["pid"]
+
+
 def add_header(client, name: str, value: str) -> None:
     def inject(request, **_kwargs):
         request.headers[name] = value
@@ -141,6 +167,40 @@ def test_an_exec_wrapper_wraps_every_managed_runtime(lambda_client, create_funct
     assert result == "wrapped"
 
 
+#: AWS's documented wrapper (runtimes-modify, "Create and use a wrapper script as a layer"): the
+#: interpreter's own flags go in before the last argument, the runtime's entry script.
+FLAGS_WRAPPER = """\
+#!/bin/bash
+args=("$@")
+extra=({flags})
+exec "${{args[@]:0:$#-1}}" "${{extra[@]}}" "${{args[@]: -1}}"
+"""
+
+
+@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node)])
+def test_an_exec_wrapper_from_a_layer_adds_interpreter_flags(lambda_client, create_function, unique_name, runtime):
+    if runtime == "python":
+        wrapper = FLAGS_WRAPPER.format(flags='"-X" "importtime"')
+        files = {"app.py": "import sys\nimport boto3\n\ndef handler(event, context):\n"
+                           "    return {'importtime': sys._xoptions.get('importtime'), 'sdk': boto3.__name__}\n"}
+        expected = {"importtime": True, "sdk": "boto3"}  # the flag, and the runtime's SDK still found
+        kwargs = {"Runtime": "python3.12"}
+    else:
+        wrapper = FLAGS_WRAPPER.format(flags='"--no-deprecation"')
+        files = {"index.js": "exports.handler = async () => ({noDeprecation: process.noDeprecation === true});\n"}
+        expected = {"noDeprecation": True}
+        kwargs = {"Runtime": NODE_RUNTIME, "Handler": "index.handler"}
+    layer = lambda_client.publish_layer_version(
+        LayerName=unique_name, Content={"ZipFile": make_zip({"bin/flags_wrapper": wrapper}, {"bin/flags_wrapper": 0o755})})
+    name = create_function(files=files, Layers=[layer["LayerVersionArn"]],
+                           Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/bin/flags_wrapper"}},
+                           **kwargs)["FunctionName"]
+
+    resp, result = invoke_json(lambda_client, name)
+    assert "FunctionError" not in resp, result
+    assert result == expected
+
+
 def test_printed_lines_keep_their_carriage_returns_and_empty_lines_are_no_events(
         lambda_client, create_function, server):
     """LocalStack's recorded TestCloudwatchLogs.test_multi_line_prints: what AWS stores."""
@@ -160,6 +220,41 @@ def test_printed_lines_keep_their_carriage_returns_and_empty_lines_are_no_events
     assert "\n" not in messages
     error = messages[start + 5]  # the runtime's own multi-line record is one event, its lines lines
     assert error.startswith("[ERROR] ValueError: two\nlines\nTraceback (most recent call last):\n"), messages
+
+
+def log_messages(server, name: str) -> list[str]:
+    """The function's log events, once its REPORT line is there, from its START line on."""
+    logs = server.client("logs")
+
+    def events():
+        found = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+        return found if any(e["message"].startswith("REPORT") for e in found) else None
+
+    messages = [e["message"] for e in wait_until(events, what="the REPORT line")]
+    return messages[next(i for i, m in enumerate(messages) if m.startswith("START")):]
+
+
+def test_a_runtimes_records_keep_their_carriage_returns(lambda_client, create_function, server):
+    """A record of the runtime's own (a logging record, an error) with newlines is one event with
+    its newlines; a carriage return in it is a carriage return still, as AWS stores it."""
+    name = create_function("import logging\n\ndef handler(event, context):\n"
+                           "    logging.getLogger().warning('warned\\non two\\rlines')\n"
+                           "    raise ValueError('one\\rline')\n")["FunctionName"]
+    invoke_json(lambda_client, name)
+    messages = log_messages(server, name)
+    warning = next(m for m in messages if m.startswith("[WARNING]"))
+    assert warning.endswith("\twarned\non two\rlines\n"), messages
+    error = next(m for m in messages if m.startswith("[ERROR]"))
+    assert error.startswith("[ERROR] ValueError: one\rline\nTraceback (most recent call last):\n"), messages
+
+
+@needs_node
+def test_a_node_console_record_keeps_its_carriage_returns(lambda_client, create_function, server):
+    name = create_function(files={"index.js": "exports.handler = async (event) => { console.log(event.body); };\n"},
+                           Runtime=NODE_RUNTIME, Handler="index.handler")["FunctionName"]
+    invoke_json(lambda_client, name, {"body": "\nmulti\nline\nstring\nanother\rline\n"})
+    record = log_messages(server, name)[1]
+    assert record.endswith("\tINFO\t\nmulti\nline\nstring\nanother\rline\n\n"), record
 
 
 #: What a python3.12 function sees on AWS (LocalStack's recorded test_introspection_invoke[python3.12]),

@@ -114,11 +114,10 @@ function logLine(level, args) {
     if (LEVEL_ORDER.indexOf(level) >= MIN_LEVEL) jsonLine(level, args);
     return;
   }
-  // A multi-line record is one event, its lines lines (RECORD_MARK in lambdalet/logs.py).
-  let message = util.format(...args);
-  const mark = message.includes('\n') ? '\x1e' : '';
-  if (mark) message = message.replace(/\n/g, '\r');
-  writeOut(`${mark}${new Date().toISOString()}\t${currentRequestId}\t${level}\t${message}\n`);
+  // A multi-line record is one event, its lines lines and its \r kept (RECORD_MARK, record_text
+  // in lambdalet/logs.py).
+  const line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}`;
+  writeOut(line.includes('\n') ? `\x1e${line.replace(/\r/g, '\x1e').replace(/\n/g, '\r')}\n` : `${line}\n`);
 }
 
 function patchConsole() {

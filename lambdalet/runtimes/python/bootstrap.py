@@ -352,9 +352,15 @@ def iso_time(created):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + ".%03dZ" % (int(created * 1000) % 1000)
 
 
-#: Starts a multi-line record, whose lines are then joined by \r: the platform keeps it as one
-#: event and shows its lines as lines (lambdalet/logs.py, RECORD_MARK). A printed \r stays a \r.
+#: Starts a multi-line record, whose lines are then joined by \r and whose own \r are RECORD_MARK
+#: too: the platform keeps it as one event and shows its lines as lines (lambdalet/logs.py,
+#: record_text). A printed \r stays a \r.
 RECORD_MARK = "\x1e"
+
+
+def as_record(text):
+    """`text` (with newlines) as one multi-line record, for write_log."""
+    return RECORD_MARK + text.replace("\r", RECORD_MARK).replace("\n", "\r")
 
 
 def log_error(error):
@@ -370,7 +376,7 @@ def log_error(error):
     if error["stackTrace"]:
         lines.append("Traceback (most recent call last):")
         lines.extend(frame.rstrip("\n") for frame in error["stackTrace"])
-    write_log(RECORD_MARK + "\r".join(lines).replace("\n", "\r") + "\n")
+    write_log(as_record("\n".join(lines)) + "\n")
 
 
 def write_log(text):
@@ -392,11 +398,8 @@ class LambdaLogHandler(logging.Handler):
             return
         created = time.gmtime(record.created)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", created) + ".%03dZ" % record.msecs
-        message = self.format(record)
-        mark = ""
-        if "\n" in message:
-            message, mark = message.replace("\n", "\r"), RECORD_MARK
-        write_log(f"{mark}[{record.levelname}]\t{stamp}\t{self.request_id}\t{message}\n")
+        line = f"[{record.levelname}]\t{stamp}\t{self.request_id}\t{self.format(record)}"
+        write_log((as_record(line) if "\n" in line else line) + "\n")
 
 
     def json_record(self, record):
@@ -509,7 +512,10 @@ def init():
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
-    setup_paths(task_root, sys.argv[1] if len(sys.argv) > 1 else None)
+    # The SDK's path: the argument of an in-process bootstrap, or (wrapped: the bootstrap is the
+    # last argument, as AWS_LAMBDA_EXEC_WRAPPER scripts expect) the platform's variable.
+    sdk_path = os.environ.pop("_LAMBDALET_PYTHON_SDK", None)
+    setup_paths(task_root, sys.argv[1] if len(sys.argv) > 1 else sdk_path)
     global JSON_FORMAT
     JSON_FORMAT = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
     log_handler = LambdaLogHandler()
