@@ -96,7 +96,8 @@ def _exists(client: Any, name: str) -> dict | None:
         return None
 
 
-def _environment(pairs: tuple[str, ...]) -> dict[str, str]:
+def key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    """--env KEY=VALUE options as a dict (a malformed pair is click's usage error)."""
     variables = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -163,7 +164,7 @@ def deploy(path: Path, name: str | None, runtime: str | None, handler: str | Non
     if timeout:
         config["Timeout"] = timeout
     if env:
-        config["Environment"] = {"Variables": _environment(env)}
+        config["Environment"] = {"Variables": key_values(env)}
     if layer:
         config["Layers"] = list(layer)
     if len(package) >= SHOW_PROGRESS_BYTES:

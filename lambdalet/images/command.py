@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from lambdalet.commands import key_values
 from lambdalet.images import build, reference
 from lambdalet.images.registry import Credentials, RegistryError, RegistrySession, default_docker_config, new_pool
 
@@ -48,14 +49,8 @@ def push_image(uri: str, folders: tuple[str, ...], entrypoint: str | None, comma
         raise click.BadParameter(str(exc), param_hint="URI") from None
     if image.digest:
         raise click.BadParameter("push to a tag, not a digest", param_hint="URI")
-    variables = {}
-    for pair in env:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--env")
-        variables[key] = value
     spec = build.ImageSpec(entrypoint=shlex.split(entrypoint or ""), command=shlex.split(command or ""),
-                           env=variables, working_dir=workdir)
+                           env=key_values(env), working_dir=workdir)
     layers = []
     for value in folders:
         folder, at = _layer_argument(value)

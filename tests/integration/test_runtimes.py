@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, invoke_json, make_zip
+
+from .oci_support import awslambdaric_dir
 
 DATA = Path(__file__).parent / "data"
 
@@ -72,15 +73,7 @@ def system_interpreter() -> tuple[str, str]:
 def awslambdaric_zip() -> bytes:
     """awslambdaric's wheels for the system interpreter, cached under .cache/, plus app.py and a bootstrap."""
     interpreter, version = system_interpreter()
-    cache = REPO_ROOT / ".cache" / f"awslambdaric-{version}"
-    if not (cache / "awslambdaric").is_dir():
-        staging = cache.with_name(cache.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "--only-binary", ":all:", "--python-version", version, "--implementation", "cp",
-                        "--target", str(staging), "awslambdaric"], check=True, timeout=600)
-        shutil.rmtree(cache, ignore_errors=True)
-        staging.rename(cache)
+    cache = awslambdaric_dir(REPO_ROOT / ".cache", version)
 
     files: dict[str, str | bytes] = {}
     modes: dict[str, int] = {}
