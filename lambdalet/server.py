@@ -36,6 +36,7 @@ from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_fu
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
+from lambdalet.api.signing import check_signing_region
 from lambdalet.config import Settings
 from lambdalet.events.async_queue import AsyncQueue
 from lambdalet.events.pollers import MappingManager
@@ -261,7 +262,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[lambda_errors, url_requests.route_by_host, check_parameters], client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(middlewares=[lambda_errors, url_requests.route_by_host, check_signing_region, check_parameters], client_max_size=MAX_REQUEST_BYTES)
     # Invoke first: the router tries the routes under one path prefix in order, so the hot path's
     # is matched at once rather than after every other /2015-03-31/functions route (~8 regex tries).
     # Function code may call only Invoke and function URLs (api/callers.py); every other route refuses it.

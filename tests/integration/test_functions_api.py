@@ -267,3 +267,23 @@ def test_deleting_a_missing_version_or_alias_succeeds_as_on_aws(lambda_client, c
                  lambda: lambda_client.delete_alias(FunctionName=name, Name="non-existent")):
         with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
             call()
+
+
+def test_a_request_signed_for_another_region_is_refused(server, lambda_client):
+    """As AWS's endpoint for one region refuses a signature scoped to another (no silent answer
+    from this server's region)."""
+    import boto3
+
+    other = boto3.client("lambda", endpoint_url=server.url, region_name="eu-west-1",
+                         aws_access_key_id="test", aws_secret_access_key="test")
+    with pytest.raises(ClientError) as refused:
+        other.list_functions()
+    error = refused.value.response["Error"]
+    assert (error["Code"], refused.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidSignatureException", 403)
+    assert error["Message"].startswith("Credential should be scoped to a valid region.") and "us-east-1" in error["Message"]
+    logs = boto3.client("logs", endpoint_url=server.url, region_name="eu-west-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    with pytest.raises(ClientError) as refused:
+        logs.describe_log_groups()
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert lambda_client.list_functions()["ResponseMetadata"]["HTTPStatusCode"] == 200
