@@ -102,10 +102,12 @@ def _cors(cors: Body) -> dict:
     return result
 
 
-def _describe(svc, name: str, qual: str, config: dict, *, modified: bool = True) -> dict:
+def _describe(svc, name: str, qual: str, config: dict, *, modified: bool = True, invoke_mode: bool = True) -> dict:
+    """A FunctionUrlConfig; Create and Update echo InvokeMode only when the request gave it (`invoke_mode`), as AWS."""
     result = {"FunctionUrl": url_for(svc, config["UrlId"]), "FunctionArn": svc.arns.function(name, qual or None),
-              "AuthType": config["AuthType"], "CreationTime": config["CreationTime"],
-              "InvokeMode": config["InvokeMode"]}
+              "AuthType": config["AuthType"], "CreationTime": config["CreationTime"]}
+    if invoke_mode:
+        result["InvokeMode"] = config["InvokeMode"]
     if config.get("Cors"):
         result["Cors"] = config["Cors"]
     if modified:
@@ -116,7 +118,8 @@ def _describe(svc, name: str, qual: str, config: dict, *, modified: bool = True)
 async def create_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
-    config = _settings(await json_body(request), {})
+    body = await json_body(request)
+    config = _settings(body, {})
     if qual in svc.functions.get(name).urls:
         raise ResourceConflictException(
             f"Failed to create function url config for [functionArn = {svc.arns.function(name, qual or None)}]. "
@@ -124,7 +127,8 @@ async def create_config(request: web.Request) -> web.Response:
     config["UrlId"] = "".join(secrets.choice(URL_ID_ALPHABET) for _ in range(URL_ID_LENGTH))
     config["CreationTime"] = config["LastModifiedTime"] = now_iso()
     await svc.functions.set_url(name, qual, config)
-    return json_response(_describe(svc, name, qual, config, modified=False), status=201)
+    return json_response(_describe(svc, name, qual, config, modified=False, invoke_mode=body.has("InvokeMode")),
+                         status=201)
 
 
 async def get_config(request: web.Request) -> web.Response:
@@ -136,10 +140,11 @@ async def get_config(request: web.Request) -> web.Response:
 async def update_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
-    config = _settings(await json_body(request), _existing(svc, name, qual))
+    body = await json_body(request)
+    config = _settings(body, _existing(svc, name, qual))
     config["LastModifiedTime"] = now_iso()
     await svc.functions.set_url(name, qual, config)
-    return json_response(_describe(svc, name, qual, config))
+    return json_response(_describe(svc, name, qual, config, invoke_mode=body.has("InvokeMode")))
 
 
 async def delete_config(request: web.Request) -> web.Response:
