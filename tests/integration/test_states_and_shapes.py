@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ROLE, make_zip
-from .helpers import ECHO_HANDLER, function_arn, wait_until
+from .helpers import ECHO_HANDLER, function_arn, wait_updated
 
 CODE = {"ZipFile": make_zip({"app.py": ECHO_HANDLER})}
 OTHER_CODE = make_zip({"app.py": "def handler(event, context):\n    return 'other'\n"})
@@ -21,12 +21,6 @@ STATE_MEMBERS = ("State", "StateReason", "StateReasonCode", "LastUpdateStatus", 
 
 def states(config: dict) -> dict:
     return {member: config[member] for member in STATE_MEMBERS if member in config}
-
-
-def wait_updated(client, name: str) -> dict:
-    """function_updated_v2's condition, polled faster than its 1 s delay."""
-    return wait_until(lambda: (config := client.get_function_configuration(FunctionName=name))
-                      ["LastUpdateStatus"] == "Successful" and config, what=f"{name} updated")
 
 
 def conflict(call) -> str:
