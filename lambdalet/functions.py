@@ -430,6 +430,6 @@ class FunctionRegistry:
             self._limiter.reserve(name, reserved)
 
     def total_code_size(self) -> int:
-        """GetAccountSettings' TotalCodeSize: every version's code, as AWS counts it."""
+        """The functions' part of GetAccountSettings' TotalCodeSize: every version's code, as AWS counts it."""
         return sum(config.code_size for function in self._by_name.values()
                    for config in (function.latest, *function.versions.values()))

@@ -177,7 +177,9 @@ def test_empty_environment_is_echoed(create_function, lambda_client):
     assert "Environment" not in create_function()
 
 
-def test_function_url_config_echoes_invoke_mode_only_when_given(create_function, lambda_client):
+def test_function_url_config_echoes_invoke_mode_once_given(create_function, lambda_client):
+    """Create and Update answer InvokeMode only once a request gave it for the URL (then always, as
+    AWS's test_lambda_update_function_url_config shows); Get and List always show it."""
     name = create_function()["FunctionName"]
     created = lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE")
     assert "InvokeMode" not in created
@@ -185,8 +187,12 @@ def test_function_url_config_echoes_invoke_mode_only_when_given(create_function,
     assert "InvokeMode" not in lambda_client.update_function_url_config(FunctionName=name, AuthType="AWS_IAM")
     given = lambda_client.update_function_url_config(FunctionName=name, InvokeMode="BUFFERED")
     assert given["InvokeMode"] == "BUFFERED"
+    assert lambda_client.update_function_url_config(FunctionName=name, AuthType="NONE")["InvokeMode"] == "BUFFERED"
     listed = lambda_client.list_function_url_configs(FunctionName=name)["FunctionUrlConfigs"]
     assert [c["InvokeMode"] for c in listed] == ["BUFFERED"]
+    lambda_client.delete_function_url_config(FunctionName=name)
+    again = lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE", InvokeMode="BUFFERED")
+    assert again["InvokeMode"] == "BUFFERED"
 
 
 def test_layers_echo_empty_compatibility_lists_that_were_given(lambda_client, unique_name):
@@ -204,8 +210,18 @@ def test_layers_echo_empty_compatibility_lists_that_were_given(lambda_client, un
             lambda_client.delete_layer_version(LayerName=unique_name, VersionNumber=version["Version"])
 
 
-def test_total_code_size_counts_every_version(create_function, lambda_client):
-    before = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
+def test_total_code_size_counts_every_version_and_layer_version(create_function, lambda_client, unique_name):
+    def total() -> int:
+        return lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
+
+    before = total()
     created = create_function(Publish=True)
-    after = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
-    assert after - before == 2 * created["CodeSize"]  # $LATEST and version 1
+    assert total() - before == 2 * created["CodeSize"]  # $LATEST and version 1
+    before = total()
+    layer = lambda_client.publish_layer_version(LayerName=unique_name,
+                                                Content={"ZipFile": make_zip({"python/lib.py": "X = 1\n"})})
+    try:
+        assert total() - before == layer["Content"]["CodeSize"]  # as AWS counts layer archives
+    finally:
+        lambda_client.delete_layer_version(LayerName=unique_name, VersionNumber=layer["Version"])
+    assert total() == before
