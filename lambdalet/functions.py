@@ -8,6 +8,7 @@ that read-modify-write updates never lose each other's changes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Callable
@@ -376,9 +377,13 @@ class FunctionRegistry:
                                      description=latest.description if description is None else description)
             if not latest.settled:
                 version = version.unsettled(pending=True)
-            await asyncio.to_thread(self._store.publish, version)
+            # publishing gives $LATEST a new RevisionId too, as AWS does; the version counts as published from it
+            latest = dataclasses.replace(latest, revision_id=new_revision_id())
+            version = dataclasses.replace(version, source_revision=latest.revision_id)
+            await asyncio.to_thread(self._store.publish, version, latest)
             function.versions[number] = version
             function.last_version = int(number)
+            function.latest = latest
             return version
 
     async def delete_version(self, name: str, version: str) -> None:

@@ -324,6 +324,12 @@ class FunctionConfig:
         return dataclasses.replace(self, state="Active", last_update_status="Successful",
                                    revision_id=self.settled_revision or new_revision_id(), settled_revision="")
 
+    def runs_as(self, other: "FunctionConfig") -> bool:
+        """Whether `other` runs exactly as this configuration: they differ at most in their states and
+        RevisionIds (a change settling, a version published from $LATEST), which no environment sees."""
+        blank = dict.fromkeys(BOOKKEEPING, "")
+        return dataclasses.replace(self, **blank) == dataclasses.replace(other, **blank)
+
     def to_record(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
         record["architectures"] = list(self.architectures)
@@ -424,6 +430,8 @@ class FunctionConfig:
 
 
 BEING_CREATED = "The function is being created."
+#: What FunctionConfig.runs_as ignores.
+BOOKKEEPING = ("revision_id", "source_revision", "settled_revision", "state", "last_update_status")
 #: What ListFunctions and ListVersionsByFunction leave out of a FunctionConfiguration (as AWS
 #: documents: "use GetFunction" for them).
 LISTED_WITHOUT = ("State", "StateReason", "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason",

@@ -11,7 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ROLE, make_zip
-from .helpers import ECHO_HANDLER, function_arn, wait_updated
+from conftest import invoke_json
+from .helpers import COUNTER_HANDLER, ECHO_HANDLER, function_arn, wait_updated
 
 CODE = {"ZipFile": make_zip({"app.py": ECHO_HANDLER})}
 OTHER_CODE = make_zip({"app.py": "def handler(event, context):\n    return 'other'\n"})
@@ -96,6 +97,31 @@ def test_a_version_published_with_an_update_is_pending_until_the_update_is_done(
     assert lambda_client.invoke(FunctionName=name, Qualifier="1")["Payload"].read() == b'"other"'
     # nothing changed since version 1 was published: no new version (the settled revision still counts)
     assert lambda_client.publish_version(FunctionName=name)["Version"] == "1"
+
+
+def test_publishing_gives_latest_a_new_revision_and_a_no_op_publish_does_not(create_function, lambda_client):
+    name = create_function()["FunctionName"]
+    active = lambda_client.get_function_configuration(FunctionName=name)["RevisionId"]
+    version = lambda_client.publish_version(FunctionName=name, RevisionId=active)
+    assert version["RevisionId"] != active
+    latest = lambda_client.get_function_configuration(FunctionName=name)["RevisionId"]
+    assert latest not in (active, version["RevisionId"])  # as AWS: publishing changes $LATEST's RevisionId
+    assert lambda_client.get_function_configuration(FunctionName=name, Qualifier="1")["RevisionId"] \
+        == version["RevisionId"]  # and the version keeps its own
+    assert lambda_client.publish_version(FunctionName=name, RevisionId=latest)["Version"] == "1"
+    assert lambda_client.get_function_configuration(FunctionName=name)["RevisionId"] == latest
+
+
+def test_states_and_revisions_changing_keep_the_warm_environment(create_function, lambda_client):
+    """Settling a change, or publishing, changes only states and RevisionIds: the environment that runs
+    $LATEST stays warm (no new cold start)."""
+    name = create_function(COUNTER_HANDLER)["FunctionName"]
+    lambda_client.update_function_configuration(FunctionName=name, Description="changed")
+    first = invoke_json(lambda_client, name)[1]  # while the update is InProgress
+    wait_updated(lambda_client, name)
+    assert invoke_json(lambda_client, name)[1]["env_id"] == first["env_id"]
+    lambda_client.publish_version(FunctionName=name)
+    assert invoke_json(lambda_client, name)[1]["env_id"] == first["env_id"]
 
 
 def test_a_change_in_progress_is_settled_by_a_restart(fresh_server):
