@@ -101,7 +101,9 @@ def zip_package() -> bytes:
 
 
 def cold_start(lam, name: str, round_no: int) -> tuple[float, float]:
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"BENCH_N": str(round_no)}})
+    config = lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"BENCH_N": str(round_no)}})
+    # as on AWS, the next update is refused until this one is done
+    base.wait_until(lam, name, "LastUpdateStatus", "Successful", config.get("LastUpdateStatus"))
     started = time.perf_counter()
     response = lam.invoke(FunctionName=name, Payload=b'{"n": 1}', LogType="Tail")
     elapsed = base.ms_since(started)

@@ -8,6 +8,8 @@ that read-modify-write updates never lose each other's changes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +25,13 @@ from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id
 from lambdalet.network import NETWORK_TAG
 from lambdalet.policies import apply_change
 from lambdalet.store.functions import FunctionStore
+
+log = logging.getLogger(__name__)
+
+#: How long an update stays `InProgress` after it was answered. All its work is done by then; the
+#: state is kept this long so that a client that does not wait for it (`function_updated_v2`) sees
+#: the refusal of a second update AWS would give it, rather than code that works only here.
+UPDATE_SETTLES_AFTER = 0.5
 
 
 @dataclass
@@ -48,6 +57,26 @@ class Function:
     def newest_version(self) -> FunctionConfig | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
 
+    def settle(self) -> list[FunctionConfig]:
+        """Settle $LATEST and every version still Pending (in memory); the configurations changed.
+        A version published from $LATEST keeps counting as published from it (the no-op rule)."""
+        changed = []
+        latest = self.latest.settle()
+        if latest is not self.latest:
+            for number, version in self.versions.items():
+                if version.source_revision == self.latest.revision_id:
+                    self.versions[number] = version = version.replace(
+                        source_revision=latest.revision_id, revision_id=version.revision_id,
+                        last_modified=version.last_modified)
+                    changed.append(version)
+            self.latest = latest
+            changed.append(latest)
+        for number, version in self.versions.items():
+            if not version.settled:
+                self.versions[number] = version.settle()
+                changed.append(self.versions[number])
+        return list({(c.version): c for c in changed}.values())
+
 
 def event_config_key(qualifier: str | None) -> str:
     """Event invoke configs are kept per qualifier, "" for the unqualified function (= $LATEST)."""
@@ -68,8 +97,11 @@ class FunctionRegistry:
         self._by_name: dict[str, Function] = {}
         self._by_url_id: dict[str, tuple[str, str]] = {}  # a function URL's id → (function, qualifier)
         self._write_lock = asyncio.Lock()
+        self._settling: set[asyncio.Task] = set()
 
     async def load(self) -> None:
+        """Everything from the database. A change the server was still reporting as Pending or
+        InProgress when it stopped had done all its work before it was answered: it is settled now."""
         for stored in await asyncio.to_thread(self._store.load_all):
             self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
                                                          stored.last_version, dict(stored.aliases),
@@ -78,6 +110,52 @@ class FunctionRegistry:
             self._limiter.reserve(stored.latest.name, stored.reserved_concurrency)
             for qualifier, url in stored.urls.items():
                 self._by_url_id[url["UrlId"]] = (stored.latest.name, qualifier)
+        for name, function in self._by_name.items():
+            for config in function.settle():
+                await asyncio.to_thread(self._store.update, config)
+
+    def settle_later(self, name: str, delay: float = 0.0) -> None:
+        """Settle the function's pending change `delay` seconds from now (0: once the event loop
+        has written the answer that reported it). It is then persisted, so every node and a
+        restart see it; a function deleted or changed again meanwhile is left alone."""
+        revision = self.get(name).latest.revision_id
+        asyncio.get_running_loop().call_later(delay, self._settle, name, revision)
+
+    def _settle(self, name: str, revision: str) -> None:
+        function = self._by_name.get(name)
+        if function is None or function.latest.revision_id != revision:
+            return
+        changed = function.settle()  # at once, in memory: the next request sees it
+        if changed:
+            task = asyncio.get_running_loop().create_task(self._persist_settled(name, [c.version for c in changed]))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def _persist_settled(self, name: str, versions: list[str]) -> None:
+        async with self._write_lock:  # the configurations as they are now: a later change wins
+            function = self._by_name.get(name)
+            if function is None:
+                return
+            for version in versions:
+                config = function.latest if version == LATEST else function.versions.get(version)
+                if config is not None:
+                    try:
+                        await asyncio.to_thread(self._store.update, config)
+                    except Exception:  # settled again at the next start-up
+                        log.exception("could not store the settled state of %s:%s", name, version)
+
+    def check_settled(self, name: str) -> FunctionConfig:
+        """$LATEST, refused as AWS refuses a change while the function is created or updated."""
+        latest = self.get(name).latest
+        arn = self._arns.function(name)
+        if latest.state == "Pending":
+            raise ResourceConflictException(
+                f"The operation cannot be performed at this time. The resource {arn} is currently in the "
+                "following state: 'Pending'. StateReasonCode: 'Creating'")
+        if latest.last_update_status == "InProgress":
+            raise ResourceConflictException(
+                f"The operation cannot be performed at this time. An update is in progress for resource: {arn}")
+        return latest
 
     def get(self, name: str, qualifier: str | None = None) -> Function:
         function = self._by_name.get(name)
@@ -256,6 +334,8 @@ class FunctionRegistry:
         return sorted(self._by_name)
 
     async def create(self, config: FunctionConfig, tags: dict[str, str]) -> Function:
+        """Create the function, Pending until `settle_later` settles it."""
+        config = config.unsettled(pending=True)
         async with self._write_lock:
             await asyncio.to_thread(self._store.create, config, tags)
             function = self._by_name[config.name] = Function(config, dict(tags))
@@ -263,21 +343,24 @@ class FunctionRegistry:
         return function
 
     async def update(self, name: str, change: Callable[[FunctionConfig], FunctionConfig]) -> FunctionConfig:
-        """Apply `change` to $LATEST under the write lock; `change` may raise to refuse the update."""
+        """Apply `change` to $LATEST under the write lock; `change` may raise to refuse the update.
+        Refused while another change is in progress; InProgress until `settle_later` settles it."""
         async with self._write_lock:
             function = self.get(name)
-            config = change(function.latest)
+            config = change(self.check_settled(name)).unsettled(pending=False)
             await asyncio.to_thread(self._store.update, config)
             function.latest = config
         self._on_change(name, LATEST)
         return config
 
     async def publish(self, name: str, code_sha256_b64: str | None = None, revision_id: str | None = None,
-                      description: str | None = None) -> FunctionConfig:
-        """PublishVersion: snapshot $LATEST as the next version, unless nothing changed since the last one."""
+                      description: str | None = None, with_change: bool = False) -> FunctionConfig:
+        """PublishVersion: snapshot $LATEST as the next version, unless nothing changed since the last one.
+        Refused while a change is in progress, unless it is part of that change (`with_change`:
+        Publish of CreateFunction or an update), whose version is then Pending as the change is."""
         async with self._write_lock:
             function = self.get(name)
-            latest = function.latest
+            latest = function.latest if with_change else self.check_settled(name)
             current_sha = latest.to_api(self._arns)["CodeSha256"]
             if code_sha256_b64 is not None and code_sha256_b64 != current_sha:
                 raise InvalidParameterValueException(
@@ -292,9 +375,15 @@ class FunctionRegistry:
             version = latest.replace(version=number, source_revision=latest.revision_id,
                                      revision_id=new_revision_id(), last_modified=now_iso(),
                                      description=latest.description if description is None else description)
-            await asyncio.to_thread(self._store.publish, version)
+            if not latest.settled:
+                version = version.unsettled(pending=True)
+            # publishing gives $LATEST a new RevisionId too, as AWS does; the version counts as published from it
+            latest = dataclasses.replace(latest, revision_id=new_revision_id())
+            version = dataclasses.replace(version, source_revision=latest.revision_id)
+            await asyncio.to_thread(self._store.publish, version, latest)
             function.versions[number] = version
             function.last_version = int(number)
+            function.latest = latest
             return version
 
     async def delete_version(self, name: str, version: str) -> None:
@@ -346,4 +435,6 @@ class FunctionRegistry:
             self._limiter.reserve(name, reserved)
 
     def total_code_size(self) -> int:
-        return sum(function.latest.code_size for function in self._by_name.values())
+        """The functions' part of GetAccountSettings' TotalCodeSize: every version's code, as AWS counts it."""
+        return sum(config.code_size for function in self._by_name.values()
+                   for config in (function.latest, *function.versions.values()))

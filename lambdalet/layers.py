@@ -60,6 +60,10 @@ class LayerRegistry:
     def layer(self, name: str) -> Layer | None:
         return self._by_name.get(name)
 
+    def total_code_size(self) -> int:
+        """What the layer versions add to GetAccountSettings' TotalCodeSize (AWS counts their archives)."""
+        return sum(version.code_size for layer in self._by_name.values() for version in layer.versions.values())
+
     def version(self, name: str, version: int, missing: str = NOT_FOUND) -> LayerVersion:
         check_version_number(version)
         layer = self._by_name.get(name)

@@ -174,11 +174,14 @@ class LayerVersion:
     compatible_runtimes: tuple[str, ...] = ()
     compatible_architectures: tuple[str, ...] = ()
     created: str = field(default_factory=now_iso)
+    #: Which of CompatibleRuntimes/CompatibleArchitectures the publish gave: AWS echoes them, even empty.
+    compatible_given: tuple[str, ...] = ()
 
     def to_record(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
         record["compatible_runtimes"] = list(self.compatible_runtimes)
         record["compatible_architectures"] = list(self.compatible_architectures)
+        record["compatible_given"] = list(self.compatible_given)
         return record
 
     @classmethod
@@ -187,6 +190,7 @@ class LayerVersion:
         values = {k: v for k, v in record.items() if k in known}
         values["compatible_runtimes"] = tuple(values.get("compatible_runtimes", ()))
         values["compatible_architectures"] = tuple(values.get("compatible_architectures", ()))
+        values["compatible_given"] = tuple(values.get("compatible_given", ()))
         return cls(**values)
 
     def as_function_layer(self, arns: Arns) -> FunctionLayer:
@@ -206,11 +210,11 @@ class LayerVersion:
             "Description": self.description,
             "CreatedDate": self.created,
         }
-        if self.compatible_runtimes:
+        if self.compatible_runtimes or "CompatibleRuntimes" in self.compatible_given:
             item["CompatibleRuntimes"] = list(self.compatible_runtimes)
         if self.license_info is not None:
             item["LicenseInfo"] = self.license_info
-        if self.compatible_architectures:
+        if self.compatible_architectures or "CompatibleArchitectures" in self.compatible_given:
             item["CompatibleArchitectures"] = list(self.compatible_architectures)
         return item
 
@@ -284,6 +288,15 @@ class FunctionConfig:
     log_group: str = ""
     #: A published version: the RevisionId of $LATEST it was published from (the no-op rule).
     source_revision: str = ""
+    #: Lambda's states, kept with the configuration (so in the database): State "Pending" (just
+    #: created or published) or "Active"; LastUpdateStatus "" (none yet: a function being created),
+    #: "InProgress" or "Successful". `settled_revision` is the RevisionId it takes once settled
+    #: (Active/Successful), chosen in advance so that a restart settles it the same way.
+    state: str = "Active"
+    last_update_status: str = "Successful"
+    settled_revision: str = ""
+    #: Environment was given (possibly with no variables): Lambda then echoes `{"Variables": {...}}`.
+    environment_given: bool = False
     revision_id: str = field(default_factory=new_revision_id)
     last_modified: str = field(default_factory=now_iso)
 
@@ -292,6 +305,30 @@ class FunctionConfig:
         changes.setdefault("revision_id", new_revision_id())
         changes.setdefault("last_modified", now_iso())
         return dataclasses.replace(self, **changes)
+
+    @property
+    def settled(self) -> bool:
+        """Neither being created (Pending) nor being updated (InProgress)."""
+        return self.state == "Active" and self.last_update_status != "InProgress"
+
+    def unsettled(self, *, pending: bool) -> "FunctionConfig":
+        """This configuration as Lambda answers a change with it: `pending` (created, or a version
+        published from a function not yet settled) or with its update in progress."""
+        states = {"state": "Pending", "last_update_status": ""} if pending else {"last_update_status": "InProgress"}
+        return dataclasses.replace(self, **states, settled_revision=new_revision_id())
+
+    def settle(self) -> "FunctionConfig":
+        """Active, its last update Successful, with the RevisionId chosen for that (as AWS changes it)."""
+        if self.settled:
+            return self
+        return dataclasses.replace(self, state="Active", last_update_status="Successful",
+                                   revision_id=self.settled_revision or new_revision_id(), settled_revision="")
+
+    def runs_as(self, other: "FunctionConfig") -> bool:
+        """Whether `other` runs exactly as this configuration: they differ at most in their states and
+        RevisionIds (a change settling, a version published from $LATEST), which no environment sees."""
+        blank = dict.fromkeys(BOOKKEEPING, "")
+        return dataclasses.replace(self, **blank) == dataclasses.replace(other, **blank)
 
     def to_record(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
@@ -333,9 +370,12 @@ class FunctionConfig:
         config["LogGroup"] = self.log_group_name
         return config
 
-    def to_api(self, arns: Arns) -> dict[str, Any]:
-        """The FunctionConfiguration shape of Lambda's API."""
-        qualifier = None if self.version == LATEST else self.version
+    def to_api(self, arns: Arns, qualifier: str | None = None, listed: bool = False) -> dict[str, Any]:
+        """The FunctionConfiguration shape of Lambda's API. `qualifier`: what the ARN is qualified
+        with (default: a published version's number; `$LATEST` or an alias where AWS names them).
+        `listed`: the subset list operations give (no states, no RuntimeVersionConfig)."""
+        if qualifier is None and self.version != LATEST:
+            qualifier = self.version
         config: dict[str, Any] = {
             "FunctionName": self.name,
             "FunctionArn": arns.function(self.name, qualifier),
@@ -351,17 +391,17 @@ class FunctionConfig:
             "Version": self.version,
             "TracingConfig": {"Mode": "PassThrough"},
             "RevisionId": self.revision_id,
-            "State": "Active",
-            "LastUpdateStatus": "Successful",
+            **self._states(),
             "PackageType": self.package_type,
             "Architectures": list(self.architectures),
             "EphemeralStorage": {"Size": self.ephemeral_storage},
-            "SnapStart": {"ApplyOn": self.snap_start,
-                          "OptimizationStatus": "On" if self.snap_start == "PublishedVersions" else "Off"},
+            # $LATEST is never optimised (SnapStart applies to published versions), as AWS reports it
+            "SnapStart": {"ApplyOn": self.snap_start, "OptimizationStatus":
+                          "On" if self.snap_start == "PublishedVersions" and self.version != LATEST else "Off"},
             "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(arns.region, self.runtime)},
             "LoggingConfig": self.logging_config(),
         }
-        if self.environment:
+        if self.environment or self.environment_given:
             config["Environment"] = {"Variables": dict(self.environment)}
         if self.dead_letter_target:
             config["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target}
@@ -373,7 +413,29 @@ class FunctionConfig:
             config["CodeSha256"] = self.image.digest_hex
             if self.image_config:
                 config["ImageConfigResponse"] = {"ImageConfig": dict(self.image_config)}
+        if listed:
+            for member in LISTED_WITHOUT:
+                config.pop(member, None)
         return config
+
+    def _states(self) -> dict[str, str]:
+        states = {"State": self.state}
+        if self.state == "Pending":
+            states.update(StateReason=BEING_CREATED, StateReasonCode="Creating")
+        if self.last_update_status:
+            states["LastUpdateStatus"] = self.last_update_status
+        if self.last_update_status == "InProgress":  # AWS's words, also for an update
+            states.update(LastUpdateStatusReason=BEING_CREATED, LastUpdateStatusReasonCode="Creating")
+        return states
+
+
+BEING_CREATED = "The function is being created."
+#: What FunctionConfig.runs_as ignores.
+BOOKKEEPING = ("revision_id", "source_revision", "settled_revision", "state", "last_update_status")
+#: What ListFunctions and ListVersionsByFunction leave out of a FunctionConfiguration (as AWS
+#: documents: "use GetFunction" for them).
+LISTED_WITHOUT = ("State", "StateReason", "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason",
+                  "LastUpdateStatusReasonCode", "RuntimeVersionConfig")
 
 
 @dataclass(frozen=True)

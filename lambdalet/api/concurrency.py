@@ -55,7 +55,7 @@ async def get_account_settings(request: web.Request) -> web.Response:
             "UnreservedConcurrentExecutions": limiter.unreserved_limit,
         },
         "AccountUsage": {
-            "TotalCodeSize": svc.functions.total_code_size(),
+            "TotalCodeSize": svc.functions.total_code_size() + svc.layers.total_code_size(),
             "FunctionCount": len(svc.functions.names()),
         },
     })

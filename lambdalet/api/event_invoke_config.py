@@ -10,7 +10,7 @@ from lambdalet.api.common import function_ref, json_body, json_response, list_re
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.events.destinations import check_destination
 from lambdalet.functions import event_config_key
-from lambdalet.model import parse_function_name
+from lambdalet.model import LATEST, parse_function_name
 from lambdalet.validation import Body
 
 PATH = "/2019-09-25/functions/{function_name}/event-invoke-config"
@@ -68,7 +68,8 @@ def _check_destination(svc, arn: str, member: str) -> None:
 
 def _describe(svc, name: str, qual: str, config: dict) -> dict:
     chosen = config.get("DestinationConfig", {})
-    return {"LastModified": config["LastModified"], "FunctionArn": svc.arns.function(name, qual or None),
+    # the unqualified function's config is $LATEST's, and AWS names it so
+    return {"LastModified": config["LastModified"], "FunctionArn": svc.arns.function(name, qual or LATEST),
             **{k: v for k, v in config.items() if k not in ("LastModified", "DestinationConfig")},
             "DestinationConfig": {"OnSuccess": chosen.get("OnSuccess", {}), "OnFailure": chosen.get("OnFailure", {})}}
 

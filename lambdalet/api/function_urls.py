@@ -74,6 +74,8 @@ def _settings(body: Body, base: dict) -> dict:
             raise InvalidParameterValueException(
                 "InvokeMode RESPONSE_STREAM is not supported by this Lambdalet server yet (response streaming); "
                 "use BUFFERED.")
+        config["InvokeMode"] = mode
+        config["InvokeModeGiven"] = True  # Create and Update echo it from now on, as AWS does
     config.setdefault("InvokeMode", "BUFFERED")
     cors = body.struct("Cors")
     if cors is not None:
@@ -102,10 +104,13 @@ def _cors(cors: Body) -> dict:
     return result
 
 
-def _describe(svc, name: str, qual: str, config: dict, *, modified: bool = True) -> dict:
+def _describe(svc, name: str, qual: str, config: dict, *, modified: bool = True, invoke_mode: bool = True) -> dict:
+    """A FunctionUrlConfig. Create and Update (`invoke_mode=False`) echo InvokeMode only once a request
+    has given it for this URL, as AWS does; Get and List always show it."""
     result = {"FunctionUrl": url_for(svc, config["UrlId"]), "FunctionArn": svc.arns.function(name, qual or None),
-              "AuthType": config["AuthType"], "CreationTime": config["CreationTime"],
-              "InvokeMode": config["InvokeMode"]}
+              "AuthType": config["AuthType"], "CreationTime": config["CreationTime"]}
+    if invoke_mode or config.get("InvokeModeGiven"):
+        result["InvokeMode"] = config["InvokeMode"]
     if config.get("Cors"):
         result["Cors"] = config["Cors"]
     if modified:
@@ -124,7 +129,8 @@ async def create_config(request: web.Request) -> web.Response:
     config["UrlId"] = "".join(secrets.choice(URL_ID_ALPHABET) for _ in range(URL_ID_LENGTH))
     config["CreationTime"] = config["LastModifiedTime"] = now_iso()
     await svc.functions.set_url(name, qual, config)
-    return json_response(_describe(svc, name, qual, config, modified=False), status=201)
+    return json_response(_describe(svc, name, qual, config, modified=False, invoke_mode=False),
+                         status=201)
 
 
 async def get_config(request: web.Request) -> web.Response:
@@ -139,7 +145,7 @@ async def update_config(request: web.Request) -> web.Response:
     config = _settings(await json_body(request), _existing(svc, name, qual))
     config["LastModifiedTime"] = now_iso()
     await svc.functions.set_url(name, qual, config)
-    return json_response(_describe(svc, name, qual, config))
+    return json_response(_describe(svc, name, qual, config, invoke_mode=False))
 
 
 async def delete_config(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from lambdalet.errors import (
     check_revision,
 )
 from lambdalet.events.destinations import check_dead_letter
+from lambdalet.functions import UPDATE_SETTLES_AFTER
 from lambdalet.images.store import ImageUnusable
 from lambdalet.layers import check_unzipped_size
 from lambdalet.model import LATEST, FunctionConfig, FunctionImage, FunctionLayer, FunctionRef, parse_function_name
@@ -122,8 +123,9 @@ def _common_config(body: Body, svc, current: FunctionConfig | None, *, image: bo
             raise InvalidParameterValueException("EphemeralStorage.Size is required.")
         changes["ephemeral_storage"] = storage.integer("Size", low=512, high=10240)
     variables = validation.environment(body)
-    if variables is not None:
+    if variables is not None:  # echoed from now on, even with no variables, as AWS does
         changes["environment"] = variables
+        changes["environment_given"] = True
     snap_start = body.struct("SnapStart")
     if snap_start is not None:
         apply_on = snap_start.string("ApplyOn", "None")
@@ -191,10 +193,12 @@ async def create_function(request: web.Request) -> web.Response:
         changes.update(await _code(request, code))
         await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], changes.get("layers", ()))
     config = FunctionConfig(name=ref.name, architectures=architectures or ("x86_64",), **changes)
-    await svc.functions.create(config, tags)
+    config = (await svc.functions.create(config, tags)).latest
     if publish:
-        config = await svc.functions.publish(ref.name)
-    return json_response(config.to_api(svc.arns), status=201)
+        config = await svc.functions.publish(ref.name, with_change=True)
+    svc.functions.settle_later(ref.name)  # Pending in this answer, Active once it is written
+    # with Publish, AWS answers with the new version under the unqualified ARN
+    return json_response(config.to_api(svc.arns, qualifier=""), status=201)
 
 
 async def _prepare_layers(svc, code_sha256: str, hot_reload_dir: str, layers: tuple[FunctionLayer, ...]) -> None:
@@ -255,7 +259,7 @@ async def get_function(request: web.Request) -> web.Response:
         code = {"RepositoryType": "ECR", "ImageUri": config.image.uri, "ResolvedImageUri": config.image.resolved_uri}
     elif not config.hot_reload_dir:  # a hot-reload directory has no package to download
         code["Location"] = f"{request.scheme}://{request.host}/_lambdalet/code/{config.code_sha256}.zip"
-    result = {"Configuration": config.to_api(svc.arns), "Code": code}
+    result = {"Configuration": config.to_api(svc.arns, qualifier(request, ref)), "Code": code}
     if function.tags:
         result["Tags"] = dict(function.tags)
     reserved = svc.functions.reserved_concurrency(ref.name)
@@ -265,8 +269,8 @@ async def get_function(request: web.Request) -> web.Response:
 
 
 async def get_function_configuration(request: web.Request) -> web.Response:
-    _ref, config = _resolve(request)
-    return json_response(config.to_api(services(request).arns))
+    ref, config = _resolve(request)
+    return json_response(config.to_api(services(request).arns, qualifier(request, ref)))
 
 
 async def list_functions(request: web.Request) -> web.Response:
@@ -280,7 +284,9 @@ async def list_functions(request: web.Request) -> web.Response:
         configs[name] = function.latest
         if version == "ALL":  # every published version too, keyed so that they sort after $LATEST
             configs.update({f"{name}:{int(v):010d}": c for v, c in function.versions.items()})
-    return list_response(request, sorted(configs), "Functions", lambda key: configs[key].to_api(svc.arns))
+    latest_qualifier = LATEST if version == "ALL" else None  # ALL names $LATEST in its ARN, as AWS does
+    return list_response(request, sorted(configs), "Functions", lambda key: configs[key].to_api(
+        svc.arns, latest_qualifier if configs[key].version == LATEST else None, listed=True))
 
 
 def _refuse_qualified_update(svc, ref: FunctionRef, request: web.Request) -> None:
@@ -343,7 +349,8 @@ async def _update(svc, name: str, body: Body, changes: dict, publish: bool) -> w
 
     config = await svc.functions.update(name, change)
     if publish:
-        config = await svc.functions.publish(name)
+        config = await svc.functions.publish(name, with_change=True)
+    svc.functions.settle_later(name, UPDATE_SETTLES_AFTER)  # InProgress until then (a published version Pending)
     return json_response(config.to_api(svc.arns))
 
 

@@ -112,6 +112,7 @@ async def publish_layer_version(request: web.Request) -> web.Response:
         license_info=body.string("LicenseInfo", max_len=512),
         compatible_runtimes=_enum_list(body, "CompatibleRuntimes", RUNTIMES, 15),
         compatible_architectures=_enum_list(body, "CompatibleArchitectures", ARCHITECTURES, 2),
+        compatible_given=tuple(m for m in ("CompatibleRuntimes", "CompatibleArchitectures") if body.has(m)),
     )
     if s3_object is not None:
         blob = await svc.s3_code.fetch(s3_object)

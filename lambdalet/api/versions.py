@@ -29,4 +29,5 @@ async def list_versions_by_function(request: web.Request) -> web.Response:
     function = svc.functions.get(unqualified_name(request, "A version"))
     keys = [LATEST] + sorted(function.versions, key=int)
     return list_response(request, keys, "Versions",
-                         lambda key: (function.latest if key == LATEST else function.versions[key]).to_api(svc.arns))
+                         lambda key: (function.latest if key == LATEST else function.versions[key]).to_api(
+                             svc.arns, key, listed=True))

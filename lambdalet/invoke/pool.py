@@ -213,7 +213,9 @@ class Pools:
     def for_config(self, config: FunctionConfig) -> WarmPool:
         key = (config.name, config.version)
         pool = self._pools.get(key)
-        if pool is None or pool.config is not config:
+        if pool is not None and pool.config is not config and pool.config.runs_as(config):
+            pool.config = config  # only its state or RevisionId changed: its environments run it as they are
+        elif pool is None or pool.config is not config:
             if pool is not None:
                 self._retire(pool)
             pool = self._pools[key] = WarmPool(config, self._factory, self)

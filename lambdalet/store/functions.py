@@ -100,11 +100,15 @@ class FunctionStore:
                 .values(config=json.dumps(config.to_record()))
             )
 
-    def publish(self, config: FunctionConfig) -> None:
-        """Store a new published version and advance the function's version counter."""
+    def publish(self, config: FunctionConfig, latest: FunctionConfig) -> None:
+        """Store a new published version, advance the function's version counter and store $LATEST as
+        publishing left it (its new RevisionId), in one transaction."""
         with self.engine.begin() as conn:
             conn.execute(insert(function_versions).values(
                 function_name=config.name, version=config.version, config=json.dumps(config.to_record())))
+            conn.execute(update(function_versions).where(function_versions.c.function_name == latest.name)
+                         .where(function_versions.c.version == latest.version)
+                         .values(config=json.dumps(latest.to_record())))
             _replace(conn, function_version_counters, {"function_name": config.name},
                      {"last_version": int(config.version)})
 

@@ -70,6 +70,13 @@ def wait_until(probe: Callable[[], T], *, timeout: float = 10.0, interval: float
         time.sleep(interval)
 
 
+def wait_updated(client, name: str) -> dict:
+    """Wait for the function's last update to be done (boto3's `function_updated_v2`, polled more
+    often than its 1 s delay), as a client must before changing it again; its configuration."""
+    return wait_until(lambda: (config := client.get_function_configuration(FunctionName=name))
+                      ["LastUpdateStatus"] != "InProgress" and config, what=f"the update of {name}")
+
+
 def http_request(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
     """A raw HTTP request that returns (status, headers, body) instead of raising on 4xx/5xx."""
     req = urllib.request.Request(url, method=method, data=data)

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import invoke_json
 
+from .helpers import wait_updated
+
 HANDLER = """
 import os
 
@@ -21,8 +23,9 @@ def two_versions(lambda_client, create_function):
     created = create_function(HANDLER, Publish=True)
     name = created["FunctionName"]
     lambda_client.update_function_configuration(FunctionName=name, Description="second")
+    wait_updated(lambda_client, name)
     assert lambda_client.publish_version(FunctionName=name)["Version"] == "2"
-    return name, created["FunctionArn"].rsplit(":", 1)[0]  # Publish=True answers with version 1's ARN
+    return name, created["FunctionArn"]  # Publish=True answers with version 1 under the unqualified ARN
 
 
 def test_alias_lifecycle(lambda_client, two_versions):

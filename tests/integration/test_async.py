@@ -106,7 +106,7 @@ def test_event_invoke_config_api(lambda_client, create_function):
     assert updated["MaximumRetryAttempts"] == 0 and updated["MaximumEventAgeInSeconds"] == 120
     lambda_client.put_function_event_invoke_config(FunctionName=name, Qualifier="1", MaximumRetryAttempts=2)
     listed = lambda_client.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"]
-    assert sorted(c["FunctionArn"].rsplit(":", 1)[-1] for c in listed) == ["1", name]
+    assert sorted(c["FunctionArn"].rsplit(":", 1)[-1] for c in listed) == ["$LATEST", "1"]  # AWS names $LATEST
     assert lambda_client.get_function_event_invoke_config(FunctionName=name)["MaximumRetryAttempts"] == 0
     lambda_client.delete_function_event_invoke_config(FunctionName=name)
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):

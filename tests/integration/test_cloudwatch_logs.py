@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 from conftest import REPO_ROOT, Server
 
-from .helpers import create_python_function, wait_until
+from .helpers import create_python_function, wait_until, wait_updated
 
 BLOCKING_HANDLER = """\
 import socket
@@ -332,6 +332,7 @@ def test_logging_config_json_records_and_levels(server, lambda_client, logs_clie
             logGroupName=custom_group, orderBy="LastEventTime", descending=True)["logStreams"][0]["logStreamName"],
         limit=6)["events"])
     assert not any('"type":"platform.' in t for t in recent)
+    wait_updated(lambda_client, name)
     lambda_client.update_function_configuration(FunctionName=name, LoggingConfig={"LogFormat": "Text"})
     assert lambda_client.get_function_configuration(FunctionName=name)["LoggingConfig"] == {
         "LogFormat": "Text", "LogGroup": custom_group}

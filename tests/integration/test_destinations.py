@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROLE, Server, make_zip
 
-from .helpers import function_arn, http_request, wait_until
+from .helpers import function_arn, http_request, wait_until, wait_updated
 
 # Every attempt is recorded in the queue the event names, then the event fails or succeeds.
 HANDLER = """
@@ -248,7 +248,7 @@ def test_destination_and_dead_letter_validation(aws_server, names):
             client.update_function_configuration(FunctionName=name, DeadLetterConfig={"TargetArn": arn})
     queue_arn = "arn:aws:sqs:us-east-1:123456789012:some-queue"
     client.update_function_configuration(FunctionName=name, DeadLetterConfig={"TargetArn": queue_arn})
-    assert client.get_function_configuration(FunctionName=name)["DeadLetterConfig"]["TargetArn"] == queue_arn
+    assert wait_updated(client, name)["DeadLetterConfig"]["TargetArn"] == queue_arn
     client.update_function_configuration(FunctionName=name, DeadLetterConfig={"TargetArn": ""})
     assert "DeadLetterConfig" not in client.get_function_configuration(FunctionName=name)
 

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROLE, Server, aws_cli, delete_functions, invoke_json, make_zip, running
 
-from .helpers import code_sha256, error_code_and_status, http_request
+from .helpers import code_sha256, error_code_and_status, http_request, wait_updated
 
 HANDLER = "def handler(event, context):\n    return {{'code': {marker!r}}}\n"
 
@@ -111,7 +111,8 @@ def test_s3_object_version_selects_that_version_of_the_object(lam, s3, bucket, n
 
 def test_update_function_code_from_s3_with_dry_run_revision_id_and_publish(lam, s3, bucket, names):
     name = names()
-    first = create(lam, name, {"ZipFile": code_zip("inline")})
+    create(lam, name, {"ZipFile": code_zip("inline")})
+    first = lam.get_function_configuration(FunctionName=name)  # Active, with the RevisionId it then has
     data = code_zip("updated-from-s3")
     put(s3, bucket, "update.zip", data)
 
@@ -129,6 +130,7 @@ def test_update_function_code_from_s3_with_dry_run_revision_id_and_publish(lam, 
     published = lam.update_function_code(FunctionName=name, S3Bucket=bucket, S3Key="update.zip",
                                          RevisionId=first["RevisionId"], Publish=True)
     assert published["Version"] == "1" and published["CodeSha256"] == code_sha256(data)
+    wait_updated(lam, name)  # the version is Pending until the update is done, as on AWS
     assert invoke_json(lam, name, Qualifier="1")[1] == {"code": "updated-from-s3"}
     assert invoke_json(lam, name)[1] == {"code": "updated-from-s3"}
 
@@ -166,7 +168,8 @@ def test_a_missing_key_or_bucket_is_lambdas_error_and_creates_or_changes_nothing
         with pytest.raises(lam.exceptions.ResourceNotFoundException):
             lam.get_function(FunctionName=name)
 
-    before = create(lam, name, {"ZipFile": code_zip("kept")})
+    create(lam, name, {"ZipFile": code_zip("kept")})
+    before = lam.get_function_configuration(FunctionName=name)
     assert refused(lam.update_function_code, FunctionName=name, S3Bucket=bucket, S3Key="no/such.zip",
                    Publish=True) == ("InvalidParameterValueException", 400, NO_SUCH_KEY)
     assert refused(lam.update_function_code, FunctionName=name, S3Bucket=missing_bucket, S3Key="f.zip") == (

@@ -6,6 +6,8 @@ import pytest
 
 from conftest import ROLE, invoke_json, make_zip
 
+from .helpers import wait_updated
+
 VERSIONED = """
 import os
 
@@ -29,6 +31,7 @@ def test_publish_snapshots_latest_and_an_unchanged_latest_publishes_nothing(lamb
     assert v1["CodeSha256"] == created["CodeSha256"] and v1["Description"] == "first"
     assert lambda_client.publish_version(FunctionName=name)["Version"] == "1"  # nothing changed
     lambda_client.update_function_configuration(FunctionName=name, Environment={"Variables": {"GREETING": "two"}})
+    wait_updated(lambda_client, name)
     assert lambda_client.publish_version(FunctionName=name)["Version"] == "2"
     versions = [v["Version"] for page in lambda_client.get_paginator("list_versions_by_function").paginate(
         FunctionName=name, PaginationConfig={"PageSize": 1}) for v in page["Versions"]]
@@ -43,8 +46,9 @@ def test_publish_preconditions(lambda_client, create_function):
     assert "is different from current CodeSHA256 in $LATEST" in str(error.value)
     with pytest.raises(lambda_client.exceptions.PreconditionFailedException):
         lambda_client.publish_version(FunctionName=name, RevisionId="stale")
+    active = lambda_client.get_function_configuration(FunctionName=name)  # the RevisionId changed with Active
     published = lambda_client.publish_version(FunctionName=name, CodeSha256=created["CodeSha256"],
-                                              RevisionId=created["RevisionId"])
+                                              RevisionId=active["RevisionId"])
     assert published["Version"] == "1"
 
 
@@ -55,6 +59,7 @@ def test_versions_are_immutable_and_run_their_own_code_and_configuration(lambda_
                            Environment={"Variables": {"GREETING": "one"}})["FunctionName"]
     lambda_client.publish_version(FunctionName=name)
     lambda_client.update_function_code(FunctionName=name, ZipFile=code("v2"))
+    wait_updated(lambda_client, name)
     lambda_client.update_function_configuration(FunctionName=name, Environment={"Variables": {"GREETING": "two"}})
 
     resp, one = invoke_json(lambda_client, name, {}, Qualifier="1")
@@ -93,11 +98,13 @@ def test_deleting_a_version_never_reuses_its_number(lambda_client, create_functi
     name = create_function(VERSIONED)["FunctionName"]
     lambda_client.publish_version(FunctionName=name)
     lambda_client.update_function_configuration(FunctionName=name, Description="changed")
+    wait_updated(lambda_client, name)
     assert lambda_client.publish_version(FunctionName=name)["Version"] == "2"
     lambda_client.delete_function(FunctionName=name, Qualifier="2")
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_function_configuration(FunctionName=name, Qualifier="2")
     lambda_client.update_function_configuration(FunctionName=name, Description="again")
+    wait_updated(lambda_client, name)
     assert lambda_client.publish_version(FunctionName=name)["Version"] == "3"
     with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):
         lambda_client.delete_function(FunctionName=name, Qualifier="$LATEST")
@@ -124,4 +131,5 @@ def test_versions_survive_a_restart(fresh_server):
     assert invoke_json(client, "kept", {}, Qualifier="1")[1]["code"] == "v1"
     assert invoke_json(client, "kept", {})[1]["code"] == "v2"
     client.update_function_configuration(FunctionName="kept", Description="after restart")
+    wait_updated(client, "kept")
     assert client.publish_version(FunctionName="kept")["Version"] == "2"
