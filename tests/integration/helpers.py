@@ -6,8 +6,11 @@ Everything here observes the server from the outside (HTTP, its data directory);
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -126,3 +129,15 @@ def wait_for_function_log(server: Server, name: str, needle: str, timeout: float
         text = function_logs(server, name)
         return text if needle in text else None
     return wait_until(probe, timeout=timeout, what=f"{needle!r} in the log files of {name}")
+
+
+@functools.lru_cache(maxsize=1)
+def host_node() -> tuple[str, str]:
+    """The host's node and its runtime name (nodejs20.x for a node v20); the tests that run Node
+    functions fail, saying what to install, on a host without one."""
+    node = shutil.which("node")
+    assert node, "these tests need Node.js (a `node` on PATH): install nodejs 18, 20 or 22"
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    major = version.lstrip("v").split(".")[0]
+    assert major in ("18", "20", "22"), f"these tests need Node.js 18, 20 or 22, not {version}"
+    return node, f"nodejs{major}.x"

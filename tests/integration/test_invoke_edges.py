@@ -9,21 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 
 import pytest
 
 from conftest import invoke_json, make_zip
 
-from .helpers import decoded_log, function_logs, wait_until
+from .helpers import decoded_log, function_logs, host_node, wait_until
 
-NODE = shutil.which("node")
-NODE_RUNTIME = None
-if NODE:
-    _major = subprocess.run([NODE, "--version"], capture_output=True, text=True).stdout.strip().lstrip("v").split(".")[0]
-    NODE_RUNTIME = f"nodejs{_major}.x" if _major in ("18", "20", "22") else None
-needs_node = pytest.mark.skipif(NODE_RUNTIME is None, reason="needs Node.js 18, 20 or 22 on PATH")
 
 SEVEN_MB = 7 * 1024 * 1024
 TOO_LARGE = {"errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
@@ -70,13 +62,13 @@ def sized_function(create_function, runtime: str) -> str:
     if runtime == "python":
         return create_function(PYTHON_SIZED, Runtime="python3.12", MemorySize=512, Timeout=30)["FunctionName"]
     if runtime == "node":
-        return create_function(files={"index.js": NODE_SIZED}, Runtime=NODE_RUNTIME, Handler="index.handler",
+        return create_function(files={"index.js": NODE_SIZED}, Runtime=host_node()[1], Handler="index.handler",
                                MemorySize=512, Timeout=30)["FunctionName"]
     return create_function(files={"bootstrap": PROVIDED_SIZED}, modes={"bootstrap": 0o755}, Runtime="provided.al2023",
                            Handler="unused", MemorySize=512, Timeout=30)["FunctionName"]
 
 
-@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node), "provided"])
+@pytest.mark.parametrize("runtime", ["python", "node", "provided"])
 def test_a_response_over_6_mb_is_response_size_too_large_and_the_environment_survives(
         lambda_client, create_function, server, runtime):
     name = sized_function(create_function, runtime)
@@ -93,7 +85,7 @@ def test_a_response_over_6_mb_is_response_size_too_large_and_the_environment_sur
     assert "generating bytes" in function_logs(server, name)
 
 
-@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node)])
+@pytest.mark.parametrize("runtime", ["python", "node"])
 def test_an_error_over_6_mb_is_response_size_too_large_too(lambda_client, create_function, runtime):
     """The runtime's /error answer is held to the same limit as its response, whichever way the
     runtime talks to the Runtime API (Python: frames, Node.js: HTTP). Logging the 7 MB error takes a
@@ -107,7 +99,7 @@ def test_an_error_over_6_mb_is_response_size_too_large_too(lambda_client, create
         name = create_function(files={"index.js": "exports.handler = async (event) => {\n"
                                                   "  if (event.bytes) throw new Error('a'.repeat(event.bytes));\n"
                                                   "  return { pid: process.pid };\n};\n"},
-                               Runtime=NODE_RUNTIME, Handler="index.handler", MemorySize=512,
+                               Runtime=host_node()[1], Handler="index.handler", MemorySize=512,
                                Timeout=30)["FunctionName"]
     _, first = invoke_json(lambda_client, name)
 
@@ -128,14 +120,14 @@ def add_header(client, name: str, value: str) -> None:
 TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
-@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node)])
+@pytest.mark.parametrize("runtime", ["python", "node"])
 def test_an_incoming_trace_header_reaches_the_function(server, create_function, runtime):
     if runtime == "python":
         name = create_function("import os\n\ndef handler(event, context):\n"
                                "    return os.environ.get('_X_AMZN_TRACE_ID')\n")["FunctionName"]
     else:
         name = create_function(files={"index.js": "exports.handler = async () => process.env._X_AMZN_TRACE_ID;\n"},
-                               Runtime=NODE_RUNTIME, Handler="index.handler")["FunctionName"]
+                               Runtime=host_node()[1], Handler="index.handler")["FunctionName"]
     client = server.client()
     add_header(client, "X-Amzn-Trace-Id", TRACE)
 
@@ -149,7 +141,7 @@ def test_an_incoming_trace_header_reaches_the_function(server, create_function, 
 WRAPPER = '#!/bin/sh\nexport WRAPPER_VAR=wrapped\nexec "$@"\n'
 
 
-@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node)])
+@pytest.mark.parametrize("runtime", ["python", "node"])
 def test_an_exec_wrapper_wraps_every_managed_runtime(lambda_client, create_function, runtime):
     """AWS_LAMBDA_EXEC_WRAPPER, as LocalStack's recorded test_runtime_wrapper_invoke sets it."""
     env = {"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/var/task/wrapper"}}
@@ -159,7 +151,7 @@ def test_an_exec_wrapper_wraps_every_managed_runtime(lambda_client, create_funct
         name = create_function(files=files, modes={"wrapper": 0o755}, Environment=env)["FunctionName"]
     else:
         files = {"index.js": "exports.handler = async () => process.env.WRAPPER_VAR;\n", "wrapper": WRAPPER}
-        name = create_function(files=files, modes={"wrapper": 0o755}, Runtime=NODE_RUNTIME, Handler="index.handler",
+        name = create_function(files=files, modes={"wrapper": 0o755}, Runtime=host_node()[1], Handler="index.handler",
                                Environment=env)["FunctionName"]
 
     resp, result = invoke_json(lambda_client, name)
@@ -177,7 +169,7 @@ exec "${{args[@]:0:$#-1}}" "${{extra[@]}}" "${{args[@]: -1}}"
 """
 
 
-@pytest.mark.parametrize("runtime", ["python", pytest.param("node", marks=needs_node)])
+@pytest.mark.parametrize("runtime", ["python", "node"])
 def test_an_exec_wrapper_from_a_layer_adds_interpreter_flags(lambda_client, create_function, unique_name, runtime):
     if runtime == "python":
         wrapper = FLAGS_WRAPPER.format(flags='"-X" "importtime"')
@@ -189,7 +181,7 @@ def test_an_exec_wrapper_from_a_layer_adds_interpreter_flags(lambda_client, crea
         wrapper = FLAGS_WRAPPER.format(flags='"--no-deprecation"')
         files = {"index.js": "exports.handler = async () => ({noDeprecation: process.noDeprecation === true});\n"}
         expected = {"noDeprecation": True}
-        kwargs = {"Runtime": NODE_RUNTIME, "Handler": "index.handler"}
+        kwargs = {"Runtime": host_node()[1], "Handler": "index.handler"}
     layer = lambda_client.publish_layer_version(
         LayerName=unique_name, Content={"ZipFile": make_zip({"bin/flags_wrapper": wrapper}, {"bin/flags_wrapper": 0o755})})
     name = create_function(files=files, Layers=[layer["LayerVersionArn"]],
@@ -248,10 +240,9 @@ def test_a_runtimes_records_keep_their_carriage_returns(lambda_client, create_fu
     assert error.startswith("[ERROR] ValueError: one\rline\nTraceback (most recent call last):\n"), messages
 
 
-@needs_node
 def test_a_node_console_record_keeps_its_carriage_returns(lambda_client, create_function, server):
     name = create_function(files={"index.js": "exports.handler = async (event) => { console.log(event.body); };\n"},
-                           Runtime=NODE_RUNTIME, Handler="index.handler")["FunctionName"]
+                           Runtime=host_node()[1], Handler="index.handler")["FunctionName"]
     invoke_json(lambda_client, name, {"body": "\nmulti\nline\nstring\nanother\rline\n"})
     record = log_messages(server, name)[1]
     assert record.endswith("\tINFO\t\nmulti\nline\nstring\nanother\rline\n\n"), record
@@ -287,7 +278,7 @@ while True:
 """
 
 
-@pytest.mark.parametrize("runtime", ["python3.12", pytest.param("node", marks=needs_node), "provided.al2023"])
+@pytest.mark.parametrize("runtime", ["python3.12", "node", "provided.al2023"])
 def test_the_environment_variables_are_awss(lambda_client, create_function, runtime):
     env = {"Variables": {"TEST_KEY": "TEST_VAL"}}
     if runtime == "python3.12":
@@ -296,7 +287,7 @@ def test_the_environment_variables_are_awss(lambda_client, create_function, runt
         expected = AWS_PYTHON_ENV
     elif runtime == "node":
         name = create_function(files={"index.js": "exports.handler = async () => process.env;\n"},
-                               Runtime=NODE_RUNTIME, Handler="index.handler", Environment=env)["FunctionName"]
+                               Runtime=host_node()[1], Handler="index.handler", Environment=env)["FunctionName"]
         expected = AWS_NODE_ENV
     else:
         name = create_function(files={"bootstrap": PROVIDED_ENV}, modes={"bootstrap": 0o755}, Runtime=runtime,

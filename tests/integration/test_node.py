@@ -17,15 +17,7 @@ import pytest
 
 from conftest import REPO_ROOT, ROLE, Server, invoke_json, make_zip
 
-
-def host_node() -> tuple[str, str]:
-    """The host's node and its runtime name (nodejs20.x for a node v20)."""
-    node = shutil.which("node")
-    assert node, "these tests need Node.js (a `node` on PATH): install nodejs 18, 20 or 22"
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    major = version.lstrip("v").split(".")[0]
-    assert major in ("18", "20", "22"), f"these tests need Node.js 18, 20 or 22, not {version}"
-    return node, f"nodejs{major}.x"
+from .helpers import host_node
 
 
 NODE, RUNTIME = host_node()
