@@ -30,7 +30,7 @@ import random
 import re
 import time
 import urllib.parse
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import boto3
 import pytest
