@@ -20,10 +20,34 @@ def knob(default: Any, help: str, **kwargs: Any) -> Any:
     return field(default=default, metadata={"help": help, **kwargs})
 
 
+def parse_port_range(value: str) -> tuple[int, int] | None:
+    """`FIRST-LAST` (or one port), or None for `none`: no listeners."""
+    if value.strip().lower() == "none":
+        return None
+    first, _, last = value.partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise ValueError(f"--function-url-ports must be FIRST-LAST or none, not {value!r}") from None
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"--function-url-ports {value!r} is not a range of ports (1-65535)")
+    return low, high
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = knob("127.0.0.1", "Address the Lambda API listens on.")
     port: int = knob(9001, "Port of the Lambda API (and of function code downloads).")
+    function_url_ports: str = knob(
+        "9002-9999", "Ports function URLs get a listener of their own on (FIRST-LAST): each URL is given one "
+        "at creation and keeps it, and FunctionUrl is http://<function-url-host>:<port>/, which every client "
+        "reaches. 'none': no listeners; FunctionUrl is then http://<url-id>.lambda-url.<region>.localhost:<port>/ "
+        "on the API port (which browsers resolve, and other clients reach with that Host header)."
+    )
+    function_url_host: str = knob(
+        "", "Host name FunctionUrl gives for the URLs' own listeners; empty: --host, or 127.0.0.1 when the "
+        "server listens on every address."
+    )
     data_dir: Path = knob(Path(".lambdalet"), "Where the database, code blobs and logs live.")
     database_url: str = knob(
         "", "SQLAlchemy URL of the metadata store; empty means SQLite at <data-dir>/lambdalet.db."
@@ -125,6 +149,12 @@ class Settings:
     )
     log_level: str = knob("info", "Server log level: debug, info, warning or error.")
 
+    @property
+    def advertised_url_host(self) -> str:
+        if self.function_url_host:
+            return self.function_url_host
+        return "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+
     def __post_init__(self) -> None:
         if self.unreserved_concurrency_min > self.account_concurrency:
             raise ValueError("--unreserved-concurrency-min cannot exceed --account-concurrency")
@@ -133,6 +163,7 @@ class Settings:
                              f"{self.sandbox_api_access!r}")
         if self.max_log_group_mb < 0:
             raise ValueError("--max-log-group-mb cannot be negative (0 means no limit)")
+        parse_port_range(self.function_url_ports)  # raises ValueError, saying what is wrong
         if self.http_idle_timeout <= 0 or self.http_body_timeout <= 0:
             raise ValueError("--http-idle-timeout and --http-body-timeout must be positive")
         if self.schedule_poll_interval <= 0:

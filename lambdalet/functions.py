@@ -96,6 +96,8 @@ class FunctionRegistry:
         self._on_delete = on_delete
         self._by_name: dict[str, Function] = {}
         self._by_url_id: dict[str, tuple[str, str]] = {}  # a function URL's id → (function, qualifier)
+        #: Called with a URL's config when it goes (deleted, or with its alias or function).
+        self.on_url_removed: Callable[[dict], None] | None = None
         self._write_lock = asyncio.Lock()
         self._settling: set[asyncio.Task] = set()
 
@@ -250,15 +252,22 @@ class FunctionRegistry:
         async with self._write_lock:
             function = self.get(name)
             await asyncio.to_thread(self._store.set_url, name, qualifier, config)
-            self._forget_url(function, qualifier)
-            if config is not None:
+            if config is None:
+                self._forget_url(function, qualifier)
+            else:  # an update keeps the URL's id and port
                 function.urls[qualifier] = config
                 self._by_url_id[config["UrlId"]] = (name, qualifier)
+
+    def url_configs(self) -> list[dict]:
+        """Every function URL's config."""
+        return [config for function in self._by_name.values() for config in function.urls.values()]
 
     def _forget_url(self, function: Function, qualifier: str) -> None:
         url = function.urls.pop(qualifier, None)
         if url is not None:
             self._by_url_id.pop(url["UrlId"], None)
+            if self.on_url_removed is not None:
+                self.on_url_removed(url)
 
     async def change_tags(self, name: str, add: dict[str, str] | None = None, remove: list[str] | None = None,
                           check: Callable[[Function, dict[str, str]], None] | None = None) -> None:

@@ -31,13 +31,14 @@ from lambdalet.api import scheduler as scheduler_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
+from lambdalet.api.url_listeners import UrlListeners
 from lambdalet.api import versions as versions_api
 from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_functions
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
 from lambdalet.api.signing import check_signing_region
-from lambdalet.config import Settings
+from lambdalet.config import Settings, parse_port_range
 from lambdalet.events.async_queue import AsyncQueue
 from lambdalet.events.pollers import MappingManager
 from lambdalet.events.scheduler import ScheduleRunner
@@ -100,6 +101,7 @@ class Services:
     mappings: MappingManager
     images: ImageStore
     s3_code: S3CodeSource
+    url_listeners: UrlListeners
     retention_sweeper: "asyncio.Task[None] | None" = None
     #: The uid function code runs as, where callers can be told apart by it (api/callers.py); None: no.
     function_uid: int | None = None
@@ -175,6 +177,9 @@ async def build_services(settings: Settings) -> Services:
         reloader.sync()
 
     registry = FunctionRegistry(store, arns, limiter, on_change=changed, on_delete=metrics.forget)
+    url_listeners = UrlListeners(settings.host, parse_port_range(settings.function_url_ports),
+                                 settings.advertised_url_host, settings.port)
+    registry.on_url_removed = url_listeners.close
     reloader = HotReloader(registry.hot_reload_users, retire=pools.retire_function)
     platform_metrics = PlatformCollector(pools, limiter, registry, sandbox)
     metrics.registry.register(platform_metrics)
@@ -204,7 +209,7 @@ async def build_services(settings: Settings) -> Services:
                     "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
-                    S3CodeSource(settings.region, blobs), sweeper,
+                    S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules)
 
 
@@ -316,10 +321,13 @@ async def serve(settings: Settings) -> None:
             lambda: ConnectionGate(http, admissions, svc.function_uid), settings.host, settings.port,
             reuse_address=True)
         log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port)
+        await svc.url_listeners.start(lambda: ConnectionGate(http, admissions, svc.function_uid),
+                                      svc.functions.url_configs())
         try:
             await asyncio.Event().wait()  # until SIGTERM/SIGINT raise GracefulExit out of the loop
         finally:
             server.close()
+            svc.url_listeners.shutdown()
     finally:
         await runner.cleanup()  # on_shutdown, in-flight requests, on_cleanup
 

@@ -2,7 +2,8 @@
 
 A URL belongs to a function (its $LATEST) or to one of its aliases, never to a version number.
 Its id is drawn once, at creation, and never changes; deleting and creating again draws a new one.
-Requests to URLs are served by `api/url_requests.py`.
+Requests to URLs are served by `api/url_requests.py`, on a port of the URL's own
+(`api/url_listeners.py`), drawn at creation too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
 from lambdalet.model import LATEST, now_iso
+from lambdalet.store.functions import UrlPortTaken
 from lambdalet.validation import Body, constraint_error
 
 PATH = "/2021-10-31/functions/{function_name}/url"
@@ -31,10 +33,12 @@ def routes() -> list[web.RouteDef]:
             web.delete(PATH, delete_config), web.get(PATH + "s", list_configs)]
 
 
-def url_for(svc, url_id: str) -> str:
-    """The FunctionUrl: a host name under `localhost` (which browsers resolve to the loopback
-    address themselves) on the server's own port."""
-    return f"http://{url_id}.lambda-url.{svc.arns.region}.localhost:{svc.settings.port}/"
+def url_for(svc, config: dict) -> str:
+    """The FunctionUrl: the URL's own port (`url_listeners.py`), else a host name under `localhost`
+    (which browsers resolve to the loopback address themselves) on the server's own port."""
+    if config.get("Port") is not None:
+        return svc.url_listeners.url(config["Port"])
+    return f"http://{config['UrlId']}.lambda-url.{svc.arns.region}.localhost:{svc.settings.port}/"
 
 
 def _target(request: web.Request) -> tuple[str, str]:
@@ -107,7 +111,7 @@ def _cors(cors: Body) -> dict:
 def _describe(svc, name: str, qual: str, config: dict, *, modified: bool = True, invoke_mode: bool = True) -> dict:
     """A FunctionUrlConfig. Create and Update (`invoke_mode=False`) echo InvokeMode only once a request
     has given it for this URL, as AWS does; Get and List always show it."""
-    result = {"FunctionUrl": url_for(svc, config["UrlId"]), "FunctionArn": svc.arns.function(name, qual or None),
+    result = {"FunctionUrl": url_for(svc, config), "FunctionArn": svc.arns.function(name, qual or None),
               "AuthType": config["AuthType"], "CreationTime": config["CreationTime"]}
     if invoke_mode or config.get("InvokeModeGiven"):
         result["InvokeMode"] = config["InvokeMode"]
@@ -128,7 +132,15 @@ async def create_config(request: web.Request) -> web.Response:
             "Error message:  FunctionUrlConfig exists for this Lambda function")
     config["UrlId"] = "".join(secrets.choice(URL_ID_ALPHABET) for _ in range(URL_ID_LENGTH))
     config["CreationTime"] = config["LastModifiedTime"] = now_iso()
-    await svc.functions.set_url(name, qual, config)
+
+    async def store(port: int | None) -> None:
+        await svc.functions.set_url(name, qual, {**config, "Port": port} if port is not None else config)
+
+    port = await svc.url_listeners.open(config["UrlId"], store, UrlPortTaken)
+    if port is None:
+        await store(None)
+    else:
+        config["Port"] = port
     return json_response(_describe(svc, name, qual, config, modified=False, invoke_mode=False),
                          status=201)
 

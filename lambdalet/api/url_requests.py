@@ -1,10 +1,12 @@
 """Requests to function URLs: an HTTP request in, Lambda's payload format 2.0 event to the
 function, its result mapped back to an HTTP response (`BUFFERED` invoke mode).
 
-A URL is reached two ways on the server's own port:
-- by Host, `<url-id>.lambda-url.<region>.localhost:<port>` (browsers resolve `*.localhost` to the
-  loopback address), as `FunctionUrl` says — the `route_by_host` middleware;
-- by path, `/lambda-url/<url-id>/<path>`, for clients that cannot choose the Host header.
+A URL is reached three ways:
+- on its own port, as `FunctionUrl` says (`url_listeners.py`), every path the app's own;
+- on the API port by Host, `<url-id>.lambda-url.<region>.localhost:<port>` (browsers resolve
+  `*.localhost` to the loopback address; `FunctionUrl` with `--function-url-ports none`);
+- on the API port by path, `/lambda-url/<url-id>/<path>`.
+The first two are the `route_by_host` middleware.
 
 Errors are the URL front end's, not the Lambda API's: 403 for an unknown URL, 502 when the function
 fails or answers something that is not a response, 429 when throttled, 413 past 6 MB.
@@ -47,7 +49,13 @@ def routes() -> list[web.RouteDef]:
 @web.middleware
 async def route_by_host(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                         ) -> web.StreamResponse:
-    """Send requests for `<url-id>.lambda-url.…` hosts to their URL, whatever their path."""
+    """Send everything that arrives on a URL's own port (`url_listeners.py`), and requests for
+    `<url-id>.lambda-url.…` hosts on the API port, to their URL, whatever their path."""
+    by_port = services(request).url_listeners.by_port
+    if by_port and request.transport is not None:
+        url_id = by_port.get(request.transport.get_extra_info("sockname")[1])
+        if url_id is not None:
+            return await serve(request, url_id, request.raw_path.split("?", 1)[0])
     host = request.host
     if HOST_MARKER in host:
         return await serve(request, host.split(".", 1)[0], request.raw_path.split("?", 1)[0])

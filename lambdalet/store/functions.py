@@ -14,6 +14,7 @@ from lambdalet.model import LATEST, Alias, FunctionConfig, now_iso
 from lambdalet.store.schema import (
     aliases,
     event_invoke_configs,
+    function_url_ports,
     function_urls,
     policies,
     provisioned_concurrency,
@@ -22,6 +23,14 @@ from lambdalet.store.schema import (
     function_versions,
     functions,
 )
+
+
+class UrlPortTaken(Exception):
+    """Another function URL already has this port (`function_url_ports`)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"port {port} is another function URL's")
+        self.port = port
 
 
 @dataclass(frozen=True)
@@ -128,8 +137,23 @@ class FunctionStore:
                   None if config is None else {"config": json.dumps(config)})
 
     def set_url(self, name: str, qualifier: str, config: dict | None) -> None:
-        self._put(function_urls, {"function_name": name, "qualifier": qualifier},
-                  None if config is None else {"url_id": config["UrlId"], "config": json.dumps(config)})
+        """Store (None: delete) a URL config, with the port its `Port` names; UrlPortTaken when
+        another URL has that port (another node gave it out first): nothing is then stored."""
+        key = {"function_name": name, "qualifier": qualifier}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(function_urls).where(function_urls.c.function_name == name,
+                                                         function_urls.c.qualifier == qualifier))
+                if config is None:
+                    return
+                conn.execute(delete(function_url_ports).where(function_url_ports.c.url_id == config["UrlId"]))
+                conn.execute(insert(function_urls).values(**key, url_id=config["UrlId"], config=json.dumps(config)))
+                if config.get("Port") is not None:
+                    conn.execute(insert(function_url_ports).values(port=config["Port"], url_id=config["UrlId"]))
+        except IntegrityError as exc:
+            if config is not None and config.get("Port") is not None:
+                raise UrlPortTaken(config["Port"]) from exc
+            raise
 
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:

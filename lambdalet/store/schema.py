@@ -125,6 +125,16 @@ function_urls = Table(
     Column("config", Text, nullable=False),
 )
 
+# The port each function URL's own listener has (`api/url_listeners.py`): one URL a port across every
+# node sharing the database. The URL's config (`function_urls.config`) says it too, as `Port`.
+function_url_ports = Table(
+    "function_url_ports",
+    metadata,
+    Column("port", Integer, primary_key=True),
+    Column("url_id", String(64), ForeignKey("function_urls.url_id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+)
+
 
 # Layer versions (PublishLayerVersion): `config` is LayerVersion.to_record() as JSON. A deleted
 # version's row goes; its content stays in the blob store for the functions that use it.

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import re
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -51,7 +52,8 @@ def test_deploy_a_folder_then_invoke_list_and_remove(server, project, tmp_path):
     assert deployed.returncode == 0, deployed.stderr.decode()
     arn, url = deployed.stdout.decode().split()
     assert arn.endswith(":function:my-func")
-    assert ".lambda-url." in url
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url)
+    assert urllib.request.urlopen(url, timeout=60).status == 200  # the URL every client reaches
     assert "Created my-func (python3." in deployed.stderr.decode()
 
     # What was packaged: the handler, not what the ignore files exclude.

@@ -1,8 +1,10 @@
 """Function URLs: the config API with boto3 and the AWS CLI, and requests from a real HTTP client.
 
-A browser resolves `<url-id>.lambda-url.<region>.localhost` to the loopback address by itself; this
-machine's resolver does not, so the client here connects to 127.0.0.1 and sends the URL's host in
-`Host`, exactly what a browser puts on the wire.
+`FunctionUrl` is the URL's own port (`http://127.0.0.1:<port>/`), which any client reaches. The
+same URL answers on the API port by host name (`<url-id>.lambda-url.<region>.localhost`, which a
+browser resolves to the loopback address by itself; this machine's resolver does not, so the client
+here connects to 127.0.0.1 and sends that host in `Host`, exactly what a browser puts on the wire)
+and by path (`/lambda-url/<url-id>/...`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import base64
 import http.client
 import json
 import re
+import socket
+import subprocess
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,11 +23,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import ROLE, aws_cli, make_zip
+from conftest import ROLE, Server, aws_cli, make_zip, running
 
-from .helpers import ACCOUNT, function_arn
+from .helpers import ACCOUNT, function_arn, host_node
 
-URL = re.compile(r"^http://([a-z0-9]{32})\.lambda-url\.us-east-1\.localhost:(\d+)/$")
+URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/$")
 
 # Answers with the event it got, unless the event's query string asks for something else.
 HANDLER = """
@@ -65,19 +69,29 @@ class Reply:
 
 
 def call(function_url: str, path: str = "/", method: str = "GET", body: bytes | None = None,
-         headers: dict[str, str] | None = None, by_path: bool = False) -> Reply:
-    """One request to a function URL, by Host (as FunctionUrl says) or by the path form."""
+         headers: dict[str, str] | None = None) -> Reply:
+    """One request to a function URL in any of its forms (`host_form`, `path_form`), sending the
+    URL's host in `Host` as a browser would."""
     parts = urlsplit(function_url)
     conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=60)
     try:
-        if by_path:
-            url_id = parts.hostname.split(".", 1)[0]
-            conn.request(method, f"/lambda-url/{url_id}{path}", body=body, headers=headers or {})
-        else:
-            conn.request(method, path, body=body, headers={"Host": parts.netloc, **(headers or {})})
+        conn.request(method, parts.path.rstrip("/") + path, body=body, headers={"Host": parts.netloc, **(headers or {})})
         return Reply(conn.getresponse())
     finally:
         conn.close()
+
+
+def host_form(server, url_id: str) -> str:
+    return f"http://{url_id}.lambda-url.us-east-1.localhost:{server.port}/"
+
+
+def path_form(server, url_id: str) -> str:
+    return f"{server.url}/lambda-url/{url_id}/"
+
+
+def url_id_of(function_url: str) -> str:
+    """The URL's id, as the function sees it (HANDLER's default answer echoes the event)."""
+    return call(function_url).json()["requestContext"]["apiId"]
 
 
 @pytest.fixture
@@ -93,7 +107,9 @@ def test_url_config_lifecycle(lambda_client, create_function, server):
                                                        Cors={"AllowOrigins": ["https://app.example"], "MaxAge": 60})
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
     match = URL.match(created["FunctionUrl"])
-    assert match and int(match.group(2)) == server.port
+    assert match and int(match.group(1)) != server.port  # a listener of its own
+    url_id = url_id_of(created["FunctionUrl"])
+    assert re.fullmatch(r"[a-z0-9]{32}", url_id)
     assert created["FunctionArn"] == function_arn(name)
     assert created["AuthType"] == "NONE" and "InvokeMode" not in created  # echoed only when given, as AWS
     assert created["Cors"] == {"AllowOrigins": ["https://app.example"], "MaxAge": 60}
@@ -116,10 +132,15 @@ def test_url_config_lifecycle(lambda_client, create_function, server):
     lambda_client.delete_function_url_config(FunctionName=name)
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_function_url_config(FunctionName=name)
-    reply = call(created["FunctionUrl"])
+    reply = call(host_form(server, url_id))
     assert reply.status == 403 and reply.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+    with pytest.raises(ConnectionRefusedError):  # its listener is closed
+        call(created["FunctionUrl"])
+    alias_url_id = url_id_of(on_alias["FunctionUrl"])
     lambda_client.delete_alias(FunctionName=name, Name="live")  # the alias's URL goes with it
-    assert call(on_alias["FunctionUrl"]).status == 403
+    assert call(path_form(server, alias_url_id)).status == 403
+    with pytest.raises(ConnectionRefusedError):
+        call(on_alias["FunctionUrl"])
 
 
 def test_url_config_validation(lambda_client, create_function):
@@ -146,9 +167,9 @@ def test_url_config_validation(lambda_client, create_function):
         lambda_client.get_function_url_config(FunctionName=name)
 
 
-def test_a_request_becomes_a_payload_2_0_event(url_function):
+def test_a_request_becomes_a_payload_2_0_event(url_function, server):
     name, url = url_function
-    url_id = URL.match(url).group(1)
+    url_id = url_id_of(url)
     reply = call(url, "/orders/42?tag=a&tag=b&empty=&q=x%20y", "POST", body=b'{"n": 1}',
                  headers={"Content-Type": "application/json", "Cookie": "s=1; theme=dark", "X-Multi": "v1",
                           "User-Agent": "browser/1.0"})
@@ -164,7 +185,7 @@ def test_a_request_becomes_a_payload_2_0_event(url_function):
     assert event["body"] == '{"n": 1}' and event["isBase64Encoded"] is False
     context = event["requestContext"]
     assert context["apiId"] == context["domainPrefix"] == url_id
-    assert context["domainName"] == f"{url_id}.lambda-url.us-east-1.localhost"
+    assert context["domainName"] == "127.0.0.1"  # the host the client reached, as on AWS
     assert context["accountId"] == "anonymous"
     assert context["http"] == {"method": "POST", "path": "/orders/42", "protocol": "HTTP/1.1",
                                "sourceIp": "127.0.0.1", "userAgent": "browser/1.0"}
@@ -175,7 +196,10 @@ def test_a_request_becomes_a_payload_2_0_event(url_function):
     assert reply.headers["X-Custom"] == "yes"
     assert reply.headers.get_all("Set-Cookie") == ["a=1; Path=/", "b=2"]
 
-    by_path = call(url, "/orders/42?tag=a", "GET", by_path=True).json()
+    by_host = call(host_form(server, url_id), "/orders/42?tag=a", "GET").json()
+    assert by_host["rawPath"] == "/orders/42" and by_host["queryStringParameters"] == {"tag": "a"}
+    assert by_host["requestContext"]["domainName"] == f"{url_id}.lambda-url.us-east-1.localhost"
+    by_path = call(path_form(server, url_id), "/orders/42?tag=a", "GET").json()
     assert by_path["rawPath"] == "/orders/42" and by_path["queryStringParameters"] == {"tag": "a"}
     assert "body" not in by_path
 
@@ -272,3 +296,43 @@ def test_the_url_survives_a_restart_and_the_aws_cli_manages_it(fresh_server):
     got = json.loads(aws_cli(fresh_server, "lambda", "get-function-url-config", "--function-name", "web").stdout)
     assert got["FunctionUrl"] == created["FunctionUrl"]
     assert call(created["FunctionUrl"], "/?mode=bare").body == b"Hello, world!"
+
+
+def test_every_http_client_reaches_function_url(url_function):
+    """Python's requests and Node's fetch ask the system resolver, which knows no `*.localhost`
+    names here: the URL's own port is what they reach."""
+    import requests
+
+    _name, url = url_function
+    reply = requests.get(url + "echo?mode=bare", timeout=60)
+    assert reply.status_code == 200 and reply.text == "Hello, world!"
+    node, _runtime = host_node()
+    script = ("fetch(process.argv[1]).then(async r => console.log(r.status, await r.text()))"
+              ".catch(e => { console.error(e); process.exit(1); })")
+    fetched = subprocess.run([node, "-e", script, url + "echo?mode=bare"], capture_output=True, text=True,
+                             timeout=60)
+    assert fetched.returncode == 0, fetched.stderr
+    assert fetched.stdout.strip() == "200 Hello, world!"
+
+
+def test_a_port_in_use_is_skipped_and_none_turns_listeners_off(tmp_path):
+    # Another program holds the range's first port: the URL gets the next one.
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        first = squatter.getsockname()[1]
+        srv = Server(tmp_path / "ranged", args=["--function-url-ports", f"{first}-{first + 20}"])
+        with running(srv):
+            client = srv.client()
+            client.create_function(FunctionName="web", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                                   Code={"ZipFile": make_zip({"app.py": HANDLER})})
+            url = client.create_function_url_config(FunctionName="web", AuthType="NONE")["FunctionUrl"]
+            port = int(URL.match(url).group(1))
+            assert first < port <= first + 20
+            assert call(url, "/?mode=bare").body == b"Hello, world!"
+    srv = Server(tmp_path / "off", args=["--function-url-ports", "none"])
+    with running(srv):
+        client = srv.client()
+        client.create_function(FunctionName="web", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": make_zip({"app.py": HANDLER})})
+        url = client.create_function_url_config(FunctionName="web", AuthType="NONE")["FunctionUrl"]
+        assert re.fullmatch(rf"http://[a-z0-9]{{32}}\.lambda-url\.us-east-1\.localhost:{srv.port}/", url)
+        assert call(url, "/?mode=bare").body == b"Hello, world!"
