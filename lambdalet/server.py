@@ -27,6 +27,7 @@ from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
 from lambdalet.api import layers as layers_api
 from lambdalet.api import provisioned as provisioned_api
+from lambdalet.api import recursion as recursion_api
 from lambdalet.api import scheduler as scheduler_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
@@ -50,6 +51,7 @@ from lambdalet.invoke.environment import Environment
 from lambdalet.invoke.invoker import Invoker
 from lambdalet.invoke.leases import ConcurrencyLimiter, MemoryBudget, default_memory_budget_mb
 from lambdalet.invoke.pool import Pools
+from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.runtime_api import RuntimeApiServer
 from lambdalet.layers import LayerRegistry
 from lambdalet.log_groups import LogReader
@@ -168,7 +170,8 @@ async def build_services(settings: Settings) -> Services:
     limiter = ConcurrencyLimiter(settings.account_concurrency, settings.unreserved_concurrency_min)
     pools = Pools(new_environment, settings.keep_alive, budget, on_retire=retire_snapshot)
     metrics = Metrics()
-    invoker = Invoker(pools, limiter, metrics)
+    recursion = RecursionGuard()
+    invoker = Invoker(pools, limiter, metrics, recursion)
     engine = make_engine(settings.resolved_database_url)
     store = FunctionStore(engine)
 
@@ -176,7 +179,7 @@ async def build_services(settings: Settings) -> Services:
         pools.retire_function(name, version)
         reloader.sync()
 
-    registry = FunctionRegistry(store, arns, limiter, on_change=changed, on_delete=metrics.forget)
+    registry = FunctionRegistry(store, arns, limiter, on_change=changed, on_delete=metrics.forget, recursion=recursion)
     url_listeners = UrlListeners(settings.host, parse_port_range(settings.function_url_ports),
                                  settings.advertised_url_host, settings.port)
     registry.on_url_removed = url_listeners.close
@@ -273,7 +276,8 @@ def create_app(settings: Settings) -> web.Application:
     # Function code may call only Invoke and function URLs (api/callers.py); every other route refuses it.
     app.add_routes(invoke_api.routes())
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
-                provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api):
+                provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api,
+                recursion_api):
         app.add_routes([refuse_functions(route) for route in api.routes()])
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())

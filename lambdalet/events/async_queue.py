@@ -35,10 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
+from lambdalet.errors import (
+    LambdaError, RecursiveInvocationException, ResourceNotFoundException, TooManyRequestsException,
+)
 from lambdalet.events.bursts import BurstGate
 from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
 from lambdalet.invoke.leases import HostMemoryExhausted
+from lambdalet.invoke.recursion import CONDITION as RECURSION_CONDITION
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
 from lambdalet.model import LATEST, alias_of, parse_function_name
 from lambdalet.store.events import EventStore, QueuedEvent
@@ -347,8 +350,14 @@ class AsyncQueue:
             return
         progress = self._progress.setdefault(event.request_id, Progress())
         invocation = Invocation(event.request_id, event.payload, event.invoked_arn, alias=alias_of(event.qualifier))
+        if event.trace is not None:
+            invocation.trace_id = event.trace
         try:
             result = await self._invoker.invoke(config, invocation)
+        except RecursiveInvocationException as exc:  # a loop stopped: not retried, on to the DLQ and destination
+            progress.failure = Failure(exc.status, exc.message)
+            await self._give_up(event, RECURSION_CONDITION, settings, config.dead_letter_target)
+            return
         except HostMemoryExhausted:  # more workers than environments fit: wait for one to be free
             self._ready.appendleft(event)
             self._ready_bytes += len(event.payload)

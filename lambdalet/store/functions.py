@@ -15,8 +15,10 @@ from lambdalet.store.schema import (
     aliases,
     event_invoke_configs,
     function_url_ports,
+    function_recursion_configs,
     function_urls,
     policies,
+    runtime_management_configs,
     provisioned_concurrency,
     function_concurrency,
     function_version_counters,
@@ -45,6 +47,8 @@ class StoredFunction:
     provisioned: dict[str, tuple[int, str]] = field(default_factory=dict)  # qualifier → (requested, last modified)
     event_configs: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionEventInvokeConfig
     urls: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionUrlConfig (with its UrlId)
+    recursive_loop: str | None = None  # None: Lambda's default (Terminate)
+    runtime_configs: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # qualifier → (UpdateRuntimeOn, arn)
 
 
 class FunctionStore:
@@ -81,10 +85,16 @@ class FunctionStore:
             urls: dict[str, dict[str, dict]] = {}
             for row in conn.execute(select(function_urls)):
                 urls.setdefault(row.function_name, {})[row.qualifier] = json.loads(row.config)
+            recursion = {row.function_name: row.recursive_loop for row in conn.execute(select(function_recursion_configs))}
+            runtime_configs: dict[str, dict[str, tuple[str, str | None]]] = {}
+            for row in conn.execute(select(runtime_management_configs)):
+                runtime_configs.setdefault(row.function_name, {})[row.qualifier] = (row.update_runtime_on,
+                                                                                    row.runtime_version_arn)
             return [
                 StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
                                counters.get(name, 0), named.get(name, {}), policy.get(name, {}),
-                               provisioned.get(name, {}), invoke_configs.get(name, {}), urls.get(name, {}))
+                               provisioned.get(name, {}), invoke_configs.get(name, {}), urls.get(name, {}),
+                               recursion.get(name), runtime_configs.get(name, {}))
                 for name, config in latest.items()
             ]
 
@@ -155,6 +165,14 @@ class FunctionStore:
                 raise UrlPortTaken(config["Port"]) from exc
             raise
 
+    def set_recursive_loop(self, name: str, recursive_loop: str | None) -> None:
+        self._put(function_recursion_configs, {"function_name": name},
+                  None if recursive_loop is None else {"recursive_loop": recursive_loop})
+
+    def set_runtime_config(self, name: str, qualifier: str, config: tuple[str, str | None] | None) -> None:
+        self._put(runtime_management_configs, {"function_name": name, "qualifier": qualifier},
+                  None if config is None else {"update_runtime_on": config[0], "runtime_version_arn": config[1]})
+
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
@@ -179,7 +197,8 @@ class FunctionStore:
     def delete(self, name: str) -> None:
         with self.engine.begin() as conn:
             for table in (function_concurrency, function_version_counters, aliases, policies, event_invoke_configs,
-                          function_urls, provisioned_concurrency, function_versions):
+                          function_urls, provisioned_concurrency, function_recursion_configs,
+                          runtime_management_configs, function_versions):
                 conn.execute(delete(table).where(table.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))
 
