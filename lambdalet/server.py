@@ -28,6 +28,7 @@ from lambdalet.api import invoke as invoke_api
 from lambdalet.api import layers as layers_api
 from lambdalet.api import provisioned as provisioned_api
 from lambdalet.api import recursion as recursion_api
+from lambdalet.api import resource_policy as resource_policy_api
 from lambdalet.api import scheduler as scheduler_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
@@ -277,7 +278,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(invoke_api.routes())
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
                 provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api,
-                recursion_api):
+                recursion_api, resource_policy_api):
         app.add_routes([refuse_functions(route) for route in api.routes()])
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
