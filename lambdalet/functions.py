@@ -25,7 +25,7 @@ from lambdalet.invoke.recursion import DEFAULT_RECURSIVE_LOOP, RecursionGuard
 from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
 from lambdalet.network import NETWORK_TAG
 from lambdalet.policies import apply_change
-from lambdalet.store.functions import FunctionStore
+from lambdalet.store.functions import FunctionStore, RuntimePin
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Function:
     #: Function URL configs by qualifier ("" for the unqualified function, else an alias).
     urls: dict[str, dict] = field(default_factory=dict)
     #: Runtime management configs by qualifier ("" for $LATEST): (UpdateRuntimeOn, pinned RuntimeVersionArn).
-    runtime_configs: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    runtime_configs: dict[str, RuntimePin] = field(default_factory=dict)
 
     def uses_snapstart(self) -> bool:
         """Any configuration of the function (its $LATEST or a published version) has SnapStart on."""
@@ -259,7 +259,7 @@ class FunctionRegistry:
             await asyncio.to_thread(self._store.set_recursive_loop, name, stored)
             self.recursion.set(name, recursive_loop)
 
-    async def set_runtime_config(self, name: str, qualifier: str, config: tuple[str, str | None]) -> None:
+    async def set_runtime_config(self, name: str, qualifier: str, config: RuntimePin) -> None:
         """PutRuntimeManagementConfig of one qualifier ("" for $LATEST). Its environments are
         retired: a pin changes which interpreter build they run."""
         async with self._write_lock:

@@ -29,6 +29,7 @@ from lambdalet.api import layers as layers_api
 from lambdalet.api import provisioned as provisioned_api
 from lambdalet.api import recursion as recursion_api
 from lambdalet.api import resource_policy as resource_policy_api
+from lambdalet.api import runtime_management as runtime_management_api
 from lambdalet.api import scheduler as scheduler_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
@@ -143,6 +144,9 @@ async def build_services(settings: Settings) -> Services:
 
     def new_environment(config: FunctionConfig, provisioned: bool) -> Environment:
         runtime = IMAGE_RUNTIME if config.image is not None else runtimes.get(config.runtime)
+        pin = registry.get(config.name).runtime_configs.get("" if config.version == LATEST else config.version)
+        if pin is not None and pin.runtime_version_arn and config.image is None:  # Manual: that build or none
+            runtime = runtimes.pinned(config.runtime, pin.interpreter or "", pin.runtime_version_arn, settings.region)
         use_sdk = sdk is not None and runtime.is_python and sdk.supports(runtime.name)
         code_dir = (images.root(config.image) if config.image is not None
                     else config.hot_reload_dir or blobs.code_dir(config.code_sha256))
@@ -278,7 +282,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(invoke_api.routes())
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
                 provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api,
-                recursion_api, resource_policy_api):
+                recursion_api, resource_policy_api, runtime_management_api):
         app.add_routes([refuse_functions(route) for route in api.routes()])
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())

@@ -36,6 +36,16 @@ class UrlPortTaken(Exception):
 
 
 @dataclass(frozen=True)
+class RuntimePin:
+    """A runtime management config (PutRuntimeManagementConfig): Auto, FunctionUpdate, or Manual
+    with the runtime version it pins and that build's interpreter binary."""
+
+    update_runtime_on: str
+    runtime_version_arn: str | None = None
+    interpreter: str | None = None
+
+
+@dataclass(frozen=True)
 class StoredFunction:
     latest: FunctionConfig
     tags: dict[str, str] = field(default_factory=dict)
@@ -48,7 +58,7 @@ class StoredFunction:
     event_configs: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionEventInvokeConfig
     urls: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionUrlConfig (with its UrlId)
     recursive_loop: str | None = None  # None: Lambda's default (Terminate)
-    runtime_configs: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # qualifier → (UpdateRuntimeOn, arn)
+    runtime_configs: dict[str, RuntimePin] = field(default_factory=dict)  # qualifier → runtime management
 
 
 class FunctionStore:
@@ -86,10 +96,10 @@ class FunctionStore:
             for row in conn.execute(select(function_urls)):
                 urls.setdefault(row.function_name, {})[row.qualifier] = json.loads(row.config)
             recursion = {row.function_name: row.recursive_loop for row in conn.execute(select(function_recursion_configs))}
-            runtime_configs: dict[str, dict[str, tuple[str, str | None]]] = {}
+            runtime_configs: dict[str, dict[str, RuntimePin]] = {}
             for row in conn.execute(select(runtime_management_configs)):
-                runtime_configs.setdefault(row.function_name, {})[row.qualifier] = (row.update_runtime_on,
-                                                                                    row.runtime_version_arn)
+                runtime_configs.setdefault(row.function_name, {})[row.qualifier] = RuntimePin(
+                    row.update_runtime_on, row.runtime_version_arn, row.interpreter)
             return [
                 StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
                                counters.get(name, 0), named.get(name, {}), policy.get(name, {}),
@@ -169,9 +179,11 @@ class FunctionStore:
         self._put(function_recursion_configs, {"function_name": name},
                   None if recursive_loop is None else {"recursive_loop": recursive_loop})
 
-    def set_runtime_config(self, name: str, qualifier: str, config: tuple[str, str | None] | None) -> None:
+    def set_runtime_config(self, name: str, qualifier: str, config: "RuntimePin | None") -> None:
         self._put(runtime_management_configs, {"function_name": name, "qualifier": qualifier},
-                  None if config is None else {"update_runtime_on": config[0], "runtime_version_arn": config[1]})
+                  None if config is None else {"update_runtime_on": config.update_runtime_on,
+                                               "runtime_version_arn": config.runtime_version_arn,
+                                               "interpreter": config.interpreter})
 
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:

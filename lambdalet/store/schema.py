@@ -88,7 +88,8 @@ function_recursion_configs = Table(
 )
 
 # Runtime management (PutRuntimeManagementConfig), by function and qualifier ("" for $LATEST):
-# `update_runtime_on` (Auto, FunctionUpdate, Manual) and, for Manual, the pinned runtime version.
+# `update_runtime_on` (Auto, FunctionUpdate, Manual) and, for Manual, the pinned runtime version and
+# the interpreter binary of that build (runtimes/registry.py checks it is unchanged at cold starts).
 runtime_management_configs = Table(
     "runtime_management_configs",
     metadata,
@@ -96,6 +97,7 @@ runtime_management_configs = Table(
     Column("qualifier", String(128), primary_key=True),
     Column("update_runtime_on", String(16), nullable=False),
     Column("runtime_version_arn", String(2048), nullable=True),
+    Column("interpreter", String(4096), nullable=True),
 )
 
 
