@@ -6,7 +6,9 @@ one `<hash>:<count>` entry per function, `|`-separated. The function's AWS SDK c
 into what it sends (`X-Amzn-Trace-Id`; SQS keeps it as the message's `AWSTraceHeader`), so the next
 invocation that event causes arrives with the count. Past 16, a function whose recursion config is
 `Terminate` (the default) is not invoked: `RecursiveInvocationException` (docs/deviations.md says
-which paths this server can see).
+which paths this server can see). As on AWS, a chain's first invocation of a function runs with
+count 0 (`Lineage=<hash>:0`) and each later one with one more, so the 16th runs with 15 and the
+17th, which would have 16, is stopped.
 
 The check is on the invoke path, so it is a substring test and, only when a lineage is there, one
 split; a function's hash is computed once.
@@ -18,7 +20,7 @@ import hashlib
 
 from lambdalet.errors import RecursiveInvocationException
 
-#: Invocations one chain of events may cause before the next is stopped (AWS: "after 16").
+#: Invocations of a function one chain of events may cause before the next is stopped (AWS: "after 16").
 MAX_DEPTH = 16
 RECURSIVE_LOOPS = ("Allow", "Terminate")
 DEFAULT_RECURSIVE_LOOP = "Terminate"
@@ -26,11 +28,12 @@ DEFAULT_RECURSIVE_LOOP = "Terminate"
 CONDITION = "RecursiveInvocationDetected"
 
 
-def lineage_count(trace: str, key: str) -> int:
-    """How many times the chain this trace belongs to has invoked the function `key` names."""
+def lineage_count(trace: str, key: str) -> int | None:
+    """The count of the function `key` names in this trace's lineage (how many invocations of it
+    the chain had before the one that sent it); None when it has none."""
     start = trace.find("Lineage=")
     if start < 0:
-        return 0
+        return None
     value = trace[start + 8:].split(";", 1)[0]
     for entry in value.split("|"):
         parts = entry.split(":")  # hash:count (and the versioned form version:hash:count)
@@ -38,8 +41,8 @@ def lineage_count(trace: str, key: str) -> int:
             try:
                 return int(parts[-1])
             except ValueError:
-                return 0
-    return 0
+                return None
+    return None
 
 
 def with_lineage(trace: str, key: str, count: int) -> str:
@@ -70,16 +73,17 @@ class RecursionGuard:
         return key
 
     def enter(self, name: str, trace: str) -> str:
-        """The trace the invocation runs with (its count for `name` one higher); raises
-        RecursiveInvocationException when the chain has invoked `name` MAX_DEPTH times already
-        and the function does not allow recursion."""
+        """The trace the invocation runs with (its count for `name`: 0 for the chain's first, one
+        more than the trace's otherwise); raises RecursiveInvocationException when the chain has
+        invoked `name` MAX_DEPTH times already and the function does not allow recursion."""
         key = self.key(name)
-        count = lineage_count(trace, key)
+        previous = lineage_count(trace, key)
+        count = 0 if previous is None else previous + 1
         if count >= MAX_DEPTH and name not in self.allowed:
             raise RecursiveInvocationException(
                 "Lambda detected that your function is being invoked in a recursive loop with other AWS "
                 "resources and stopped your function's invocation.")
-        return with_lineage(trace, key, count + 1)
+        return with_lineage(trace, key, count)
 
     def set(self, name: str, recursive_loop: str) -> None:
         if recursive_loop == "Allow":

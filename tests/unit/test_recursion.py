@@ -9,11 +9,12 @@ ROOT = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled
 
 
 def test_lineage_count_reads_this_functions_entry_in_either_form():
-    assert lineage_count(ROOT, "a87bd80c") == 0
+    assert lineage_count(ROOT, "a87bd80c") is None
+    assert lineage_count(f"{ROOT};Lineage=68fd508a:5", "a87bd80c") is None
     assert lineage_count(f"{ROOT};Lineage=a87bd80c:3", "a87bd80c") == 3
     assert lineage_count(f"{ROOT};Lineage=68fd508a:5|a87bd80c:2", "a87bd80c") == 2
     assert lineage_count(f"{ROOT};Lineage=1:a87bd80c:7;Self=1-x", "a87bd80c") == 7
-    assert lineage_count(f"{ROOT};Lineage=a87bd80c:x", "a87bd80c") == 0
+    assert lineage_count(f"{ROOT};Lineage=a87bd80c:x", "a87bd80c") is None
 
 
 def test_with_lineage_sets_one_entry_and_keeps_the_rest():
@@ -25,14 +26,14 @@ def test_with_lineage_sets_one_entry_and_keeps_the_rest():
 def test_the_guard_counts_up_and_stops_after_16_unless_allowed():
     guard = RecursionGuard()
     trace = ROOT
-    for depth in range(1, MAX_DEPTH + 1):
+    for invocation in range(MAX_DEPTH):  # 16 invocations run, with counts 0 to 15
         trace = guard.enter("fn", trace)
-        assert lineage_count(trace, guard.key("fn")) == depth
-    with pytest.raises(RecursiveInvocationException):
+        assert lineage_count(trace, guard.key("fn")) == invocation
+    with pytest.raises(RecursiveInvocationException):  # the 17th is stopped
         guard.enter("fn", trace)
-    assert lineage_count(guard.enter("other", trace), guard.key("other")) == 1  # another function's own count
+    assert lineage_count(guard.enter("other", trace), guard.key("other")) == 0  # another function's own count
     guard.set("fn", "Allow")
     assert guard.recursive_loop("fn") == "Allow"
-    assert lineage_count(guard.enter("fn", trace), guard.key("fn")) == MAX_DEPTH + 1
+    assert lineage_count(guard.enter("fn", trace), guard.key("fn")) == MAX_DEPTH
     guard.set("fn", "Terminate")
     assert guard.recursive_loop("fn") == "Terminate"

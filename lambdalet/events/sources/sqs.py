@@ -311,7 +311,7 @@ class SqsPoller:
         if not traces:
             return None
         key = self.ctx.invoker.recursion.key(self.mapping.function_name)
-        return max(traces, key=lambda trace: lineage_count(trace, key))
+        return max(traces, key=lambda trace: -1 if (count := lineage_count(trace, key)) is None else count)
 
     async def _delete(self, records: list[dict[str, Any]]) -> None:
         for start in range(0, len(records), 10):
