@@ -102,6 +102,8 @@ class Progress:
     throttle_delay: float = 0.5
     failure: Failure | None = None
     result: InvocationResult | None = None
+    #: The trace the last attempt ran with (its Lineage counted): a function destination goes on with it.
+    trace: str | None = None
 
 
 def _release(waiters: "deque[asyncio.Future[None]]", count: int) -> None:
@@ -354,6 +356,7 @@ class AsyncQueue:
             invocation.trace_id = event.trace
         try:
             result = await self._invoker.invoke(config, invocation)
+            progress.trace = invocation.trace_id
         except RecursiveInvocationException as exc:  # a loop stopped: not retried, on to the DLQ and destination
             progress.failure = Failure(exc.status, exc.message)
             await self._give_up(event, RECURSION_CONDITION, settings, config.dead_letter_target)
@@ -380,7 +383,8 @@ class AsyncQueue:
         progress.result = result
         if not result.function_error:
             if settings.on_success and not await self._deliveries.send_record(
-                    settings.on_success, self._record(event, "Success", attempts), self._function_arn(event)):
+                    settings.on_success, self._record(event, "Success", attempts), self._function_arn(event),
+                    trace=progress.trace):
                 self._invoker.metrics.destination_failures.labels(event.function_name).inc()
             self._forget(event)
         elif attempts > settings.retries:
@@ -453,8 +457,10 @@ class AsyncQueue:
             sends[metrics.dead_letter_errors] = self._deliveries.send_dead_letter(
                 dead_letter, event.payload, event.request_id, failure)
         if settings.on_failure:
+            progress = self._progress.get(event.request_id)
             sends[metrics.destination_failures] = self._deliveries.send_record(
-                settings.on_failure, self._record(event, condition, attempts), self._function_arn(event))
+                settings.on_failure, self._record(event, condition, attempts), self._function_arn(event),
+                trace=progress.trace if progress and progress.trace else event.trace)
         for counter, sent in zip(sends, await asyncio.gather(*sends.values())):
             if not sent:
                 counter.labels(event.function_name).inc()
@@ -474,11 +480,13 @@ class AsyncQueue:
         self._progress.pop(event.request_id, None)
         self._mark_done(event.request_id)
 
-    async def _invoke_destination(self, target: Target, payload: bytes) -> None:
-        """A function destination: an asynchronous invoke of it, through this same queue."""
+    async def _invoke_destination(self, target: Target, payload: bytes, trace: str | None = None) -> None:
+        """A function destination: an asynchronous invoke of it, through this same queue, in the
+        same chain of events (`trace`: its Lineage counts a loop through destinations)."""
         ref = parse_function_name(target.arn)
         self._functions.config(ref.name, ref.qualifier)  # it may have been deleted since
-        await self.enqueue(QueuedEvent(new_request_id(), ref.name, ref.qualifier, target.arn, payload, self._clock()))
+        await self.enqueue(QueuedEvent(new_request_id(), ref.name, ref.qualifier, target.arn, payload, self._clock(),
+                                       trace=trace))
 
     async def shutdown(self) -> None:
         """Stop taking work; events in flight (and parked ones) stay claimed only until the next start."""

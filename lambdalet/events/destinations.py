@@ -136,22 +136,24 @@ class Deliveries:
     """Sends records and dead letters. boto3 is blocking, so calls run on a small thread pool;
     clients (thread-safe) are made once per service and region."""
 
-    def __init__(self, to_function: Callable[[Target, bytes], Awaitable[None]], *, threads: int = 8) -> None:
+    def __init__(self, to_function: Callable[[Target, bytes, "str | None"], Awaitable[None]], *,
+                 threads: int = 8) -> None:
         self._to_function = to_function
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lambdalet-destinations")
         self._clients: dict[tuple[str, str], Any] = {}
         self._queue_urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    async def send_record(self, arn: str, record: dict[str, Any], function_arn: str) -> bool:
-        """Deliver one invocation record; False (logged) when it could not be."""
+    async def send_record(self, arn: str, record: dict[str, Any], function_arn: str, trace: str | None = None) -> bool:
+        """Deliver one invocation record (`trace`: the invocation's, for a function destination);
+        False (logged) when it could not be."""
         target = parse_arn(arn)
         body = json.dumps(record)
         try:
             if target is None:
                 raise ValueError("not an ARN")
             if target.service == "lambda":
-                await self._to_function(target, body.encode())
+                await self._to_function(target, body.encode(), trace)
                 return True
             detail_type = SUCCESS_DETAIL_TYPE if record["requestContext"]["condition"] == "Success" else FAILURE_DETAIL_TYPE
             await self._call(self._send_record, target, body, detail_type, function_arn)

@@ -169,3 +169,43 @@ def test_recursion_config_put_get_and_refusals(lam, n):
     assert (code, status) == ("ResourceNotFoundException", 404)
     code, status, _, _ = client_error(lam, lambda: lam.get_function_recursion_config(FunctionName=f"{n('cfg')}:1"))
     assert status == 400, code
+
+
+LOOP_BY_DESTINATION = r'''
+import json, os
+import boto3
+
+sqs = boto3.client("sqs")
+
+
+def handler(event, context):
+    sqs.send_message(QueueUrl=os.environ["RECORDER"], MessageBody=os.environ["_X_AMZN_TRACE_ID"])
+    return {"again": True}
+'''
+
+
+def test_a_loop_through_a_function_destination_is_stopped_too(lam, moto, n):
+    """A function whose on-success destination is itself: each record is the next invocation."""
+    recorder = Recorder(moto, n("recorder"))
+    dlq_url, dlq_arn = new_queue(moto, n("dlq"))
+    arn = lam.create_function(FunctionName=n("self"), Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                              Code={"ZipFile": make_zip({"app.py": LOOP_BY_DESTINATION})},
+                              Environment={"Variables": {"RECORDER": recorder.url}},
+                              DeadLetterConfig={"TargetArn": dlq_arn})["FunctionArn"]
+    lam.put_function_event_invoke_config(FunctionName=n("self"), DestinationConfig={"OnSuccess": {"Destination": arn}})
+    lam.invoke(FunctionName=n("self"), InvocationType="Event", Payload=b"{}")
+    sqs = moto.client("sqs")
+    [dead] = wait_until(lambda: sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages"),
+                        timeout=90, interval=0.2, what="the 17th event in the dead-letter queue")
+    assert json.loads(dead["Body"])["requestContext"]["condition"] == "Success"  # the 16th's record
+    counts = sorted(next(iter(_lineage(trace).values())) for trace in _drain_bodies(moto, recorder.url))
+    assert counts == list(range(16))
+
+
+def _drain_bodies(moto, url: str) -> list[str]:
+    sqs, bodies = moto.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [m["Body"] for m in messages]
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                        for i, m in enumerate(messages)])
+    return bodies
