@@ -146,7 +146,7 @@ def test_an_async_event_stopped_as_a_loop_goes_to_the_on_failure_destination(lam
     assert record["requestPayload"] == {"x": 1}
 
 
-def test_recursion_config_put_get_and_refusals(lam, n):
+def test_recursion_config_put_get_and_refusals(lam, n, srv):
     lam.create_function(FunctionName=n("cfg"), Runtime="python3.12", Role=ROLE, Handler="app.handler",
                         Code={"ZipFile": make_zip({"app.py": TRACE_HANDLER})})
     assert lam.get_function_recursion_config(FunctionName=n("cfg"))["RecursiveLoop"] == "Terminate"
@@ -154,6 +154,8 @@ def test_recursion_config_put_get_and_refusals(lam, n):
     assert (put["RecursiveLoop"], put["ResponseMetadata"]["HTTPStatusCode"]) == ("Allow", 200)
     arn = lam.get_function(FunctionName=n("cfg"))["Configuration"]["FunctionArn"]
     assert lam.get_function_recursion_config(FunctionName=arn)["RecursiveLoop"] == "Allow"
+    srv.restart()  # kept in the database
+    assert lam.get_function_recursion_config(FunctionName=n("cfg"))["RecursiveLoop"] == "Allow"
     lam.put_function_recursion_config(FunctionName=n("cfg"), RecursiveLoop="Terminate")
     assert lam.get_function_recursion_config(FunctionName=n("cfg"))["RecursiveLoop"] == "Terminate"
 
