@@ -156,7 +156,7 @@ class Deliveries:
                 await self._to_function(target, body.encode(), trace)
                 return True
             detail_type = SUCCESS_DETAIL_TYPE if record["requestContext"]["condition"] == "Success" else FAILURE_DETAIL_TYPE
-            await self._call(self._send_record, target, body, detail_type, function_arn)
+            await self._call(self._send_record, target, body, detail_type, function_arn, trace)
             return True
         except Exception as exc:
             log.warning("could not deliver the record of %s to %s: %s", record["requestContext"]["requestId"], arn,
@@ -222,15 +222,23 @@ class Deliveries:
         self._client("sqs", target.region).send_message(
             QueueUrl=self._queue_url(target), MessageBody=body, MessageAttributes=attributes)
 
-    def _send_record(self, target: Target, body: str, detail_type: str, function_arn: str) -> None:
+    def _send_record(self, target: Target, body: str, detail_type: str, function_arn: str,
+                     trace: str | None = None) -> None:
+        """`trace`: the invocation's trace header, which goes on with the record (SQS's AWSTraceHeader,
+        EventBridge's TraceHeader) so that a loop back to the function is counted."""
         if target.service == "sqs":
-            self._client("sqs", target.region).send_message(QueueUrl=self._queue_url(target), MessageBody=body)
+            traced = {"MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "String", "StringValue": trace}}} \
+                if trace else {}
+            self._client("sqs", target.region).send_message(QueueUrl=self._queue_url(target), MessageBody=body,
+                                                            **traced)
         elif target.service == "sns":
             self._client("sns", target.region).publish(TopicArn=target.arn, Message=body)
         elif target.service == "events":
-            reply = self._client("events", target.region).put_events(Entries=[{
-                "Source": "lambda", "DetailType": detail_type, "Detail": body,
-                "Resources": [function_arn, target.arn], "EventBusName": target.arn}])
+            entry = {"Source": "lambda", "DetailType": detail_type, "Detail": body,
+                     "Resources": [function_arn, target.arn], "EventBusName": target.arn}
+            if trace:
+                entry["TraceHeader"] = trace
+            reply = self._client("events", target.region).put_events(Entries=[entry])
             if reply.get("FailedEntryCount"):
                 raise RuntimeError(f"EventBridge refused the event: {reply['Entries']}")
         else:

@@ -146,6 +146,20 @@ def test_an_async_event_stopped_as_a_loop_goes_to_the_on_failure_destination(lam
     assert record["requestPayload"] == {"x": 1}
 
 
+def test_an_sqs_destination_record_carries_the_trace_on(lam, moto, n, traced, monkeypatch):
+    destination_url, destination_arn = new_queue(moto, n("successes"))
+    lam.put_function_event_invoke_config(FunctionName=n("trace"),
+                                         DestinationConfig={"OnSuccess": {"Destination": destination_arn}})
+    _as_function(monkeypatch, f"{ROOT};Lineage={traced}:4")
+    lam.invoke(FunctionName=n("trace"), InvocationType="Event", Payload=b"{}")
+    sqs = moto.client("sqs")
+    [message] = wait_until(lambda: sqs.receive_message(QueueUrl=destination_url, WaitTimeSeconds=1,
+                                                       MessageSystemAttributeNames=["AWSTraceHeader"]).get("Messages"),
+                           timeout=30, interval=0.2, what="the invocation record")
+    header = message["Attributes"]["AWSTraceHeader"]
+    assert header.startswith(ROOT) and _lineage(header) == {traced: 5}  # a mapping on that queue counts on
+
+
 def test_recursion_config_put_get_and_refusals(lam, n, srv):
     lam.create_function(FunctionName=n("cfg"), Runtime="python3.12", Role=ROLE, Handler="app.handler",
                         Code={"ZipFile": make_zip({"app.py": TRACE_HANDLER})})
