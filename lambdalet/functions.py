@@ -50,7 +50,7 @@ class Function:
     event_configs: dict[str, dict] = field(default_factory=dict)
     #: Function URL configs by qualifier ("" for the unqualified function, else an alias).
     urls: dict[str, dict] = field(default_factory=dict)
-    #: Runtime management configs by qualifier ("" for $LATEST): (UpdateRuntimeOn, pinned RuntimeVersionArn).
+    #: Runtime management configs by qualifier ("" for $LATEST, else a version number).
     runtime_configs: dict[str, RuntimePin] = field(default_factory=dict)
 
     def uses_snapstart(self) -> bool:
@@ -435,6 +435,7 @@ class FunctionRegistry:
                     "Unable to delete version because it has a provisioned concurrency configuration.")
             await asyncio.to_thread(self._store.delete_version, name, version)
             del function.versions[version]
+            function.runtime_configs.pop(version, None)
         self._on_change(name, version)
         if self._on_delete is not None:
             self._on_delete(name, version)

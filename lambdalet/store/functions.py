@@ -142,7 +142,10 @@ class FunctionStore:
                      {"last_version": int(config.version)})
 
     def delete_version(self, name: str, version: str) -> None:
-        self._put(function_versions, {"function_name": name, "version": version}, None)
+        """A version goes with its runtime management config."""
+        with self.engine.begin() as conn:
+            _replace(conn, runtime_management_configs, {"function_name": name, "qualifier": version}, None)
+            _replace(conn, function_versions, {"function_name": name, "version": version}, None)
 
     def set_policy(self, name: str, qualifier: str, statements: list[dict], revision_id: str) -> None:
         self._put(policies, {"function_name": name, "qualifier": qualifier},
