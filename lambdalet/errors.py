@@ -98,6 +98,12 @@ class RequestTimeoutException(LambdaError):
     status, error_type = 408, "RequestTimeoutException"
 
 
+class RecursiveInvocationException(LambdaError):
+    """A recursive loop was stopped (lambdalet/invoke/recursion.py)."""
+
+    status, error_type, message_member = 400, "RecursiveInvocationException", "Message"
+
+
 class RequestTooLargeException(LambdaError):
     status, error_type = 413, "RequestTooLargeException"
 

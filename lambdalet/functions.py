@@ -21,10 +21,11 @@ from lambdalet.errors import (
 )
 from lambdalet.events.async_queue import EventInvokeSettings
 from lambdalet.invoke.leases import ConcurrencyLimiter
+from lambdalet.invoke.recursion import DEFAULT_RECURSIVE_LOOP, RecursionGuard
 from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
 from lambdalet.network import NETWORK_TAG
 from lambdalet.policies import apply_change
-from lambdalet.store.functions import FunctionStore
+from lambdalet.store.functions import FunctionStore, RuntimePin
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Function:
     event_configs: dict[str, dict] = field(default_factory=dict)
     #: Function URL configs by qualifier ("" for the unqualified function, else an alias).
     urls: dict[str, dict] = field(default_factory=dict)
+    #: Runtime management configs by qualifier ("" for $LATEST, else a version number).
+    runtime_configs: dict[str, RuntimePin] = field(default_factory=dict)
 
     def uses_snapstart(self) -> bool:
         """Any configuration of the function (its $LATEST or a published version) has SnapStart on."""
@@ -86,8 +89,11 @@ def event_config_key(qualifier: str | None) -> str:
 class FunctionRegistry:
     def __init__(self, store: FunctionStore, arns: Arns, limiter: ConcurrencyLimiter,
                  on_change: Callable[[str, str | None], None],
-                 on_delete: Callable[[str, str | None], None] | None = None) -> None:
+                 on_delete: Callable[[str, str | None], None] | None = None,
+                 recursion: RecursionGuard | None = None) -> None:
         self._store = store
+        #: Which functions allow recursive loops; the invoker checks it (`invoke/recursion.py`).
+        self.recursion = recursion or RecursionGuard()
         self._arns = arns
         self._limiter = limiter
         self._on_change = on_change
@@ -108,7 +114,9 @@ class FunctionRegistry:
             self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
                                                          stored.last_version, dict(stored.aliases),
                                                          dict(stored.policies), dict(stored.provisioned),
-                                                         dict(stored.event_configs), dict(stored.urls))
+                                                         dict(stored.event_configs), dict(stored.urls),
+                                                         dict(stored.runtime_configs))
+            self.recursion.set(stored.latest.name, stored.recursive_loop or DEFAULT_RECURSIVE_LOOP)
             self._limiter.reserve(stored.latest.name, stored.reserved_concurrency)
             for qualifier, url in stored.urls.items():
                 self._by_url_id[url["UrlId"]] = (stored.latest.name, qualifier)
@@ -242,6 +250,23 @@ class FunctionRegistry:
                 function.event_configs.pop(qualifier, None)
             else:
                 function.event_configs[qualifier] = config
+
+    async def set_recursive_loop(self, name: str, recursive_loop: str) -> None:
+        """PutFunctionRecursionConfig: stored (only when not the default), then in effect at once."""
+        async with self._write_lock:
+            self.get(name)
+            stored = None if recursive_loop == DEFAULT_RECURSIVE_LOOP else recursive_loop
+            await asyncio.to_thread(self._store.set_recursive_loop, name, stored)
+            self.recursion.set(name, recursive_loop)
+
+    async def set_runtime_config(self, name: str, qualifier: str, config: RuntimePin) -> None:
+        """PutRuntimeManagementConfig of one qualifier ("" for $LATEST). Its environments are
+        retired: a pin changes which interpreter build they run."""
+        async with self._write_lock:
+            function = self.get(name)
+            await asyncio.to_thread(self._store.set_runtime_config, name, qualifier, config)
+            function.runtime_configs[qualifier] = config
+        self._on_change(name, None)
 
     def url_target(self, url_id: str) -> tuple[str, str] | None:
         """The (function, qualifier) a function URL's id serves, or None."""
@@ -410,6 +435,7 @@ class FunctionRegistry:
                     "Unable to delete version because it has a provisioned concurrency configuration.")
             await asyncio.to_thread(self._store.delete_version, name, version)
             del function.versions[version]
+            function.runtime_configs.pop(version, None)
         self._on_change(name, version)
         if self._on_delete is not None:
             self._on_delete(name, version)
@@ -422,6 +448,7 @@ class FunctionRegistry:
             for qualifier in list(function.urls):
                 self._forget_url(function, qualifier)
             self._limiter.reserve(name, None)
+            self.recursion.set(name, DEFAULT_RECURSIVE_LOOP)
         self._on_change(name, None)
         if self._on_delete is not None:
             self._on_delete(name, None)

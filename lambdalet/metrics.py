@@ -94,6 +94,9 @@ class Metrics:
         self.async_dropped = Counter("lambdalet_async_events_dropped", "Asynchronous events given up on, by "
                                      "condition: RetriesExhausted or EventAgeExceeded (AsyncEventsDropped).",
                                      ("function", "condition"), registry=r)
+        self.recursive_dropped = Counter("lambdalet_recursive_invocations_dropped", "Invocations stopped "
+                                         "because their event had invoked the function in a recursive loop 16 "
+                                         "times (RecursiveInvocationsDropped).", ("function",), registry=r)
         self.destination_failures = Counter("lambdalet_destination_delivery_failures", "Invocation records that "
                                             "could not be delivered to a destination (DestinationDeliveryFailures).",
                                             ("function",), registry=r)
@@ -140,9 +143,10 @@ class Metrics:
             del self._urls[url_key]
             self.url_requests.remove(url_key[0], url_key[1], str(url_key[2]))
         if qualifier is None:
-            for condition in ("RetriesExhausted", "EventAgeExceeded"):
+            for condition in ("RetriesExhausted", "EventAgeExceeded", "RecursiveInvocationDetected"):
                 _remove_if_present(self.async_dropped, function, condition)
             _remove_if_present(self.destination_failures, function)
+            _remove_if_present(self.recursive_dropped, function)
             _remove_if_present(self.dead_letter_errors, function)
 
     def expose(self, accept: str | None) -> tuple[bytes, str]:

@@ -477,7 +477,8 @@ class Alias:
         return self.function_version
 
 
-def runtime_version_arn(region: str, runtime: str) -> str:
-    """A stable runtime-version ARN per runtime (Lambda's has a 64-hex digest of the runtime build)."""
-    digest = hashlib.sha256(f"lambdalet:{runtime}".encode()).hexdigest()
+def runtime_version_arn(region: str, runtime: str, build: str = "") -> str:
+    """A runtime-version ARN (Lambda's has a 64-hex digest of the runtime build): of one build of
+    the runtime's interpreter (`runtimes.registry.build_id`), or with none the runtime's own."""
+    digest = hashlib.sha256(f"lambdalet:{runtime}:{build}".encode() if build else f"lambdalet:{runtime}".encode()).hexdigest()
     return f"arn:aws:lambda:{region}::runtime:{digest}"

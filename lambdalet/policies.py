@@ -32,7 +32,7 @@ def adding(statement: dict, revision: str | None, read_with: str) -> Change:
     """AddPermission's change: a new statement id, and the policy stays within Lambda's 20 KB."""
     def change(statements: list[dict], current: str | None) -> list[dict]:
         check_revision(revision, current, read_with=read_with)
-        if any(existing["Sid"] == statement["Sid"] for existing in statements):
+        if any(existing.get("Sid") == statement["Sid"] for existing in statements):
             raise ResourceConflictException(
                 f"The statement id ({statement['Sid']}) provided already exists. Please provide a new statement id, "
                 "or remove the existing statement.")
@@ -48,10 +48,30 @@ def removing(sid: str, revision: str | None, read_with: str) -> Change:
     """RemovePermission's change: the statement must exist."""
     def change(statements: list[dict], current: str | None) -> list[dict]:
         check_revision(revision, current, read_with=read_with)
-        kept = [statement for statement in statements if statement["Sid"] != sid]
+        kept = [statement for statement in statements if statement.get("Sid") != sid]
         if len(kept) == len(statements):
             raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
         return kept
+
+    return change
+
+
+def replacing(statements: list[dict], revision: str | None, read_with: str) -> Change:
+    """PutResourcePolicy's change: the whole policy (its size checked by the caller)."""
+    def change(_current_statements: list[dict], current: str | None) -> list[dict]:
+        check_revision(revision, current, read_with=read_with)
+        return statements
+
+    return change
+
+
+def deleting(revision: str | None, read_with: str) -> Change:
+    """DeleteResourcePolicy's change: there must be a policy to delete."""
+    def change(statements: list[dict], current: str | None) -> list[dict]:
+        if not statements:
+            raise ResourceNotFoundException("The resource you requested does not exist.")
+        check_revision(revision, current, read_with=read_with)
+        return []
 
     return change
 

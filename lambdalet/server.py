@@ -27,6 +27,9 @@ from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
 from lambdalet.api import layers as layers_api
 from lambdalet.api import provisioned as provisioned_api
+from lambdalet.api import recursion as recursion_api
+from lambdalet.api import resource_policy as resource_policy_api
+from lambdalet.api import runtime_management as runtime_management_api
 from lambdalet.api import scheduler as scheduler_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
@@ -50,6 +53,7 @@ from lambdalet.invoke.environment import Environment
 from lambdalet.invoke.invoker import Invoker
 from lambdalet.invoke.leases import ConcurrencyLimiter, MemoryBudget, default_memory_budget_mb
 from lambdalet.invoke.pool import Pools
+from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.runtime_api import RuntimeApiServer
 from lambdalet.layers import LayerRegistry
 from lambdalet.log_groups import LogReader
@@ -140,6 +144,9 @@ async def build_services(settings: Settings) -> Services:
 
     def new_environment(config: FunctionConfig, provisioned: bool) -> Environment:
         runtime = IMAGE_RUNTIME if config.image is not None else runtimes.get(config.runtime)
+        pin = registry.get(config.name).runtime_configs.get("" if config.version == LATEST else config.version)
+        if pin is not None and pin.runtime_version_arn and config.image is None:  # Manual: that build or none
+            runtime = runtimes.pinned(config.runtime, pin.interpreter or "", pin.runtime_version_arn, settings.region)
         use_sdk = sdk is not None and runtime.is_python and sdk.supports(runtime.name)
         code_dir = (images.root(config.image) if config.image is not None
                     else config.hot_reload_dir or blobs.code_dir(config.code_sha256))
@@ -168,7 +175,8 @@ async def build_services(settings: Settings) -> Services:
     limiter = ConcurrencyLimiter(settings.account_concurrency, settings.unreserved_concurrency_min)
     pools = Pools(new_environment, settings.keep_alive, budget, on_retire=retire_snapshot)
     metrics = Metrics()
-    invoker = Invoker(pools, limiter, metrics)
+    recursion = RecursionGuard()
+    invoker = Invoker(pools, limiter, metrics, recursion)
     engine = make_engine(settings.resolved_database_url)
     store = FunctionStore(engine)
 
@@ -176,7 +184,7 @@ async def build_services(settings: Settings) -> Services:
         pools.retire_function(name, version)
         reloader.sync()
 
-    registry = FunctionRegistry(store, arns, limiter, on_change=changed, on_delete=metrics.forget)
+    registry = FunctionRegistry(store, arns, limiter, on_change=changed, on_delete=metrics.forget, recursion=recursion)
     url_listeners = UrlListeners(settings.host, parse_port_range(settings.function_url_ports),
                                  settings.advertised_url_host, settings.port)
     registry.on_url_removed = url_listeners.close
@@ -273,7 +281,8 @@ def create_app(settings: Settings) -> web.Application:
     # Function code may call only Invoke and function URLs (api/callers.py); every other route refuses it.
     app.add_routes(invoke_api.routes())
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
-                provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api):
+                provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api,
+                recursion_api, resource_policy_api, runtime_management_api):
         app.add_routes([refuse_functions(route) for route in api.routes()])
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())

@@ -11,11 +11,12 @@ import binascii
 import json
 import random
 import time
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from lambdalet import logs
-from lambdalet.api.common import function_ref, lambda_body, qualifier, services
+from lambdalet.api.common import function_ref, json_response, lambda_body, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, ResourceConflictException,
 )
@@ -31,7 +32,9 @@ TRACE_HEADER_LIMIT = 1024  # X-Amzn-Trace-Id: Root, Parent, Sampled, Lineage, ..
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.post("/2015-03-31/functions/{function_name}/invocations", invoke)]
+    return [web.post("/2015-03-31/functions/{function_name}/invocations", invoke),
+            web.post("/2014-11-13/functions/{function_name}/invoke-async", invoke_async),
+            web.post("/2014-11-13/functions/{function_name}/invoke-async/", invoke_async)]
 
 
 def _too_large(limit: int) -> RequestTooLargeException:
@@ -89,13 +92,14 @@ async def invoke(request: web.Request) -> web.Response:
     request_id = new_request_id()
     request["request_id"] = request_id
     invoked_arn = svc.arns.function(ref.name, qual)
+    trace = _trace(request)
     if invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
-        await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time()))
+        await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time(),
+                                            trace=trace))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
     invocation = Invocation(request_id, payload, invoked_arn, client_context=client_context, alias=alias_of(qual))
-    trace = request.headers.get("X-Amzn-Trace-Id")
-    if trace is not None and "Root=1-" in trace and len(trace) <= TRACE_HEADER_LIMIT:
+    if trace is not None:
         invocation.trace_id = trace  # the caller's trace goes on, as Lambda passes it to the runtime
     result = await svc.invoker.invoke(config, invocation)
     headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.executed_version}
@@ -104,6 +108,47 @@ async def invoke(request: web.Request) -> web.Response:
     if request.headers.get("X-Amz-Log-Type") == "Tail":
         headers["X-Amz-Log-Result"] = logs.tail(list(invocation.log_lines))
     return _response(result.payload, result.content_type, headers)
+
+
+def _trace(request: web.Request) -> str | None:
+    """The caller's X-Ray trace header, when it is one (its Lineage counts recursive loops)."""
+    trace = request.headers.get("X-Amzn-Trace-Id")
+    if trace is None or "Root=1-" not in trace or len(trace) > TRACE_HEADER_LIMIT:
+        return None
+    return unquote(trace) if "%" in trace else trace  # botocore percent-encodes a Lineage's "|"
+
+
+async def invoke_async(request: web.Request) -> web.Response:
+    """InvokeAsync (deprecated, still served by AWS): an `Event` invoke of the unqualified name or
+    the qualifier in it, answered `202 {"Status": 202}` once the event is committed to the queue."""
+    svc = services(request)
+    ref = function_ref(request)
+    config = svc.functions.config(ref.name, ref.qualifier)  # 404 for an unknown function or qualifier
+    if config.state != "Active":
+        raise ResourceConflictException(
+            f"The operation cannot be performed at this time. The function is currently in the following state: "
+            f"{config.state}")
+    if (request.content_length or 0) > ASYNC_PAYLOAD_LIMIT:
+        raise _too_large(ASYNC_PAYLOAD_LIMIT)
+    payload = await lambda_body(request)
+    if len(payload) > ASYNC_PAYLOAD_LIMIT:
+        raise _too_large(ASYNC_PAYLOAD_LIMIT)
+    if payload.strip():
+        try:
+            json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidRequestContentException(
+                f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
+    else:
+        payload = b"{}"
+    request_id = new_request_id()
+    request["request_id"] = request_id
+    await svc.queue.enqueue(QueuedEvent(request_id, ref.name, ref.qualifier,
+                                        svc.arns.function(ref.name, ref.qualifier), payload, time.time(),
+                                        trace=_trace(request)))
+    response = json_response({"Status": 202}, status=202)
+    response.headers["x-amzn-RequestId"] = request_id
+    return response
 
 
 def _response(payload: bytes, content_type: str, headers: dict[str, str]) -> web.Response:

@@ -1,16 +1,19 @@
-"""Tags on functions and event source mappings: TagResource, UntagResource, ListTags (by ARN)."""
+"""Tags on functions and event source mappings: TagResource, UntagResource, ListTags (by ARN).
+
+Functions are the registry's; every other taggable kind is a `Taggable` in `TAGGABLE`, by the
+resource type of its ARN, so that a new kind (code signing configs) is one entry there.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from lambdalet import network, validation
 from lambdalet.api.common import json_body, json_response, services
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException, ValidationException
-from lambdalet.events.mappings import EventSourceMapping
 from lambdalet.functions import Function
 from lambdalet.model import parse_function_name
 
@@ -28,19 +31,66 @@ RESOURCE_PATTERN = (r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([
 _RESOURCE = re.compile(RESOURCE_PATTERN)
 
 
-async def _mapping(request: web.Request) -> EventSourceMapping | None:
-    """The event source mapping a tag request's ARN names; None when it names a function."""
+class Taggable(Protocol):
+    """A kind of taggable resource other than functions, found by the resource type of its ARN."""
+
+    #: How Lambda names it in "<what> not found: <arn>".
+    what: str
+
+    async def get_tags(self, request: web.Request, arn: str) -> dict[str, str] | None:
+        """Its tags; None when there is no such resource."""
+
+    async def set_tags(self, request: web.Request, arn: str, tags: dict[str, str]) -> None:
+        """Replace its tags (it exists: get_tags said so)."""
+
+
+class MappingTags:
+    what = "Event source mapping"
+
+    async def get_tags(self, request: web.Request, arn: str) -> dict[str, str] | None:
+        mapping = await services(request).mappings.get(arn.rsplit(":", 1)[1])
+        return None if mapping is None else dict(mapping.tags)
+
+    async def set_tags(self, request: web.Request, arn: str, tags: dict[str, str]) -> None:
+        await services(request).mappings.set_tags(arn.rsplit(":", 1)[1], tags)
+
+
+class NoneHere:
+    """A kind this server has no resources of (yet): every ARN of it is not found."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    async def get_tags(self, request: web.Request, arn: str) -> dict[str, str] | None:
+        return None
+
+    async def set_tags(self, request: web.Request, arn: str, tags: dict[str, str]) -> None:
+        raise AssertionError("never found, never tagged")
+
+
+#: By the resource type in the ARN; a new taggable kind (code signing configs) registers here.
+TAGGABLE: dict[str, Taggable] = {
+    "event-source-mapping": MappingTags(),
+    "code-signing-config": NoneHere("Code signing config"),
+    "capacity-provider": NoneHere("Capacity provider"),
+}
+
+
+async def _other(request: web.Request) -> tuple[Taggable, str, dict[str, str]] | None:
+    """(its kind, its ARN, its tags) when a tag request names a resource other than a function."""
     raw = request.match_info["arn"]
-    if ":event-source-mapping:" not in raw:
+    parts = raw.split(":")
+    kind = TAGGABLE.get(parts[5]) if raw.startswith("arn:") and len(parts) > 5 else None
+    if kind is None:
         return None
     if not _RESOURCE.fullmatch(raw):
         raise ValidationException(f"1 validation error detected: Value '{raw}' at 'resource' failed to satisfy "
                                   f"constraint: Member must satisfy regular expression pattern: {RESOURCE_PATTERN}")
     svc = services(request)
-    mapping = await svc.mappings.get(raw.rsplit(":", 1)[1])
-    if mapping is None or raw.split(":")[3:5] != [svc.arns.region, svc.arns.account]:
-        raise ResourceNotFoundException(f"Event source mapping not found: {raw}")
-    return mapping
+    tags = await kind.get_tags(request, raw) if parts[3:5] == [svc.arns.region, svc.arns.account] else None
+    if tags is None:
+        raise ResourceNotFoundException(f"{kind.what} not found: {raw}")
+    return kind, raw, tags
 
 
 def _function_name(request: web.Request) -> str:
@@ -59,20 +109,22 @@ def _function_name(request: web.Request) -> str:
 
 
 async def tag_resource(request: web.Request) -> web.Response:
-    mapping = await _mapping(request)
+    other = await _other(request)
     tags = validation.tags(await json_body(request)) or {}
-    if mapping is not None:
-        await services(request).mappings.set_tags(mapping.uuid, {**mapping.tags, **tags})
+    if other is not None:
+        kind, arn, current = other
+        await kind.set_tags(request, arn, {**current, **tags})
     else:
         await _change(request, _function_name(request), add=tags)
     return web.Response(status=204)
 
 
 async def untag_resource(request: web.Request) -> web.Response:
-    mapping = await _mapping(request)
+    other = await _other(request)
     keys = request.query.getall("tagKeys", [])
-    if mapping is not None:
-        await services(request).mappings.set_tags(mapping.uuid, {k: v for k, v in mapping.tags.items() if k not in keys})
+    if other is not None:
+        kind, arn, current = other
+        await kind.set_tags(request, arn, {k: v for k, v in current.items() if k not in keys})
     else:
         await _change(request, _function_name(request), remove=keys)
     return web.Response(status=204)
@@ -88,8 +140,8 @@ async def _change(request: web.Request, name: str, **change: Any) -> None:
 
 
 async def list_tags(request: web.Request) -> web.Response:
-    mapping = await _mapping(request)
-    if mapping is not None:
-        return json_response({"Tags": dict(mapping.tags)})
+    other = await _other(request)
+    if other is not None:
+        return json_response({"Tags": other[2]})
     name = _function_name(request)
     return json_response({"Tags": dict(services(request).functions.get(name).tags)})

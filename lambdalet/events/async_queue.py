@@ -35,10 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
+from lambdalet.errors import (
+    LambdaError, RecursiveInvocationException, ResourceNotFoundException, TooManyRequestsException,
+)
 from lambdalet.events.bursts import BurstGate
 from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
 from lambdalet.invoke.leases import HostMemoryExhausted
+from lambdalet.invoke.recursion import CONDITION as RECURSION_CONDITION
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
 from lambdalet.model import LATEST, alias_of, parse_function_name
 from lambdalet.store.events import EventStore, QueuedEvent
@@ -99,6 +102,8 @@ class Progress:
     throttle_delay: float = 0.5
     failure: Failure | None = None
     result: InvocationResult | None = None
+    #: The trace the last attempt ran with (its Lineage counted): a function destination goes on with it.
+    trace: str | None = None
 
 
 def _release(waiters: "deque[asyncio.Future[None]]", count: int) -> None:
@@ -347,8 +352,15 @@ class AsyncQueue:
             return
         progress = self._progress.setdefault(event.request_id, Progress())
         invocation = Invocation(event.request_id, event.payload, event.invoked_arn, alias=alias_of(event.qualifier))
+        if event.trace is not None:
+            invocation.trace_id = event.trace
         try:
             result = await self._invoker.invoke(config, invocation)
+            progress.trace = invocation.trace_id
+        except RecursiveInvocationException as exc:  # a loop stopped: not retried, on to the DLQ and destination
+            progress.failure = Failure(exc.status, exc.message)
+            await self._give_up(event, RECURSION_CONDITION, settings, config.dead_letter_target)
+            return
         except HostMemoryExhausted:  # more workers than environments fit: wait for one to be free
             self._ready.appendleft(event)
             self._ready_bytes += len(event.payload)
@@ -371,7 +383,8 @@ class AsyncQueue:
         progress.result = result
         if not result.function_error:
             if settings.on_success and not await self._deliveries.send_record(
-                    settings.on_success, self._record(event, "Success", attempts), self._function_arn(event)):
+                    settings.on_success, self._record(event, "Success", attempts), self._function_arn(event),
+                    trace=progress.trace):
                 self._invoker.metrics.destination_failures.labels(event.function_name).inc()
             self._forget(event)
         elif attempts > settings.retries:
@@ -444,8 +457,10 @@ class AsyncQueue:
             sends[metrics.dead_letter_errors] = self._deliveries.send_dead_letter(
                 dead_letter, event.payload, event.request_id, failure)
         if settings.on_failure:
+            progress = self._progress.get(event.request_id)
             sends[metrics.destination_failures] = self._deliveries.send_record(
-                settings.on_failure, self._record(event, condition, attempts), self._function_arn(event))
+                settings.on_failure, self._record(event, condition, attempts), self._function_arn(event),
+                trace=progress.trace if progress and progress.trace else event.trace)
         for counter, sent in zip(sends, await asyncio.gather(*sends.values())):
             if not sent:
                 counter.labels(event.function_name).inc()
@@ -465,11 +480,13 @@ class AsyncQueue:
         self._progress.pop(event.request_id, None)
         self._mark_done(event.request_id)
 
-    async def _invoke_destination(self, target: Target, payload: bytes) -> None:
-        """A function destination: an asynchronous invoke of it, through this same queue."""
+    async def _invoke_destination(self, target: Target, payload: bytes, trace: str | None = None) -> None:
+        """A function destination: an asynchronous invoke of it, through this same queue, in the
+        same chain of events (`trace`: its Lineage counts a loop through destinations)."""
         ref = parse_function_name(target.arn)
         self._functions.config(ref.name, ref.qualifier)  # it may have been deleted since
-        await self.enqueue(QueuedEvent(new_request_id(), ref.name, ref.qualifier, target.arn, payload, self._clock()))
+        await self.enqueue(QueuedEvent(new_request_id(), ref.name, ref.qualifier, target.arn, payload, self._clock(),
+                                       trace=trace))
 
     async def shutdown(self) -> None:
         """Stop taking work; events in flight (and parked ones) stay claimed only until the next start."""

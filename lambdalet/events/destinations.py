@@ -136,25 +136,27 @@ class Deliveries:
     """Sends records and dead letters. boto3 is blocking, so calls run on a small thread pool;
     clients (thread-safe) are made once per service and region."""
 
-    def __init__(self, to_function: Callable[[Target, bytes], Awaitable[None]], *, threads: int = 8) -> None:
+    def __init__(self, to_function: Callable[[Target, bytes, "str | None"], Awaitable[None]], *,
+                 threads: int = 8) -> None:
         self._to_function = to_function
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lambdalet-destinations")
         self._clients: dict[tuple[str, str], Any] = {}
         self._queue_urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    async def send_record(self, arn: str, record: dict[str, Any], function_arn: str) -> bool:
-        """Deliver one invocation record; False (logged) when it could not be."""
+    async def send_record(self, arn: str, record: dict[str, Any], function_arn: str, trace: str | None = None) -> bool:
+        """Deliver one invocation record (`trace`: the invocation's, for a function destination);
+        False (logged) when it could not be."""
         target = parse_arn(arn)
         body = json.dumps(record)
         try:
             if target is None:
                 raise ValueError("not an ARN")
             if target.service == "lambda":
-                await self._to_function(target, body.encode())
+                await self._to_function(target, body.encode(), trace)
                 return True
             detail_type = SUCCESS_DETAIL_TYPE if record["requestContext"]["condition"] == "Success" else FAILURE_DETAIL_TYPE
-            await self._call(self._send_record, target, body, detail_type, function_arn)
+            await self._call(self._send_record, target, body, detail_type, function_arn, trace)
             return True
         except Exception as exc:
             log.warning("could not deliver the record of %s to %s: %s", record["requestContext"]["requestId"], arn,
@@ -220,15 +222,23 @@ class Deliveries:
         self._client("sqs", target.region).send_message(
             QueueUrl=self._queue_url(target), MessageBody=body, MessageAttributes=attributes)
 
-    def _send_record(self, target: Target, body: str, detail_type: str, function_arn: str) -> None:
+    def _send_record(self, target: Target, body: str, detail_type: str, function_arn: str,
+                     trace: str | None = None) -> None:
+        """`trace`: the invocation's trace header, which goes on with the record (SQS's AWSTraceHeader,
+        EventBridge's TraceHeader) so that a loop back to the function is counted."""
         if target.service == "sqs":
-            self._client("sqs", target.region).send_message(QueueUrl=self._queue_url(target), MessageBody=body)
+            traced = {"MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "String", "StringValue": trace}}} \
+                if trace else {}
+            self._client("sqs", target.region).send_message(QueueUrl=self._queue_url(target), MessageBody=body,
+                                                            **traced)
         elif target.service == "sns":
             self._client("sns", target.region).publish(TopicArn=target.arn, Message=body)
         elif target.service == "events":
-            reply = self._client("events", target.region).put_events(Entries=[{
-                "Source": "lambda", "DetailType": detail_type, "Detail": body,
-                "Resources": [function_arn, target.arn], "EventBusName": target.arn}])
+            entry = {"Source": "lambda", "DetailType": detail_type, "Detail": body,
+                     "Resources": [function_arn, target.arn], "EventBusName": target.arn}
+            if trace:
+                entry["TraceHeader"] = trace
+            reply = self._client("events", target.region).put_events(Entries=[entry])
             if reply.get("FailedEntryCount"):
                 raise RuntimeError(f"EventBridge refused the event: {reply['Entries']}")
         else:

@@ -195,7 +195,7 @@ class ScheduleRunner:
                            "region": self._arns.region, "resources": [arn], "detail": "{}"})
 
     @staticmethod
-    async def _no_function_destination(target: Target, payload: bytes) -> None:
+    async def _no_function_destination(target: Target, payload: bytes, trace: str | None = None) -> None:
         raise ValueError("a schedule's dead-letter queue is an SQS queue")
 
     async def shutdown(self) -> None:

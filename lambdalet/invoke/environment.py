@@ -275,7 +275,7 @@ class Environment:
             raise InitFailure(self, exc.error_type, str(exc)) from None
         if self.runtime.version_label:
             self._log(self._format.init_start(self.runtime.version_label,
-                                              runtime_version_arn(self._region, self.config.runtime),
+                                              runtime_version_arn(self._region, self.config.runtime, self.runtime.build),
                                               restore=self._snapshot_key is not None))
         in_process_python = self.runtime.is_python and argv[0] == self.runtime.interpreter
         return SandboxSpec(

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from lambdalet.errors import TooManyRequestsException
+from lambdalet.errors import RecursiveInvocationException, TooManyRequestsException
 from lambdalet.invoke.environment import InitFailure
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.invoke.pool import Pools
+from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.types import Invocation, InvocationResult
 from lambdalet.metrics import Metrics
 from lambdalet.model import FunctionConfig
@@ -22,13 +23,21 @@ log = logging.getLogger(__name__)
 
 
 class Invoker:
-    def __init__(self, pools: Pools, limiter: ConcurrencyLimiter, metrics: Metrics | None = None) -> None:
+    def __init__(self, pools: Pools, limiter: ConcurrencyLimiter, metrics: Metrics | None = None,
+                 recursion: RecursionGuard | None = None) -> None:
         self.pools = pools
         self.limiter = limiter
         self.metrics = metrics or Metrics()
+        self.recursion = recursion or RecursionGuard()
 
     async def invoke(self, config: FunctionConfig, invocation: Invocation) -> InvocationResult:
-        """Run one invocation; raises TooManyRequestsException when a limit throttles it."""
+        """Run one invocation; raises TooManyRequestsException when a limit throttles it, and
+        RecursiveInvocationException when its trace says it is one loop too many."""
+        try:
+            invocation.trace_id = self.recursion.enter(config.name, invocation.trace_id)
+        except RecursiveInvocationException:
+            self.metrics.recursive_dropped.labels(config.name).inc()
+            raise
         counted = self.metrics.of(config, invocation.alias)
         try:
             lease = self.limiter.acquire(config.name)

@@ -10,7 +10,9 @@ are never used.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambdalet.errors import InvalidParameterValueException, InvalidRuntimeException
+from lambdalet.model import runtime_version_arn
 
 PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 NODE_VERSIONS = ("18", "20", "22")
@@ -49,6 +52,8 @@ class Runtime:
     #: What INIT_START reports as "Runtime Version" (managed runtimes only).
     version_label: str | None
     interpreter: str | None = None
+    #: Which build of the interpreter this is (`build_id`); "" for runtimes without one (provided.*).
+    build: str = ""
 
     @property
     def is_python(self) -> bool:
@@ -66,6 +71,17 @@ class Runtime:
 
 #: What runs a container image function: the image's own ENTRYPOINT, no runtime of Lambda's.
 IMAGE_RUNTIME = Runtime("", execution_env=None, version_label=None)
+
+
+def build_id(path: str) -> str:
+    """An interpreter binary's identity: its real path, size and modification time. An upgrade
+    in place (a new binary) or another interpreter is another build, so another runtime version."""
+    try:
+        real = os.path.realpath(path)
+        stat = os.stat(real)
+    except OSError:
+        return ""
+    return hashlib.sha256(f"{real}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
 def is_elf(path: str) -> bool:
@@ -137,6 +153,23 @@ class RuntimeRegistry:
             self._resolved[name] = runtime
         return runtime
 
+    def version_arn(self, runtime: Runtime, region: str) -> str:
+        """The runtime version ARN of one build (what INIT_START reports, what a pin names)."""
+        return runtime_version_arn(region, runtime.name, runtime.build)
+
+    def pinned(self, name: str, interpreter: str, arn: str, region: str) -> Runtime:
+        """The build a function is pinned to (PutRuntimeManagementConfig Manual), checked at each
+        cold start: still there, unchanged, else Lambda's 502 InvalidRuntimeException."""
+        current = self.get(name)
+        runtime = dataclasses.replace(current, interpreter=interpreter, build=build_id(interpreter)) \
+            if current.interpreter else current
+        if self.version_arn(runtime, region) != arn:
+            raise InvalidRuntimeException(
+                f"The runtime version {arn} this function is pinned to (UpdateRuntimeOn: Manual) is no longer "
+                f"on this server: {interpreter or name} is gone or was replaced. Pin the current version "
+                f"({self.version_arn(current, region)}) or set UpdateRuntimeOn to Auto.")
+        return runtime
+
     def python_interpreters(self) -> list[tuple[str, str]]:
         """(runtime, interpreter) for every Python runtime this server can run."""
         found = []
@@ -164,7 +197,7 @@ class RuntimeRegistry:
                     f"Install Node.js {major}, or point Lambdalet at one with "
                     f"--node-binary {name}=/path/to/node (or LAMBDALET_NODE_BINARY)."
                 )
-            return Runtime(name, f"AWS_Lambda_{name}", f"nodejs:{major}.lambdalet", binary)
+            return Runtime(name, f"AWS_Lambda_{name}", f"nodejs:{major}.lambdalet", binary, build_id(binary))
         version = name.removeprefix("python")
         interpreter = self._find_interpreter(name, version)
         if interpreter is None:
@@ -174,7 +207,7 @@ class RuntimeRegistry:
                 f"--python-interpreter {name}=/path/to/python{version} "
                 f"(or LAMBDALET_PYTHON_INTERPRETER)."
             )
-        return Runtime(name, f"AWS_Lambda_{name}", f"python:{version}.lambdalet", interpreter)
+        return Runtime(name, f"AWS_Lambda_{name}", f"python:{version}.lambdalet", interpreter, build_id(interpreter))
 
     def _find_interpreter(self, runtime: str, version: str) -> str | None:
         if runtime in self._configured:

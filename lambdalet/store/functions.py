@@ -15,8 +15,10 @@ from lambdalet.store.schema import (
     aliases,
     event_invoke_configs,
     function_url_ports,
+    function_recursion_configs,
     function_urls,
     policies,
+    runtime_management_configs,
     provisioned_concurrency,
     function_concurrency,
     function_version_counters,
@@ -34,6 +36,16 @@ class UrlPortTaken(Exception):
 
 
 @dataclass(frozen=True)
+class RuntimePin:
+    """A runtime management config (PutRuntimeManagementConfig): Auto, FunctionUpdate, or Manual
+    with the runtime version it pins and that build's interpreter binary."""
+
+    update_runtime_on: str
+    runtime_version_arn: str | None = None
+    interpreter: str | None = None
+
+
+@dataclass(frozen=True)
 class StoredFunction:
     latest: FunctionConfig
     tags: dict[str, str] = field(default_factory=dict)
@@ -45,6 +57,8 @@ class StoredFunction:
     provisioned: dict[str, tuple[int, str]] = field(default_factory=dict)  # qualifier → (requested, last modified)
     event_configs: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionEventInvokeConfig
     urls: dict[str, dict] = field(default_factory=dict)  # qualifier → FunctionUrlConfig (with its UrlId)
+    recursive_loop: str | None = None  # None: Lambda's default (Terminate)
+    runtime_configs: dict[str, RuntimePin] = field(default_factory=dict)  # qualifier → runtime management
 
 
 class FunctionStore:
@@ -81,10 +95,16 @@ class FunctionStore:
             urls: dict[str, dict[str, dict]] = {}
             for row in conn.execute(select(function_urls)):
                 urls.setdefault(row.function_name, {})[row.qualifier] = json.loads(row.config)
+            recursion = {row.function_name: row.recursive_loop for row in conn.execute(select(function_recursion_configs))}
+            runtime_configs: dict[str, dict[str, RuntimePin]] = {}
+            for row in conn.execute(select(runtime_management_configs)):
+                runtime_configs.setdefault(row.function_name, {})[row.qualifier] = RuntimePin(
+                    row.update_runtime_on, row.runtime_version_arn, row.interpreter)
             return [
                 StoredFunction(config, tags.get(name, {}), reserved.get(name), published.get(name, {}),
                                counters.get(name, 0), named.get(name, {}), policy.get(name, {}),
-                               provisioned.get(name, {}), invoke_configs.get(name, {}), urls.get(name, {}))
+                               provisioned.get(name, {}), invoke_configs.get(name, {}), urls.get(name, {}),
+                               recursion.get(name), runtime_configs.get(name, {}))
                 for name, config in latest.items()
             ]
 
@@ -122,7 +142,10 @@ class FunctionStore:
                      {"last_version": int(config.version)})
 
     def delete_version(self, name: str, version: str) -> None:
-        self._put(function_versions, {"function_name": name, "version": version}, None)
+        """A version goes with its runtime management config."""
+        with self.engine.begin() as conn:
+            _replace(conn, runtime_management_configs, {"function_name": name, "qualifier": version}, None)
+            _replace(conn, function_versions, {"function_name": name, "version": version}, None)
 
     def set_policy(self, name: str, qualifier: str, statements: list[dict], revision_id: str) -> None:
         self._put(policies, {"function_name": name, "qualifier": qualifier},
@@ -155,6 +178,16 @@ class FunctionStore:
                 raise UrlPortTaken(config["Port"]) from exc
             raise
 
+    def set_recursive_loop(self, name: str, recursive_loop: str | None) -> None:
+        self._put(function_recursion_configs, {"function_name": name},
+                  None if recursive_loop is None else {"recursive_loop": recursive_loop})
+
+    def set_runtime_config(self, name: str, qualifier: str, config: "RuntimePin | None") -> None:
+        self._put(runtime_management_configs, {"function_name": name, "qualifier": qualifier},
+                  None if config is None else {"update_runtime_on": config.update_runtime_on,
+                                               "runtime_version_arn": config.runtime_version_arn,
+                                               "interpreter": config.interpreter})
+
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
@@ -179,7 +212,8 @@ class FunctionStore:
     def delete(self, name: str) -> None:
         with self.engine.begin() as conn:
             for table in (function_concurrency, function_version_counters, aliases, policies, event_invoke_configs,
-                          function_urls, provisioned_concurrency, function_versions):
+                          function_urls, provisioned_concurrency, function_recursion_configs,
+                          runtime_management_configs, function_versions):
                 conn.execute(delete(table).where(table.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Engine
 
@@ -77,6 +78,29 @@ policies = Table(
 )
 
 
+# Recursive loop detection (PutFunctionRecursionConfig): a row only for functions that changed it
+# from Lambda's default, Terminate.
+function_recursion_configs = Table(
+    "function_recursion_configs",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("recursive_loop", String(16), nullable=False),
+)
+
+# Runtime management (PutRuntimeManagementConfig), by function and qualifier ("" for $LATEST):
+# `update_runtime_on` (Auto, FunctionUpdate, Manual) and, for Manual, the pinned runtime version and
+# the interpreter binary of that build (runtimes/registry.py checks it is unchanged at cold starts).
+runtime_management_configs = Table(
+    "runtime_management_configs",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("update_runtime_on", String(16), nullable=False),
+    Column("runtime_version_arn", String(2048), nullable=True),
+    Column("interpreter", String(4096), nullable=True),
+)
+
+
 # Provisioned concurrency configs, by function and qualifier (a version number or an alias).
 provisioned_concurrency = Table(
     "provisioned_concurrency",
@@ -102,6 +126,8 @@ async_events = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False),
     Column("claimed", Integer, nullable=False, default=0),
+    # The X-Ray trace header the event came with (its Lineage counts a recursive loop), else NULL.
+    Column("trace", String(1024), nullable=True),
 )
 Index("async_events_due", async_events.c.claimed, async_events.c.next_attempt_at)
 
@@ -259,4 +285,20 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     metadata.create_all(engine)
+    add_missing_columns(engine)
     return engine
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """The migration a database made by an older Lambdalet needs: create_all makes missing tables
+    but not the nullable columns added to existing ones since, which are added here."""
+    existing = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            present = {column["name"] for column in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}')

@@ -132,10 +132,11 @@ def test_an_incoming_trace_header_reaches_the_function(server, create_function, 
     add_header(client, "X-Amzn-Trace-Id", TRACE)
 
     _, seen = invoke_json(client, name)
-    assert seen == TRACE
+    assert re.fullmatch(re.escape(TRACE) + r";Lineage=[0-9a-f]{8}:0", seen), seen  # with its Lineage, as on AWS
 
     _, fresh = invoke_json(server.client(), name)  # without one, a trace id of Lambda's own
-    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", fresh), fresh
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0;Lineage=[0-9a-f]{8}:0",
+                        fresh), fresh
 
 
 WRAPPER = '#!/bin/sh\nexport WRAPPER_VAR=wrapped\nexec "$@"\n'

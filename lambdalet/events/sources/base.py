@@ -141,15 +141,18 @@ class PollerContext:
         """The execution role of the function a mapping invokes (Kinesis' `invokeIdentityArn`)."""
         return self.functions.config(mapping.function_name, mapping.qualifier).role
 
-    async def invoke(self, mapping: EventSourceMapping, payload: bytes) -> Delivery:
-        """Invoke the mapping's function synchronously with one batch. Raises what the invoker
-        raises: TooManyRequestsException when throttled, ResourceNotFoundException when the function
-        (or its version or alias) is gone."""
+    async def invoke(self, mapping: EventSourceMapping, payload: bytes, trace: str | None = None) -> Delivery:
+        """Invoke the mapping's function synchronously with one batch (`trace`: the trace header its
+        records came with). Raises what the invoker raises: TooManyRequestsException when throttled,
+        ResourceNotFoundException when the function (or its version or alias) is gone,
+        RecursiveInvocationException when the trace says the batch is a loop stopped."""
         config = self.functions.config(mapping.function_name, mapping.qualifier, draw=random.random())
         request_id = new_request_id()
         invoked_arn = mapping.function_arn
-        result = await self.invoker.invoke(config, Invocation(request_id, payload, invoked_arn,
-                                                              alias=alias_of(mapping.qualifier)))
+        invocation = Invocation(request_id, payload, invoked_arn, alias=alias_of(mapping.qualifier))
+        if trace is not None:
+            invocation.trace_id = trace
+        result = await self.invoker.invoke(config, invocation)
         return Delivery(request_id, result, result.executed_version)
 
     # -- bookkeeping ------------------------------------------------------------------------------

@@ -26,12 +26,15 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
-from lambdalet.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
+from lambdalet.errors import (
+    LambdaError, RecursiveInvocationException, ResourceNotFoundException, TooManyRequestsException,
+)
 from lambdalet.events.filtering import parse_filter_criteria
 from lambdalet.events.mappings import EventSourceMapping
 from lambdalet.events.sources.base import Backoff, PollerContext, SourceGone, client_error_code
 from lambdalet.events.sources.item_failures import reported_failures
 from lambdalet.invoke.leases import HostMemoryExhausted
+from lambdalet.invoke.recursion import lineage_count
 
 log = logging.getLogger(__name__)
 #: Lambda's pollers wait 20 s; 10 s bounds how long a disabled mapping stays Disabling (its last
@@ -264,7 +267,15 @@ class SqsPoller:
     async def _deliver(self, records: list[dict[str, Any]]) -> bool:
         ctx, mapping = self.ctx, self.mapping
         try:
-            delivery = await ctx.invoke(mapping, json.dumps({"Records": records}).encode())
+            delivery = await ctx.invoke(mapping, json.dumps({"Records": records}).encode(),
+                                        self._trace(records))
+        except RecursiveInvocationException:
+            # A loop stopped: the messages are not deleted, so the queue's redrive policy moves them
+            # to its dead-letter queue once their receive count is reached, as on AWS.
+            log.warning("event source mapping %s: recursive loop of %s stopped; %d message(s) left to the "
+                        "queue's redrive policy", mapping.uuid, mapping.function_arn, len(records))
+            ctx.count(mapping, "failed", len(records))
+            return True
         except (TooManyRequestsException, HostMemoryExhausted):
             ctx.count(mapping, "failed", len(records))
             return False  # the messages come back after their visibility timeout
@@ -292,6 +303,15 @@ class SqsPoller:
         ctx.count(mapping, "delivered", len(done))
         await self._delete(done)
         return True
+
+    def _trace(self, records: list[dict[str, Any]]) -> str | None:
+        """The trace header a batch is invoked with: its records' AWSTraceHeader that has gone
+        round the mapping's function most often (a loop is stopped by its deepest message)."""
+        traces = [r["attributes"]["AWSTraceHeader"] for r in records if "AWSTraceHeader" in r["attributes"]]
+        if not traces:
+            return None
+        key = self.ctx.invoker.recursion.key(self.mapping.function_name)
+        return max(traces, key=lambda trace: -1 if (count := lineage_count(trace, key)) is None else count)
 
     async def _delete(self, records: list[dict[str, Any]]) -> None:
         for start in range(0, len(records), 10):
