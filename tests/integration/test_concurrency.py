@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import Server, invoke_json, make_zip
+from .helpers import aws_error
 
 GATED = """
 import socket
@@ -192,3 +193,21 @@ def test_host_memory_budget_evicts_idle_environments_then_throttles(tmp_path):
         assert invoke_json(client, "a", {})[1] == "done"  # idle b or c is evicted for it
     finally:
         srv.stop()
+
+
+def test_reserved_concurrency_refusals_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_function_concurrency_exceptions/_limits, recorded against AWS)."""
+    created = create_function()
+    name, arn = created["FunctionName"], created["FunctionArn"]
+    put = lambda_client.put_function_concurrency
+    assert aws_error(put, FunctionName=name + "-nope", ReservedConcurrentExecutions=1) == (
+        "ResourceNotFoundException", 404, f"Function not found: {arn}-nope:$LATEST")
+    assert aws_error(put, FunctionName=arn + ":1", ReservedConcurrentExecutions=1) == (
+        "InvalidParameterValueException", 400,
+        "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. "
+        "Please specify either a function name or an unqualified function ARN.")
+    below_minimum = ("InvalidParameterValueException", 400,
+                     "Specified ReservedConcurrentExecutions for function decreases account's "
+                     "UnreservedConcurrentExecution below its minimum value of [100].")
+    assert aws_error(put, FunctionName=name, ReservedConcurrentExecutions=1001) == below_minimum  # past the account's
+    assert aws_error(put, FunctionName=name, ReservedConcurrentExecutions=100_000) == below_minimum
