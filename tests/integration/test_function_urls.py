@@ -25,7 +25,7 @@ from botocore.credentials import Credentials
 
 from conftest import ROLE, Server, aws_cli, make_zip, running
 
-from .helpers import ACCOUNT, function_arn, host_node
+from .helpers import ACCOUNT, aws_error, function_arn, host_node
 
 URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/$")
 
@@ -165,6 +165,27 @@ def test_url_config_validation(lambda_client, create_function):
         lambda_client.create_function_url_config(FunctionName=name, Qualifier="no-such-alias", AuthType="NONE")
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_function_url_config(FunctionName=name)
+
+
+def test_url_config_refusals_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_url_config_exceptions, recorded against AWS): Create and
+    Update say 'Function does not exist', Get and Delete 'The resource you requested does not exist.'"""
+    name = create_function(Publish=True)["FunctionName"]
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    no_function = ("ResourceNotFoundException", 404, "Function does not exist")
+    no_resource = ("ResourceNotFoundException", 404, "The resource you requested does not exist.")
+    for call, answer in ((lambda_client.create_function_url_config, no_function),
+                         (lambda_client.update_function_url_config, no_function),
+                         (lambda_client.get_function_url_config, no_resource),
+                         (lambda_client.delete_function_url_config, no_resource)):
+        params = {"AuthType": "NONE"} if answer is no_function else {}
+        assert aws_error(call, FunctionName=name + "-nope", **params) == answer
+        assert aws_error(call, FunctionName=function_arn(name + "-nope"), **params) == answer
+        assert aws_error(call, FunctionName=name, Qualifier="no-such-alias", **params) == answer
+    for call in (lambda_client.update_function_url_config, lambda_client.get_function_url_config,
+                 lambda_client.delete_function_url_config):
+        params = {"AuthType": "NONE"} if call is lambda_client.update_function_url_config else {}
+        assert aws_error(call, FunctionName=name, Qualifier="live", **params) == no_resource
 
 
 def test_a_request_becomes_a_payload_2_0_event(url_function, server):
