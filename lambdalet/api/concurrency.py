@@ -38,7 +38,8 @@ async def put_function_concurrency(request: web.Request) -> web.Response:
     body = await json_body(request)
     if not body.has("ReservedConcurrentExecutions"):
         raise InvalidParameterValueException("ReservedConcurrentExecutions is required.")
-    reserved = body.integer("ReservedConcurrentExecutions", low=0, high=2**31 - 1)  # the account's limits: set_reserved_concurrency
+    # the account's limits are the registry's (set_reserved_concurrency), in AWS's words
+    reserved = body.integer("ReservedConcurrentExecutions", low=0, high=2**31 - 1)
     await svc.functions.set_reserved_concurrency(name, reserved)
     return json_response({"ReservedConcurrentExecutions": reserved})
 

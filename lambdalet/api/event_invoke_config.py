@@ -24,6 +24,7 @@ def routes() -> list[web.RouteDef]:
 NO_FUNCTION = "The function doesn't exist."
 #: Destinations AWS delivers to and Lambdalet does not: refused in words of our own (check_destination).
 AWS_ONLY_DESTINATIONS = ("s3",)
+SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
 
 
 def _target(request: web.Request, reading: bool = False) -> tuple[str, str]:
@@ -86,7 +87,8 @@ def _check_services(destinations: Body) -> None:
                 f"{outcome[0].lower()}{outcome[1:]}=" + (f"{outcome}(destination={given[outcome]})"
                                                          if outcome in given else "null")
                 for outcome in ("OnSuccess", "OnFailure"))
-            raise InvalidParameterValueException(f"The provided destination config DestinationConfig({quoted}) is invalid.")
+            raise InvalidParameterValueException(
+                f"The provided destination config DestinationConfig({quoted}) is invalid.")
 
 
 def _check_destination(svc, name: str, arn: str, member: str) -> None:
@@ -125,8 +127,9 @@ async def put_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
     body = await json_body(request)
-    if not any(body.has(member) for member in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")):
-        raise InvalidParameterValueException("You must specify at least one of error handling or destination setting.")
+    if not any(body.has(member) for member in SETTINGS):
+        raise InvalidParameterValueException(
+            "You must specify at least one of error handling or destination setting.")
     config = _settings(svc, name, body, {})
     await svc.functions.set_event_config(name, qual, config)
     return json_response(_describe(svc, name, qual, config))

@@ -55,7 +55,8 @@ def _principal(principal: str, account: str) -> object:
     if principal.startswith("arn:"):
         return {"AWS": principal}
     if not SERVICE_PRINCIPAL.match(principal):
-        raise InvalidParameterValueException("The provided principal was invalid. Please check the principal and try again.")
+        raise InvalidParameterValueException(
+            "The provided principal was invalid. Please check the principal and try again.")
     return {"Service": principal}
 
 

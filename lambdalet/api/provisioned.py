@@ -58,7 +58,8 @@ async def put_config(request: web.Request) -> web.Response:
     body = await json_body(request)
     if not body.has("ProvisionedConcurrentExecutions"):
         raise InvalidParameterValueException("ProvisionedConcurrentExecutions is required.")
-    requested = body.integer("ProvisionedConcurrentExecutions", low=1, high=2**31 - 1)  # the account's limits: set_provisioned
+    # the account's limits are the registry's (set_provisioned), in AWS's words
+    requested = body.integer("ProvisionedConcurrentExecutions", low=1, high=2**31 - 1)
     await svc.functions.set_provisioned(name, qual, requested)
     svc.pools.for_config(svc.functions.provisioned_target(name, qual)).provision(requested)
     return json_response(describe(svc, name, qual), status=202)
