@@ -17,7 +17,7 @@ from aiohttp import web
 from lambdalet import logs
 from lambdalet.api.common import function_ref, lambda_body, qualifier, services
 from lambdalet.errors import (
-    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, ResourceConflictException,
+    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, check_active,
 )
 from lambdalet.invoke.types import Invocation, new_request_id
 from lambdalet.model import alias_of
@@ -56,10 +56,7 @@ async def invoke(request: web.Request) -> web.Response:
     ref = function_ref(request)
     qual = qualifier(request, ref)
     config = svc.functions.config(ref.name, qual, draw=random.random())  # an alias's weights pick the version
-    if config.state != "Active":  # being created (or a version published with an update still in progress)
-        raise ResourceConflictException(
-            f"The operation cannot be performed at this time. The function is currently in the following state: "
-            f"{config.state}")
+    check_active(config.state)  # being created (or a version published with an update still in progress)
 
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
     if invocation_type not in INVOCATION_TYPES:

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import web
 
 from lambdalet.api.common import read_body, services
-from lambdalet.errors import LambdaError
+from lambdalet.errors import LambdaError, check_active
 from lambdalet.invoke.types import Invocation, new_request_id
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: s
     invocation = Invocation(request_id, json.dumps(event).encode(), svc.arns.function(name, qual or None),
                             alias=qual)
     try:
+        check_active(config.state)  # being created: refused as Invoke refuses it
         result = await svc.invoker.invoke(config, invocation)
     except LambdaError as exc:  # throttled, or no room in the memory budget
         return _error(exc.status, exc.error_type, exc.message)

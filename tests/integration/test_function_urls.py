@@ -25,7 +25,7 @@ from botocore.credentials import Credentials
 
 from conftest import ROLE, Server, aws_cli, make_zip, running
 
-from .helpers import ACCOUNT, aws_error, function_arn, host_node
+from .helpers import ACCOUNT, aws_error, function_arn, host_node, wait_updated
 
 URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/$")
 
@@ -357,3 +357,33 @@ def test_a_port_in_use_is_skipped_and_none_turns_listeners_off(tmp_path):
         url = client.create_function_url_config(FunctionName="web", AuthType="NONE")["FunctionUrl"]
         assert re.fullmatch(rf"http://[a-z0-9]{{32}}\.lambda-url\.us-east-1\.localhost:{srv.port}/", url)
         assert call(url, "/?mode=bare").body == b"Hello, world!"
+
+
+def test_a_url_request_to_a_version_being_created_is_refused_as_invoke_is(lambda_client, create_function):
+    """A version published with an update is Pending until the update is done; Invoke then answers
+    AWS's ResourceConflictException, and so must the URL of an alias pointing at it."""
+    name = create_function("def handler(event, context):\n    return context.function_version\n",
+                           Publish=True)["FunctionName"]
+    lambda_client.create_alias(FunctionName=name, Name="prod", FunctionVersion="1")
+    url = lambda_client.create_function_url_config(FunctionName=name, Qualifier="prod", AuthType="NONE")["FunctionUrl"]
+
+    def state(version: str) -> str:
+        return lambda_client.get_function_configuration(FunctionName=name, Qualifier=version)["State"]
+
+    for attempt in range(10):  # the version is Pending for half a second: catch a request inside it
+        wait_updated(lambda_client, name)
+        code = make_zip({"app.py": f"def handler(event, context):\n    return {attempt}\n"})
+        version = lambda_client.update_function_code(FunctionName=name, ZipFile=code, Publish=True)["Version"]
+        lambda_client.update_alias(FunctionName=name, Name="prod", FunctionVersion=version)
+        if state(version) != "Pending":
+            continue
+        reply = call(url)
+        if state(version) == "Pending":  # Pending before and after: so it was during the request
+            assert reply.status == 409 and reply.headers["x-amzn-ErrorType"] == "ResourceConflictException"
+            assert reply.json() == {"Message": "The operation cannot be performed at this time. The function is "
+                                               "currently in the following state: Pending"}
+            break
+    else:
+        raise AssertionError("no request reached the URL while the version was Pending")
+    wait_updated(lambda_client, name)
+    assert call(url).status == 200
