@@ -19,7 +19,7 @@ from lambdalet.api.common import function_ref, lambda_body, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, check_active,
 )
-from lambdalet.invoke.types import Invocation, new_request_id
+from lambdalet.invoke.types import Invocation, new_request_id, new_trace_id
 from lambdalet.model import alias_of
 from lambdalet.store.events import QueuedEvent
 
@@ -49,6 +49,15 @@ def _client_context(raw: str | None) -> str | None:
     except (binascii.Error, ValueError, RecursionError):
         raise InvalidRequestContentException("Client context must be a valid Base64-encoded JSON object.") from None
     return text
+
+
+def caller_trace(request: web.Request) -> str | None:
+    """The caller's X-Amzn-Trace-Id, which Lambda passes on to the runtime (`_X_AMZN_TRACE_ID`),
+    when it is an X-Ray trace header; None: the invocation starts a trace of its own."""
+    trace = request.headers.get("X-Amzn-Trace-Id")
+    if trace is not None and "Root=1-" in trace and len(trace) <= TRACE_HEADER_LIMIT:
+        return trace
+    return None
 
 
 async def invoke(request: web.Request) -> web.Response:
@@ -87,13 +96,14 @@ async def invoke(request: web.Request) -> web.Response:
     request["request_id"] = request_id
     invoked_arn = svc.arns.function(ref.name, qual)
     if invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
-        await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time()))
+        # one trace for every attempt: the caller's, else Lambda's own, as AWS runs an event
+        trace = caller_trace(request) or new_trace_id()
+        await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time(),
+                                            trace_id=trace))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
     invocation = Invocation(request_id, payload, invoked_arn, client_context=client_context, alias=alias_of(qual))
-    trace = request.headers.get("X-Amzn-Trace-Id")
-    if trace is not None and "Root=1-" in trace and len(trace) <= TRACE_HEADER_LIMIT:
-        invocation.trace_id = trace  # the caller's trace goes on, as Lambda passes it to the runtime
+    invocation.trace_id = caller_trace(request) or invocation.trace_id
     result = await svc.invoker.invoke(config, invocation)
     headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.executed_version}
     if result.function_error:

@@ -207,3 +207,61 @@ def test_event_invoke_config_refusals_in_aws_words(lambda_client, create_functio
         "ResourceNotFoundException", 404, f"The function {arn}:live doesn't have an EventInvokeConfig")
     assert aws_error(update, FunctionName=name, MaximumRetryAttempts=1) == (
         "ResourceNotFoundException", 404, f"The function {arn}:$LATEST doesn't have an EventInvokeConfig")
+
+
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+TRACE_REPORTER = """
+import json, os, socket
+
+def handler(event, context):
+    with socket.create_connection(("127.0.0.1", event["collector"])) as conn:
+        conn.sendall((json.dumps({"id": context.aws_request_id, "trace": os.environ.get("_X_AMZN_TRACE_ID")})
+                      + "\\n").encode())
+    raise RuntimeError("failing on purpose: tried again under the same trace")
+"""
+
+
+class LineCollector(socketserver.ThreadingTCPServer):
+    """Keeps every JSON line functions send, in arrival order."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        self.lines: list[dict] = []
+        self.lock = threading.Lock()
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(inner) -> None:
+                for line in inner.rfile:
+                    with self.lock:
+                        self.lines.append(json.loads(line))
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_an_asynchronous_invoke_runs_every_attempt_under_one_trace(fast_retries):
+    """AWS passes the caller's X-Amzn-Trace-Id on to an asynchronous invocation (and starts one of
+    its own without it), the same for every retry."""
+    lines = LineCollector()
+    try:
+        client = fast_retries.client()
+        client.create_function(FunctionName="traced", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": make_zip({"app.py": TRACE_REPORTER})}, Timeout=10)
+        client.put_function_event_invoke_config(FunctionName="traced", MaximumRetryAttempts=1)
+        with_trace = fast_retries.client()
+        with_trace.meta.events.register("before-sign.lambda.Invoke",
+                                        lambda request, **_: request.headers.__setitem__("X-Amzn-Trace-Id", TRACE))
+        payload = json.dumps({"collector": lines.server_address[1]}).encode()
+        traced = with_trace.invoke(FunctionName="traced", InvocationType="Event", Payload=payload)
+        plain = client.invoke(FunctionName="traced", InvocationType="Event", Payload=payload)
+        ids = {traced["ResponseMetadata"]["RequestId"], plain["ResponseMetadata"]["RequestId"]}
+        wait_until(lambda: len(lines.lines) >= 4, timeout=30, what="two attempts of each event")
+        traces = {request_id: [line["trace"] for line in lines.lines if line["id"] == request_id] for request_id in ids}
+        assert traces[traced["ResponseMetadata"]["RequestId"]] == [TRACE, TRACE]
+        first, second = traces[plain["ResponseMetadata"]["RequestId"]]
+        assert first == second and first.startswith("Root=1-") and first != TRACE
+    finally:
+        lines.shutdown()
+        lines.server_close()

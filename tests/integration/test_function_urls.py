@@ -387,3 +387,15 @@ def test_a_url_request_to_a_version_being_created_is_refused_as_invoke_is(lambda
         raise AssertionError("no request reached the URL while the version was Pending")
     wait_updated(lambda_client, name)
     assert call(url).status == 200
+
+
+def test_a_url_request_s_trace_header_reaches_the_function(lambda_client, create_function):
+    """As for Invoke, the request's X-Amzn-Trace-Id is the invocation's `_X_AMZN_TRACE_ID`; without
+    one the invocation starts a trace of its own."""
+    name = create_function("import os\n\ndef handler(event, context):\n    return os.environ['_X_AMZN_TRACE_ID']\n"
+                           )["FunctionName"]
+    url = lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    assert call(url, headers={"X-Amzn-Trace-Id": trace}).body.decode() == trace
+    fresh = call(url).body.decode()
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", fresh), fresh
