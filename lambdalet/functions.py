@@ -225,8 +225,10 @@ class FunctionRegistry:
                 target = self.provisioned_target(name, qualifier).version
                 for other in function.provisioned:
                     if other != qualifier and self.provisioned_target(name, other).version == target:
-                        raise ResourceConflictException(
-                            f"Version {target} already has provisioned concurrency through {other}.")
+                        raise ResourceConflictException(  # AWS's words, for each way round
+                            "Alias can't be used for Provisioned Concurrency configuration on an already "
+                            "Provisioned version" if qualifier in function.aliases
+                            else "Version is pointed by a Provisioned Concurrency alias")
                 others = sum(n for q, (n, _) in function.provisioned.items() if q != qualifier)
                 reserved = self._limiter.reserved.get(name)
                 if reserved is not None and others + requested > reserved:

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from conftest import invoke_json
-from .helpers import aws_error, wait_until
+from .helpers import aws_error, function_arn, wait_until
 
 HANDLER = """
 import os
@@ -131,3 +131,22 @@ def test_reserved_concurrency_cannot_drop_below_the_provisioned_total(lambda_cli
     assert lambda_client.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 2
     lambda_client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
     lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+
+
+def test_one_version_provisioned_twice_is_refused_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_lambda_provisioned_lifecycle, recorded against AWS)."""
+    name = create_function(HANDLER, Publish=True)["FunctionName"]
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    put = lambda_client.put_provisioned_concurrency_config
+    put(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    assert aws_error(put, FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1) == (
+        "ResourceConflictException", 409,
+        "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version")
+    lambda_client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+    put(FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1)
+    assert aws_error(put, FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1) == (
+        "ResourceConflictException", 409, "Version is pointed by a Provisioned Concurrency alias")
+    lambda_client.delete_alias(FunctionName=name, Name="live")  # its provisioned concurrency goes with it
+    assert aws_error(lambda_client.get_provisioned_concurrency_config, FunctionName=name, Qualifier="live") == (
+        "ResourceNotFoundException", 404, f"Cannot find alias arn: {function_arn(name)}:live")
+    assert lambda_client.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"] == []
