@@ -131,3 +131,13 @@ def test_weighted_alias_versions_must_share_role_and_dead_letter_queue(lambda_cl
                                  RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
     assert code == "InvalidParameterValueException" and "execution role" in message
     assert lambda_client.get_alias(FunctionName=name, Name="canary").get("RoutingConfig") is None
+
+
+def test_a_missing_alias_in_aws_words(lambda_client, two_versions):
+    """GetAlias and UpdateAlias say it differently on AWS (LocalStack's alias snapshots, recorded against AWS)."""
+    name, arn = two_versions
+    assert aws_error(lambda_client.get_alias, FunctionName=name, Name="non-existent") == (
+        "ResourceNotFoundException", 404, f"Cannot find alias arn: {arn}:non-existent")
+    assert aws_error(lambda_client.update_alias, FunctionName=name, Name="non-existent", Description="d") == (
+        "ResourceNotFoundException", 404, f"Alias not found: {arn}:non-existent")
+    lambda_client.delete_alias(FunctionName=name, Name="non-existent")  # 204, as AWS answers
