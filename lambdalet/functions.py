@@ -115,6 +115,7 @@ class FunctionRegistry:
                                                          dict(stored.policies), dict(stored.provisioned),
                                                          dict(stored.event_configs), dict(stored.urls))
             self._limiter.reserve(stored.latest.name, stored.reserved_concurrency)
+            self._limiter.set_provisioned(stored.latest.name, sum(n for n, _ in stored.provisioned.values()))
             for qualifier, url in stored.urls.items():
                 self._by_url_id[url["UrlId"]] = (stored.latest.name, qualifier)
         for name, function in self._by_name.items():
@@ -249,9 +250,10 @@ class FunctionRegistry:
             await asyncio.to_thread(self._store.set_provisioned, name, qualifier, requested, last_modified)
             if requested is None:
                 function.provisioned.pop(qualifier, None)
-                return None
-            function.provisioned[qualifier] = (requested, last_modified)
-            return function.provisioned[qualifier]
+            else:
+                function.provisioned[qualifier] = (requested, last_modified)
+            self._limiter.set_provisioned(name, sum(n for n, _ in function.provisioned.values()))
+            return function.provisioned.get(qualifier)
 
     def event_invoke_settings(self, name: str, qualifier: str | None) -> EventInvokeSettings:
         """How asynchronous invocations of a qualifier are retried and where their outcomes go."""
@@ -461,6 +463,7 @@ class FunctionRegistry:
             for qualifier in list(function.urls):
                 self._forget_url(function, qualifier)
             self._limiter.reserve(name, None)
+            self._limiter.set_provisioned(name, 0)
         self._on_change(name, None)
         if self._on_delete is not None:
             self._on_delete(name, None)

@@ -30,14 +30,16 @@ class Invoker:
     async def invoke(self, config: FunctionConfig, invocation: Invocation) -> InvocationResult:
         """Run one invocation; raises TooManyRequestsException when a limit throttles it."""
         counted = self.metrics.of(config, invocation.alias)
+        pool = self.pools.for_config(config)
+        provisioning = pool.provisioning
         try:
-            lease = self.limiter.acquire(config.name)
+            lease = self.limiter.acquire(config.name, config.version,
+                                         provisioning.requested if provisioning is not None else 0)
         except TooManyRequestsException:
             counted.throttles.inc()
             raise
         counted.concurrent.inc()
         try:
-            pool = self.pools.for_config(config)
             try:
                 env, cold = await pool.acquire()
             except InitFailure as failure:

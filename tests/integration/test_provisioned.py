@@ -150,3 +150,24 @@ def test_one_version_provisioned_twice_is_refused_in_aws_words(lambda_client, cr
     assert aws_error(lambda_client.get_provisioned_concurrency_config, FunctionName=name, Qualifier="live") == (
         "ResourceNotFoundException", 404, f"Cannot find alias arn: {function_arn(name)}:live")
     assert lambda_client.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"] == []
+
+
+def test_provisioned_concurrency_is_set_aside_within_the_reserved(lambda_client, create_function):
+    """As AWS enforces it (LocalStack's test_lambda_concurrency_block, recorded against AWS): with
+    reserved concurrency 1 and one provisioned environment on version 1, $LATEST is throttled while
+    version 1 runs; with reserved 2, one slot is left for $LATEST."""
+    name = create_function(HANDLER, Publish=True)["FunctionName"]
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    assert invoke_json(lambda_client, name, {})[1] == "on-demand"
+    lambda_client.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    wait_until(lambda: status(lambda_client, name, "1")["Status"] == "READY", what="provisioned concurrency READY")
+    assert aws_error(lambda_client.invoke, FunctionName=name) == ("TooManyRequestsException", 429, "Rate Exceeded.")
+    with pytest.raises(lambda_client.exceptions.TooManyRequestsException) as throttled:
+        lambda_client.invoke(FunctionName=name)
+    assert throttled.value.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    assert invoke_json(lambda_client, name, {}, Qualifier="1")[1] == "provisioned-concurrency"
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
+    assert invoke_json(lambda_client, name, {})[1] == "on-demand"
+    lambda_client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    assert invoke_json(lambda_client, name, {})[1] == "on-demand"
