@@ -211,3 +211,14 @@ def test_reserved_concurrency_refusals_in_aws_words(lambda_client, create_functi
                      "UnreservedConcurrentExecution below its minimum value of [100].")
     assert aws_error(put, FunctionName=name, ReservedConcurrentExecutions=1001) == below_minimum  # past the account's
     assert aws_error(put, FunctionName=name, ReservedConcurrentExecutions=100_000) == below_minimum
+
+
+def test_a_function_of_another_region_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_get_function_wrong_region, recorded against AWS), for every
+    operation that names a function."""
+    arn = create_function()["FunctionArn"].replace(":us-east-1:", ":eu-central-1:")
+    expected = ("ResourceNotFoundException", 404,
+                "Functions from 'eu-central-1' are not reachable in this region ('us-east-1')")
+    for call in (lambda_client.get_function_concurrency, lambda_client.get_function_url_config,
+                 lambda_client.get_function_event_invoke_config, lambda_client.get_function, lambda_client.invoke):
+        assert aws_error(call, FunctionName=arn) == expected
