@@ -93,7 +93,8 @@ def check_revision(given: str | None, current: str | None, read_with: str = "Get
 
 
 def check_active(state: str) -> None:
-    """A function (or version) being created cannot be invoked, by any path, as AWS answers Invoke."""
+    """A function (or version) being created cannot be invoked (function URLs, event source
+    mappings), as AWS answers Invoke (api/invoke.py says the same in its own lines)."""
     if state != "Active":
         raise ResourceConflictException(
             f"The operation cannot be performed at this time. The function is currently in the following state: "

@@ -17,9 +17,9 @@ from aiohttp import web
 from lambdalet import logs
 from lambdalet.api.common import function_ref, lambda_body, qualifier, services
 from lambdalet.errors import (
-    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, check_active,
+    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, ResourceConflictException,
 )
-from lambdalet.invoke.types import Invocation, new_request_id, new_trace_id
+from lambdalet.invoke.types import Invocation, new_request_id
 from lambdalet.model import alias_of
 from lambdalet.store.events import QueuedEvent
 
@@ -65,7 +65,10 @@ async def invoke(request: web.Request) -> web.Response:
     ref = function_ref(request)
     qual = qualifier(request, ref)
     config = svc.functions.config(ref.name, qual, draw=random.random())  # an alias's weights pick the version
-    check_active(config.state)  # being created (or a version published with an update still in progress)
+    if config.state != "Active":  # being created (or a version published with an update still in progress)
+        raise ResourceConflictException(
+            f"The operation cannot be performed at this time. The function is currently in the following state: "
+            f"{config.state}")
 
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
     if invocation_type not in INVOCATION_TYPES:
@@ -96,14 +99,13 @@ async def invoke(request: web.Request) -> web.Response:
     request["request_id"] = request_id
     invoked_arn = svc.arns.function(ref.name, qual)
     if invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
-        # one trace for every attempt: the caller's, else Lambda's own, as AWS runs an event
-        trace = caller_trace(request) or new_trace_id()
-        await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time(),
-                                            trace_id=trace))
+        await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time()))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
     invocation = Invocation(request_id, payload, invoked_arn, client_context=client_context, alias=alias_of(qual))
-    invocation.trace_id = caller_trace(request) or invocation.trace_id
+    trace = request.headers.get("X-Amzn-Trace-Id")
+    if trace is not None and "Root=1-" in trace and len(trace) <= TRACE_HEADER_LIMIT:
+        invocation.trace_id = trace  # the caller's trace goes on, as Lambda passes it to the runtime
     result = await svc.invoker.invoke(config, invocation)
     headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.executed_version}
     if result.function_error:

@@ -347,8 +347,6 @@ class AsyncQueue:
             return
         progress = self._progress.setdefault(event.request_id, Progress())
         invocation = Invocation(event.request_id, event.payload, event.invoked_arn, alias=alias_of(event.qualifier))
-        if event.trace_id:
-            invocation.trace_id = event.trace_id
         try:
             result = await self._invoker.invoke(config, invocation)
         except HostMemoryExhausted:  # more workers than environments fit: wait for one to be free

@@ -15,7 +15,6 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    inspect,
 )
 from sqlalchemy.engine import Engine
 
@@ -103,8 +102,6 @@ async_events = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False),
     Column("claimed", Integer, nullable=False, default=0),
-    #: The X-Ray trace header every attempt runs under (the caller's, else one drawn at enqueue).
-    Column("trace_id", String(1024), nullable=True),
 )
 Index("async_events_due", async_events.c.claimed, async_events.c.next_attempt_at)
 
@@ -262,24 +259,4 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     metadata.create_all(engine)
-    _add_columns(engine)
     return engine
-
-
-#: Columns added to a table after it was first created: (table, column, SQL type). create_all
-#: creates missing tables only, so a database from an earlier version gets these added.
-ADDED_COLUMNS = (("async_events", "trace_id", "VARCHAR(1024)"),)
-
-
-def _add_columns(engine: Engine) -> None:
-    """Add each of ADDED_COLUMNS a database lacks (nullable, so existing rows stay valid). On
-    PostgreSQL, nodes starting together may race: IF NOT EXISTS lets both pass."""
-    inspector = inspect(engine)
-    missing = [(table, column, kind) for table, column, kind in ADDED_COLUMNS
-               if column not in {c["name"] for c in inspector.get_columns(table)}]
-    if not missing:
-        return
-    guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
-    with engine.begin() as conn:
-        for table, column, kind in missing:
-            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {guard}{column} {kind}")
