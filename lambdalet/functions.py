@@ -462,8 +462,8 @@ class FunctionRegistry:
             function = self._by_name.pop(name)
             for qualifier in list(function.urls):
                 self._forget_url(function, qualifier)
-            self._limiter.reserve(name, None)
             self._limiter.set_provisioned(name, 0)
+            self._limiter.reserve(name, None)
         self._on_change(name, None)
         if self._on_delete is not None:
             self._on_delete(name, None)
