@@ -92,6 +92,15 @@ def check_revision(given: str | None, current: str | None, read_with: str = "Get
             f"Call the {read_with} API to retrieve the latest Revision Id")
 
 
+def check_active(state: str) -> None:
+    """A function (or version) being created cannot be invoked (function URLs, event source
+    mappings), as AWS answers Invoke (api/invoke.py says the same in its own lines)."""
+    if state != "Active":
+        raise ResourceConflictException(
+            f"The operation cannot be performed at this time. The function is currently in the following state: "
+            f"{state}")
+
+
 class RequestTimeoutException(LambdaError):
     """A client that did not finish sending its request body within --http-body-timeout."""
 

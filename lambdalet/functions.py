@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -81,6 +82,10 @@ class Function:
         return list({(c.version): c for c in changed}.values())
 
 
+#: An alias name (not a version number): what AWS's 404s call "Cannot find alias arn".
+ALIAS_NAME = re.compile(r"^(?![0-9]+$)[a-zA-Z0-9-_]+$")
+
+
 def event_config_key(qualifier: str | None) -> str:
     """Event invoke configs are kept per qualifier, "" for the unqualified function (= $LATEST)."""
     return "" if qualifier in (None, LATEST) else qualifier
@@ -118,6 +123,7 @@ class FunctionRegistry:
                                                          dict(stored.runtime_configs))
             self.recursion.set(stored.latest.name, stored.recursive_loop or DEFAULT_RECURSIVE_LOOP)
             self._limiter.reserve(stored.latest.name, stored.reserved_concurrency)
+            self._limiter.set_provisioned(stored.latest.name, sum(n for n, _ in stored.provisioned.values()))
             for qualifier, url in stored.urls.items():
                 self._by_url_id[url["UrlId"]] = (stored.latest.name, qualifier)
         for name, function in self._by_name.items():
@@ -173,6 +179,17 @@ class FunctionRegistry:
             raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, qualifier)}")
         return function
 
+    def require_qualifier(self, name: str, qualifier: str) -> Function:
+        """The function, when `qualifier` (an alias or a published version) exists; else AWS's 404,
+        which names an alias's ARN even when the function itself does not exist."""
+        function = self._by_name.get(name)
+        if ALIAS_NAME.match(qualifier):
+            if function is None or qualifier not in function.aliases:
+                raise ResourceNotFoundException(f"Cannot find alias arn: {self._arns.function(name, qualifier)}")
+        elif function is None or (qualifier != LATEST and qualifier not in function.versions):
+            raise ResourceNotFoundException(f"Function not found: {self._arns.function(name, qualifier)}")
+        return function
+
     def config(self, name: str, qualifier: str | None = None, draw: float | None = None) -> FunctionConfig:
         """The configuration a name and qualifier resolve to: $LATEST (none given), a version, or the
         version an alias points to — with `draw` (a uniform random number), the one its weights pick."""
@@ -217,26 +234,34 @@ class FunctionRegistry:
                 target = self.provisioned_target(name, qualifier).version
                 for other in function.provisioned:
                     if other != qualifier and self.provisioned_target(name, other).version == target:
-                        raise ResourceConflictException(
-                            f"Version {target} already has provisioned concurrency through {other}.")
+                        raise ResourceConflictException(  # AWS's words, for each way round
+                            "Alias can't be used for Provisioned Concurrency configuration on an already "
+                            "Provisioned version" if qualifier in function.aliases
+                            else "Version is pointed by a Provisioned Concurrency alias")
                 others = sum(n for q, (n, _) in function.provisioned.items() if q != qualifier)
                 reserved = self._limiter.reserved.get(name)
                 if reserved is not None and others + requested > reserved:
                     raise InvalidParameterValueException(
                         "Requested Provisioned Concurrency should not be greater than the "
                         "reservedConcurrentExecution for function")
-                if reserved is None and others + requested > (self._limiter.unreserved_limit
-                                                              - self._limiter.unreserved_minimum):
+                unreserved = self._limiter.unreserved_limit
+                if reserved is None and requested > unreserved:
                     raise InvalidParameterValueException(
                         "Specified ConcurrentExecutions for function is greater than account's unreserved "
-                        "concurrency")
+                        f"concurrency [{unreserved}].")
+                if reserved is None and unreserved - others - requested < self._limiter.unreserved_minimum:
+                    raise InvalidParameterValueException(
+                        "Specified ConcurrentExecutions for function decreases account's "
+                        "UnreservedConcurrentExecution below its minimum value of "
+                        f"[{self._limiter.unreserved_minimum}].")
             last_modified = now_iso()
             await asyncio.to_thread(self._store.set_provisioned, name, qualifier, requested, last_modified)
             if requested is None:
                 function.provisioned.pop(qualifier, None)
-                return None
-            function.provisioned[qualifier] = (requested, last_modified)
-            return function.provisioned[qualifier]
+            else:
+                function.provisioned[qualifier] = (requested, last_modified)
+            self._limiter.set_provisioned(name, sum(n for n, _ in function.provisioned.values()))
+            return function.provisioned.get(qualifier)
 
     def event_invoke_settings(self, name: str, qualifier: str | None) -> EventInvokeSettings:
         """How asynchronous invocations of a qualifier are retried and where their outcomes go."""
@@ -303,7 +328,7 @@ class FunctionRegistry:
             tags = {k: v for k, v in function.tags.items() if k not in (remove or [])}
             tags.update(add or {})
             if len(tags) > 50:
-                raise InvalidParameterValueException("A function can have at most 50 tags.")
+                raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
             if check is not None:
                 check(function, tags)
             await asyncio.to_thread(self._store.set_tags, name, tags)
@@ -321,7 +346,7 @@ class FunctionRegistry:
     async def put_alias(self, alias: Alias, create: bool, revision_id: str | None = None) -> Alias:
         """CreateAlias (`create`) or UpdateAlias: validated against the function's versions."""
         async with self._write_lock:
-            function = self.get(alias.function_name)
+            function = self.get(alias.function_name, alias.function_version if create else None)
             if not create:
                 check_revision(revision_id, self.alias(alias.function_name, alias.name).revision_id)
             elif alias.name in function.aliases:
@@ -344,7 +369,19 @@ class FunctionRegistry:
             raise InvalidParameterValueException("$LATEST is not supported as an additional version of an alias.")
         if alias.function_version in alias.weights:
             raise InvalidParameterValueException(
-                "The additional version must be different from the alias's primary version.")
+                f"Invalid function version {alias.function_version}. Function version "
+                f"{alias.function_version} is already included in routing configuration.")
+        primary = function.versions[alias.function_version] if alias.weights else None
+        for version in alias.weights:  # AWS: both versions share one execution role and one DLQ
+            other = function.versions[version]
+            if other.role != primary.role:
+                raise InvalidParameterValueException(
+                    f"Invalid routing configuration. Function versions {alias.function_version} and {version} "
+                    "must have the same execution role.")
+            if other.dead_letter_target != primary.dead_letter_target:
+                raise InvalidParameterValueException(
+                    f"Invalid routing configuration. Function versions {alias.function_version} and {version} "
+                    "must have the same dead-letter queue configuration.")
 
     async def delete_alias(self, name: str, alias_name: str) -> None:
         async with self._write_lock:
@@ -360,6 +397,10 @@ class FunctionRegistry:
         """(function, directory) for every version whose code is a hot-reload directory."""
         return [(name, config.hot_reload_dir) for name, function in self._by_name.items()
                 for config in (function.latest, *function.versions.values()) if config.hot_reload_dir]
+
+    def find(self, name: str) -> Function | None:
+        """The function of that name, or None."""
+        return self._by_name.get(name)
 
     def exists(self, name: str) -> bool:
         return name in self._by_name
@@ -447,6 +488,7 @@ class FunctionRegistry:
             function = self._by_name.pop(name)
             for qualifier in list(function.urls):
                 self._forget_url(function, qualifier)
+            self._limiter.set_provisioned(name, 0)
             self._limiter.reserve(name, None)
             self.recursion.set(name, DEFAULT_RECURSIVE_LOOP)
         self._on_change(name, None)
@@ -460,13 +502,18 @@ class FunctionRegistry:
     async def set_reserved_concurrency(self, name: str, reserved: int | None) -> None:
         """PutFunctionConcurrency / DeleteFunctionConcurrency, keeping the unreserved minimum."""
         async with self._write_lock:
-            self.get(name)
+            function = self.get(name, None if reserved is None else LATEST)  # AWS names $LATEST on a put
             if reserved is not None and reserved > self._limiter.max_reservable(name):
                 raise InvalidParameterValueException(
                     "Specified ReservedConcurrentExecutions for function decreases account's "
                     "UnreservedConcurrentExecution below its minimum value of "
                     f"[{self._limiter.unreserved_minimum}]."
                 )
+            provisioned = sum(n for n, _ in function.provisioned.values())
+            if reserved is not None and reserved < provisioned:  # AWS's words, spaces included
+                raise InvalidParameterValueException(
+                    f" ReservedConcurrentExecutions  {reserved} should not be lower than function's total "
+                    f"provisioned concurrency [{provisioned}].")
             await asyncio.to_thread(self._store.set_reserved_concurrency, name, reserved)
             self._limiter.reserve(name, reserved)
 

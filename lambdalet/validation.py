@@ -185,7 +185,7 @@ def tags(body: Body) -> dict[str, str] | None:
     if value is None:
         return None
     if len(value) > 50:
-        raise InvalidParameterValueException("A function can have at most 50 tags.")
+        raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
     for key, tag_value in value.items():
         if not 1 <= len(key) <= 128:
             raise constraint_error(key, "tags", "have a key of length 1 to 128")

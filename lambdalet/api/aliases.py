@@ -9,7 +9,7 @@ from aiohttp import web
 from lambdalet import validation
 from lambdalet.api import provisioned
 from lambdalet.api.common import json_body, json_response, list_response, services, unqualified_name
-from lambdalet.errors import InvalidParameterValueException
+from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.model import Alias, new_revision_id
 from lambdalet.validation import Body
 
@@ -64,7 +64,10 @@ async def create_alias(request: web.Request) -> web.Response:
 
 async def get_alias(request: web.Request) -> web.Response:
     svc = services(request)
-    return json_response(svc.functions.alias(unqualified_name(request, "An alias"), request.match_info["alias"]).to_api(svc.arns))
+    name, alias_name = unqualified_name(request, "An alias"), request.match_info["alias"]
+    if alias_name not in svc.functions.get(name).aliases:  # GetAlias's words (UpdateAlias says "Alias not found")
+        raise ResourceNotFoundException(f"Cannot find alias arn: {svc.arns.function(name, alias_name)}")
+    return json_response(svc.functions.alias(name, alias_name).to_api(svc.arns))
 
 
 async def update_alias(request: web.Request) -> web.Response:

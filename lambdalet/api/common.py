@@ -59,7 +59,10 @@ def function_ref(request: web.Request) -> FunctionRef:
     """The FunctionName path parameter, checked against this server's account and region."""
     ref = parse_function_name(request.match_info["function_name"])
     svc = services(request)
-    if (ref.account and ref.account != svc.arns.account) or (ref.region and ref.region != svc.arns.region):
+    if ref.region and ref.region != svc.arns.region:  # AWS's words
+        raise ResourceNotFoundException(
+            f"Functions from '{ref.region}' are not reachable in this region ('{svc.arns.region}')")
+    if ref.account and ref.account != svc.arns.account:
         raise ResourceNotFoundException(
             f"Function not found: {request.match_info['function_name']} "
             f"(this server is account {svc.arns.account} in {svc.arns.region})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lambdalet.api.common import json_body, json_response, services, unqualified_name
+from lambdalet.api.common import function_ref, json_body, json_response, services
 from lambdalet.errors import InvalidParameterValueException
 from lambdalet.store.blobs import MAX_UNZIPPED_BYTES
 
@@ -22,24 +22,35 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
+def _function_name(request: web.Request) -> str:
+    """Reserved concurrency belongs to a whole function, as AWS says when given a version or alias."""
+    ref = function_ref(request)
+    if ref.qualifier is not None:
+        raise InvalidParameterValueException(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this "
+            "operation. Please specify either a function name or an unqualified function ARN.")
+    return ref.name
+
+
 async def put_function_concurrency(request: web.Request) -> web.Response:
     svc = services(request)
-    name = unqualified_name(request, "Concurrency")
+    name = _function_name(request)
     body = await json_body(request)
     if not body.has("ReservedConcurrentExecutions"):
         raise InvalidParameterValueException("ReservedConcurrentExecutions is required.")
-    reserved = body.integer("ReservedConcurrentExecutions", low=0, high=svc.settings.account_concurrency)
+    # the account's limits are the registry's (set_reserved_concurrency), in AWS's words
+    reserved = body.integer("ReservedConcurrentExecutions", low=0, high=2**31 - 1)
     await svc.functions.set_reserved_concurrency(name, reserved)
     return json_response({"ReservedConcurrentExecutions": reserved})
 
 
 async def get_function_concurrency(request: web.Request) -> web.Response:
-    reserved = services(request).functions.reserved_concurrency(unqualified_name(request, "Concurrency"))
+    reserved = services(request).functions.reserved_concurrency(_function_name(request))
     return json_response({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
 
 
 async def delete_function_concurrency(request: web.Request) -> web.Response:
-    await services(request).functions.set_reserved_concurrency(unqualified_name(request, "Concurrency"), None)
+    await services(request).functions.set_reserved_concurrency(_function_name(request), None)
     return web.Response(status=204)
 
 

@@ -41,17 +41,22 @@ def url_for(svc, config: dict) -> str:
     return f"http://{config['UrlId']}.lambda-url.{svc.arns.region}.localhost:{svc.settings.port}/"
 
 
-def _target(request: web.Request) -> tuple[str, str]:
+#: AWS's words for a function or alias that does not exist: Create and Update say one thing,
+#: Get and Delete another.
+NO_FUNCTION = "Function does not exist"
+NO_RESOURCE = "The resource you requested does not exist."
+
+
+def _target(request: web.Request, missing: str = NO_RESOURCE) -> tuple[str, str]:
     """The function and qualifier ("" for the function itself, else an alias) a request names."""
     svc = services(request)
     ref = function_ref(request)
     qual = qualifier(request, ref)
-    if qual is not None and qual != LATEST:
-        if not QUALIFIER.match(qual):
-            raise constraint_error(qual, "qualifier", f"satisfy regular expression pattern: {QUALIFIER.pattern}")
-        svc.functions.alias(ref.name, qual)  # Lambda's 404 unless the alias exists
-    else:
-        svc.functions.get(ref.name)
+    if qual is not None and qual != LATEST and not QUALIFIER.match(qual):
+        raise constraint_error(qual, "qualifier", f"satisfy regular expression pattern: {QUALIFIER.pattern}")
+    function = svc.functions.find(ref.name)
+    if function is None or (qual not in (None, LATEST) and qual not in function.aliases):
+        raise ResourceNotFoundException(missing)
     return ref.name, "" if qual in (None, LATEST) else qual
 
 
@@ -124,7 +129,7 @@ def _describe(svc, name: str, qual: str, config: dict, *, modified: bool = True,
 
 async def create_config(request: web.Request) -> web.Response:
     svc = services(request)
-    name, qual = _target(request)
+    name, qual = _target(request, NO_FUNCTION)
     config = _settings(await json_body(request), {})
     if qual in svc.functions.get(name).urls:
         raise ResourceConflictException(
@@ -153,7 +158,7 @@ async def get_config(request: web.Request) -> web.Response:
 
 async def update_config(request: web.Request) -> web.Response:
     svc = services(request)
-    name, qual = _target(request)
+    name, qual = _target(request, NO_FUNCTION)
     config = _settings(await json_body(request), _existing(svc, name, qual))
     config["LastModifiedTime"] = now_iso()
     await svc.functions.set_url(name, qual, config)

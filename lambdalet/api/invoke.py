@@ -92,7 +92,7 @@ async def invoke(request: web.Request) -> web.Response:
     request_id = new_request_id()
     request["request_id"] = request_id
     invoked_arn = svc.arns.function(ref.name, qual)
-    trace = _trace(request)
+    trace = caller_trace(request)
     if invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
         await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time(),
                                             trace=trace))
@@ -110,8 +110,10 @@ async def invoke(request: web.Request) -> web.Response:
     return _response(result.payload, result.content_type, headers)
 
 
-def _trace(request: web.Request) -> str | None:
-    """The caller's X-Ray trace header, when it is one (its Lineage counts recursive loops)."""
+def caller_trace(request: web.Request) -> str | None:
+    """The caller's X-Amzn-Trace-Id, which Lambda passes on to the runtime (`_X_AMZN_TRACE_ID`),
+    when it is an X-Ray trace header (its Lineage counts recursive loops); None: the invocation
+    starts a trace of its own."""
     trace = request.headers.get("X-Amzn-Trace-Id")
     if trace is None or "Root=1-" not in trace or len(trace) > TRACE_HEADER_LIMIT:
         return None
@@ -145,7 +147,7 @@ async def invoke_async(request: web.Request) -> web.Response:
     request["request_id"] = request_id
     await svc.queue.enqueue(QueuedEvent(request_id, ref.name, ref.qualifier,
                                         svc.arns.function(ref.name, ref.qualifier), payload, time.time(),
-                                        trace=_trace(request)))
+                                        trace=caller_trace(request)))
     response = json_response({"Status": 202}, status=202)
     response.headers["x-amzn-RequestId"] = request_id
     return response

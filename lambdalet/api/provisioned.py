@@ -10,6 +10,7 @@ from aiohttp import web
 
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, ProvisionedConcurrencyConfigNotFoundException
+from lambdalet.model import LATEST
 
 PATH = "/2019-09-30/functions/{function_name}/provisioned-concurrency"
 
@@ -18,11 +19,16 @@ def routes() -> list[web.RouteDef]:
     return [web.put(PATH, put_config), web.get(PATH, get_or_list), web.delete(PATH, delete_config)]
 
 
-def _target(request: web.Request) -> tuple[str, str]:
+def _target(request: web.Request, putting: bool = False) -> tuple[str, str]:
+    """The function and the alias or published version named, or AWS's refusal of each."""
+    svc = services(request)
     ref = function_ref(request)
     qual = qualifier(request, ref)
     if not qual:
         raise InvalidParameterValueException("Qualifier is required: a published version or an alias.")
+    if qual == LATEST and not putting:
+        raise InvalidParameterValueException("The function resource provided must be an alias or a published version.")
+    svc.functions.require_qualifier(ref.name, qual)
     return ref.name, qual
 
 
@@ -48,11 +54,12 @@ def describe(svc, name: str, qual: str) -> dict:
 
 async def put_config(request: web.Request) -> web.Response:
     svc = services(request)
-    name, qual = _target(request)
+    name, qual = _target(request, putting=True)
     body = await json_body(request)
     if not body.has("ProvisionedConcurrentExecutions"):
         raise InvalidParameterValueException("ProvisionedConcurrentExecutions is required.")
-    requested = body.integer("ProvisionedConcurrentExecutions", low=1, high=svc.settings.account_concurrency)
+    # the account's limits are the registry's (set_provisioned), in AWS's words
+    requested = body.integer("ProvisionedConcurrentExecutions", low=1, high=2**31 - 1)
     await svc.functions.set_provisioned(name, qual, requested)
     svc.pools.for_config(svc.functions.provisioned_target(name, qual)).provision(requested)
     return json_response(describe(svc, name, qual), status=202)

@@ -101,7 +101,8 @@ def _function_name(request: web.Request) -> str:
         raise InvalidParameterValueException(f"Tag operations take a function ARN, not {raw!r}.")
     ref = parse_function_name(raw)
     if ref.qualifier is not None:
-        raise InvalidParameterValueException("Tags can only be applied to the unqualified function ARN.")
+        raise InvalidParameterValueException(
+            "Tags on function aliases and versions are not supported. Please specify a function ARN.")
     if (ref.account, ref.region) != (svc.arns.account, svc.arns.region):
         raise ResourceNotFoundException(f"Function not found: {raw}")
     svc.functions.get(ref.name)
@@ -110,7 +111,10 @@ def _function_name(request: web.Request) -> str:
 
 async def tag_resource(request: web.Request) -> web.Response:
     other = await _other(request)
-    tags = validation.tags(await json_body(request)) or {}
+    tags = validation.tags(await json_body(request))
+    if tags == {}:  # AWS's words for an empty Tags map
+        raise InvalidParameterValueException("An error occurred and the request cannot be processed.")
+    tags = tags or {}
     if other is not None:
         kind, arn, current = other
         await kind.set_tags(request, arn, {**current, **tags})

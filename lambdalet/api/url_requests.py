@@ -27,7 +27,8 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import web
 
 from lambdalet.api.common import read_body, services
-from lambdalet.errors import LambdaError
+from lambdalet.api.invoke import caller_trace
+from lambdalet.errors import LambdaError, check_active
 from lambdalet.invoke.types import Invocation, new_request_id
 
 if TYPE_CHECKING:
@@ -111,7 +112,9 @@ async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: s
     config = svc.functions.config(name, qual or None, draw=random.random())
     invocation = Invocation(request_id, json.dumps(event).encode(), svc.arns.function(name, qual or None),
                             alias=qual)
+    invocation.trace_id = caller_trace(request) or invocation.trace_id  # the request's trace goes on
     try:
+        check_active(config.state)  # being created: refused as Invoke refuses it
         result = await svc.invoker.invoke(config, invocation)
     except LambdaError as exc:  # throttled, or no room in the memory budget
         return _error(exc.status, exc.error_type, exc.message)

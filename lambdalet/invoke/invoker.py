@@ -39,14 +39,16 @@ class Invoker:
             self.metrics.recursive_dropped.labels(config.name).inc()
             raise
         counted = self.metrics.of(config, invocation.alias)
+        pool = self.pools.for_config(config)
+        provisioning = pool.provisioning
         try:
-            lease = self.limiter.acquire(config.name)
+            lease = self.limiter.acquire(config.name, config.version,
+                                         provisioning.requested if provisioning is not None else 0)
         except TooManyRequestsException:
             counted.throttles.inc()
             raise
         counted.concurrent.inc()
         try:
-            pool = self.pools.for_config(config)
             try:
                 env, cold = await pool.acquire()
             except InitFailure as failure:

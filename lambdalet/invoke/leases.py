@@ -5,7 +5,10 @@ result is in; the invoker releases it in a `finally`, so success, function error
 client disconnect and server shutdown all give the slot back. All checks are counters: O(1).
 
 - A function with reserved concurrency R runs at most R invocations at once (R = 0 throttles
-  everything), whatever the rest of the account does.
+  everything), whatever the rest of the account does. Its provisioned concurrency P (every
+  version's and alias's, at most R) is set aside within R, as AWS does: an invocation of a
+  provisioned version takes one of that version's provisioned slots while one is free, and every
+  other invocation shares the R - P left.
 - Functions without a reservation share the unreserved pool: the account limit less every
   reservation (which may never leave fewer than the unreserved minimum, 100 by default).
 """
@@ -26,6 +29,8 @@ class ConcurrencyLease:
     function: str
     reserved: bool
     released: bool = False
+    #: The (function, version) whose provisioned slot it holds, or None (an on-demand slot).
+    provisioned_slot: tuple[str, str] | None = None
 
     def release(self) -> None:
         if not self.released:
@@ -41,6 +46,11 @@ class ConcurrencyLimiter:
     in_flight: dict[str, int] = field(default_factory=dict)
     unreserved_in_flight: int = 0
     total_reserved: int = field(init=False, default=0)  # sum(reserved.values()), kept: acquire() reads it
+    #: Per function with a reservation: its provisioned concurrency in all (set aside within it).
+    provisioned: dict[str, int] = field(default_factory=dict)
+    #: Provisioned slots in use, by (function, version); and their sum by function.
+    provisioned_in_flight: dict[tuple[str, str], int] = field(default_factory=dict)
+    provisioned_in_flight_total: dict[str, int] = field(default_factory=dict)
     #: Told of every released slot (function, whether it was a reserved one): the asynchronous
     #: queue retries an event throttled for want of that slot at once.
     on_release: Callable[[str, bool], None] | None = field(default=None, compare=False, repr=False)
@@ -63,11 +73,27 @@ class ConcurrencyLimiter:
     def total_in_flight(self) -> int:
         return sum(self.in_flight.values())
 
-    def acquire(self, function: str) -> ConcurrencyLease:
+    def set_provisioned(self, function: str, total: int) -> None:
+        """The function's provisioned concurrency in all (0: none)."""
+        if total:
+            self.provisioned[function] = total
+        else:
+            self.provisioned.pop(function, None)
+
+    def acquire(self, function: str, version: str = "", provisioned: int = 0) -> ConcurrencyLease:
+        """A slot for one invocation of `function` (its `version` keeping `provisioned` environments)."""
         running = self.in_flight.get(function, 0)
         reservation = self.reserved.get(function)
         if reservation is not None:
-            if running >= reservation:
+            if provisioned:
+                key = (function, version)
+                if self.provisioned_in_flight.get(key, 0) < provisioned:  # a provisioned slot: set aside
+                    self.provisioned_in_flight[key] = self.provisioned_in_flight.get(key, 0) + 1
+                    self.provisioned_in_flight_total[function] = self.provisioned_in_flight_total.get(function, 0) + 1
+                    self.in_flight[function] = running + 1
+                    return ConcurrencyLease(self, function, reserved=True, provisioned_slot=key)
+            on_demand = running - self.provisioned_in_flight_total.get(function, 0)
+            if on_demand >= reservation - self.provisioned.get(function, 0):
                 raise TooManyRequestsException(RATE_EXCEEDED, "ReservedFunctionConcurrentInvocationLimitExceeded")
         elif self.unreserved_in_flight >= self.unreserved_limit:
             raise TooManyRequestsException(RATE_EXCEEDED, "ConcurrentInvocationLimitExceeded")
@@ -84,6 +110,14 @@ class ConcurrencyLimiter:
             self.in_flight.pop(lease.function, None)
         if not lease.reserved:
             self.unreserved_in_flight -= 1
+        if lease.provisioned_slot is not None:
+            key = lease.provisioned_slot
+            self.provisioned_in_flight[key] -= 1
+            if not self.provisioned_in_flight[key]:
+                del self.provisioned_in_flight[key]
+            self.provisioned_in_flight_total[lease.function] -= 1
+            if not self.provisioned_in_flight_total[lease.function]:
+                del self.provisioned_in_flight_total[lease.function]
         if self.on_release is not None:
             self.on_release(lease.function, lease.reserved)
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Callable, TypeVar
 from urllib.parse import quote
 
+from botocore.exceptions import ClientError
+
 from conftest import ROLE, Server, make_zip
 
 ACCOUNT = "000000000000"
@@ -59,6 +61,16 @@ def decoded_log(resp: dict) -> str:
 def error_code_and_status(exc) -> tuple[str, int]:
     """(Error.Code, HTTP status) of a botocore ClientError."""
     return exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def aws_error(call: Callable[..., object], **params) -> tuple[str, int, str]:
+    """(Error.Code, HTTP status, message) of a call that must fail, to compare with AWS's recorded answer."""
+    try:
+        call(**params)
+    except ClientError as exc:
+        return (exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"],
+                exc.response["Error"]["Message"])
+    raise AssertionError(f"{getattr(call, '__name__', call)}({params}) succeeded; AWS refuses it")
 
 
 def wait_until(probe: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.1, what: str = "condition") -> T:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import invoke_json
 
-from .helpers import wait_updated
+from .helpers import aws_error, wait_updated
 
 HANDLER = """
 import os
@@ -90,3 +90,54 @@ def test_weighted_routing_splits_traffic_by_weight(lambda_client, two_versions):
     assert abs(executed.count("2") - expected) < 6 * sd, executed.count("2")  # p(false alarm) < 1e-8
     lambda_client.update_alias(FunctionName=name, Name="canary", RoutingConfig={"AdditionalVersionWeights": {}})
     assert {invoke_json(lambda_client, name, {}, Qualifier="canary")[0]["ExecutedVersion"] for _ in range(20)} == {"1"}
+
+
+def test_alias_refusals_in_aws_words(lambda_client, two_versions):
+    """As AWS answers (LocalStack's test_notfound_and_invalid_routingconfigs, recorded against AWS)."""
+    name, arn = two_versions
+    create = lambda_client.create_alias
+    assert aws_error(create, FunctionName=name, Name="a", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"1": 0.5}}) == (
+        "InvalidParameterValueException", 400,
+        "Invalid function version 1. Function version 1 is already included in routing configuration.")
+    assert aws_error(create, FunctionName=name + "-unknown", Name="a", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}}) == (
+        "ResourceNotFoundException", 404, f"Function not found: {arn}-unknown:1")
+    assert aws_error(create, FunctionName=name, Name="a", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"10": 0.5}}) == (
+        "ResourceNotFoundException", 404, f"Function not found: {arn}:10")
+
+
+def test_weighted_alias_versions_must_share_role_and_dead_letter_queue(lambda_client, create_function):
+    """AWS's developer guide (lambda-traffic-shifting-using-aliases): both versions of a weighted
+    alias have the same execution role and the same dead-letter queue configuration."""
+    name = create_function(Publish=True)["FunctionName"]
+    role = lambda_client.get_function_configuration(FunctionName=name)["Role"]
+    lambda_client.update_function_configuration(FunctionName=name, Role=role + "-other")
+    wait_updated(lambda_client, name)
+    assert lambda_client.publish_version(FunctionName=name)["Version"] == "2"
+    lambda_client.update_function_configuration(FunctionName=name, Role=role, DeadLetterConfig={
+        "TargetArn": "arn:aws:sqs:us-east-1:000000000000:dlq"})
+    wait_updated(lambda_client, name)
+    assert lambda_client.publish_version(FunctionName=name)["Version"] == "3"
+    code, status, message = aws_error(lambda_client.create_alias, FunctionName=name, Name="canary",
+                                      FunctionVersion="1", RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
+    assert (code, status) == ("InvalidParameterValueException", 400) and "execution role" in message
+    code, status, message = aws_error(lambda_client.create_alias, FunctionName=name, Name="canary",
+                                      FunctionVersion="1", RoutingConfig={"AdditionalVersionWeights": {"3": 0.1}})
+    assert (code, status) == ("InvalidParameterValueException", 400) and "dead-letter queue" in message
+    lambda_client.create_alias(FunctionName=name, Name="canary", FunctionVersion="1")
+    code, _, message = aws_error(lambda_client.update_alias, FunctionName=name, Name="canary",
+                                 RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
+    assert code == "InvalidParameterValueException" and "execution role" in message
+    assert lambda_client.get_alias(FunctionName=name, Name="canary").get("RoutingConfig") is None
+
+
+def test_a_missing_alias_in_aws_words(lambda_client, two_versions):
+    """GetAlias and UpdateAlias say it differently on AWS (LocalStack's alias snapshots, recorded against AWS)."""
+    name, arn = two_versions
+    assert aws_error(lambda_client.get_alias, FunctionName=name, Name="non-existent") == (
+        "ResourceNotFoundException", 404, f"Cannot find alias arn: {arn}:non-existent")
+    assert aws_error(lambda_client.update_alias, FunctionName=name, Name="non-existent", Description="d") == (
+        "ResourceNotFoundException", 404, f"Alias not found: {arn}:non-existent")
+    lambda_client.delete_alias(FunctionName=name, Name="non-existent")  # 204, as AWS answers

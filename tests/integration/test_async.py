@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROLE, Server, make_zip
 
-from .helpers import wait_until
+from .helpers import aws_error, wait_until
 
 REPORTER = """
 import json, socket
@@ -171,3 +171,40 @@ def test_events_wait_for_host_memory_instead_of_backing_off_as_if_throttled(tmp_
         assert "trying again" not in log, [line for line in log.splitlines() if "trying again" in line][:3]
     finally:
         small.stop()
+
+
+def test_event_invoke_config_refusals_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_lambda_eventinvokeconfig_exceptions, recorded against AWS)."""
+    created = create_function(Publish=True)
+    name, arn = created["FunctionName"], created["FunctionArn"]
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    put, update = lambda_client.put_function_event_invoke_config, lambda_client.update_function_event_invoke_config
+    no_function = ("ResourceNotFoundException", 404, "The function doesn't exist.")
+    assert aws_error(put, FunctionName=name + "-nope", MaximumRetryAttempts=1) == no_function
+    assert aws_error(put, FunctionName=name, Qualifier="nope", MaximumRetryAttempts=1) == no_function
+    assert aws_error(update, FunctionName=name + "-nope", MaximumRetryAttempts=1) == no_function
+    assert aws_error(lambda_client.list_function_event_invoke_configs, FunctionName=name + "-nope") == no_function
+    assert aws_error(put, FunctionName=name) == (
+        "InvalidParameterValueException", 400, "You must specify at least one of error handling or destination setting.")
+    missing = arn + "-nope"
+    assert aws_error(put, FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": missing}}) == (
+        "InvalidParameterValueException", 400, f"The destination ARN {missing} is invalid.")
+    assert aws_error(put, FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": arn}}) == (
+        "InvalidParameterValueException", 400, "You can't specify the function as a destination for itself.")
+    iam = arn.replace(":lambda:", ":iam:")
+    assert aws_error(put, FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": iam}}) == (
+        "InvalidParameterValueException", 400,
+        f"The provided destination config DestinationConfig(onSuccess=OnSuccess(destination={iam}), "
+        "onFailure=null) is invalid.")
+    for call in (lambda_client.get_function_event_invoke_config, lambda_client.delete_function_event_invoke_config):
+        assert aws_error(call, FunctionName=name + "-nope") == (
+            "ResourceNotFoundException", 404, f"The function {missing}:$LATEST doesn't have an EventInvokeConfig")
+        assert aws_error(call, FunctionName=name, Qualifier="nope") == (
+            "ResourceNotFoundException", 404, f"The function {arn}:nope doesn't have an EventInvokeConfig")
+        assert aws_error(call, FunctionName=name) == (
+            "ResourceNotFoundException", 404, f"The function {arn}:$LATEST doesn't have an EventInvokeConfig")
+    assert aws_error(update, FunctionName=name, Qualifier="live", MaximumRetryAttempts=1) == (
+        "ResourceNotFoundException", 404, f"The function {arn}:live doesn't have an EventInvokeConfig")
+    assert aws_error(update, FunctionName=name, MaximumRetryAttempts=1) == (
+        "ResourceNotFoundException", 404, f"The function {arn}:$LATEST doesn't have an EventInvokeConfig")
+

@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import Server, invoke_json, make_zip
+from .helpers import aws_error
 
 GATED = """
 import socket
@@ -192,3 +193,32 @@ def test_host_memory_budget_evicts_idle_environments_then_throttles(tmp_path):
         assert invoke_json(client, "a", {})[1] == "done"  # idle b or c is evicted for it
     finally:
         srv.stop()
+
+
+def test_reserved_concurrency_refusals_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_function_concurrency_exceptions/_limits, recorded against AWS)."""
+    created = create_function()
+    name, arn = created["FunctionName"], created["FunctionArn"]
+    put = lambda_client.put_function_concurrency
+    assert aws_error(put, FunctionName=name + "-nope", ReservedConcurrentExecutions=1) == (
+        "ResourceNotFoundException", 404, f"Function not found: {arn}-nope:$LATEST")
+    assert aws_error(put, FunctionName=arn + ":1", ReservedConcurrentExecutions=1) == (
+        "InvalidParameterValueException", 400,
+        "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. "
+        "Please specify either a function name or an unqualified function ARN.")
+    below_minimum = ("InvalidParameterValueException", 400,
+                     "Specified ReservedConcurrentExecutions for function decreases account's "
+                     "UnreservedConcurrentExecution below its minimum value of [100].")
+    assert aws_error(put, FunctionName=name, ReservedConcurrentExecutions=1001) == below_minimum  # past the account's
+    assert aws_error(put, FunctionName=name, ReservedConcurrentExecutions=100_000) == below_minimum
+
+
+def test_a_function_of_another_region_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_get_function_wrong_region, recorded against AWS), for every
+    operation that names a function."""
+    arn = create_function()["FunctionArn"].replace(":us-east-1:", ":eu-central-1:")
+    expected = ("ResourceNotFoundException", 404,
+                "Functions from 'eu-central-1' are not reachable in this region ('us-east-1')")
+    for call in (lambda_client.get_function_concurrency, lambda_client.get_function_url_config,
+                 lambda_client.get_function_event_invoke_config, lambda_client.get_function, lambda_client.invoke):
+        assert aws_error(call, FunctionName=arn) == expected

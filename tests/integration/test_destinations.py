@@ -232,7 +232,7 @@ def test_destination_and_dead_letter_validation(aws_server, names):
     create(client, name)
     bad = {
         "arn:aws:s3:::bucket": "is invalid",  # S3 on-failure destinations are not delivered by Lambdalet
-        "arn:aws:lambda:us-east-1:000000000000:function:no-such-function": "Function not found",
+        "arn:aws:lambda:us-east-1:000000000000:function:no-such-function": "is invalid.",  # AWS: 400, not 404
         "arn:aws:lambda:eu-west-1:000000000000:function:elsewhere": "this server is account",
         "not-an-arn": "failed to satisfy constraint",
     }

@@ -25,7 +25,7 @@ from botocore.credentials import Credentials
 
 from conftest import ROLE, Server, aws_cli, make_zip, running
 
-from .helpers import ACCOUNT, function_arn, host_node
+from .helpers import ACCOUNT, aws_error, function_arn, host_node, wait_updated
 
 URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/$")
 
@@ -165,6 +165,27 @@ def test_url_config_validation(lambda_client, create_function):
         lambda_client.create_function_url_config(FunctionName=name, Qualifier="no-such-alias", AuthType="NONE")
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_function_url_config(FunctionName=name)
+
+
+def test_url_config_refusals_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_url_config_exceptions, recorded against AWS): Create and
+    Update say 'Function does not exist', Get and Delete 'The resource you requested does not exist.'"""
+    name = create_function(Publish=True)["FunctionName"]
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    no_function = ("ResourceNotFoundException", 404, "Function does not exist")
+    no_resource = ("ResourceNotFoundException", 404, "The resource you requested does not exist.")
+    for call, answer in ((lambda_client.create_function_url_config, no_function),
+                         (lambda_client.update_function_url_config, no_function),
+                         (lambda_client.get_function_url_config, no_resource),
+                         (lambda_client.delete_function_url_config, no_resource)):
+        params = {"AuthType": "NONE"} if answer is no_function else {}
+        assert aws_error(call, FunctionName=name + "-nope", **params) == answer
+        assert aws_error(call, FunctionName=function_arn(name + "-nope"), **params) == answer
+        assert aws_error(call, FunctionName=name, Qualifier="no-such-alias", **params) == answer
+    for call in (lambda_client.update_function_url_config, lambda_client.get_function_url_config,
+                 lambda_client.delete_function_url_config):
+        params = {"AuthType": "NONE"} if call is lambda_client.update_function_url_config else {}
+        assert aws_error(call, FunctionName=name, Qualifier="live", **params) == no_resource
 
 
 def test_a_request_becomes_a_payload_2_0_event(url_function, server):
@@ -336,3 +357,46 @@ def test_a_port_in_use_is_skipped_and_none_turns_listeners_off(tmp_path):
         url = client.create_function_url_config(FunctionName="web", AuthType="NONE")["FunctionUrl"]
         assert re.fullmatch(rf"http://[a-z0-9]{{32}}\.lambda-url\.us-east-1\.localhost:{srv.port}/", url)
         assert call(url, "/?mode=bare").body == b"Hello, world!"
+
+
+def test_a_url_request_to_a_version_being_created_is_refused_as_invoke_is(lambda_client, create_function):
+    """A version published with an update is Pending until the update is done; Invoke then answers
+    AWS's ResourceConflictException, and so must the URL of an alias pointing at it."""
+    name = create_function("def handler(event, context):\n    return context.function_version\n",
+                           Publish=True)["FunctionName"]
+    lambda_client.create_alias(FunctionName=name, Name="prod", FunctionVersion="1")
+    url = lambda_client.create_function_url_config(FunctionName=name, Qualifier="prod", AuthType="NONE")["FunctionUrl"]
+
+    def state(version: str) -> str:
+        return lambda_client.get_function_configuration(FunctionName=name, Qualifier=version)["State"]
+
+    for attempt in range(10):  # the version is Pending for half a second: catch a request inside it
+        wait_updated(lambda_client, name)
+        code = make_zip({"app.py": f"def handler(event, context):\n    return {attempt}\n"})
+        version = lambda_client.update_function_code(FunctionName=name, ZipFile=code, Publish=True)["Version"]
+        lambda_client.update_alias(FunctionName=name, Name="prod", FunctionVersion=version)
+        if state(version) != "Pending":
+            continue
+        reply = call(url)
+        if state(version) == "Pending":  # Pending before and after: so it was during the request
+            assert reply.status == 409 and reply.headers["x-amzn-ErrorType"] == "ResourceConflictException"
+            assert reply.json() == {"Message": "The operation cannot be performed at this time. The function is "
+                                               "currently in the following state: Pending"}
+            break
+    else:
+        raise AssertionError("no request reached the URL while the version was Pending")
+    wait_updated(lambda_client, name)
+    assert call(url).status == 200
+
+
+def test_a_url_request_s_trace_header_reaches_the_function(lambda_client, create_function):
+    """As for Invoke, the request's X-Amzn-Trace-Id is the invocation's `_X_AMZN_TRACE_ID`; without
+    one the invocation starts a trace of its own."""
+    name = create_function("import os\n\ndef handler(event, context):\n    return os.environ['_X_AMZN_TRACE_ID']\n"
+                           )["FunctionName"]
+    url = lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    # the function sees it as it was sent (with main's recursion detection, plus Lambda's Lineage entry)
+    assert call(url, headers={"X-Amzn-Trace-Id": trace}).body.decode().split(";Lineage=")[0] == trace
+    fresh = call(url).body.decode()
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0(;Lineage=.*)?", fresh), fresh

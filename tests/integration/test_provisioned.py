@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from conftest import invoke_json
-from .helpers import wait_until
+from .helpers import aws_error, function_arn, wait_until
 
 HANDLER = """
 import os
@@ -80,3 +80,94 @@ def test_provisioned_concurrency_through_an_alias_survives_a_restart(fresh_serve
     fresh_server.restart()
     wait_until(lambda: status(client, "pc", "prod")["Status"] == "READY", timeout=20, what="READY after restart")
     assert invoke_json(client, "pc", {}, Qualifier="prod")[1] == "provisioned-concurrency"
+
+
+def test_provisioned_concurrency_refusals_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_provisioned_concurrency_exceptions/_limits, recorded against AWS)."""
+    created = create_function(HANDLER, Publish=True)
+    name, arn = created["FunctionName"], created["FunctionArn"]
+    missing = arn + "-nope"
+    for call in (lambda_client.get_provisioned_concurrency_config, lambda_client.delete_provisioned_concurrency_config):
+        assert aws_error(call, FunctionName=name + "-nope", Qualifier="noalias") == (
+            "ResourceNotFoundException", 404, f"Cannot find alias arn: {missing}:noalias")
+        assert aws_error(call, FunctionName=name + "-nope", Qualifier="1") == (
+            "ResourceNotFoundException", 404, f"Function not found: {missing}:1")
+        assert aws_error(call, FunctionName=name, Qualifier="noalias") == (
+            "ResourceNotFoundException", 404, f"Cannot find alias arn: {arn}:noalias")
+        assert aws_error(call, FunctionName=name, Qualifier="10") == (
+            "ResourceNotFoundException", 404, f"Function not found: {arn}:10")
+        assert aws_error(call, FunctionName=name, Qualifier="$LATEST") == (
+            "InvalidParameterValueException", 400,
+            "The function resource provided must be an alias or a published version.")
+    assert aws_error(lambda_client.get_provisioned_concurrency_config, FunctionName=name, Qualifier="1") == (
+        "ProvisionedConcurrencyConfigNotFoundException", 404, "No Provisioned Concurrency Config found for this function")
+    put = lambda_client.put_provisioned_concurrency_config
+    assert aws_error(put, FunctionName=name + "-nope", Qualifier="noalias", ProvisionedConcurrentExecutions=1) == (
+        "ResourceNotFoundException", 404, f"Cannot find alias arn: {missing}:noalias")
+    assert aws_error(put, FunctionName=name, Qualifier="10", ProvisionedConcurrentExecutions=1) == (
+        "ResourceNotFoundException", 404, f"Function not found: {arn}:10")
+    unreserved = lambda_client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
+    assert aws_error(put, FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=unreserved + 1) == (
+        "InvalidParameterValueException", 400,
+        f"Specified ConcurrentExecutions for function is greater than account's unreserved concurrency [{unreserved}].")
+    assert aws_error(put, FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=unreserved - 99) == (
+        "InvalidParameterValueException", 400,
+        "Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its "
+        "minimum value of [100].")
+
+
+def test_reserved_concurrency_cannot_drop_below_the_provisioned_total(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_lambda.py provisioned/reserved interplay, recorded against AWS)."""
+    name = create_function(HANDLER, Publish=True)["FunctionName"]
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
+    assert aws_error(lambda_client.put_provisioned_concurrency_config, FunctionName=name, Qualifier="1",
+                     ProvisionedConcurrentExecutions=3) == (
+        "InvalidParameterValueException", 400,
+        "Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
+    lambda_client.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=2)
+    assert aws_error(lambda_client.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=1) == (
+        "InvalidParameterValueException", 400,
+        " ReservedConcurrentExecutions  1 should not be lower than function's total provisioned concurrency [2].")
+    assert lambda_client.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 2
+    lambda_client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+
+
+def test_one_version_provisioned_twice_is_refused_in_aws_words(lambda_client, create_function):
+    """As AWS answers (LocalStack's test_lambda_provisioned_lifecycle, recorded against AWS)."""
+    name = create_function(HANDLER, Publish=True)["FunctionName"]
+    lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    put = lambda_client.put_provisioned_concurrency_config
+    put(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    assert aws_error(put, FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1) == (
+        "ResourceConflictException", 409,
+        "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version")
+    lambda_client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+    put(FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1)
+    assert aws_error(put, FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1) == (
+        "ResourceConflictException", 409, "Version is pointed by a Provisioned Concurrency alias")
+    lambda_client.delete_alias(FunctionName=name, Name="live")  # its provisioned concurrency goes with it
+    assert aws_error(lambda_client.get_provisioned_concurrency_config, FunctionName=name, Qualifier="live") == (
+        "ResourceNotFoundException", 404, f"Cannot find alias arn: {function_arn(name)}:live")
+    assert lambda_client.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"] == []
+
+
+def test_provisioned_concurrency_is_set_aside_within_the_reserved(lambda_client, create_function):
+    """As AWS enforces it (LocalStack's test_lambda_concurrency_block, recorded against AWS): with
+    reserved concurrency 1 and one provisioned environment on version 1, $LATEST is throttled while
+    version 1 runs; with reserved 2, one slot is left for $LATEST."""
+    name = create_function(HANDLER, Publish=True)["FunctionName"]
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    assert invoke_json(lambda_client, name, {})[1] == "on-demand"
+    lambda_client.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    wait_until(lambda: status(lambda_client, name, "1")["Status"] == "READY", what="provisioned concurrency READY")
+    assert aws_error(lambda_client.invoke, FunctionName=name) == ("TooManyRequestsException", 429, "Rate Exceeded.")
+    with pytest.raises(lambda_client.exceptions.TooManyRequestsException) as throttled:
+        lambda_client.invoke(FunctionName=name)
+    assert throttled.value.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    assert invoke_json(lambda_client, name, {}, Qualifier="1")[1] == "provisioned-concurrency"
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
+    assert invoke_json(lambda_client, name, {})[1] == "on-demand"
+    lambda_client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    assert invoke_json(lambda_client, name, {})[1] == "on-demand"

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
+from lambdalet.errors import check_active
 from lambdalet.events.mappings import EventSourceMapping
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
 from lambdalet.model import alias_of
@@ -147,6 +148,7 @@ class PollerContext:
         ResourceNotFoundException when the function (or its version or alias) is gone,
         RecursiveInvocationException when the trace says the batch is a loop stopped."""
         config = self.functions.config(mapping.function_name, mapping.qualifier, draw=random.random())
+        check_active(config.state)  # being created: the batch waits, as a throttled one does
         request_id = new_request_id()
         invoked_arn = mapping.function_arn
         invocation = Invocation(request_id, payload, invoked_arn, alias=alias_of(mapping.qualifier))

@@ -55,7 +55,7 @@ import time
 from collections import deque
 from typing import Any
 
-from lambdalet.errors import ResourceNotFoundException, TooManyRequestsException
+from lambdalet.errors import ResourceConflictException, ResourceNotFoundException, TooManyRequestsException
 from lambdalet.events.mappings import KINESIS, EventSourceMapping
 from lambdalet.events.sources.base import Backoff, Delivery, PollerContext, SourceGone, client_error_code
 from lambdalet.events.sources.stream_clients import DynamoDBClient, KinesisClient, Shard, StreamClient
@@ -446,7 +446,7 @@ class _ShardReader:
         while True:
             try:
                 delivery = await self.ctx.invoke(self.mapping, event)
-            except (TooManyRequestsException, ResourceNotFoundException) as exc:
+            except (TooManyRequestsException, ResourceNotFoundException, ResourceConflictException) as exc:
                 log.info("mapping %s: cannot invoke the function yet: %s", self.mapping.uuid, exc)
                 await backoff.wait()
                 continue
@@ -510,7 +510,7 @@ class _ShardReader:
                 return []
             try:
                 delivery = await self.ctx.invoke(self.mapping, self._event(records))
-            except (TooManyRequestsException, ResourceNotFoundException) as exc:
+            except (TooManyRequestsException, ResourceNotFoundException, ResourceConflictException) as exc:
                 log.info("mapping %s: cannot invoke the function yet: %s", self.mapping.uuid, exc)
                 await backoff.wait()
                 continue
