@@ -7,8 +7,10 @@ with a keep-alive ``http.client`` connection per path sends requests back to bac
 blocks of `requests / rounds` between the two paths so that both see the same machine:
 
 - **Invoke**: ``POST /2015-03-31/functions/<name>/invocations`` with ``{}``;
-- **URL**: ``GET /?a=1`` with ``Host: <url-id>.lambda-url.us-east-1.localhost:<port>`` (what a
-  browser sends), i.e. building the 2.0 event, running it, and mapping the response.
+- **URL**: ``GET /?a=1`` at ``FunctionUrl`` (the URL's own port), i.e. building the 2.0 event,
+  running it, and mapping the response;
+- **URL-host**: the same on the API port with ``Host: <url-id>.lambda-url.us-east-1.localhost``
+  (what a browser sends for the host-name form).
 
 Times are wall-clock at the client, in milliseconds, nearest-rank percentiles. The difference is
 the URL front end's own cost.
@@ -28,7 +30,11 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import invoke as base  # noqa: E402  (the server handling and statistics of the invoke benchmark)
 
-HANDLER = 'def handler(event, context):\n    return {"statusCode": 200, "body": "ok"}\n'
+HANDLER = """def handler(event, context):
+    if (event.get("queryStringParameters") or {}).get("id"):  # the URL's id, for the host-name form
+        return {"statusCode": 200, "body": event["requestContext"]["apiId"]}
+    return {"statusCode": 200, "body": "ok"}
+"""
 
 
 def handler_zip() -> bytes:
@@ -50,6 +56,13 @@ def timed(conn: http.client.HTTPConnection, method: str, path: str, body: bytes 
     return elapsed
 
 
+def host_form(conn: http.client.HTTPConnection, netloc: str, api_port: int) -> str:
+    """The URL's host name on the API port, from the id the function sees (`?id`)."""
+    conn.request("GET", "/?id=1", headers={"Host": netloc})
+    url_id = conn.getresponse().read().decode()
+    return f"{url_id}.lambda-url.us-east-1.localhost:{api_port}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per path")
@@ -62,13 +75,16 @@ def main() -> int:
         lam.create_function(FunctionName="url-bench", Runtime="python3.11", Role=base.ROLE, Handler="app.handler",
                             Code={"ZipFile": handler_zip()}, MemorySize=1769)
         url = lam.create_function_url_config(FunctionName="url-bench", AuthType="NONE")["FunctionUrl"]
-        host = urlsplit(url).netloc
+        parts = urlsplit(url)
         invoke = http.client.HTTPConnection(base.HOST, server.port)
-        direct = http.client.HTTPConnection(base.HOST, server.port)
+        direct = http.client.HTTPConnection(base.HOST, parts.port)
+        by_host = http.client.HTTPConnection(base.HOST, server.port)
+        event_host = host_form(direct, parts.netloc, server.port)
         paths = {
             "Invoke": lambda: timed(invoke, "POST", base.invoke_path("url-bench"), b"{}", base.INVOKE_HEADERS,
                                     b'{"statusCode": 200, "body": "ok"}'),
-            "URL": lambda: timed(direct, "GET", "/?a=1", None, {"Host": host}, b"ok"),
+            "URL": lambda: timed(direct, "GET", "/?a=1", None, {"Host": parts.netloc}, b"ok"),
+            "URL-host": lambda: timed(by_host, "GET", "/?a=1", None, {"Host": event_host}, b"ok"),
         }
         samples: dict[str, list[float]] = {name: [] for name in paths}
         for measure in paths.values():  # warm-up: one environment, both connections open

@@ -201,21 +201,27 @@ def handler(event, context):
 
 
 def test_a_loop_through_a_function_destination_is_stopped_too(lam, moto, n):
-    """A function whose on-success destination is itself: each record is the next invocation."""
+    """Two functions, each the other's on-success destination (AWS refuses a function as its own):
+    each record is the next invocation, and the ping's 17th is stopped."""
     recorder = Recorder(moto, n("recorder"))
     dlq_url, dlq_arn = new_queue(moto, n("dlq"))
-    arn = lam.create_function(FunctionName=n("self"), Runtime="python3.12", Role=ROLE, Handler="app.handler",
-                              Code={"ZipFile": make_zip({"app.py": LOOP_BY_DESTINATION})},
-                              Environment={"Variables": {"RECORDER": recorder.url}},
-                              DeadLetterConfig={"TargetArn": dlq_arn})["FunctionArn"]
-    lam.put_function_event_invoke_config(FunctionName=n("self"), DestinationConfig={"OnSuccess": {"Destination": arn}})
-    lam.invoke(FunctionName=n("self"), InvocationType="Event", Payload=b"{}")
+    arns = {}
+    for role, extra in (("ping", {"DeadLetterConfig": {"TargetArn": dlq_arn}}), ("pong", {})):
+        arns[role] = lam.create_function(FunctionName=n(role), Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                                         Code={"ZipFile": make_zip({"app.py": LOOP_BY_DESTINATION})},
+                                         Environment={"Variables": {"RECORDER": recorder.url}}, **extra)["FunctionArn"]
+    for role, other in (("ping", "pong"), ("pong", "ping")):
+        lam.put_function_event_invoke_config(FunctionName=n(role),
+                                             DestinationConfig={"OnSuccess": {"Destination": arns[other]}})
+    lam.invoke(FunctionName=n("ping"), InvocationType="Event", Payload=b"{}")
     sqs = moto.client("sqs")
     [dead] = wait_until(lambda: sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages"),
-                        timeout=90, interval=0.2, what="the 17th event in the dead-letter queue")
-    assert json.loads(dead["Body"])["requestContext"]["condition"] == "Success"  # the 16th's record
-    counts = sorted(next(iter(_lineage(trace).values())) for trace in _drain_bodies(moto, recorder.url))
-    assert counts == list(range(16))
+                        timeout=90, interval=0.2, what="the ping's 17th event in the dead-letter queue")
+    assert json.loads(dead["Body"])["requestContext"]["condition"] == "Success"  # the 16th pong's record
+    traces = _drain_bodies(moto, recorder.url)
+    assert len(traces) == 32  # ping and pong ran 16 times each
+    counts = sorted(count for trace in traces for count in _lineage(trace).values())
+    assert max(counts) == 15  # each ran with 0..15; the 17th ping, which would have 16, was stopped
 
 
 def _drain_bodies(moto, url: str) -> list[str]:
