@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -146,3 +147,96 @@ def test_a_timeout_mid_stream(lambda_client, create_function):
     # the environment was reset: the next invoke streams again
     assert payload_of(events(lambda_client.invoke_with_response_stream(
         FunctionName=name, Payload=json.dumps({"chunks": ["again"]})))) == b"again"
+
+
+# -- Node.js: awslambda.streamifyResponse and HttpResponseStream.from -----------------------------
+
+NODE_STREAMING = """\
+const net = require('net');
+exports.handler = awslambda.streamifyResponse(async (input, responseStream, context) => {
+  const event = input.body ? JSON.parse(input.body) : input;  // a URL's event carries it as its body
+  if (event.url) {
+    responseStream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201, headers: {'Content-Type': 'text/plain', 'X-Custom': 'yes'}, cookies: ['a=1', 'b=2']});
+  }
+  responseStream.write('Hello,');
+  if (event.signal_port) {  // wait for the test's go-ahead: it has the first bytes by then
+    await new Promise((resolve) => {
+      const s = net.connect(event.signal_port, '127.0.0.1');
+      s.once('data', () => { s.destroy(); resolve(); });
+    });
+  }
+  if (event.fail) throw new TypeError('broke mid-stream');
+  responseStream.write(' world!');
+  responseStream.end();
+});
+"""
+
+
+def node_streaming_function(create_function) -> str:
+    from .helpers import host_node
+    _node, runtime = host_node()
+    return create_function(files={"index.js": NODE_STREAMING}, Runtime=runtime, Handler="index.handler",
+                           Timeout=30)["FunctionName"]
+
+
+def test_node_streamify_response(lambda_client, create_function):
+    name = node_streaming_function(create_function)
+    evs = events(lambda_client.invoke_with_response_stream(FunctionName=name, Payload=b"{}"))
+    assert payload_of(evs) == b"Hello, world!"
+    assert "ErrorCode" not in evs[-1]["InvokeComplete"]
+    evs = events(lambda_client.invoke_with_response_stream(FunctionName=name, Payload=b'{"fail": true}'))
+    assert payload_of(evs) == b"Hello,"
+    assert evs[-1]["InvokeComplete"]["ErrorCode"] == "TypeError"
+    assert evs[-1]["InvokeComplete"]["ErrorDetails"] == "broke mid-stream"
+    # buffered Invoke of a streaming handler: the whole stream
+    assert lambda_client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read() == b"Hello, world!"
+
+
+# -- function URLs in RESPONSE_STREAM mode ----------------------------------------------------------
+
+def _url(lambda_client, name: str) -> str:
+    return lambda_client.create_function_url_config(FunctionName=name, AuthType="NONE",
+                                                    InvokeMode="RESPONSE_STREAM")["FunctionUrl"]
+
+
+def test_streaming_url_sends_the_prelude_and_the_first_bytes_before_the_end(lambda_client, create_function):
+    import http.client
+    from urllib.parse import urlsplit
+    name = node_streaming_function(create_function)
+    url = _url(lambda_client, name)
+    assert lambda_client.get_function_url_config(FunctionName=name)["InvokeMode"] == "RESPONSE_STREAM"
+    signal = Signal()
+    conn = http.client.HTTPConnection("127.0.0.1", urlsplit(url).port, timeout=60)
+    try:
+        conn.request("POST", "/", body=json.dumps({"url": True, "signal_port": signal.port}),
+                     headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        assert reply.status == 201
+        assert reply.getheader("Content-Type") == "text/plain" and reply.getheader("X-Custom") == "yes"
+        assert reply.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+        assert reply.getheader("Transfer-Encoding") == "chunked"
+        assert reply.read1(65536) == b"Hello,"  # the function waits for the signal: the stream sent this
+        signal.accept().sendall(b"go")
+        assert reply.read() == b" world!"
+    finally:
+        conn.close()
+        signal.close()
+
+
+def test_streaming_url_of_a_buffered_function_and_of_plain_bytes(lambda_client, create_function):
+    buffered = create_function("def handler(event, context):\n"
+                               "    return {'statusCode': 202, 'body': 'buffered', 'headers': {'X-A': 'b'}}\n")
+    reply = urllib.request.urlopen(_url(lambda_client, buffered["FunctionName"]), timeout=60)
+    assert reply.status == 202 and reply.read() == b"buffered" and reply.headers["X-A"] == "b"
+    name = streaming_function(create_function)
+    url = _url(lambda_client, name)
+    req = urllib.request.Request(url, data=json.dumps({"chunks": ["plain ", "bytes"],
+                                                       "content_type": "text/csv"}).encode())
+    reply = urllib.request.urlopen(req, timeout=60)
+    assert reply.status == 200 and reply.headers["Content-Type"] == "text/csv" and reply.read() == b"plain bytes"
+    req = urllib.request.Request(url, data=json.dumps({"prelude": {"statusCode": 404, "headers": {"X-B": "c"}},
+                                                       "chunks": ["not here"]}).encode())
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(req, timeout=60)
+    assert error.value.code == 404 and error.value.read() == b"not here" and error.value.headers["X-B"] == "c"

@@ -28,7 +28,10 @@ def next_event():
     resp = conn.getresponse()
     body = resp.read()
     conn.close()
-    return resp.getheader("Lambda-Runtime-Aws-Request-Id"), json.loads(body)
+    event = json.loads(body)
+    if isinstance(event.get("body"), str) and "requestContext" in event:  # a function URL's event
+        event = json.loads(event["body"])
+    return resp.getheader("Lambda-Runtime-Aws-Request-Id"), event
 
 
 def chunk(sock, data):
