@@ -240,3 +240,103 @@ def test_streaming_url_of_a_buffered_function_and_of_plain_bytes(lambda_client, 
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(req, timeout=60)
     assert error.value.code == 404 and error.value.read() == b"not here" and error.value.headers["X-B"] == "c"
+
+
+# -- AWS's limits and back-pressure, on servers of their own settings -------------------------------
+
+@pytest.fixture(scope="module")
+def small_limit_server(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("stream-limit") / "data", args=["--stream-response-limit-mb", "1"])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def large_limit_server(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("stream-large") / "data",
+                    args=["--stream-response-limit-mb", "200", "--stream-bandwidth-mib-per-s", "0"])
+    server.start()
+    yield server
+    server.stop()
+
+
+def _create_on(server: Server, name: str, timeout: int = 60) -> None:
+    from conftest import ROLE, make_zip
+    files = {"bootstrap": f'#!/bin/sh\nexec {system_python()} "$LAMBDA_TASK_ROOT/stream_bootstrap.py"\n',
+             "stream_bootstrap.py": STREAMING_BOOTSTRAP}
+    server.client().create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="stream",
+                                    Timeout=timeout, Code={"ZipFile": make_zip(files, {"bootstrap": 0o755})})
+
+
+def test_past_the_size_limit_the_stream_ends_with_an_error(small_limit_server):
+    _create_on(small_limit_server, "too-big")
+    client = small_limit_server.client()
+    evs = events(client.invoke_with_response_stream(
+        FunctionName="too-big", Payload=json.dumps({"repeat": {"size": 65536, "count": 32}})))
+    assert len(payload_of(evs)) <= 1024 * 1024
+    assert evs[-1]["InvokeComplete"]["ErrorCode"] == "Function.ResponseSizeTooLarge"
+    # the runtime was answered and goes on: the next stream is whole
+    assert payload_of(events(client.invoke_with_response_stream(
+        FunctionName="too-big", Payload=json.dumps({"chunks": ["fits"]})))) == b"fits"
+
+
+def _read_chunked_body(sock: socket.socket) -> bytes:
+    """The de-chunked body of the one HTTP response on `sock` (its head included in what is read)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower(), head
+    body = bytearray()
+    buf = rest
+    while True:
+        while b"\r\n" not in buf:
+            buf += sock.recv(1 << 20)
+        size_line, _, buf = buf.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return bytes(body)
+        while len(buf) < size + 2:
+            buf += sock.recv(1 << 20)
+        body += buf[:size]
+        buf = buf[size + 2:]
+
+
+def test_a_slow_client_makes_the_function_wait(large_limit_server):
+    """The client reads nothing for a while: the function's writes stop well short of the whole
+    (the server buffers a bounded amount), then everything arrives once the client reads."""
+    import select
+    _create_on(large_limit_server, "slow-reader")
+    total = 40 * 1024 * 1024
+    signal = Signal()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # no autotuning: the kernel holds little
+    client.connect(("127.0.0.1", large_limit_server.port))
+    try:
+        payload = json.dumps({"repeat": {"size": 65536, "count": total // 65536}, "signal_port": signal.port}).encode()
+        client.sendall(b"POST /2021-11-15/functions/slow-reader/response-streaming-invocations HTTP/1.1\r\n"
+                       b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        progress = signal.accept()
+        reported, pending = 0, b""
+        while True:  # until the function's progress stops: it is blocked in a write
+            readable, _, _ = select.select([progress], [], [], 2.0)
+            if not readable:
+                break
+            pending += progress.recv(65536)
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                assert line != b"done", "the function finished while the client read nothing"
+                reported = int(line)
+        assert 0 < reported < total // 2, reported
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # now read it all, quickly
+        messages = EventStreamBuffer()
+        messages.add_data(_read_chunked_body(client))
+        decoded = list(messages)
+        streamed = sum(len(m.payload) for m in decoded if m.headers[":event-type"] == "PayloadChunk")
+        assert streamed == total
+        assert json.loads(decoded[-1].payload) == {}
+    finally:
+        client.close()
+        signal.close()
