@@ -340,3 +340,60 @@ def test_a_slow_client_makes_the_function_wait(large_limit_server):
     finally:
         client.close()
         signal.close()
+
+
+# -- the JS SDK's streaming client ------------------------------------------------------------------
+
+JS_CLIENT = """\
+const { LambdaClient, InvokeWithResponseStreamCommand } = require('@aws-sdk/client-lambda');
+(async () => {
+  const client = new LambdaClient({ endpoint: process.argv[2], region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const resp = await client.send(new InvokeWithResponseStreamCommand({
+    FunctionName: process.argv[3], Payload: Buffer.from(process.argv[4]), LogType: 'Tail' }));
+  const out = { status: resp.StatusCode, version: resp.ExecutedVersion, chunks: [], complete: null };
+  for await (const event of resp.EventStream) {
+    if (event.PayloadChunk) out.chunks.push(Buffer.from(event.PayloadChunk.Payload).toString());
+    if (event.InvokeComplete) out.complete = event.InvokeComplete;
+  }
+  console.log(JSON.stringify(out));
+})().catch((err) => { console.error(err); process.exit(1); });
+"""
+
+
+@pytest.fixture(scope="module")
+def js_sdk() -> Path:
+    """@aws-sdk/client-lambda from npm, installed once into .cache/."""
+    import shutil
+    from conftest import REPO_ROOT
+    cache = REPO_ROOT / ".cache" / "aws-sdk-client-lambda"
+    if not (cache / "node_modules" / "@aws-sdk" / "client-lambda" / "package.json").is_file():
+        assert shutil.which("npm"), "the JS SDK test needs npm: apt-get install npm"
+        staging = cache.with_name(cache.name + ".build")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        (staging / "package.json").write_text('{"private": true}\n')
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "@aws-sdk/client-lambda"], cwd=staging,
+                       check=True, timeout=900, capture_output=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        staging.rename(cache)
+    (cache / "stream_client.js").write_text(JS_CLIENT)
+    return cache
+
+
+@pytest.mark.timeout(900)
+def test_the_js_sdk_reads_the_stream(server, create_function, js_sdk):
+    from .helpers import host_node
+    node, _runtime = host_node()
+    name = streaming_function(create_function)
+    error = {"type": "Oops", "body": {"errorType": "Oops", "errorMessage": "late failure"}}
+    for event, chunks, code in ((({"chunks": ["a", "bc", "def"]}), ["a", "bc", "def"], None),
+                                ({"chunks": ["x"], "error": error}, ["x"], "Oops")):
+        run = subprocess.run([node, str(js_sdk / "stream_client.js"), server.url, name, json.dumps(event)],
+                             capture_output=True, text=True, timeout=120, cwd=js_sdk)
+        assert run.returncode == 0, run.stderr
+        out = json.loads(run.stdout)
+        assert out["status"] == 200 and out["version"] == "$LATEST"
+        assert "".join(out["chunks"]) == "".join(chunks)  # the SDK verified each frame's CRCs
+        assert out["complete"].get("ErrorCode") == code
+        assert out["complete"]["LogResult"]
