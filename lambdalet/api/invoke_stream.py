@@ -91,7 +91,9 @@ async def invoke_with_response_stream(request: web.Request) -> web.StreamRespons
         tail = logs.tail(list(invocation.log_lines)) if request.headers.get("X-Amz-Log-Type") == "Tail" else None
         await response.write(eventstream.invoke_complete(code, details, tail))
         await response.write_eof()
-    except (ConnectionError, asyncio.CancelledError):
+    except ConnectionError:  # the client went away: nothing more to say to it
+        orphan(task, stream)
+    except asyncio.CancelledError:
         orphan(task, stream)
         raise
     return response

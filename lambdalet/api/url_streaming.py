@@ -70,7 +70,9 @@ async def relay(request: web.Request, task: "asyncio.Future[InvocationResult]", 
             await response.write(data)
         await task
         await response.write_eof()
-    except (ConnectionError, asyncio.CancelledError):
+    except ConnectionError:  # the client went away: nothing more to say to it
+        invoke_stream.orphan(task, stream)
+    except asyncio.CancelledError:
         invoke_stream.orphan(task, stream)
         raise
     return response

@@ -397,3 +397,27 @@ def test_the_js_sdk_reads_the_stream(server, create_function, js_sdk):
         assert "".join(out["chunks"]) == "".join(chunks)  # the SDK verified each frame's CRCs
         assert out["complete"].get("ErrorCode") == code
         assert out["complete"]["LogResult"]
+
+
+def test_a_client_that_leaves_mid_stream(lambda_client, create_function, server):
+    """The function runs on to its end (its bytes dropped), the environment serves the next
+    invoke, and the server logs no error for the write that found the client gone."""
+    from urllib.parse import urlsplit
+    name = streaming_function(create_function)
+    port = urlsplit(_url(lambda_client, name)).port
+    signal = Signal()
+    client = socket.create_connection(("127.0.0.1", port))
+    try:
+        body = json.dumps({"chunks": ["first", "second", "third"], "signal_port": signal.port}).encode()
+        client.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        received = b""
+        while b"first" not in received:
+            received += client.recv(65536)
+        client.close()
+        signal.accept().sendall(b"go")
+    finally:
+        signal.close()
+    assert payload_of(events(lambda_client.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps({"chunks": ["next"]})))) == b"next"
+    assert "unexpected error" not in server.log_text()
