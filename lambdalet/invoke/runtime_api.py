@@ -163,9 +163,13 @@ class RuntimeApiServer:
         content_type = request.headers.get("Content-Type", "application/octet-stream")
         stream = env.on_stream_start(request_id, content_type)
         writing = True
-        async for chunk in request.content.iter_any():
-            if writing:
-                writing = await stream.write(chunk)
+        try:
+            async for chunk in request.content.iter_any():
+                if writing:
+                    writing = await stream.write(chunk)
+        except ConnectionError:  # the runtime went away mid-stream (killed at a timeout, crashed)
+            stream.close()  # its exit resolves the invocation, if the timeout has not
+            return _accepted()
         fields = trailers.trailers_of(request.protocol)
         error_type = fields.get("lambda-runtime-function-error-type") or None
         error_body = None

@@ -149,6 +149,15 @@ def test_a_timeout_mid_stream(lambda_client, create_function):
         FunctionName=name, Payload=json.dumps({"chunks": ["again"]})))) == b"again"
 
 
+def test_a_crash_mid_stream(lambda_client, create_function):
+    name = streaming_function(create_function)
+    evs = events(lambda_client.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps({"chunks": ["partial"], "crash": True})))
+    assert payload_of(evs) == b"partial"
+    assert evs[-1]["InvokeComplete"]["ErrorCode"] == "Runtime.ExitError"
+    assert "exit status 3" in evs[-1]["InvokeComplete"]["ErrorDetails"]
+
+
 # -- Node.js: awslambda.streamifyResponse and HttpResponseStream.from -----------------------------
 
 NODE_STREAMING = """\

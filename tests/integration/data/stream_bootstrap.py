@@ -7,6 +7,7 @@ The event says what to stream:
   repeat       {"size": n, "count": k}: k chunks of n bytes (after `chunks`), progress reported on
                the signal connection as "<bytes>\n" after each
   hang         after the chunks, sleep (for the timeout to strike mid-stream)
+  crash        after the chunks, exit(3)
   error        {"type": ..., "body": {...}}: end with the error trailers
   prelude      an object: the function-URL metadata prelude (JSON, then 8 NUL bytes) goes first
   content_type the response's Content-Type
@@ -71,6 +72,8 @@ def stream(request_id, event):
                 signal.sendall(b"%d\n" % sent)
     if event.get("hang"):
         time.sleep(3600)
+    if event.get("crash"):
+        os._exit(3)
     trailers = b""
     if event.get("error"):
         body = base64.b64encode(json.dumps(event["error"]["body"]).encode())
