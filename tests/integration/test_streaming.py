@@ -4,11 +4,11 @@ RESPONSE_STREAM mode read as they arrive, AWS's limits, and a slow client's back
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -76,7 +76,6 @@ def test_a_buffered_function_answers_one_payload_chunk(lambda_client, create_fun
     assert json.loads(evs[0]["PayloadChunk"]["Payload"]) == {"got": {"a": 1}}
     complete = evs[1]["InvokeComplete"]
     assert "ErrorCode" not in complete
-    import base64
     assert "hi there" in base64.b64decode(complete["LogResult"]).decode()
 
 
