@@ -75,13 +75,17 @@ class ResponseStream:
         return True
 
     async def _throttle(self) -> None:
-        """Past the burst, bytes go out no faster than BANDWIDTH_BYTES_PER_S."""
-        now = time.monotonic()
+        """Past the burst, bytes go out no faster than the bandwidth allows."""
+        delay = self.throttle_delay(time.monotonic())
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def throttle_delay(self, now: float) -> float:
+        """Seconds to wait, at `now`, before the bytes written so far are within the bandwidth
+        (counted from when the burst ran out)."""
         if not self._burst_ended_at:
             self._burst_ended_at = now
-        due = self._burst_ended_at + (self.total - BURST_BYTES) / self._bandwidth
-        if due > now:
-            await asyncio.sleep(due - now)
+        return self._burst_ended_at + (self.total - BURST_BYTES) / self._bandwidth - now
 
     def close(self) -> None:
         """No more bytes (the response ended, failed or timed out); readers see the end."""

@@ -148,6 +148,14 @@ def test_a_timeout_mid_stream(lambda_client, create_function):
         FunctionName=name, Payload=json.dumps({"chunks": ["again"]})))) == b"again"
 
 
+def test_an_unknown_response_mode_is_refused_to_the_runtime(lambda_client, create_function):
+    name = streaming_function(create_function)
+    resp = lambda_client.invoke(FunctionName=name, Payload=json.dumps({"chunks": ["x"], "mode": "buffered"}))
+    assert resp["FunctionError"] == "Unhandled"
+    assert json.loads(resp["Payload"].read()) == {"errorMessage": "Invalid function response mode: buffered",
+                                                  "errorType": "InvalidFunctionResponseMode"}
+
+
 def test_a_crash_mid_stream(lambda_client, create_function):
     name = streaming_function(create_function)
     evs = events(lambda_client.invoke_with_response_stream(

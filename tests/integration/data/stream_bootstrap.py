@@ -11,6 +11,8 @@ The event says what to stream:
   error        {"type": ..., "body": {...}}: end with the error trailers
   prelude      an object: the function-URL metadata prelude (JSON, then 8 NUL bytes) goes first
   content_type the response's Content-Type
+  mode         the Lambda-Runtime-Function-Response-Mode to send (default "streaming"); a refusal
+               of the response is posted to /error as it came
 """
 
 import base64
@@ -48,7 +50,7 @@ def stream(request_id, event):
         content_type = "application/vnd.awslambda.http-integration-response"
     sock.sendall(
         f"POST /2018-06-01/runtime/invocation/{request_id}/response HTTP/1.1\r\n"
-        f"Host: {HOST}:{PORT}\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n"
+        f"Host: {HOST}:{PORT}\r\nLambda-Runtime-Function-Response-Mode: {event.get('mode', 'streaming')}\r\n"
         f"Transfer-Encoding: chunked\r\nContent-Type: {content_type}\r\n"
         "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n".encode())
     if "prelude" in event:
@@ -89,6 +91,12 @@ def stream(request_id, event):
     if signal is not None:
         signal.sendall(b"done\n")
     sock.close()
+    if not answer.startswith(b"HTTP/1.1 2"):
+        conn = http.client.HTTPConnection(HOST, int(PORT))
+        conn.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/error",
+                     body=answer.partition(b"\r\n\r\n")[2] or b"{}")
+        conn.getresponse().read()
+        conn.close()
     print("streamed", request_id, answer.split(b"\r\n", 1)[0].decode(), flush=True)
 
 
