@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-ric bench bench-esm bench-images clean
+.PHONY: run test test-ric bench bench-esm bench-images bench-streaming clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-esm: $(VENV)/.test-installed
 
 bench-images: $(VENV)/.test-installed
 	$(BIN)/python bench/images.py
+
+# Time to first byte of InvokeWithResponseStream against a warm buffered Invoke (needs node).
+bench-streaming: $(VENV)/.test-installed
+	$(BIN)/python bench/streaming.py
 
 clean:
 	rm -rf $(VENV) .lambdalet .pytest_cache

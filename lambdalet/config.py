@@ -94,6 +94,14 @@ class Settings:
         60.0, "Seconds a client may take to send a request body once its headers are in; past it the request "
         "is answered 408 and its connection closed."
     )
+    stream_response_limit_mb: int = knob(
+        20, "Largest streamed response (InvokeWithResponseStream, RESPONSE_STREAM URLs) in MiB, 1-200: "
+        "AWS's default is 20, raised to 200 where AWS allows it; past it the stream ends with "
+        "Function.ResponseSizeTooLarge."
+    )
+    stream_bandwidth_mib_per_s: float = knob(
+        2.0, "Bandwidth of a streamed response past its first 6 MiB, in MiB/s, as AWS caps it; 0 for no cap."
+    )
     max_parallel_starts: int = knob(8, "How many execution environments may be starting at once.")
     snapstart_latest: bool = knob(
         False, "Apply SnapStart ({ApplyOn: PublishedVersions}) to $LATEST as well as to published versions."
@@ -166,6 +174,10 @@ class Settings:
         parse_port_range(self.function_url_ports)  # raises ValueError, saying what is wrong
         if self.http_idle_timeout <= 0 or self.http_body_timeout <= 0:
             raise ValueError("--http-idle-timeout and --http-body-timeout must be positive")
+        if not 1 <= self.stream_response_limit_mb <= 200:
+            raise ValueError("--stream-response-limit-mb must be between 1 and 200")
+        if self.stream_bandwidth_mib_per_s < 0:
+            raise ValueError("--stream-bandwidth-mib-per-s cannot be negative (0 means no cap)")
         if self.schedule_poll_interval <= 0:
             raise ValueError("--schedule-poll-interval must be positive")
         if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:

@@ -25,6 +25,7 @@ from lambdalet.api import event_source_mappings as event_source_mappings_api
 from lambdalet.api import function_urls as function_urls_api
 from lambdalet.api import functions as functions_api
 from lambdalet.api import invoke as invoke_api
+from lambdalet.api import invoke_stream
 from lambdalet.api import layers as layers_api
 from lambdalet.api import provisioned as provisioned_api
 from lambdalet.api import recursion as recursion_api
@@ -280,6 +281,7 @@ def create_app(settings: Settings) -> web.Application:
     # is matched at once rather than after every other /2015-03-31/functions route (~8 regex tries).
     # Function code may call only Invoke and function URLs (api/callers.py); every other route refuses it.
     app.add_routes(invoke_api.routes())
+    app.add_routes(invoke_stream.routes())
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
                 provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api,
                 recursion_api, resource_policy_api, runtime_management_api):

@@ -15,7 +15,7 @@ import string
 from aiohttp import web
 
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
-from lambdalet.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
+from lambdalet.errors import ResourceConflictException, ResourceNotFoundException
 from lambdalet.model import LATEST, now_iso
 from lambdalet.store.functions import UrlPortTaken
 from lambdalet.validation import Body, constraint_error
@@ -79,10 +79,6 @@ def _settings(body: Body, base: dict) -> dict:
         mode = body.string("InvokeMode")
         if mode not in INVOKE_MODES:
             raise constraint_error(mode, "invokeMode", f"satisfy enum value set: [{', '.join(INVOKE_MODES)}]")
-        if mode == "RESPONSE_STREAM":
-            raise InvalidParameterValueException(
-                "InvokeMode RESPONSE_STREAM is not supported by this Lambdalet server yet (response streaming); "
-                "use BUFFERED.")
         config["InvokeMode"] = mode
         config["InvokeModeGiven"] = True  # Create and Update echo it from now on, as AWS does
     config.setdefault("InvokeMode", "BUFFERED")

@@ -11,6 +11,7 @@ import binascii
 import json
 import random
 import time
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from lambdalet.errors import (
     InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, ResourceConflictException,
 )
 from lambdalet.invoke.types import Invocation, new_request_id
-from lambdalet.model import alias_of
+from lambdalet.model import FunctionConfig, alias_of
 from lambdalet.store.events import QueuedEvent
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -37,8 +38,8 @@ def routes() -> list[web.RouteDef]:
             web.post("/2014-11-13/functions/{function_name}/invoke-async/", invoke_async)]
 
 
-def _too_large(limit: int) -> RequestTooLargeException:
-    return RequestTooLargeException(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+def _too_large(limit: int, operation: str) -> RequestTooLargeException:
+    return RequestTooLargeException(f"Request must be smaller than {limit} bytes for the {operation} operation")
 
 
 def _client_context(raw: str | None) -> str | None:
@@ -54,7 +55,18 @@ def _client_context(raw: str | None) -> str | None:
     return text
 
 
-async def invoke(request: web.Request) -> web.Response:
+@dataclass
+class InvokeRequest:
+    """What Invoke and InvokeWithResponseStream read and check alike."""
+    config: FunctionConfig
+    ref_name: str
+    qualifier: str | None
+    invocation_type: str
+    payload: bytes
+    client_context: str | None
+
+
+async def read_invoke_request(request: web.Request, types: tuple[str, ...], operation: str) -> InvokeRequest:
     svc = services(request)
     ref = function_ref(request)
     qual = qualifier(request, ref)
@@ -65,17 +77,17 @@ async def invoke(request: web.Request) -> web.Response:
             f"{config.state}")
 
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-    if invocation_type not in INVOCATION_TYPES:
+    if invocation_type not in types:
         raise InvalidParameterValueException(
             f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
-            f"constraint: Member must satisfy enum value set: [{', '.join(INVOCATION_TYPES)}]"
+            f"constraint: Member must satisfy enum value set: [{', '.join(types)}]"
         )
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
     if (request.content_length or 0) > limit:
-        raise _too_large(limit)
+        raise _too_large(limit, operation)
     payload = await lambda_body(request)
     if len(payload) > limit:
-        raise _too_large(limit)
+        raise _too_large(limit, operation)
     if payload.strip():
         try:
             json.loads(payload)
@@ -86,21 +98,35 @@ async def invoke(request: web.Request) -> web.Response:
     else:
         payload = b"{}"
     client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
-    if invocation_type == "DryRun":
+    return InvokeRequest(config, ref.name, qual, invocation_type, payload, client_context)
+
+
+def invocation_for(request: web.Request, req: InvokeRequest, request_id: str) -> Invocation:
+    invoked_arn = services(request).arns.function(req.ref_name, req.qualifier)
+    invocation = Invocation(request_id, req.payload, invoked_arn, client_context=req.client_context,
+                            alias=alias_of(req.qualifier))
+    trace = caller_trace(request)
+    if trace is not None:
+        invocation.trace_id = trace  # the caller's trace goes on, as Lambda passes it to the runtime
+    return invocation
+
+
+async def invoke(request: web.Request) -> web.Response:
+    svc = services(request)
+    req = await read_invoke_request(request, INVOCATION_TYPES, "InvokeFunction")
+    if req.invocation_type == "DryRun":
         return web.Response(status=204)
+    config, qual, payload = req.config, req.qualifier, req.payload
 
     request_id = new_request_id()
     request["request_id"] = request_id
-    invoked_arn = svc.arns.function(ref.name, qual)
-    trace = caller_trace(request)
-    if invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
-        await svc.queue.enqueue(QueuedEvent(request_id, ref.name, qual, invoked_arn, payload, time.time(),
-                                            trace=trace))
+    if req.invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
+        invoked_arn = svc.arns.function(req.ref_name, qual)
+        await svc.queue.enqueue(QueuedEvent(request_id, req.ref_name, qual, invoked_arn, payload, time.time(),
+                                            trace=caller_trace(request)))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
-    invocation = Invocation(request_id, payload, invoked_arn, client_context=client_context, alias=alias_of(qual))
-    if trace is not None:
-        invocation.trace_id = trace  # the caller's trace goes on, as Lambda passes it to the runtime
+    invocation = invocation_for(request, req, request_id)
     result = await svc.invoker.invoke(config, invocation)
     headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.executed_version}
     if result.function_error:
@@ -131,10 +157,10 @@ async def invoke_async(request: web.Request) -> web.Response:
             f"The operation cannot be performed at this time. The function is currently in the following state: "
             f"{config.state}")
     if (request.content_length or 0) > ASYNC_PAYLOAD_LIMIT:
-        raise _too_large(ASYNC_PAYLOAD_LIMIT)
+        raise _too_large(ASYNC_PAYLOAD_LIMIT, "InvokeAsync")
     payload = await lambda_body(request)
     if len(payload) > ASYNC_PAYLOAD_LIMIT:
-        raise _too_large(ASYNC_PAYLOAD_LIMIT)
+        raise _too_large(ASYNC_PAYLOAD_LIMIT, "InvokeAsync")
     if payload.strip():
         try:
             json.loads(payload)

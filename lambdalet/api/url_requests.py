@@ -1,5 +1,6 @@
 """Requests to function URLs: an HTTP request in, Lambda's payload format 2.0 event to the
-function, its result mapped back to an HTTP response (`BUFFERED` invoke mode).
+function, its result mapped back to an HTTP response (`BUFFERED` invoke mode), or relayed as the
+function writes it (`RESPONSE_STREAM`, `url_streaming.py`).
 
 A URL is reached three ways:
 - on its own port, as `FunctionUrl` says (`url_listeners.py`), every path the app's own;
@@ -26,6 +27,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
+from lambdalet.api import invoke_stream, url_streaming
 from lambdalet.api.common import read_body, services
 from lambdalet.api.invoke import caller_trace
 from lambdalet.errors import LambdaError, check_active
@@ -113,11 +115,18 @@ async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: s
     invocation = Invocation(request_id, json.dumps(event).encode(), svc.arns.function(name, qual or None),
                             alias=qual)
     invocation.trace_id = caller_trace(request) or invocation.trace_id  # the request's trace goes on
+    extra = _cors_headers(cors, origin) if cors and origin else {}
     try:
         check_active(config.state)  # being created: refused as Invoke refuses it
-        result = await svc.invoker.invoke(config, invocation)
-    except LambdaError as exc:  # throttled, or no room in the memory budget
+        if url_config.get("InvokeMode") == "RESPONSE_STREAM":
+            task, streaming = await invoke_stream.start(svc, config, invocation)
+            result = None if streaming else await task
+        else:
+            result = await svc.invoker.invoke(config, invocation)
+    except LambdaError as exc:  # being created, throttled, or no room in the memory budget
         return _error(exc.status, exc.error_type, exc.message)
+    if result is None:  # the runtime streams: relayed as it writes
+        return await url_streaming.relay(request, task, invocation, {"x-amzn-RequestId": request_id, **extra})
     response = (_internal_error() if result.function_error else to_response(result.payload))
     response.headers["x-amzn-RequestId"] = request_id
     if cors and origin:

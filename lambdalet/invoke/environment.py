@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable
 
 from lambdalet import logs
 from lambdalet.invoke.env_vars import build_env
+from lambdalet.invoke.streaming import ResponseStream, buffering_stream
 from lambdalet.images.store import ImageUnusable
 from lambdalet.invoke.types import Invocation, InvocationResult, LogTail, platform_error
 from lambdalet.model import FunctionConfig, runtime_version_arn
@@ -369,6 +370,8 @@ class Environment:
         if invocation.result is None or invocation.result.done():
             return False
         invocation.result.set_result(result)
+        if invocation.stream is not None:  # timed out or crashed mid-stream: the reader sees the end
+            invocation.stream.close()
         return True
 
     def _on_timeout(self, invocation: Invocation) -> None:
@@ -435,6 +438,37 @@ class Environment:
         self._drain_output()
         self._resolve(invocation, InvocationResult(body, content_type=content_type,
                                                    executed_version=self.config.version))
+
+    def on_stream_start(self, request_id: str, content_type: str) -> ResponseStream:
+        """A streamed /response begins: where its bytes go (the caller's stream, or a buffer of
+        the response's usual limit when the caller wants it whole)."""
+        invocation = self._invocation_for(request_id)
+        if invocation.stream is None:
+            invocation.stream = buffering_stream(MAX_RESPONSE_BYTES)
+            invocation.stream.buffered_caller = True
+        invocation.stream.start(content_type)
+        return invocation.stream
+
+    def on_stream_end(self, request_id: str, content_type: str, error_type: str | None,
+                      error_body: bytes | None) -> None:
+        """A streamed /response ended, maybe with the error its trailers carry."""
+        invocation = self._invocation_for(request_id)
+        stream = invocation.stream
+        assert stream is not None
+        self._drain_output()
+        if stream.too_large:
+            limit = stream.limit
+            error = {"errorMessage": f"Response payload size exceeded maximum allowed payload size ({limit} bytes).",
+                     "errorType": "Function.ResponseSizeTooLarge"}
+            result = InvocationResult(json.dumps(error).encode(), function_error=True, status="error",
+                                      error_type="Function.ResponseSizeTooLarge", executed_version=self.config.version)
+        elif error_type:
+            body = error_body or json.dumps({"errorMessage": error_type, "errorType": error_type}).encode()
+            result = InvocationResult(body, function_error=True, executed_version=self.config.version)
+        else:
+            payload = stream.collected() if stream.buffered_caller else b""
+            result = InvocationResult(payload, content_type=content_type, executed_version=self.config.version)
+        self._resolve(invocation, result)
 
     def on_oversized_response(self, request_id: str) -> None:
         invocation = self._invocation_for(request_id)

@@ -26,6 +26,7 @@ import struct
 from typing import TYPE_CHECKING, Callable
 
 from lambdalet.gates import Admissions, Gate
+from lambdalet.invoke import trailers
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ class ProtocolSniffer(Gate):
         self._guarded = guarded
         self._transport: asyncio.BaseTransport | None = None
         self._head = b""
+        self._tap: trailers.TrailerTap | None = None  # HTTP only: streamed responses' trailers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -200,8 +202,17 @@ class ProtocolSniffer(Gate):
                 return  # not enough to tell yet
             frames = self._head.startswith(MAGIC)
             self._inner = FrameProtocol(self._env) if frames else self._http()
+            if not frames:
+                self._tap = trailers.register(self._inner)
             self._inner.connection_made(self._transport)  # type: ignore[arg-type]
             data, self._head = (self._head[len(MAGIC):] if frames else self._head), b""
             if not data:
                 return
+        if self._tap is not None:
+            self._tap.feed(data)
         self._inner.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._tap is not None:
+            trailers.forget(self._inner)  # type: ignore[arg-type]
+        super().connection_lost(exc)

@@ -13,6 +13,8 @@ the same listener instead (`frames.py`): the first bytes of a connection tell wh
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import re
 import socket
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, NoReturn
 
 from aiohttp import web
 
+from lambdalet.invoke import trailers
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
 from lambdalet.invoke.frames import FrameProtocol, ProtocolSniffer, listener_admissions
 
@@ -139,10 +142,43 @@ class RuntimeApiServer:
         return web.Response(body=invocation.payload, headers=invocation.next_headers())
 
     async def _response(self, env: "Environment", request: web.BaseRequest, request_id: str) -> web.Response:
+        mode = request.headers.get("Lambda-Runtime-Function-Response-Mode")
+        if mode is not None:
+            return await self._streamed_response(env, request, request_id, mode)
         body = await _read_body(request, MAX_RESPONSE_BYTES)
         if body is None:
             self._too_large(env, request_id)
         env.on_response(request_id, body, request.headers.get("Content-Type", "application/json"))
+        return _accepted()
+
+    async def _streamed_response(self, env: "Environment", request: web.BaseRequest, request_id: str,
+                                 mode: str) -> web.Response:
+        """A response streamed as the function writes it: each chunk goes on to the caller, and the
+        next is read only once the caller's stream has room (the runtime's writes wait meanwhile).
+        Whatever arrives after the stream closed (caller gone, limit passed, timed out) is read and
+        dropped, so the runtime finishes its request; an error comes in the trailers."""
+        if mode.lower() != "streaming":
+            raise RuntimeApiRefusal(400, "InvalidFunctionResponseMode",
+                                    f"Invalid function response mode: {mode}")
+        content_type = request.headers.get("Content-Type", "application/octet-stream")
+        stream = env.on_stream_start(request_id, content_type)
+        writing = True
+        try:
+            async for chunk in request.content.iter_any():
+                if writing:
+                    writing = await stream.write(chunk)
+        except ConnectionError:  # the runtime went away mid-stream (killed at a timeout, crashed)
+            stream.close()  # its exit resolves the invocation, if the timeout has not
+            return _accepted()
+        fields = trailers.trailers_of(request.protocol)
+        error_type = fields.get("lambda-runtime-function-error-type") or None
+        error_body = None
+        if error_type and fields.get("lambda-runtime-function-error-body"):
+            try:
+                error_body = base64.b64decode(fields["lambda-runtime-function-error-body"], validate=True)
+            except (binascii.Error, ValueError):
+                error_body = None
+        env.on_stream_end(request_id, content_type, error_type, error_body)
         return _accepted()
 
     @staticmethod

@@ -9,9 +9,12 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from lambdalet.logs import TAIL_BYTES  # X-Amz-Log-Result: the last 4 KB of an invocation's log
+
+if TYPE_CHECKING:
+    from lambdalet.invoke.streaming import ResponseStream
 
 class LogTail:
     """The last lines of an invocation's log: just enough for its last 4 KB, whatever it printed.
@@ -76,6 +79,9 @@ class Invocation:
     alias: str = ""
     #: REPORT's Duration, set when the invocation ends.
     duration_ms: float = 0.0
+    #: Where a streamed response goes as the runtime writes it: set by a streaming caller
+    #: (InvokeWithResponseStream, a RESPONSE_STREAM URL), else by the environment, which buffers it.
+    stream: "ResponseStream | None" = None
 
     def next_headers(self) -> dict[str, str]:
         """What the Runtime API's /next tells the runtime about this invocation (as HTTP headers)."""

@@ -147,7 +147,6 @@ def test_url_config_validation(lambda_client, create_function):
     name = create_function(Publish=True)["FunctionName"]
     invalid = [
         dict(AuthType="SOMETIMES"),
-        dict(AuthType="NONE", InvokeMode="RESPONSE_STREAM"),  # refused rather than ignored
         dict(AuthType="NONE", Cors={"AllowMethods": ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]}),
         dict(AuthType="NONE", Cors={"MaxAge": 86401}),
     ]

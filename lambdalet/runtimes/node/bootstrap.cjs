@@ -21,6 +21,8 @@ const path = require('path');
 const util = require('util');
 
 const RUNTIME_PATH = '/2018-06-01/runtime';
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
 
 // -- errors, in the shape and with the names of AWS's Node.js runtime ---------------------------
 
@@ -263,6 +265,77 @@ class RuntimeApiClient {
   }
 }
 
+// -- response streaming (awslambda.streamifyResponse), as aws-lambda-ric does it ---------------
+
+/** The `awslambda` global: streamifyResponse marks a handler as streaming; HttpResponseStream.from
+ * writes a function URL's metadata prelude (JSON, then 8 NUL bytes) before the body. */
+function installAwslambdaGlobal() {
+  globalThis.awslambda = {
+    streamifyResponse(handler) {
+      handler[STREAMING] = 'response';
+      return handler;
+    },
+    HttpResponseStream: {
+      from(responseStream, prelude) {
+        responseStream.setContentType(HTTP_INTEGRATION);
+        responseStream.write(JSON.stringify(prelude || {}));
+        responseStream.write(Buffer.alloc(8));
+        return responseStream;
+      },
+    },
+  };
+}
+
+/** A Writable streaming one invocation's /response: a chunked POST on a connection of its own
+ * (Lambda-Runtime-Function-Response-Mode: streaming), opened at the first write or the end. A
+ * write completes once the socket took it, so a slow caller slows the handler's writes. A failure
+ * (`stream.failure`) goes in the error trailers. `stream.finished` settles once the Runtime API
+ * answered. */
+function createResponseStream(client, requestId) {
+  const { Writable } = require('stream');
+  let socket = null;
+  let contentType = 'application/octet-stream';
+  let settle;
+  const finished = new Promise((resolve) => { settle = resolve; });
+  const open = () => {
+    socket = net.connect({ host: client.host, port: client.port });
+    socket.setNoDelay(true);
+    let answer = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      answer = Buffer.concat([answer, chunk]);
+      if (answer.indexOf('\r\n\r\n') >= 0) socket.destroy();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => settle());
+    socket.write(`POST ${RUNTIME_PATH}/invocation/${encodeURIComponent(requestId)}/response HTTP/1.1\r\n` +
+      `Host: ${client.host}:${client.port}\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n` +
+      `Transfer-Encoding: chunked\r\nContent-Type: ${contentType}\r\n` +
+      'Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n');
+  };
+  const stream = new Writable({
+    write(chunk, _encoding, callback) {
+      if (socket === null) open();
+      if (!chunk.length) return callback();
+      socket.write(`${chunk.length.toString(16)}\r\n`);
+      socket.write(chunk);
+      socket.write('\r\n', () => callback());
+    },
+    final(callback) {
+      if (socket === null) open();
+      let trailers = '';
+      if (stream.failure !== undefined) {
+        const payload = errorPayload(stream.failure);
+        trailers = `Lambda-Runtime-Function-Error-Type: ${payload.errorType}\r\n` +
+          `Lambda-Runtime-Function-Error-Body: ${Buffer.from(JSON.stringify(payload)).toString('base64')}\r\n`;
+      }
+      socket.write(`0\r\n${trailers}\r\n`, () => callback());
+    },
+  });
+  stream.setContentType = (value) => { contentType = value; };
+  stream.finished = finished;
+  return stream;
+}
+
 // -- loading the handler -------------------------------------------------------------------------
 
 function tryRequire(file) {
@@ -406,6 +479,10 @@ class Runtime {
         getRemainingTimeInMillis: () => deadline - Date.now(),
       });
       if (headers['lambda-runtime-aws-tenant-id'] !== undefined) context.tenantId = headers['lambda-runtime-aws-tenant-id'];
+      if (this.handler[STREAMING] === 'response') {
+        this.streamOnce(requestId, JSON.parse(body.toString('utf8')), context, markCompleted);
+        return;
+      }
       const result = this.handler(JSON.parse(body.toString('utf8')), context, callback);
       if (result && typeof result.then === 'function') {
         result.then(context.succeed, context.fail).catch(context.fail);
@@ -413,6 +490,21 @@ class Runtime {
     } catch (err) {
       callback(err);
     }
+  }
+
+  /** A streamifyResponse handler: (event, responseStream, context), its stream ended when its
+   * promise settles (with the error in the trailers when it rejects). */
+  streamOnce(requestId, event, context, markCompleted) {
+    setBeforeExit(null);
+    markCompleted();
+    const responseStream = createResponseStream(this.client, requestId);
+    const end = () => { if (!responseStream.writableEnded) responseStream.end(); };
+    Promise.resolve().then(() => this.handler(event, responseStream, context)).then(end, (err) => {
+      console.error('Invoke Error', formatError(err));
+      responseStream.failure = err;
+      end();
+    });
+    responseStream.finished.then(() => this.scheduleNext());
   }
 
   /** The handler's callback and the context's succeed/fail/done: the first call of any wins. */
@@ -497,6 +589,7 @@ async function main() {
     beforeExit = null;
     if (action) action();
   });
+  installAwslambdaGlobal();
   const appRoot = process.env.LAMBDA_TASK_ROOT || process.cwd();
   const handler = await loadHandler(appRoot, process.env._HANDLER || '');
   runtime = new Runtime(client, handler);
