@@ -45,6 +45,7 @@ class _Operation:
     query: tuple[_Parameter, ...]
     headers: tuple[_Parameter, ...]
     required: frozenset[str]  # members that must be given (a missing query parameter is `Value null`)
+    literal: tuple[tuple[str, str], ...]  # query the URI template fixes (`?find=LayerVersion`, `?List=ALL`)
 
 
 def _operations() -> dict[str, list[_Operation]]:
@@ -52,7 +53,8 @@ def _operations() -> dict[str, list[_Operation]]:
     by_method: dict[str, list[_Operation]] = {}
     for name in model.operation_names:
         operation = model.operation_model(name)
-        template = operation.http["requestUri"].split("?", 1)[0]
+        template, _, fixed = operation.http["requestUri"].partition("?")
+        literal = tuple(tuple(item.split("=", 1)) for item in fixed.split("&") if "=" in item)
         pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(template))
         pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
         members = operation.input_shape.members if operation.input_shape is not None else {}
@@ -63,7 +65,9 @@ def _operations() -> dict[str, list[_Operation]]:
         by_method.setdefault(operation.http["method"], []).append(_Operation(
             name, re.compile(pattern.rstrip("/") + "/?$"), *(tuple(p for p in parameters if p.location == location)
                                                              for location in ("uri", "querystring", "header")),
-            required))
+            required, literal))  # type: ignore[arg-type]
+    for operations in by_method.values():  # GetLayerVersionByArn (?find=) before ListLayers, same path
+        operations.sort(key=lambda op: not op.literal)
     return by_method
 
 
@@ -90,16 +94,21 @@ def _check_value(parameter: _Parameter, raw: str) -> list[str]:
     return []
 
 
-_BY_ROUTE: dict[tuple[str, str], _Operation | None] = {}
+_BY_ROUTE: dict[tuple[str, str], tuple[_Operation, ...]] = {}
 
 
 def _operation_of(request: web.Request, path: str) -> _Operation | None:
     """The operation a route serves, found once per route (aiohttp's canonical path) by trying the
-    model's templates, then remembered: a request pays one dict lookup, not a scan."""
+    model's templates, then remembered: a request pays one dict lookup, not a scan. Two operations
+    on one path (ListLayers, GetLayerVersionByArn) differ by the query their template fixes."""
     key = (request.method, request.match_info.route.resource.canonical if request.match_info.route.resource else "")
-    if key not in _BY_ROUTE:
-        _BY_ROUTE[key] = next((op for op in OPERATIONS.get(request.method, ()) if op.path.match(path)), None)
-    return _BY_ROUTE[key]
+    candidates = _BY_ROUTE.get(key)
+    if candidates is None:
+        candidates = _BY_ROUTE[key] = tuple(op for op in OPERATIONS.get(request.method, ()) if op.path.match(path))
+    for operation in candidates:
+        if not operation.literal or all(request.query.get(name) == value for name, value in operation.literal):
+            return operation
+    return None
 
 
 def problems(request: web.Request) -> list[str]:
