@@ -11,7 +11,8 @@
      ├── PreconditionFailedException         412
      ├── PolicyLengthExceededException       400
      ├── RequestTimeoutException             408   (a body not sent within --http-body-timeout)
-     ├── RequestTooLargeException            413
+     ├── RequestTooLargeException            413   (Invoke's payload)
+     ├── RequestEntityTooLargeException      413   (any other operation's body)
      ├── UnsupportedMediaTypeException       415
      ├── TooManyRequestsException            429
      ├── UnknownOperationException           404 / 405 (a route or method we do not serve)
@@ -115,6 +116,16 @@ class RecursiveInvocationException(LambdaError):
 
 class RequestTooLargeException(LambdaError):
     status, error_type = 413, "RequestTooLargeException"
+
+
+class RequestEntityTooLargeException(LambdaError):
+    """Coral's answer for a body over an operation's request limit ("Request must be smaller than
+    70167211 bytes for the CreateFunction operation"); not a modeled error: its body is the message."""
+
+    status, error_type = 413, "RequestEntityTooLargeException"
+
+    def body(self) -> dict[str, str]:
+        return {"message": self.message}
 
 
 class UnsupportedMediaTypeException(LambdaError):

@@ -79,7 +79,7 @@ from lambdalet.store.schema import DatabaseDriverMissing, make_engine
 
 log = logging.getLogger("lambdalet")
 #: Largest control-plane request: a 50 MB zip, base64-encoded inside JSON (Lambda's own limit).
-MAX_REQUEST_BYTES = 69_905_067
+MAX_REQUEST_BYTES = 70_167_211
 #: How long the rest of a request body the server will not use is still read after an early answer
 #: (a 413, a 408), so that the client sees the answer rather than a reset (aiohttp's default: 10 s).
 LINGERING_S = 2.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,8 @@ from botocore.model import ServiceModel, Shape
 from lambdalet.errors import ValidationException
 
 #: Enums whose values AWS lists in another order than the model's (as recorded against AWS).
-ENUM_ORDER = {"EventSourcePosition": ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON")}
+ENUM_ORDER = {"EventSourcePosition": ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON"),
+              "RecursiveLoop": ("Terminate", "Allow")}  # as recorded (test_recursion_config*)
 
 
 @functools.cache
@@ -32,12 +34,34 @@ def service_model(name: str) -> ServiceModel:
     return botocore.session.get_session().get_service_model(name)
 
 
+#: Java's Unicode classes, which Python's `re` lacks (tag keys and values: `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`):
+#: each stands for one private-use character that a value's letters, separators and numbers are
+#: mapped to before matching (only for patterns that use them).
+_UNICODE_CLASSES = {"L": "\ue000", "Z": "\ue001", "N": "\ue002"}
+
+
+class _UnicodePattern:
+    """A pattern with `\\p{L}`, `\\p{Z}` or `\\p{N}`, matched as Java matches it."""
+
+    def __init__(self, pattern: str) -> None:
+        for name, stand_in in _UNICODE_CLASSES.items():
+            pattern = pattern.replace(f"\\p{{{name}}}", stand_in)
+        self._compiled = re.compile(pattern)
+
+    def fullmatch(self, value: str) -> re.Match[str] | None:
+        return self._compiled.fullmatch("".join(_UNICODE_CLASSES.get(unicodedata.category(c)[0], c) for c in value))
+
+
 @functools.cache
-def _pattern(pattern: str) -> re.Pattern[str]:
+def _pattern(pattern: str) -> re.Pattern[str] | _UnicodePattern:
+    if "\\p{" in pattern:
+        return _UnicodePattern(pattern)
     return re.compile(pattern)
 
 
 def _render(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list):
@@ -48,8 +72,13 @@ def _render(value: Any) -> str:
 
 
 def problem(value: Any, path: str, constraint: str) -> str:
-    shown = "null" if value is None else f"'{_render(value)}'"
-    return f"Value {shown} at '{path}' failed to satisfy constraint: Member must {constraint}"
+    return said(value, path, f"Member must {constraint}")
+
+
+def said(value: Any, path: str, constraint: str, *, sensitive: bool = False) -> str:
+    """One broken constraint in Coral's words; a sensitive member's value is not shown (`Value at 'x'`)."""
+    shown = "" if sensitive else " null" if value is None else f" '{_render(value)}'"
+    return f"Value{shown} at '{path}' failed to satisfy constraint: {constraint}"
 
 
 def message(found: list[str]) -> str:

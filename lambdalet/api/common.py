@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from lambdalet.server import Services
 
 SERVICES = web.AppKey("services", object)
+#: The request's decoded JSON body, when the model check (api/model_params.py) has read it already.
+JSON_BODY = "lambdalet.json_body"
 
 
 def services(request: web.Request) -> "Services":
@@ -41,6 +43,8 @@ async def lambda_body(request: web.Request) -> bytes:
 
 
 async def json_body(request: web.Request) -> Body:
+    if JSON_BODY in request:
+        return Body(request[JSON_BODY])
     raw = await lambda_body(request)
     if not raw.strip():
         return Body({})

@@ -1,4 +1,4 @@
-"""Path, query-string and header parameters checked against botocore's Lambda model before routing.
+"""Path, query-string, header and body parameters checked against botocore's Lambda model before routing.
 
 Each Lambda operation's `http.requestUri` in the model names its path parameters (`{FunctionName}`)
 and, with the input members' `location`, its query-string and header ones. A request's method and
@@ -7,12 +7,13 @@ pattern, enum; range for numbers), and a broken constraint is Lambda's `Validati
 ("1 validation error detected: Value 'x' at 'qualifier' failed to satisfy constraint: ...") before
 any lookup: `Qualifier=invalid!` is not a 404. The table is built once, at import; each route's
 operation is found once and remembered, and each value's verdict is cached. Invoke, the hot path,
-is checked only when it fails.
+is checked only when it fails. JSON bodies are checked by `model_body`, after the parameters.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -20,8 +21,12 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from lambdalet import service_model
+from lambdalet.api import model_body
+from lambdalet.api.common import JSON_BODY, lambda_body
 from lambdalet.api.errors import Handler
-from lambdalet.errors import LambdaError, ValidationException
+from lambdalet.errors import (
+    InvalidRequestContentException, LambdaError, RequestEntityTooLargeException, ValidationException,
+)
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: one object per parameter of the model
@@ -39,6 +44,8 @@ class _Operation:
     uri: tuple[_Parameter, ...]
     query: tuple[_Parameter, ...]
     headers: tuple[_Parameter, ...]
+    required: frozenset[str]  # members that must be given (a missing query parameter is `Value null`)
+    literal: tuple[tuple[str, str], ...]  # query the URI template fixes (`?find=LayerVersion`, `?List=ALL`)
 
 
 def _operations() -> dict[str, list[_Operation]]:
@@ -46,16 +53,21 @@ def _operations() -> dict[str, list[_Operation]]:
     by_method: dict[str, list[_Operation]] = {}
     for name in model.operation_names:
         operation = model.operation_model(name)
-        template = operation.http["requestUri"].split("?", 1)[0]
+        template, _, fixed = operation.http["requestUri"].partition("?")
+        literal = tuple(tuple(item.split("=", 1)) for item in fixed.split("&") if "=" in item)
         pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(template))
         pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
         members = operation.input_shape.members if operation.input_shape is not None else {}
         parameters = tuple(_Parameter(member, shape.serialization["location"], shape.serialization.get("name", member),
                                       shape)
                            for member, shape in members.items() if shape.serialization.get("location"))
+        required = frozenset(operation.input_shape.metadata.get("required", ())) if operation.input_shape else frozenset()
         by_method.setdefault(operation.http["method"], []).append(_Operation(
             name, re.compile(pattern.rstrip("/") + "/?$"), *(tuple(p for p in parameters if p.location == location)
-                                                             for location in ("uri", "querystring", "header"))))
+                                                             for location in ("uri", "querystring", "header")),
+            required, literal))  # type: ignore[arg-type]
+    for operations in by_method.values():  # GetLayerVersionByArn (?find=) before ListLayers, same path
+        operations.sort(key=lambda op: not op.literal)
     return by_method
 
 
@@ -82,16 +94,21 @@ def _check_value(parameter: _Parameter, raw: str) -> list[str]:
     return []
 
 
-_BY_ROUTE: dict[tuple[str, str], _Operation | None] = {}
+_BY_ROUTE: dict[tuple[str, str], tuple[_Operation, ...]] = {}
 
 
 def _operation_of(request: web.Request, path: str) -> _Operation | None:
     """The operation a route serves, found once per route (aiohttp's canonical path) by trying the
-    model's templates, then remembered: a request pays one dict lookup, not a scan."""
+    model's templates, then remembered: a request pays one dict lookup, not a scan. Two operations
+    on one path (ListLayers, GetLayerVersionByArn) differ by the query their template fixes."""
     key = (request.method, request.match_info.route.resource.canonical if request.match_info.route.resource else "")
-    if key not in _BY_ROUTE:
-        _BY_ROUTE[key] = next((op for op in OPERATIONS.get(request.method, ()) if op.path.match(path)), None)
-    return _BY_ROUTE[key]
+    candidates = _BY_ROUTE.get(key)
+    if candidates is None:
+        candidates = _BY_ROUTE[key] = tuple(op for op in OPERATIONS.get(request.method, ()) if op.path.match(path))
+    for operation in candidates:
+        if not operation.literal or all(request.query.get(name) == value for name, value in operation.literal):
+            return operation
+    return None
 
 
 def problems(request: web.Request) -> list[str]:
@@ -104,18 +121,48 @@ def problems(request: web.Request) -> list[str]:
     found: list[str] = []
     for parameter in operation.uri:
         found += _value_problems(parameter, unquote(match.group(parameter.name)))
-    if operation.query and request.query_string:
+    if operation.query:
         query = request.query
         for parameter in operation.query:
             raw = query.get(parameter.name)
             if raw is not None:
                 found += _value_problems(parameter, raw)
+            elif parameter.member in operation.required:  # UntagResource without TagKeys (or with [])
+                found.append(service_model.problem(None, _member_path(parameter.member), "not be null"))
     headers = request.headers
     for parameter in operation.headers:
         raw = headers.get(parameter.name)
         if raw is not None:
             found += _value_problems(parameter, raw)
     return found
+
+
+def _member_path(member: str) -> str:
+    return member[0].lower() + member[1:]
+
+
+async def body_problems(request: web.Request, operation: _Operation) -> list[str]:
+    """The JSON body's broken constraints (model_body). The body is read here, within the body
+    timeout, refused with AWS's 413 past the request limit, and its decoded JSON kept on the
+    request for the handler (`common.json_body`), so that it is parsed once."""
+    if model_body.body_checker(operation.name) is None:
+        return []
+    try:
+        raw = await lambda_body(request)
+    except web.HTTPRequestEntityTooLarge:
+        raise RequestEntityTooLargeException(
+            f"Request must be smaller than {request.client_max_size} bytes for the {operation.name} operation") from None
+    if not raw.strip():
+        data: object = {}
+    else:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
+            raise InvalidRequestContentException(f"Could not parse request body into json: {exc}") from None
+    request[JSON_BODY] = data
+    if not isinstance(data, dict):
+        return []  # the handler answers a body that is not an object
+    return model_body.body_problems(operation.name, data)
 
 
 @web.middleware
@@ -134,6 +181,10 @@ async def check_parameters(request: web.Request, handler: Handler) -> web.Stream
                 raise ValidationException(service_model.message(found)) from None
             raise
     found = problems(request)
+    if request.method in ("POST", "PUT", "PATCH"):
+        operation = _operation_of(request, request.raw_path.split("?", 1)[0])
+        if operation is not None:
+            found += await body_problems(request, operation)
     if found:
         raise ValidationException(service_model.message(found))
     return await handler(request)

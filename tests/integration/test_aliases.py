@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from botocore.exceptions import ClientError
 
 from conftest import invoke_json
 
-from .helpers import aws_error, wait_updated
+from .helpers import aws_error, error_code_and_status, wait_updated
 
 HANDLER = """
 import os
@@ -55,16 +56,22 @@ def test_alias_validation(lambda_client, server, two_versions):
     lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
     with pytest.raises(lambda_client.exceptions.ResourceConflictException):
         lambda_client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
-    with pytest.raises(raw.exceptions.InvalidParameterValueException):
-        raw.create_alias(FunctionName=name, Name="123", FunctionVersion="1")  # all digits
+    with pytest.raises(ClientError) as excinfo:  # all digits: the model's pattern (test_alias_naming)
+        raw.create_alias(FunctionName=name, Name="123", FunctionVersion="1")
+    assert error_code_and_status(excinfo.value) == ("ValidationException", 400)
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.create_alias(FunctionName=name, Name="ghost", FunctionVersion="9")
     with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):
         lambda_client.create_alias(FunctionName=name, Name="mixed", FunctionVersion="$LATEST",
                                    RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
-    with pytest.raises(raw.exceptions.InvalidParameterValueException):
+    with pytest.raises(ClientError) as excinfo:  # the model's range (routing_config_exc_toohigh)
         raw.create_alias(FunctionName=name, Name="heavy", FunctionVersion="1",
                          RoutingConfig={"AdditionalVersionWeights": {"2": 1.5}})
+    assert error_code_and_status(excinfo.value) == ("ValidationException", 400)
+    assert excinfo.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value '{2=1.5}' at 'routingConfig.additionalVersionWeights' failed to satisfy "
+        "constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, "
+        "Member must have value greater than or equal to 0.0, Member must not be null]")
     with pytest.raises(lambda_client.exceptions.ResourceConflictException):
         lambda_client.delete_function(FunctionName=name, Qualifier="1")  # an alias points to it
 

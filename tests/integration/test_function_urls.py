@@ -145,14 +145,18 @@ def test_url_config_lifecycle(lambda_client, create_function, server):
 
 def test_url_config_validation(lambda_client, create_function):
     name = create_function(Publish=True)["FunctionName"]
+    # the model's enum and ranges are Coral's ValidationException (as recorded for invokeMode 'UNKNOWN':
+    # test_lambda_url_invalid_invoke_mode); what this server cannot do is Lambda's InvalidParameterValue
     invalid = [
-        dict(AuthType="SOMETIMES"),
-        dict(AuthType="NONE", Cors={"AllowMethods": ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]}),
-        dict(AuthType="NONE", Cors={"MaxAge": 86401}),
+        (dict(AuthType="SOMETIMES"), "ValidationException"),
+        (dict(AuthType="NONE", Cors={"AllowMethods": ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]}),
+         "ValidationException"),
+        (dict(AuthType="NONE", Cors={"MaxAge": 86401}), "ValidationException"),
     ]
-    for params in invalid:
-        with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):
+    for params, code in invalid:
+        with pytest.raises(ClientError) as excinfo:
             lambda_client.create_function_url_config(FunctionName=name, **params)
+        assert excinfo.value.response["Error"]["Code"] == code, params
     # a version number: only aliases get URLs; the model's pattern says so, before any lookup (as AWS)
     with pytest.raises(ClientError) as refused:
         lambda_client.create_function_url_config(FunctionName=name, Qualifier="1", AuthType="NONE")

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from conftest import ROLE, aws_cli, invoke_json, make_zip
 
@@ -146,10 +147,13 @@ def test_layer_version_permissions(lambda_client, publish_layer):
         lambda_client.add_layer_version_permission(
             LayerName=name, VersionNumber=1, StatementId="org", Action="lambda:GetLayerVersion", Principal="*")
     assert "The statement id (org) provided already exists" in str(error.value)
-    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as error:
+    with pytest.raises(ClientError) as error:  # the model's pattern (layer_permission_action_invalid)
         lambda_client.add_layer_version_permission(
             LayerName=name, VersionNumber=1, StatementId="bad", Action="lambda:InvokeFunction", Principal="*")
-    assert "lambda:GetLayerVersion" in str(error.value)
+    assert error_code_and_status(error.value) == ("ValidationException", 400)
+    assert error.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value 'lambda:InvokeFunction' at 'action' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: lambda:GetLayerVersion")
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException) as error:
         lambda_client.add_layer_version_permission(
             LayerName=name, VersionNumber=9, StatementId="x", Action="lambda:GetLayerVersion", Principal="*")
@@ -171,14 +175,15 @@ def test_function_layers_are_validated_as_lambda_does(lambda_client, create_func
     layer = publish_layer({"python/mylib.py": LAYER_LIB})
     missing = layer_arn(f"{unique_name}-layer", 7)
 
-    def refused(layers: list[str]) -> str:
-        with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as error:
+    def refused(layers: list[str], code: str = "InvalidParameterValueException") -> str:
+        with pytest.raises(ClientError) as error:
             create_function(Layers=layers)
+        assert error_code_and_status(error.value) == (code, 400)
         return error.value.response["Error"]["Message"]
 
     assert refused([layer["LayerVersionArn"]] * 6) == "Cannot reference more than 5 layers."
     assert refused([missing]) == f"Layer version {missing} does not exist."
-    bad = refused([layer["LayerArn"]])  # a layer ARN without a version
+    bad = refused([layer["LayerArn"]], "ValidationException")  # no version: add_layer_arn_without_version_exc
     assert bad.startswith(f"1 validation error detected: Value '[{layer['LayerArn']}]' at 'layers' failed")
     second = publish_layer({"python/mylib.py": "VALUE = 2\n"})
     assert "Two different versions of the same layer" in refused([layer["LayerVersionArn"],
