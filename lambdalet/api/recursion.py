@@ -9,10 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from lambdalet.api.common import json_body, json_response, services, unqualified_name
-from lambdalet.errors import ValidationException
 
 #: In the order Lambda's own message lists them.
-RECURSIVE_LOOP_VALUES = ("Terminate", "Allow")
 
 
 def routes() -> list[web.RouteDef]:
@@ -24,14 +22,7 @@ async def put_recursion_config(request: web.Request) -> web.Response:
     svc = services(request)
     name = unqualified_name(request, "The recursion config")
     body = await json_body(request)
-    value = body.data.get("RecursiveLoop")
-    if value is None:
-        raise ValidationException("1 validation error detected: Value null at 'recursiveLoop' failed to satisfy "
-                                  "constraint: Member must not be null")
-    if value not in RECURSIVE_LOOP_VALUES:
-        raise ValidationException(
-            f"1 validation error detected: Value '{value}' at 'recursiveLoop' failed to satisfy constraint: "
-            f"Member must satisfy enum value set: [{', '.join(RECURSIVE_LOOP_VALUES)}]")
+    value = body.string("RecursiveLoop", required=True)  # one of the enum's: the model check ran first
     svc.functions.get(name)
     await svc.functions.set_recursive_loop(name, value)
     return json_response({"RecursiveLoop": value})

@@ -13,11 +13,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from lambdalet.api.common import function_ref, json_body, json_response, qualifier, services
-from lambdalet.errors import InvalidParameterValueException, ValidationException
+from lambdalet.errors import InvalidParameterValueException
 from lambdalet.model import LATEST, runtime_version_arn
 from lambdalet.store.functions import RuntimePin
 
-UPDATE_RUNTIME_ON = ("Auto", "Manual", "FunctionUpdate")
 DEFAULT = RuntimePin("Auto")
 
 
@@ -45,14 +44,7 @@ async def put_runtime_management_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, key, function_arn = _target(request)
     body = await json_body(request)
-    mode = body.data.get("UpdateRuntimeOn")
-    if mode is None:
-        raise ValidationException("1 validation error detected: Value null at 'updateRuntimeOn' failed to satisfy "
-                                  "constraint: Member must not be null")
-    if mode not in UPDATE_RUNTIME_ON:
-        raise ValidationException(
-            f"1 validation error detected: Value '{mode}' at 'updateRuntimeOn' failed to satisfy constraint: "
-            f"Member must satisfy enum value set: [{', '.join(UPDATE_RUNTIME_ON)}]")
+    mode = body.string("UpdateRuntimeOn", required=True)  # one of the enum's: the model check ran first
     arn = body.string("RuntimeVersionArn", max_len=2048)
     config = svc.functions.config(name, key or None)
     if config.image is not None:
