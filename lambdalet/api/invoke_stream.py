@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -19,7 +20,11 @@ from lambdalet import eventstream, logs
 from lambdalet.api.common import services
 from lambdalet.api.invoke import invocation_for, read_invoke_request
 from lambdalet.invoke.streaming import ResponseStream, caller_stream
-from lambdalet.invoke.types import InvocationResult, new_request_id
+from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
+
+if TYPE_CHECKING:
+    from lambdalet.model import FunctionConfig
+    from lambdalet.server import Services
 
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
@@ -44,7 +49,8 @@ def error_fields(result: InvocationResult) -> tuple[str, str]:
             str(error.get("errorMessage") or ""))
 
 
-async def start(svc, config, invocation) -> tuple["asyncio.Future[InvocationResult]", bool]:
+async def start(svc: "Services", config: "FunctionConfig", invocation: Invocation
+                ) -> tuple["asyncio.Future[InvocationResult]", bool]:
     """Start an invocation whose response may stream; returns it once the runtime began streaming
     (True) or answered whole (False). Raises what the invoker raises before that (throttles)."""
     invocation.stream = caller_stream(svc.settings)
