@@ -269,7 +269,7 @@ class FunctionRegistry:
             tags = {k: v for k, v in function.tags.items() if k not in (remove or [])}
             tags.update(add or {})
             if len(tags) > 50:
-                raise InvalidParameterValueException("A function can have at most 50 tags.")
+                raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")  # test_tag_limits
             if check is not None:
                 check(function, tags)
             await asyncio.to_thread(self._store.set_tags, name, tags)
