@@ -85,3 +85,22 @@ def test_oversized_create_function_names_the_limit(server):
     # test_oversized_request_create_lambda: 413 RequestEntityTooLargeException
     assert status == 413, data
     assert b"Request must be smaller than 70167211 bytes for the CreateFunction operation" in data
+
+
+@pytest.mark.parametrize("function_name", [
+    "no.such.fn",
+    "arn:aws:lambda:eusc-de-east-1:123456789012:function:no-such-fn",
+    "arn:aws-iso:lambda:us-iso-east-1:123456789012:function:no-such-fn",
+    "no-such-fn:$LATEST.PUBLISHED",
+], ids=["dot-in-name", "eusc-region", "iso-partition", "latest-published"])
+def test_todays_function_name_pattern_is_accepted(lambda_client, function_name):
+    """The model's current FunctionName pattern allows these: a missing function is not found, not
+    a broken constraint (the older, hand-copied pattern refused them)."""
+    with pytest.raises(ClientError) as excinfo:
+        lambda_client.get_function(FunctionName=function_name)
+    assert error_code_and_status(excinfo.value) == ("ResourceNotFoundException", 404), excinfo.value.response
+
+
+def test_a_function_can_be_read_by_its_name_and_qualifiers_still_work(lambda_client, create_function):
+    name = create_function()["FunctionName"]
+    assert lambda_client.get_function(FunctionName=f"{name}:$LATEST")["Configuration"]["FunctionName"] == name
