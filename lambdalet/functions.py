@@ -328,7 +328,7 @@ class FunctionRegistry:
             tags = {k: v for k, v in function.tags.items() if k not in (remove or [])}
             tags.update(add or {})
             if len(tags) > 50:
-                raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+                raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")  # test_tag_limits
             if check is not None:
                 check(function, tags)
             await asyncio.to_thread(self._store.set_tags, name, tags)

@@ -21,14 +21,20 @@ LATEST = "$LATEST"
 
 _NAME = r"[a-zA-Z0-9-_]+"
 _QUALIFIER = r"\$LATEST|[a-zA-Z0-9-_]+"
+#: What the model's FunctionName pattern of the read and invoke operations allows today: `.` in
+#: names, `$LATEST.PUBLISHED`, `eusc-` regions and the `-iso` partitions. (CreateFunction's own
+#: pattern still forbids `.`, so such a name is never found, which is AWS's answer too.)
+_FUNCTION = r"[a-zA-Z0-9-_\.]+"
+_FUNCTION_QUALIFIER = r"\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9-_]+"
+_REGION = r"(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d"
 _FULL_ARN = re.compile(
-    rf"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z]{{2}}(?:-gov)?-[a-z]+-\d):"
-    rf"(?P<account>\d{{12}}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?$"
+    rf"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>{_REGION}):"
+    rf"(?P<account>\d{{12}}):function:(?P<name>{_FUNCTION})(?::(?P<qualifier>{_FUNCTION_QUALIFIER}))?$"
 )
 _PARTIAL_ARN = re.compile(
-    rf"^(?P<account>\d{{12}}):function:(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?$"
+    rf"^(?P<account>\d{{12}}):function:(?P<name>{_FUNCTION})(?::(?P<qualifier>{_FUNCTION_QUALIFIER}))?$"
 )
-_BARE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<qualifier>{_QUALIFIER}))?$")
+_BARE = re.compile(rf"^(?P<name>{_FUNCTION})(?::(?P<qualifier>{_FUNCTION_QUALIFIER}))?$")
 _LAYER_ARN = (rf"arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z]{{2}}(?:-gov)?-[a-z]+-\d):"
               rf"(?P<account>\d{{12}}):layer:(?P<name>{_NAME})")
 _LAYER_NAME = re.compile(rf"^(?:{_LAYER_ARN}|(?P<bare>{_NAME}))$")
@@ -74,8 +80,8 @@ def parse_function_name(raw: str) -> FunctionRef:
     raise InvalidParameterValueException(
         f"1 validation error detected: Value '{raw}' at 'functionName' failed to satisfy constraint: "
         "Member must satisfy regular expression pattern: "
-        "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?"
-        "([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
+        "(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
+        "(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST(\\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
     )
 
 

@@ -1,8 +1,12 @@
-"""Validation of Lambda API request bodies, with Lambda's exception types and messages.
+"""Lambda's semantic rules on request bodies, with Lambda's exception types and messages.
 
-`Body` wraps a decoded JSON request body and checks each member as it is read, so every rule sits
-next to the field it guards. Members Lambdalet does not implement yet are refused unless they are
-empty or hold the AWS default: configuration that would silently have no effect is never accepted.
+Every constraint botocore's model states (lengths, patterns, enums, ranges, required members) is
+checked before the handler runs, as Coral's ValidationException (`api/model_body.py`); what is left
+here are Lambda's own rules (reserved environment keys, the 4 KB environment, the host's
+architecture, at most 50 tags, log levels only with JSON) and its InvalidParameterValueException.
+`Body` wraps the decoded body; its accessors still check types, for bodies the model check did not
+see. Members Lambdalet does not implement yet are refused unless they are empty or hold the AWS
+default: configuration that would silently have no effect is never accepted.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ RESERVED_ENV_KEYS = frozenset(
         "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
     }
 )
-ENV_KEY = re.compile(r"^[a-zA-Z]([a-zA-Z0-9_])+$")
 ENV_LIMIT_BYTES = 4096
 HANDLER = re.compile(r"^[^\s]+$")
 ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
@@ -144,12 +147,6 @@ def environment(body: Body) -> dict[str, str] | None:
     if env_struct is None:
         return None
     variables = env_struct.string_map("Variables") or {}
-    if not all(ENV_KEY.match(key) for key in variables):
-        raise InvalidParameterValueException(
-            "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: "
-            "Map keys must satisfy constraint: [Member must satisfy regular expression pattern: "
-            "[a-zA-Z]([a-zA-Z0-9_])+]"
-        )
     reserved = sorted(k for k in variables if k in RESERVED_ENV_KEYS)
     if reserved:
         raise InvalidParameterValueException(
@@ -167,11 +164,9 @@ def environment(body: Body) -> dict[str, str] | None:
 
 
 def architectures(body: Body) -> tuple[str, ...] | None:
-    values = body.string_list("Architectures")
-    if values is None:
+    values = body.string_list("Architectures")  # one of x86_64, arm64: the model's
+    if not values:
         return None
-    if len(values) != 1 or values[0] not in ("x86_64", "arm64"):
-        raise constraint_error(values, "architectures", "have length 1 and satisfy enum value set: [x86_64, arm64]")
     if values[0] != HOST_ARCHITECTURE:
         raise InvalidParameterValueException(
             f"Architectures [{values[0]}] cannot run on this {HOST_ARCHITECTURE} host; "
@@ -181,23 +176,18 @@ def architectures(body: Body) -> tuple[str, ...] | None:
 
 
 def tags(body: Body) -> dict[str, str] | None:
+    """Tags (their keys' and values' lengths and characters are the model's); at most 50, as
+    recorded (test_tag_limits: create_function_invalid_tags)."""
     value = body.string_map("Tags")
     if value is None:
         return None
-    if len(value) > 50:
-        raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
-    for key, tag_value in value.items():
-        if not 1 <= len(key) <= 128:
-            raise constraint_error(key, "tags", "have a key of length 1 to 128")
-        if len(tag_value) > 256:
-            raise constraint_error(tag_value, "tags", "have a value of length less than or equal to 256")
+    if len(value) > MAX_TAGS:
+        raise InvalidParameterValueException(TOO_MANY_TAGS)
     return value
 
 
-LOG_GROUP = re.compile(r"^[\.\-_/#A-Za-z0-9]+$")
-LOG_FORMATS = ("JSON", "Text")
-APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+MAX_TAGS = 50
+TOO_MANY_TAGS = "Number of tags exceeds resource tag limit."
 
 
 def logging_config(body: Body, current: dict[str, str] | None) -> dict[str, str] | None:
@@ -211,18 +201,10 @@ def logging_config(body: Body, current: dict[str, str] | None) -> dict[str, str]
     merged = dict(current or {"log_format": "Text", "application_log_level": "", "system_log_level": "",
                               "log_group": ""})
 
-    def enum(name: str, values: tuple[str, ...]) -> str | None:
-        value = struct.string(name)
-        if value is not None and value not in values:
-            raise constraint_error(value, struct.path(name), f"satisfy enum value set: [{', '.join(values)}]")
-        return value
-
-    log_format = enum("LogFormat", LOG_FORMATS)
-    app_level = enum("ApplicationLogLevel", APPLICATION_LOG_LEVELS)
-    system_level = enum("SystemLogLevel", SYSTEM_LOG_LEVELS)
-    group = struct.string("LogGroup", max_len=512, pattern=LOG_GROUP)
-    if group == "":
-        raise constraint_error(group, struct.path("LogGroup"), "have length greater than or equal to 1")
+    log_format = struct.string("LogFormat")  # enums, the group's length and pattern: the model's
+    app_level = struct.string("ApplicationLogLevel")
+    system_level = struct.string("SystemLogLevel")
+    group = struct.string("LogGroup")
     if log_format is not None:
         merged["log_format"] = log_format
     if merged["log_format"] == "Text":
@@ -255,12 +237,10 @@ def image_config(body: Body) -> dict[str, Any] | None:
         return None
     result: dict[str, Any] = {}
     for name in ("EntryPoint", "Command"):
-        values = config.string_list(name)
+        values = config.string_list(name)  # lengths: the model's
         if values is not None:
-            if len(values) > 1500:
-                raise constraint_error(values, config.path(name), "have length less than or equal to 1500")
             result[name] = values
-    directory = config.string("WorkingDirectory", max_len=1000)
+    directory = config.string("WorkingDirectory")
     if directory is not None:
         result["WorkingDirectory"] = directory
     return result

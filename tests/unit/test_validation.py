@@ -32,12 +32,6 @@ def test_environment_refuses_more_than_4kb():
         validation.environment(Body({"Environment": {"Variables": big}}))
 
 
-@pytest.mark.parametrize("key", ["1ABC", "A", "WITH-DASH", "sp ace"])
-def test_environment_keys_follow_the_model_pattern(key):
-    with pytest.raises(InvalidParameterValueException):
-        validation.environment(Body({"Environment": {"Variables": {key: "v"}}}))
-
-
 def test_environment_accepts_ordinary_variables():
     assert validation.environment(Body({"Environment": {"Variables": {"DB_HOST": "x", "TZ": "UTC"}}})) == {
         "DB_HOST": "x", "TZ": "UTC"}
@@ -58,8 +52,6 @@ def test_architecture_must_match_the_host():
     other = "arm64" if validation.HOST_ARCHITECTURE == "x86_64" else "x86_64"
     with pytest.raises(InvalidParameterValueException, match="cannot run on this"):
         validation.architectures(Body({"Architectures": [other]}))
-    with pytest.raises(InvalidParameterValueException):
-        validation.architectures(Body({"Architectures": ["x86_64", "arm64"]}))
 
 
 def test_body_must_be_an_object():
