@@ -228,6 +228,23 @@ def refuse_unsupported_config(body: Body) -> None:
     body.refuse_unless_default("FileSystemConfigs", issue="EFS is not modelled")
     body.refuse_unless_default("TracingConfig", {"Mode": "PassThrough"}, issue="X-Ray tracing is not modelled")
     body.refuse_unless_default("CodeSigningConfigArn", issue="code signing is not modelled")
+    body.refuse_unless_default("TenancyConfig", issue="tenant isolation is not built yet")
+    refuse_unsupported_publishing(body)
+    for member in ("CapacityProviderConfig", "DurableConfig", "RuntimeConfig", "AcceleratorConfig"):
+        body.refuse_unless_default(member, issue="capacity providers, durable functions, customer-managed "
+                                                 "runtimes and accelerators are not built yet")
+
+
+def refuse_unsupported_publishing(body: Body) -> None:
+    """`PublishTo` (CreateFunction, UpdateFunctionCode, PublishVersion) belongs to capacity providers."""
+    body.refuse_unless_default("PublishTo", issue="capacity providers are not built yet")
+
+
+def refuse_unsupported_code_storage(body: Body) -> None:
+    """UpdateFunctionCode's storage members: only the default (a copy, unencrypted) is built."""
+    body.refuse_unless_default("S3ObjectStorageMode", "COPY", issue="code is always stored as a copy")
+    body.refuse_unless_default("SourceKMSKeyArn", issue="KMS is not modelled")
+    refuse_unsupported_publishing(body)
 
 
 def image_config(body: Body) -> dict[str, Any] | None:

@@ -320,6 +320,7 @@ async def update_function_code(request: web.Request) -> web.Response:
     ref = function_ref(request)
     _refuse_qualified_update(svc, ref, request)
     body = await json_body(request)
+    validation.refuse_unsupported_code_storage(body)
     architectures = validation.architectures(body)
     latest = svc.functions.get(ref.name).latest
     if latest.image is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from lambdalet.api.common import json_body, json_response, list_response, services, unqualified_name
+from lambdalet import validation
 from lambdalet.model import LATEST
 
 
@@ -17,6 +18,7 @@ async def publish_version(request: web.Request) -> web.Response:
     svc = services(request)
     name = unqualified_name(request, "A version")
     body = await json_body(request)
+    validation.refuse_unsupported_publishing(body)
     version = await svc.functions.publish(
         name, code_sha256_b64=body.string("CodeSha256"), revision_id=body.string("RevisionId"),
         description=body.string("Description", max_len=256),

@@ -289,3 +289,32 @@ def test_a_request_signed_for_another_region_is_refused(server, lambda_client):
         logs.describe_log_groups()
     assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
     assert lambda_client.list_functions()["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+@pytest.mark.parametrize("member", [
+    {"TenancyConfig": {"TenantIsolationMode": "PER_TENANT"}},
+    {"PublishTo": "LATEST_PUBLISHED"},
+    {"CapacityProviderConfig": {"LambdaManagedInstancesCapacityProviderConfig": {
+        "CapacityProviderArn": "arn:aws:lambda:us-east-1:000000000000:capacity-provider:cp"}}},
+    {"DurableConfig": {"RetentionPeriodInDays": 7}},
+])
+def test_members_this_server_cannot_honour_are_refused_not_ignored(lambda_client, unique_name, member):
+    """A stored-but-ignored setting is a bug: until it is built, such a member is refused, and nothing is created."""
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as refused:
+        lambda_client.create_function(FunctionName=unique_name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                                      Code={"ZipFile": make_zip({"app.py": ECHO_HANDLER})}, **member)
+    assert "is not supported by this Lambdalet server yet" in refused.value.response["Error"]["Message"]
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.get_function(FunctionName=unique_name)
+
+
+def test_code_storage_members_are_refused_unless_default(lambda_client, create_function):
+    name = create_function()["FunctionName"]
+    code = make_zip({"app.py": ECHO_HANDLER})
+    lambda_client.update_function_code(FunctionName=name, ZipFile=code, S3ObjectStorageMode="COPY")  # the default
+    for member in ({"S3ObjectStorageMode": "REFERENCE"}, {"SourceKMSKeyArn": "arn:aws:kms:us-east-1:000000000000:key/k"},
+                   {"PublishTo": "LATEST_PUBLISHED"}):
+        with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):
+            lambda_client.update_function_code(FunctionName=name, ZipFile=code, **member)
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):
+        lambda_client.publish_version(FunctionName=name, PublishTo="LATEST_PUBLISHED")
