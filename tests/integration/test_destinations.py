@@ -243,9 +243,13 @@ def test_destination_and_dead_letter_validation(aws_server, names):
         assert message in str(caught.value), arn
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 404)
 
-    for arn in ("arn:aws:lambda:us-east-1:000000000000:function:x", "queue"):
-        with pytest.raises(client.exceptions.InvalidParameterValueException):
+    # Not an ARN at all breaks the model's pattern (Coral's ValidationException, checked first); an ARN
+    # of something that is neither a queue nor a topic is Lambda's own refusal.
+    for arn, refusal in (("arn:aws:lambda:us-east-1:000000000000:function:x", "InvalidParameterValueException"),
+                         ("queue", "ValidationException")):
+        with pytest.raises(client.exceptions.ClientError) as refused:
             client.update_function_configuration(FunctionName=name, DeadLetterConfig={"TargetArn": arn})
+        assert refused.value.response["Error"]["Code"] == refusal, arn
     queue_arn = "arn:aws:sqs:us-east-1:123456789012:some-queue"
     client.update_function_configuration(FunctionName=name, DeadLetterConfig={"TargetArn": queue_arn})
     assert wait_updated(client, name)["DeadLetterConfig"]["TargetArn"] == queue_arn
