@@ -94,8 +94,8 @@ def check_revision(given: str | None, current: str | None, read_with: str = "Get
 
 
 def check_active(state: str) -> None:
-    """A function (or version) being created cannot be invoked (function URLs, event source
-    mappings), as AWS answers Invoke (api/invoke.py says the same in its own lines)."""
+    """A function (or version) being created cannot be invoked (Invoke, InvokeAsync, streams,
+    function URLs, event source mappings), as AWS answers Invoke."""
     if state != "Active":
         raise ResourceConflictException(
             f"The operation cannot be performed at this time. The function is currently in the following state: "

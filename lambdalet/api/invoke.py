@@ -19,7 +19,7 @@ from aiohttp import web
 from lambdalet import logs
 from lambdalet.api.common import function_ref, json_response, lambda_body, qualifier, services
 from lambdalet.errors import (
-    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, ResourceConflictException,
+    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, check_active,
 )
 from lambdalet.invoke.types import Invocation, new_request_id
 from lambdalet.model import FunctionConfig, alias_of
@@ -71,10 +71,7 @@ async def read_invoke_request(request: web.Request, types: tuple[str, ...], oper
     ref = function_ref(request)
     qual = qualifier(request, ref)
     config = svc.functions.config(ref.name, qual, draw=random.random())  # an alias's weights pick the version
-    if config.state != "Active":  # being created (or a version published with an update still in progress)
-        raise ResourceConflictException(
-            f"The operation cannot be performed at this time. The function is currently in the following state: "
-            f"{config.state}")
+    check_active(config.state)  # being created (or a version published with an update still in progress)
 
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
     if invocation_type not in types:
@@ -83,22 +80,26 @@ async def read_invoke_request(request: web.Request, types: tuple[str, ...], oper
             f"constraint: Member must satisfy enum value set: [{', '.join(types)}]"
         )
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+    payload = await _read_payload(request, limit, operation)
+    client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
+    return InvokeRequest(config, ref.name, qual, invocation_type, payload, client_context)
+
+
+async def _read_payload(request: web.Request, limit: int, operation: str) -> bytes:
+    """The invocation's payload: at most `limit` bytes of JSON (an empty body is `{}`)."""
     if (request.content_length or 0) > limit:
         raise _too_large(limit, operation)
     payload = await lambda_body(request)
     if len(payload) > limit:
         raise _too_large(limit, operation)
-    if payload.strip():
-        try:
-            json.loads(payload)
-        except (ValueError, RecursionError) as exc:
-            raise InvalidRequestContentException(
-                f"Could not parse request body into json: Could not parse payload into json: {exc}"
-            ) from None
-    else:
-        payload = b"{}"
-    client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
-    return InvokeRequest(config, ref.name, qual, invocation_type, payload, client_context)
+    if not payload.strip():
+        return b"{}"
+    try:
+        json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
+    return payload
 
 
 def invocation_for(request: web.Request, req: InvokeRequest, request_id: str) -> Invocation:
@@ -152,23 +153,8 @@ async def invoke_async(request: web.Request) -> web.Response:
     svc = services(request)
     ref = function_ref(request)
     config = svc.functions.config(ref.name, ref.qualifier)  # 404 for an unknown function or qualifier
-    if config.state != "Active":
-        raise ResourceConflictException(
-            f"The operation cannot be performed at this time. The function is currently in the following state: "
-            f"{config.state}")
-    if (request.content_length or 0) > ASYNC_PAYLOAD_LIMIT:
-        raise _too_large(ASYNC_PAYLOAD_LIMIT, "InvokeAsync")
-    payload = await lambda_body(request)
-    if len(payload) > ASYNC_PAYLOAD_LIMIT:
-        raise _too_large(ASYNC_PAYLOAD_LIMIT, "InvokeAsync")
-    if payload.strip():
-        try:
-            json.loads(payload)
-        except (ValueError, RecursionError) as exc:
-            raise InvalidRequestContentException(
-                f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
-    else:
-        payload = b"{}"
+    check_active(config.state)
+    payload = await _read_payload(request, ASYNC_PAYLOAD_LIMIT, "InvokeAsync")
     request_id = new_request_id()
     request["request_id"] = request_id
     await svc.queue.enqueue(QueuedEvent(request_id, ref.name, ref.qualifier,
