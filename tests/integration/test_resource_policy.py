@@ -4,16 +4,11 @@ import json
 
 import pytest
 
+from .helpers import aws_error
+
 STALE = "00000000-0000-4000-8000-000000000000"
 STATEMENT = {"Sid": "cross-account", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
              "Action": "lambda:InvokeFunction"}
-
-
-def _error(client, call):
-    with pytest.raises(client.exceptions.ClientError) as caught:
-        call()
-    response = caught.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"], response["Error"].get("Message")
 
 
 def test_put_get_delete_and_the_same_policy_as_add_permission(lambda_client, create_function):
@@ -35,11 +30,11 @@ def test_put_get_delete_and_the_same_policy_as_add_permission(lambda_client, cre
     with pytest.raises(lambda_client.exceptions.ResourceConflictException):
         lambda_client.add_permission(FunctionName=name, StatementId="cross-account", Action="lambda:*", Principal="*")
 
-    code, status, _ = _error(lambda_client, lambda: lambda_client.put_resource_policy(
+    code, status, _ = aws_error(lambda: lambda_client.put_resource_policy(
         ResourceArn=arn, Policy=json.dumps({"Statement": [statement]}), RevisionId=STALE))
     assert (code, status) == ("PreconditionFailedException", 412)
     current = lambda_client.get_policy(FunctionName=name)["RevisionId"]
-    code, status, _ = _error(lambda_client, lambda: lambda_client.delete_resource_policy(
+    code, status, _ = aws_error(lambda: lambda_client.delete_resource_policy(
         ResourceArn=arn, RevisionId=STALE))
     assert (code, status) == ("PreconditionFailedException", 412)
     deleted = lambda_client.delete_resource_policy(ResourceArn=arn, RevisionId=current)
@@ -47,7 +42,7 @@ def test_put_get_delete_and_the_same_policy_as_add_permission(lambda_client, cre
     for call in (lambda: lambda_client.get_resource_policy(ResourceArn=arn),
                  lambda: lambda_client.get_policy(FunctionName=name),
                  lambda: lambda_client.delete_resource_policy(ResourceArn=arn)):
-        assert _error(lambda_client, call)[:2] == ("ResourceNotFoundException", 404)
+        assert aws_error(call)[:2] == ("ResourceNotFoundException", 404)
 
 
 def test_versions_and_aliases_have_their_own_policies(lambda_client, create_function):
@@ -58,7 +53,7 @@ def test_versions_and_aliases_have_their_own_policies(lambda_client, create_func
         lambda_client.put_resource_policy(ResourceArn=qualified, Policy=json.dumps({"Statement": STATEMENT}))
     assert json.loads(lambda_client.get_policy(FunctionName=name, Qualifier="1")["Policy"])["Statement"] == [STATEMENT]
     assert json.loads(lambda_client.get_policy(FunctionName=name, Qualifier="live")["Policy"])["Statement"] == [STATEMENT]
-    assert _error(lambda_client, lambda: lambda_client.get_resource_policy(ResourceArn=arn))[:2] == (
+    assert aws_error(lambda: lambda_client.get_resource_policy(ResourceArn=arn))[:2] == (
         "ResourceNotFoundException", 404)
 
 
@@ -81,6 +76,6 @@ def test_refusals(lambda_client, create_function):
          "ValidationException", 400),  # past the model's 20,480 characters: Coral's check comes first
     ]
     for params, code, status in cases:
-        assert _error(lambda_client, lambda: lambda_client.put_resource_policy(**params))[:2] == (code, status), params
-    code, status, _ = _error(lambda_client, lambda: lambda_client.get_resource_policy(ResourceArn="not-an-arn"))
+        assert aws_error(lambda: lambda_client.put_resource_policy(**params))[:2] == (code, status), params
+    code, status, _ = aws_error(lambda: lambda_client.get_resource_policy(ResourceArn="not-an-arn"))
     assert (code, status) == ("ValidationException", 400)

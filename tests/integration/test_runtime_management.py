@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROLE, Server, make_zip
 
-from .helpers import function_logs
+from .helpers import aws_error, function_logs
 
 WHICH = """
 import sys
@@ -69,13 +69,6 @@ def _create(client, name: str) -> None:
                            Code={"ZipFile": make_zip({"app.py": WHICH})})
 
 
-def _error(client, call):
-    with pytest.raises(client.exceptions.ClientError) as caught:
-        call()
-    response = caught.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"], response["Error"].get("Message")
-
-
 def test_a_pinned_function_keeps_its_build_and_is_refused_once_it_is_gone(tmp_path, builds):
     first, second = builds
     srv = _server(tmp_path, first)
@@ -102,7 +95,7 @@ def test_a_pinned_function_keeps_its_build_and_is_refused_once_it_is_gone(tmp_pa
         assert json.loads(client.invoke(FunctionName="auto")["Payload"].read()) == second  # Auto follows
         second_arn = _init_arn(srv, "auto")
         assert second_arn != first_arn
-        code, status, message = _error(client, lambda: client.put_runtime_management_config(
+        code, status, message = aws_error(lambda: client.put_runtime_management_config(
             FunctionName="auto", UpdateRuntimeOn="Manual", RuntimeVersionArn=first_arn))
         assert (code, status) == ("InvalidParameterValueException", 400), message  # not a build it has now
     finally:
@@ -112,7 +105,7 @@ def test_a_pinned_function_keeps_its_build_and_is_refused_once_it_is_gone(tmp_pa
     srv = _server(tmp_path, second)
     try:
         client = srv.client()
-        code, status, message = _error(client, lambda: client.invoke(FunctionName="pinned"))
+        code, status, message = aws_error(lambda: client.invoke(FunctionName="pinned"))
         assert (code, status) == ("InvalidRuntimeException", 502)
         assert first_arn in message
         client.put_runtime_management_config(FunctionName="pinned", UpdateRuntimeOn="Auto")
@@ -154,7 +147,7 @@ def test_put_get_and_refusals(server, lambda_client, create_function):
     ]
     for params, code, status in cases:
         params = {"FunctionName": name, **params}
-        got = _error(lambda_client, lambda: lambda_client.put_runtime_management_config(**params))
+        got = aws_error(lambda: lambda_client.put_runtime_management_config(**params))
         assert got[:2] == (code, status), (params, got)
-    assert _error(lambda_client, lambda: lambda_client.get_runtime_management_config(FunctionName=f"{name}-missing"))[
+    assert aws_error(lambda: lambda_client.get_runtime_management_config(FunctionName=f"{name}-missing"))[
         :2] == ("ResourceNotFoundException", 404)
