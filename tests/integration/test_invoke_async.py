@@ -6,7 +6,7 @@ import io
 import json
 import uuid
 
-from .helpers import error_code_and_status, wait_for_function_log
+from .helpers import aws_error, wait_for_function_log
 
 PRINTER = """
 import json
@@ -38,23 +38,9 @@ def test_invoke_async_takes_a_file_like_body_and_a_qualified_name(server, lambda
 
 def test_invoke_async_refusals(lambda_client, create_function):
     name = create_function(PRINTER)["FunctionName"]
-    try:
-        lambda_client.invoke_async(FunctionName=f"{name}-missing", InvokeArgs="{}")
-        raise AssertionError("expected a 404")
-    except lambda_client.exceptions.ResourceNotFoundException as exc:
-        assert error_code_and_status(exc) == ("ResourceNotFoundException", 404)
-    try:
-        lambda_client.invoke_async(FunctionName=name, InvokeArgs="{not json")
-        raise AssertionError("expected a 400")
-    except lambda_client.exceptions.InvalidRequestContentException as exc:
-        assert error_code_and_status(exc) == ("InvalidRequestContentException", 400)
-    try:
-        lambda_client.invoke_async(FunctionName=f"{name}:7", InvokeArgs="{}")
-        raise AssertionError("expected a 404")
-    except lambda_client.exceptions.ResourceNotFoundException as exc:
-        assert error_code_and_status(exc) == ("ResourceNotFoundException", 404)
-    try:
-        lambda_client.invoke_async(FunctionName=name, InvokeArgs=b"[" * 10 + b"1" + b"]" * 10 + b" " * (1024 * 1024))
-        raise AssertionError("expected a 413")
-    except lambda_client.exceptions.ClientError as exc:
-        assert error_code_and_status(exc) == ("RequestTooLargeException", 413)
+    for payload, qualified, refusal in (("{}", f"{name}-missing", ("ResourceNotFoundException", 404)),
+                                        ("{not json", name, ("InvalidRequestContentException", 400)),
+                                        ("{}", f"{name}:7", ("ResourceNotFoundException", 404)),
+                                        (b"[" * 10 + b"1" + b"]" * 10 + b" " * (1024 * 1024), name,
+                                         ("RequestTooLargeException", 413))):
+        assert aws_error(lambda_client.invoke_async, FunctionName=qualified, InvokeArgs=payload)[:2] == refusal
