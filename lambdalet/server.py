@@ -328,16 +328,19 @@ async def serve(settings: Settings) -> None:
         admissions = function_admissions()
         http = runner.server
         assert http is not None
-        server = await asyncio.get_running_loop().create_server(
-            lambda: ConnectionGate(http, admissions, svc.function_uid), settings.host, settings.port,
-            reuse_address=True)
-        log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port)
+        # The URLs' own listeners first: no URL can be created before they serve (the API is not up).
         await svc.url_listeners.start(lambda: ConnectionGate(http, admissions, svc.function_uid),
                                       svc.functions.url_configs())
         try:
-            await asyncio.Event().wait()  # until SIGTERM/SIGINT raise GracefulExit out of the loop
+            server = await asyncio.get_running_loop().create_server(
+                lambda: ConnectionGate(http, admissions, svc.function_uid), settings.host, settings.port,
+                reuse_address=True)
+            log.info("Lambdalet listening on http://%s:%s", settings.host, settings.port)
+            try:
+                await asyncio.Event().wait()  # until SIGTERM/SIGINT raise GracefulExit out of the loop
+            finally:
+                server.close()
         finally:
-            server.close()
             svc.url_listeners.shutdown()
     finally:
         await runner.cleanup()  # on_shutdown, in-flight requests, on_cleanup

@@ -48,7 +48,7 @@ class UrlListeners:
         return f"http://{self.advertised_host}:{port}/"
 
     async def start(self, factory: ProtocolFactory, configs: list[dict]) -> None:
-        """Serve every stored URL's port with `factory` (the API's protocol): once the API listens."""
+        """Serve every stored URL's port with `factory` (the API's protocol), before the API port opens."""
         self._factory = factory
         for config in configs:
             if config.get("Port") is not None:
@@ -117,8 +117,6 @@ class UrlListeners:
         return sock
 
     async def _serve(self, sock: socket.socket, port: int, url_id: str) -> None:
+        assert self._factory is not None, "start() runs before the API serves, so before any URL is created"
         self.by_port[port] = url_id
-        if self._factory is None:  # not serving yet: start() serves it with the rest
-            sock.close()
-            return
         self._servers[port] = await asyncio.get_running_loop().create_server(self._factory, sock=sock)
