@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-ric bench bench-esm bench-images bench-streaming clean
+.PHONY: run test test-ric bench bench-esm bench-images bench-streaming bench-auth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-images: $(VENV)/.test-installed
 # Time to first byte of InvokeWithResponseStream against a warm buffered Invoke (needs node).
 bench-streaming: $(VENV)/.test-installed
 	$(BIN)/python bench/streaming.py
+
+bench-auth: $(VENV)/.test-installed
+	$(BIN)/python bench/auth.py
 
 clean:
 	rm -rf $(VENV) .lambdalet .pytest_cache

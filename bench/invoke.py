@@ -411,8 +411,9 @@ class ManagedServer:
     `extra_env` is added to the server's environment (e.g. `AWS_ENDPOINT_URL`, for a benchmark whose
     server reaches a local moto, as event source mappings do)."""
 
-    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, extra_env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
         self.extra_env = dict(extra_env or {})
+        self.args = list(args or [])
         self.port = free_port()
         self.data_dir = Path(tempfile.mkdtemp(prefix="lambdalet-bench-data-"))
         fd, log_name = tempfile.mkstemp(prefix="lambdalet-bench-", suffix=".log")
@@ -430,7 +431,7 @@ class ManagedServer:
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "lambdalet", "server", "--host", HOST, "--port", str(self.port),
-                "--data-dir", str(self.data_dir)]
+                "--data-dir", str(self.data_dir), *self.args]
         env = {**os.environ, "LAMBDALET_KEEP_ALIVE": "600", **self.extra_env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -441,7 +442,7 @@ class ManagedServer:
                 raise RuntimeError(f"the server exited with status {self.proc.returncode} before it was ready; "
                                    f"its log ({self.log_path}) ends with:\n{tail_of(self.log_path)}")
             with contextlib.suppress(OSError, http.client.HTTPException):
-                if get_json(self.port, FUNCTIONS_PATH, timeout=1.0)[0] == 200:
+                if get_json(self.port, FUNCTIONS_PATH, timeout=1.0)[0] in (200, 403):  # 403: --auth iam
                     return
             time.sleep(POLL_INTERVAL_S)
         raise RuntimeError(f"the server did not answer GET {FUNCTIONS_PATH} with 200 within {READY_TIMEOUT_S:.0f} s; "

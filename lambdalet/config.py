@@ -14,6 +14,8 @@ from typing import Any
 
 
 API_ACCESS = ("invoke", "full")  # --sandbox-api-access (api/callers.py)
+AUTH_MODES = ("open", "iam")  # --auth (api/authentication.py)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def knob(default: Any, help: str, **kwargs: Any) -> Any:
@@ -53,6 +55,16 @@ class Settings:
         "", "SQLAlchemy URL of the metadata store; empty means SQLite at <data-dir>/lambdalet.db."
     )
     account_id: str = knob("000000000000", "AWS account id used in every ARN.")
+    auth: str = knob(
+        "", "'open': any credentials act as the account's root (the default, allowed only while --host is a "
+        "loopback address unless said explicitly); 'iam': every request must carry a valid SigV4 signature "
+        "of the account's root access key (LAMBDALET_ROOT_ACCESS_KEY_ID/LAMBDALET_ROOT_SECRET_ACCESS_KEY, "
+        "--accounts-file, or keys generated at the first start into <data-dir>/root-credentials)."
+    )
+    accounts_file: str = knob(
+        "", "TOML file naming the account and its root access key ([[account]] id, root_access_key_id, "
+        "root_secret_access_key); only with --auth iam."
+    )
     region: str = knob("us-east-1", "AWS region used in ARNs and given to functions as AWS_REGION.")
     hot_reload_bucket: str = knob(
         "hot-reload", "Code given as this S3Bucket, with an absolute directory as S3Key, is read live from that "
@@ -163,7 +175,20 @@ class Settings:
             return self.function_url_host
         return "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
 
+    @property
+    def auth_mode(self) -> str:
+        return self.auth or "open"
+
     def __post_init__(self) -> None:
+        if self.auth not in ("", *AUTH_MODES):
+            raise ValueError(f"--auth must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
+        if not self.auth and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(f"--host {self.host or '(every address)'} reaches beyond this machine and the API "
+                             "would not authenticate anyone: say --auth iam, or --auth open to serve it "
+                             "unauthenticated on purpose")
+        if self.accounts_file and self.auth_mode != "iam":
+            raise ValueError("--accounts-file names root access keys, which only --auth iam checks: "
+                             "add --auth iam, or leave the file out")
         if self.unreserved_concurrency_min > self.account_concurrency:
             raise ValueError("--unreserved-concurrency-min cannot exceed --account-concurrency")
         if self.sandbox_api_access not in API_ACCESS:

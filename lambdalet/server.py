@@ -37,12 +37,14 @@ from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
 from lambdalet.api.url_listeners import UrlListeners
 from lambdalet.api import versions as versions_api
+from lambdalet.api.authentication import Authenticator, authenticate, authenticator_for
 from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_functions
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
 from lambdalet.api.signing import check_signing_region
-from lambdalet.config import Settings, parse_port_range
+from lambdalet.auth.accounts import AccountsError
+from lambdalet.config import LOOPBACK_HOSTS, Settings, parse_port_range
 from lambdalet.events.async_queue import AsyncQueue
 from lambdalet.events.pollers import MappingManager
 from lambdalet.events.scheduler import ScheduleRunner
@@ -113,12 +115,18 @@ class Services:
     #: EventBridge Scheduler's schedules (api/scheduler.py) and the loop that fires them (events/scheduler.py).
     schedule_store: ScheduleStore | None = None
     schedules: ScheduleRunner | None = None
+    #: Checks every request's signature under --auth iam (api/authentication.py); None: --auth open.
+    authenticator: Authenticator | None = None
 
 
 async def build_services(settings: Settings) -> Services:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock_data_dir(data_dir)  # its descriptor stays open, and the lock held, until the process ends
+    authenticator = authenticator_for(settings, data_dir)
+    if settings.auth == "open" and settings.host not in LOOPBACK_HOSTS:
+        log.warning("--auth open on --host %s: anyone who reaches this port acts as the account's root",
+                    settings.host or "(every address)")
     arns = Arns(settings.account_id, settings.region)
     blobs = BlobStore(data_dir)
     layer_dirs = LayerDirs(data_dir, blobs)
@@ -219,7 +227,7 @@ async def build_services(settings: Settings) -> Services:
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
-                    function_uid, schedule_store, schedules)
+                    function_uid, schedule_store, schedules, authenticator)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -276,7 +284,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[lambda_errors, url_requests.route_by_host, check_signing_region, check_parameters], client_max_size=MAX_REQUEST_BYTES)
+    # Under --auth iam every request's signature is checked after its region (api/authentication.py);
+    # under open the middleware is not there at all.
+    middlewares = [lambda_errors, url_requests.route_by_host, check_signing_region,
+                   *([authenticate] if settings.auth_mode == "iam" else []), check_parameters]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     # Invoke first: the router tries the routes under one path prefix in order, so the hot path's
     # is matched at once rather than after every other /2015-03-31/functions route (~8 regex tries).
     # Function code may call only Invoke and function URLs (api/callers.py); every other route refuses it.
@@ -377,7 +389,7 @@ def run(settings: Settings) -> None:
         pass
     except OSError as exc:  # the port is taken, the address is not ours, ...
         raise SystemExit(f"lambdalet: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
-    except (DatabaseDriverMissing, DataDirInUse) as exc:
+    except (DatabaseDriverMissing, DataDirInUse, AccountsError) as exc:
         raise SystemExit(f"lambdalet: {exc}") from None
     except sqlalchemy.exc.OperationalError as exc:  # PostgreSQL down, wrong password, unwritable SQLite file
         raise SystemExit(f"lambdalet: cannot open the database: {exc.orig}") from None

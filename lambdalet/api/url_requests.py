@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import web
 
 from lambdalet.api import invoke_stream, url_streaming
+from lambdalet.api.authentication import Caller, authenticate_url
 from lambdalet.api.common import read_body, services
 from lambdalet.api.invoke import caller_trace
 from lambdalet.errors import LambdaError, check_active
@@ -71,6 +72,12 @@ async def by_path(request: web.Request) -> web.StreamResponse:
     return await serve(request, url_id, raw_path[len(PATH_PREFIX) + len(url_id):] or "/")
 
 
+def _forbidden() -> web.Response:
+    """AWS's answer to an AWS_IAM URL request without a signature that authenticates it."""
+    return _error(403, "AccessDeniedException", "Forbidden. For troubleshooting Function URL authorization "
+                                                "issues, see: https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")
+
+
 def _error(status: int, error_type: str, message: str | None) -> web.Response:
     return web.Response(status=status, text=json.dumps({"Message": message}, separators=COMPACT), content_type="application/json",
                         headers={"x-amzn-ErrorType": error_type})
@@ -90,9 +97,9 @@ async def serve(request: web.Request, url_id: str, raw_path: str) -> web.StreamR
 async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: str, name: str, qual: str
                  ) -> web.StreamResponse:
     url_config = svc.functions.get(name).urls[qual]
-    if url_config["AuthType"] == "AWS_IAM" and not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256"):
-        return _error(403, "AccessDeniedException", "Forbidden. For troubleshooting Function URL authorization "
-                                                    "issues, see: https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")
+    signed = url_config["AuthType"] == "AWS_IAM"
+    if signed and not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256"):
+        return _forbidden()
     cors = url_config.get("Cors")
     origin = request.headers.get("Origin")
     if cors and request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
@@ -107,10 +114,15 @@ async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: s
         return response
     if len(body) > PAYLOAD_LIMIT:
         return _too_large()
+    caller = None
+    if signed and svc.authenticator is not None:  # --auth iam: the signature is verified, not just present
+        caller = authenticate_url(request, body)
+        if caller is None:
+            return _forbidden()
 
     request_id = new_request_id()
     event = build_event(request, url_id=url_id, raw_path=raw_path, body=body, request_id=request_id,
-                        account=svc.arns.account if url_config["AuthType"] == "AWS_IAM" else None)
+                        account=svc.arns.account if signed else None, caller=caller)
     config = svc.functions.config(name, qual or None, draw=random.random())
     invocation = Invocation(request_id, json.dumps(event).encode(), svc.arns.function(name, qual or None),
                             alias=qual)
@@ -149,8 +161,9 @@ def _is_text(content_type: str) -> bool:
 
 
 def build_event(request: web.Request, *, url_id: str, raw_path: str, body: bytes, request_id: str,
-                account: str | None) -> dict[str, Any]:
-    """Lambda's payload format 2.0 for one request (`account` only for AWS_IAM URLs)."""
+                account: str | None, caller: Caller | None = None) -> dict[str, Any]:
+    """Lambda's payload format 2.0 for one request (`account` only for AWS_IAM URLs; `caller` when
+    their signature was verified, under --auth iam)."""
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for key, value in request.headers.items():
@@ -183,7 +196,7 @@ def build_event(request: web.Request, *, url_id: str, raw_path: str, body: bytes
     event["requestContext"] = {
         "accountId": account or "anonymous",
         "apiId": url_id,
-        "authorizer": _iam_authorizer(request, account) if account else None,
+        "authorizer": _iam_authorizer(request, account, caller) if account else None,
         "domainName": host,
         "domainPrefix": url_id,
         "http": {"method": request.method, "path": unquote(raw_path), "protocol": f"HTTP/{request.version.major}."
@@ -207,8 +220,13 @@ def build_event(request: web.Request, *, url_id: str, raw_path: str, body: bytes
     return event
 
 
-def _iam_authorizer(request: web.Request, account: str) -> dict[str, Any]:
-    """What can be read off a SigV4 Authorization header (it is not verified yet)."""
+def _iam_authorizer(request: web.Request, account: str, caller: Caller | None) -> dict[str, Any]:
+    """The verified caller's identity under --auth iam; under --auth open, what can be read off the
+    (unverified) Authorization header."""
+    if caller is not None:
+        return {"iam": {"accessKey": caller.access_key_id, "accountId": caller.account_id,
+                        "callerId": caller.user_id, "cognitoIdentity": None, "principalOrgId": None,
+                        "userArn": caller.arn, "userId": caller.user_id}}
     credential = request.headers.get("Authorization", "").partition("Credential=")[2].split("/", 1)[0]
     return {"iam": {"accessKey": credential, "accountId": account, "callerId": None, "cognitoIdentity": None,
                     "principalOrgId": None, "userArn": None, "userId": None}}

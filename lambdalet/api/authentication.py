@@ -1,0 +1,154 @@
+"""Who is calling: under `--auth iam` every request is authenticated by its SigV4 signature.
+
+The signature is checked by `auth/sigv4.py` (botocore's canonicalisation) against the root access
+keys of the server's account (`auth/accounts.py`). A request that passes carries its `Caller` for
+the handlers (`caller(request)`); one that does not is answered with AWS's error in the shape of
+the API it was sent to: Lambda's REST-JSON (`x-amzn-ErrorType`) or CloudWatch Logs' JSON 1.1
+(`__type`). Under `--auth open` (the default on loopback) this middleware is not installed at all,
+so the hot path pays nothing, and `caller` answers the account's root.
+
+Not authenticated, in either mode: code downloads (`/_lambdalet/code/<sha256>.zip`, whose
+unguessable digest is the capability, as a presigned S3 URL is on AWS), `/metrics` and
+`/_lambdalet/status` (for scrapers and probes), and function URLs, which check their own
+(`url_requests.py`: `AWS_IAM` URLs call `authenticate_url`).
+
+Authorisation is not built yet: the only identities are root keys, and a root key may do
+anything in its account. A server serves one account until resources are scoped by account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from lambdalet.api.common import lambda_body, read_body, services
+from lambdalet.api.errors import Handler
+from lambdalet.auth.accounts import ROOT_CREDENTIALS_FILE, Accounts, AccountsError, load_accounts
+from lambdalet.config import Settings
+from lambdalet.auth.sigv4 import SecretKey, SignatureRefused, verify
+from lambdalet.errors import LambdaError
+
+log = logging.getLogger(__name__)
+CALLER = web.RequestKey("caller", object)
+UNAUTHENTICATED_PREFIXES = ("/lambda-url/", "/_lambdalet/", "/metrics")
+SCHEDULER_PREFIXES = ("/schedules", "/schedule-groups")
+LOGS_TARGET_PREFIX = "Logs_20140328."
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated principal: for a root key, the account itself (as STS names it)."""
+
+    account_id: str
+    arn: str
+    user_id: str
+    access_key_id: str
+
+
+class Authenticator:
+    """The access keys this server knows, each with the caller it authenticates."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self._keys: dict[str, tuple[SecretKey, Caller]] = {}
+        for account in accounts.by_id.values():
+            key = SecretKey(account.root_access_key_id, account.root_secret_access_key)
+            self._keys[key.access_key_id] = (key, Caller(account.id, f"arn:aws:iam::{account.id}:root", account.id,
+                                                         key.access_key_id))
+
+    def secret(self, access_key_id: str) -> SecretKey | None:
+        entry = self._keys.get(access_key_id)
+        return entry[0] if entry else None
+
+    def authenticate(self, request: web.Request, body: bytes, service: str) -> Caller:
+        """The caller who signed `request` for `service`; raises SignatureRefused."""
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        signature = verify(request.method, raw_path, raw_query, request.headers, body, self.secret, service=service)
+        return self._keys[signature.access_key_id][1]
+
+
+def authenticator_for(settings: Settings, data_dir: Path) -> Authenticator | None:
+    """The server's authenticator under --auth iam (None under open), its root key shown in the
+    log the one time it is generated. Raises AccountsError for keys or files it cannot use."""
+    if settings.auth_mode != "iam":
+        return None
+    accounts = load_accounts(settings.account_id, data_dir,
+                             Path(settings.accounts_file) if settings.accounts_file else None)
+    if list(accounts.by_id) != [settings.account_id]:
+        raise AccountsError(f"the accounts file lists {', '.join(accounts.by_id)}; this server serves one account, "
+                            f"--account-id {settings.account_id}, until resources are scoped by account: list that "
+                            "one only")
+    if accounts.generated is not None:
+        log.warning("Generated the root access key of account %s (shown this once; kept in %s, mode 0600):\n"
+                    "  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s", settings.account_id,
+                    data_dir / ROOT_CREDENTIALS_FILE, accounts.generated.root_access_key_id,
+                    accounts.generated.root_secret_access_key)
+    log.info("--auth iam: every request must be signed with the root access key of account %s (%s)",
+             settings.account_id, accounts.by_id[settings.account_id].root_access_key_id)
+    return Authenticator(accounts)
+
+
+def caller(request: web.Request) -> Caller | None:
+    """Who sent `request` under `--auth iam`; None under `--auth open` (anyone is the root)."""
+    return request.get(CALLER)  # type: ignore[return-value]
+
+
+class _Refused(LambdaError):
+    """A SignatureRefused in Lambda's error shape (status and type vary, so set per instance)."""
+
+
+def _lambda_refusal(refused: SignatureRefused) -> LambdaError:
+    error = _Refused(refused.message)
+    error.status, error.error_type = refused.status, refused.error_type
+    return error
+
+
+def _logs_response(status: int, error_type: str, message: str) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"__type": error_type, "message": message}),
+                        content_type="application/x-amz-json-1.1")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(UNAUTHENTICATED_PREFIXES):
+        return await handler(request)
+    authenticator: Authenticator = services(request).authenticator  # type: ignore[assignment]
+    if request.headers.get("X-Amz-Target", "").startswith(LOGS_TARGET_PREFIX):
+        try:
+            body = await read_body(request)
+        except asyncio.TimeoutError:
+            response = _logs_response(408, "SerializationException", "The request body was not received in time.")
+            response.force_close()
+            return response
+        except web.HTTPRequestEntityTooLarge:
+            return _logs_response(413, "SerializationException", "The request body is larger than this server "
+                                                                  "accepts.")
+        try:
+            request[CALLER] = authenticator.authenticate(request, body, "logs")
+        except SignatureRefused as refused:
+            return _logs_response(refused.status, refused.error_type, refused.message)
+        return await handler(request)
+    service = "scheduler" if request.path.startswith(SCHEDULER_PREFIXES) else "lambda"
+    body = await lambda_body(request)
+    try:
+        request[CALLER] = authenticator.authenticate(request, body, service)
+    except SignatureRefused as refused:
+        raise _lambda_refusal(refused) from None  # rendered by api/errors.lambda_errors
+    return await handler(request)
+
+
+def authenticate_url(request: web.Request, body: bytes) -> Caller | None:
+    """The caller who signed a request to an `AWS_IAM` function URL, or None when the signature is
+    missing or does not verify (the URL then answers 403 Forbidden, as AWS's do). Under
+    `--auth open` any SigV4 Authorization header is accepted as the account's root."""
+    authenticator: Authenticator | None = services(request).authenticator  # type: ignore[assignment]
+    if authenticator is None:
+        return None
+    try:
+        return authenticator.authenticate(request, body, "lambda")
+    except SignatureRefused:
+        return None
