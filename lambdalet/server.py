@@ -32,6 +32,7 @@ from lambdalet.api import recursion as recursion_api
 from lambdalet.api import resource_policy as resource_policy_api
 from lambdalet.api import runtime_management as runtime_management_api
 from lambdalet.api import scheduler as scheduler_api
+from lambdalet.api import sts as sts_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
@@ -42,6 +43,8 @@ from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_fu
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
+from lambdalet.api.query_protocol import error_response as query_error
+from lambdalet.api.query_protocol import is_query_request
 from lambdalet.api.signing import check_signing_region
 from lambdalet.auth.accounts import AccountsError
 from lambdalet.config import LOOPBACK_HOSTS, Settings, parse_port_range
@@ -255,6 +258,20 @@ async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) 
         await asyncio.to_thread(layer_dirs.ensure, layers)
 
 
+async def query_or_json(request: web.Request) -> web.StreamResponse:
+    """`POST /` carries two protocols: STS's form-encoded query API, and CloudWatch Logs' JSON 1.1
+    (`X-Amz-Target: Logs_20140328.*`; anything else is answered as an unknown Lambda route there)."""
+    if is_query_request(request):
+        return await sts_api.dispatch(request)
+    return await cloudwatch_logs_api.dispatch(request)
+
+
+def root_denied(request: web.Request, message: str) -> web.Response:
+    if is_query_request(request):
+        return query_error(403, "AccessDenied", message)
+    return cloudwatch_logs_api.access_denied(message)
+
+
 async def status(request: web.Request) -> web.Response:
     svc: Services = request.app[SERVICES]  # type: ignore[assignment]
     counts = svc.pools.counts()
@@ -300,8 +317,7 @@ def create_app(settings: Settings) -> web.Application:
         app.add_routes([refuse_functions(route) for route in api.routes()])
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
-    app.add_routes([refuse_functions(route, cloudwatch_logs_api.access_denied)  # POST / with X-Amz-Target:
-                    for route in cloudwatch_logs_api.routes()])                 # Logs_20140328.*
+    app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
                     refuse_functions(web.get("/metrics", metrics))])
 

@@ -3,8 +3,8 @@
 The signature is checked by `auth/sigv4.py` (botocore's canonicalisation) against the root access
 keys of the server's account (`auth/accounts.py`). A request that passes carries its `Caller` for
 the handlers (`caller(request)`); one that does not is answered with AWS's error in the shape of
-the API it was sent to: Lambda's REST-JSON (`x-amzn-ErrorType`) or CloudWatch Logs' JSON 1.1
-(`__type`). Under `--auth open` (the default on loopback) this middleware is not installed at all,
+the API it was sent to: Lambda's REST-JSON (`x-amzn-ErrorType`), CloudWatch Logs' JSON 1.1
+(`__type`) or STS's query-protocol XML. Under `--auth open` (the default on loopback) this middleware is not installed at all,
 so the hot path pays nothing, and `caller` answers the account's root.
 
 Not authenticated, in either mode: code downloads (`/_lambdalet/code/<sha256>.zip`, whose
@@ -28,9 +28,11 @@ from aiohttp import web
 
 from lambdalet.api.common import lambda_body, read_body, services
 from lambdalet.api.errors import Handler
+from lambdalet.api.query_protocol import error_response as sts_error
+from lambdalet.api.query_protocol import is_query_request
 from lambdalet.auth.accounts import ROOT_CREDENTIALS_FILE, Accounts, AccountsError, load_accounts
-from lambdalet.config import Settings
 from lambdalet.auth.sigv4 import SecretKey, SignatureRefused, verify
+from lambdalet.config import Settings
 from lambdalet.errors import LambdaError
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,12 @@ CALLER = web.RequestKey("caller", object)
 UNAUTHENTICATED_PREFIXES = ("/lambda-url/", "/_lambdalet/", "/metrics")
 SCHEDULER_PREFIXES = ("/schedules", "/schedule-groups")
 LOGS_TARGET_PREFIX = "Logs_20140328."
+#: The query-protocol services (STS, IAM) name the same refusals without "Exception".
+QUERY_ERROR_CODES = {"MissingAuthenticationTokenException": "MissingAuthenticationToken",
+                     "IncompleteSignatureException": "IncompleteSignature",
+                     "UnrecognizedClientException": "InvalidClientTokenId",
+                     "InvalidSignatureException": "SignatureDoesNotMatch",
+                     "ExpiredTokenException": "ExpiredToken"}
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,19 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             request[CALLER] = authenticator.authenticate(request, body, "logs")
         except SignatureRefused as refused:
             return _logs_response(refused.status, refused.error_type, refused.message)
+        return await handler(request)
+    if is_query_request(request):  # STS: form-encoded, XML errors
+        try:
+            body = await read_body(request)
+        except asyncio.TimeoutError:
+            response = sts_error(408, "RequestTimeout", "The request body was not received in time.")
+            response.force_close()
+            return response
+        try:
+            request[CALLER] = authenticator.authenticate(request, body, "sts")
+        except SignatureRefused as refused:
+            return sts_error(refused.status, QUERY_ERROR_CODES.get(refused.error_type, refused.error_type),
+                             refused.message)
         return await handler(request)
     service = "scheduler" if request.path.startswith(SCHEDULER_PREFIXES) else "lambda"
     body = await lambda_body(request)

@@ -38,10 +38,10 @@ def from_sandbox(transport: asyncio.BaseTransport | None, sandbox_uid: int) -> b
     return owner is not None and owner[0] == sandbox_uid
 
 
-def refuse_functions(route: web.RouteDef, denied: Callable[[str], web.StreamResponse] | None = None
-                     ) -> web.RouteDef:
+def refuse_functions(route: web.RouteDef,
+                     denied: Callable[[web.Request, str], web.StreamResponse] | None = None) -> web.RouteDef:
     """The route, refusing callers inside a sandbox: with Lambda's AccessDeniedException, or with
-    `denied(message)` for an API whose errors have another shape (CloudWatch Logs)."""
+    `denied(request, message)` for an API whose errors have another shape (CloudWatch Logs, STS)."""
     inner = route.handler
 
     @functools.wraps(inner)
@@ -53,7 +53,7 @@ def refuse_functions(route: web.RouteDef, denied: Callable[[str], web.StreamResp
                        f"{request.path} was refused. The server does not authenticate calls, so it does not "
                        "let function code read or change functions (--sandbox-api-access full allows it).")
             if denied is not None:
-                return denied(message)
+                return denied(request, message)
             raise AccessDeniedException(message)
         return await inner(request)  # type: ignore[misc]
 

@@ -56,10 +56,6 @@ def _response(body: Any, status: int = 200) -> web.Response:
                         headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
 
-def routes() -> list[web.RouteDef]:
-    return [web.route("*", "/", dispatch)]
-
-
 def access_denied(message: str) -> web.Response:
     return _response({"__type": "AccessDeniedException", "message": message}, 403)
 

@@ -196,6 +196,23 @@ def test_code_downloads_and_metrics_need_no_signature(iam_server, function):
         assert reply.status == 200
 
 
+def test_sts_names_the_caller(iam_server, server):
+    identity = client(iam_server, "sts").get_caller_identity()
+    assert (identity["Account"], identity["Arn"], identity["UserId"]) == (ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root",
+                                                                          ACCOUNT)
+    assert aws_error(client(iam_server, "sts", key="LKIAUNKNOWNKEY000001").get_caller_identity) == (
+        "InvalidClientTokenId", 403, "The security token included in the request is invalid.")
+    assert aws_error(client(iam_server, "sts", secret="not-the-secret-of-this-key-0000").get_caller_identity)[:2] == (
+        "SignatureDoesNotMatch", 403)
+    assert aws_error(client(iam_server, "sts", signature_version=UNSIGNED).get_caller_identity)[:2] == (
+        "MissingAuthenticationToken", 403)
+    open_identity = server.client("sts").get_caller_identity()  # --auth open: any key acts as the root
+    assert open_identity["Arn"] == f"arn:aws:iam::{ACCOUNT}:root"
+    assert aws_error(server.client("sts").assume_role, RoleArn=ROLE, RoleSessionName="session")[:2] == ("InvalidAction", 400)
+    cli = json.loads(aws_cli(iam_server, "sts", "get-caller-identity", credentials=(ROOT_KEY, ROOT_SECRET)).stdout)
+    assert cli["Account"] == ACCOUNT
+
+
 def test_root_keys_are_generated_once_into_a_private_file(tmp_path):
     srv = Server(tmp_path / "data", args=["--auth", "iam"])
     with running(srv):
