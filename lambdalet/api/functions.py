@@ -177,6 +177,9 @@ async def create_function(request: web.Request) -> web.Response:
     changes = _common_config(body, svc, None, image=image)
     architectures = validation.architectures(body)
     tags = validation.tags(body) or {}
+    tenancy = body.struct("TenancyConfig")  # the enum and its required member: the model's
+    if tenancy is not None:
+        changes["tenant_isolation"] = tenancy.string("TenantIsolationMode", "")
     code = body.struct("Code")
     if code is None:
         raise InvalidParameterValueException("Code is required.")
