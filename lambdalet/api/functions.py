@@ -180,6 +180,8 @@ async def create_function(request: web.Request) -> web.Response:
     tenancy = body.struct("TenancyConfig")  # the enum and its required member: the model's
     if tenancy is not None:
         changes["tenant_isolation"] = tenancy.string("TenantIsolationMode", "")
+        if changes.get("snap_start") == "PublishedVersions":
+            raise InvalidParameterValueException("SnapStart is not supported for functions with tenant isolation.")
     code = body.struct("Code")
     if code is None:
         raise InvalidParameterValueException("Code is required.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from lambdalet.errors import RecursiveInvocationException, TooManyRequestsException
+from lambdalet.errors import InvalidParameterValueException, RecursiveInvocationException, TooManyRequestsException
 from lambdalet.invoke.environment import InitFailure
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.invoke.pool import Pools
@@ -20,6 +20,13 @@ from lambdalet.metrics import Metrics
 from lambdalet.model import FunctionConfig
 
 log = logging.getLogger(__name__)
+
+#: Lambda's refusals of an invocation whose tenant id does not fit the function's TenancyConfig
+#: (its type is AWS's; its exact wording is not published: docs/deviations.md).
+TENANT_MISSING = ("The invoked function has tenant isolation enabled (TenancyConfig PER_TENANT): "
+                  "add a tenant ID (X-Amz-Tenant-Id) to the request and try again.")
+TENANT_UNEXPECTED = ("The invoked function does not have tenant isolation enabled: "
+                     "remove the tenant ID (X-Amz-Tenant-Id) from the request and try again.")
 
 
 class Invoker:
@@ -38,8 +45,10 @@ class Invoker:
         except RecursiveInvocationException:
             self.metrics.recursive_dropped.labels(config.name).inc()
             raise
+        if config.tenant_isolation and not invocation.tenant_id:  # a URL, a mapping, a schedule, a destination
+            raise InvalidParameterValueException(TENANT_MISSING)
         counted = self.metrics.of(config, invocation.alias)
-        pool = self.pools.for_config(config)
+        pool = self.pools.for_config(config, invocation.tenant_id)
         provisioning = pool.provisioning
         try:
             lease = self.limiter.acquire(config.name, config.version,
