@@ -23,10 +23,10 @@ from lambdalet.errors import (
     InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, ValidationException,
     check_active,
 )
-from lambdalet.invoke.invoker import TENANT_MISSING, TENANT_UNEXPECTED
 from lambdalet.invoke.types import Invocation, new_request_id
 from lambdalet.model import FunctionConfig, alias_of
 from lambdalet.store.events import QueuedEvent
+from lambdalet.tenancy import TENANT_MISSING, TENANT_UNEXPECTED
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024

@@ -18,15 +18,9 @@ from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.types import Invocation, InvocationResult
 from lambdalet.metrics import Metrics
 from lambdalet.model import FunctionConfig
+from lambdalet.tenancy import TENANT_MISSING
 
 log = logging.getLogger(__name__)
-
-#: Lambda's refusals of an invocation whose tenant id does not fit the function's TenancyConfig
-#: (its type is AWS's; its exact wording is not published: docs/deviations.md).
-TENANT_MISSING = ("The invoked function has tenant isolation enabled (TenancyConfig PER_TENANT): "
-                  "add a tenant ID (X-Amz-Tenant-Id) to the request and try again.")
-TENANT_UNEXPECTED = ("The invoked function does not have tenant isolation enabled: "
-                     "remove the tenant ID (X-Amz-Tenant-Id) from the request and try again.")
 
 
 class Invoker:

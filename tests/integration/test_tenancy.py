@@ -103,3 +103,17 @@ def test_tenancy_config_survives_a_restart(fresh_server):
     client = fresh_server.client()
     assert client.get_function_configuration(FunctionName="tenanted")["TenancyConfig"] == PER_TENANT
     assert _invoke(client, "tenanted", "blue")["tenant"] == "blue"
+
+
+def test_features_lambda_does_not_offer_with_tenancy_are_refused(lambda_client, create_function):
+    name = create_function(TENANT_HANDLER, Runtime="python3.12", TenancyConfig=PER_TENANT)["FunctionName"]
+    version = lambda_client.publish_version(FunctionName=name)["Version"]
+
+    code, status, message = aws_error(lambda_client.create_function_url_config, FunctionName=name, AuthType="NONE")
+    assert (code, status) == ("InvalidParameterValueException", 400) and "tenant isolation" in message
+    code, status, message = aws_error(lambda_client.put_provisioned_concurrency_config, FunctionName=name,
+                                      Qualifier=version, ProvisionedConcurrentExecutions=1)
+    assert (code, status) == ("InvalidParameterValueException", 400) and "tenant isolation" in message
+    code, status, message = aws_error(lambda_client.update_function_configuration, FunctionName=name,
+                                      SnapStart={"ApplyOn": "PublishedVersions"})
+    assert (code, status) == ("InvalidParameterValueException", 400) and "tenant isolation" in message
