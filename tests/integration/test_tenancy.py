@@ -7,7 +7,7 @@ import json
 
 from conftest import ROLE, make_zip
 
-from .helpers import aws_error, wait_for_function_log
+from .helpers import aws_error, decoded_log, wait_for_function_log
 
 TENANT_HANDLER = """\
 import uuid
@@ -117,3 +117,15 @@ def test_features_lambda_does_not_offer_with_tenancy_are_refused(lambda_client, 
     code, status, message = aws_error(lambda_client.update_function_configuration, FunctionName=name,
                                       SnapStart={"ApplyOn": "PublishedVersions"})
     assert (code, status) == ("InvalidParameterValueException", 400) and "tenant isolation" in message
+
+
+def test_json_log_records_carry_the_tenant_id(lambda_client, create_function):
+    code = ("import logging\nlogging.getLogger().setLevel(logging.INFO)\n\n\n"
+            "def handler(event, context):\n    logging.getLogger().info('for the tenant')\n    return 1\n")
+    name = create_function(code, TenancyConfig=PER_TENANT, LoggingConfig={"LogFormat": "JSON"})["FunctionName"]
+
+    resp = lambda_client.invoke(FunctionName=name, TenantId="blue", LogType="Tail", Payload=b"{}")
+
+    records = [json.loads(line) for line in decoded_log(resp).splitlines() if line.startswith("{")]
+    mine = [r for r in records if r.get("message") == "for the tenant"]
+    assert mine and mine[0]["tenantId"] == "blue"
