@@ -117,6 +117,21 @@ def test_features_lambda_does_not_offer_with_tenancy_are_refused(lambda_client, 
     code, status, message = aws_error(lambda_client.update_function_configuration, FunctionName=name,
                                       SnapStart={"ApplyOn": "PublishedVersions"})
     assert (code, status) == ("InvalidParameterValueException", 400) and "tenant isolation" in message
+    code, status, message = aws_error(lambda_client.create_event_source_mapping, FunctionName=name,
+                                      EventSourceArn="arn:aws:sqs:us-east-1:000000000000:tenant-queue")
+    assert (code, status) == ("InvalidParameterValueException", 400) and "tenant isolation" in message
+
+
+def test_streamed_invoke_runs_in_the_tenants_environment(lambda_client, create_function):
+    name = create_function(TENANT_HANDLER, TenancyConfig=PER_TENANT)["FunctionName"]
+    buffered = _invoke(lambda_client, name, "blue")
+
+    resp = lambda_client.invoke_with_response_stream(FunctionName=name, TenantId="blue", Payload=b"{}")
+    body = b"".join(e["PayloadChunk"]["Payload"] for e in resp["EventStream"] if "PayloadChunk" in e)
+
+    assert json.loads(body) == buffered  # the same warm environment of the same tenant
+    code, _, _ = aws_error(lambda_client.invoke_with_response_stream, FunctionName=name, Payload=b"{}")
+    assert code == "InvalidParameterValueException"
 
 
 def test_json_log_records_carry_the_tenant_id(lambda_client, create_function):
