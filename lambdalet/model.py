@@ -292,6 +292,8 @@ class FunctionConfig:
     application_log_level: str = ""
     system_log_level: str = ""
     log_group: str = ""
+    #: TenancyConfig.TenantIsolationMode: "PER_TENANT" or "" (none). Set at creation only, as on Lambda.
+    tenant_isolation: str = ""
     #: A published version: the RevisionId of $LATEST it was published from (the no-op rule).
     source_revision: str = ""
     #: Lambda's states, kept with the configuration (so in the database): State "Pending" (just
@@ -409,6 +411,8 @@ class FunctionConfig:
         }
         if self.environment or self.environment_given:
             config["Environment"] = {"Variables": dict(self.environment)}
+        if self.tenant_isolation:
+            config["TenancyConfig"] = {"TenantIsolationMode": self.tenant_isolation}
         if self.dead_letter_target:
             config["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target}
         if self.layers:

@@ -28,6 +28,7 @@ from lambdalet.events.mappings import (
 from lambdalet.events.sources.base import client_error_code
 from lambdalet.model import LATEST, parse_function_name
 from lambdalet.validation import Body
+from lambdalet.tenancy import refuse_with_tenancy
 
 PATH = "/2015-03-31/event-source-mappings"
 NOT_FOUND = "The resource you requested does not exist."
@@ -166,7 +167,8 @@ def _function(request: web.Request, raw: str) -> tuple[str, str | None, str]:
         raise InvalidParameterValueException("Function does not exist")
     if not svc.functions.exists(ref.name):
         raise InvalidParameterValueException("Function does not exist")
-    svc.functions.config(ref.name, ref.qualifier)  # Lambda's 404 for a version or alias that is not there
+    config = svc.functions.config(ref.name, ref.qualifier)  # Lambda's 404 for a version or alias that is not there
+    refuse_with_tenancy(config, "Event source mappings")
     return ref.name, ref.qualifier, svc.arns.function(ref.name, ref.qualifier)
 
 

@@ -19,6 +19,7 @@ from lambdalet.errors import ResourceConflictException, ResourceNotFoundExceptio
 from lambdalet.model import LATEST, now_iso
 from lambdalet.store.functions import UrlPortTaken
 from lambdalet.validation import Body, constraint_error
+from lambdalet.tenancy import refuse_with_tenancy
 
 PATH = "/2021-10-31/functions/{function_name}/url"
 QUALIFIER = re.compile(r"((?!^\d+$)^[0-9a-zA-Z-_]+$)")
@@ -126,6 +127,7 @@ def _describe(svc, name: str, qual: str, config: dict, *, modified: bool = True,
 async def create_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request, NO_FUNCTION)
+    refuse_with_tenancy(svc.functions.get(name).latest, "Function URLs")
     config = _settings(await json_body(request), {})
     if qual in svc.functions.get(name).urls:
         raise ResourceConflictException(

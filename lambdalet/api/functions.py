@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from lambdalet import network, s3_code, validation
+from lambdalet import tenancy as tenancy_errors
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
@@ -177,6 +178,11 @@ async def create_function(request: web.Request) -> web.Response:
     changes = _common_config(body, svc, None, image=image)
     architectures = validation.architectures(body)
     tags = validation.tags(body) or {}
+    tenancy = body.struct("TenancyConfig")  # create-only: UpdateFunctionConfiguration's model has no such member  # the enum and its required member: the model's
+    if tenancy is not None:
+        changes["tenant_isolation"] = tenancy.string("TenantIsolationMode", "")
+        if changes.get("snap_start") == "PublishedVersions":
+            raise tenancy_errors.not_supported("SnapStart")
     code = body.struct("Code")
     if code is None:
         raise InvalidParameterValueException("Code is required.")
@@ -309,6 +315,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     if current.image is not None and "image_config" in changes:
         _check_image_command(current.image, changes["image_config"])
     if changes.get("snap_start") == "PublishedVersions":
+        tenancy_errors.refuse_with_tenancy(current, "SnapStart")
         network.check(function.tags, svc.sandbox, snap_start=True)
     if "layers" in changes:
         await _prepare_layers(svc, current.code_sha256, current.hot_reload_dir, changes["layers"])

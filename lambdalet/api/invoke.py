@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -19,16 +20,19 @@ from aiohttp import web
 from lambdalet import logs
 from lambdalet.api.common import function_ref, json_response, lambda_body, qualifier, services
 from lambdalet.errors import (
-    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, check_active,
+    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, ValidationException,
+    check_active,
 )
 from lambdalet.invoke.types import Invocation, new_request_id
 from lambdalet.model import FunctionConfig, alias_of
 from lambdalet.store.events import QueuedEvent
+from lambdalet.tenancy import TENANT_MISSING, TENANT_UNEXPECTED
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CLIENT_CONTEXT_LIMIT = 3583
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")  # botocore's TenantId: pattern and length
 TRACE_HEADER_LIMIT = 1024  # X-Amzn-Trace-Id: Root, Parent, Sampled, Lineage, ... a few hundred bytes at most
 
 
@@ -64,6 +68,24 @@ class InvokeRequest:
     invocation_type: str
     payload: bytes
     client_context: str | None
+    tenant_id: str = ""
+
+
+def tenant_id(request: web.Request, config: FunctionConfig) -> str:
+    """The invocation's X-Amz-Tenant-Id, which a PER_TENANT function requires and any other refuses,
+    both with Lambda's InvalidParameterValueException ("": none, for a function without tenancy)."""
+    tenant = request.headers.get("X-Amz-Tenant-Id")
+    if not config.tenant_isolation:
+        if tenant is not None:
+            raise InvalidParameterValueException(TENANT_UNEXPECTED)
+        return ""
+    if not tenant:
+        raise InvalidParameterValueException(TENANT_MISSING)
+    if not TENANT_ID.fullmatch(tenant):
+        raise ValidationException(
+            f"1 validation error detected: Value '{tenant}' at 'tenantId' failed to satisfy constraint: Member must "
+            "satisfy regular expression pattern: [a-zA-Z0-9\\._:\\/=+\\-@ ]+")
+    return tenant
 
 
 async def read_invoke_request(request: web.Request, types: tuple[str, ...], operation: str) -> InvokeRequest:
@@ -82,7 +104,8 @@ async def read_invoke_request(request: web.Request, types: tuple[str, ...], oper
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
     payload = await _read_payload(request, limit, operation)
     client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
-    return InvokeRequest(config, ref.name, qual, invocation_type, payload, client_context)
+    tenant = tenant_id(request, config)
+    return InvokeRequest(config, ref.name, qual, invocation_type, payload, client_context, tenant)
 
 
 async def _read_payload(request: web.Request, limit: int, operation: str) -> bytes:
@@ -105,7 +128,7 @@ async def _read_payload(request: web.Request, limit: int, operation: str) -> byt
 def invocation_for(request: web.Request, req: InvokeRequest, request_id: str) -> Invocation:
     invoked_arn = services(request).arns.function(req.ref_name, req.qualifier)
     invocation = Invocation(request_id, req.payload, invoked_arn, client_context=req.client_context,
-                            alias=alias_of(req.qualifier))
+                            alias=alias_of(req.qualifier), tenant_id=req.tenant_id)
     trace = caller_trace(request)
     if trace is not None:
         invocation.trace_id = trace  # the caller's trace goes on, as Lambda passes it to the runtime
@@ -124,7 +147,7 @@ async def invoke(request: web.Request) -> web.Response:
     if req.invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
         invoked_arn = svc.arns.function(req.ref_name, qual)
         await svc.queue.enqueue(QueuedEvent(request_id, req.ref_name, qual, invoked_arn, payload, time.time(),
-                                            trace=caller_trace(request)))
+                                            trace=caller_trace(request), tenant_id=req.tenant_id or None))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
     invocation = invocation_for(request, req, request_id)
@@ -155,11 +178,12 @@ async def invoke_async(request: web.Request) -> web.Response:
     config = svc.functions.config(ref.name, ref.qualifier)  # 404 for an unknown function or qualifier
     check_active(config.state)
     payload = await _read_payload(request, ASYNC_PAYLOAD_LIMIT, "InvokeAsync")
+    tenant = tenant_id(request, config)
     request_id = new_request_id()
     request["request_id"] = request_id
     await svc.queue.enqueue(QueuedEvent(request_id, ref.name, ref.qualifier,
                                         svc.arns.function(ref.name, ref.qualifier), payload, time.time(),
-                                        trace=caller_trace(request)))
+                                        trace=caller_trace(request), tenant_id=tenant or None))
     response = json_response({"Status": 202}, status=202)
     response.headers["x-amzn-RequestId"] = request_id
     return response

@@ -11,6 +11,7 @@ from aiohttp import web
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, ProvisionedConcurrencyConfigNotFoundException
 from lambdalet.model import LATEST
+from lambdalet.tenancy import refuse_with_tenancy
 
 PATH = "/2019-09-30/functions/{function_name}/provisioned-concurrency"
 
@@ -55,6 +56,7 @@ def describe(svc, name: str, qual: str) -> dict:
 async def put_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request, putting=True)
+    refuse_with_tenancy(svc.functions.get(name).latest, "Provisioned concurrency")
     body = await json_body(request)
     if not body.has("ProvisionedConcurrentExecutions"):
         raise InvalidParameterValueException("ProvisionedConcurrentExecutions is required.")

@@ -351,7 +351,8 @@ class AsyncQueue:
             await self._give_up(event, "EventAgeExceeded", settings, config.dead_letter_target)
             return
         progress = self._progress.setdefault(event.request_id, Progress())
-        invocation = Invocation(event.request_id, event.payload, event.invoked_arn, alias=alias_of(event.qualifier))
+        invocation = Invocation(event.request_id, event.payload, event.invoked_arn, alias=alias_of(event.qualifier),
+                                tenant_id=event.tenant_id or "")
         if event.trace is not None:
             invocation.trace_id = event.trace
         try:

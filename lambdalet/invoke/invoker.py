@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from lambdalet.errors import RecursiveInvocationException, TooManyRequestsException
+from lambdalet.errors import InvalidParameterValueException, RecursiveInvocationException, TooManyRequestsException
 from lambdalet.invoke.environment import InitFailure
 from lambdalet.invoke.leases import ConcurrencyLimiter
 from lambdalet.invoke.pool import Pools
@@ -18,6 +18,7 @@ from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.types import Invocation, InvocationResult
 from lambdalet.metrics import Metrics
 from lambdalet.model import FunctionConfig
+from lambdalet.tenancy import TENANT_MISSING
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ class Invoker:
         except RecursiveInvocationException:
             self.metrics.recursive_dropped.labels(config.name).inc()
             raise
+        if config.tenant_isolation and not invocation.tenant_id:  # a URL, a mapping, a schedule, a destination
+            raise InvalidParameterValueException(TENANT_MISSING)
         counted = self.metrics.of(config, invocation.alias)
-        pool = self.pools.for_config(config)
+        pool = self.pools.for_config(config, invocation.tenant_id)
         provisioning = pool.provisioning
         try:
             lease = self.limiter.acquire(config.name, config.version,

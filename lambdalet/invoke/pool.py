@@ -198,20 +198,22 @@ class WarmPool:
 
 
 class Pools:
-    """Every warm pool, keyed by (function name, version); O(1) on the invoke path."""
+    """Every warm pool, keyed by (function name, version, tenant id); O(1) on the invoke path. A
+    PER_TENANT function has a pool per tenant, so an environment never serves two tenants; the
+    tenant id is "" for every other function."""
 
     def __init__(self, factory: EnvironmentFactory, keep_alive: float, budget: MemoryBudget,
                  on_retire: Callable[[FunctionConfig], None] | None = None) -> None:
         self._factory = factory
         self._on_retire = on_retire
-        self._pools: dict[tuple[str, str], WarmPool] = {}
+        self._pools: dict[tuple[str, str, str], WarmPool] = {}
         self._retired: list[WarmPool] = []
         self.keep_alive = keep_alive
         self.budget = budget
         self._reaper: asyncio.Task[None] | None = None
 
-    def for_config(self, config: FunctionConfig) -> WarmPool:
-        key = (config.name, config.version)
+    def for_config(self, config: FunctionConfig, tenant_id: str = "") -> WarmPool:
+        key = (config.name, config.version, tenant_id)
         pool = self._pools.get(key)
         if pool is not None and pool.config is not config and pool.config.runs_as(config):
             pool.config = config  # only its state or RevisionId changed: its environments run it as they are

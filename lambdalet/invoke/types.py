@@ -77,6 +77,8 @@ class Invocation:
     delivered: bool = False
     #: The alias the caller invoked through ("" for none): a label of the invocation's metrics.
     alias: str = ""
+    #: X-Amz-Tenant-Id of a PER_TENANT function's invocation ("" for none): its pool, and /next's header.
+    tenant_id: str = ""
     #: REPORT's Duration, set when the invocation ends.
     duration_ms: float = 0.0
     #: Where a streamed response goes as the runtime writes it: set by a streaming caller
@@ -94,6 +96,8 @@ class Invocation:
         }
         if self.client_context:
             headers["Lambda-Runtime-Client-Context"] = self.client_context
+        if self.tenant_id:
+            headers["Lambda-Runtime-Aws-Tenant-Id"] = self.tenant_id
         return headers
 
 

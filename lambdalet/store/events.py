@@ -18,7 +18,7 @@ from lambdalet.store.schema import async_events
 
 
 SQLITE_INSERT = ("INSERT INTO async_events (request_id, function_name, qualifier, invoked_arn, payload, enqueued_at,"
-                 " attempts, next_attempt_at, claimed, trace) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)")
+                 " attempts, next_attempt_at, claimed, trace, tenant_id) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)")
 SQLITE_DELETE_CHUNK = 500  # ids per DELETE ... IN (...), well under SQLite's limit on bound parameters
 
 
@@ -33,6 +33,8 @@ class QueuedEvent:
     attempts: int = 0
     #: The trace header it came with (its Lineage counts recursion: invoke/recursion.py), if any.
     trace: str | None = None
+    #: A PER_TENANT function's tenant id (X-Amz-Tenant-Id), which the invocation runs for; else None.
+    tenant_id: str | None = None
 
 
 def event_row(e: QueuedEvent, claimed: bool = False) -> dict[str, Any]:
@@ -41,7 +43,8 @@ def event_row(e: QueuedEvent, claimed: bool = False) -> dict[str, Any]:
     transaction."""
     return {"request_id": e.request_id, "function_name": e.function_name, "qualifier": e.qualifier,
             "invoked_arn": e.invoked_arn, "payload": e.payload, "enqueued_at": e.enqueued_at,
-            "attempts": 0, "next_attempt_at": e.enqueued_at, "claimed": int(claimed), "trace": e.trace}
+            "attempts": 0, "next_attempt_at": e.enqueued_at, "claimed": int(claimed), "trace": e.trace,
+            "tenant_id": e.tenant_id}
 
 
 class EventStore:
@@ -96,7 +99,8 @@ class EventStore:
                 cursor.execute(f"DELETE FROM async_events WHERE request_id IN ({', '.join('?' * len(chunk))})", chunk)
             if new:
                 cursor.executemany(SQLITE_INSERT, [(e.request_id, e.function_name, e.qualifier, e.invoked_arn, e.payload,
-                                                    e.enqueued_at, e.enqueued_at, int(claimed), e.trace) for e in new])
+                                                    e.enqueued_at, e.enqueued_at, int(claimed), e.trace, e.tenant_id)
+                                                   for e in new])
             self._raw.commit()
         except BaseException:
             self._raw.rollback()
@@ -121,7 +125,7 @@ class EventStore:
                 conn.execute(update(async_events).where(async_events.c.request_id.in_([r.request_id for r in rows]))
                              .values(claimed=1))
             return [QueuedEvent(r.request_id, r.function_name, r.qualifier, r.invoked_arn, r.payload,
-                                r.enqueued_at, r.attempts, r.trace) for r in rows]
+                                r.enqueued_at, r.attempts, r.trace, r.tenant_id) for r in rows]
 
     def retry_later(self, request_id: str, attempts: int, at: float) -> None:
         with self.engine.begin() as conn:

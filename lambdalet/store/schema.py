@@ -128,6 +128,8 @@ async_events = Table(
     Column("claimed", Integer, nullable=False, default=0),
     # The X-Ray trace header the event came with (its Lineage counts a recursive loop), else NULL.
     Column("trace", String(1024), nullable=True),
+    # A PER_TENANT function's tenant id (X-Amz-Tenant-Id), else NULL.
+    Column("tenant_id", String(256), nullable=True),
 )
 Index("async_events_due", async_events.c.claimed, async_events.c.next_attempt_at)
 

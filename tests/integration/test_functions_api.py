@@ -292,7 +292,6 @@ def test_a_request_signed_for_another_region_is_refused(server, lambda_client):
 
 
 @pytest.mark.parametrize("member", [
-    {"TenancyConfig": {"TenantIsolationMode": "PER_TENANT"}},
     {"PublishTo": "LATEST_PUBLISHED"},
     {"CapacityProviderConfig": {"LambdaManagedInstancesCapacityProviderConfig": {
         "CapacityProviderArn": "arn:aws:lambda:us-east-1:000000000000:capacity-provider:cp"}}},

@@ -390,6 +390,7 @@ class LambdaLogHandler(logging.Handler):
     def __init__(self):
         super().__init__()
         self.request_id = ""
+        self.tenant_id = None  # a PER_TENANT function's invocation: JSON records carry it as tenantId
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record):
@@ -411,6 +412,7 @@ class LambdaLogHandler(logging.Handler):
             "message": record.getMessage(),
             "logger": record.name,
             "requestId": self.request_id or None,
+            "tenantId": self.tenant_id,
         }
         if record.exc_info and record.exc_info[0] is not None:
             import traceback
@@ -448,6 +450,7 @@ def setup_paths(task_root, sdk_path):
 def handle(client, handler, log_handler, headers, body):
     request_id = headers.get("lambda-runtime-aws-request-id")
     log_handler.request_id = request_id
+    log_handler.tenant_id = headers.get("lambda-runtime-aws-tenant-id")
     trace_id = headers.get("lambda-runtime-trace-id")
     if trace_id:
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
