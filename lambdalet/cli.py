@@ -63,3 +63,23 @@ def server(**values: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     run(settings)
+
+
+@main.command("sign-code")
+@click.argument("zip_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--profile-version-arn", required=True,
+              help="The signing profile version ARN the server knows the key by (--signing-profiles).")
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The profile's private key: an unencrypted Ed25519 or ECDSA PEM.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the signed zip (default: replace ZIP_PATH).")
+def sign_code(zip_path: Path, profile_version_arn: str, key_path: Path, output: Path | None) -> None:
+    """Sign a code package for functions with a code signing config (docs/code-signing.md)."""
+    from lambdalet.code_signing import sign
+
+    try:
+        signed = sign(zip_path.read_bytes(), profile_version_arn, key_path.read_bytes())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    (output or zip_path).write_bytes(signed)
+    click.echo(f"signed {output or zip_path} with {profile_version_arn}")

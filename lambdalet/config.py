@@ -75,6 +75,11 @@ class Settings:
         "empty means $DOCKER_CONFIG/config.json, else ~/.docker/config.json. ECR registries without an "
         "entry log in with ecr:GetAuthorizationToken (the server's AWS credentials)."
     )
+    signing_profiles: str = knob(
+        "", "A TOML file of the signing profiles code signing trusts: each profile version ARN's Ed25519 or "
+        "ECDSA public key, optional expiry and revocation (docs/code-signing.md). Empty: none, so a code "
+        "signing config with Enforce refuses every upload."
+    )
     insecure_registries: str = knob(
         "", "Comma-separated registries (host:port) pulled from over plain HTTP; every other registry "
         "must serve verified TLS, except those on loopback addresses (always plain HTTP)."

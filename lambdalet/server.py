@@ -8,7 +8,7 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy.exc
@@ -19,6 +19,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from lambdalet import network
 from lambdalet.api import aliases as aliases_api
 from lambdalet.api import cloudwatch_logs as cloudwatch_logs_api
+from lambdalet.api import code_signing as code_signing_api
 from lambdalet.api import concurrency as concurrency_api
 from lambdalet.api import event_invoke_config as event_invoke_config_api
 from lambdalet.api import event_source_mappings as event_source_mappings_api
@@ -47,6 +48,7 @@ from lambdalet.api.query_protocol import error_response as query_error
 from lambdalet.api.query_protocol import is_query_request
 from lambdalet.api.signing import check_signing_region
 from lambdalet.auth.accounts import AccountsError
+from lambdalet.code_signing import Profile, load_profiles
 from lambdalet.config import LOOPBACK_HOSTS, Settings, parse_port_range
 from lambdalet.events.async_queue import AsyncQueue
 from lambdalet.events.pollers import MappingManager
@@ -77,6 +79,7 @@ from lambdalet.data_lock import DataDirInUse, lock_data_dir
 from lambdalet.images.registry import Credentials, default_docker_config
 from lambdalet.images.store import ImageStore
 from lambdalet.store.layer_dirs import LayerDirs
+from lambdalet.store.code_signing import CodeSigningStore
 from lambdalet.store.layers import LayerStore
 from lambdalet.store.mappings import MappingStore
 from lambdalet.store.schedules import DEFAULT_GROUP, ScheduleStore
@@ -118,11 +121,16 @@ class Services:
     #: EventBridge Scheduler's schedules (api/scheduler.py) and the loop that fires them (events/scheduler.py).
     schedule_store: ScheduleStore | None = None
     schedules: ScheduleRunner | None = None
+    #: Code signing configs and which function uses one (api/code_signing.py).
+    code_signing: CodeSigningStore | None = None  # type: ignore[assignment]
+    #: --signing-profiles: the public keys signed code is verified with (code_signing.py).
+    signing_profiles: dict[str, Profile] = field(default_factory=dict)
     #: Checks every request's signature under --auth iam (api/authentication.py); None: --auth open.
     authenticator: Authenticator | None = None
 
 
 async def build_services(settings: Settings) -> Services:
+    signing_profiles = load_profiles(settings.signing_profiles)  # a bad file fails before anything starts
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock_data_dir(data_dir)  # its descriptor stays open, and the lock held, until the process ends
@@ -230,7 +238,8 @@ async def build_services(settings: Settings) -> Services:
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
-                    function_uid, schedule_store, schedules, authenticator)
+                    function_uid, schedule_store, schedules, CodeSigningStore(engine),
+                    signing_profiles, authenticator)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -312,7 +321,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(invoke_api.routes())
     app.add_routes(invoke_stream.routes())
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
-                provisioned_api, event_invoke_config_api, event_source_mappings_api, function_urls_api, layers_api,
+                provisioned_api, event_invoke_config_api, event_source_mappings_api, code_signing_api, function_urls_api, layers_api,
                 recursion_api, resource_policy_api, runtime_management_api):
         app.add_routes([refuse_functions(route) for route in api.routes()])
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups

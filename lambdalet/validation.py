@@ -227,7 +227,6 @@ def refuse_unsupported_config(body: Body) -> None:
     body.refuse_unless_default("KMSKeyArn", issue="KMS is not modelled")
     body.refuse_unless_default("FileSystemConfigs", issue="EFS is not modelled")
     body.refuse_unless_default("TracingConfig", {"Mode": "PassThrough"}, issue="X-Ray tracing is not modelled")
-    body.refuse_unless_default("CodeSigningConfigArn", issue="code signing is not modelled")
     refuse_unsupported_publishing(body)
     for member in ("CapacityProviderConfig", "DurableConfig", "RuntimeConfig", "AcceleratorConfig"):
         body.refuse_unless_default(member, issue="capacity providers, durable functions, customer-managed "

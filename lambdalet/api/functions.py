@@ -13,6 +13,7 @@ from aiohttp import web
 
 from lambdalet import network, s3_code, validation
 from lambdalet import tenancy as tenancy_errors
+from lambdalet.api import code_signing
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
@@ -190,6 +191,12 @@ async def create_function(request: web.Request) -> web.Response:
         uri = _image_uri(svc, code, "Please provide ImageUri when the intended function PackageType is Image.")
     elif code.has("ImageUri"):
         raise InvalidParameterValueException("Please don't provide ImageUri when the intended function PackageType is Zip.")
+    signing_arn = body.string("CodeSigningConfigArn")
+    signing_id = await code_signing.resolve(request, signing_arn) if signing_arn else None
+    if signing_id is not None and image:
+        raise InvalidParameterValueException(code_signing.IMAGE_REFUSAL)
+    if signing_id is not None and changes.get("layers"):
+        raise InvalidParameterValueException(code_signing.LAYERS_REFUSAL)
     if svc.functions.exists(ref.name):
         raise ResourceConflictException(f"Function already exist: {ref.name}")
     network.check(tags, svc.sandbox, snap_start=changes.get("snap_start") == "PublishedVersions")
@@ -197,9 +204,13 @@ async def create_function(request: web.Request) -> web.Response:
         changes.update(await _image_code(svc, uri, changes.get("image_config", {})))
     else:
         changes.update(await _code(request, code))
+        await code_signing.check_upload(request, signing_id, ref.name, changes)
         await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], changes.get("layers", ()))
     config = FunctionConfig(name=ref.name, architectures=architectures or ("x86_64",), **changes)
     config = (await svc.functions.create(config, tags)).latest
+    if signing_id is not None and not await asyncio.to_thread(svc.code_signing.attach, ref.name, signing_id):
+        await svc.functions.delete(ref.name)  # the config went in between: as if refused up front
+        await code_signing.resolve(request, signing_arn or "")
     if publish:
         config = await svc.functions.publish(ref.name, with_change=True)
     svc.functions.settle_later(ref.name)  # Pending in this answer, Active once it is written
@@ -317,6 +328,8 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     if changes.get("snap_start") == "PublishedVersions":
         tenancy_errors.refuse_with_tenancy(current, "SnapStart")
         network.check(function.tags, svc.sandbox, snap_start=True)
+    if changes.get("layers") and await asyncio.to_thread(svc.code_signing.of_function, ref.name):
+        raise InvalidParameterValueException(code_signing.LAYERS_REFUSAL)
     if "layers" in changes:
         await _prepare_layers(svc, current.code_sha256, current.hot_reload_dir, changes["layers"])
     return await _update(svc, ref.name, body, changes, publish=body.boolean("Publish"))
@@ -337,6 +350,8 @@ async def update_function_code(request: web.Request) -> web.Response:
         raise InvalidParameterValueException("Please don't provide ImageUri when updating a function with packageType Zip.")
     else:
         changes = await _code(request, body)
+        signing_id = await asyncio.to_thread(svc.code_signing.of_function, ref.name)
+        await code_signing.check_upload(request, signing_id, ref.name, changes)
         await _prepare_layers(svc, changes["code_sha256"], changes["hot_reload_dir"], latest.layers)
     if architectures:
         changes["architectures"] = architectures

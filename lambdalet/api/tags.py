@@ -6,6 +6,7 @@ resource type of its ARN, so that a new kind (code signing configs) is one entry
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, Protocol
 
@@ -55,6 +56,17 @@ class MappingTags:
         await services(request).mappings.set_tags(arn.rsplit(":", 1)[1], tags)
 
 
+class CodeSigningTags:
+    what = "Code signing config"
+
+    async def get_tags(self, request: web.Request, arn: str) -> dict[str, str] | None:
+        stored = await asyncio.to_thread(services(request).code_signing.get, arn.rsplit(":", 1)[1])
+        return None if stored is None else dict(stored.tags)
+
+    async def set_tags(self, request: web.Request, arn: str, tags: dict[str, str]) -> None:
+        await asyncio.to_thread(services(request).code_signing.set_tags, arn.rsplit(":", 1)[1], tags)
+
+
 class NoneHere:
     """A kind this server has no resources of (yet): every ARN of it is not found."""
 
@@ -71,7 +83,7 @@ class NoneHere:
 #: By the resource type in the ARN; a new taggable kind (code signing configs) registers here.
 TAGGABLE: dict[str, Taggable] = {
     "event-source-mapping": MappingTags(),
-    "code-signing-config": NoneHere("Code signing config"),
+    "code-signing-config": CodeSigningTags(),
     "capacity-provider": NoneHere("Capacity provider"),
 }
 

@@ -261,6 +261,26 @@ leases = Table(
 )
 
 
+# Code signing configs (CreateCodeSigningConfig): `config` is the API's CodeSigningConfig as JSON.
+code_signing_configs = Table(
+    "code_signing_configs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("tags", Text, nullable=False, default="{}"),
+)
+
+# Which code signing config a function uses (PutFunctionCodeSigningConfig): a row only for those
+# that have one. No foreign key to the config: DeleteCodeSigningConfig refuses one in use itself.
+function_code_signing = Table(
+    "function_code_signing",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("config_id", String(32), nullable=False),
+    Index("function_code_signing_by_config", "config_id"),
+)
+
+
 class DatabaseDriverMissing(RuntimeError):
     """The --database-url names a database whose Python driver is not installed."""
 
