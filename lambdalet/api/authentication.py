@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -120,39 +121,37 @@ def _logs_response(status: int, error_type: str, message: str) -> web.Response:
                         content_type="application/x-amz-json-1.1")
 
 
+def _sts_response(status: int, error_type: str, message: str) -> web.Response:
+    return sts_error(status, QUERY_ERROR_CODES.get(error_type, error_type), message)
+
+
+async def _authenticated(request: web.Request, handler: Handler, authenticator: "Authenticator", service: str,
+                         refuse: Callable[[int, str, str], web.Response]) -> web.StreamResponse:
+    """For the APIs whose errors are not Lambda's: read the body, authenticate, answer with `refuse`."""
+    try:
+        body = await read_body(request)
+    except asyncio.TimeoutError:
+        response = refuse(408, "RequestTimeout", "The request body was not received in time.")
+        response.force_close()
+        return response
+    except web.HTTPRequestEntityTooLarge:
+        return refuse(413, "SerializationException", "The request body is larger than this server accepts.")
+    try:
+        request[CALLER] = authenticator.authenticate(request, body, service)
+    except SignatureRefused as refused:
+        return refuse(refused.status, refused.error_type, refused.message)
+    return await handler(request)
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(UNAUTHENTICATED_PREFIXES):
         return await handler(request)
     authenticator: Authenticator = services(request).authenticator  # type: ignore[assignment]
     if request.headers.get("X-Amz-Target", "").startswith(LOGS_TARGET_PREFIX):
-        try:
-            body = await read_body(request)
-        except asyncio.TimeoutError:
-            response = _logs_response(408, "SerializationException", "The request body was not received in time.")
-            response.force_close()
-            return response
-        except web.HTTPRequestEntityTooLarge:
-            return _logs_response(413, "SerializationException", "The request body is larger than this server "
-                                                                  "accepts.")
-        try:
-            request[CALLER] = authenticator.authenticate(request, body, "logs")
-        except SignatureRefused as refused:
-            return _logs_response(refused.status, refused.error_type, refused.message)
-        return await handler(request)
+        return await _authenticated(request, handler, authenticator, "logs", _logs_response)
     if is_query_request(request):  # STS: form-encoded, XML errors
-        try:
-            body = await read_body(request)
-        except asyncio.TimeoutError:
-            response = sts_error(408, "RequestTimeout", "The request body was not received in time.")
-            response.force_close()
-            return response
-        try:
-            request[CALLER] = authenticator.authenticate(request, body, "sts")
-        except SignatureRefused as refused:
-            return sts_error(refused.status, QUERY_ERROR_CODES.get(refused.error_type, refused.error_type),
-                             refused.message)
-        return await handler(request)
+        return await _authenticated(request, handler, authenticator, "sts", _sts_response)
     service = "scheduler" if request.path.startswith(SCHEDULER_PREFIXES) else "lambda"
     body = await lambda_body(request)
     try:
