@@ -150,6 +150,8 @@ def _common_config(body: Body, svc, current: FunctionConfig | None, *, image: bo
     if changes.get("snap_start", current.snap_start if current else "None") == "PublishedVersions":
         if image:
             raise InvalidParameterValueException("SnapStart is not supported for functions with PackageType Image.")
+        if (current is not None and current.tenant_isolation) or body.has("TenancyConfig"):
+            raise tenancy_errors.not_supported("SnapStart")  # what AWS refuses, before what this server cannot do
         _check_snapstart(svc, changes.get("runtime") or (current.runtime if current else ""))
     validation.refuse_unsupported_config(body)
     return changes
