@@ -21,9 +21,8 @@ from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundExc
 from lambdalet.layers import NOT_FOUND, check_version_number
 from lambdalet.model import LayerVersion, parse_layer_name, parse_layer_version_arn
 from lambdalet.policies import adding, policy_document, removing
-from lambdalet.runtimes.registry import KNOWN_ELSEWHERE, SUPPORTED
+from lambdalet.runtimes.registry import lambda_runtimes
 
-RUNTIMES = tuple(sorted(set(SUPPORTED + KNOWN_ELSEWHERE)))
 ARCHITECTURES = ("x86_64", "arm64")
 STATEMENT_ID = re.compile(r"^([a-zA-Z0-9-_]+)$")
 ACTION = re.compile(r"^lambda:GetLayerVersion$")
@@ -86,9 +85,9 @@ def _filters(request: web.Request) -> tuple[str | None, str | None]:
     """CompatibleRuntime and CompatibleArchitecture of ListLayers/ListLayerVersions, checked."""
     runtime = request.query.get("CompatibleRuntime")
     architecture = request.query.get("CompatibleArchitecture")
-    if runtime is not None and runtime not in RUNTIMES:
+    if runtime is not None and runtime not in lambda_runtimes():
         raise validation.constraint_error(runtime, "compatibleRuntime",
-                                          f"satisfy enum value set: [{', '.join(RUNTIMES)}]")
+                                          f"satisfy enum value set: [{', '.join(lambda_runtimes())}]")
     if architecture is not None and architecture not in ARCHITECTURES:
         raise validation.constraint_error(architecture, "compatibleArchitecture",
                                           f"satisfy enum value set: [{', '.join(ARCHITECTURES)}]")
@@ -110,7 +109,7 @@ async def publish_layer_version(request: web.Request) -> web.Response:
     draft = dict(
         description=body.string("Description", "", max_len=256),
         license_info=body.string("LicenseInfo", max_len=512),
-        compatible_runtimes=_enum_list(body, "CompatibleRuntimes", RUNTIMES, 15),
+        compatible_runtimes=_enum_list(body, "CompatibleRuntimes", lambda_runtimes(), 15),
         compatible_architectures=_enum_list(body, "CompatibleArchitectures", ARCHITECTURES, 2),
         compatible_given=tuple(m for m in ("CompatibleRuntimes", "CompatibleArchitectures") if body.has(m)),
     )

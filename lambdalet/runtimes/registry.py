@@ -11,6 +11,7 @@ are never used.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import hashlib
 import os
@@ -23,19 +24,30 @@ from pathlib import Path
 from lambdalet.errors import InvalidParameterValueException, InvalidRuntimeException
 from lambdalet.model import runtime_version_arn
 
-PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
-NODE_VERSIONS = ("18", "20", "22")
+#: The runtimes this server runs: a new interpreter version is one entry here (and an interpreter
+#: of that version on the host). Everything else about a runtime (its AWS_EXECUTION_ENV, how it is
+#: found and started, its layer paths) follows from its family: python, nodejs or provided.
+PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+NODE_VERSIONS = ("18", "20", "22", "24")
 NODE = tuple(f"nodejs{v}.x" for v in NODE_VERSIONS)
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
 SUPPORTED = tuple(f"python{v}" for v in PYTHON_VERSIONS) + NODE + PROVIDED
-# Runtime identifiers AWS Lambda knows but Lambdalet does not run (yet): refused with a clear reason.
-KNOWN_ELSEWHERE = (
-    "nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x", "nodejs14.x",
-    "nodejs16.x", "nodejs24.x", "java8", "java8.al2", "java11",
-    "java17", "java21", "java25", "python2.7", "python3.6", "python3.7", "python3.8", "python3.14",
-    "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1", "dotnetcore3.1", "dotnet6", "dotnet8", "dotnet10",
-    "nodejs4.3-edge", "go1.x", "ruby2.5", "ruby2.7", "ruby3.2", "ruby3.3", "ruby3.4",
-)
+
+
+@functools.cache
+def known_elsewhere() -> frozenset[str]:
+    """Runtime identifiers AWS Lambda knows but Lambdalet does not run, refused with a clear reason.
+    Taken from botocore's model (loaded on first use: the CLI should not pay for it), so a runtime
+    AWS adds is known here without a change."""
+    from lambdalet import service_model
+
+    return frozenset(service_model.service_model("lambda").shape_for("Runtime").enum) - frozenset(SUPPORTED)
+
+
+@functools.cache
+def lambda_runtimes() -> tuple[str, ...]:
+    """Every runtime identifier Lambda knows, sorted (a layer's CompatibleRuntimes may name any)."""
+    return tuple(sorted(known_elsewhere() | frozenset(SUPPORTED)))
 #: Runtimes AWS no longer lets a function be created or updated with (existing functions still run):
 #: refused at CreateFunction/UpdateFunctionConfiguration with AWS's deprecation text.
 DEPRECATED = ("provided", "python3.7", "python3.8", "nodejs12.x", "nodejs14.x", "nodejs16.x", "java8", "go1.x",
@@ -131,7 +143,7 @@ class RuntimeRegistry:
                 f"The runtime parameter of {name} is no longer supported for creating or updating AWS Lambda "
                 "functions. We recommend you use a supported runtime while creating or updating functions.")
         if name not in SUPPORTED:
-            if name in KNOWN_ELSEWHERE:
+            if name in known_elsewhere():
                 raise InvalidParameterValueException(
                     f"The runtime parameter of {name} is not supported by this Lambdalet server. "
                     f"Supported runtimes: {', '.join(SUPPORTED)}."

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, invoke_json, make_zip
+from conftest import REPO_ROOT, ROLE, Server, invoke_json, make_zip, running
 
 from .oci_support import awslambdaric_dir
 
@@ -107,3 +107,53 @@ def test_awslambdaric_runtime(lambda_client, create_function, awslambdaric_zip):
     resp, result = invoke_json(lambda_client, name, {"x": 2})
     assert "FunctionError" not in resp, result
     assert result["event"] == {"x": 2}
+
+
+def _python_build(version: str) -> str:
+    """A real interpreter binary of the host (pyenv's, else PATH's), for a server told to use it."""
+    from lambdalet.runtimes.registry import RuntimeRegistry
+
+    return RuntimeRegistry().get(f"python{version}").interpreter or ""
+
+
+@pytest.mark.parametrize("runtime, needs", [("python3.14", "Install Python 3.14"),
+                                            ("nodejs24.x", "Install Node.js 24")])
+def test_newest_runtimes_run_where_the_host_has_them_and_say_what_to_install_otherwise(
+        lambda_client, unique_name, runtime, needs):
+    """python3.14 and nodejs24.x are runtimes of this server: created and run where the host has
+    the interpreter, refused naming what to install (and the flag that points at one) where not."""
+    handler = "index.handler" if runtime.startswith("nodejs") else "app.handler"
+    files = {"index.js": "exports.handler = async () => process.env.AWS_EXECUTION_ENV;\n"} \
+        if runtime.startswith("nodejs") else {"app.py": "import os\ndef handler(e, c):\n"
+                                                         "    return os.environ['AWS_EXECUTION_ENV']\n"}
+    try:
+        lambda_client.create_function(FunctionName=unique_name, Runtime=runtime, Role=ROLE, Handler=handler,
+                                      Code={"ZipFile": make_zip(files)})
+    except lambda_client.exceptions.InvalidParameterValueException as refused:
+        message = refused.response["Error"]["Message"]
+        assert needs in message and ("--python-interpreter" in message or "--node-binary" in message), message
+        return
+    lambda_client.get_waiter("function_active_v2").wait(FunctionName=unique_name)
+    _, result = invoke_json(lambda_client, unique_name)
+    assert result == f"AWS_Lambda_{runtime}"
+
+
+def test_a_configured_interpreter_serves_a_runtime_the_host_would_not_find(tmp_path):
+    """`--python-interpreter python3.14=PATH` is taken as is: the runtime then runs on that binary
+    (here another version's, to show the runtime is one entry and a path, nothing more)."""
+    interpreter = _python_build("3.12") or _python_build("3.11")
+    assert interpreter, "the host has neither python3.12 nor python3.11"
+    with running(Server(tmp_path / "data", args=["--python-interpreter", f"python3.14={interpreter}",
+                                                 "--node-binary", "nodejs24.x=/nonexistent/node"])) as srv:
+        client = srv.client()
+        client.create_function(FunctionName="newest", Runtime="python3.14", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": make_zip({"app.py": "import os\ndef handler(e, c):\n"
+                                                                    "    return os.environ['AWS_EXECUTION_ENV']\n"})})
+        client.get_waiter("function_active_v2").wait(FunctionName="newest")
+        _, result = invoke_json(client, "newest")
+        assert result == "AWS_Lambda_python3.14"
+        with pytest.raises(client.exceptions.InvalidParameterValueException) as refused:
+            client.create_function(FunctionName="node24", Runtime="nodejs24.x", Role=ROLE, Handler="index.handler",
+                                   Code={"ZipFile": make_zip({"index.js": "exports.handler = async () => 1;\n"})})
+        assert "the configured /nonexistent/node is not an executable node binary" in \
+            refused.value.response["Error"]["Message"]
