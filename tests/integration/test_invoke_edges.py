@@ -14,7 +14,7 @@ import pytest
 
 from conftest import invoke_json, make_zip
 
-from .helpers import decoded_log, function_logs, host_node, wait_until
+from .helpers import decoded_log, function_logs, host_node, wait_for_function_log, wait_until
 
 
 SEVEN_MB = 7 * 1024 * 1024
@@ -82,7 +82,7 @@ def test_a_response_over_6_mb_is_response_size_too_large_and_the_environment_sur
     resp, after = invoke_json(lambda_client, name)
     assert "FunctionError" not in resp, after
     assert after["pid"] == first["pid"]  # the same environment, never restarted
-    assert "generating bytes" in function_logs(server, name)
+    wait_for_function_log(server, name, "generating bytes")
 
 
 @pytest.mark.parametrize("runtime", ["python", "node"])

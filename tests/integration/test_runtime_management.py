@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROLE, Server, make_zip
 
-from .helpers import aws_error, function_logs
+from .helpers import aws_error, function_logs, wait_until
 
 WHICH = """
 import sys
@@ -58,10 +58,13 @@ def _server(tmp_path: Path, interpreter: str) -> Server:
     return srv
 
 
-def _init_arn(srv: Server, name: str) -> str:
-    arns = re.findall(r"Runtime Version ARN: (\S+)", function_logs(srv, name))
-    assert arns, function_logs(srv, name)
-    return arns[-1]
+def _init_arn(srv: Server, name: str, inits: int = 1) -> str:
+    """The runtime version ARN of the function's `inits`-th INIT_START line (log files are written
+    a moment after the invoke answers, so wait for it)."""
+    def probe() -> list[str] | None:
+        arns = re.findall(r"Runtime Version ARN: (\S+)", function_logs(srv, name))
+        return arns if len(arns) >= inits else None
+    return wait_until(probe, what=f"INIT_START number {inits} in the logs of {name}")[inits - 1]
 
 
 def _create(client, name: str) -> None:
@@ -91,7 +94,7 @@ def test_a_pinned_function_keeps_its_build_and_is_refused_once_it_is_gone(tmp_pa
         got = client.get_runtime_management_config(FunctionName="pinned")
         assert (got["UpdateRuntimeOn"], got["RuntimeVersionArn"]) == ("Manual", first_arn)
         assert json.loads(client.invoke(FunctionName="pinned")["Payload"].read()) == first  # kept
-        assert _init_arn(srv, "pinned") == first_arn
+        assert _init_arn(srv, "pinned", inits=2) == first_arn
         assert json.loads(client.invoke(FunctionName="auto")["Payload"].read()) == second  # Auto follows
         second_arn = _init_arn(srv, "auto")
         assert second_arn != first_arn
