@@ -16,6 +16,7 @@ import dataclasses
 import enum
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Callable
 
 from lambdalet import logs
 from lambdalet.invoke.env_vars import build_env
+from lambdalet.invoke.extensions import SHUTDOWN_DEADLINE_S, Extension, ExtensionRefusal, Extensions, external_extensions
+from lambdalet.invoke.telemetry import Telemetry
 from lambdalet.invoke.streaming import ResponseStream, buffering_stream
 from lambdalet.images.store import ImageUnusable
 from lambdalet.invoke.types import Invocation, InvocationResult, LogTail, platform_error
@@ -44,6 +47,7 @@ MAX_LINE_BYTES = 256 * 1024  # a CloudWatch log event's largest message: longer 
 #: take the server's one event loop from every other invocation.
 OUTPUT_BYTES_PER_S = 8 * 1024 * 1024
 OUTPUT_WINDOW_S = 0.1
+_closing: set["asyncio.Task[None]"] = set()  # telemetry sessions closing after their environment
 
 
 class EnvState(enum.Enum):
@@ -117,6 +121,7 @@ class Environment:
         self.budgeted_mb = 0  # MemorySize counted against the host's memory budget
         self.invocations = 0
         self.init_ms: float | None = None
+        self._created = time.monotonic()
         self._registry = registry
         self._sandbox = sandbox
         self._runtime_api = runtime_api
@@ -148,6 +153,13 @@ class Environment:
         self._log_group = config.log_group_name
         self.stream = log_store.open_stream(self._log_group, logs.stream_name(config.version, self.env_id))
         self._format = logs.LogFormat(config.log_format, config.application_log_level, config.system_log_level)
+        #: Extensions API and Telemetry API state: only for an environment that has extensions
+        #: (external ones in its layers, or an internal one registered during init), so an
+        #: environment without any pays nothing for them.
+        self.extensions: Extensions | None = None
+        self.telemetry: Telemetry | None = None
+        self._runtime_waiting = False  # its first /next came before every extension was ready
+        self._shutting_down = False  # SHUTDOWN sent to the extensions: killed at its deadline
 
     def __repr__(self) -> str:
         return f"<Environment {self.config.name}:{self.config.version} {self.env_id[:8]} {self.state.value}>"
@@ -261,29 +273,40 @@ class Environment:
             self.config, self.runtime, region=self._region, runtime_api=runtime_api, task_root=layout.task_root,
             runtime_dir=layout.runtime_dir, log_group=self._log_group, log_stream=self.stream.name,
             passthrough=self._passthrough,
-            initialization_type="provisioned-concurrency" if self.provisioned
-            else "snap-start" if self._snapshot_key is not None else "on-demand",
+            initialization_type=self._initialization_type,
             opt_dir=layout.opt_dir, image_env=self.config.image.env if self.config.image is not None else None,
         )
         if self.config.image is not None:
             return self._image_spec(layout, runtime_api, env)
         sdk_dir = layout.sdk_dir if self._use_sdk else None
+        externals = external_extensions(self._layers_dir)
+        if externals:
+            self._track_extensions(externals)
         try:
             argv = self._registry.command(self.runtime, layout.task_root, Path(self._code_dir), sdk_dir, env,
-                                          opt_dir=layout.opt_dir, layers_dir=self._layers_dir)
+                                          opt_dir=layout.opt_dir, layers_dir=self._layers_dir,
+                                          with_extensions=bool(externals))
         except EntrypointNotFound as exc:
             self._finish_stopping()
             raise InitFailure(self, exc.error_type, str(exc)) from None
         if self.runtime.version_label:
-            self._log(self._format.init_start(self.runtime.version_label,
-                                              runtime_version_arn(self._region, self.config.runtime, self.runtime.build),
-                                              restore=self._snapshot_key is not None))
+            arn = runtime_version_arn(self._region, self.config.runtime, self.runtime.build)
+            self._log(self._format.init_start(self.runtime.version_label, arn, restore=self._snapshot_key is not None))
+            self._platform("platform.initStart", {
+                "initializationType": self._initialization_type, "phase": "init",
+                "runtimeVersion": self.runtime.version_label, "runtimeVersionArn": arn,
+                "functionName": self.config.name, "functionVersion": self.config.version})
         in_process_python = self.runtime.is_python and argv[0] == self.runtime.interpreter
         return SandboxSpec(
             self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
             self.config.ephemeral_storage, python_bootstrap=in_process_python, snapshot_key=self._snapshot_key,
             interpreter=self.runtime.interpreter, layers_dir=self._layers_dir,
             isolated_network=self._isolated_network)
+
+    @property
+    def _initialization_type(self) -> str:
+        return ("provisioned-concurrency" if self.provisioned
+                else "snap-start" if self._snapshot_key is not None else "on-demand")
 
     def report_init_failure(self, invocation: Invocation, failure: InitFailure) -> InvocationResult:
         """Log and shape the error of an invocation whose environment failed to initialise."""
@@ -319,6 +342,8 @@ class Environment:
         self._delivered_at = started
         invocation.deadline_ms = int(time.time() * 1000) + self.config.timeout * 1000
         self._log(self._format.start(invocation.request_id, self.config.version), invocation)
+        if self.extensions is not None:
+            self._extensions_invoke(invocation)
         self._timer = self._loop.call_later(self.config.timeout, self._on_timeout, invocation)
         if self._next_waiter is not None and not self._next_waiter.done():
             self._hand_over(invocation, self._next_waiter)
@@ -341,6 +366,8 @@ class Environment:
             init_ms=self.init_ms if first else None, status=result.status, error_type=result.error_type,
             restore=self._snapshot_key is not None,
         ), invocation)
+        if self.telemetry is not None:
+            self._telemetry_done(invocation, result, duration_ms, peak_mb, self.init_ms if first else None)
         return result  # the log store's timer flushes the stream within ~50 ms
 
     def _out_of_memory(self, invocation: Invocation) -> InvocationResult:
@@ -403,10 +430,10 @@ class Environment:
         """/next without a coroutine: the pending invocation, or a future the next one will resolve
         (cancelled if the runtime exits first). Raises RuntimeApiRefusal."""
         if self.state is EnvState.STARTING and not self._ready.done():
-            self.transition(EnvState.IDLE)
-            if self._process is not None:
-                self._process.initialized()
-            self._ready.set_result(None)
+            if self.extensions is not None and not self.extensions.init_done:
+                self._runtime_waiting = True  # init ends once the extensions are ready too
+            else:
+                self._init_done()
         current = self._current
         if current is not None and current.delivered and current.result is not None and not current.result.done():
             raise RuntimeApiRefusal(403, "InvalidStateTransition",
@@ -420,6 +447,15 @@ class Environment:
             raise RuntimeApiRefusal(500, "Runtime.Stopped", "the environment is shutting down")
         self._next_waiter = self._loop.create_future()
         return self._next_waiter
+
+    def _init_done(self) -> None:
+        """The runtime and every extension wait for their first event: init is over."""
+        self.transition(EnvState.IDLE)
+        if self._process is not None:
+            self._process.initialized()
+        self._ready.set_result(None)
+        if self.extensions is not None:
+            self._extensions_ready()
 
     def _invocation_for(self, request_id: str) -> Invocation:
         current = self._current
@@ -491,12 +527,158 @@ class Environment:
                 error_type = json.loads(body).get("errorType")
             except (ValueError, AttributeError, RecursionError):
                 error_type = None
+        self._fail_init(error_type, body)
+
+    def _fail_init(self, error_type: str | None, body: bytes) -> None:
         self._drain_output()
         self._peak_memory()  # sample before the kill: REPORT still needs it
         self._init_failure = InitFailure(self, error_type or "Runtime.Unknown", "init failed", body or None)
         self._ready.set_exception(self._init_failure)
         self._ready.exception()  # retrieved: start() may be past waiting (it still gets it if it waits)
         self.stop()
+
+
+    # -- Extensions API and Telemetry API (called by RuntimeApiServer) --------------------------------
+
+    def _track_extensions(self, expected: frozenset[str]) -> None:
+        """From now on this environment has extensions: init waits for them, invocations tell them."""
+        role_account = self.config.role.split(":")[4] if self.config.role.count(":") >= 5 else ""
+        self.extensions = Extensions(expected, self.config.name, self.config.version, self.config.handler,
+                                     role_account, changed=self._extensions_changed)
+        self.telemetry = Telemetry()
+
+    def _platform(self, event_type: str, record: dict[str, object]) -> None:
+        if self.telemetry is not None:
+            self.telemetry.emit(event_type, record)
+
+    def register_extension(self, name: str | None, body: object, features: str) -> tuple[str, dict[str, object]]:
+        """POST /extension/register. An internal extension (a name that is no executable in
+        /opt/extensions) may register only while init runs, before the runtime's first /next."""
+        if self.extensions is None:
+            if self.state is not EnvState.STARTING or self._ready.done():
+                raise ExtensionRefusal(403, "Extension.RegistrationClosed",
+                                       "Registration is closed: the environment's init has finished")
+            self._track_extensions(frozenset())
+        assert self.extensions is not None
+        return self.extensions.register(name, body, features)
+
+    def _extension(self, identifier: str | None) -> Extension:
+        if self.extensions is None:
+            raise ExtensionRefusal(403, "Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")
+        return self.extensions.find(identifier)
+
+    def extension_next(self, identifier: str | None) -> "dict[str, object] | asyncio.Future[dict[str, object]]":
+        """GET /extension/event/next: the extension is done with its last event (or its init)."""
+        extension = self._extension(identifier)
+        assert self.extensions is not None
+        return self.extensions.next_event(extension)
+
+    def extension_error(self, identifier: str | None, phase: str, error_type: str | None, body: bytes) -> None:
+        """POST /extension/init/error or /exit/error: init fails, or the environment ends (the
+        invocation in progress failing with the extension's error type)."""
+        extension = self._extension(identifier)
+        if not error_type:
+            raise ExtensionRefusal(403, "Extension.MissingHeader", "Missing Lambda-Extension-Function-Error-Type header")
+        extension.error_type = error_type
+        if phase == "init":
+            if self.state is not EnvState.STARTING or self._ready.done():
+                raise ExtensionRefusal(403, "Extension.InvalidExtensionState", "init/error is only accepted during init")
+            self._log(f"EXTENSION\tName: {extension.name}\tState: InitError\tEvents: [{', '.join(extension.events)}]")
+            self._fail_init(error_type, body)
+            return
+        invocation = self._current
+        if invocation is not None and invocation.result is not None and not invocation.result.done():
+            message = f"Extension {extension.name} exited with error: {error_type}"
+            self._drain_output()
+            self._log_error(invocation, error_type, message)
+            self._resolve(invocation, self._failed(invocation, error_type, message))
+        self.stop()
+
+    def subscribe_telemetry(self, identifier: str | None, body: object) -> None:
+        """PUT /2022-07-01/telemetry."""
+        extension = self._extension(identifier)
+        if self._isolated_network:
+            raise ExtensionRefusal(400, "ValidationError",
+                                   "The Telemetry API cannot deliver into an isolated network on this server: "
+                                   "give the function the host network to subscribe")
+        assert self.telemetry is not None
+        self.telemetry.subscribe(extension.name, body)
+
+    def _extensions_changed(self) -> None:
+        """An extension waits on /event/next: maybe the runtime and every extension are ready."""
+        if (self._runtime_waiting and self.state is EnvState.STARTING and not self._ready.done()
+                and self.extensions is not None and self.extensions.init_done):
+            self._runtime_waiting = False
+            self._init_done()
+
+    def _extensions_ready(self) -> None:
+        """Init is over: registration closes, and the EXTENSION lines and events say who is there."""
+        assert self.extensions is not None
+        self.extensions.close_registration()
+        for line in self.extensions.describe():
+            self._log(line)
+        for extension in self.extensions.registered.values():
+            self._platform("platform.extension", {"name": extension.name, "state": extension.state,
+                                                  "events": list(extension.events)})
+        self._platform("platform.initRuntimeDone", {"initializationType": self._initialization_type,
+                                                    "phase": "init", "status": "success"})
+        self._platform("platform.initReport", {
+            "initializationType": self._initialization_type, "phase": "init", "status": "success",
+            "metrics": {"durationMs": round((time.monotonic() - self._created) * 1000, 3)}})
+        assert self.telemetry is not None
+        self.telemetry.init_done()
+
+    def _extensions_invoke(self, invocation: Invocation) -> None:
+        assert self.extensions is not None
+        tracing = {"type": "X-Amzn-Trace-Id", "value": invocation.trace_id}
+        self.extensions.invoke({"eventType": "INVOKE", "deadlineMs": invocation.deadline_ms,
+                                "requestId": invocation.request_id, "invokedFunctionArn": invocation.invoked_arn,
+                                "tracing": tracing})
+        self._platform("platform.start", {"requestId": invocation.request_id, "version": self.config.version,
+                                          "tracing": tracing})
+
+    def _telemetry_done(self, invocation: Invocation, result: InvocationResult, duration_ms: float, peak_mb: int,
+                        init_ms: float | None) -> None:
+        status = result.status or ("error" if result.function_error else "success")
+        record: dict[str, object] = {"requestId": invocation.request_id, "status": status,
+                                     "metrics": {"durationMs": round(duration_ms, 3),
+                                                 "producedBytes": len(result.payload)}}
+        if result.error_type:
+            record["errorType"] = result.error_type
+        self._platform("platform.runtimeDone", record)
+        metrics: dict[str, object] = {"durationMs": round(duration_ms, 3),
+                                      "billedDurationMs": math.ceil(duration_ms + (init_ms or 0.0)),
+                                      "memorySizeMB": self.config.memory_size, "maxMemoryUsedMB": peak_mb}
+        if init_ms is not None:
+            metrics["initDurationMs"] = round(init_ms, 3)
+        self._platform("platform.report", {**record, "metrics": metrics})
+
+    def settled(self) -> "asyncio.Future[None] | None":
+        """None when the environment may take its next invocation now; else a future resolved once
+        every extension is done with the last INVOKE (it asks for its next event)."""
+        if self.extensions is None or self.extensions.idle or self.state is not EnvState.BUSY:
+            return None
+        return self.extensions.when_idle()
+
+    def shut_down(self) -> None:
+        """Stop the environment as Lambda spins one down: the extensions registered for SHUTDOWN
+        get it, with its deadline; it is killed once they are done with it, or at the deadline."""
+        extensions = self.extensions
+        if (extensions is None or not extensions.wants_shutdown or self._process is None
+                or self.state not in (EnvState.IDLE, EnvState.BUSY)):
+            self.stop()
+            return
+        self.transition(EnvState.STOPPING)
+        self._shutting_down = True
+        if self.telemetry is not None:
+            self.telemetry.flush()  # while its subscriber still runs
+        done = extensions.shutdown("spindown", int(time.time() * 1000 + SHUTDOWN_DEADLINE_S * 1000))
+        deadline = self._loop.call_later(SHUTDOWN_DEADLINE_S, self._kill)
+        done.add_done_callback(lambda _: (deadline.cancel(), self._kill()))
+
+    def _kill(self) -> None:
+        if self._process is not None and self.state is EnvState.STOPPING:
+            self._process.kill()
 
     # -- output and exit --------------------------------------------------------------------------
 
@@ -515,6 +697,8 @@ class Environment:
         if self._format.filters_output and not self._format.keep_output(line):
             return
         self._log(line)
+        if self.telemetry is not None:  # extensions' output shares the runtime's pipe: all of it is `function`
+            self.telemetry.emit("function", line)
 
     def _read_output(self) -> None:
         if self._process is None:
@@ -620,6 +804,9 @@ class Environment:
 
     def stop(self) -> None:
         """Kill the runtime; cleanup follows when its exit is observed."""
+        if self.state is EnvState.STOPPING and self._shutting_down:
+            self._kill()  # no waiting for the extensions' SHUTDOWN any more
+            return
         if self.state in (EnvState.STOPPING, EnvState.GONE):
             return
         self.transition(EnvState.STOPPING)
@@ -638,6 +825,8 @@ class Environment:
             self._ready.exception()  # retrieved: nobody may be waiting any more
         if self._out_paused is not None:
             self._out_paused.cancel()
+        if self.extensions is not None:
+            self._close_extensions()
         if self._process is not None:
             try:
                 self._loop.remove_reader(self._process.output_fd)
@@ -649,3 +838,16 @@ class Environment:
         self.transition(EnvState.GONE)
         if self.on_gone is not None:
             self.on_gone(self)
+
+    def _close_extensions(self) -> None:
+        """The runtime is gone: so are its extensions (which outlive a runtime that exits by itself
+        unless killed), and what telemetry is buffered goes out."""
+        assert self.extensions is not None
+        self.extensions.close()
+        if self._process is not None:
+            self._process.kill()
+        if self.telemetry is not None:
+            self.telemetry.flush()
+            task = self._loop.create_task(self.telemetry.close())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)

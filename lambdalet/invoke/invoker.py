@@ -8,12 +8,15 @@ start and its init, the invocation itself with its duration and whether it was a
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from typing import Callable
 
 from lambdalet.errors import InvalidParameterValueException, RecursiveInvocationException, TooManyRequestsException
-from lambdalet.invoke.environment import InitFailure
+from lambdalet.invoke.environment import Environment, InitFailure
 from lambdalet.invoke.leases import ConcurrencyLimiter
-from lambdalet.invoke.pool import Pools
+from lambdalet.invoke.pool import Pools, WarmPool
 from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.types import Invocation, InvocationResult
 from lambdalet.metrics import Metrics
@@ -30,6 +33,7 @@ class Invoker:
         self.limiter = limiter
         self.metrics = metrics or Metrics()
         self.recursion = recursion or RecursionGuard()
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def invoke(self, config: FunctionConfig, invocation: Invocation) -> InvocationResult:
         """Run one invocation; raises TooManyRequestsException when a limit throttles it, and
@@ -51,6 +55,7 @@ class Invoker:
             counted.throttles.inc()
             raise
         counted.concurrent.inc()
+        held = False  # still held after the answer, while extensions finish the invocation
         try:
             try:
                 env, cold = await pool.acquire()
@@ -66,10 +71,39 @@ class Invoker:
                 counted.cold_start(env.init_ms)
             try:
                 result = await env.invoke(invocation)
-            finally:
+            except BaseException:
                 pool.release(env)
+                raise
+            settled = env.settled()
+            if settled is None:
+                pool.release(env)
+            else:
+                held = True
+                task = asyncio.get_running_loop().create_task(
+                    self._release_when_settled(env, pool, settled, invocation, lambda: (
+                        counted.concurrent.dec(), lease.release())))
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
             counted.finished(result, invocation.duration_ms)
             return result
         finally:
-            counted.concurrent.dec()
-            lease.release()
+            if not held:
+                counted.concurrent.dec()
+                lease.release()
+
+    @staticmethod
+    async def _release_when_settled(env: Environment, pool: WarmPool, settled: "asyncio.Future[None]",
+                                    invocation: Invocation, release: Callable[[], object]) -> None:
+        """The caller has its answer; the environment (and its concurrency) is free once every
+        extension is done with the invocation, as on Lambda, or stopped at the invocation's deadline."""
+        try:
+            remaining = max(0.0, invocation.deadline_ms / 1000 - time.time())
+            try:
+                await asyncio.wait_for(asyncio.shield(settled), remaining)
+            except asyncio.TimeoutError:
+                log.warning("%r: its extensions were still busy with %s at its deadline: stopped", env,
+                            invocation.request_id)
+                env.stop()
+        finally:
+            pool.release(env)
+            release()

@@ -147,9 +147,10 @@ class WarmPool:
             self._stop_idle(self._idle.popleft())
 
     def _stop_idle(self, env: Environment) -> None:
-        """Stop an idle environment; its memory is free for a new one at once, not when its exit is seen."""
+        """Stop an idle environment (reaped or retired: its extensions get SHUTDOWN); its memory
+        is free for a new one at once, not when its exit is seen."""
         self._pools.release_memory(env)
-        env.stop()
+        env.shut_down()
 
     def stop_all(self) -> None:
         self.retire()

@@ -18,6 +18,7 @@ import binascii
 import json
 import re
 import socket
+import uuid
 from functools import partial
 from typing import TYPE_CHECKING, Awaitable, Callable, NoReturn
 
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from lambdalet.invoke import trailers
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
+from lambdalet.invoke.extensions import ExtensionRefusal
 from lambdalet.invoke.frames import FrameProtocol, ProtocolSniffer, listener_admissions
 
 if TYPE_CHECKING:
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 PREFIX = "/2018-06-01/runtime"
 ACCEPTED = json.dumps({"status": "OK"})
 INVOCATION = re.compile(rf"^{PREFIX}/invocation/([^/]+)/(response|error)$")
+EXTENSION = "/2020-01-01/extension"
+TELEMETRY = "/2022-07-01/telemetry"
+MAX_EXTENSION_BODY = 64 * 1024  # registrations, subscriptions and error reports are small
 KEEPALIVE_S = 3600  # a runtime answers on the connection its /next came from, maybe minutes later
 
 Handler = Callable[["Environment", web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -40,6 +45,16 @@ Handler = Callable[["Environment", web.BaseRequest], Awaitable[web.StreamRespons
 
 def _refusal(status: int, error_type: str, message: str) -> web.Response:
     return web.json_response({"errorMessage": message, "errorType": error_type}, status=status)
+
+
+def _json(body: bytes) -> object:
+    """A request body as JSON; an empty one is {} (a registration for no events)."""
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise ExtensionRefusal(400, "InvalidRequestFormat", "The request body is not valid JSON") from None
 
 
 def _accepted() -> web.Response:
@@ -130,9 +145,41 @@ class RuntimeApiServer:
                 return _accepted()
             if path == "/2018-06-01/ping":
                 return web.Response(text="pong")
-        except RuntimeApiRefusal as refusal:
+            if path.startswith(EXTENSION) or path == TELEMETRY:
+                return await self._extensions(env, request)
+        except (RuntimeApiRefusal, ExtensionRefusal) as refusal:
             return _refusal(refusal.status, refusal.error_type, refusal.message)
         return _refusal(404, "UnknownRequest", f"{request.method} {path} is not part of the Runtime API")
+
+    async def _extensions(self, env: "Environment", request: web.BaseRequest) -> web.StreamResponse:
+        """The Extensions API (2020-01-01) and the Telemetry API (2022-07-01), on the runtime's listener."""
+        path, method, headers = request.path, request.method, request.headers
+        identifier = headers.get("Lambda-Extension-Identifier")
+        if path == EXTENSION + "/event/next" and method == "GET":
+            event = env.extension_next(identifier)
+            if isinstance(event, asyncio.Future):
+                try:
+                    event = await event
+                except asyncio.CancelledError:
+                    return _refusal(500, "Extension.Stopped", "the environment is shutting down")
+            return web.json_response(event, headers={"Lambda-Extension-Event-Identifier": str(uuid.uuid4())})
+        if method not in ("POST", "PUT"):
+            return _refusal(404, "UnknownRequest", f"{method} {path} is not part of the Extensions API")
+        body = await _read_body(request, MAX_EXTENSION_BODY)
+        if body is None:
+            raise ExtensionRefusal(413, "RequestEntityTooLarge", f"The request body is over {MAX_EXTENSION_BODY} bytes")
+        if path == EXTENSION + "/register" and method == "POST":
+            new_id, answer = env.register_extension(headers.get("Lambda-Extension-Name"), _json(body),
+                                                    headers.get("Lambda-Extension-Accept-Feature", ""))
+            return web.json_response(answer, headers={"Lambda-Extension-Identifier": new_id})
+        if path in (EXTENSION + "/init/error", EXTENSION + "/exit/error") and method == "POST":
+            env.extension_error(identifier, path.rsplit("/", 2)[1], headers.get("Lambda-Extension-Function-Error-Type"),
+                                body)
+            return _accepted()
+        if path == TELEMETRY and method == "PUT":
+            env.subscribe_telemetry(identifier, _json(body))
+            return web.Response(text="OK")
+        return _refusal(404, "UnknownRequest", f"{method} {path} is not part of the Extensions API")
 
     async def _next(self, env: "Environment") -> web.StreamResponse:
         try:

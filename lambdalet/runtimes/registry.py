@@ -265,7 +265,8 @@ class RuntimeRegistry:
                 f"--max-old-space-size={memory_mb - new_space}"]
 
     def command(self, runtime: Runtime, task_root: str, code_dir: Path, sdk_dir: str | None,
-                env: dict[str, str], opt_dir: str = "/opt", layers_dir: Path | None = None) -> list[str]:
+                env: dict[str, str], opt_dir: str = "/opt", layers_dir: Path | None = None,
+                with_extensions: bool = False) -> list[str]:
         """The argv that starts the runtime, with paths as the function sees them (`task_root`,
         `opt_dir`, and LAMBDA_RUNTIME_DIR in `env` for the Node.js bootstrap).
 
@@ -273,10 +274,23 @@ class RuntimeRegistry:
         path is added to `env`). A custom runtime's `bootstrap` is looked for in the function's
         code (`code_dir` on the host), then in its layers (`layers_dir` on the host), as Lambda
         looks at /var/task/bootstrap, then /opt/bootstrap.
+
+        `with_extensions`: the layers have external extensions (executables in /opt/extensions),
+        started beside the runtime by `extensions/launch.sh`, which then execs the runtime.
         """
+        argv = self._runtime_command(runtime, task_root, code_dir, sdk_dir, env, opt_dir, layers_dir,
+                                     wrapped=with_extensions)
+        if not with_extensions:
+            return argv
+        runtime_dir = env.get("LAMBDA_RUNTIME_DIR") or str(BOOTSTRAP_PY.parent.parent)
+        return ["/bin/sh", f"{runtime_dir}/extensions/launch.sh", f"{opt_dir}/extensions", *argv]
+
+    def _runtime_command(self, runtime: Runtime, task_root: str, code_dir: Path, sdk_dir: str | None,
+                         env: dict[str, str], opt_dir: str, layers_dir: Path | None, wrapped: bool) -> list[str]:
+        """The runtime's own argv; `wrapped`: something execs it (it cannot run in-process)."""
         wrapper = self._exec_wrapper(env, task_root, opt_dir)
         if runtime.is_python:
-            if wrapper:
+            if wrapper or wrapped:
                 # The wrapper execs the interpreter inside the environment, where the bootstrap is
                 # under LAMBDA_RUNTIME_DIR, and the bootstrap is the last argument, as on AWS: AWS's
                 # documented wrapper puts interpreter flags in before it. The SDK's path goes in
@@ -285,7 +299,8 @@ class RuntimeRegistry:
                              else str(BOOTSTRAP_PY))
                 if sdk_dir:
                     env["_LAMBDALET_PYTHON_SDK"] = sdk_dir
-                return [wrapper, runtime.interpreter or "python3", "-S", "-s", bootstrap]
+                argv = [runtime.interpreter or "python3", "-S", "-s", bootstrap]
+                return [wrapper, *argv] if wrapper else argv
             # Unwrapped, the sandbox runs the bootstrap in-process, the SDK's path its argument.
             argv = [runtime.interpreter or "python3", "-S", "-s", str(BOOTSTRAP_PY)]
             if sdk_dir:

@@ -1,0 +1,273 @@
+"""Extensions API and Telemetry API: external extensions from a layer's /opt/extensions (a shell
+script and a Python program, as AWS's samples write them), internal ones registered by the runtime
+process, and the lifecycle AWS documents (init waits for them, INVOKE per invocation, SHUTDOWN
+when the environment is retired).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_zip
+
+from .helpers import environment_counts, wait_for_function_log, wait_until
+
+#: AWS's sample extension, in shell: registers (after a pause init must wait for), writes a
+#: file the handler reads, counts INVOKE events and says what SHUTDOWN brought.
+SHELL_EXTENSION = r"""#!/bin/sh
+set -eu
+NAME=$(basename "$0")
+BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
+HEADERS="${TMPDIR:-/tmp}/$NAME.headers"
+sleep 0.3
+curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: $NAME" \
+     -d '{"events": ["INVOKE", "SHUTDOWN"]}'
+ID=$(grep -i '^Lambda-Extension-Identifier:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
+echo ready > "${TMPDIR:-/tmp}/$NAME.state"
+COUNT=0
+while true; do
+    EVENT=$(curl -sS "$BASE/event/next" -H "Lambda-Extension-Identifier: $ID")
+    case "$EVENT" in
+        *'"SHUTDOWN"'*) echo "[$NAME] SHUTDOWN after $COUNT invokes: $EVENT"; exit 0 ;;
+        *'"INVOKE"'*) COUNT=$((COUNT + 1)); echo "[$NAME] INVOKE $COUNT: $EVENT" ;;
+    esac
+done
+"""
+
+STATE_HANDLER = """
+import os
+
+def handler(event, context):
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "counter.state")
+    with open(path) as f:
+        return {"extension": f.read().strip()}
+"""
+
+
+def _extension_layer(publish, files: dict[str, str], name: str) -> str:
+    modes = {path: 0o755 for path in files}
+    return publish(files, name=name, modes=modes)["LayerVersionArn"]
+
+
+@pytest.fixture
+def publish_layer(lambda_client, unique_name):
+    published: list[tuple[str, int]] = []
+
+    def _publish(files: dict[str, str], *, name: str, modes: dict[str, int]) -> dict:
+        resp = lambda_client.publish_layer_version(LayerName=f"{unique_name}-{name}",
+                                                   Content={"ZipFile": make_zip(files, modes)})
+        published.append((f"{unique_name}-{name}", resp["Version"]))
+        return resp
+
+    yield _publish
+    for layer_name, version in published:
+        lambda_client.delete_layer_version(LayerName=layer_name, VersionNumber=version)
+
+
+def test_a_shell_extension_is_waited_for_gets_every_invoke_and_shutdown_when_retired(
+        server, lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/counter": SHELL_EXTENSION}, "counter")
+    name = create_function(STATE_HANDLER, Layers=[layer])["FunctionName"]
+    for _ in range(2):
+        resp = lambda_client.invoke(FunctionName=name)
+        assert "FunctionError" not in resp
+        assert json.loads(resp["Payload"].read()) == {"extension": "ready"}  # init waited for its registration
+        # The caller has its answer at once; the environment is free again once the extension
+        # asked for its next event (until then, an invoke would start another environment).
+        wait_until(lambda: environment_counts(server, name) == {"idle": 1, "busy": 0, "starting": 0},
+                   what="the environment to be idle again")
+
+    logs = wait_for_function_log(server, name, "[counter] INVOKE 2")
+    assert "EXTENSION\tName: counter\tState: Ready\tEvents: [INVOKE, SHUTDOWN]" in logs
+    assert logs.index("EXTENSION\tName: counter") < logs.index("START RequestId")
+    first_invoke = json.loads(logs.split("[counter] INVOKE 1: ", 1)[1].split("\n", 1)[0])
+    assert first_invoke["eventType"] == "INVOKE"
+    assert first_invoke["invokedFunctionArn"] == f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+    assert first_invoke["tracing"]["type"] == "X-Amzn-Trace-Id" and first_invoke["tracing"]["value"].startswith("Root=")
+    assert set(first_invoke) == {"eventType", "deadlineMs", "requestId", "invokedFunctionArn", "tracing"}
+
+    lambda_client.update_function_configuration(FunctionName=name, Description="retires the environment")
+    logs = wait_for_function_log(server, name, "[counter] SHUTDOWN after 2 invokes")
+    shutdown = json.loads(logs.split("[counter] SHUTDOWN after 2 invokes: ", 1)[1].split("\n", 1)[0])
+    assert shutdown["eventType"] == "SHUTDOWN" and shutdown["shutdownReason"] == "spindown"
+    assert isinstance(shutdown["deadlineMs"], int)
+
+
+#: A Python extension that subscribes to the Telemetry API and serves what it received, on a port
+#: given by its layer's config file, to the test (through the handler: the function returns it).
+PYTHON_EXTENSION = r"""#!/usr/bin/env python3
+import json, os, sys, threading, urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+NAME = os.path.basename(__file__)
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"]
+RECEIVED = os.path.join(os.environ.get("TMPDIR", "/tmp"), "telemetry.jsonl")
+
+
+def call(method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(API + path, data=data, method=method, headers=headers or {})
+    with urllib.request.urlopen(request) as answer:
+        return answer.headers, answer.read()
+
+
+class Listener(BaseHTTPRequestHandler):
+    def do_POST(self):
+        batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open(RECEIVED, "a") as f:
+            for event in batch:
+                f.write(json.dumps(event) + "\n")
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+listener = HTTPServer(("127.0.0.1", 0), Listener)
+threading.Thread(target=listener.serve_forever, daemon=True).start()
+headers, body = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]},
+                     {"Lambda-Extension-Name": NAME, "Lambda-Extension-Accept-Feature": "accountId"})
+ext_id = headers["Lambda-Extension-Identifier"]
+print(f"[{NAME}] registered: {body.decode()}", flush=True)
+call("PUT", "/2022-07-01/telemetry", {
+    "schemaVersion": "2022-12-13", "types": ["platform", "function"],
+    "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
+    "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{listener.server_port}"},
+}, {"Lambda-Extension-Identifier": ext_id})
+while True:
+    call("GET", "/2020-01-01/extension/event/next", headers={"Lambda-Extension-Identifier": ext_id})
+"""
+
+TELEMETRY_HANDLER = """
+import json, os
+
+def handler(event, context):
+    print("hello from the handler")
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "telemetry.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+"""
+
+
+def test_a_python_extension_subscribes_to_telemetry_and_gets_platform_and_function_events(
+        server, lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/telemetry-probe": PYTHON_EXTENSION}, "probe")
+    name = create_function(TELEMETRY_HANDLER, Layers=[layer])["FunctionName"]
+    first = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
+
+    def received_first_invoke() -> list[dict] | None:
+        events = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
+        kinds = [event["type"] for event in events]
+        return events if "platform.report" in kinds and "function" in kinds else None
+
+    events = wait_until(received_first_invoke, what="the first invoke's telemetry at the extension")
+    kinds = [event["type"] for event in events]
+    # init's events were kept for the subscription made during init
+    for kind in ("platform.initStart", "platform.telemetrySubscription", "platform.extension",
+                 "platform.initRuntimeDone", "platform.initReport", "platform.start", "platform.runtimeDone",
+                 "platform.report", "function"):
+        assert kind in kinds, (kind, kinds)
+    assert kinds.index("platform.initStart") < kinds.index("platform.start")
+    subscription = next(event for event in events if event["type"] == "platform.telemetrySubscription")
+    assert subscription["record"] == {"name": "telemetry-probe", "state": "Subscribed", "types": ["function", "platform"]}
+    extension = next(event for event in events if event["type"] == "platform.extension")
+    assert extension["record"] == {"name": "telemetry-probe", "state": "Ready", "events": ["INVOKE"]}
+    report = next(event for event in events if event["type"] == "platform.report")
+    assert report["record"]["status"] == "success"
+    assert {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB"} <= set(report["record"]["metrics"])
+    assert report["time"].endswith("Z")
+    lines = [event["record"] for event in events if event["type"] == "function"]
+    assert "hello from the handler" in lines
+    assert isinstance(first, list)
+
+    logs = wait_for_function_log(server, name, "[telemetry-probe] registered")
+    registered = json.loads(logs.split("[telemetry-probe] registered: ", 1)[1].split("\n", 1)[0])
+    assert registered == {"functionName": name, "functionVersion": "$LATEST", "handler": "app.handler",
+                          "accountId": "000000000000"}
+
+
+#: An internal extension: a thread of the runtime process, registered while the handler's module
+#: loads (before the runtime's first /next), for INVOKE only (SHUTDOWN is for external ones).
+INTERNAL_HANDLER = """
+import json, os, threading, urllib.request
+
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2020-01-01/extension"
+SEEN = []
+
+
+def call(method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(API + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, dict(answer.headers), json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+status, headers, _ = call("POST", "/register", {"events": ["INVOKE"]}, {"Lambda-Extension-Name": "inside"})
+EXT_ID = headers["Lambda-Extension-Identifier"]
+REFUSALS = {
+    "shutdown": call("POST", "/register", {"events": ["SHUTDOWN"]}, {"Lambda-Extension-Name": "other"})[2],
+    "again": call("POST", "/register", {"events": []}, {"Lambda-Extension-Name": "inside"})[2],
+    "bad-event": call("POST", "/register", {"events": ["LATER"]}, {"Lambda-Extension-Name": "other"})[2],
+    "no-name": call("POST", "/register", {"events": []})[2],
+    "no-id": call("GET", "/event/next")[2],
+    "unknown-id": call("GET", "/event/next", headers={"Lambda-Extension-Identifier": "3d1e8f7c-0000-4000-8000-000000000000"})[2],
+}
+
+
+def loop():
+    while True:
+        SEEN.append(call("GET", "/event/next", headers={"Lambda-Extension-Identifier": EXT_ID})[2]["requestId"])
+
+
+threading.Thread(target=loop, daemon=True).start()
+
+
+def handler(event, context):
+    late = call("POST", "/register", {"events": []}, {"Lambda-Extension-Name": "late"})[2]
+    return {"request": context.aws_request_id, "seen": list(SEEN), "refusals": REFUSALS, "late": late}
+"""
+
+
+def test_an_internal_extension_registers_during_init_and_gets_invoke_events(server, lambda_client, create_function):
+    name = create_function(INTERNAL_HANDLER)["FunctionName"]
+    first = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
+    refusals = {key: value["errorType"] for key, value in first["refusals"].items()}
+    assert refusals == {"shutdown": "Extension.InvalidEventType", "again": "Extension.InvalidExtensionState",
+                        "bad-event": "Extension.InvalidEventType", "no-name": "Extension.InvalidExtensionName",
+                        "no-id": "Extension.MissingExtensionIdentifier",
+                        "unknown-id": "Extension.UnknownExtensionIdentifier"}
+    assert first["late"]["errorType"] == "Extension.RegistrationClosed"  # init is over
+
+    second = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
+    assert first["request"] in second["seen"]  # the INVOKE of the first reached the thread
+    logs = wait_for_function_log(server, name, "EXTENSION\tName: inside")
+    assert "EXTENSION\tName: inside\tState: Ready\tEvents: [INVOKE]" in logs
+
+
+#: An extension that fails its init: the invocation fails as Lambda reports an extension's init error.
+FAILING_EXTENSION = r"""#!/bin/sh
+BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
+HEADERS="${TMPDIR:-/tmp}/failing.headers"
+curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: failing" -d '{"events": []}'
+ID=$(grep -i '^Lambda-Extension-Identifier:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
+curl -sS -XPOST "$BASE/init/error" -H "Lambda-Extension-Identifier: $ID" \
+     -H "Lambda-Extension-Function-Error-Type: Extension.ConfigInvalid" -d '{"errorMessage": "no config"}'
+"""
+
+
+def test_an_extension_init_error_fails_the_init(server, lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/failing": FAILING_EXTENSION}, "failing")
+    name = create_function(Layers=[layer])["FunctionName"]
+    resp = lambda_client.invoke(FunctionName=name)
+    assert resp["FunctionError"] == "Unhandled"
+    logs = wait_for_function_log(server, name, "INIT_REPORT")
+    assert "Error Type: Extension.ConfigInvalid" in logs
+    assert "EXTENSION\tName: failing\tState: InitError" in logs
