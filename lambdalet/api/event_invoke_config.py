@@ -8,7 +8,7 @@ from aiohttp import web
 
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
-from lambdalet.events.destinations import DESTINATION_SERVICES, check_destination, parse_arn
+from lambdalet.events.destinations import DESTINATION_SERVICES, ON_FAILURE_ONLY, check_destination, parse_arn
 from lambdalet.functions import event_config_key
 from lambdalet.model import LATEST, parse_function_name
 from lambdalet.validation import Body
@@ -22,8 +22,6 @@ def routes() -> list[web.RouteDef]:
 
 
 NO_FUNCTION = "The function doesn't exist."
-#: Destinations AWS delivers to and Lambdalet does not: refused in words of our own (check_destination).
-AWS_ONLY_DESTINATIONS = ("s3",)
 SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
 
 
@@ -73,16 +71,18 @@ def _settings(svc, name: str, body: Body, base: dict) -> dict:
 
 
 def _check_services(destinations: Body) -> None:
-    """A destination of a service Lambda cannot deliver to: AWS's refusal quotes the whole config."""
+    """A destination of a service Lambda cannot deliver to (an S3 bucket on success included):
+    AWS's refusal quotes the whole config."""
     given: dict[str, str] = {}
     for outcome in ("OnSuccess", "OnFailure"):
         member = destinations.struct(outcome)
         arn = member.data.get("Destination") if member is not None else None
         if isinstance(arn, str) and arn:
             given[outcome] = arn
-    for arn in given.values():
+    for outcome, arn in given.items():
         target = parse_arn(arn)
-        if target is not None and target.service not in (*DESTINATION_SERVICES, *AWS_ONLY_DESTINATIONS):
+        if target is not None and (target.service not in DESTINATION_SERVICES or (
+                outcome == "OnSuccess" and target.service in ON_FAILURE_ONLY)):
             quoted = ", ".join(
                 f"{outcome[0].lower()}{outcome[1:]}=" + (f"{outcome}(destination={given[outcome]})"
                                                          if outcome in given else "null")

@@ -139,10 +139,10 @@ def _stream_settings(body: Body, kind: str, source_arn: str, settings: dict[str,
         if destinations.get("OnSuccess") and not _empty(destinations["OnSuccess"]):
             raise _unsupported("DestinationConfig")
         target = (destinations.get("OnFailure") or {}).get("Destination", "")
-        if target and target.split(":")[2:3] not in (["sqs"], ["sns"]):
+        if target and target.split(":")[2:3] not in (["sqs"], ["sns"], ["s3"]):
             raise InvalidParameterValueException(
                 f"The destination {target} is not supported by this Lambdalet server: an on-failure destination of "
-                "a stream is an SQS queue or an SNS topic.")
+                "a stream is an SQS queue, an SNS topic or an S3 bucket.")
         settings["DestinationConfig"] = {"OnFailure": {"Destination": target} if target else {}}
 
 

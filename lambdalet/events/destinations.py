@@ -3,7 +3,8 @@
 - **Destinations** (`DestinationConfig.OnSuccess` / `OnFailure` of an event invoke config) get
   Lambda's invocation record: the request and response with `requestContext.condition` saying why.
   A record goes to an SQS queue or an SNS topic as the message, to an EventBridge bus as an event's
-  `detail`, or to another function of this server as the payload of an asynchronous invoke.
+  `detail`, to another function of this server as the payload of an asynchronous invoke, or (on
+  failure only) to an S3 bucket as an object under `aws/lambda/async/<function>/` (`s3_record_key`).
 - **Dead-letter queues** (`DeadLetterConfig.TargetArn` of a function version, SQS or SNS) get the
   original event unchanged, with the `RequestID`, `ErrorCode` and `ErrorMessage` attributes.
 
@@ -20,6 +21,8 @@ import json
 import logging
 import re
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,7 +37,8 @@ log = logging.getLogger(__name__)
 #: The pattern botocore's model gives DestinationConfig's `Destination` (and the 350 length cap).
 DESTINATION_ARN = re.compile(r"^$|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)")
 DESTINATION_ARN_MAX = 350
-DESTINATION_SERVICES = ("sqs", "sns", "events", "lambda")
+DESTINATION_SERVICES = ("sqs", "sns", "events", "lambda", "s3")
+ON_FAILURE_ONLY = ("s3",)  # an S3 bucket takes failure records only, as on Lambda
 DEAD_LETTER_SERVICES = ("sqs", "sns")
 SUCCESS_DETAIL_TYPE = "Lambda Function Invocation Result - Success"
 FAILURE_DETAIL_TYPE = "Lambda Function Invocation Result - Failure"
@@ -71,12 +75,27 @@ def check_destination(arn: str, member: str) -> Target | None:
     if target is None or target.service not in DESTINATION_SERVICES:
         raise InvalidParameterValueException(
             f"The destination ARN {arn} is invalid. Lambdalet delivers to an SQS queue, an SNS topic, an "
-            "EventBridge event bus or a Lambda function.")
+            "EventBridge event bus, a Lambda function or (on failure) an S3 bucket.")
+    if target.service == "s3" and (target.region or target.account or "/" in target.resource):
+        raise InvalidParameterValueException(f"The destination ARN {arn} is invalid: it is not an S3 bucket.")
     if target.service == "events" and not target.resource.startswith("event-bus/"):
         raise InvalidParameterValueException(f"The destination ARN {arn} is invalid: it is not an event bus.")
     if target.service == "lambda" and not target.resource.startswith("function:"):
         raise InvalidParameterValueException(f"The destination ARN {arn} is invalid: it is not a function.")
     return target
+
+
+def s3_record_key(prefix: str, at: float) -> str:
+    """Where Lambda puts a failure record in an S3 bucket: `<prefix>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>`
+    (the prefix is `aws/lambda/async/<function>` for asynchronous invocations, and
+    `aws/lambda/<mapping UUID>/<shard>` for an event source mapping's)."""
+    moment = datetime.fromtimestamp(at, timezone.utc)
+    return f"{prefix}/{moment:%Y/%m/%d}/{moment:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
+
+
+def bucket_region(target: Target, function_arn: str) -> str:
+    """An S3 bucket's ARN names no region: the function's is the one its client uses."""
+    return target.region or function_arn.split(":")[3]
 
 
 def check_dead_letter(arn: str) -> str:
@@ -233,6 +252,11 @@ class Deliveries:
                                                             **traced)
         elif target.service == "sns":
             self._client("sns", target.region).publish(TopicArn=target.arn, Message=body)
+        elif target.service == "s3":
+            function_name = function_arn.split(":")[6]
+            self._client("s3", bucket_region(target, function_arn)).put_object(
+                Bucket=target.resource, Key=s3_record_key(f"aws/lambda/async/{function_name}", time.time()),
+                Body=body.encode(), ContentType="application/json")
         elif target.service == "events":
             entry = {"Source": "lambda", "DetailType": detail_type, "Detail": body,
                      "Resources": [function_arn, target.arn], "EventBusName": target.arn}

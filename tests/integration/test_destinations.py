@@ -180,6 +180,29 @@ def test_on_failure_record_reaches_an_sns_topic_and_the_dead_letter_queue_is_sns
     assert envelope["MessageAttributes"]["ErrorCode"] == {"Type": "Number", "Value": "200"}
 
 
+def test_on_failure_record_reaches_an_s3_bucket_under_lambdas_key(aws_server, moto, names):
+    client = aws_server.client()
+    s3 = moto.client("s3")
+    bucket = names("failures")
+    s3.create_bucket(Bucket=bucket)
+    name = names("failing")
+    create(client, name)
+    client.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0,
+                                            DestinationConfig={"OnFailure": {"Destination": f"arn:aws:s3:::{bucket}"}})
+    request_id = invoke_async(client, name, {"fail": True, "why": "s3"})
+
+    prefix = f"aws/lambda/async/{name}/"
+    [listed] = wait_until(lambda: s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents"),
+                          timeout=30, what="the failure record in the bucket")
+    key = listed["Key"][len(prefix):]
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d-[0-9a-f-]{36}", key), key
+    record = json.loads(s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read())
+    assert record["requestContext"] == {"requestId": request_id, "functionArn": function_arn(name) + ":$LATEST",
+                                        "condition": "RetriesExhausted", "approximateInvokeCount": 1}
+    assert record["requestPayload"] == {"fail": True, "why": "s3"}
+    assert record["responsePayload"]["errorMessage"] == "failing on purpose: s3"
+
+
 def test_records_reach_an_eventbridge_bus(aws_server, moto, names):
     client = aws_server.client()
     events = moto.client("events")
@@ -231,7 +254,6 @@ def test_destination_and_dead_letter_validation(aws_server, names):
     name = names("validated")
     create(client, name)
     bad = {
-        "arn:aws:s3:::bucket": "is invalid",  # S3 on-failure destinations are not delivered by Lambdalet
         "arn:aws:lambda:us-east-1:000000000000:function:no-such-function": "is invalid.",  # AWS: 400, not 404
         "arn:aws:lambda:eu-west-1:000000000000:function:elsewhere": "this server is account",
         "not-an-arn": "failed to satisfy constraint",
@@ -242,6 +264,15 @@ def test_destination_and_dead_letter_validation(aws_server, names):
                                                     DestinationConfig={"OnFailure": {"Destination": arn}})
         assert message in str(caught.value), arn
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 404)
+
+    # An S3 bucket takes failure records only: on success it is AWS's refusal of the whole config.
+    with pytest.raises(client.exceptions.ClientError) as refused:
+        client.put_function_event_invoke_config(FunctionName=name,
+                                                DestinationConfig={"OnSuccess": {"Destination": "arn:aws:s3:::bucket"}})
+    assert refused.value.response["Error"] == {
+        "Code": "InvalidParameterValueException",
+        "Message": "The provided destination config DestinationConfig(onSuccess=OnSuccess(destination="
+                   "arn:aws:s3:::bucket), onFailure=null) is invalid."}
 
     # Not an ARN at all breaks the model's pattern (Coral's ValidationException, checked first); an ARN
     # of something that is neither a queue nor a topic is Lambda's own refusal.

@@ -6,6 +6,7 @@ snapshots of test_lambda_integration_kinesis.py / _dynamodbstreams.py).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import signal
@@ -180,6 +181,28 @@ def test_kinesis_failing_batch_is_retried_then_sent_to_the_on_failure_destinatio
     attempts = [p for _, _, p in kinesis_deliveries(recorder)]
     assert attempts == [{"fail": True}, {"fail": True}, {"ok": True}], "1 + MaximumRetryAttempts, then move on"
     assert after["SequenceNumber"] and failure_records_left(moto, dest_url) == 0
+
+
+def test_kinesis_on_failure_record_and_batch_reach_an_s3_bucket(lam, moto, n):
+    recorder = Recorder(moto, n("recorder"))
+    s3 = moto.client("s3")
+    bucket = n("failures")
+    s3.create_bucket(Bucket=bucket)
+    stream_arn, shard = new_stream(moto, n("stream"))
+    put_kinesis(moto, stream_arn, {"fail": True})
+    create_recording_function(lam, n("fn"), recorder.url)
+    mapping = lam.create_event_source_mapping(
+        EventSourceArn=stream_arn, FunctionName=n("fn"), StartingPosition="TRIM_HORIZON", BatchSize=1,
+        MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": f"arn:aws:s3:::{bucket}"}})
+    prefix = f"aws/lambda/{mapping['UUID']}/{shard}/"
+    [listed] = wait_until(lambda: s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents"),
+                          timeout=60, what="the failure record in the bucket")
+    record = json.loads(s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read())
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["KinesisBatchInfo"]["shardId"] == shard and record["KinesisBatchInfo"]["batchSize"] == 1
+    batch = json.loads(record["payload"])  # the event the function got, as Lambda adds it for S3
+    [kinesis_record] = batch["Records"]
+    assert json.loads(base64.b64decode(kinesis_record["kinesis"]["data"])) == {"fail": True}
 
 
 def failure_records_left(moto, url: str) -> int:

@@ -33,7 +33,7 @@ def test_failure_of_a_platform_error_uses_its_type_when_there_is_no_message():
     assert Failure.of_result(result) == Failure(200, "Sandbox.Timedout")
 
 
-@pytest.mark.parametrize("arn", ["arn:aws:s3:::bucket", "arn:aws:dynamodb:us-east-1:000000000000:table/t",
+@pytest.mark.parametrize("arn", ["arn:aws:s3:::bucket/key", "arn:aws:dynamodb:us-east-1:000000000000:table/t",
                                  "arn:aws:events:us-east-1:000000000000:rule/r",
                                  "arn:aws:lambda:us-east-1:000000000000:layer:l"])
 def test_destinations_lambdalet_cannot_deliver_to_are_refused(arn):

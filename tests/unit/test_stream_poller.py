@@ -226,7 +226,7 @@ class FakeContext:
     def observe_poll(self, mapping, seconds):
         pass
 
-    async def send_failure_record(self, destination_arn, record):
+    async def send_failure_record(self, destination_arn, record, **where):
         self.failures.append(record)
 
 

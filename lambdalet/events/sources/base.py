@@ -14,12 +14,14 @@ import json
 import logging
 import random
 import threading
+import time
 import queue
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from lambdalet.errors import check_active
+from lambdalet.events.destinations import bucket_region, parse_arn, s3_record_key
 from lambdalet.events.mappings import EventSourceMapping
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
 from lambdalet.model import alias_of
@@ -181,13 +183,23 @@ class PollerContext:
     def observe_poll(self, mapping: EventSourceMapping, seconds: float) -> None:
         self.metrics.mapping_poll_latency.labels(mapping.uuid).observe(seconds)
 
-    async def send_failure_record(self, destination_arn: str, record: dict[str, Any]) -> None:
-        """An on-failure destination (SQS queue or SNS topic) gets Lambda's failure record; raises
-        when it cannot be delivered (the poller then keeps the batch and tries again)."""
+    async def send_failure_record(self, destination_arn: str, record: dict[str, Any], *, s3_prefix: str,
+                                  function_arn: str, payload: bytes) -> None:
+        """An on-failure destination (SQS queue, SNS topic or S3 bucket) gets Lambda's failure
+        record; raises when it cannot be delivered (the poller then keeps the batch and tries
+        again). An S3 bucket also gets the batch itself (`payload`, the event the function got),
+        as on Lambda, in an object under `s3_prefix`."""
         parts = destination_arn.split(":", 5)
         service, region, account, resource = parts[2], parts[3], parts[4], parts[5]
         body = json.dumps(record)
-        if service == "sqs":
+        if service == "s3":
+            target = parse_arn(destination_arn)
+            assert target is not None
+            body = json.dumps({**record, "payload": payload.decode(errors="replace")})
+            await self.aws("s3", bucket_region(target, function_arn), "put_object", Bucket=resource,
+                           Key=s3_record_key(s3_prefix, time.time()), Body=body.encode(),
+                           ContentType="application/json")
+        elif service == "sqs":
             url = (await self.aws("sqs", region, "get_queue_url", QueueName=resource,
                                   QueueOwnerAWSAccountId=account))["QueueUrl"]
             await self.aws("sqs", region, "send_message", QueueUrl=url, MessageBody=body)

@@ -555,7 +555,9 @@ class _ShardReader:
             backoff = Backoff()
             while True:
                 try:
-                    await self.ctx.send_failure_record(destination, record)
+                    await self.ctx.send_failure_record(
+                        destination, record, s3_prefix=f"aws/lambda/{self.mapping.uuid}/{self.shard_id}",
+                        function_arn=self.mapping.function_arn, payload=self._event(records))
                     break
                 except Exception as exc:
                     log.warning("mapping %s: cannot send a failed batch to %s: %s", self.mapping.uuid, destination, exc)
