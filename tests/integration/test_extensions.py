@@ -12,7 +12,7 @@ import pytest
 
 from conftest import make_zip
 
-from .helpers import environment_counts, wait_for_function_log, wait_until
+from .helpers import environment_counts, host_node, wait_for_function_log, wait_until
 
 #: AWS's sample extension, in shell: registers (after a pause init must wait for), writes a
 #: file the handler reads, counts INVOKE events and says what SHUTDOWN brought.
@@ -271,3 +271,40 @@ def test_an_extension_init_error_fails_the_init(server, lambda_client, create_fu
     logs = wait_for_function_log(server, name, "INIT_REPORT")
     assert "Error Type: Extension.ConfigInvalid" in logs
     assert "EXTENSION\tName: failing\tState: InitError" in logs
+
+
+#: AWS_LAMBDA_EXEC_WRAPPER starting an internal extension (the OpenTelemetry layer's pattern: a
+#: wrapper in a layer that sets things up, then execs the runtime): a process of its own that
+#: registers under a name that is no executable in /opt/extensions.
+WRAPPER = r"""#!/bin/sh
+BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
+HEADERS="${TMPDIR:-/tmp}/wrapped.headers"
+# registered before the runtime starts (so before its first /next), as a wrapper's setup does
+curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: wrapped" \
+     -d '{"events": ["INVOKE"]}'
+ID=$(grep -i '^Lambda-Extension-Identifier:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
+(
+    while true; do
+        EVENT=$(curl -sS "$BASE/event/next" -H "Lambda-Extension-Identifier: $ID") || exit 0
+        echo "[wrapped] $EVENT"
+    done
+) &
+exec "$@"
+"""
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_an_exec_wrapper_starts_an_internal_extension(server, lambda_client, create_function, publish_layer, runtime):
+    layer = _extension_layer(publish_layer, {"wrapper.sh": WRAPPER}, f"wrapper-{runtime}")
+    if runtime == "python":
+        function = create_function(Layers=[layer], Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper.sh"}})
+    else:
+        _, node_runtime = host_node()
+        function = create_function(files={"index.js": "exports.handler = async (event) => event;\n"},
+                                   Runtime=node_runtime, Handler="index.handler", Layers=[layer],
+                                   Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper.sh"}})
+    name = function["FunctionName"]
+    resp = lambda_client.invoke(FunctionName=name, Payload=b'{"n": 1}')
+    assert json.loads(resp["Payload"].read()) == {"n": 1}
+    logs = wait_for_function_log(server, name, '[wrapped] {"eventType": "INVOKE"')
+    assert "EXTENSION\tName: wrapped\tState: Ready\tEvents: [INVOKE]" in logs
