@@ -413,7 +413,7 @@ class Environment:
             platform_error(invocation.request_id, "Sandbox.Timedout", message), function_error=True,
             status="timeout", executed_version=self.config.version,
         ))
-        self.stop()
+        self.shut_down("timeout")  # the extensions hear why, as on Lambda
 
     # -- Runtime API callbacks (called by RuntimeApiServer) ----------------------------------------
 
@@ -660,9 +660,10 @@ class Environment:
             return None
         return self.extensions.when_idle()
 
-    def shut_down(self) -> None:
-        """Stop the environment as Lambda spins one down: the extensions registered for SHUTDOWN
-        get it, with its deadline; it is killed once they are done with it, or at the deadline."""
+    def shut_down(self, reason: str = "spindown") -> None:
+        """Stop the environment as Lambda does when it spins one down (or one timed out: `reason`
+        "timeout"): the extensions registered for SHUTDOWN get it, with its deadline; it is killed
+        once they are done with it, or at the deadline."""
         extensions = self.extensions
         if (extensions is None or not extensions.wants_shutdown or self._process is None
                 or self.state not in (EnvState.IDLE, EnvState.BUSY)):
@@ -672,7 +673,7 @@ class Environment:
         self._shutting_down = True
         if self.telemetry is not None:
             self.telemetry.flush()  # while its subscriber still runs
-        done = extensions.shutdown("spindown", int(time.time() * 1000 + SHUTDOWN_DEADLINE_S * 1000))
+        done = extensions.shutdown(reason, int(time.time() * 1000 + SHUTDOWN_DEADLINE_S * 1000))
         deadline = self._loop.call_later(SHUTDOWN_DEADLINE_S, self._kill)
         done.add_done_callback(lambda _: (deadline.cancel(), self._kill()))
 

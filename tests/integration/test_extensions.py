@@ -95,6 +95,17 @@ def test_a_shell_extension_is_waited_for_gets_every_invoke_and_shutdown_when_ret
     assert isinstance(shutdown["deadlineMs"], int)
 
 
+def test_a_timed_out_environment_tells_its_extensions_why(server, lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/counter": SHELL_EXTENSION}, "counter-timeout")
+    name = create_function("import time\n\ndef handler(event, context):\n    time.sleep(30)\n",
+                           Layers=[layer], Timeout=1)["FunctionName"]
+    resp = lambda_client.invoke(FunctionName=name)
+    assert json.loads(resp["Payload"].read())["errorType"] == "Sandbox.Timedout"
+    logs = wait_for_function_log(server, name, "[counter] SHUTDOWN after 1 invokes")
+    shutdown = json.loads(logs.split("[counter] SHUTDOWN after 1 invokes: ", 1)[1].split("\n", 1)[0])
+    assert shutdown["shutdownReason"] == "timeout"
+
+
 #: A Python extension that subscribes to the Telemetry API and serves what it received, on a port
 #: given by its layer's config file, to the test (through the handler: the function returns it).
 PYTHON_EXTENSION = r"""#!/usr/bin/env python3
@@ -245,6 +256,8 @@ def test_an_internal_extension_registers_during_init_and_gets_invoke_events(serv
                         "no-id": "Extension.MissingExtensionIdentifier",
                         "unknown-id": "Extension.UnknownExtensionIdentifier"}
     assert first["late"]["errorType"] == "Extension.RegistrationClosed"  # init is over
+    wait_until(lambda: environment_counts(server, name) == {"idle": 1, "busy": 0, "starting": 0},
+               what="the environment to be free once the extension took the INVOKE")
 
     second = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
     assert first["request"] in second["seen"]  # the INVOKE of the first reached the thread
