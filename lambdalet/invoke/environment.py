@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Callable
 
 from lambdalet import logs
 from lambdalet.invoke.env_vars import build_env
-from lambdalet.invoke.extensions import SHUTDOWN_DEADLINE_S, Extension, ExtensionRefusal, Extensions, external_extensions
+from lambdalet.invoke.extensions import (REGISTRATION_CLOSED, SHUTDOWN_DEADLINE_S, Extension, ExtensionRefusal,
+                                         Extensions, external_extensions)
 from lambdalet.invoke.telemetry import Telemetry
 from lambdalet.invoke.streaming import ResponseStream, buffering_stream
 from lambdalet.images.store import ImageUnusable
@@ -529,14 +530,13 @@ class Environment:
                 error_type = None
         self._fail_init(error_type, body)
 
-    def _fail_init(self, error_type: str | None, body: bytes) -> None:
+    def _fail_init(self, error_type: str | None, body: bytes, message: str = "init failed") -> None:
         self._drain_output()
         self._peak_memory()  # sample before the kill: REPORT still needs it
-        self._init_failure = InitFailure(self, error_type or "Runtime.Unknown", "init failed", body or None)
+        self._init_failure = InitFailure(self, error_type or "Runtime.Unknown", message, body or None)
         self._ready.set_exception(self._init_failure)
         self._ready.exception()  # retrieved: start() may be past waiting (it still gets it if it waits)
         self.stop()
-
 
     # -- Extensions API and Telemetry API (called by RuntimeApiServer) --------------------------------
 
@@ -556,8 +556,7 @@ class Environment:
         /opt/extensions) may register only while init runs, before the runtime's first /next."""
         if self.extensions is None:
             if self.state is not EnvState.STARTING or self._ready.done():
-                raise ExtensionRefusal(403, "Extension.RegistrationClosed",
-                                       "Registration is closed: the environment's init has finished")
+                raise ExtensionRefusal(403, "Extension.RegistrationClosed", REGISTRATION_CLOSED)
             self._track_extensions(frozenset())
         assert self.extensions is not None
         return self.extensions.register(name, body, features)
@@ -574,24 +573,27 @@ class Environment:
         return self.extensions.next_event(extension)
 
     def extension_error(self, identifier: str | None, phase: str, error_type: str | None, body: bytes) -> None:
-        """POST /extension/init/error or /exit/error: init fails, or the environment ends (the
-        invocation in progress failing with the extension's error type)."""
+        """POST /extension/init/error or /exit/error: init fails (Extension.InitError, as the
+        emulator reports it), or the environment ends, the invocation in progress failing with
+        Extension.ExitError; the extension's own error type is logged."""
         extension = self._extension(identifier)
         if not error_type:
-            raise ExtensionRefusal(403, "Extension.MissingHeader", "Missing Lambda-Extension-Function-Error-Type header")
+            raise ExtensionRefusal(403, "Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found")
         extension.error_type = error_type
         if phase == "init":
             if self.state is not EnvState.STARTING or self._ready.done():
                 raise ExtensionRefusal(403, "Extension.InvalidExtensionState", "init/error is only accepted during init")
-            self._log(f"EXTENSION\tName: {extension.name}\tState: InitError\tEvents: [{', '.join(extension.events)}]")
-            self._fail_init(error_type, body)
+            self._log(f"EXTENSION\tName: {extension.name}\tState: InitError\tEvents: [{', '.join(extension.events)}]"
+                      f"\tError Type: {error_type}")
+            self._fail_init("Extension.InitError", b"",
+                            f"Extension {extension.name} failed its init: {error_type}")
             return
         invocation = self._current
         if invocation is not None and invocation.result is not None and not invocation.result.done():
             message = f"Extension {extension.name} exited with error: {error_type}"
             self._drain_output()
-            self._log_error(invocation, error_type, message)
-            self._resolve(invocation, self._failed(invocation, error_type, message))
+            self._log_error(invocation, "Extension.ExitError", message)
+            self._resolve(invocation, self._failed(invocation, "Extension.ExitError", message))
         self.stop()
 
     def subscribe_telemetry(self, identifier: str | None, body: object) -> None:

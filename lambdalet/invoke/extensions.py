@@ -13,8 +13,8 @@ process and register under any other name. The lifecycle is AWS's:
 - **Shutdown**: an environment that is reaped or retired first sends `SHUTDOWN` (reason
   `spindown`) to the extensions registered for it and waits for them until its deadline.
 
-Refusals are the Runtime Interface Emulator's: HTTP 403 (400 for a malformed request) with
-`Extension.*` error types. Nothing here touches the hot path of an environment without extensions:
+Refusals are the Runtime Interface Emulator's: HTTP 403 with `Extension.*` error types and its
+messages (400 `InvalidRequestFormat` for a body that is not a registration). Nothing here touches the hot path of an environment without extensions:
 it has no `Extensions` at all.
 """
 
@@ -30,6 +30,7 @@ from typing import Any, Callable
 EXTENSION_LIMIT = 10
 EVENT_TYPES = ("INVOKE", "SHUTDOWN")
 SHUTDOWN_DEADLINE_S = 2.0  # with external extensions registered, as on Lambda
+REGISTRATION_CLOSED = "Extension registration closed already"
 
 
 class ExtensionRefusal(Exception):
@@ -80,8 +81,7 @@ class Extensions:
     def register(self, name: str | None, body: Any, features: str = "") -> tuple[str, dict[str, Any]]:
         """POST /extension/register: the new extension's identifier and the body Lambda answers."""
         if not self.registration_open:
-            raise ExtensionRefusal(403, "Extension.RegistrationClosed",
-                                   "Registration is closed: the environment's init has finished")
+            raise ExtensionRefusal(403, "Extension.RegistrationClosed", REGISTRATION_CLOSED)
         if not name:
             raise ExtensionRefusal(403, "Extension.InvalidExtensionName", "Empty extension name")
         if not isinstance(body, dict) or not isinstance(body.get("events", []), list):
@@ -90,12 +90,12 @@ class Extensions:
         external = name in self.expected
         for event in events:
             if event not in EVENT_TYPES:
-                raise ExtensionRefusal(403, "Extension.InvalidEventType", f"Invalid event type: {event}")
+                raise ExtensionRefusal(403, "Extension.InvalidEventType", f"{event}: ErrorInvalidEventType")
             if event == "SHUTDOWN" and not external:
                 raise ExtensionRefusal(403, "Extension.InvalidEventType",
-                                       "Internal extensions cannot register for the SHUTDOWN event")
+                                       f"{event}: ShutdownEventNotSupportedForInternalExtension")
         if any(extension.name == name for extension in self.registered.values()):
-            raise ExtensionRefusal(403, "Extension.InvalidExtensionState", f"Extension {name} is already registered")
+            raise ExtensionRefusal(403, "Extension.InvalidExtensionState", "Extension with this name already registered")
         if len(self.registered) >= EXTENSION_LIMIT:
             raise ExtensionRefusal(403, "Extension.TooManyExtensions",
                                    f"Extension limit ({EXTENSION_LIMIT}) reached")
@@ -115,7 +115,7 @@ class Extensions:
             uuid.UUID(identifier)
         except ValueError:
             raise ExtensionRefusal(403, "Extension.InvalidExtensionIdentifier",
-                                   "Invalid Lambda-Extension-Identifier header") from None
+                                   "Invalid Lambda-Extension-Identifier") from None
         extension = self.registered.get(identifier)
         if extension is None:
             raise ExtensionRefusal(403, "Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")

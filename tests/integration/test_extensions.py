@@ -281,9 +281,12 @@ def test_an_extension_init_error_fails_the_init(server, lambda_client, create_fu
     name = create_function(Layers=[layer])["FunctionName"]
     resp = lambda_client.invoke(FunctionName=name)
     assert resp["FunctionError"] == "Unhandled"
+    error = json.loads(resp["Payload"].read())
+    assert error["errorType"] == "Extension.InitError"
+    assert error["errorMessage"].endswith("Error: Extension failing failed its init: Extension.ConfigInvalid")
     logs = wait_for_function_log(server, name, "INIT_REPORT")
-    assert "Error Type: Extension.ConfigInvalid" in logs
-    assert "EXTENSION\tName: failing\tState: InitError" in logs
+    assert "Error Type: Extension.InitError" in logs  # the platform's type, as the emulator reports it
+    assert "EXTENSION\tName: failing\tState: InitError\tEvents: []\tError Type: Extension.ConfigInvalid" in logs
 
 
 #: AWS_LAMBDA_EXEC_WRAPPER starting an internal extension (the OpenTelemetry layer's pattern: a
@@ -321,3 +324,27 @@ def test_an_exec_wrapper_starts_an_internal_extension(server, lambda_client, cre
     assert json.loads(resp["Payload"].read()) == {"n": 1}
     logs = wait_for_function_log(server, name, '[wrapped] {"eventType": "INVOKE"')
     assert "EXTENSION\tName: wrapped\tState: Ready\tEvents: [INVOKE]" in logs
+
+
+#: An extension that gives up during an invocation: the invocation fails with Extension.ExitError.
+EXITING_EXTENSION = r"""#!/bin/sh
+BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
+HEADERS="${TMPDIR:-/tmp}/exiting.headers"
+curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: exiting" \
+     -d '{"events": ["INVOKE"]}'
+ID=$(grep -i '^Lambda-Extension-Identifier:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
+curl -sS -o /dev/null "$BASE/event/next" -H "Lambda-Extension-Identifier: $ID"
+curl -sS -XPOST "$BASE/exit/error" -H "Lambda-Extension-Identifier: $ID" \
+     -H "Lambda-Extension-Function-Error-Type: Extension.LostItsBackend" -d '{}'
+"""
+
+
+def test_an_extension_exit_error_fails_the_invocation_in_progress(lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/exiting": EXITING_EXTENSION}, "exiting")
+    name = create_function("import time\n\ndef handler(event, context):\n    time.sleep(20)\n",
+                           Layers=[layer], Timeout=30)["FunctionName"]
+    resp = lambda_client.invoke(FunctionName=name)
+    assert resp["FunctionError"] == "Unhandled"
+    error = json.loads(resp["Payload"].read())
+    assert error["errorType"] == "Extension.ExitError"
+    assert error["errorMessage"].endswith("Error: Extension exiting exited with error: Extension.LostItsBackend")
