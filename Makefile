@@ -40,9 +40,12 @@ NOT_SANDBOXED := --ignore=tests/integration/test_esm_sqs.py --ignore=tests/integ
 NOT_SANDBOXED += --ignore=tests/integration/test_images.py --ignore=tests/integration/test_oci_support.py \
 	--ignore=tests/integration/test_registry_logins.py --ignore=tests/integration/test_hostile_requests.py \
 	--ignore=tests/integration/test_fuzz_api.py
+# The console is the same pages under either backend.
+NOT_SANDBOXED += --ignore=tests/integration/test_console.py
 
-# scripts/ensure-test-packages installs what the container-image tests use (docker-registry,
-# busybox-static, apache2-utils) when missing and running as root, else says what to install.
+# scripts/ensure-test-packages installs what the container-image and console tests use
+# (docker-registry, busybox-static, apache2-utils, chromium) when missing and running as root,
+# else says what to install.
 test: $(VENV)/.test-installed
 	scripts/ensure-test-packages
 	$(BIN)/python -m pytest

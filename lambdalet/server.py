@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from lambdalet import network
+from lambdalet import console, network
 from lambdalet.api import aliases as aliases_api
 from lambdalet.api import cloudwatch_logs as cloudwatch_logs_api
 from lambdalet.api import code_signing as code_signing_api
@@ -40,7 +40,7 @@ from lambdalet.api import url_requests
 from lambdalet.api.url_listeners import UrlListeners
 from lambdalet.api import versions as versions_api
 from lambdalet.api.authentication import Authenticator, authenticate, authenticator_for
-from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_functions
+from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_cross_origin, refuse_functions
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
@@ -269,7 +269,10 @@ async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) 
 
 async def query_or_json(request: web.Request) -> web.StreamResponse:
     """`POST /` carries two protocols: STS's form-encoded query API, and CloudWatch Logs' JSON 1.1
-    (`X-Amz-Target: Logs_20140328.*`; anything else is answered as an unknown Lambda route there)."""
+    (`X-Amz-Target: Logs_20140328.*`; anything else is answered as an unknown Lambda route there).
+    A browser's `GET /` is sent to the console."""
+    if console.wants_console(request):
+        raise web.HTTPFound("/console/")
     if is_query_request(request):
         return await sts_api.dispatch(request)
     return await cloudwatch_logs_api.dispatch(request)
@@ -312,7 +315,7 @@ async def metrics(request: web.Request) -> web.Response:
 def create_app(settings: Settings) -> web.Application:
     # Under --auth iam every request's signature is checked after its region (api/authentication.py);
     # under open the middleware is not there at all.
-    middlewares = [lambda_errors, url_requests.route_by_host, check_signing_region,
+    middlewares = [lambda_errors, url_requests.route_by_host, refuse_cross_origin, check_signing_region,
                    *([authenticate] if settings.auth_mode == "iam" else []), check_parameters]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     # Invoke first: the router tries the routes under one path prefix in order, so the hot path's
@@ -326,6 +329,7 @@ def create_app(settings: Settings) -> web.Application:
         app.add_routes([refuse_functions(route) for route in api.routes()])
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
+    app.add_routes(console.routes())  # static pages; what they do is API calls, checked as any other
     app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
                     refuse_functions(web.get("/metrics", metrics))])

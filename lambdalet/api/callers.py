@@ -11,6 +11,11 @@ are not wrapped, and every other operation answers 403 AccessDeniedException; `f
 The check runs per request of the guarded operations only (a netlink round trip, ~20 µs): never on
 Invoke, the hot path. Under the process backend functions run as the server's own user and
 cannot be told apart, so nothing is refused there (it isolates nothing either).
+
+Calls from a web page of another origin are refused too (`refuse_cross_origin`): a browser sends
+`Origin` with them, and without the check any page a user visits could drive an `--auth open`
+server on their loopback (cross-site request forgery). SDKs and the CLI send no `Origin`; the
+console is same-origin; function URLs answer every origin (their CORS is the function's).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Callable
 from aiohttp import web
 
 from lambdalet.api.common import services
+from lambdalet.api.url_requests import PATH_PREFIX
 from lambdalet.errors import AccessDeniedException
 from lambdalet.gates import Admissions, Gate
 from lambdalet.sandbox import peers
@@ -89,3 +95,14 @@ class ConnectionGate(Gate):
             self._admit()
         self._inner = self._make_inner()
         self._inner.connection_made(transport)
+
+
+@web.middleware
+async def refuse_cross_origin(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """403 for a browser's request from a page of another origin (see the module's docstring)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}" and not request.path.startswith(PATH_PREFIX):
+        raise AccessDeniedException(
+            f"Requests from web pages of another origin ({origin}) are refused: this server's API is driven by "
+            "SDKs, the CLI and its own console, not by other sites.")
+    return await handler(request)

@@ -1,0 +1,59 @@
+"""The web console: a small front end, served by the server itself, that manages, tests and
+watches functions through the same Lambda API routes boto3 calls.
+
+It is three static files (`static/`: HTML, one script, one style sheet) and no build step: the
+script is plain JavaScript that the browser runs as it is, fetches the API on the same origin
+and builds every element with `textContent` (never HTML from data), so a function's name,
+description, environment or log line always shows as text. The pages are served with a
+Content-Security-Policy that allows scripts, styles and connections to this server only.
+
+Because every action is an API call, the console can do only what the API lets its caller do,
+and shows the API's own errors (`ValidationException` wording and all).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC = Path(__file__).resolve().parent / "static"
+ASSETS = {"console.js": "text/javascript", "console.css": "text/css", "index.html": "text/html"}
+HEADERS = {
+    # Scripts, styles, images and API calls from this server only; no framing (clickjacking).
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/console", redirect), web.get("/console/", index),
+            web.get("/console/{asset}", asset)]
+
+
+def wants_console(request: web.Request) -> bool:
+    """A browser opening the server's root (`http://127.0.0.1:9001/`): it asks for HTML."""
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+
+
+async def redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console/")
+
+
+async def index(request: web.Request) -> web.Response:
+    return _file("index.html")
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["asset"]
+    if name not in ASSETS:
+        raise web.HTTPNotFound(text=f"{name} is not part of the console")
+    return _file(name)
+
+
+def _file(name: str) -> web.Response:
+    return web.Response(body=(STATIC / name).read_bytes(), content_type=ASSETS[name], charset="utf-8",
+                        headers=HEADERS)

@@ -1,0 +1,453 @@
+// The Lambdalet console: plain JavaScript, no build step, no dependency. Every action is a call to
+// the server's Lambda API on this origin, so the console can do only what the API allows, and it
+// shows the API's own errors. Every element is built with textContent (never HTML from data).
+"use strict";
+
+const FUNCTIONS = "/2015-03-31/functions";
+const DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lambda-role";
+const STARTERS = {
+  python: { file: "lambda_function.py", handler: "lambda_function.lambda_handler",
+    code: 'import json\n\n\ndef lambda_handler(event, context):\n    print("event:", json.dumps(event))\n' +
+          '    return {"statusCode": 200, "body": json.dumps("Hello from Lambdalet!")}\n' },
+  nodejs: { file: "index.mjs", handler: "index.handler",
+    code: 'export const handler = async (event) => {\n  console.log("event:", JSON.stringify(event));\n' +
+          '  return { statusCode: 200, body: JSON.stringify("Hello from Lambdalet!") };\n};\n' },
+};
+const RUNTIMES = ["python3.13", "python3.12", "python3.11", "python3.10", "nodejs22.x", "nodejs20.x", "nodejs18.x"];
+
+// -- elements -----------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "value") node.value = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);  // strings become text
+  }
+  return node;
+}
+
+function show(...nodes) {
+  const main = document.getElementById("main");
+  main.replaceChildren(...nodes);
+  return main;
+}
+
+function field(label, input, id) {
+  input.id = id;
+  return el("div", {}, el("label", { for: id }, label), input, el("div", { class: "error", id: `${id}-error`, role: "alert" }));
+}
+
+// -- the API ------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, type, message) {
+    super(message);
+    this.status = status;
+    this.type = type;
+  }
+  toString() { return `${this.type}: ${this.message}`; }
+}
+
+async function api(method, path, body, headers = {}) {
+  const init = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    if (!init.headers["Content-Type"]) init.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(path, init);
+  const text = await response.text();
+  if (!response.ok) {
+    let message = text;
+    try {
+      const parsed = JSON.parse(text);
+      message = parsed.message || parsed.Message || text;
+    } catch (_) { /* not JSON: the text itself */ }
+    const type = (response.headers.get("x-amzn-ErrorType") || `HTTP ${response.status}`).split(":")[0];
+    throw new ApiError(response.status, type, message);
+  }
+  return { response, text, json: () => (text ? JSON.parse(text) : {}) };
+}
+
+const fn = (name) => `${FUNCTIONS}/${encodeURIComponent(name)}`;
+
+/** Wait while the function is Pending or its last update InProgress (as AWS's waiters do), saying so. */
+async function settled(name, progress) {
+  for (let attempt = 0; attempt < 120; attempt++) {
+    const config = (await api("GET", `${fn(name)}/configuration`)).json();
+    if (config.State !== "Pending" && config.LastUpdateStatus !== "InProgress") return config;
+    progress(config.State === "Pending" ? "The function is being created…" : "The update is in progress…");
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error("The function did not settle within 30 s");
+}
+
+// -- zip archives (a deployment package is a zip) ------------------------------------------------
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+function crc32(bytes) {
+  let crc = 0xffffffff;
+  for (const byte of bytes) crc = CRC_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** A zip of `files` ({name: Uint8Array}), stored (uncompressed), each file mode 0644. */
+function makeZip(files) {
+  const encoder = new TextEncoder();
+  const locals = [], centrals = [];
+  let offset = 0;
+  const time = 0, date = (44 << 9) | (1 << 5) | 1;  // 2024-01-01 00:00, like every build of the same code
+  for (const [name, data] of Object.entries(files)) {
+    const nameBytes = encoder.encode(name), crc = crc32(data);
+    const local = new DataView(new ArrayBuffer(30));
+    [[0, 0x04034b50, 4], [4, 20, 2], [6, 0x0800, 2], [8, 0, 2], [10, time, 2], [12, date, 2], [14, crc, 4],
+     [18, data.length, 4], [22, data.length, 4], [26, nameBytes.length, 2], [28, 0, 2]]
+      .forEach(([at, value, size]) => (size === 4 ? local.setUint32(at, value, true) : local.setUint16(at, value, true)));
+    const central = new DataView(new ArrayBuffer(46));
+    [[0, 0x02014b50, 4], [4, (3 << 8) | 20, 2], [6, 20, 2], [8, 0x0800, 2], [10, 0, 2], [12, time, 2], [14, date, 2],
+     [16, crc, 4], [20, data.length, 4], [24, data.length, 4], [28, nameBytes.length, 2], [30, 0, 2], [32, 0, 2],
+     [34, 0, 2], [36, 0, 2], [38, (0o100644 << 16) >>> 0, 4], [42, offset, 4]]
+      .forEach(([at, value, size]) => (size === 4 ? central.setUint32(at, value, true) : central.setUint16(at, value, true)));
+    locals.push(new Uint8Array(local.buffer), nameBytes, data);
+    centrals.push(new Uint8Array(central.buffer), nameBytes);
+    offset += 30 + nameBytes.length + data.length;
+  }
+  const centralSize = centrals.reduce((sum, part) => sum + part.length, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  const count = Object.keys(files).length;
+  [[0, 0x06054b50, 4], [4, 0, 2], [6, 0, 2], [8, count, 2], [10, count, 2], [12, centralSize, 4], [16, offset, 4], [20, 0, 2]]
+    .forEach(([at, value, size]) => (size === 4 ? end.setUint32(at, value, true) : end.setUint16(at, value, true)));
+  const parts = [...locals, ...centrals, new Uint8Array(end.buffer)];
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) { out.set(part, at); at += part.length; }
+  return out;
+}
+
+/** The files of a zip ({name: Uint8Array}), stored or deflated, read from its central directory. */
+async function readZip(buffer) {
+  const view = new DataView(buffer), bytes = new Uint8Array(buffer), decoder = new TextDecoder();
+  let end = buffer.byteLength - 22;
+  while (end >= 0 && view.getUint32(end, true) !== 0x06054b50) end--;
+  if (end < 0) throw new Error("not a zip archive");
+  const count = view.getUint16(end + 10, true);
+  let at = view.getUint32(end + 16, true);
+  const files = {};
+  for (let i = 0; i < count; i++) {
+    const method = view.getUint16(at + 10, true), size = view.getUint32(at + 20, true);
+    const nameLength = view.getUint16(at + 28, true), extra = view.getUint16(at + 30, true);
+    const comment = view.getUint16(at + 32, true), local = view.getUint32(at + 42, true);
+    const name = decoder.decode(bytes.subarray(at + 46, at + 46 + nameLength));
+    at += 46 + nameLength + extra + comment;
+    if (name.endsWith("/")) continue;
+    const start = local + 30 + view.getUint16(local + 26, true) + view.getUint16(local + 28, true);
+    const raw = bytes.subarray(start, start + size);
+    if (method === 0) files[name] = raw.slice();
+    else if (method === 8) {
+      const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+      files[name] = new Uint8Array(await new Response(stream).arrayBuffer());
+    } else throw new Error(`${name}: compression method ${method} is not supported here`);
+  }
+  return files;
+}
+
+function base64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+function fromBase64Text(text) {
+  const binary = atob(text);
+  return new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+}
+
+const isText = (bytes) => bytes.length < 512 * 1024 && !bytes.includes(0);
+
+// -- pages --------------------------------------------------------------------------------------
+
+async function listPage() {
+  const search = el("input", { type: "search", id: "search", placeholder: "Filter by name", "aria-label": "Filter functions by name" });
+  const body = el("tbody");
+  const more = el("button", { class: "secondary", hidden: true }, "Load more");
+  const status = el("p", { class: "muted", role: "status" });
+  const table = el("table", {},
+    el("thead", {}, el("tr", {}, ["Function name", "Runtime", "Memory (MB)", "Last modified", "Description"].map((h) => el("th", { scope: "col" }, h)))),
+    body);
+  const filter = () => {
+    const needle = search.value.trim().toLowerCase();
+    let shown = 0;
+    for (const row of body.rows) {
+      row.hidden = !row.dataset.name.toLowerCase().includes(needle);
+      if (!row.hidden) shown++;
+    }
+    status.textContent = `${shown} of ${body.rows.length} loaded function(s) shown`;
+  };
+  search.addEventListener("input", filter);
+  let marker = null;
+  const load = async () => {
+    more.disabled = true;
+    const query = new URLSearchParams({ MaxItems: "50" });
+    if (marker) query.set("Marker", marker);
+    const listed = (await api("GET", `${FUNCTIONS}/?${query}`)).json();
+    for (const config of listed.Functions || []) {
+      const row = el("tr", {},
+        el("td", {}, el("a", { href: `#/functions/${encodeURIComponent(config.FunctionName)}` }, config.FunctionName)),
+        el("td", {}, config.Runtime || config.PackageType || ""),
+        el("td", {}, String(config.MemorySize ?? "")),
+        el("td", {}, config.LastModified || ""),
+        el("td", {}, config.Description || ""));
+      row.dataset.name = config.FunctionName;
+      body.append(row);
+    }
+    marker = listed.NextMarker || null;
+    more.hidden = !marker;
+    more.disabled = false;
+    filter();
+  };
+  more.addEventListener("click", () => load().catch(showError));
+  show(el("h1", {}, "Functions"),
+    el("div", { class: "toolbar" }, search, el("button", { onclick: () => { location.hash = "#/create"; } }, "Create function")),
+    status, table, more);
+  await load();
+}
+
+function createPage() {
+  const name = el("input", { type: "text", required: true, autocomplete: "off" });
+  const runtime = el("select", {}, RUNTIMES.map((r) => el("option", { value: r }, r)));
+  const role = el("input", { type: "text", value: DEFAULT_ROLE });
+  const code = el("textarea", { spellcheck: "false" });
+  const starter = () => STARTERS[runtime.value.startsWith("python") ? "python" : "nodejs"];
+  code.value = starter().code;
+  runtime.addEventListener("change", () => { code.value = starter().code; });
+  const error = el("div", { class: "error", role: "alert" });
+  const create = el("button", { type: "submit" }, "Create function");
+  const form = el("form", { novalidate: true },
+    field("Function name", name, "function-name"), field("Runtime", runtime, "runtime"),
+    field("Execution role", role, "role"), field(`Code (${starter().file})`, code, "code"), error, create);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    create.disabled = true;
+    create.textContent = "Creating…";
+    try {
+      const { file, handler } = starter();
+      const zip = makeZip({ [file]: new TextEncoder().encode(code.value) });
+      await api("POST", `${FUNCTIONS}`, { FunctionName: name.value.trim(), Runtime: runtime.value, Role: role.value.trim(),
+        Handler: handler, Code: { ZipFile: base64(zip) } });
+      await settled(name.value.trim(), (text) => { create.textContent = text; });
+      location.hash = `#/functions/${encodeURIComponent(name.value.trim())}`;
+    } catch (e) {
+      error.textContent = String(e);
+    } finally {
+      create.disabled = false;
+      create.textContent = "Create function";
+    }
+  });
+  show(el("h1", {}, "Create function"), form);
+  name.focus();
+}
+
+async function functionPage(name, tab) {
+  const got = (await api("GET", fn(name))).json();
+  const config = got.Configuration;
+  const tabs = ["code", "test", "configuration"];
+  const current = tabs.includes(tab) ? tab : "code";
+  const remove = el("button", { class: "danger" }, "Delete");
+  remove.addEventListener("click", async () => {
+    if (!confirm(`Delete the function ${name}? This cannot be undone.`)) return;
+    try {
+      await api("DELETE", fn(name));
+      location.hash = "#/";
+    } catch (e) { showError(e); }
+  });
+  const nav = el("nav", { class: "tabs", "aria-label": "Function" }, tabs.map((t) => el("a", {
+    href: `#/functions/${encodeURIComponent(name)}/${t}`, "aria-current": t === current ? "page" : false }, t[0].toUpperCase() + t.slice(1))));
+  const panel = el("section");
+  show(el("h1", {}, name), el("p", { class: "muted" }, config.FunctionArn), remove, nav, panel);
+  if (current === "code") await codeTab(panel, name, got);
+  else if (current === "test") testTab(panel, name);
+  else configurationTab(panel, name, config);
+}
+
+async function codeTab(panel, name, got) {
+  const config = got.Configuration;
+  const summary = [["Runtime", config.Runtime], ["Handler", config.Handler], ["Code size", `${config.CodeSize} bytes`],
+    ["Code SHA-256", config.CodeSha256], ["Last update", config.LastUpdateStatus || ""]];
+  panel.append(el("h2", {}, "Code"), el("dl", { class: "config" }, summary.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")])));
+  if (!got.Code || !got.Code.Location) {
+    panel.append(el("p", { class: "muted" }, "This function's code is not a zip the console can edit."));
+    return;
+  }
+  const location_ = new URL(got.Code.Location, window.location.href);
+  panel.append(el("p", {}, el("a", { href: location_.pathname, download: `${name}.zip` }, "Download the deployment package")));
+  let files;
+  try {
+    files = await readZip(await (await fetch(location_.pathname)).arrayBuffer());
+  } catch (e) {
+    panel.append(el("p", { class: "error" }, `The package cannot be opened here: ${e.message}`));
+    return;
+  }
+  const editable = Object.keys(files).filter((f) => isText(files[f]));
+  if (!editable.length) {
+    panel.append(el("p", { class: "muted" }, "The package has no text file to edit."));
+    return;
+  }
+  const picker = el("select", {}, editable.map((f) => el("option", { value: f }, f)));
+  const editor = el("textarea", { spellcheck: "false", rows: 20 });
+  const decoder = new TextDecoder(), encoder = new TextEncoder();
+  let open = editable[0];
+  editor.value = decoder.decode(files[open]);
+  picker.addEventListener("change", () => {
+    files[open] = encoder.encode(editor.value);
+    open = picker.value;
+    editor.value = decoder.decode(files[open]);
+  });
+  const result = el("div", { role: "status" });
+  const deploy = el("button", {}, "Deploy");
+  deploy.addEventListener("click", async () => {
+    files[open] = encoder.encode(editor.value);
+    deploy.disabled = true;
+    result.replaceChildren(el("span", { class: "muted" }, "Deploying…"));
+    try {
+      const updated = (await api("PUT", `${fn(name)}/code`, { ZipFile: base64(makeZip(files)) })).json();
+      const done = await settled(name, (text) => result.replaceChildren(el("span", { class: "muted" }, text)));
+      result.replaceChildren(el("span", { class: "ok" }, `Deployed: ${updated.CodeSha256} (${done.LastUpdateStatus || "Successful"})`));
+    } catch (e) {
+      result.replaceChildren(el("span", { class: "error" }, String(e)));
+    } finally { deploy.disabled = false; }
+  });
+  panel.append(field("File", picker, "code-file"), field("Source", editor, "code-source"), deploy, result);
+}
+
+function reportFields(log) {
+  const report = log.split("\n").find((line) => line.startsWith("REPORT ")) || "";
+  const fields = {};
+  for (const part of report.split("\t")) {
+    const match = part.match(/^(?:REPORT RequestId: \S+\s*)?([A-Za-z ]+): (.+)$/);
+    if (match) fields[match[1].trim()] = match[2].trim();
+  }
+  return fields;
+}
+
+function testTab(panel, name) {
+  const event = el("textarea", { spellcheck: "false" });
+  event.value = JSON.stringify({ key1: "value1", key2: "value2" }, null, 2);
+  const asynchronous = el("input", { type: "checkbox", id: "test-async" });
+  const run = el("button", {}, "Test");
+  const output = el("div", { role: "status", "aria-live": "polite" });
+  run.addEventListener("click", async () => {
+    output.replaceChildren(el("p", { class: "muted" }, "Invoking…"));
+    run.disabled = true;
+    try {
+      JSON.parse(event.value);
+    } catch (e) {
+      output.replaceChildren(el("p", { class: "error" }, `The event is not valid JSON: ${e.message}`));
+      run.disabled = false;
+      return;
+    }
+    try {
+      const headers = asynchronous.checked ? { "X-Amz-Invocation-Type": "Event" } : { "X-Amz-Log-Type": "Tail" };
+      const { response, text } = await api("POST", `${fn(name)}/invocations`, event.value, headers);
+      if (asynchronous.checked) {
+        output.replaceChildren(el("p", { class: "ok" }, `Queued (HTTP ${response.status}): request ${response.headers.get("x-amzn-RequestId") || ""}`));
+        return;
+      }
+      const failed = response.headers.get("X-Amz-Function-Error");
+      const log = response.headers.get("X-Amz-Log-Result") ? fromBase64Text(response.headers.get("X-Amz-Log-Result")) : "";
+      const report = reportFields(log);
+      let pretty = text;
+      try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch (_) { /* not JSON */ }
+      output.replaceChildren(
+        el("h2", {}, failed ? "Execution result: failed" : "Execution result: succeeded"),
+        el("div", { class: "metrics" }, ["Duration", "Billed Duration", "Max Memory Used", "Init Duration"]
+          .filter((k) => report[k]).map((k) => el("div", {}, k, el("b", {}, report[k])))),
+        el("h2", {}, "Response"), el("pre", { id: "test-response" }, pretty),
+        el("h2", {}, "Log output"), el("pre", { id: "test-log" }, log));
+    } catch (e) {
+      output.replaceChildren(el("p", { class: "error" }, String(e)));
+    } finally { run.disabled = false; }
+  });
+  panel.append(el("h2", {}, "Test event"), field("Event JSON", event, "test-event"),
+    el("div", {}, asynchronous, el("label", { for: "test-async", class: "inline" }, " Asynchronous invocation")), run, output);
+}
+
+function configurationTab(panel, name, config) {
+  const memory = el("input", { type: "number", value: config.MemorySize, min: 128, max: 10240 });
+  const timeout = el("input", { type: "number", value: config.Timeout, min: 1, max: 900 });
+  const description = el("input", { type: "text", value: config.Description || "" });
+  const variables = el("textarea", { spellcheck: "false", rows: 6 });
+  variables.value = Object.entries((config.Environment || {}).Variables || {}).map(([k, v]) => `${k}=${v}`).join("\n");
+  const fields = { memorysize: "memory", timeout: "timeout", description: "description", environment: "variables" };
+  const error = el("div", { class: "error", role: "alert" });
+  const save = el("button", { type: "submit" }, "Save");
+  const saved = el("div", { role: "status" });
+  const form = el("form", { novalidate: true },
+    field("Memory (MB)", memory, "memory"), field("Timeout (seconds)", timeout, "timeout"),
+    field("Description", description, "description"),
+    field("Environment variables (KEY=value, one per line)", variables, "variables"), error, save, saved);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    for (const id of Object.values(fields)) document.getElementById(`${id}-error`).textContent = "";
+    error.textContent = saved.textContent = "";
+    const env = {};
+    for (const line of variables.value.split("\n")) {
+      if (!line.trim()) continue;
+      const at = line.indexOf("=");
+      if (at < 1) { document.getElementById("variables-error").textContent = `Not KEY=value: ${line}`; return; }
+      env[line.slice(0, at).trim()] = line.slice(at + 1);
+    }
+    save.disabled = true;
+    try {
+      await api("PUT", `${fn(name)}/configuration`, { MemorySize: Number(memory.value), Timeout: Number(timeout.value),
+        Description: description.value, Environment: { Variables: env } });
+      await settled(name, (text) => saved.replaceChildren(el("span", { class: "muted" }, text)));
+      saved.replaceChildren(el("span", { class: "ok" }, "Saved."));
+    } catch (e) {
+      // The API names the member it refuses ('memorySize', 'MemorySize'): its message goes beside that field.
+      const member = Object.keys(fields).find((key) => e.message.toLowerCase().includes(key));
+      (member ? document.getElementById(`${fields[member]}-error`) : error).textContent = String(e);
+    } finally { save.disabled = false; }
+  });
+  const details = [["Runtime", config.Runtime], ["Handler", config.Handler], ["Role", config.Role],
+    ["Architectures", (config.Architectures || []).join(", ")], ["Ephemeral storage", `${(config.EphemeralStorage || {}).Size} MB`],
+    ["State", config.State], ["Last modified", config.LastModified], ["Revision", config.RevisionId]];
+  panel.append(el("h2", {}, "General configuration"), form, el("h2", {}, "Details"),
+    el("dl", { class: "config" }, details.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")])));
+}
+
+// -- routing ------------------------------------------------------------------------------------
+
+function showError(e) {
+  show(el("h1", {}, "Something went wrong"), el("p", { class: "error", role: "alert" }, String(e)),
+    el("p", {}, el("a", { href: "#/" }, "Back to the functions")));
+}
+
+async function route() {
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
+  try {
+    if (parts.length === 0) await listPage();
+    else if (parts[0] === "create") createPage();
+    else if (parts[0] === "functions" && parts[1]) await functionPage(parts[1], parts[2]);
+    else show(el("h1", {}, "Not found"), el("p", {}, el("a", { href: "#/" }, "Back to the functions")));
+  } catch (e) {
+    showError(e);
+  }
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", route);

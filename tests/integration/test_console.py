@@ -1,0 +1,132 @@
+"""The web console in a real browser: headless Chromium (Debian's package) driven by Playwright,
+against a real server, using only what a user sees (labels, buttons, text)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from .helpers import http_request
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: As the machine's notes say: without the background-networking flags Chromium keeps trying to
+#: reach Google's hosts, which this closed network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+HOSTILE = '<img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script>'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert shutil.which(CHROMIUM), ("the console tests need Chromium: apt-get install chromium "
+                                    "(scripts/ensure-test-packages installs it when run as root)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(30_000)  # a loaded machine's cold start; every wait ends on what the page shows
+    yield page
+    context.close()
+
+
+def test_the_root_sends_a_browser_to_the_console_and_the_api_keeps_its_answers(server):
+    status, headers, _ = http_request(server.url + "/console/")
+    assert status == 200 and "script-src 'self'" in headers.get("Content-Security-Policy", "")
+    status, _, body = http_request(server.url + "/console/../../etc/passwd")
+    assert status == 404
+
+
+def test_a_page_of_another_origin_cannot_drive_the_api(server):
+    """Cross-site request forgery: any site a user visits could otherwise POST to their loopback server."""
+    request = urllib.request.Request(server.url + "/2015-03-31/functions", method="POST", data=b'{"FunctionName": "x"}',
+                                     headers={"Origin": "http://evil.example", "Content-Type": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 403
+    assert refused.value.headers["x-amzn-ErrorType"].startswith("AccessDeniedException")
+    same_origin = urllib.request.Request(server.url + "/2015-03-31/functions/", headers={"Origin": server.url})
+    with urllib.request.urlopen(same_origin, timeout=30) as answer:
+        assert answer.status == 200
+
+
+def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server, lambda_client, page):
+    name = f"console-{uuid.uuid4().hex[:8]}"
+    page.goto(server.url + "/")
+    assert page.url.endswith("/console/")
+    page.get_by_role("heading", name="Functions").wait_for()
+
+    # create from the inline editor, with a handler that prints something hostile
+    page.get_by_role("button", name="Create function").click()
+    page.get_by_label("Function name").fill(name)
+    page.get_by_label("Runtime").select_option("python3.12")
+    page.get_by_label("Code (lambda_function.py)").fill(
+        "def lambda_handler(event, context):\n"
+        f"    print({HOSTILE!r})\n"
+        "    return {'got': event}\n")
+    page.get_by_role("button", name="Create function").click()
+    page.get_by_role("heading", name=name).wait_for()
+    assert lambda_client.get_function_configuration(FunctionName=name)["State"] == "Active"
+
+    # a test event: the result, REPORT's numbers and the log tail, the hostile line as text
+    page.get_by_role("link", name="Test").click()
+    page.get_by_label("Event JSON").fill('{"hello": "console"}')
+    page.get_by_role("button", name="Test").click()
+    page.get_by_role("heading", name="Execution result: succeeded").wait_for()
+    assert json.loads(page.locator("#test-response").inner_text()) == {"got": {"hello": "console"}}
+    log = page.locator("#test-log").inner_text()
+    assert HOSTILE in log and "REPORT RequestId:" in log
+    assert re.search(r"Duration\s*[\d.]+ ms", page.locator(".metrics").inner_text())
+    assert "Init Duration" in page.locator(".metrics").inner_text()  # the first invoke was a cold start
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("main img, main script").count() == 0
+
+    # configuration: the API's validation message beside the field, then a change that lands
+    page.get_by_role("link", name="Configuration").click()
+    page.get_by_label("Memory (MB)").fill("10241")
+    page.get_by_role("button", name="Save").click()
+    refusal = page.locator("#memory-error")
+    refusal.filter(has_text="MemorySize").wait_for()
+    page.get_by_label("Memory (MB)").fill("256")
+    page.get_by_label("Description").fill(HOSTILE)
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Saved.").wait_for()
+    config = lambda_client.get_function_configuration(FunctionName=name)
+    assert (config["MemorySize"], config["Description"]) == (256, HOSTILE)
+
+    # the list shows it, filtered by name, the description as text
+    page.get_by_role("link", name="Functions").first.click()
+    page.get_by_label("Filter functions by name").fill(name)
+    row = page.get_by_role("row").filter(has_text=name)
+    row.wait_for()
+    assert HOSTILE in row.inner_text() and page.evaluate("window.__pwned") is None
+
+    # the code editor opens the package, and a deploy changes what runs
+    row.get_by_role("link", name=name).click()
+    source = page.get_by_label("Source")
+    source.wait_for()
+    assert "def lambda_handler" in source.input_value()
+    source.fill("def lambda_handler(event, context):\n    return 'edited in the console'\n")
+    page.get_by_role("button", name="Deploy").click()
+    page.get_by_text("Deployed:").wait_for()
+    assert json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read()) == "edited in the console"
+
+    # delete, confirmed in the dialog
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("heading", name="Functions").wait_for()
+    with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.get_function(FunctionName=name)
