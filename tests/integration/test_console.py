@@ -124,6 +124,25 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     page.get_by_text("Deployed:").wait_for()
     assert json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read()) == "edited in the console"
 
+    # a version published with its description, an alias on it
+    page.get_by_role("link", name="Versions").click()
+    page.get_by_label("Description of the new version").fill("from the console")
+    page.get_by_role("button", name="Publish new version").click()
+    page.get_by_text("Published version 1.").wait_for()
+    page.get_by_label("Alias name").fill("live")
+    page.get_by_label("Version", exact=True).select_option("1")
+    page.get_by_role("button", name="Create or update alias").click()
+    page.get_by_role("row").filter(has_text="live").wait_for()
+    assert lambda_client.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == "1"
+    assert lambda_client.get_function_configuration(FunctionName=name, Qualifier="1")["Description"] == "from the console"
+
+    # the live log follows the function's log group
+    page.get_by_role("link", name="Logs").click()
+    page.locator("#live-log").filter(has_text="REPORT RequestId").wait_for()
+    before = page.locator("#live-log .log-line").count()
+    lambda_client.invoke(FunctionName=name)  # new lines appear as they are written
+    page.locator("#live-log .log-line").nth(before).wait_for()
+
     # delete, confirmed in the dialog
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete").click()

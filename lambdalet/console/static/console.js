@@ -264,7 +264,7 @@ function createPage() {
 async function functionPage(name, tab) {
   const got = (await api("GET", fn(name))).json();
   const config = got.Configuration;
-  const tabs = ["code", "test", "configuration"];
+  const tabs = ["code", "test", "configuration", "versions", "logs"];
   const current = tabs.includes(tab) ? tab : "code";
   const remove = el("button", { class: "danger" }, "Delete");
   remove.addEventListener("click", async () => {
@@ -280,7 +280,110 @@ async function functionPage(name, tab) {
   show(el("h1", {}, name), el("p", { class: "muted" }, config.FunctionArn), remove, nav, panel);
   if (current === "code") await codeTab(panel, name, got);
   else if (current === "test") testTab(panel, name);
+  else if (current === "versions") await versionsTab(panel, name);
+  else if (current === "logs") logsTab(panel, name, config);
   else configurationTab(panel, name, config);
+}
+
+async function versionsTab(panel, name) {
+  const [versions, aliases] = await Promise.all([
+    api("GET", `${fn(name)}/versions?MaxItems=50`).then((r) => r.json().Versions || []),
+    api("GET", `${fn(name)}/aliases?MaxItems=50`).then((r) => r.json().Aliases || [])]);
+  const published = versions.filter((v) => v.Version !== "$LATEST");
+  const description = el("input", { type: "text" });
+  const publish = el("button", {}, "Publish new version");
+  const publishResult = el("div", { role: "status" });
+  publish.addEventListener("click", async () => {
+    publish.disabled = true;
+    try {
+      const version = (await api("POST", `${fn(name)}/versions`, { Description: description.value })).json();
+      panel.replaceChildren();
+      await versionsTab(panel, name);
+      panel.append(el("p", { class: "ok", role: "status" }, `Published version ${version.Version}.`));
+    } catch (e) {
+      publishResult.replaceChildren(el("span", { class: "error" }, String(e)));
+    } finally { publish.disabled = false; }
+  });
+  const versionRows = published.map((v) => el("tr", {}, el("td", {}, v.Version), el("td", {}, v.Description || ""),
+    el("td", {}, v.CodeSha256), el("td", {}, v.LastModified)));
+  const aliasRows = aliases.map((a) => {
+    const weights = Object.entries(((a.RoutingConfig || {}).AdditionalVersionWeights) || {});
+    return el("tr", {}, el("td", {}, a.Name), el("td", {}, a.FunctionVersion),
+      el("td", {}, weights.map(([v, w]) => `${v}: ${Math.round(w * 100)}%`).join(", ")), el("td", {}, a.Description || ""));
+  });
+  const options = () => ["$LATEST", ...published.map((v) => v.Version)].map((v) => el("option", { value: v }, v));
+  const aliasName = el("input", { type: "text", autocomplete: "off" });
+  const aliasVersion = el("select", {}, options());
+  const extraVersion = el("select", {}, el("option", { value: "" }, "(none)"), published.map((v) => el("option", { value: v.Version }, v.Version)));
+  const extraWeight = el("input", { type: "number", min: 0, max: 100, value: 0 });
+  const aliasError = el("div", { class: "error", role: "alert" });
+  const createAlias = el("button", {}, "Create or update alias");
+  createAlias.addEventListener("click", async () => {
+    aliasError.textContent = "";
+    const body = { FunctionVersion: aliasVersion.value };
+    body.RoutingConfig = { AdditionalVersionWeights: extraVersion.value ? { [extraVersion.value]: Number(extraWeight.value) / 100 } : {} };
+    createAlias.disabled = true;
+    try {
+      const exists = aliases.some((a) => a.Name === aliasName.value.trim());
+      if (exists) await api("PUT", `${fn(name)}/aliases/${encodeURIComponent(aliasName.value.trim())}`, body);
+      else await api("POST", `${fn(name)}/aliases`, { Name: aliasName.value.trim(), ...body });
+      panel.replaceChildren();
+      await versionsTab(panel, name);
+    } catch (e) {
+      aliasError.textContent = String(e);
+    } finally { createAlias.disabled = false; }
+  });
+  panel.append(
+    el("h2", {}, "Versions"),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Version", "Description", "Code SHA-256", "Last modified"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, versionRows.length ? versionRows : el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No published version yet.")))),
+    field("Description of the new version", description, "version-description"), publish, publishResult,
+    el("h2", {}, "Aliases"),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Alias", "Version", "Weighted routing", "Description"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, aliasRows.length ? aliasRows : el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No alias yet.")))),
+    field("Alias name", aliasName, "alias-name"), field("Version", aliasVersion, "alias-version"),
+    field("Additional version (weighted routing)", extraVersion, "alias-extra-version"),
+    field("Weight of the additional version (%)", extraWeight, "alias-extra-weight"), aliasError, createAlias);
+}
+
+/** The function's log group, followed live: CloudWatch Logs' FilterLogEvents on this server, polled. */
+function logsTab(panel, name, config) {
+  const group = ((config.LoggingConfig || {}).LogGroup) || `/aws/lambda/${name}`;
+  const filter = el("input", { type: "search", "aria-label": "Filter log lines" });
+  const lines = el("pre", { id: "live-log", "aria-live": "polite" });
+  const status = el("p", { class: "muted", role: "status" }, `Following ${group}…`);
+  const seen = new Set();
+  let since = Date.now() - 15 * 60 * 1000;
+  const render = () => {
+    const needle = filter.value.toLowerCase();
+    for (const line of lines.children) line.hidden = !!needle && !line.textContent.toLowerCase().includes(needle);
+  };
+  filter.addEventListener("input", render);
+  const poll = async () => {
+    if (!lines.isConnected) return;  // the page moved on
+    try {
+      let token;
+      do {
+        const body = { logGroupName: group, startTime: since, limit: 1000, ...(token ? { nextToken: token } : {}) };
+        const answer = (await api("POST", "/", body, { "X-Amz-Target": "Logs_20140328.FilterLogEvents",
+          "Content-Type": "application/x-amz-json-1.1" })).json();
+        for (const event of answer.events || []) {
+          if (seen.has(event.eventId)) continue;
+          seen.add(event.eventId);
+          since = Math.max(since, event.timestamp);
+          lines.append(el("div", { class: "log-line" }, `${new Date(event.timestamp).toISOString()}  ${event.message}`));
+        }
+        token = answer.nextToken;
+      } while (token);
+      render();
+      status.textContent = `Following ${group}: ${lines.children.length} line(s) of the last 15 minutes and since.`;
+    } catch (e) {
+      status.textContent = e.type === "ResourceNotFoundException" ? `${group} has no log yet: waiting for the first invocation.` : String(e);
+    }
+    setTimeout(poll, 1000);
+  };
+  panel.append(el("h2", {}, "Live log"), el("div", { class: "toolbar" }, filter), status, lines);
+  poll();
 }
 
 async function codeTab(panel, name, got) {
