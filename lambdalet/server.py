@@ -67,6 +67,7 @@ from lambdalet.layers import LayerRegistry
 from lambdalet.log_groups import LogReader
 from lambdalet.logs import LogStore
 from lambdalet.metrics import Metrics, PlatformCollector
+from lambdalet.metrics_history import MetricsHistory
 from lambdalet.model import LATEST, Arns, FunctionConfig
 from lambdalet.runtimes.python_sdk import compile_sdk_bytecode, prepare_python_sdk
 from lambdalet.runtimes.registry import IMAGE_RUNTIME, RuntimeRegistry
@@ -127,6 +128,8 @@ class Services:
     signing_profiles: dict[str, Profile] = field(default_factory=dict)
     #: Checks every request's signature under --auth iam (api/authentication.py); None: --auth open.
     authenticator: Authenticator | None = None
+    #: The last 24 h of each function's metrics, for the console's charts (metrics_history.py).
+    history: MetricsHistory | None = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -235,11 +238,13 @@ async def build_services(settings: Settings) -> Services:
     if settings.sandbox_api_access == "invoke" and function_uid is None:
         log.warning("--sandbox-api-access invoke: under the %s backend functions run as the server's own user "
                     "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
+    history = MetricsHistory(metrics)
+    history.start()
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
-                    signing_profiles, authenticator)
+                    signing_profiles, authenticator, history)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -330,6 +335,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
     app.add_routes(console.routes())  # static pages; what they do is API calls, checked as any other
+    app.add_routes([refuse_functions(web.get("/_lambdalet/metrics-history/{function}", console.metrics_history))])
     app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
                     refuse_functions(web.get("/metrics", metrics))])
@@ -348,6 +354,8 @@ def create_app(settings: Settings) -> web.Application:
         await services.hot_reload.close()
         if services.retention_sweeper is not None:
             services.retention_sweeper.cancel()
+        if services.history is not None:
+            await services.history.close()
         await services.pools.shutdown()
         services.logs.flush_all()
         await services.runtime_api.shutdown()

@@ -17,6 +17,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from lambdalet.api.common import json_response, services
+from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
+
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {"console.js": "text/javascript", "console.css": "text/css", "index.html": "text/html"}
 HEADERS = {
@@ -57,3 +60,19 @@ async def asset(request: web.Request) -> web.Response:
 def _file(name: str) -> web.Response:
     return web.Response(body=(STATIC / name).read_bytes(), content_type=ASSETS[name], charset="utf-8",
                         headers=HEADERS)
+
+
+PERIODS = {"15m": 900, "1h": 3600, "24h": 86400}
+
+
+async def metrics_history(request: web.Request) -> web.Response:
+    """The charts' data: `GET /_lambdalet/metrics-history/{function}?period=15m|1h|24h&qualifier=`."""
+    svc = services(request)
+    name = request.match_info["function"]
+    period = request.query.get("period", "15m")
+    if period not in PERIODS:
+        raise InvalidParameterValueException(f"period must be one of {', '.join(PERIODS)}")
+    if name not in svc.functions.names():
+        raise ResourceNotFoundException(f"Function not found: {svc.arns.function(name)}")
+    assert svc.history is not None
+    return json_response(svc.history.series(name, PERIODS[period], request.query.get("qualifier", "")))

@@ -111,9 +111,9 @@ def test_event_invoke_config_api(lambda_client, create_function):
     lambda_client.delete_function_event_invoke_config(FunctionName=name)
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_function_event_invoke_config(FunctionName=name)
-    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):  # S3: not delivered, so refused
+    with pytest.raises(lambda_client.exceptions.InvalidParameterValueException):  # S3 takes failures only
         lambda_client.put_function_event_invoke_config(
-            FunctionName=name, DestinationConfig={"OnFailure": {"Destination": "arn:aws:s3:::bucket"}})
+            FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": "arn:aws:s3:::bucket"}})
 
 
 def test_no_accepted_event_is_lost_when_the_server_is_killed(fresh_server, collector):

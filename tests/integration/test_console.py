@@ -94,6 +94,14 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     assert page.evaluate("window.__pwned") is None
     assert page.locator("main img, main script").count() == 0
 
+    # monitoring: the charts count the test invoke, and follow new ones
+    page.get_by_role("link", name="Monitor").click()
+    page.locator("#charts figure").filter(has_text="Invocations: 1").wait_for()
+    page.locator("#charts figure").filter(has_text="Cold starts: 1").wait_for()
+    for _ in range(2):
+        lambda_client.invoke(FunctionName=name)
+    page.locator("#charts figure").filter(has_text="Invocations: 3").wait_for()  # redrawn every 5 s
+
     # configuration: the API's validation message beside the field, then a change that lands
     page.get_by_role("link", name="Configuration").click()
     page.get_by_label("Memory (MB)").fill("10241")

@@ -264,7 +264,7 @@ function createPage() {
 async function functionPage(name, tab) {
   const got = (await api("GET", fn(name))).json();
   const config = got.Configuration;
-  const tabs = ["code", "test", "configuration", "versions", "logs"];
+  const tabs = ["code", "test", "monitor", "configuration", "versions", "logs"];
   const current = tabs.includes(tab) ? tab : "code";
   const remove = el("button", { class: "danger" }, "Delete");
   remove.addEventListener("click", async () => {
@@ -282,6 +282,7 @@ async function functionPage(name, tab) {
   else if (current === "test") testTab(panel, name);
   else if (current === "versions") await versionsTab(panel, name);
   else if (current === "logs") logsTab(panel, name, config);
+  else if (current === "monitor") monitorTab(panel, name);
   else configurationTab(panel, name, config);
 }
 
@@ -344,6 +345,90 @@ async function versionsTab(panel, name) {
     field("Alias name", aliasName, "alias-name"), field("Version", aliasVersion, "alias-version"),
     field("Additional version (weighted routing)", extraVersion, "alias-extra-version"),
     field("Weight of the additional version (%)", extraWeight, "alias-extra-weight"), aliasError, createAlias);
+}
+
+// -- charts -------------------------------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  node.append(...children);
+  return node;
+}
+
+/** A line chart of `lines` ([{label, color, values}]) over `times` (ms), as SVG built node by node. */
+function chart(title, unit, times, lines) {
+  const width = 560, height = 180, left = 48, bottom = 22, top = 10;
+  const values = lines.flatMap((line) => line.values.filter((v) => v !== null));
+  const peak = Math.max(0, ...values);
+  const niceMax = peak > 0 ? peak * 1.1 : 1;  // headroom above the highest point
+  const x = (i) => left + (times.length <= 1 ? 0 : (i / (times.length - 1)) * (width - left - 8));
+  const y = (v) => top + (1 - v / niceMax) * (height - top - bottom);
+  const parts = [svg("line", { x1: left, y1: y(0), x2: width - 8, y2: y(0), class: "axis" }),
+    svg("text", { x: left - 6, y: y(niceMax) + 4, "text-anchor": "end", class: "tick" }, String(+niceMax.toFixed(2))),
+    svg("text", { x: left - 6, y: y(0) + 4, "text-anchor": "end", class: "tick" }, "0")];
+  if (times.length) {
+    const label = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    parts.push(svg("text", { x: left, y: height - 4, class: "tick" }, label(times[0])),
+      svg("text", { x: width - 8, y: height - 4, "text-anchor": "end", class: "tick" }, label(times[times.length - 1])));
+  }
+  for (const line of lines) {
+    let path = "";
+    line.values.forEach((v, i) => {
+      if (v === null) return;
+      path += `${path && line.values[i - 1] !== null ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+    });
+    if (path) parts.push(svg("path", { d: path, fill: "none", stroke: line.color, "stroke-width": 2 }));
+    line.values.forEach((v, i) => {  // a point with no neighbour would draw nothing as a line
+      const alone = v !== null && (line.values[i - 1] ?? null) === null && (line.values[i + 1] ?? null) === null;
+      if (alone) parts.push(svg("circle", { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 3, fill: line.color }));
+    });
+  }
+  const total = (line) => line.values.reduce((sum, v) => sum + (v || 0), 0);
+  const legend = el("p", { class: "legend" }, lines.map((line) => el("span", { class: "swatch-label" },
+    el("span", { class: "swatch", "data-color": line.color }), unit === "count" ? `${line.label}: ${total(line)}` : line.label)));
+  for (const swatch of legend.querySelectorAll(".swatch")) swatch.style.background = swatch.dataset.color;
+  return el("figure", { class: "chart" }, el("figcaption", {}, title),
+    svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title }, ...parts), legend);
+}
+
+function monitorTab(panel, name) {
+  const period = el("select", { "aria-label": "Period" }, [["15m", "Last 15 minutes"], ["1h", "Last hour"], ["24h", "Last 24 hours"]]
+    .map(([value, label]) => el("option", { value }, label)));
+  const qualifier = el("select", { "aria-label": "Version or alias" }, el("option", { value: "" }, "All versions and aliases"));
+  const charts = el("div", { class: "charts", id: "charts" });
+  const status = el("p", { class: "muted", role: "status" });
+  const draw = async () => {
+    if (!charts.isConnected) return;
+    try {
+      const query = new URLSearchParams({ period: period.value, qualifier: qualifier.value });
+      const data = (await api("GET", `/_lambdalet/metrics-history/${encodeURIComponent(name)}?${query}`)).json();
+      const known = new Set([...qualifier.options].map((o) => o.value));
+      for (const q of data.qualifiers) if (!known.has(q)) qualifier.append(el("option", { value: q }, q));
+      const times = data.points.map((p) => p.time), series = (key) => data.points.map((p) => p[key]);
+      charts.replaceChildren(
+        chart("Invocations", "count", times, [{ label: "Invocations", color: "#0972d3", values: series("invocations") },
+          { label: "Errors", color: "#d91515", values: series("errors") }, { label: "Throttles", color: "#8d6605", values: series("throttles") }]),
+        chart("Duration (ms)", "ms", times, [{ label: "p50", color: "#0972d3", values: series("durationP50Ms") },
+          { label: "p99", color: "#d91515", values: series("durationP99Ms") }]),
+        chart("Concurrent executions", "peak", times, [{ label: "Concurrent executions (peak)", color: "#037f0c", values: series("concurrent") }]),
+        chart("Cold starts", "count", times, [{ label: "Cold starts", color: "#7d3ac1", values: series("coldStarts") }]));
+      status.textContent = `Every ${data.stepSeconds} s; kept in the server's memory for 24 hours (a restart starts afresh). Updated ${new Date().toLocaleTimeString()}.`;
+    } catch (e) {
+      status.textContent = String(e);
+    }
+  };
+  period.addEventListener("change", draw);
+  qualifier.addEventListener("change", draw);
+  const refresh = async () => {
+    if (!charts.isConnected) return;
+    await draw();
+    setTimeout(refresh, 5000);
+  };
+  panel.append(el("h2", {}, "Monitoring"), el("div", { class: "toolbar" }, period, qualifier), status, charts);
+  refresh();
 }
 
 /** The function's log group, followed live: CloudWatch Logs' FilterLogEvents on this server, polled. */
