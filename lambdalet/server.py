@@ -17,6 +17,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from lambdalet import console, network
+from lambdalet.console import test_events as console_test_events
 from lambdalet.api import aliases as aliases_api
 from lambdalet.api import cloudwatch_logs as cloudwatch_logs_api
 from lambdalet.api import code_signing as code_signing_api
@@ -85,6 +86,7 @@ from lambdalet.store.layers import LayerStore
 from lambdalet.store.mappings import MappingStore
 from lambdalet.store.schedules import DEFAULT_GROUP, ScheduleStore
 from lambdalet.store.schema import DatabaseDriverMissing, make_engine
+from lambdalet.store.test_events import TestEventStore
 
 log = logging.getLogger("lambdalet")
 #: Largest control-plane request: a 50 MB zip, base64-encoded inside JSON (Lambda's own limit).
@@ -130,6 +132,8 @@ class Services:
     authenticator: Authenticator | None = None
     #: The last 24 h of each function's metrics, for the console's charts (metrics_history.py).
     history: MetricsHistory | None = None
+    #: The console's saved test events (console/test_events.py).
+    test_events: TestEventStore | None = None  # type: ignore[assignment]
 
 
 async def build_services(settings: Settings) -> Services:
@@ -244,7 +248,7 @@ async def build_services(settings: Settings) -> Services:
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
-                    signing_profiles, authenticator, history)
+                    signing_profiles, authenticator, history, TestEventStore(engine))
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -335,7 +339,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
     app.add_routes(console.routes())  # static pages; what they do is API calls, checked as any other
-    app.add_routes([refuse_functions(web.get("/_lambdalet/metrics-history/{function}", console.metrics_history))])
+    app.add_routes([refuse_functions(web.get("/_lambdalet/metrics-history/{function}", console.metrics_history)),
+                    *(refuse_functions(route) for route in console_test_events.routes())])
     app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
                     refuse_functions(web.get("/metrics", metrics))])

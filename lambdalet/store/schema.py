@@ -281,6 +281,18 @@ function_code_signing = Table(
 )
 
 
+# The console's saved test events (console/test_events.py): a function's named events, private to
+# this server as the AWS console's are to an account; gone with the function.
+console_test_events = Table(
+    "console_test_events",
+    metadata,
+    Column("function_name", String(64), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(25), primary_key=True),
+    Column("event", Text, nullable=False),
+    Column("modified", Float, nullable=False),
+)
+
+
 class DatabaseDriverMissing(RuntimeError):
     """The --database-url names a database whose Python driver is not installed."""
 

@@ -50,6 +50,39 @@ def test_the_root_sends_a_browser_to_the_console_and_the_api_keeps_its_answers(s
     assert status == 404
 
 
+def _call(server, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(server.url + path, method=method, data=body)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read()
+            return answer.status, json.loads(text) if text else {}
+    except urllib.error.HTTPError as error:
+        return error.code, {"type": error.headers.get("x-amzn-ErrorType", ""), **json.loads(error.read() or b"{}")}
+
+
+def test_saved_test_events_are_kept_per_function_with_the_consoles_rules(server, create_function):
+    name = create_function()["FunctionName"]
+    events = f"/_lambdalet/console/functions/{name}/test-events"
+    assert _call(server, "GET", events) == (200, {"TestEvents": []})
+    assert _call(server, "PUT", f"{events}/first", b'{"n": 1}') == (200, {"Name": "first", "Event": '{"n": 1}'})
+    assert _call(server, "PUT", f"{events}/first", b'{"n": 2}')[0] == 200  # replaced
+    for n in range(2, 11):
+        assert _call(server, "PUT", f"{events}/event-{n}", b"{}")[0] == 200
+    listed = _call(server, "GET", events)[1]["TestEvents"]
+    assert len(listed) == 10 and {"Name": "first", "Event": '{"n": 2}'} in listed
+    for path, body, code in ((f"{events}/eleventh", b"{}", "InvalidParameterValueException"),
+                             (f"{events}/{'x' * 26}", b"{}", "InvalidParameterValueException"),
+                             (f"{events}/bad%20name", b"{}", "InvalidParameterValueException"),
+                             (f"{events}/first", b"not json", "InvalidParameterValueException"),
+                             (f"/_lambdalet/console/functions/{name}-missing/test-events/x", b"{}",
+                              "ResourceNotFoundException")):
+        status, error = _call(server, "PUT", path, body)
+        assert (status, error["type"]) == ((404 if "Resource" in code else 400), code), path
+    assert _call(server, "DELETE", f"{events}/first")[0] == 204
+    assert _call(server, "DELETE", f"{events}/first")[0] == 404
+    assert len(_call(server, "GET", events)[1]["TestEvents"]) == 9
+
+
 def test_a_page_of_another_origin_cannot_drive_the_api(server):
     """Cross-site request forgery: any site a user visits could otherwise POST to their loopback server."""
     request = urllib.request.Request(server.url + "/2015-03-31/functions", method="POST", data=b'{"FunctionName": "x"}',
@@ -84,7 +117,10 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     # a test event: the result, REPORT's numbers and the log tail, the hostile line as text
     page.get_by_role("link", name="Test").click()
     page.get_by_label("Event JSON").fill('{"hello": "console"}')
-    page.get_by_role("button", name="Test").click()
+    page.get_by_label("Event name").fill("hello-event")
+    page.get_by_role("button", name="Save event").click()
+    page.get_by_text("Saved hello-event.").wait_for()
+    page.get_by_role("button", name="Test", exact=True).click()
     page.get_by_role("heading", name="Execution result: succeeded").wait_for()
     assert json.loads(page.locator("#test-response").inner_text()) == {"got": {"hello": "console"}}
     log = page.locator("#test-log").inner_text()
@@ -93,6 +129,14 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     assert "Init Duration" in page.locator(".metrics").inner_text()  # the first invoke was a cold start
     assert page.evaluate("window.__pwned") is None
     assert page.locator("main img, main script").count() == 0
+
+    # the saved event is in the database: a new page finds it
+    page.reload()
+    page.get_by_label("Saved events").select_option("hello-event")
+    assert json.loads(page.get_by_label("Event JSON").input_value()) == {"hello": "console"}
+    page.get_by_label("Event name").fill("bad name!")
+    page.get_by_role("button", name="Save event").click()
+    page.get_by_text("InvalidParameterValueException").wait_for()
 
     # monitoring: the charts count the test invoke, and follow new ones
     page.get_by_role("link", name="Monitor").click()

@@ -279,7 +279,7 @@ async function functionPage(name, tab) {
   const panel = el("section");
   show(el("h1", {}, name), el("p", { class: "muted" }, config.FunctionArn), remove, nav, panel);
   if (current === "code") await codeTab(panel, name, got);
-  else if (current === "test") testTab(panel, name);
+  else if (current === "test") await testTab(panel, name);
   else if (current === "versions") await versionsTab(panel, name);
   else if (current === "logs") logsTab(panel, name, config);
   else if (current === "monitor") monitorTab(panel, name);
@@ -531,9 +531,45 @@ function reportFields(log) {
   return fields;
 }
 
-function testTab(panel, name) {
+async function testTab(panel, name) {
   const event = el("textarea", { spellcheck: "false" });
   event.value = JSON.stringify({ key1: "value1", key2: "value2" }, null, 2);
+  // Saved test events: kept in the server's database, per function (console/test_events.py).
+  const eventsPath = `/_lambdalet/console/functions/${encodeURIComponent(name)}/test-events`;
+  const saved = el("select", {});
+  const eventName = el("input", { type: "text", autocomplete: "off", maxlength: 25 });
+  const saveStatus = el("div", { role: "status" });
+  let events = [];
+  const loadSaved = async (select) => {
+    events = (await api("GET", eventsPath)).json().TestEvents || [];
+    saved.replaceChildren(el("option", { value: "" }, "New event"), ...events.map((e) => el("option", { value: e.Name }, e.Name)));
+    saved.value = select || "";
+  };
+  saved.addEventListener("change", () => {
+    const chosen = events.find((e) => e.Name === saved.value);
+    eventName.value = chosen ? chosen.Name : "";
+    if (chosen) event.value = chosen.Event;
+  });
+  const save = el("button", { class: "secondary" }, "Save event");
+  save.addEventListener("click", async () => {
+    saveStatus.replaceChildren();
+    try {
+      await api("PUT", `${eventsPath}/${encodeURIComponent(eventName.value.trim())}`, event.value);
+      await loadSaved(eventName.value.trim());
+      saveStatus.replaceChildren(el("span", { class: "ok" }, `Saved ${eventName.value.trim()}.`));
+    } catch (e) { saveStatus.replaceChildren(el("span", { class: "error" }, String(e))); }
+  });
+  const forget = el("button", { class: "danger" }, "Delete event");
+  forget.addEventListener("click", async () => {
+    if (!saved.value || !confirm(`Delete the test event ${saved.value}?`)) return;
+    try {
+      await api("DELETE", `${eventsPath}/${encodeURIComponent(saved.value)}`);
+      await loadSaved("");
+      eventName.value = "";
+      saveStatus.replaceChildren(el("span", { class: "ok" }, "Deleted."));
+    } catch (e) { saveStatus.replaceChildren(el("span", { class: "error" }, String(e))); }
+  });
+  await loadSaved("");
   const asynchronous = el("input", { type: "checkbox", id: "test-async" });
   const run = el("button", {}, "Test");
   const output = el("div", { role: "status", "aria-live": "polite" });
@@ -569,7 +605,8 @@ function testTab(panel, name) {
       output.replaceChildren(el("p", { class: "error" }, String(e)));
     } finally { run.disabled = false; }
   });
-  panel.append(el("h2", {}, "Test event"), field("Event JSON", event, "test-event"),
+  panel.append(el("h2", {}, "Test event"), field("Saved events", saved, "test-saved"), field("Event name", eventName, "test-name"),
+    save, forget, saveStatus, field("Event JSON", event, "test-event"),
     el("div", {}, asynchronous, el("label", { for: "test-async", class: "inline" }, " Asynchronous invocation")), run, output);
 }
 
