@@ -11,7 +11,7 @@ import urllib.request
 import uuid
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from .helpers import http_request
 
@@ -158,6 +158,7 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     page.get_by_text("Saved.").wait_for()
     config = lambda_client.get_function_configuration(FunctionName=name)
     assert (config["MemorySize"], config["Description"]) == (256, HOSTILE)
+    assert config["RevisionId"] in page.locator("main dl").last.inner_text()  # the details, as text
 
     # the list shows it, filtered by name, the description as text
     page.get_by_role("link", name="Functions").first.click()
@@ -201,3 +202,47 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     page.get_by_role("heading", name="Functions").wait_for()
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_function(FunctionName=name)
+
+
+def test_url_concurrency_asynchronous_settings_triggers_layers_and_account_pages(server, lambda_client, create_function, page):
+    name = create_function("def handler(event, context):\n    return {'statusCode': 200, 'body': 'from the url'}\n")["FunctionName"]
+    lambda_client.get_waiter("function_active_v2").wait(FunctionName=name)
+    page.goto(f"{server.url}/console/#/functions/{name}/url")
+    page.get_by_text("This function has no URL.").wait_for()
+    page.get_by_role("button", name="Create function URL").click()
+    link = page.locator("#function-url")
+    link.wait_for()
+    url = link.inner_text()
+    assert url == lambda_client.get_function_url_config(FunctionName=name)["FunctionUrl"]
+    status, _, body = http_request(url)
+    assert (status, body) == (200, b"from the url")
+
+    page.get_by_role("link", name="Concurrency").click()
+    unreserved = lambda_client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
+    page.get_by_label("Reserved concurrent executions").fill("5")
+    page.get_by_role("button", name="Save reserved concurrency").click()
+    expect(page.locator("main dl")).to_contain_text(f"Unreserved{unreserved - 5}")  # the page redrawn from the API
+    assert lambda_client.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 5
+    page.get_by_label("Reserved concurrent executions").fill("")
+    page.get_by_role("button", name="Save reserved concurrency").click()
+    expect(page.locator("main dl")).to_contain_text(f"Unreserved{unreserved}")
+    assert "ReservedConcurrentExecutions" not in lambda_client.get_function_concurrency(FunctionName=name)
+
+    page.get_by_role("link", name="Asynchronous invocation").click()
+    page.get_by_label("Retry attempts").select_option("0")
+    page.get_by_label("On-failure destination ARN").fill("not-an-arn")
+    page.get_by_role("button", name="Save asynchronous configuration").click()
+    page.get_by_text("ValidationException").wait_for()  # the API's own refusal
+    page.get_by_label("On-failure destination ARN").fill("")
+    page.get_by_role("button", name="Save asynchronous configuration").click()
+    page.get_by_text("Saved.").wait_for()
+    assert lambda_client.get_function_event_invoke_config(FunctionName=name)["MaximumRetryAttempts"] == 0
+
+    page.get_by_role("link", name="Triggers").click()
+    page.get_by_text("No event source mapping").wait_for()
+
+    page.get_by_role("link", name="Layers").click()
+    page.get_by_role("heading", name="Layers").wait_for()
+    page.get_by_role("link", name="Account settings").click()
+    page.get_by_text("Concurrent executions (limit)").wait_for()
+    assert str(lambda_client.get_account_settings()["AccountLimit"]["ConcurrentExecutions"]) in page.locator("main").inner_text()

@@ -25,7 +25,7 @@ function el(tag, attrs = {}, ...children) {
     else if (key === "value") node.value = value;
     else node.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child !== null && child !== undefined && child !== false) node.append(child);  // strings become text
   }
   return node;
@@ -264,7 +264,8 @@ function createPage() {
 async function functionPage(name, tab) {
   const got = (await api("GET", fn(name))).json();
   const config = got.Configuration;
-  const tabs = ["code", "test", "monitor", "configuration", "versions", "logs"];
+  const tabs = ["code", "test", "monitor", "configuration", "versions", "url", "concurrency", "asynchronous", "triggers", "logs"];
+  const titles = { url: "Function URL", asynchronous: "Asynchronous invocation" };
   const current = tabs.includes(tab) ? tab : "code";
   const remove = el("button", { class: "danger" }, "Delete");
   remove.addEventListener("click", async () => {
@@ -275,7 +276,7 @@ async function functionPage(name, tab) {
     } catch (e) { showError(e); }
   });
   const nav = el("nav", { class: "tabs", "aria-label": "Function" }, tabs.map((t) => el("a", {
-    href: `#/functions/${encodeURIComponent(name)}/${t}`, "aria-current": t === current ? "page" : false }, t[0].toUpperCase() + t.slice(1))));
+    href: `#/functions/${encodeURIComponent(name)}/${t}`, "aria-current": t === current ? "page" : false }, titles[t] || t[0].toUpperCase() + t.slice(1))));
   const panel = el("section");
   show(el("h1", {}, name), el("p", { class: "muted" }, config.FunctionArn), remove, nav, panel);
   if (current === "code") await codeTab(panel, name, got);
@@ -283,6 +284,10 @@ async function functionPage(name, tab) {
   else if (current === "versions") await versionsTab(panel, name);
   else if (current === "logs") logsTab(panel, name, config);
   else if (current === "monitor") monitorTab(panel, name);
+  else if (current === "url") await urlTab(panel, name);
+  else if (current === "concurrency") await concurrencyTab(panel, name);
+  else if (current === "asynchronous") await asyncTab(panel, name);
+  else if (current === "triggers") await triggersTab(panel, name);
   else configurationTab(panel, name, config);
 }
 
@@ -345,6 +350,173 @@ async function versionsTab(panel, name) {
     field("Alias name", aliasName, "alias-name"), field("Version", aliasVersion, "alias-version"),
     field("Additional version (weighted routing)", extraVersion, "alias-extra-version"),
     field("Weight of the additional version (%)", extraWeight, "alias-extra-weight"), aliasError, createAlias);
+}
+
+/** GET that answers null for a 404 (a setting the function does not have). */
+async function optional(path) {
+  try {
+    return (await api("GET", path)).json();
+  } catch (e) {
+    if (e.status === 404) return null;
+    throw e;
+  }
+}
+
+function definitions(rows) {
+  return el("dl", { class: "config" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")]));
+}
+
+function rerender(panel, tab, ...args) {
+  return async () => { panel.replaceChildren(); await tab(panel, ...args); };
+}
+
+async function urlTab(panel, name) {
+  const path = `/2021-10-31/functions/${encodeURIComponent(name)}/url`;
+  const url = await optional(path);
+  const status = el("div", { role: "status" });
+  const act = (method, body) => async () => {
+    try {
+      await api(method, path, body);
+      await rerender(panel, urlTab, name)();
+    } catch (e) { status.replaceChildren(el("span", { class: "error" }, String(e))); }
+  };
+  panel.append(el("h2", {}, "Function URL"));
+  if (!url) {
+    const auth = el("select", {}, ["NONE", "AWS_IAM"].map((a) => el("option", { value: a }, a)));
+    const origins = el("input", { type: "text", placeholder: "https://example.com, https://other.example" });
+    const create = el("button", {}, "Create function URL");
+    create.addEventListener("click", () => {
+      const allow = origins.value.split(",").map((o) => o.trim()).filter(Boolean);
+      act("POST", { AuthType: auth.value, ...(allow.length ? { Cors: { AllowOrigins: allow } } : {}) })();
+    });
+    panel.append(el("p", { class: "muted" }, "This function has no URL."), field("Auth type", auth, "url-auth"),
+      field("CORS allowed origins (comma-separated, optional)", origins, "url-origins"), create, status);
+    return;
+  }
+  const copy = el("button", { class: "secondary" }, "Copy URL");
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(url.FunctionUrl);
+      status.replaceChildren(el("span", { class: "ok" }, "Copied."));
+    } catch (_) { status.replaceChildren(el("span", { class: "muted" }, "Select the URL to copy it.")); }
+  });
+  const remove = el("button", { class: "danger" }, "Delete function URL");
+  remove.addEventListener("click", () => { if (confirm("Delete the function URL?")) act("DELETE")(); });
+  panel.append(definitions([["URL", el("a", { href: url.FunctionUrl, target: "_blank", rel: "noopener noreferrer", id: "function-url" }, url.FunctionUrl)],
+    ["Auth type", url.AuthType], ["Invoke mode", url.InvokeMode || "BUFFERED"],
+    ["CORS allowed origins", ((url.Cors || {}).AllowOrigins || []).join(", ")], ["Created", url.CreationTime]]), copy, remove, status);
+}
+
+async function concurrencyTab(panel, name) {
+  const reserved = (await api("GET", `/2019-09-30/functions/${encodeURIComponent(name)}/concurrency`)).json();
+  const account = (await api("GET", "/2016-08-19/account-settings")).json();
+  const provisioned = (await api("GET", `/2019-09-30/functions/${encodeURIComponent(name)}/provisioned-concurrency?List=ALL`)).json();
+  const value = el("input", { type: "number", min: 0, value: reserved.ReservedConcurrentExecutions ?? "" });
+  const status = el("div", { role: "status" });
+  const save = el("button", {}, "Save reserved concurrency");
+  save.addEventListener("click", async () => {
+    try {
+      if (value.value === "") await api("DELETE", `/2017-10-31/functions/${encodeURIComponent(name)}/concurrency`);
+      else await api("PUT", `/2017-10-31/functions/${encodeURIComponent(name)}/concurrency`, { ReservedConcurrentExecutions: Number(value.value) });
+      await rerender(panel, concurrencyTab, name)();
+    } catch (e) { status.replaceChildren(el("span", { class: "error" }, String(e))); }
+  });
+  const qualifier = el("input", { type: "text", placeholder: "a version or an alias" });
+  const amount = el("input", { type: "number", min: 1 });
+  const provision = el("button", {}, "Save provisioned concurrency");
+  const provisionStatus = el("div", { role: "status" });
+  provision.addEventListener("click", async () => {
+    const q = encodeURIComponent(qualifier.value.trim());
+    try {
+      await api("PUT", `/2019-09-30/functions/${encodeURIComponent(name)}/provisioned-concurrency?Qualifier=${q}`,
+        { ProvisionedConcurrentExecutions: Number(amount.value) });
+      for (let i = 0; i < 240; i++) {  // IN_PROGRESS until its environments are initialised
+        const got = (await api("GET", `/2019-09-30/functions/${encodeURIComponent(name)}/provisioned-concurrency?Qualifier=${q}`)).json();
+        provisionStatus.replaceChildren(el("span", { class: got.Status === "FAILED" ? "error" : "muted" },
+          `${got.Status}: ${got.AllocatedProvisionedConcurrentExecutions} of ${got.RequestedProvisionedConcurrentExecutions} ready${got.StatusReason ? ` (${got.StatusReason})` : ""}`));
+        if (got.Status !== "IN_PROGRESS") break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      await rerender(panel, concurrencyTab, name)();
+    } catch (e) { provisionStatus.replaceChildren(el("span", { class: "error" }, String(e))); }
+  });
+  const rows = (provisioned.ProvisionedConcurrencyConfigs || []).map((c) => el("tr", {},
+    el("td", {}, c.FunctionArn.split(":").pop()), el("td", {}, String(c.RequestedProvisionedConcurrentExecutions)),
+    el("td", {}, String(c.AllocatedProvisionedConcurrentExecutions)), el("td", {}, c.Status)));
+  panel.append(el("h2", {}, "Reserved concurrency"),
+    definitions([["Account limit", account.AccountLimit.ConcurrentExecutions], ["Unreserved", account.AccountLimit.UnreservedConcurrentExecutions]]),
+    field("Reserved concurrent executions (empty: none)", value, "reserved"), save, status,
+    el("h2", {}, "Provisioned concurrency"),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Qualifier", "Requested", "Allocated", "Status"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 4, class: "muted" }, "None.")))),
+    field("Qualifier", qualifier, "provisioned-qualifier"), field("Provisioned concurrent executions", amount, "provisioned-amount"),
+    provision, provisionStatus);
+}
+
+async function asyncTab(panel, name) {
+  const path = `/2019-09-25/functions/${encodeURIComponent(name)}/event-invoke-config`;
+  const config = (await optional(path)) || {};
+  const destinations = config.DestinationConfig || {};
+  const retries = el("select", {}, [0, 1, 2].map((n) => el("option", { value: n }, String(n))));
+  retries.value = String(config.MaximumRetryAttempts ?? 2);
+  const age = el("input", { type: "number", min: 60, max: 21600, value: config.MaximumEventAgeInSeconds ?? 21600 });
+  const onSuccess = el("input", { type: "text", value: (destinations.OnSuccess || {}).Destination || "" });
+  const onFailure = el("input", { type: "text", value: (destinations.OnFailure || {}).Destination || "" });
+  const status = el("div", { role: "status" });
+  const save = el("button", {}, "Save asynchronous configuration");
+  save.addEventListener("click", async () => {
+    status.replaceChildren();
+    try {
+      await api("PUT", path, { MaximumRetryAttempts: Number(retries.value), MaximumEventAgeInSeconds: Number(age.value),
+        DestinationConfig: { OnSuccess: { Destination: onSuccess.value.trim() }, OnFailure: { Destination: onFailure.value.trim() } } });
+      status.replaceChildren(el("span", { class: "ok" }, "Saved."));
+    } catch (e) { status.replaceChildren(el("span", { class: "error" }, String(e))); }
+  });
+  panel.append(el("h2", {}, "Asynchronous invocation"), field("Retry attempts", retries, "async-retries"),
+    field("Maximum age of event (seconds)", age, "async-age"),
+    field("On-success destination ARN (SQS, SNS, EventBridge, Lambda)", onSuccess, "async-success"),
+    field("On-failure destination ARN (SQS, SNS, EventBridge, Lambda, S3)", onFailure, "async-failure"), save, status);
+}
+
+async function triggersTab(panel, name) {
+  const listed = (await api("GET", `/2015-03-31/event-source-mappings?FunctionName=${encodeURIComponent(name)}`)).json();
+  const status = el("div", { role: "status" });
+  const rows = (listed.EventSourceMappings || []).map((m) => {
+    const toggle = el("button", { class: "secondary" }, m.State === "Enabled" ? "Disable" : "Enable");
+    toggle.addEventListener("click", async () => {
+      try {
+        await api("PUT", `/2015-03-31/event-source-mappings/${encodeURIComponent(m.UUID)}`, { Enabled: m.State !== "Enabled" });
+        await rerender(panel, triggersTab, name)();
+      } catch (e) { status.replaceChildren(el("span", { class: "error" }, String(e))); }
+    });
+    return el("tr", {}, el("td", {}, m.EventSourceArn || ""), el("td", {}, m.State), el("td", {}, String(m.BatchSize ?? "")),
+      el("td", {}, m.LastProcessingResult || ""), el("td", {}, m.UUID), el("td", {}, toggle));
+  });
+  panel.append(el("h2", {}, "Event source mappings"),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Source", "State", "Batch size", "Last result", "UUID", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted" },
+        "No event source mapping: create one with aws lambda create-event-source-mapping.")))), status);
+}
+
+async function layersPage() {
+  const listed = (await api("GET", "/2018-10-31/layers?MaxItems=50")).json();
+  const rows = (listed.Layers || []).map((layer) => {
+    const latest = layer.LatestMatchingVersion || {};
+    return el("tr", {}, el("td", {}, layer.LayerName), el("td", {}, String(latest.Version ?? "")),
+      el("td", {}, (latest.CompatibleRuntimes || []).join(", ")), el("td", {}, latest.Description || ""),
+      el("td", {}, latest.LayerVersionArn || ""));
+  });
+  show(el("h1", {}, "Layers"), el("table", {}, el("thead", {}, el("tr", {}, ["Name", "Latest version", "Compatible runtimes", "Description", "ARN"]
+    .map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No layer.")))));
+}
+
+async function accountPage() {
+  const settings = (await api("GET", "/2016-08-19/account-settings")).json();
+  const limit = settings.AccountLimit || {}, usage = settings.AccountUsage || {};
+  show(el("h1", {}, "Account settings"), definitions([
+    ["Concurrent executions (limit)", limit.ConcurrentExecutions], ["Unreserved concurrent executions", limit.UnreservedConcurrentExecutions],
+    ["Functions", usage.FunctionCount], ["Code storage used", `${usage.TotalCodeSize} bytes`], ["Code storage limit", `${limit.TotalCodeSize} bytes`],
+    ["Code size (unzipped) limit", `${limit.CodeSizeUnzipped} bytes`], ["Code size (zipped) limit", `${limit.CodeSizeZipped} bytes`]]));
 }
 
 // -- charts -------------------------------------------------------------------------------------
@@ -639,7 +811,8 @@ function configurationTab(panel, name, config) {
     try {
       await api("PUT", `${fn(name)}/configuration`, { MemorySize: Number(memory.value), Timeout: Number(timeout.value),
         Description: description.value, Environment: { Variables: env } });
-      await settled(name, (text) => saved.replaceChildren(el("span", { class: "muted" }, text)));
+      const fresh = await settled(name, (text) => saved.replaceChildren(el("span", { class: "muted" }, text)));
+      detailsList.replaceWith(detailsList = detailsOf(fresh));
       saved.replaceChildren(el("span", { class: "ok" }, "Saved."));
     } catch (e) {
       // The API names the member it refuses ('memorySize', 'MemorySize'): its message goes beside that field.
@@ -647,11 +820,11 @@ function configurationTab(panel, name, config) {
       (member ? document.getElementById(`${fields[member]}-error`) : error).textContent = String(e);
     } finally { save.disabled = false; }
   });
-  const details = [["Runtime", config.Runtime], ["Handler", config.Handler], ["Role", config.Role],
-    ["Architectures", (config.Architectures || []).join(", ")], ["Ephemeral storage", `${(config.EphemeralStorage || {}).Size} MB`],
-    ["State", config.State], ["Last modified", config.LastModified], ["Revision", config.RevisionId]];
-  panel.append(el("h2", {}, "General configuration"), form, el("h2", {}, "Details"),
-    el("dl", { class: "config" }, details.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")])));
+  const detailsOf = (c) => definitions([["Runtime", c.Runtime], ["Handler", c.Handler], ["Role", c.Role],
+    ["Architectures", (c.Architectures || []).join(", ")], ["Ephemeral storage", `${(c.EphemeralStorage || {}).Size} MB`],
+    ["State", c.State], ["Last modified", c.LastModified], ["Revision", c.RevisionId]]);
+  let detailsList = detailsOf(config);
+  panel.append(el("h2", {}, "General configuration"), form, el("h2", {}, "Details"), detailsList);
 }
 
 // -- routing ------------------------------------------------------------------------------------
@@ -667,6 +840,8 @@ async function route() {
   try {
     if (parts.length === 0) await listPage();
     else if (parts[0] === "create") createPage();
+    else if (parts[0] === "layers") await layersPage();
+    else if (parts[0] === "account") await accountPage();
     else if (parts[0] === "functions" && parts[1]) await functionPage(parts[1], parts[2]);
     else show(el("h1", {}, "Not found"), el("p", {}, el("a", { href: "#/" }, "Back to the functions")));
   } catch (e) {
