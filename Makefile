@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-ric bench bench-esm bench-images bench-streaming bench-auth clean
+.PHONY: run test test-ric bench bench-esm bench-images bench-streaming bench-auth bench-console clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ bench-streaming: $(VENV)/.test-installed
 
 bench-auth: $(VENV)/.test-installed
 	$(BIN)/python bench/auth.py
+
+# The console's functions page in headless Chromium, with 1 function and with 1,000.
+bench-console: $(VENV)/.test-installed
+	scripts/ensure-test-packages
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .lambdalet .pytest_cache
