@@ -13,6 +13,8 @@ import uuid
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from conftest import make_zip
+
 from .helpers import http_request
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -106,7 +108,7 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     page.get_by_role("button", name="Create function").click()
     page.get_by_label("Function name").fill(name)
     page.get_by_label("Runtime").select_option("python3.12")
-    page.get_by_label("Code (lambda_function.py)").fill(
+    page.get_by_label("Code", exact=True).fill(
         "def lambda_handler(event, context):\n"
         f"    print({HOSTILE!r})\n"
         "    return {'got': event}\n")
@@ -202,6 +204,27 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     page.get_by_role("heading", name="Functions").wait_for()
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_function(FunctionName=name)
+
+
+def test_a_function_from_an_uploaded_zip_and_the_apis_refusal_for_a_bad_name(server, lambda_client, page, tmp_path):
+    package = tmp_path / "package.zip"
+    package.write_bytes(make_zip({"main.py": "def run(event, context):\n    return 'uploaded'\n"}))
+    name = f"console-zip-{uuid.uuid4().hex[:8]}"
+    page.goto(f"{server.url}/console/#/create")
+    page.get_by_label("Function name").fill("not a valid name!")
+    page.get_by_role("button", name="Create function").click()
+    page.get_by_text("ValidationException").wait_for()  # botocore's model constraint, in AWS's words
+    page.get_by_label("Function name").fill(name)
+    page.get_by_label("Code source").select_option("zip")
+    page.get_by_label("Runtime").select_option("python3.12")
+    page.get_by_label("Handler").fill("main.run")
+    page.get_by_label("Deployment package (.zip)").set_input_files(str(package))
+    page.get_by_role("button", name="Create function").click()
+    page.get_by_role("heading", name=name).wait_for()
+    try:
+        assert json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read()) == "uploaded"
+    finally:
+        lambda_client.delete_function(FunctionName=name)
 
 
 def test_url_concurrency_asynchronous_settings_triggers_layers_and_account_pages(server, lambda_client, create_function, page):

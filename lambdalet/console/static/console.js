@@ -227,27 +227,59 @@ async function listPage() {
 
 function createPage() {
   const name = el("input", { type: "text", required: true, autocomplete: "off" });
+  const source = el("select", {}, [["editor", "Author from scratch (inline editor)"], ["zip", "Upload a .zip file"],
+    ["s3", "A .zip in an S3 bucket"], ["image", "A container image"]].map(([value, label]) => el("option", { value }, label)));
   const runtime = el("select", {}, RUNTIMES.map((r) => el("option", { value: r }, r)));
   const role = el("input", { type: "text", value: DEFAULT_ROLE });
   const code = el("textarea", { spellcheck: "false" });
+  const upload = el("input", { type: "file", accept: ".zip,application/zip" });
+  const handler = el("input", { type: "text" });
+  const bucket = el("input", { type: "text", autocomplete: "off" });
+  const key = el("input", { type: "text", autocomplete: "off" });
+  const imageUri = el("input", { type: "text", autocomplete: "off", placeholder: "registry.example:5000/repository:tag" });
   const starter = () => STARTERS[runtime.value.startsWith("python") ? "python" : "nodejs"];
   code.value = starter().code;
-  runtime.addEventListener("change", () => { code.value = starter().code; });
+  handler.value = starter().handler;
+  runtime.addEventListener("change", () => { code.value = starter().code; handler.value = starter().handler; });
+  const parts = {
+    runtime: field("Runtime", runtime, "runtime"), code: field("Code", code, "code"),
+    upload: field("Deployment package (.zip)", upload, "upload"), handler: field("Handler", handler, "handler"),
+    bucket: field("S3 bucket", bucket, "s3-bucket"), key: field("S3 key", key, "s3-key"),
+    image: field("Image URI", imageUri, "image-uri"),
+  };
+  const shown = { editor: ["runtime", "code"], zip: ["runtime", "handler", "upload"], s3: ["runtime", "handler", "bucket", "key"],
+    image: ["image"] };
+  const arrange = () => {
+    for (const [part, node] of Object.entries(parts)) node.hidden = !shown[source.value].includes(part);
+  };
+  source.addEventListener("change", arrange);
+  arrange();
   const error = el("div", { class: "error", role: "alert" });
   const create = el("button", { type: "submit" }, "Create function");
   const form = el("form", { novalidate: true },
-    field("Function name", name, "function-name"), field("Runtime", runtime, "runtime"),
-    field("Execution role", role, "role"), field(`Code (${starter().file})`, code, "code"), error, create);
+    field("Function name", name, "function-name"), field("Code source", source, "code-source-kind"),
+    Object.values(parts), field("Execution role", role, "role"), error, create);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
     create.disabled = true;
     create.textContent = "Creating…";
     try {
-      const { file, handler } = starter();
-      const zip = makeZip({ [file]: new TextEncoder().encode(code.value) });
-      await api("POST", `${FUNCTIONS}`, { FunctionName: name.value.trim(), Runtime: runtime.value, Role: role.value.trim(),
-        Handler: handler, Code: { ZipFile: base64(zip) } });
+      const request = { FunctionName: name.value.trim(), Role: role.value.trim() };
+      if (source.value === "image") {
+        Object.assign(request, { PackageType: "Image", Code: { ImageUri: imageUri.value.trim() } });
+      } else {
+        Object.assign(request, { Runtime: runtime.value, Handler: source.value === "editor" ? starter().handler : handler.value.trim() });
+        if (source.value === "editor") {
+          request.Code = { ZipFile: base64(makeZip({ [starter().file]: new TextEncoder().encode(code.value) })) };
+        } else if (source.value === "zip") {
+          if (!upload.files.length) throw new Error("Choose a .zip file to upload.");
+          request.Code = { ZipFile: base64(new Uint8Array(await upload.files[0].arrayBuffer())) };
+        } else {
+          request.Code = { S3Bucket: bucket.value.trim(), S3Key: key.value.trim() };
+        }
+      }
+      await api("POST", `${FUNCTIONS}`, request);
       await settled(name.value.trim(), (text) => { create.textContent = text; });
       location.hash = `#/functions/${encodeURIComponent(name.value.trim())}`;
     } catch (e) {
