@@ -339,7 +339,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
     app.add_routes(console.routes())  # static pages; what they do is API calls, checked as any other
-    app.add_routes([refuse_functions(web.get("/_lambdalet/metrics-history/{function}", console.metrics_history)),
+    app.add_routes([refuse_functions(web.get(console.DATA_PREFIX + "functions/{function}/metrics", console.metrics_history)),
                     *(refuse_functions(route) for route in console_test_events.routes())])
     app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),

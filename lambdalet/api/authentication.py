@@ -9,8 +9,10 @@ so the hot path pays nothing, and `caller` answers the account's root.
 
 Not authenticated, in either mode: code downloads (`/_lambdalet/code/<sha256>.zip`, whose
 unguessable digest is the capability, as a presigned S3 URL is on AWS), `/metrics` and
-`/_lambdalet/status` (for scrapers and probes), and function URLs, which check their own
-(`url_requests.py`: `AWS_IAM` URLs call `authenticate_url`).
+`/_lambdalet/status` (for scrapers and probes), the console's static pages (`/console/`, and a
+browser's `GET /`, which goes there), and function URLs, which check their own
+(`url_requests.py`: `AWS_IAM` URLs call `authenticate_url`). The console's data
+(`/_lambdalet/console/…`) is signed for `lambda`, as the API is.
 
 Authorisation is not built yet: the only identities are root keys, and a root key may do
 anything in its account. A server serves one account until resources are scoped by account.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from lambdalet import console
 from lambdalet.api.common import lambda_body, read_body, services
 from lambdalet.api.errors import Handler
 from lambdalet.api.query_protocol import error_response as sts_error
@@ -38,7 +41,7 @@ from lambdalet.errors import LambdaError
 
 log = logging.getLogger(__name__)
 CALLER = web.RequestKey("caller", object)
-UNAUTHENTICATED_PREFIXES = ("/lambda-url/", "/_lambdalet/", "/metrics")
+UNAUTHENTICATED_PREFIXES = ("/lambda-url/", "/_lambdalet/", "/metrics", "/console")
 SCHEDULER_PREFIXES = ("/schedules", "/schedule-groups")
 LOGS_TARGET_PREFIX = "Logs_20140328."
 #: The query-protocol services (STS, IAM) name the same refusals without "Exception".
@@ -145,7 +148,9 @@ async def _authenticated(request: web.Request, handler: Handler, authenticator: 
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(UNAUTHENTICATED_PREFIXES):
+    path = request.path
+    if (path.startswith(UNAUTHENTICATED_PREFIXES) and not path.startswith(console.DATA_PREFIX)) or (
+            path == "/" and console.wants_console(request)):
         return await handler(request)
     authenticator: Authenticator = services(request).authenticator  # type: ignore[assignment]
     if request.headers.get("X-Amz-Target", "").startswith(LOGS_TARGET_PREFIX):

@@ -8,7 +8,9 @@ description, environment or log line always shows as text. The pages are served 
 Content-Security-Policy that allows scripts, styles and connections to this server only.
 
 Because every action is an API call, the console can do only what the API lets its caller do,
-and shows the API's own errors (`ValidationException` wording and all).
+and shows the API's own errors (`ValidationException` wording and all). Under `--auth iam` it asks
+for an access key and signs every call with SigV4 itself (WebCrypto), the key kept in the
+browser's session storage only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from lambdalet.api.common import json_response, services
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 
 STATIC = Path(__file__).resolve().parent / "static"
+#: The console's own data (charts, saved test events): authenticated as the Lambda API is, under
+#: `--auth iam` (the pages themselves are public files: what they show comes from the API).
+DATA_PREFIX = "/_lambdalet/console/"
 ASSETS = {"console.js": "text/javascript", "console.css": "text/css", "index.html": "text/html"}
 HEADERS = {
     # Scripts, styles, images and API calls from this server only; no framing (clickjacking).
@@ -47,7 +52,9 @@ async def redirect(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    return _file("index.html")
+    """The page, told the server's region (what the console signs its calls for)."""
+    page = (STATIC / "index.html").read_text().replace("__REGION__", services(request).settings.region)
+    return web.Response(text=page, content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
 async def asset(request: web.Request) -> web.Response:
@@ -66,7 +73,7 @@ PERIODS = {"15m": 900, "1h": 3600, "24h": 86400}
 
 
 async def metrics_history(request: web.Request) -> web.Response:
-    """The charts' data: `GET /_lambdalet/metrics-history/{function}?period=15m|1h|24h&qualifier=`."""
+    """The charts' data: `GET /_lambdalet/console/functions/{function}/metrics?period=15m|1h|24h&qualifier=`."""
     svc = services(request)
     name = request.match_info["function"]
     period = request.query.get("period", "15m")

@@ -22,7 +22,7 @@ from aiohttp import web
 from lambdalet.api.common import json_response, read_body, services
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 
-PATH = "/_lambdalet/console/functions/{function}/test-events"
+PATH = "/_lambdalet/console/functions/{function}/test-events"  # under console.DATA_PREFIX
 NAME = re.compile(r"[A-Za-z0-9._-]{1,25}")
 MAX_EVENTS = 10
 MAX_EVENT_BYTES = 256 * 1024

@@ -10,10 +10,12 @@ import urllib.error
 import urllib.request
 import uuid
 
+import boto3
 import pytest
+from botocore.config import Config
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import make_zip
+from conftest import ROLE, Server, make_zip, running
 
 from .helpers import http_request
 
@@ -269,3 +271,53 @@ def test_url_concurrency_asynchronous_settings_triggers_layers_and_account_pages
     page.get_by_role("link", name="Account settings").click()
     page.get_by_text("Concurrent executions (limit)").wait_for()
     assert str(lambda_client.get_account_settings()["AccountLimit"]["ConcurrentExecutions"]) in page.locator("main").inner_text()
+
+
+ROOT_KEY, ROOT_SECRET = "LKIACONSOLEROOTKEY01", "console-root-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def iam_server(tmp_path_factory):
+    root = {"LAMBDALET_ROOT_ACCESS_KEY_ID": ROOT_KEY, "LAMBDALET_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET}
+    with running(Server(tmp_path_factory.mktemp("console-iam"), extra_env=root, args=["--auth", "iam"])) as srv:
+        yield srv
+
+
+def test_under_auth_iam_the_console_signs_in_and_signs_every_call(iam_server, page):
+    lam = boto3.client("lambda", endpoint_url=iam_server.url, region_name="us-east-1", aws_access_key_id=ROOT_KEY,
+                       aws_secret_access_key=ROOT_SECRET, config=Config(retries={"max_attempts": 1}))
+    name = f"signed-{uuid.uuid4().hex[:8]}"
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    print('signed call')\n"
+                                                             "    return event\n"})})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    # the console's own data is authenticated too, not only the Lambda API
+    assert _call(iam_server, "GET", f"/_lambdalet/console/functions/{name}/test-events")[0] == 403
+
+    page.goto(iam_server.url + "/")
+    page.get_by_role("heading", name="Sign in").wait_for()
+    page.get_by_label("Access key ID").fill(ROOT_KEY)
+    page.get_by_label("Secret access key").fill("not-the-secret")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("InvalidSignatureException").wait_for()  # the server's refusal, shown on the sign-in page
+    page.get_by_label("Access key ID").fill(ROOT_KEY)
+    page.get_by_label("Secret access key").fill(ROOT_SECRET)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("row").filter(has_text=name).get_by_role("link", name=name).click()
+
+    page.get_by_role("link", name="Test").click()
+    page.get_by_label("Event JSON").fill('{"signed": true}')
+    page.get_by_label("Event name").fill("signed-event")
+    page.get_by_role("button", name="Save event").click()
+    page.get_by_text("Saved signed-event.").wait_for()
+    page.get_by_role("button", name="Test", exact=True).click()
+    page.get_by_role("heading", name="Execution result: succeeded").wait_for()
+    assert json.loads(page.locator("#test-response").inner_text()) == {"signed": True}
+
+    page.get_by_role("link", name="Monitor").click()  # a signed GET with a query string
+    page.locator("#charts figure").filter(has_text="Invocations: 1").wait_for()
+    page.get_by_role("link", name="Logs").click()  # CloudWatch Logs, signed for "logs"
+    page.locator("#live-log").filter(has_text="signed call").wait_for()
+
+    page.get_by_role("link", name="Sign out").click()
+    page.get_by_role("heading", name="Sign in").wait_for()

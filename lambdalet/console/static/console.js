@@ -53,12 +53,69 @@ class ApiError extends Error {
   toString() { return `${this.type}: ${this.message}`; }
 }
 
+// -- signing (under --auth iam) -------------------------------------------------------------------
+// SigV4 as botocore does it (the server verifies with botocore's canonicalisation): the path
+// encoded once more, the query's pairs decoded and encoded again, sorted; host and x-amz-date
+// signed. The key is kept in this browser tab's session storage only.
+
+const CREDENTIALS = "lambdalet-console-credentials";
+const REGION = document.documentElement.dataset.region || "us-east-1";
+const SIGNIN_ERRORS = ["MissingAuthenticationTokenException", "UnrecognizedClientException", "InvalidSignatureException",
+  "IncompleteSignatureException", "ExpiredTokenException"];
+
+const credentials = () => JSON.parse(sessionStorage.getItem(CREDENTIALS) || "null");
+
+function quote(text, safe) {  // Python's urllib.parse.quote over UTF-8
+  let out = "";
+  for (const byte of new TextEncoder().encode(text)) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_.~-]/.test(c) || safe.includes(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+const hex = (buffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+const sha256 = async (data) => hex(await crypto.subtle.digest("SHA-256", typeof data === "string" ? new TextEncoder().encode(data) : data));
+
+async function hmac(key, text) {
+  const imported = await crypto.subtle.importKey("raw", typeof key === "string" ? new TextEncoder().encode(key) : key,
+    { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return crypto.subtle.sign("HMAC", imported, new TextEncoder().encode(text));
+}
+
+async function sign(method, path, headers, body, creds) {
+  const url = new URL(path, window.location.href);
+  const service = (headers["X-Amz-Target"] || "").startsWith("Logs_") ? "logs" : "lambda";
+  const amzDate = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const day = amzDate.slice(0, 8);
+  const query = url.search.slice(1).split("&").filter(Boolean).map((pair) => {
+    const at = pair.indexOf("=");
+    const [key, value] = at < 0 ? [pair, ""] : [pair.slice(0, at), pair.slice(at + 1)];
+    return [quote(decodeURIComponent(key), ""), quote(decodeURIComponent(value), "")];
+  }).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([key, value]) => `${key}=${value}`).join("&");
+  const signedHeaders = { host: url.host, "x-amz-date": amzDate, ...(creds.sessionToken ? { "x-amz-security-token": creds.sessionToken } : {}) };
+  const names = Object.keys(signedHeaders).sort();
+  const canonical = [method, quote(url.pathname, "/"), query, ...names.map((n) => `${n}:${signedHeaders[n]}`), "",
+    names.join(";"), await sha256(body === undefined ? "" : body)].join("\n");
+  const scope = `${day}/${REGION}/${service}/aws4_request`;
+  const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, await sha256(canonical)].join("\n");
+  let key = await hmac(`AWS4${creds.secretAccessKey}`, day);
+  for (const part of [REGION, service, "aws4_request"]) key = await hmac(key, part);
+  const signature = hex(await hmac(key, toSign));
+  headers["X-Amz-Date"] = amzDate;
+  if (creds.sessionToken) headers["X-Amz-Security-Token"] = creds.sessionToken;
+  headers.Authorization = `AWS4-HMAC-SHA256 Credential=${creds.accessKeyId}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}`;
+}
+
 async function api(method, path, body, headers = {}) {
   const init = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
     if (!init.headers["Content-Type"]) init.headers["Content-Type"] = "application/json";
   }
+  const creds = credentials();
+  if (creds) await sign(method, path, init.headers, init.body, creds);
   const response = await fetch(path, init);
   const text = await response.text();
   if (!response.ok) {
@@ -608,7 +665,7 @@ function monitorTab(panel, name) {
     if (!charts.isConnected) return;
     try {
       const query = new URLSearchParams({ period: period.value, qualifier: qualifier.value });
-      const data = (await api("GET", `/_lambdalet/metrics-history/${encodeURIComponent(name)}?${query}`)).json();
+      const data = (await api("GET", `/_lambdalet/console/functions/${encodeURIComponent(name)}/metrics?${query}`)).json();
       const known = new Set([...qualifier.options].map((o) => o.value));
       for (const q of data.qualifiers) if (!known.has(q)) qualifier.append(el("option", { value: q }, q));
       const times = data.points.map((p) => p.time), series = (key) => data.points.map((p) => p[key]);
@@ -861,7 +918,32 @@ function configurationTab(panel, name, config) {
 
 // -- routing ------------------------------------------------------------------------------------
 
+function signInPage(reason) {
+  const key = el("input", { type: "text", autocomplete: "off", spellcheck: "false" });
+  const secret = el("input", { type: "password", autocomplete: "off" });
+  const token = el("input", { type: "password", autocomplete: "off" });
+  const error = el("div", { class: "error", role: "alert" }, reason ? String(reason) : "");
+  const form = el("form", { novalidate: true }, field("Access key ID", key, "access-key-id"),
+    field("Secret access key", secret, "secret-access-key"), field("Session token (temporary credentials only)", token, "session-token"),
+    error, el("button", { type: "submit" }, "Sign in"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(CREDENTIALS, JSON.stringify({ accessKeyId: key.value.trim(), secretAccessKey: secret.value,
+      sessionToken: token.value.trim() || undefined }));
+    await route();
+  });
+  show(el("h1", {}, "Sign in"), el("p", {}, `This server authenticates every request (--auth iam): sign in with an access key of the account. `
+    + "It is kept in this browser tab only, and every request is signed with it here."), form);
+  key.focus();
+}
+
 function showError(e) {
+  if (e instanceof ApiError && SIGNIN_ERRORS.includes(e.type)) {
+    const tried = credentials() !== null;  // a key that did not work, rather than none yet
+    sessionStorage.removeItem(CREDENTIALS);
+    signInPage(tried ? e : "");
+    return;
+  }
   show(el("h1", {}, "Something went wrong"), el("p", { class: "error", role: "alert" }, String(e)),
     el("p", {}, el("a", { href: "#/" }, "Back to the functions")));
 }
@@ -874,6 +956,7 @@ async function route() {
     else if (parts[0] === "create") createPage();
     else if (parts[0] === "layers") await layersPage();
     else if (parts[0] === "account") await accountPage();
+    else if (parts[0] === "sign-out") { sessionStorage.removeItem(CREDENTIALS); location.hash = "#/"; return; }
     else if (parts[0] === "functions" && parts[1]) await functionPage(parts[1], parts[2]);
     else show(el("h1", {}, "Not found"), el("p", {}, el("a", { href: "#/" }, "Back to the functions")));
   } catch (e) {
