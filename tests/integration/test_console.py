@@ -54,6 +54,18 @@ def test_the_root_sends_a_browser_to_the_console_and_the_api_keeps_its_answers(s
     assert status == 404
 
 
+def _save_and_run_test_event(page, name: str, event: dict) -> object:
+    """On a function's page: save `event` as a test event called `name`, run it, return the result."""
+    page.get_by_role("link", name="Test").click()
+    page.get_by_label("Event JSON").fill(json.dumps(event))
+    page.get_by_label("Event name").fill(name)
+    page.get_by_role("button", name="Save event").click()
+    page.get_by_text(f"Saved {name}.").wait_for()
+    page.get_by_role("button", name="Test", exact=True).click()
+    page.get_by_role("heading", name="Execution result: succeeded").wait_for()
+    return json.loads(page.locator("#test-response").inner_text())
+
+
 def _call(server, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(server.url + path, method=method, data=body)
     try:
@@ -119,14 +131,7 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     assert lambda_client.get_function_configuration(FunctionName=name)["State"] == "Active"
 
     # a test event: the result, REPORT's numbers and the log tail, the hostile line as text
-    page.get_by_role("link", name="Test").click()
-    page.get_by_label("Event JSON").fill('{"hello": "console"}')
-    page.get_by_label("Event name").fill("hello-event")
-    page.get_by_role("button", name="Save event").click()
-    page.get_by_text("Saved hello-event.").wait_for()
-    page.get_by_role("button", name="Test", exact=True).click()
-    page.get_by_role("heading", name="Execution result: succeeded").wait_for()
-    assert json.loads(page.locator("#test-response").inner_text()) == {"got": {"hello": "console"}}
+    assert _save_and_run_test_event(page, "hello-event", {"hello": "console"}) == {"got": {"hello": "console"}}
     log = page.locator("#test-log").inner_text()
     assert HOSTILE in log and "REPORT RequestId:" in log
     assert re.search(r"Duration\s*[\d.]+ ms", page.locator(".metrics").inner_text())
@@ -305,14 +310,7 @@ def test_under_auth_iam_the_console_signs_in_and_signs_every_call(iam_server, pa
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("row").filter(has_text=name).get_by_role("link", name=name).click()
 
-    page.get_by_role("link", name="Test").click()
-    page.get_by_label("Event JSON").fill('{"signed": true}')
-    page.get_by_label("Event name").fill("signed-event")
-    page.get_by_role("button", name="Save event").click()
-    page.get_by_text("Saved signed-event.").wait_for()
-    page.get_by_role("button", name="Test", exact=True).click()
-    page.get_by_role("heading", name="Execution result: succeeded").wait_for()
-    assert json.loads(page.locator("#test-response").inner_text()) == {"signed": True}
+    assert _save_and_run_test_event(page, "signed-event", {"signed": True}) == {"signed": True}
 
     page.get_by_role("link", name="Monitor").click()  # a signed GET with a query string
     page.locator("#charts figure").filter(has_text="Invocations: 1").wait_for()
