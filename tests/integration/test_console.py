@@ -158,16 +158,39 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     # configuration: the API's validation message beside the field, then a change that lands
     page.get_by_role("link", name="Configuration").click()
     page.get_by_label("Memory (MB)").fill("10241")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     refusal = page.locator("#memory-error")
     refusal.filter(has_text="MemorySize").wait_for()
     page.get_by_label("Memory (MB)").fill("256")
+    page.get_by_label("Ephemeral storage (MB)").fill("100")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.locator("#ephemeral-error").filter(has_text="ephemeralStorage").wait_for()
+    page.get_by_label("Ephemeral storage (MB)").fill("1024")
     page.get_by_label("Description").fill(HOSTILE)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_label("Log format").select_option("JSON")
+    page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_text("Saved.").wait_for()
     config = lambda_client.get_function_configuration(FunctionName=name)
-    assert (config["MemorySize"], config["Description"]) == (256, HOSTILE)
-    assert config["RevisionId"] in page.locator("main dl").last.inner_text()  # the details, as text
+    assert (config["MemorySize"], config["Description"], config["EphemeralStorage"]) == (256, HOSTILE, {"Size": 1024})
+    assert config["LoggingConfig"]["LogFormat"] == "JSON"
+    page.get_by_label("Log format").select_option("Text")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Saved.").wait_for()
+    after = lambda_client.get_function_configuration(FunctionName=name)
+    assert after["LoggingConfig"]["LogFormat"] == "Text"
+    assert after["RevisionId"] in page.locator("main dl").last.inner_text()  # the details, redrawn, as text
+    page.get_by_label("Tags (key=value, one per line)").fill(f"team={HOSTILE}")
+    page.get_by_role("button", name="Save tags").click()
+    page.get_by_text("ValidationException").wait_for()  # tag values are AWS's characters only
+    page.get_by_label("Tags (key=value, one per line)").fill("team=data/platform@example\nstage=test")
+    page.get_by_role("button", name="Save tags").click()
+    page.get_by_text("Tags saved.").wait_for()
+    assert lambda_client.list_tags(Resource=config["FunctionArn"])["Tags"] == {"team": "data/platform@example",
+                                                                               "stage": "test"}
+    page.get_by_label("Tags (key=value, one per line)").fill("stage=prod")
+    page.get_by_role("button", name="Save tags").click()
+    page.get_by_text("Tags saved.").wait_for()
+    assert lambda_client.list_tags(Resource=config["FunctionArn"])["Tags"] == {"stage": "prod"}
 
     # the list shows it, filtered by name, the description as text
     page.get_by_role("link", name="Functions").first.click()

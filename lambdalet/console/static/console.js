@@ -872,41 +872,82 @@ async function testTab(panel, name) {
 }
 
 function configurationTab(panel, name, config) {
-  const memory = el("input", { type: "number", value: config.MemorySize, min: 128, max: 10240 });
-  const timeout = el("input", { type: "number", value: config.Timeout, min: 1, max: 900 });
-  const description = el("input", { type: "text", value: config.Description || "" });
+  const logging = config.LoggingConfig || {};
+  const input = (attrs) => el("input", { type: "text", autocomplete: "off", spellcheck: "false", ...attrs });
+  const select = (options, value) => {
+    const node = el("select", {}, options.map((o) => el("option", { value: o }, o === "" ? "(default)" : o)));
+    node.value = value ?? "";
+    return node;
+  };
   const variables = el("textarea", { spellcheck: "false", rows: 6 });
   variables.value = Object.entries((config.Environment || {}).Variables || {}).map(([k, v]) => `${k}=${v}`).join("\n");
-  const fields = { memorysize: "memory", timeout: "timeout", description: "description", environment: "variables" };
+  const layers = el("textarea", { spellcheck: "false", rows: 3 });
+  layers.value = (config.Layers || []).map((l) => l.Arn).join("\n");
+  const runtimes = RUNTIMES.includes(config.Runtime) || !config.Runtime ? RUNTIMES : [config.Runtime, ...RUNTIMES];
+  // Each setting: its input, how it reads back into UpdateFunctionConfiguration, and the member
+  // name the API's messages use (a refusal goes beside its field).
+  const settings = [
+    ["memory", "Memory (MB)", el("input", { type: "number", value: config.MemorySize, min: 128, max: 10240 }), "memorysize",
+      (v) => ({ MemorySize: Number(v) }), String(config.MemorySize)],
+    ["timeout", "Timeout (seconds)", el("input", { type: "number", value: config.Timeout, min: 1, max: 900 }), "timeout",
+      (v) => ({ Timeout: Number(v) }), String(config.Timeout)],
+    ["ephemeral", "Ephemeral storage (MB)", el("input", { type: "number", value: (config.EphemeralStorage || {}).Size, min: 512, max: 10240 }),
+      "ephemeralstorage", (v) => ({ EphemeralStorage: { Size: Number(v) } }), String((config.EphemeralStorage || {}).Size)],
+    ["description", "Description", input({ value: config.Description || "" }), "description", (v) => ({ Description: v }), config.Description || ""],
+    ["handler", "Handler", input({ value: config.Handler || "" }), "handler", (v) => ({ Handler: v.trim() }), config.Handler || ""],
+    ["runtime", "Runtime", select(runtimes, config.Runtime), "runtime", (v) => ({ Runtime: v }), config.Runtime || ""],
+    ["role", "Execution role", input({ value: config.Role || "" }), "role", (v) => ({ Role: v.trim() }), config.Role || ""],
+    ["variables", "Environment variables (KEY=value, one per line)", variables, "environment", null, variables.value],
+    ["layers", "Layers (version ARNs, one per line)", layers, "layers",
+      (v) => ({ Layers: v.split("\n").map((l) => l.trim()).filter(Boolean) }), layers.value],
+    ["snapstart", "SnapStart", select(["None", "PublishedVersions"], (config.SnapStart || {}).ApplyOn || "None"), "snapstart",
+      (v) => ({ SnapStart: { ApplyOn: v } }), (config.SnapStart || {}).ApplyOn || "None"],
+    ["log-format", "Log format", select(["Text", "JSON"], logging.LogFormat || "Text"), "logformat", null, logging.LogFormat || "Text"],
+    ["app-level", "Application log level (JSON)", select(["", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], logging.ApplicationLogLevel),
+      "applicationloglevel", null, logging.ApplicationLogLevel || ""],
+    ["system-level", "System log level (JSON)", select(["", "DEBUG", "INFO", "WARN"], logging.SystemLogLevel), "systemloglevel", null,
+      logging.SystemLogLevel || ""],
+    ["log-group", "Log group", input({ value: logging.LogGroup || "" }), "loggroup", null, logging.LogGroup || ""],
+  ];
+  const byId = Object.fromEntries(settings.map(([id, , node]) => [id, node]));
   const error = el("div", { class: "error", role: "alert" });
   const save = el("button", { type: "submit" }, "Save");
   const saved = el("div", { role: "status" });
-  const form = el("form", { novalidate: true },
-    field("Memory (MB)", memory, "memory"), field("Timeout (seconds)", timeout, "timeout"),
-    field("Description", description, "description"),
-    field("Environment variables (KEY=value, one per line)", variables, "variables"), error, save, saved);
+  const form = el("form", { novalidate: true }, settings.map(([id, label, node]) => field(label, node, id)), error, save, saved);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    for (const id of Object.values(fields)) document.getElementById(`${id}-error`).textContent = "";
+    for (const [id] of settings) document.getElementById(`${id}-error`).textContent = "";
     error.textContent = saved.textContent = "";
-    const env = {};
-    for (const line of variables.value.split("\n")) {
-      if (!line.trim()) continue;
-      const at = line.indexOf("=");
-      if (at < 1) { document.getElementById("variables-error").textContent = `Not KEY=value: ${line}`; return; }
-      env[line.slice(0, at).trim()] = line.slice(at + 1);
+    const request = {};  // only what changed: an unchanged setting is not sent again
+    for (const [id, , node, , read, before] of settings) if (read && node.value !== before) Object.assign(request, read(node.value));
+    if (variables.value !== settings.find(([id]) => id === "variables")[5]) {
+      const env = {};
+      for (const line of variables.value.split("\n")) {
+        if (!line.trim()) continue;
+        const at = line.indexOf("=");
+        if (at < 1) { document.getElementById("variables-error").textContent = `Not KEY=value: ${line}`; return; }
+        env[line.slice(0, at).trim()] = line.slice(at + 1);
+      }
+      request.Environment = { Variables: env };
     }
+    if (settings.some(([id, , node, , , before]) => ["log-format", "app-level", "system-level", "log-group"].includes(id) && node.value !== before)) {
+      const chosen = { LogFormat: byId["log-format"].value, ApplicationLogLevel: byId["app-level"].value,
+        SystemLogLevel: byId["system-level"].value, LogGroup: byId["log-group"].value.trim() };
+      request.LoggingConfig = Object.fromEntries(Object.entries(chosen).filter(([, v]) => v));
+    }
+    if (!Object.keys(request).length) { saved.replaceChildren(el("span", { class: "muted" }, "Nothing changed.")); return; }
     save.disabled = true;
     try {
-      await api("PUT", `${fn(name)}/configuration`, { MemorySize: Number(memory.value), Timeout: Number(timeout.value),
-        Description: description.value, Environment: { Variables: env } });
+      await api("PUT", `${fn(name)}/configuration`, request);
       const fresh = await settled(name, (text) => saved.replaceChildren(el("span", { class: "muted" }, text)));
       detailsList.replaceWith(detailsList = detailsOf(fresh));
       saved.replaceChildren(el("span", { class: "ok" }, "Saved."));
+      for (const setting of settings) setting[5] = setting[2].value;  // the new values are the saved ones
     } catch (e) {
-      // The API names the member it refuses ('memorySize', 'MemorySize'): its message goes beside that field.
-      const member = Object.keys(fields).find((key) => e.message.toLowerCase().includes(key));
-      (member ? document.getElementById(`${fields[member]}-error`) : error).textContent = String(e);
+      // The API names the member it refuses ('memorySize', 'ephemeralStorage.size'): its message goes beside that field.
+      const text = e.message.toLowerCase().replace(/[^a-z]/g, "");
+      const match = settings.find(([, , , member]) => text.includes(member));
+      (match ? document.getElementById(`${match[0]}-error`) : error).textContent = String(e);
     } finally { save.disabled = false; }
   });
   const detailsOf = (c) => definitions([["Runtime", c.Runtime], ["Handler", c.Handler], ["Role", c.Role],
@@ -914,6 +955,34 @@ function configurationTab(panel, name, config) {
     ["State", c.State], ["Last modified", c.LastModified], ["Revision", c.RevisionId]]);
   let detailsList = detailsOf(config);
   panel.append(el("h2", {}, "General configuration"), form, el("h2", {}, "Details"), detailsList);
+  tagsSection(panel, config.FunctionArn).catch((e) => panel.append(el("p", { class: "error" }, String(e))));
+}
+
+/** A function's tags: ListTags, TagResource and UntagResource on its ARN. */
+async function tagsSection(panel, arn) {
+  const path = `/2017-03-31/tags/${encodeURIComponent(arn)}`;
+  const tags = (await api("GET", path)).json().Tags || {};
+  const editor = el("textarea", { spellcheck: "false", rows: 4 });
+  editor.value = Object.entries(tags).map(([k, v]) => `${k}=${v}`).join("\n");
+  const status = el("div", { role: "status" });
+  const save = el("button", {}, "Save tags");
+  save.addEventListener("click", async () => {
+    status.replaceChildren();
+    const wanted = {};
+    for (const line of editor.value.split("\n")) {
+      if (!line.trim()) continue;
+      const at = line.indexOf("=");
+      wanted[(at < 0 ? line : line.slice(0, at)).trim()] = at < 0 ? "" : line.slice(at + 1);
+    }
+    try {
+      const current = (await api("GET", path)).json().Tags || {};
+      const gone = Object.keys(current).filter((k) => !(k in wanted));
+      if (gone.length) await api("DELETE", `${path}?${gone.map((k) => `tagKeys=${encodeURIComponent(k)}`).join("&")}`);
+      if (Object.keys(wanted).length) await api("POST", path, { Tags: wanted });
+      status.replaceChildren(el("span", { class: "ok" }, "Tags saved."));
+    } catch (e) { status.replaceChildren(el("span", { class: "error" }, String(e))); }
+  });
+  panel.append(el("h2", {}, "Tags"), field("Tags (key=value, one per line)", editor, "tags"), save, status);
 }
 
 // -- routing ------------------------------------------------------------------------------------
