@@ -224,6 +224,7 @@ def test_create_test_configure_edit_and_delete_a_function_in_the_browser(server,
     # the live log follows the function's log group
     page.get_by_role("link", name="Logs").click()
     page.locator("#live-log").filter(has_text="REPORT RequestId").wait_for()
+    page.get_by_role("row").filter(has_text="[$LATEST]").first.wait_for()  # the log streams, newest first
     before = page.locator("#live-log .log-line").count()
     lambda_client.invoke(FunctionName=name)  # new lines appear as they are written
     page.locator("#live-log .log-line").nth(before).wait_for()

@@ -728,8 +728,22 @@ function logsTab(panel, name, config) {
     }
     setTimeout(poll, 1000);
   };
-  panel.append(el("h2", {}, "Live log"), el("div", { class: "toolbar" }, filter), status, lines);
+  const streams = el("tbody");
+  const listStreams = async () => {
+    try {
+      const answer = (await api("POST", "/", { logGroupName: group, orderBy: "LastEventTime", descending: true, limit: 20 },
+        { "X-Amz-Target": "Logs_20140328.DescribeLogStreams", "Content-Type": "application/x-amz-json-1.1" })).json();
+      streams.replaceChildren(...(answer.logStreams || []).map((stream) => el("tr", {}, el("td", {}, stream.logStreamName),
+        el("td", {}, stream.lastEventTimestamp ? new Date(stream.lastEventTimestamp).toISOString() : ""))));
+    } catch (e) {
+      streams.replaceChildren(el("tr", {}, el("td", { colspan: 2, class: "muted" }, e.type === "ResourceNotFoundException" ? "No log stream yet." : String(e))));
+    }
+  };
+  panel.append(el("h2", {}, "Live log"), el("div", { class: "toolbar" }, filter), status, lines,
+    el("h2", {}, "Log streams (newest first)"),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Stream"), el("th", { scope: "col" }, "Last event"))), streams));
   poll();
+  listStreams();
 }
 
 async function codeTab(panel, name, got) {
