@@ -358,14 +358,17 @@ class LogFormat:
 
     Text (the default): Lambda's text platform lines, every output line kept. JSON: platform events
     as Telemetry-API-shaped records (`platform.initStart`, `platform.start`, `platform.report`,
-    `platform.initReport`; INFO level, dropped when SystemLogLevel is WARN), and output lines below
-    ApplicationLogLevel dropped (a JSON object's `level`, anything else counts as INFO).
+    `platform.initReport`, `platform.extension`; INFO level, dropped when SystemLogLevel is WARN;
+    `platform.runtimeDone` at DEBUG), and output lines below ApplicationLogLevel dropped (a JSON
+    object's `level`, anything else counts as INFO).
     """
 
     def __init__(self, log_format: str = "Text", application_level: str = "", system_level: str = "") -> None:
         self.json = log_format == "JSON"
         self._app_min = level_rank(application_level or "INFO")
         self._system_info = level_rank(system_level or "INFO") <= _RANK["INFO"]
+        #: platform.runtimeDone is a DEBUG record: written only when SystemLogLevel is DEBUG.
+        self.system_debug = self.json and level_rank(system_level or "INFO") <= _RANK["DEBUG"]
         #: Output lines need a look only when something can be dropped.
         self.filters_output = self.json and self._app_min > _RANK["TRACE"]
 
@@ -390,6 +393,16 @@ class LogFormat:
         return self._record("platform.restoreStart" if restore else "platform.initStart", {
             "initializationType": initialization_type, "phase": "init", "runtimeVersion": version_label,
             "runtimeVersionArn": runtime_version_arn})
+
+    def extension(self, name: str, state: str, events: list[str]) -> str | None:
+        """What Lambda logs of each extension when init ends."""
+        if not self.json:
+            return f"EXTENSION\tName: {name}\tState: {state}\tEvents: [{', '.join(events)}]"
+        return self._record("platform.extension", {"name": name, "state": state, "events": events})
+
+    def runtime_done(self, record: dict[str, Any]) -> str | None:
+        return json.dumps({"time": json_time(), "type": "platform.runtimeDone", "record": record},
+                          separators=(",", ":")) if self.system_debug else None
 
     def start(self, request_id: str, version: str) -> str | None:
         if not self.json:

@@ -361,6 +361,8 @@ class Environment:
         peak_mb = self._peak_memory()
         if peak_mb > self.config.memory_size and result.error_type is None and not self._process_enforces_memory:
             result = self._out_of_memory(invocation)
+        if self._format.system_debug:  # JSON logs at SystemLogLevel DEBUG
+            self._log(self._format.runtime_done(_runtime_done(invocation, result, duration_ms)), invocation)
         self._log(self._format.end(invocation.request_id), invocation)
         self._log(self._format.report(
             invocation.request_id, duration_ms, self.config.memory_size, peak_mb,
@@ -617,9 +619,8 @@ class Environment:
         """Init is over: registration closes, and the EXTENSION lines and events say who is there."""
         assert self.extensions is not None
         self.extensions.close_registration()
-        for line in self.extensions.describe():
-            self._log(line)
         for extension in self.extensions.registered.values():
+            self._log(self._format.extension(extension.name, extension.state, list(extension.events)))
             self._platform("platform.extension", {"name": extension.name, "state": extension.state,
                                                   "events": list(extension.events)})
         self._platform("platform.initRuntimeDone", {"initializationType": self._initialization_type,
@@ -641,12 +642,7 @@ class Environment:
 
     def _telemetry_done(self, invocation: Invocation, result: InvocationResult, duration_ms: float, peak_mb: int,
                         init_ms: float | None) -> None:
-        status = result.status or ("error" if result.function_error else "success")
-        record: dict[str, object] = {"requestId": invocation.request_id, "status": status,
-                                     "metrics": {"durationMs": round(duration_ms, 3),
-                                                 "producedBytes": len(result.payload)}}
-        if result.error_type:
-            record["errorType"] = result.error_type
+        record = _runtime_done(invocation, result, duration_ms)
         self._platform("platform.runtimeDone", record)
         metrics: dict[str, object] = {"durationMs": round(duration_ms, 3),
                                       "billedDurationMs": math.ceil(duration_ms + (init_ms or 0.0)),
@@ -854,3 +850,13 @@ class Environment:
             task = self._loop.create_task(self.telemetry.close())
             _closing.add(task)
             task.add_done_callback(_closing.discard)
+
+
+def _runtime_done(invocation: Invocation, result: InvocationResult, duration_ms: float) -> dict[str, object]:
+    """platform.runtimeDone's record: how the runtime's part of an invocation ended."""
+    record: dict[str, object] = {"requestId": invocation.request_id,
+                                 "status": result.status or ("error" if result.function_error else "success"),
+                                 "metrics": {"durationMs": round(duration_ms, 3), "producedBytes": len(result.payload)}}
+    if result.error_type:
+        record["errorType"] = result.error_type
+    return record

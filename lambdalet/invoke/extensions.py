@@ -130,11 +130,6 @@ class Extensions:
     def close_registration(self) -> None:
         self.registration_open = False
 
-    def describe(self) -> list[str]:
-        """The EXTENSION lines Lambda logs when init ends, one per extension."""
-        return [f"EXTENSION\tName: {extension.name}\tState: {extension.state}\tEvents: [{', '.join(extension.events)}]"
-                for extension in self.registered.values()]
-
     # -- events ---------------------------------------------------------------------------------
 
     def next_event(self, extension: Extension) -> "dict[str, Any] | asyncio.Future[dict[str, Any]]":

@@ -348,3 +348,19 @@ def test_an_extension_exit_error_fails_the_invocation_in_progress(lambda_client,
     error = json.loads(resp["Payload"].read())
     assert error["errorType"] == "Extension.ExitError"
     assert error["errorMessage"].endswith("Error: Extension exiting exited with error: Extension.LostItsBackend")
+
+
+def test_json_logs_carry_platform_extension_and_at_debug_platform_runtime_done(
+        server, lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/counter": SHELL_EXTENSION}, "counter-json")
+    name = create_function(STATE_HANDLER, Layers=[layer],
+                           LoggingConfig={"LogFormat": "JSON", "SystemLogLevel": "DEBUG"})["FunctionName"]
+    assert json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read()) == {"extension": "ready"}
+    logs = wait_for_function_log(server, name, '"type":"platform.report"')
+    records = [json.loads(line.split(" ", 1)[1]) for line in logs.splitlines() if '"type":"platform.' in line]
+    kinds = [record["type"] for record in records]
+    assert {"type": "platform.extension", "record": {"name": "counter", "state": "Ready", "events": ["INVOKE", "SHUTDOWN"]}} \
+        in [{k: r[k] for k in ("type", "record")} for r in records]
+    assert kinds.index("platform.runtimeDone") < kinds.index("platform.report")
+    done = records[kinds.index("platform.runtimeDone")]["record"]
+    assert done["status"] == "success" and set(done["metrics"]) == {"durationMs", "producedBytes"}
