@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Callable
 
 from lambdalet import logs
 from lambdalet.invoke.env_vars import build_env
-from lambdalet.invoke.extensions import (REGISTRATION_CLOSED, SHUTDOWN_DEADLINE_S, Extension, ExtensionRefusal,
-                                         Extensions, external_extensions)
+from lambdalet.invoke.extensions import (EXIT_TOKEN_VARIABLE, REGISTRATION_CLOSED, SHUTDOWN_DEADLINE_S, Extension,
+                                         ExtensionRefusal, Extensions, external_extensions)
 from lambdalet.invoke.telemetry import Telemetry
 from lambdalet.invoke.streaming import ResponseStream, buffering_stream
 from lambdalet.images.store import ImageUnusable
@@ -161,6 +161,10 @@ class Environment:
         self.telemetry: Telemetry | None = None
         self._runtime_waiting = False  # its first /next came before every extension was ready
         self._shutting_down = False  # SHUTDOWN sent to the extensions: killed at its deadline
+        #: What launch.sh prefixes the line it writes when an external extension exits (the
+        #: environment's own: function code that prints one can only end its own environment).
+        self._exit_token = ""
+        self._running_externals: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Environment {self.config.name}:{self.config.version} {self.env_id[:8]} {self.state.value}>"
@@ -283,6 +287,7 @@ class Environment:
         externals = external_extensions(self._layers_dir)
         if externals:
             self._track_extensions(externals)
+            env[EXIT_TOKEN_VARIABLE] = self._exit_token
         try:
             argv = self._registry.command(self.runtime, layout.task_root, Path(self._code_dir), sdk_dir, env,
                                           opt_dir=layout.opt_dir, layers_dir=self._layers_dir,
@@ -548,6 +553,9 @@ class Environment:
         self.extensions = Extensions(expected, self.config.name, self.config.version, self.config.handler,
                                      role_account, changed=self._extensions_changed)
         self.telemetry = Telemetry()
+        if expected:
+            self._exit_token = f"lambdalet-extension-exit-{os.urandom(8).hex()}"
+            self._running_externals = set(expected)
 
     def _platform(self, event_type: str, record: dict[str, object]) -> None:
         if self.telemetry is not None:
@@ -675,6 +683,33 @@ class Environment:
         deadline = self._loop.call_later(SHUTDOWN_DEADLINE_S, self._kill)
         done.add_done_callback(lambda _: (deadline.cancel(), self._kill()))
 
+    def _extension_exited(self, name_and_status: str) -> None:
+        """An external extension's process ended (launch.sh said so). After SHUTDOWN that is the
+        end it was asked for: once every one has, the environment goes at once. Any other time it
+        is Lambda's Extension.Crash: init fails, or the invocation in progress does, and the
+        environment is reset."""
+        name, _, status = name_and_status.rpartition(" ")
+        self._running_externals.discard(name)
+        if self.state in (EnvState.STOPPING, EnvState.GONE) and not self._shutting_down:
+            return  # killed with the rest of the environment
+        if self._shutting_down:
+            if not self._running_externals:
+                self._kill()
+            return
+        message = f"Extension {name} exited with status {status}"
+        if self.state is EnvState.STARTING and not self._ready.done():
+            self._log(f"EXTENSION\tName: {name}\tState: Crashed\tExit status: {status}")
+            self._fail_init("Extension.Crash", b"", message)
+            return
+        invocation = self._current
+        if invocation is not None and invocation.result is not None and not invocation.result.done():
+            self._drain_output()  # what the runtime wrote before: this invocation's
+            self._log_error(invocation, "Extension.Crash", message)
+            self._resolve(invocation, self._failed(invocation, "Extension.Crash", message))
+        else:
+            self._log(message)
+        self.stop()
+
     def _kill(self) -> None:
         if self._process is not None and self.state is EnvState.STOPPING:
             self._process.kill()
@@ -693,6 +728,9 @@ class Environment:
 
     def _log_output(self, line: str) -> None:
         """A line the runtime wrote; with the JSON format, dropped when below ApplicationLogLevel."""
+        if self._exit_token and line.startswith(self._exit_token):  # handled once this read is done
+            self._loop.call_soon(self._extension_exited, line[len(self._exit_token):].strip())
+            return
         if self._format.filters_output and not self._format.keep_output(line):
             return
         self._log(line)

@@ -30,6 +30,9 @@ from typing import Any, Callable
 EXTENSION_LIMIT = 10
 EVENT_TYPES = ("INVOKE", "SHUTDOWN")
 SHUTDOWN_DEADLINE_S = 2.0  # with external extensions registered, as on Lambda
+#: The variable that gives launch.sh the environment's token for the line it writes when an
+#: external extension exits (`Environment._extension_exited`).
+EXIT_TOKEN_VARIABLE = "_LAMBDALET_EXTENSION_EXIT"
 REGISTRATION_CLOSED = "Extension registration closed already"
 
 

@@ -364,3 +364,34 @@ def test_json_logs_carry_platform_extension_and_at_debug_platform_runtime_done(
     assert kinds.index("platform.runtimeDone") < kinds.index("platform.report")
     done = records[kinds.index("platform.runtimeDone")]["record"]
     assert done["status"] == "success" and set(done["metrics"]) == {"durationMs", "producedBytes"}
+
+
+#: An extension that dies during an invocation without saying why: Lambda's Extension.Crash.
+CRASHING_EXTENSION = r"""#!/bin/sh
+BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
+HEADERS="${TMPDIR:-/tmp}/crashing.headers"
+curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: crashing" \
+     -d '{"events": ["INVOKE"]}'
+ID=$(grep -i '^Lambda-Extension-Identifier:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
+curl -sS -o /dev/null "$BASE/event/next" -H "Lambda-Extension-Identifier: $ID"
+exit 3
+"""
+
+#: A file in /opt/extensions that is no extension at all: it never registers, and init must not
+#: wait for it until the timeout.
+NOT_AN_EXTENSION = "#!/bin/sh\necho 'not an extension'\nexit 1\n"
+
+
+def test_an_extension_that_dies_is_an_extension_crash(lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/crashing": CRASHING_EXTENSION}, "crashing")
+    name = create_function("import time\n\ndef handler(event, context):\n    time.sleep(20)\n",
+                           Layers=[layer], Timeout=30)["FunctionName"]
+    error = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
+    assert error["errorType"] == "Extension.Crash"
+    assert error["errorMessage"].endswith("Error: Extension crashing exited with status 3")
+
+    layer = _extension_layer(publish_layer, {"extensions/helper": NOT_AN_EXTENSION}, "not-an-extension")
+    name = create_function(Layers=[layer], Timeout=30)["FunctionName"]
+    resp = lambda_client.invoke(FunctionName=name)
+    assert resp["FunctionError"] == "Unhandled"
+    assert json.loads(resp["Payload"].read())["errorType"] == "Extension.Crash"
