@@ -36,6 +36,20 @@ while true; do
 done
 """
 
+
+def shell_extension(name: str, events: str, then: str) -> str:
+    """A shell extension as AWS's samples write one: it registers as `name` for `events` (a JSON
+    list), keeps its identifier in $ID and the API's base URL in $BASE, then runs `then`."""
+    return (
+        "#!/bin/sh\n"
+        'BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"\n'
+        f'HEADERS="${{TMPDIR:-/tmp}}/{name}.headers"\n'
+        f'curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: {name}" '
+        f"-d '{{\"events\": {events}}}'\n"
+        "ID=$(grep -i '^Lambda-Extension-Identifier:' \"$HEADERS\" | cut -d: -f2 | tr -d '[:space:]')\n"
+        + then)
+
+
 STATE_HANDLER = """
 import os
 
@@ -266,14 +280,9 @@ def test_an_internal_extension_registers_during_init_and_gets_invoke_events(serv
 
 
 #: An extension that fails its init: the invocation fails as Lambda reports an extension's init error.
-FAILING_EXTENSION = r"""#!/bin/sh
-BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
-HEADERS="${TMPDIR:-/tmp}/failing.headers"
-curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: failing" -d '{"events": []}'
-ID=$(grep -i '^Lambda-Extension-Identifier:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
-curl -sS -XPOST "$BASE/init/error" -H "Lambda-Extension-Identifier: $ID" \
-     -H "Lambda-Extension-Function-Error-Type: Extension.ConfigInvalid" -d '{"errorMessage": "no config"}'
-"""
+FAILING_EXTENSION = shell_extension("failing", "[]", (
+    'curl -sS -XPOST "$BASE/init/error" -H "Lambda-Extension-Identifier: $ID" '
+    "-H 'Lambda-Extension-Function-Error-Type: Extension.ConfigInvalid' -d '{\"errorMessage\": \"no config\"}'\n"))
 
 
 def test_an_extension_init_error_fails_the_init(server, lambda_client, create_function, publish_layer):
@@ -327,16 +336,10 @@ def test_an_exec_wrapper_starts_an_internal_extension(server, lambda_client, cre
 
 
 #: An extension that gives up during an invocation: the invocation fails with Extension.ExitError.
-EXITING_EXTENSION = r"""#!/bin/sh
-BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
-HEADERS="${TMPDIR:-/tmp}/exiting.headers"
-curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: exiting" \
-     -d '{"events": ["INVOKE"]}'
-ID=$(grep -i '^Lambda-Extension-Identifier:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
-curl -sS -o /dev/null "$BASE/event/next" -H "Lambda-Extension-Identifier: $ID"
-curl -sS -XPOST "$BASE/exit/error" -H "Lambda-Extension-Identifier: $ID" \
-     -H "Lambda-Extension-Function-Error-Type: Extension.LostItsBackend" -d '{}'
-"""
+EXITING_EXTENSION = shell_extension("exiting", '["INVOKE"]', (
+    'curl -sS -o /dev/null "$BASE/event/next" -H "Lambda-Extension-Identifier: $ID"\n'
+    'curl -sS -XPOST "$BASE/exit/error" -H "Lambda-Extension-Identifier: $ID" '
+    "-H 'Lambda-Extension-Function-Error-Type: Extension.LostItsBackend' -d '{}'\n"))
 
 
 def test_an_extension_exit_error_fails_the_invocation_in_progress(lambda_client, create_function, publish_layer):
@@ -367,15 +370,9 @@ def test_json_logs_carry_platform_extension_and_at_debug_platform_runtime_done(
 
 
 #: An extension that dies during an invocation without saying why: Lambda's Extension.Crash.
-CRASHING_EXTENSION = r"""#!/bin/sh
-BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
-HEADERS="${TMPDIR:-/tmp}/crashing.headers"
-curl -sS -D "$HEADERS" -o /dev/null -XPOST "$BASE/register" -H "Lambda-Extension-Name: crashing" \
-     -d '{"events": ["INVOKE"]}'
-ID=$(grep -i '^Lambda-Extension-Identifier:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')
-curl -sS -o /dev/null "$BASE/event/next" -H "Lambda-Extension-Identifier: $ID"
-exit 3
-"""
+CRASHING_EXTENSION = shell_extension("crashing", '["INVOKE"]', (
+    'curl -sS -o /dev/null "$BASE/event/next" -H "Lambda-Extension-Identifier: $ID"\n'
+    "exit 3\n"))
 
 #: A file in /opt/extensions that is no extension at all: it never registers, and init must not
 #: wait for it until the timeout.
