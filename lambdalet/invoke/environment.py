@@ -285,6 +285,11 @@ class Environment:
             return self._image_spec(layout, runtime_api, env)
         sdk_dir = layout.sdk_dir if self._use_sdk else None
         externals = external_extensions(self._layers_dir)
+        if externals and self._snapshot_key is not None:  # a snapshot is one process: no launcher
+            self._finish_stopping()
+            raise InitFailure(self, "Runtime.InvalidEntrypoint",
+                              "SnapStart cannot start the external extensions in /opt/extensions on this server "
+                              f"({', '.join(sorted(externals))}): publish without SnapStart, or without those layers")
         if externals:
             self._track_extensions(externals)
             env[EXIT_TOKEN_VARIABLE] = self._exit_token
