@@ -32,7 +32,7 @@ from lambdalet.invoke.streaming import ResponseStream, buffering_stream
 from lambdalet.images.store import ImageUnusable
 from lambdalet.invoke.types import Invocation, InvocationResult, LogTail, platform_error
 from lambdalet.model import FunctionConfig, runtime_version_arn
-from lambdalet.runtimes.registry import EntrypointNotFound, Runtime, RuntimeRegistry
+from lambdalet.runtimes.registry import EntrypointNotFound, Runtime, RuntimeRegistry, launcher_script
 from lambdalet.sandbox.base import ExitStatus, Layout, SandboxBackend, SandboxProcess, SandboxSpec
 from lambdalet.sandbox.templates import TemplateInitFailed
 
@@ -268,7 +268,15 @@ class Environment:
         directory, with its ENV under the function's variables and Lambda's reserved ones."""
         image = self.config.image
         assert image is not None
-        return SandboxSpec(self.env_id, self.config.image_argv(), env, Path(self._code_dir), layout, self.config.memory_size,
+        argv = self.config.image_argv()
+        # The image's own /opt/extensions (symlinks not followed: they point into the image, not
+        # the host), started by the launcher given inline: the image is the whole root.
+        externals = external_extensions(Path(self._code_dir) / "opt", follow_symlinks=False)
+        if externals:
+            self._track_extensions(externals)
+            env[EXIT_TOKEN_VARIABLE] = self._exit_token
+            argv = ["/bin/sh", "-c", launcher_script(), "launch.sh", "/opt/extensions", *argv]
+        return SandboxSpec(self.env_id, argv, env, Path(self._code_dir), layout, self.config.memory_size,
                            self.config.ephemeral_storage, isolated_network=self._isolated_network, image=True,
                            cwd=self.config.image_working_dir)
 

@@ -209,14 +209,14 @@ class Extensions:
         self._wake_if_idle()
 
 
-def external_extensions(layers_dir: Path | None) -> frozenset[str]:
-    """The names of a function's external extensions: the executable files in its layers'
-    `extensions/` directory (read at an environment's start, only for functions with layers)."""
-    if layers_dir is None:
+def external_extensions(opt_dir: Path | None, follow_symlinks: bool = True) -> frozenset[str]:
+    """The names of a function's external extensions: the executable files in `extensions/` of
+    its /opt (its layers', or an image's, read at an environment's start)."""
+    if opt_dir is None:
         return frozenset()
     try:
-        entries = list(os.scandir(layers_dir / "extensions"))
+        entries = list(os.scandir(opt_dir / "extensions"))
     except OSError:
         return frozenset()
-    return frozenset(entry.name for entry in entries
-                     if entry.is_file() and os.access(entry.path, os.X_OK))
+    return frozenset(entry.name for entry in entries if entry.is_file(follow_symlinks=follow_symlinks)
+                     and os.access(entry.path, os.X_OK))

@@ -331,6 +331,15 @@ class RuntimeRegistry:
         return wrapper
 
 
+LAUNCHER = Path(__file__).resolve().parent / "extensions" / "launch.sh"
+
+
+@functools.cache
+def launcher_script() -> str:
+    """extensions/launch.sh's text, for `sh -c` where the file is out of reach (an image's root)."""
+    return LAUNCHER.read_text()
+
+
 class EntrypointNotFound(Exception):
     """A custom runtime without an executable `bootstrap`: Lambda's Runtime.InvalidEntrypoint."""
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import PRIVATE_REGISTRY_LOGIN, ROLE, Server, free_port, make_zip
 
 from . import oci_support as oci
-from .helpers import error_code_and_status, wait_until
+from .helpers import environment_counts, error_code_and_status, wait_until
 
 BOOTSTRAP_ENTRYPOINT = ["/var/task/bootstrap"]
 
@@ -541,3 +541,32 @@ def test_push_image_builds_a_function_from_folders(lam, image_function, registry
     assert lam.get_function(FunctionName=name)["Code"]["ResolvedImageUri"] == f"{registry.host}/pushed@{digest}"
     body = json.loads(lam.invoke(FunctionName=name, Payload=b'{"n": 1}')["Payload"].read())
     assert body == {"greeting": "hi", "args": "app.handler two words", "event": {"n": 1}}
+
+
+#: An extension in the image's own /opt/extensions, in busybox's sh with its wget: it registers,
+#: says so in a file the function reads, and counts the INVOKE events it gets.
+IMAGE_EXTENSION = """#!/bin/sh
+BASE="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
+wget -q -S -O /dev/null --header "Lambda-Extension-Name: in-image" --post-data '{"events": ["INVOKE"]}' \\
+    "$BASE/register" 2>/tmp/ext-headers
+ID=$(grep -i 'Lambda-Extension-Identifier' /tmp/ext-headers | sed 's/.*: *//' | tr -d '\\r ')
+echo registered > /tmp/ext-state
+while true; do
+    wget -q -O /tmp/ext-event --header "Lambda-Extension-Identifier: $ID" "$BASE/event/next" || exit 0
+    echo invoke >> /tmp/ext-invokes
+done
+"""
+
+
+def test_an_images_own_extensions_are_started_and_waited_for(srv, lam, image_function, registry) -> None:
+    extension = oci.layer([oci.directory("opt"), oci.directory("opt/extensions"),
+                           oci.file("opt/extensions/in-image", IMAGE_EXTENSION, 0o755)])
+    uri = push_busybox(registry, "with-extension", "v1", extra_layers=[extension])
+    name = image_function(uri)["FunctionName"]
+    first = run(lam, name, "cat /tmp/ext-state")
+    assert first["out"].strip() == "registered"  # init waited for the extension to register
+    wait_until(lambda: environment_counts(srv, name) == {"idle": 1, "busy": 0, "starting": 0},
+               what="the environment to be free once its extension took the INVOKE")
+    second = run(lam, name, "cat /tmp/ext-invokes | wc -l")
+    assert int(second["out"].strip()) >= 1  # the first invocation's INVOKE reached it
+    assert "_LAMBDALET_EXTENSION_EXIT" not in second["env"]  # the launcher's token stays its own
