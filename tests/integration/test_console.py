@@ -292,11 +292,27 @@ def test_url_concurrency_asynchronous_settings_triggers_layers_and_account_pages
     page.get_by_text("Saved.").wait_for()
     assert lambda_client.get_function_event_invoke_config(FunctionName=name)["MaximumRetryAttempts"] == 0
 
-    page.get_by_role("link", name="Triggers").click()
-    page.get_by_text("No event source mapping").wait_for()
+    scheduler = server.client("scheduler")
+    arn = lambda_client.get_function_configuration(FunctionName=name)["FunctionArn"]
+    scheduler.create_schedule(Name=f"{name}-nightly", ScheduleExpression="rate(1 day)", FlexibleTimeWindow={"Mode": "OFF"},
+                              Target={"Arn": arn, "RoleArn": ROLE})
+    layer = lambda_client.publish_layer_version(LayerName=f"{name}-layer", Description="console layer",
+                                                Content={"ZipFile": make_zip({"python/lib.py": "X = 1\n"})})
+    try:
+        page.get_by_role("link", name="Triggers").click()
+        page.get_by_text("No event source mapping").wait_for()
+        page.get_by_role("row").filter(has_text=f"{name}-nightly").wait_for()  # the schedule that targets it
+        page.get_by_label("Event source ARN").fill("arn:aws:sqs:us-east-1:000000000000:no-such-queue")
+        page.get_by_role("button", name="Add event source mapping").click()
+        page.locator("main .error").filter(has_text="Exception").wait_for()  # the API's refusal, shown
 
-    page.get_by_role("link", name="Layers").click()
-    page.get_by_role("heading", name="Layers").wait_for()
+        page.get_by_role("link", name="Layers").click()
+        page.get_by_role("heading", name="Layers").wait_for()
+        page.get_by_role("link", name=f"{name}-layer").click()
+        page.get_by_role("row").filter(has_text="console layer").filter(has_text=layer["LayerVersionArn"]).wait_for()
+    finally:
+        scheduler.delete_schedule(Name=f"{name}-nightly")
+        lambda_client.delete_layer_version(LayerName=f"{name}-layer", VersionNumber=layer["Version"])
     page.get_by_role("link", name="Account settings").click()
     page.get_by_text("Concurrent executions (limit)").wait_for()
     assert str(lambda_client.get_account_settings()["AccountLimit"]["ConcurrentExecutions"]) in page.locator("main").inner_text()
@@ -340,6 +356,8 @@ def test_under_auth_iam_the_console_signs_in_and_signs_every_call(iam_server, pa
     page.locator("#charts figure").filter(has_text="Invocations: 1").wait_for()
     page.get_by_role("link", name="Logs").click()  # CloudWatch Logs, signed for "logs"
     page.locator("#live-log").filter(has_text="signed call").wait_for()
+    page.get_by_role("link", name="Triggers").click()  # EventBridge Scheduler, signed for "scheduler"
+    page.get_by_text("No schedule targets this function").wait_for()
 
     page.get_by_role("link", name="Sign out").click()
     page.get_by_role("heading", name="Sign in").wait_for()

@@ -85,7 +85,8 @@ async function hmac(key, text) {
 
 async function sign(method, path, headers, body, creds) {
   const url = new URL(path, window.location.href);
-  const service = (headers["X-Amz-Target"] || "").startsWith("Logs_") ? "logs" : "lambda";
+  const service = (headers["X-Amz-Target"] || "").startsWith("Logs_") ? "logs"
+    : /^\/schedule(s|-groups)(\/|$)/.test(url.pathname) ? "scheduler" : "lambda";
   const amzDate = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
   const day = amzDate.slice(0, 8);
   const query = url.search.slice(1).split("&").filter(Boolean).map((pair) => {
@@ -581,22 +582,66 @@ async function triggersTab(panel, name) {
     return el("tr", {}, el("td", {}, m.EventSourceArn || ""), el("td", {}, m.State), el("td", {}, String(m.BatchSize ?? "")),
       el("td", {}, m.LastProcessingResult || ""), el("td", {}, m.UUID), el("td", {}, toggle));
   });
+  const source = el("input", { type: "text", autocomplete: "off", placeholder: "arn:aws:sqs:…, arn:aws:kinesis:… or a DynamoDB stream ARN" });
+  const batch = el("input", { type: "number", min: 1, max: 10000, placeholder: "(the source's default)" });
+  const position = el("select", {}, ["", "TRIM_HORIZON", "LATEST"].map((p) => el("option", { value: p }, p || "(none: SQS)")));
+  const create = el("button", {}, "Add event source mapping");
+  const createStatus = el("div", { role: "status" });
+  create.addEventListener("click", async () => {
+    createStatus.replaceChildren();
+    const body = { FunctionName: name, EventSourceArn: source.value.trim() };
+    if (batch.value) body.BatchSize = Number(batch.value);
+    if (position.value) body.StartingPosition = position.value;
+    try {
+      await api("POST", "/2015-03-31/event-source-mappings", body);
+      await rerender(panel, triggersTab, name)();
+    } catch (e) { createStatus.replaceChildren(el("span", { class: "error" }, String(e))); }
+  });
+  // Schedules (EventBridge Scheduler on this server) whose target is this function, or one of its versions or aliases.
+  const arn = (await api("GET", `${fn(name)}/configuration`)).json().FunctionArn;
+  const schedules = [];
+  let token;
+  for (let page = 0; page < 10; page++) {
+    const query = new URLSearchParams({ MaxResults: "100", ...(token ? { NextToken: token } : {}) });
+    const listed = (await api("GET", `/schedules?${query}`)).json();
+    schedules.push(...(listed.Schedules || []).filter((item) => (item.Target || {}).Arn === arn || ((item.Target || {}).Arn || "").startsWith(`${arn}:`)));
+    token = listed.NextToken;
+    if (!token) break;
+  }
+  const scheduleRows = schedules.map((item) => el("tr", {}, el("td", {}, item.Name), el("td", {}, item.GroupName),
+    el("td", {}, item.State), el("td", {}, item.Target.Arn)));
   panel.append(el("h2", {}, "Event source mappings"),
     el("table", {}, el("thead", {}, el("tr", {}, ["Source", "State", "Batch size", "Last result", "UUID", ""].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted" },
-        "No event source mapping: create one with aws lambda create-event-source-mapping.")))), status);
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No event source mapping.")))), status,
+    field("Event source ARN", source, "mapping-source"), field("Batch size", batch, "mapping-batch"),
+    field("Starting position (streams)", position, "mapping-position"), create, createStatus,
+    el("h2", {}, "Schedules"),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Schedule", "Group", "State", "Target"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, scheduleRows.length ? scheduleRows : el("tr", {}, el("td", { colspan: 4, class: "muted" },
+        "No schedule targets this function: create one with aws scheduler create-schedule.")))));
 }
 
 async function layersPage() {
   const listed = (await api("GET", "/2018-10-31/layers?MaxItems=50")).json();
   const rows = (listed.Layers || []).map((layer) => {
     const latest = layer.LatestMatchingVersion || {};
-    return el("tr", {}, el("td", {}, layer.LayerName), el("td", {}, String(latest.Version ?? "")),
+    return el("tr", {}, el("td", {}, el("a", { href: `#/layers/${encodeURIComponent(layer.LayerName)}` }, layer.LayerName)),
+      el("td", {}, String(latest.Version ?? "")),
       el("td", {}, (latest.CompatibleRuntimes || []).join(", ")), el("td", {}, latest.Description || ""),
       el("td", {}, latest.LayerVersionArn || ""));
   });
   show(el("h1", {}, "Layers"), el("table", {}, el("thead", {}, el("tr", {}, ["Name", "Latest version", "Compatible runtimes", "Description", "ARN"]
     .map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No layer.")))));
+}
+
+async function layerPage(layer) {
+  const listed = (await api("GET", `/2018-10-31/layers/${encodeURIComponent(layer)}/versions?MaxItems=50`)).json();
+  const rows = (listed.LayerVersions || []).map((v) => el("tr", {}, el("td", {}, String(v.Version)), el("td", {}, v.Description || ""),
+    el("td", {}, (v.CompatibleRuntimes || []).join(", ")), el("td", {}, (v.CompatibleArchitectures || []).join(", ")),
+    el("td", {}, v.CreatedDate || ""), el("td", {}, v.LayerVersionArn)));
+  show(el("h1", {}, layer), el("p", {}, el("a", { href: "#/layers" }, "All layers")),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Version", "Description", "Compatible runtimes", "Architectures", "Created", "ARN"]
+      .map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No version.")))));
 }
 
 async function accountPage() {
@@ -1037,6 +1082,7 @@ async function route() {
   try {
     if (parts.length === 0) await listPage();
     else if (parts[0] === "create") createPage();
+    else if (parts[0] === "layers" && parts[1]) await layerPage(parts[1]);
     else if (parts[0] === "layers") await layersPage();
     else if (parts[0] === "account") await accountPage();
     else if (parts[0] === "sign-out") { sessionStorage.removeItem(CREDENTIALS); location.hash = "#/"; return; }
