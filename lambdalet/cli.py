@@ -42,7 +42,7 @@ def main() -> None:
     """Lambdalet: a self-hosted serverless platform that speaks AWS Lambda's API."""
 
 
-for _command in COMMANDS:  # deploy, invoke, ls, mappings, rm, logs: clients of the Lambda API
+for _command in COMMANDS:  # deploy, invoke, ls, mappings, nodes, rm, logs: clients of the server
     main.add_command(_command)
 main.add_command(push_image)  # a client of OCI registries
 

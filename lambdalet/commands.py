@@ -1,4 +1,4 @@
-"""Commands for humans: `lambdalet deploy`, `invoke`, `ls` and `rm`.
+"""Commands for humans: `lambdalet deploy`, `invoke`, `ls`, `mappings`, `logs`, `nodes` and `rm`.
 
 They are clients of the Lambda API (boto3), so they work against any Lambda-compatible endpoint:
 `--endpoint-url`, else botocore's `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL`, else a local
@@ -303,6 +303,30 @@ def list_mappings(function: str | None, client: Any) -> None:
     _table(("UUID", "FUNCTION", "SOURCE", "STATE", "BATCH", "LAST RESULT"), rows)
 
 
+@click.command(name="nodes")
+@click.option("--endpoint-url", envvar="LAMBDALET_ENDPOINT_URL", metavar="URL",
+              help=f"A Lambdalet server (default: $AWS_ENDPOINT_URL_LAMBDA, $AWS_ENDPOINT_URL or {DEFAULT_ENDPOINT}).")
+def list_nodes(endpoint_url: str | None) -> None:
+    """List the live nodes sharing the server's database: name, URL, load, last heartbeat."""
+    import urllib.error
+    import urllib.request
+
+    url = _endpoint(endpoint_url).rstrip("/") + "/_lambdalet/nodes"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            listed = json.load(answer)["nodes"]
+    except urllib.error.HTTPError as exc:
+        raise click.ClickException(f"{url} answered HTTP {exc.code}: is it a Lambdalet server?") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(f"cannot reach {url} ({exc}); is `lambdalet server` running?") from None
+    now = time.time()
+    rows = [(("* " if node["self"] else "  ") + node["name"], node["url"], node["load"].get("inFlight", "-"),
+             sum(node["load"].get("environments", {}).values()),
+             f"{node['load'].get('memoryUsedMb', 0)}/{node['load'].get('memoryLimitMb', 0)} MB",
+             f"{now - node['lastHeartbeat']:.0f} s ago") for node in listed]
+    _table(("NODE (* answered)", "URL", "IN FLIGHT", "ENVIRONMENTS", "MEMORY", "HEARTBEAT"), rows)
+
+
 @click.command(name="rm")
 @click.argument("names", nargs=-1, required=True)
 @api_command
@@ -397,4 +421,4 @@ def logs(name: str, follow: bool, since: str, filter_pattern: str | None, poll: 
         return
 
 
-COMMANDS = (deploy, invoke, list_functions, list_mappings, remove, logs)
+COMMANDS = (deploy, invoke, list_functions, list_mappings, list_nodes, remove, logs)

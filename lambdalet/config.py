@@ -173,12 +173,31 @@ class Settings:
         "the database wrote)."
     )
     log_level: str = knob("info", "Server log level: debug, info, warning or error.")
+    node_name: str = knob(
+        "", "This server's name among the servers sharing its database (`lambdalet nodes`, the leases it "
+        "holds); empty: <hostname>:<port>. Each node's must be its own."
+    )
+    advertise_url: str = knob(
+        "", "The URL other nodes and `lambdalet nodes` give for this server; empty: http://<host>:<port>, "
+        "with 127.0.0.1 for a server that listens on every address."
+    )
 
     @property
     def advertised_url_host(self) -> str:
         if self.function_url_host:
             return self.function_url_host
         return "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+
+    @property
+    def resolved_node_name(self) -> str:
+        import socket
+
+        return self.node_name or f"{socket.gethostname()}:{self.port}"
+
+    @property
+    def resolved_advertise_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return self.advertise_url or f"http://{host}:{self.port}"
 
     @property
     def auth_mode(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,6 +68,7 @@ from lambdalet.log_groups import LogReader
 from lambdalet.logs import LogStore
 from lambdalet.metrics import Metrics, PlatformCollector
 from lambdalet.metrics_history import MetricsHistory
+from lambdalet.nodes import NodeRegistry
 from lambdalet.model import LATEST, Arns, FunctionConfig
 from lambdalet.runtimes.python_sdk import compile_sdk_bytecode, prepare_python_sdk
 from lambdalet.runtimes.registry import IMAGE_RUNTIME, RuntimeRegistry
@@ -134,6 +134,8 @@ class Services:
     history: MetricsHistory | None = None
     #: The console's saved test events (console/test_events.py).
     test_events: TestEventStore | None = None  # type: ignore[assignment]
+    #: This server's row among the nodes sharing its database (nodes.py).
+    nodes: NodeRegistry | None = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -230,8 +232,7 @@ async def build_services(settings: Settings) -> Services:
     queue = AsyncQueue(EventStore(engine), registry, invoker, workers=settings.async_workers,
                        backoff_scale=settings.async_backoff_scale)
     await queue.start()
-    manager = MappingManager(MappingStore(engine), registry, invoker, metrics,
-                             node_id=f"{socket.gethostname()}:{settings.port}")
+    manager = MappingManager(MappingStore(engine), registry, invoker, metrics, node_id=settings.resolved_node_name)
     await manager.start()
     schedule_store = ScheduleStore(engine)
     await asyncio.to_thread(schedule_store.ensure_group, DEFAULT_GROUP, time.time())
@@ -244,11 +245,22 @@ async def build_services(settings: Settings) -> Services:
                     "and cannot be told apart from other callers, so they may call every operation", sandbox.name)
     history = MetricsHistory(metrics)
     history.start()
+
+    def node_load() -> dict[str, object]:
+        states = {"starting": 0, "idle": 0, "busy": 0}
+        for counts in pools.counts().values():
+            for state, count in counts.items():
+                states[state] = states.get(state, 0) + count
+        return {"inFlight": limiter.total_in_flight, "environments": states,
+                "memoryUsedMb": pools.budget.used_mb, "memoryLimitMb": pools.budget.limit_mb}
+
+    node = NodeRegistry(engine, settings.resolved_node_name, settings.resolved_advertise_url, node_load)
+    await node.start()
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
-                    signing_profiles, authenticator, history, TestEventStore(engine))
+                    signing_profiles, authenticator, history, TestEventStore(engine), node)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -311,6 +323,13 @@ async def status(request: web.Request) -> web.Response:
     })
 
 
+async def list_nodes(request: web.Request) -> web.Response:
+    """The live nodes sharing this server's database (`lambdalet nodes`)."""
+    svc: Services = request.app[SERVICES]  # type: ignore[assignment]
+    assert svc.nodes is not None
+    return json_response({"nodes": await asyncio.to_thread(svc.nodes.live)})
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition (`lambdalet/metrics.py`, `docs/metrics.md`)."""
     svc: Services = request.app[SERVICES]  # type: ignore[assignment]
@@ -343,6 +362,7 @@ def create_app(settings: Settings) -> web.Application:
                     *(refuse_functions(route) for route in console_test_events.routes())])
     app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
+                    refuse_functions(web.get("/_lambdalet/nodes", list_nodes)),
                     refuse_functions(web.get("/metrics", metrics))])
 
     async def startup(app: web.Application) -> None:
@@ -352,6 +372,8 @@ def create_app(settings: Settings) -> web.Application:
 
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
+        if services.nodes is not None:
+            await services.nodes.stop()
         await services.mappings.shutdown()
         if services.schedules is not None:
             await services.schedules.shutdown()

@@ -293,6 +293,19 @@ console_test_events = Table(
 )
 
 
+# The servers sharing this database (nodes.py): each heartbeats its own row; a row whose heartbeat
+# is older than nodes.LIVE_S is a node that died.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("url", String(1024), nullable=False),
+    Column("started", Float, nullable=False),
+    Column("heartbeat", Float, nullable=False),
+    Column("load", Text, nullable=False, default="{}"),
+)
+
+
 class DatabaseDriverMissing(RuntimeError):
     """The --database-url names a database whose Python driver is not installed."""
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import urllib.request
 import uuid
 
@@ -89,6 +91,44 @@ def test_one_node_polls_a_mapping_and_another_takes_over_when_it_dies(tmp_path, 
         wait_until(lambda: delivered(json.dumps({"after": "the holder died"})), timeout=90,
                    what="the other node to take the mapping over")
         assert polled_by(other, mapping["UUID"]) >= 1
+    finally:
+        first.stop()
+        second.stop()
+
+
+def _nodes(server: Server) -> list[dict]:
+    with urllib.request.urlopen(server.url + "/_lambdalet/nodes", timeout=10) as answer:
+        return json.load(answer)["nodes"]
+
+
+def test_nodes_heartbeat_into_the_database_and_drop_out_when_they_stop_or_die(tmp_path):
+    database = (fresh_postgres_database(POSTGRES["url"]) if POSTGRES["url"]
+                else f"sqlite:///{tmp_path / 'shared.db'}")
+    first = Server(tmp_path / "first", args=["--database-url", database, "--node-name", "node-a"])
+    second = Server(tmp_path / "second", args=["--database-url", database, "--node-name", "node-b",
+                                               "--advertise-url", "http://node-b.example:9001"])
+    try:
+        first.start()
+        second.start()
+        listed = _nodes(first)
+        assert [(node["name"], node["self"]) for node in listed] == [("node-a", True), ("node-b", False)]
+        assert listed[0]["url"] == first.url and listed[1]["url"] == "http://node-b.example:9001"
+        assert set(listed[0]["load"]) == {"inFlight", "environments", "memoryUsedMb", "memoryLimitMb"}
+
+        shown = subprocess.run([sys.executable, "-m", "lambdalet", "nodes", "--endpoint-url", second.url],
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert lines[0].split()[:2] == ["NODE", "(*"] and any(line.startswith("* node-b") for line in lines)
+        assert any(line.strip().startswith("node-a") and first.url in line for line in lines)
+
+        second.stop()  # a clean stop leaves at once
+        assert [node["name"] for node in _nodes(first)] == ["node-a"]
+        second.start()
+        wait_until(lambda: len(_nodes(first)) == 2, what="node-b back")
+        second.stop(signal.SIGKILL)  # a dead node drops out once its heartbeat is older than nodes.LIVE_S
+        wait_until(lambda: [node["name"] for node in _nodes(first)] == ["node-a"], timeout=30,
+                   what="the killed node to drop out")
     finally:
         first.stop()
         second.stop()
