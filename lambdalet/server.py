@@ -69,6 +69,7 @@ from lambdalet.logs import LogStore
 from lambdalet.metrics import Metrics, PlatformCollector
 from lambdalet.metrics_history import MetricsHistory
 from lambdalet.nodes import NodeRegistry
+from lambdalet.peer_code import PeerCode
 from lambdalet.model import LATEST, Arns, FunctionConfig
 from lambdalet.runtimes.python_sdk import compile_sdk_bytecode, prepare_python_sdk
 from lambdalet.runtimes.registry import IMAGE_RUNTIME, RuntimeRegistry
@@ -186,6 +187,7 @@ async def build_services(settings: Settings) -> Services:
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
             provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
             isolated_network=network.isolated(registry.get(config.name).tags, sandbox.isolated_network_by_default),
+            fetch_code=peer_code.ensure,
         )
 
     def snapshot_key(config: FunctionConfig) -> str | None:
@@ -208,6 +210,17 @@ async def build_services(settings: Settings) -> Services:
     invoker = Invoker(pools, limiter, metrics, recursion)
     engine = make_engine(settings.resolved_database_url)
     store = FunctionStore(engine)
+
+    def node_load() -> dict[str, object]:
+        states = {"starting": 0, "idle": 0, "busy": 0}
+        for counts in pools.counts().values():
+            for state, count in counts.items():
+                states[state] = states.get(state, 0) + count
+        return {"inFlight": limiter.total_in_flight, "environments": states,
+                "memoryUsedMb": pools.budget.used_mb, "memoryLimitMb": pools.budget.limit_mb}
+
+    node = NodeRegistry(engine, settings.resolved_node_name, settings.resolved_advertise_url, node_load)
+    peer_code = PeerCode(blobs, node)
 
     def changed(name: str, version: str | None) -> None:
         pools.retire_function(name, version)
@@ -246,15 +259,6 @@ async def build_services(settings: Settings) -> Services:
     history = MetricsHistory(metrics)
     history.start()
 
-    def node_load() -> dict[str, object]:
-        states = {"starting": 0, "idle": 0, "busy": 0}
-        for counts in pools.counts().values():
-            for state, count in counts.items():
-                states[state] = states.get(state, 0) + count
-        return {"inFlight": limiter.total_in_flight, "environments": states,
-                "memoryUsedMb": pools.budget.used_mb, "memoryLimitMb": pools.budget.limit_mb}
-
-    node = NodeRegistry(engine, settings.resolved_node_name, settings.resolved_advertise_url, node_load)
     await node.start()
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,

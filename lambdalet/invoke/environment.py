@@ -21,7 +21,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from lambdalet import logs
 from lambdalet.invoke.env_vars import build_env
@@ -112,6 +112,7 @@ class Environment:
         provisioned: bool = False,
         layers_dir: Path | None = None,
         isolated_network: bool = False,
+        fetch_code: "Callable[[str], Awaitable[bool]] | None" = None,
     ) -> None:
         self.env_id = os.urandom(16).hex()
         self.config = config
@@ -128,6 +129,7 @@ class Environment:
         self._runtime_api = runtime_api
         self._code_dir = code_dir
         self._images = images  # pulls an image function's root on a server that has not got it yet
+        self._fetch_code = fetch_code  # a zip's package from another node (peer_code.py)
         self._layers_dir = layers_dir  # the merged tree of the function's layers, built beforehand
         self._isolated_network = isolated_network  # a network namespace with only loopback
         self._region = region
@@ -183,6 +185,11 @@ class Environment:
         started = time.monotonic()
         if self.config.image is not None:
             await self._pull_image_if_missing()
+        elif self._fetch_code is not None and not self.config.hot_reload_dir and not Path(self._code_dir).is_dir():
+            if not await self._fetch_code(self.config.code_sha256):
+                self._finish_stopping()
+                raise InitFailure(self, "Runtime.InvalidEntrypoint", f"The function's code ({self.config.code_sha256}) "
+                                  "is on no live node sharing this server's database")
         layout = self._sandbox.layout(self._code_dir, self.env_id, self._layers_dir,  # type: ignore[arg-type]
                                       self._isolated_network)
         process, listener, channel = await self._start_process(layout)

@@ -122,6 +122,15 @@ def test_nodes_heartbeat_into_the_database_and_drop_out_when_they_stop_or_die(tm
         assert lines[0].split()[:2] == ["NODE", "(*"] and any(line.startswith("* node-b") for line in lines)
         assert any(line.strip().startswith("node-a") and first.url in line for line in lines)
 
+        # a function created through one node runs on the other, which fetches its code by digest
+        first.client().create_function(FunctionName="made-on-a", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                       Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'ran on b'\n"})})
+        first.client().get_waiter("function_active_v2").wait(FunctionName="made-on-a")
+        second.stop()
+        second.start()  # (a node learns of functions made elsewhere at start-up for now)
+        assert json.loads(second.client().invoke(FunctionName="made-on-a")["Payload"].read()) == "ran on b"
+        assert "fetched from node node-a" in second.log_text()
+
         second.stop()  # a clean stop leaves at once
         assert [node["name"] for node in _nodes(first)] == ["node-a"]
         second.start()
