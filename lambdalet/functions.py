@@ -11,8 +11,11 @@ import asyncio
 import dataclasses
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from lambdalet.errors import (
     InvalidParameterValueException,
@@ -26,7 +29,7 @@ from lambdalet.invoke.recursion import DEFAULT_RECURSIVE_LOOP, RecursionGuard
 from lambdalet.model import LATEST, Alias, Arns, FunctionConfig, new_revision_id, now_iso
 from lambdalet.network import NETWORK_TAG
 from lambdalet.policies import apply_change
-from lambdalet.store.functions import FunctionStore, RuntimePin
+from lambdalet.store.functions import FunctionStore, RuntimePin, StoredFunction
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 #: state is kept this long so that a client that does not wait for it (`function_updated_v2`) sees
 #: the refusal of a second update AWS would give it, rather than code that works only here.
 UPDATE_SETTLES_AFTER = 0.5
+#: How often other nodes' changes are looked for, how far back, and how long the log keeps them.
+CHANGES_POLL_S = 0.5
+CHANGES_LOOKBACK_S = 60.0
+CHANGES_KEEP_S = 600.0
 
 
 @dataclass
@@ -116,19 +123,69 @@ class FunctionRegistry:
         """Everything from the database. A change the server was still reporting as Pending or
         InProgress when it stopped had done all its work before it was answered: it is settled now."""
         for stored in await asyncio.to_thread(self._store.load_all):
-            self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
-                                                         stored.last_version, dict(stored.aliases),
-                                                         dict(stored.policies), dict(stored.provisioned),
-                                                         dict(stored.event_configs), dict(stored.urls),
-                                                         dict(stored.runtime_configs))
-            self.recursion.set(stored.latest.name, stored.recursive_loop or DEFAULT_RECURSIVE_LOOP)
-            self._limiter.reserve(stored.latest.name, stored.reserved_concurrency)
-            self._limiter.set_provisioned(stored.latest.name, sum(n for n, _ in stored.provisioned.values()))
-            for qualifier, url in stored.urls.items():
-                self._by_url_id[url["UrlId"]] = (stored.latest.name, qualifier)
+            self._adopt(stored)
         for name, function in self._by_name.items():
             for config in function.settle():
                 await asyncio.to_thread(self._store.update, config)
+
+    def _adopt(self, stored: StoredFunction) -> None:
+        """A function as the database has it becomes this server's view of it."""
+        self._by_name[stored.latest.name] = Function(stored.latest, dict(stored.tags), dict(stored.versions),
+                                                     stored.last_version, dict(stored.aliases),
+                                                     dict(stored.policies), dict(stored.provisioned),
+                                                     dict(stored.event_configs), dict(stored.urls),
+                                                     dict(stored.runtime_configs))
+        self.recursion.set(stored.latest.name, stored.recursive_loop or DEFAULT_RECURSIVE_LOOP)
+        self._limiter.reserve(stored.latest.name, stored.reserved_concurrency)
+        self._limiter.set_provisioned(stored.latest.name, sum(n for n, _ in stored.provisioned.values()))
+        for qualifier, url in stored.urls.items():
+            self._by_url_id[url["UrlId"]] = (stored.latest.name, qualifier)
+
+    async def refresh(self, names: set[str]) -> None:
+        """Other nodes sharing the database changed these functions: read them again (one that is
+        gone is dropped) and retire their warm environments here, as a local change would."""
+        stored = {found.latest.name: found for found in await asyncio.to_thread(self._store.load_all, sorted(names))}
+        async with self._write_lock:
+            for name in names:
+                old = self._by_name.pop(name, None)
+                if old is not None:
+                    for url in old.urls.values():
+                        self._by_url_id.pop(url["UrlId"], None)
+                if name in stored:
+                    self._adopt(stored[name])
+                else:
+                    self._limiter.set_provisioned(name, 0)
+                    self._limiter.reserve(name, None)
+                    self.recursion.set(name, DEFAULT_RECURSIVE_LOOP)
+        for name in names:
+            self._on_change(name, None)
+            if name not in stored and self._on_delete is not None:
+                self._on_delete(name, None)
+
+    async def follow_changes(self, interval_s: float = CHANGES_POLL_S) -> None:
+        """Read the change log (store/functions.py) every `interval_s` and refresh what other nodes
+        changed. Rows are read back LOOKBACK_S, and each is taken once: a transaction that commits
+        after a later one (its row's number is lower) is still seen; old rows are pruned."""
+        seen: dict[int, float] = {}
+        next_prune = 0.0
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.time()
+            try:
+                changes = await asyncio.to_thread(self._store.recent_changes, now - CHANGES_LOOKBACK_S)
+                if now >= next_prune:
+                    await asyncio.to_thread(self._store.prune_changes, now - CHANGES_KEEP_S)
+                    next_prune = now + CHANGES_KEEP_S / 10
+            except SQLAlchemyError as exc:  # the database is away a moment: the next poll catches up
+                log.warning("reading other nodes' changes failed: %s", exc)
+                continue
+            names = {name for seq, name, node in changes if seq not in seen and node != self._store.node}
+            for seq, _, _ in changes:
+                seen.setdefault(seq, now)
+            for seq in [seq for seq, at in seen.items() if at < now - CHANGES_LOOKBACK_S]:
+                del seen[seq]
+            if names:
+                await self.refresh(names)
 
     def settle_later(self, name: str, delay: float = 0.0) -> None:
         """Settle the function's pending change `delay` seconds from now (0: once the event loop

@@ -137,6 +137,8 @@ class Services:
     test_events: TestEventStore | None = None  # type: ignore[assignment]
     #: This server's row among the nodes sharing its database (nodes.py).
     nodes: NodeRegistry | None = None
+    #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
+    change_follower: "asyncio.Task[None] | None" = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -209,7 +211,7 @@ async def build_services(settings: Settings) -> Services:
     recursion = RecursionGuard()
     invoker = Invoker(pools, limiter, metrics, recursion)
     engine = make_engine(settings.resolved_database_url)
-    store = FunctionStore(engine)
+    store = FunctionStore(engine, node=settings.resolved_node_name)
 
     def node_load() -> dict[str, object]:
         states = {"starting": 0, "idle": 0, "busy": 0}
@@ -260,11 +262,12 @@ async def build_services(settings: Settings) -> Services:
     history.start()
 
     await node.start()
+    follower = asyncio.create_task(registry.follow_changes())  # what other nodes change, seen here
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
-                    signing_profiles, authenticator, history, TestEventStore(engine), node)
+                    signing_profiles, authenticator, history, TestEventStore(engine), node, follower)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -376,6 +379,8 @@ def create_app(settings: Settings) -> web.Application:
 
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
+        if services.change_follower is not None:
+            services.change_follower.cancel()
         if services.nodes is not None:
             await services.nodes.stop()
         await services.mappings.shutdown()

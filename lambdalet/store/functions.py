@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import Table, delete, insert, select, update
@@ -13,6 +14,7 @@ from lambdalet.errors import ResourceConflictException
 from lambdalet.model import LATEST, Alias, FunctionConfig, now_iso
 from lambdalet.store.schema import (
     aliases,
+    function_changes,
     event_invoke_configs,
     function_url_ports,
     function_recursion_configs,
@@ -64,40 +66,49 @@ class StoredFunction:
 class FunctionStore:
     """Synchronous repository; callers run it off the event loop (`asyncio.to_thread`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, node: str = "") -> None:
         self.engine = engine
+        self.node = node  # who writes: the change log's rows say so, and each node skips its own
 
-    def load_all(self) -> list[StoredFunction]:
+    def load_all(self, names: list[str] | None = None) -> list[StoredFunction]:
+        """Every function, or those of `names` (those of them that still exist)."""
+
+        def rows(table: Table, column: str = "function_name"):  # type: ignore[no-untyped-def]
+            query = select(table)
+            if names is not None:
+                query = query.where(table.c[column].in_(names))
+            return conn.execute(query)
+
         with self.engine.connect() as conn:
-            tags = {row.name: json.loads(row.tags) for row in conn.execute(select(functions))}
-            reserved = {row.function_name: row.reserved for row in conn.execute(select(function_concurrency))}
-            counters = {row.function_name: row.last_version for row in conn.execute(select(function_version_counters))}
+            tags = {row.name: json.loads(row.tags) for row in rows(functions, "name")}
+            reserved = {row.function_name: row.reserved for row in rows(function_concurrency)}
+            counters = {row.function_name: row.last_version for row in rows(function_version_counters)}
             latest: dict[str, FunctionConfig] = {}
             published: dict[str, dict[str, FunctionConfig]] = {}
-            for row in conn.execute(select(function_versions)):
+            for row in rows(function_versions):
                 config = FunctionConfig.from_record(json.loads(row.config))
                 if row.version == LATEST:
                     latest[row.function_name] = config
                 else:
                     published.setdefault(row.function_name, {})[row.version] = config
             named: dict[str, dict[str, Alias]] = {}
-            for row in conn.execute(select(aliases)):
+            for row in rows(aliases):
                 named.setdefault(row.function_name, {})[row.name] = Alias.from_record(json.loads(row.config))
             policy: dict[str, dict[str, tuple[list[dict], str]]] = {}
-            for row in conn.execute(select(policies)):
+            for row in rows(policies):
                 policy.setdefault(row.function_name, {})[row.qualifier] = (json.loads(row.statements), row.revision_id)
             provisioned: dict[str, dict[str, tuple[int, str]]] = {}
-            for row in conn.execute(select(provisioned_concurrency)):
+            for row in rows(provisioned_concurrency):
                 provisioned.setdefault(row.function_name, {})[row.qualifier] = (row.requested, row.last_modified)
             invoke_configs: dict[str, dict[str, dict]] = {}
-            for row in conn.execute(select(event_invoke_configs)):
+            for row in rows(event_invoke_configs):
                 invoke_configs.setdefault(row.function_name, {})[row.qualifier] = json.loads(row.config)
             urls: dict[str, dict[str, dict]] = {}
-            for row in conn.execute(select(function_urls)):
+            for row in rows(function_urls):
                 urls.setdefault(row.function_name, {})[row.qualifier] = json.loads(row.config)
-            recursion = {row.function_name: row.recursive_loop for row in conn.execute(select(function_recursion_configs))}
+            recursion = {row.function_name: row.recursive_loop for row in rows(function_recursion_configs)}
             runtime_configs: dict[str, dict[str, RuntimePin]] = {}
-            for row in conn.execute(select(runtime_management_configs)):
+            for row in rows(runtime_management_configs):
                 runtime_configs.setdefault(row.function_name, {})[row.qualifier] = RuntimePin(
                     row.update_runtime_on, row.runtime_version_arn, row.interpreter)
             return [
@@ -111,6 +122,7 @@ class FunctionStore:
     def create(self, config: FunctionConfig, tags: dict[str, str]) -> None:
         try:
             with self.engine.begin() as conn:
+                self._changed(conn, config.name)
                 conn.execute(insert(functions).values(name=config.name, created=now_iso(), tags=json.dumps(tags)))
                 conn.execute(
                     insert(function_versions).values(
@@ -122,6 +134,7 @@ class FunctionStore:
 
     def update(self, config: FunctionConfig) -> None:
         with self.engine.begin() as conn:
+            self._changed(conn, config.name)
             conn.execute(
                 update(function_versions)
                 .where(function_versions.c.function_name == config.name)
@@ -133,6 +146,7 @@ class FunctionStore:
         """Store a new published version, advance the function's version counter and store $LATEST as
         publishing left it (its new RevisionId), in one transaction."""
         with self.engine.begin() as conn:
+            self._changed(conn, config.name)
             conn.execute(insert(function_versions).values(
                 function_name=config.name, version=config.version, config=json.dumps(config.to_record())))
             conn.execute(update(function_versions).where(function_versions.c.function_name == latest.name)
@@ -144,6 +158,7 @@ class FunctionStore:
     def delete_version(self, name: str, version: str) -> None:
         """A version goes with its runtime management config."""
         with self.engine.begin() as conn:
+            self._changed(conn, name)
             _replace(conn, runtime_management_configs, {"function_name": name, "qualifier": version}, None)
             _replace(conn, function_versions, {"function_name": name, "version": version}, None)
 
@@ -165,6 +180,7 @@ class FunctionStore:
         key = {"function_name": name, "qualifier": qualifier}
         try:
             with self.engine.begin() as conn:
+                self._changed(conn, name)
                 conn.execute(delete(function_urls).where(function_urls.c.function_name == name,
                                                          function_urls.c.qualifier == qualifier))
                 if config is None:
@@ -190,6 +206,7 @@ class FunctionStore:
 
     def set_tags(self, name: str, tags: dict[str, str]) -> None:
         with self.engine.begin() as conn:
+            self._changed(conn, name)
             conn.execute(update(functions).where(functions.c.name == name).values(tags=json.dumps(tags)))
 
     def put_alias(self, alias: Alias) -> None:
@@ -199,6 +216,7 @@ class FunctionStore:
     def delete_alias(self, function_name: str, name: str) -> None:
         """An alias goes with its function URL, as on Lambda."""
         with self.engine.begin() as conn:
+            self._changed(conn, function_name)
             _replace(conn, aliases, {"function_name": function_name, "name": name}, None)
             _replace(conn, function_urls, {"function_name": function_name, "qualifier": name}, None)
 
@@ -207,15 +225,33 @@ class FunctionStore:
 
     def _put(self, table: Table, key: dict[str, object], values: dict[str, object] | None) -> None:
         with self.engine.begin() as conn:
+            self._changed(conn, str(key["function_name"]))
             _replace(conn, table, key, values)
 
     def delete(self, name: str) -> None:
         with self.engine.begin() as conn:
+            self._changed(conn, name)
             for table in (function_concurrency, function_version_counters, aliases, policies, event_invoke_configs,
                           function_urls, provisioned_concurrency, function_recursion_configs,
                           runtime_management_configs, function_versions):
                 conn.execute(delete(table).where(table.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))
+
+
+    # -- the change log: what other nodes read to refresh their view ------------------------------
+
+    def _changed(self, conn: Connection, name: str) -> None:
+        conn.execute(insert(function_changes).values(function_name=name, node=self.node, at=time.time()))
+
+    def recent_changes(self, since: float) -> list[tuple[int, str, str]]:
+        """(seq, function, node) of the changes committed at or after `since` (epoch seconds)."""
+        with self.engine.connect() as conn:
+            return [(row.seq, row.function_name, row.node) for row in conn.execute(
+                select(function_changes).where(function_changes.c.at >= since).order_by(function_changes.c.seq))]
+
+    def prune_changes(self, before: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(function_changes).where(function_changes.c.at < before))
 
 
 def _replace(conn: Connection, table: Table, key: dict[str, object], values: dict[str, object] | None) -> None:

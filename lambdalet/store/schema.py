@@ -293,6 +293,18 @@ console_test_events = Table(
 )
 
 
+# Which function each committed change touched, in commit order (store/functions.py writes one row
+# in the same transaction as the change): the other nodes read the rows after the last they saw
+# and refresh those functions (functions.py `refresh`). Old rows are pruned.
+function_changes = Table(
+    "function_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("function_name", String(64), nullable=False),
+    Column("node", String(255), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 # The servers sharing this database (nodes.py): each heartbeats its own row; a row whose heartbeat
 # is older than nodes.LIVE_S is a node that died.
 nodes = Table(

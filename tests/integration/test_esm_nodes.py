@@ -127,9 +127,23 @@ def test_nodes_heartbeat_into_the_database_and_drop_out_when_they_stop_or_die(tm
                                        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'ran on b'\n"})})
         first.client().get_waiter("function_active_v2").wait(FunctionName="made-on-a")
         second.stop()
-        second.start()  # (a node learns of functions made elsewhere at start-up for now)
+        second.start()
         assert json.loads(second.client().invoke(FunctionName="made-on-a")["Payload"].read()) == "ran on b"
         assert "fetched from node node-a" in second.log_text()
+
+        # changes made through one node reach the other while it runs: code, creation, deletion
+        a, b = first.client(), second.client()
+        a.update_function_code(FunctionName="made-on-a",
+                               ZipFile=make_zip({"app.py": "def handler(e, c):\n    return 'new code'\n"}))
+        wait_until(lambda: json.loads(b.invoke(FunctionName="made-on-a")["Payload"].read()) == "new code",
+                   what="node-b to run the code updated through node-a")
+        a.create_function(FunctionName="made-later", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                          Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})})
+        wait_until(lambda: "made-later" in [f["FunctionName"] for f in b.list_functions()["Functions"]],
+                   what="node-b to list the function made through node-a")
+        a.delete_function(FunctionName="made-later")
+        wait_until(lambda: "made-later" not in [f["FunctionName"] for f in b.list_functions()["Functions"]],
+                   what="node-b to drop the function deleted through node-a")
 
         second.stop()  # a clean stop leaves at once
         assert [node["name"] for node in _nodes(first)] == ["node-a"]
