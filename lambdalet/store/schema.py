@@ -303,6 +303,7 @@ function_changes = Table(
     Column("function_name", String(64), nullable=False),
     Column("node", String(255), nullable=False),
     Column("at", Float, nullable=False),
+    Index("function_changes_by_time", "at"),
 )
 
 # The servers sharing this database (nodes.py): each heartbeats its own row; a row whose heartbeat
