@@ -48,6 +48,10 @@ MAX_LINE_BYTES = 256 * 1024  # a CloudWatch log event's largest message: longer 
 #: take the server's one event loop from every other invocation.
 OUTPUT_BYTES_PER_S = 8 * 1024 * 1024
 OUTPUT_WINDOW_S = 0.1
+#: At most how long a runtime's exit waits for its last requests to be read (a streamed /response
+#: to its end), and how often it looks whether they have been.
+STREAM_DRAIN_S = 2.0
+EXIT_POLL_S = 0.005
 _closing: set["asyncio.Task[None]"] = set()  # telemetry sessions closing after their environment
 
 
@@ -163,6 +167,14 @@ class Environment:
         self.telemetry: Telemetry | None = None
         self._runtime_waiting = False  # its first /next came before every extension was ready
         self._shutting_down = False  # SHUTDOWN sent to the extensions: killed at its deadline
+        #: The invocation whose streamed /response request is being read, and the error of a
+        #: runtime that exited meanwhile, reported once that request is read to its end.
+        self._streaming: Invocation | None = None
+        self._exit_result: InvocationResult | None = None
+        #: An exit seen while the runtime's last requests may still be unread: reported once its
+        #: Runtime API listener is quiet (RuntimeApiServer.busy), or at the deadline.
+        self._pending_exit: ExitStatus | None = None
+        self._exit_deadline = 0.0
         #: What launch.sh prefixes the line it writes when an external extension exits (the
         #: environment's own: function code that prints one can only end its own environment).
         self._exit_token = ""
@@ -511,6 +523,7 @@ class Environment:
             invocation.stream = buffering_stream(MAX_RESPONSE_BYTES)
             invocation.stream.buffered_caller = True
         invocation.stream.start(content_type)
+        self._streaming = invocation
         return invocation.stream
 
     def on_stream_end(self, request_id: str, content_type: str, error_type: str | None,
@@ -839,6 +852,31 @@ class Environment:
         return self._process.peak_memory_mb() if self._process else 0
 
     def _on_exit(self, status: ExitStatus) -> None:
+        """The runtime process ended. Its last requests may still be unread on their connections
+        (a chunk of a streamed response before a crash): the exit is reported once every
+        connection is read to its end (the kernel closed them with the process), or at STREAM_DRAIN_S."""
+        if self.extensions is not None and self._process is not None:
+            self._process.kill()  # the extensions go too, and with them their connections
+        self._pending_exit = status
+        self._exit_deadline = self._loop.time() + STREAM_DRAIN_S
+        self._exit_when_quiet()
+
+    def _exit_when_quiet(self, quiet: int = 0) -> None:
+        """Report the exit once the listener was seen quiet twice, a poll apart: a connection the
+        server has just accepted is neither waiting nor open for the loop iteration or two before
+        its protocol sees it."""
+        if self._pending_exit is None:
+            return
+        quiet = 0 if self._runtime_api.busy(self) else quiet + 1
+        if quiet < 2 and self._loop.time() < self._exit_deadline:
+            self._loop.call_later(EXIT_POLL_S, self._exit_when_quiet, quiet)
+            return
+        self._loop.call_soon(self._exit_now)  # after the handlers of what those connections carried start
+
+    def _exit_now(self) -> None:
+        status, self._pending_exit = self._pending_exit, None
+        if status is None:
+            return  # reported already
         self._drain_output()
         self._report_exit(status)
         self._finish_stopping()
@@ -853,9 +891,29 @@ class Environment:
         invocation = self._current
         if invocation is not None and invocation.result is not None and not invocation.result.done():
             self._log_error(invocation, error_type, message)
-            self._resolve(invocation, self._failed(invocation, error_type, message))
+            failed = self._failed(invocation, error_type, message)
+            if self._streaming is invocation:
+                # Its streamed /response may still hold bytes the runtime wrote before it died:
+                # they go to the caller first, then the error (on_stream_request_done).
+                self._exit_result = failed
+                self._loop.call_later(STREAM_DRAIN_S, self._resolve_after_exit)
+            else:
+                self._resolve(invocation, failed)
         if self._next_waiter is not None and not self._next_waiter.done():
             self._next_waiter.cancel()
+
+    def on_stream_request_done(self, request_id: str) -> None:
+        """The runtime's streamed /response request is read to its end (or its connection is
+        gone): an exit that came meanwhile is reported now, after the bytes it had sent."""
+        if self._streaming is not None and self._streaming.request_id == request_id:
+            self._streaming = None
+            self._resolve_after_exit()
+
+    def _resolve_after_exit(self) -> None:
+        result, self._exit_result = self._exit_result, None
+        invocation = self._current
+        if result is not None and invocation is not None:
+            self._resolve(invocation, result)
 
     # -- stop -----------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import re
+import select
 import socket
 import uuid
 from functools import partial
@@ -27,6 +28,7 @@ from aiohttp import web
 from lambdalet.invoke import trailers
 from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
 from lambdalet.invoke.extensions import ExtensionRefusal
+from lambdalet.gates import Admissions
 from lambdalet.invoke.frames import FrameProtocol, ProtocolSniffer, listener_admissions
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ class RuntimeApiServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self._servers: dict[int, asyncio.AbstractServer] = {}
+        self._admissions: dict[int, Admissions] = {}
         self._channels: dict[int, asyncio.BaseTransport] = {}
 
     async def start(self) -> None:
@@ -105,7 +108,7 @@ class RuntimeApiServer:
         check always has one to look at (connections wait in the backlog until then)."""
         sock.setblocking(False)
         http = web.Server(partial(self._dispatch, env), keepalive_timeout=KEEPALIVE_S, access_log=None)
-        admissions = listener_admissions(env)
+        admissions = self._admissions[id(env)] = listener_admissions(env)
         self._servers[id(env)] = await asyncio.get_running_loop().create_server(
             lambda: ProtocolSniffer(env, http, guarded, admissions), sock=sock)
 
@@ -117,7 +120,18 @@ class RuntimeApiServer:
             lambda: FrameProtocol(env), sock=sock)
         self._channels[id(env)] = transport
 
+    def busy(self, env: "Environment") -> bool:
+        """Whether the environment's listener still has connections open, or waiting to be
+        accepted: requests its runtime sent before it died may still be unread."""
+        admissions = self._admissions.get(id(env))
+        if admissions is not None and admissions.open:
+            return True
+        server = self._servers.get(id(env))
+        sockets = [sock.fileno() for sock in server.sockets] if server is not None else []
+        return bool(sockets and select.select(sockets, [], [], 0)[0])
+
     def close(self, env: "Environment") -> None:
+        self._admissions.pop(id(env), None)
         server = self._servers.pop(id(env), None)
         if server is not None:
             server.close()
@@ -217,6 +231,8 @@ class RuntimeApiServer:
         except ConnectionError:  # the runtime went away mid-stream (killed at a timeout, crashed)
             stream.close()  # its exit resolves the invocation, if the timeout has not
             return _accepted()
+        finally:
+            env.on_stream_request_done(request_id)
         fields = trailers.trailers_of(request.protocol)
         error_type = fields.get("lambda-runtime-function-error-type") or None
         error_body = None
