@@ -307,6 +307,17 @@ def report_line(
     return line
 
 
+def report_metrics(duration_ms: float, memory_mb: int, max_memory_mb: int, init_ms: float | None = None,
+                   restore: bool = False, digits: int = 2) -> dict[str, Any]:
+    """platform.report's metrics, as JSON logs and the Telemetry API carry them."""
+    metrics: dict[str, Any] = {"durationMs": round(duration_ms, digits),
+                               "billedDurationMs": math.ceil(duration_ms + (init_ms or 0.0)),
+                               "memorySizeMB": memory_mb, "maxMemoryUsedMB": max_memory_mb}
+    if init_ms is not None:
+        metrics["restoreDurationMs" if restore else "initDurationMs"] = round(init_ms, digits)
+    return metrics
+
+
 def init_report_line(init_ms: float, status: str, error_type: str | None) -> str:
     line = f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: {status}"
     return f"{line}\tError Type: {error_type}" if error_type else line
@@ -401,8 +412,7 @@ class LogFormat:
         return self._record("platform.extension", {"name": name, "state": state, "events": events})
 
     def runtime_done(self, record: dict[str, Any]) -> str | None:
-        return json.dumps({"time": json_time(), "type": "platform.runtimeDone", "record": record},
-                          separators=(",", ":")) if self.system_debug else None
+        return self._record("platform.runtimeDone", record) if self.system_debug else None
 
     def start(self, request_id: str, version: str) -> str | None:
         if not self.json:
@@ -418,11 +428,7 @@ class LogFormat:
         if not self.json:
             return report_line(request_id, duration_ms, memory_mb, max_memory_mb, init_ms, status, error_type,
                                restore)
-        metrics: dict[str, Any] = {"durationMs": round(duration_ms, 2),
-                                   "billedDurationMs": math.ceil(duration_ms + (init_ms or 0.0)),
-                                   "memorySizeMB": memory_mb, "maxMemoryUsedMB": max_memory_mb}
-        if init_ms is not None:
-            metrics["restoreDurationMs" if restore else "initDurationMs"] = round(init_ms, 2)
+        metrics = report_metrics(duration_ms, memory_mb, max_memory_mb, init_ms, restore)
         record: dict[str, Any] = {"requestId": request_id, "metrics": metrics, "status": status or "success"}
         if error_type:
             record["errorType"] = error_type

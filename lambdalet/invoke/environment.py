@@ -16,7 +16,6 @@ import dataclasses
 import enum
 import json
 import logging
-import math
 import os
 import socket
 import time
@@ -197,8 +196,8 @@ class Environment:
         started = time.monotonic()
         if self.config.image is not None:
             await self._pull_image_if_missing()
-        elif self._fetch_code is not None and not self.config.hot_reload_dir and not Path(self._code_dir).is_dir():
-            if not await self._fetch_code(self.config.code_sha256):
+        elif self._fetch_code is not None and not self.config.hot_reload_dir:
+            if not await self._fetch_code(self.config.code_sha256):  # at once when this node has it
                 self._finish_stopping()
                 raise InitFailure(self, "Runtime.InvalidEntrypoint", f"The function's code ({self.config.code_sha256}) "
                                   "is on no live node sharing this server's database")
@@ -631,12 +630,7 @@ class Environment:
             self._fail_init("Extension.InitError", b"",
                             f"Extension {extension.name} failed its init: {error_type}")
             return
-        invocation = self._current
-        if invocation is not None and invocation.result is not None and not invocation.result.done():
-            message = f"Extension {extension.name} exited with error: {error_type}"
-            self._drain_output()
-            self._log_error(invocation, "Extension.ExitError", message)
-            self._resolve(invocation, self._failed(invocation, "Extension.ExitError", message))
+        self._fail_current("Extension.ExitError", f"Extension {extension.name} exited with error: {error_type}")
         self.stop()
 
     def subscribe_telemetry(self, identifier: str | None, body: object) -> None:
@@ -661,9 +655,9 @@ class Environment:
         assert self.extensions is not None
         self.extensions.close_registration()
         for extension in self.extensions.registered.values():
-            self._log(self._format.extension(extension.name, extension.state, list(extension.events)))
-            self._platform("platform.extension", {"name": extension.name, "state": extension.state,
-                                                  "events": list(extension.events)})
+            events = list(extension.events)
+            self._log(self._format.extension(extension.name, extension.state, events))
+            self._platform("platform.extension", {"name": extension.name, "state": extension.state, "events": events})
         self._platform("platform.initRuntimeDone", {"initializationType": self._initialization_type,
                                                     "phase": "init", "status": "success"})
         self._platform("platform.initReport", {
@@ -685,12 +679,8 @@ class Environment:
                         init_ms: float | None) -> None:
         record = _runtime_done(invocation, result, duration_ms)
         self._platform("platform.runtimeDone", record)
-        metrics: dict[str, object] = {"durationMs": round(duration_ms, 3),
-                                      "billedDurationMs": math.ceil(duration_ms + (init_ms or 0.0)),
-                                      "memorySizeMB": self.config.memory_size, "maxMemoryUsedMB": peak_mb}
-        if init_ms is not None:
-            metrics["initDurationMs"] = round(init_ms, 3)
-        self._platform("platform.report", {**record, "metrics": metrics})
+        self._platform("platform.report", {**record, "metrics": logs.report_metrics(
+            duration_ms, self.config.memory_size, peak_mb, init_ms, digits=3)})
 
     def settled(self) -> "asyncio.Future[None] | None":
         """None when the environment may take its next invocation now; else a future resolved once
@@ -734,14 +724,19 @@ class Environment:
             self._log(f"EXTENSION\tName: {name}\tState: Crashed\tExit status: {status}")
             self._fail_init("Extension.Crash", b"", message)
             return
-        invocation = self._current
-        if invocation is not None and invocation.result is not None and not invocation.result.done():
-            self._drain_output()  # what the runtime wrote before: this invocation's
-            self._log_error(invocation, "Extension.Crash", message)
-            self._resolve(invocation, self._failed(invocation, "Extension.Crash", message))
-        else:
+        if not self._fail_current("Extension.Crash", message):
             self._log(message)
         self.stop()
+
+    def _fail_current(self, error_type: str, message: str) -> bool:
+        """Fail the invocation in progress, if there is one, with an error Lambda reports itself."""
+        invocation = self._current
+        if invocation is None or invocation.result is None or invocation.result.done():
+            return False
+        self._drain_output()  # what the runtime wrote before: this invocation's
+        self._log_error(invocation, error_type, message)
+        self._resolve(invocation, self._failed(invocation, error_type, message))
+        return True
 
     def _kill(self) -> None:
         if self._process is not None and self.state is EnvState.STOPPING:
