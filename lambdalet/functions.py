@@ -147,16 +147,14 @@ class FunctionRegistry:
         stored = {found.latest.name: found for found in await asyncio.to_thread(self._store.load_all, sorted(names))}
         async with self._write_lock:
             for name in names:
+                if name not in stored:
+                    if name in self._by_name:
+                        self._drop(name)
+                    continue
                 old = self._by_name.pop(name, None)
-                if old is not None:
-                    for url in old.urls.values():
-                        self._by_url_id.pop(url["UrlId"], None)
-                if name in stored:
-                    self._adopt(stored[name])
-                else:
-                    self._limiter.set_provisioned(name, 0)
-                    self._limiter.reserve(name, None)
-                    self.recursion.set(name, DEFAULT_RECURSIVE_LOOP)
+                for url in (old.urls.values() if old is not None else ()):
+                    self._by_url_id.pop(url["UrlId"], None)
+                self._adopt(stored[name])
         for name in names:
             self._on_change(name, None)
             if name not in stored and self._on_delete is not None:
@@ -542,15 +540,19 @@ class FunctionRegistry:
         async with self._write_lock:
             self.get(name)
             await asyncio.to_thread(self._store.delete, name)
-            function = self._by_name.pop(name)
-            for qualifier in list(function.urls):
-                self._forget_url(function, qualifier)
-            self._limiter.set_provisioned(name, 0)
-            self._limiter.reserve(name, None)
-            self.recursion.set(name, DEFAULT_RECURSIVE_LOOP)
+            self._drop(name)
         self._on_change(name, None)
         if self._on_delete is not None:
             self._on_delete(name, None)
+
+    def _drop(self, name: str) -> None:
+        """A deleted function leaves this server's view: its URLs, concurrency and recursion setting."""
+        function = self._by_name.pop(name)
+        for qualifier in list(function.urls):
+            self._forget_url(function, qualifier)
+        self._limiter.set_provisioned(name, 0)
+        self._limiter.reserve(name, None)
+        self.recursion.set(name, DEFAULT_RECURSIVE_LOOP)
 
     def reserved_concurrency(self, name: str) -> int | None:
         self.get(name)

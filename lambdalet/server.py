@@ -16,7 +16,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from lambdalet import console, network
-from lambdalet.console import test_events as console_test_events
 from lambdalet.api import aliases as aliases_api
 from lambdalet.api import cloudwatch_logs as cloudwatch_logs_api
 from lambdalet.api import code_signing as code_signing_api
@@ -365,8 +364,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
     app.add_routes(console.routes())  # static pages; what they do is API calls, checked as any other
-    app.add_routes([refuse_functions(web.get(console.DATA_PREFIX + "functions/{function}/metrics", console.metrics_history)),
-                    *(refuse_functions(route) for route in console_test_events.routes())])
+    app.add_routes([refuse_functions(route) for route in console.data_routes()])
     app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
                     refuse_functions(web.get("/_lambdalet/nodes", list_nodes)),

@@ -20,13 +20,14 @@ from pathlib import Path
 from aiohttp import web
 
 from lambdalet.api.common import json_response, services
+from lambdalet.console import test_events
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: The console's own data (charts, saved test events): authenticated as the Lambda API is, under
 #: `--auth iam` (the pages themselves are public files: what they show comes from the API).
 DATA_PREFIX = "/_lambdalet/console/"
-ASSETS = {"console.js": "text/javascript", "console.css": "text/css", "index.html": "text/html"}
+ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}  # index.html: `index`, told the region
 HEADERS = {
     # Scripts, styles, images and API calls from this server only; no framing (clickjacking).
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -38,8 +39,13 @@ HEADERS = {
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get("/console", redirect), web.get("/console/", index),
-            web.get("/console/{asset}", asset)]
+    """The pages: public files."""
+    return [web.get("/console", redirect), web.get("/console/", index), web.get("/console/{asset}", asset)]
+
+
+def data_routes() -> list[web.RouteDef]:
+    """The console's own data, under DATA_PREFIX: the charts' series and the saved test events."""
+    return [web.get(DATA_PREFIX + "functions/{function}/metrics", metrics_history), *test_events.routes()]
 
 
 def wants_console(request: web.Request) -> bool:

@@ -293,9 +293,9 @@ console_test_events = Table(
 )
 
 
-# Which function each committed change touched, in commit order (store/functions.py writes one row
-# in the same transaction as the change): the other nodes read the rows after the last they saw
-# and refresh those functions (functions.py `refresh`). Old rows are pruned.
+# Which function each committed change touched (store/functions.py writes one row in the same
+# transaction as the change): the other nodes read the recent rows, take each once, and refresh
+# those functions (functions.py `follow_changes`). Old rows are pruned.
 function_changes = Table(
     "function_changes",
     metadata,

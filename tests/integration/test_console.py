@@ -52,6 +52,7 @@ def test_the_root_sends_a_browser_to_the_console_and_the_api_keeps_its_answers(s
     assert status == 200 and "script-src 'self'" in headers.get("Content-Security-Policy", "")
     status, _, body = http_request(server.url + "/console/../../etc/passwd")
     assert status == 404
+    assert http_request(server.url + "/console/index.html")[0] == 404  # the page is /console/, told the region
 
 
 def _save_and_run_test_event(page, name: str, event: dict) -> object:
