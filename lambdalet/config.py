@@ -183,10 +183,13 @@ class Settings:
     )
 
     @property
-    def advertised_url_host(self) -> str:
-        if self.function_url_host:
-            return self.function_url_host
+    def _reachable_host(self) -> str:
+        """--host, or 127.0.0.1 for a server that listens on every address."""
         return "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+
+    @property
+    def advertised_url_host(self) -> str:
+        return self.function_url_host or self._reachable_host
 
     @property
     def resolved_node_name(self) -> str:
@@ -196,8 +199,7 @@ class Settings:
 
     @property
     def resolved_advertise_url(self) -> str:
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
-        return self.advertise_url or f"http://{host}:{self.port}"
+        return self.advertise_url or f"http://{self._reachable_host}:{self.port}"
 
     @property
     def auth_mode(self) -> str:

@@ -16,11 +16,12 @@ import logging
 import time
 from typing import Any, Callable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from lambdalet.store.schema import nodes as table
+from lambdalet.store.upsert import upsert
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
@@ -53,15 +54,8 @@ class NodeRegistry:
                 log.warning("node %s: heartbeat not written: %s", self.name, exc)
 
     def _beat(self) -> None:
-        values = {"url": self.url, "started": self._started, "heartbeat": time.time(), "load": json.dumps(self._load())}
-        for _ in range(2):
-            try:
-                with self.engine.begin() as conn:
-                    if not conn.execute(update(table).where(table.c.name == self.name).values(**values)).rowcount:
-                        conn.execute(insert(table).values(name=self.name, **values))
-                return
-            except IntegrityError:
-                continue  # the row appeared meanwhile (a restart racing its old self): update it
+        upsert(self.engine, table, {"name": self.name}, {"url": self.url, "started": self._started,
+                                                          "heartbeat": time.time(), "load": json.dumps(self._load())})
 
     def _leave(self) -> None:
         with self.engine.begin() as conn:

@@ -67,7 +67,7 @@ async def save_event(request: web.Request) -> web.Response:
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise InvalidParameterValueException("A test event must be valid JSON.") from None
     store = services(request).test_events
-    saved = dict(await asyncio.to_thread(store.list, function))
+    saved = await asyncio.to_thread(store.names, function)
     if name not in saved and len(saved) >= MAX_EVENTS:
         raise InvalidParameterValueException(f"A function has at most {MAX_EVENTS} saved test events: delete one first.")
     await asyncio.to_thread(store.save, function, name, event, time.time())

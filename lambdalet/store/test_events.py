@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from lambdalet.store.schema import console_test_events as table
+from lambdalet.store.upsert import upsert
 
 
 class TestEventStore:
@@ -22,19 +22,13 @@ class TestEventStore:
                                 .order_by(table.c.name)).fetchall()
         return [(row.name, row.event) for row in rows]
 
+    def names(self, function: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(table.c.name).where(table.c.function_name == function)).scalars())
+
     def save(self, function: str, name: str, event: str, modified: float) -> None:
         """Create or replace one event (another node creating the same one at once: last one wins)."""
-        for _ in range(2):
-            try:
-                with self.engine.begin() as conn:
-                    changed = conn.execute(update(table).where(table.c.function_name == function, table.c.name == name)
-                                           .values(event=event, modified=modified)).rowcount
-                    if not changed:
-                        conn.execute(insert(table).values(function_name=function, name=name, event=event,
-                                                          modified=modified))
-                return
-            except IntegrityError:
-                continue  # inserted meanwhile: now it is an update
+        upsert(self.engine, table, {"function_name": function, "name": name}, {"event": event, "modified": modified})
 
     def delete(self, function: str, name: str) -> bool:
         with self.engine.begin() as conn:
