@@ -85,17 +85,15 @@ def check_destination(arn: str, member: str) -> Target | None:
     return target
 
 
-def s3_record_key(prefix: str, at: float) -> str:
-    """Where Lambda puts a failure record in an S3 bucket: `<prefix>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>`
-    (the prefix is `aws/lambda/async/<function>` for asynchronous invocations, and
-    `aws/lambda/<mapping UUID>/<shard>` for an event source mapping's)."""
-    moment = datetime.fromtimestamp(at, timezone.utc)
-    return f"{prefix}/{moment:%Y/%m/%d}/{moment:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
-
-
-def bucket_region(target: Target, function_arn: str) -> str:
-    """An S3 bucket's ARN names no region: the function's is the one its client uses."""
-    return target.region or function_arn.split(":")[3]
+def s3_record(target: Target, function_arn: str, prefix: str, body: str) -> tuple[str, dict[str, Any]]:
+    """A failure record as an object in an S3 bucket: the region of the client that writes it (a
+    bucket's ARN names none: the function's) and put_object's arguments. Lambda's key is
+    `<prefix>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>`, the prefix `aws/lambda/async/<function>` for
+    asynchronous invocations and `aws/lambda/<mapping UUID>/<shard>` for an event source mapping's."""
+    moment = datetime.fromtimestamp(time.time(), timezone.utc)
+    key = f"{prefix}/{moment:%Y/%m/%d}/{moment:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
+    return (target.region or function_arn.split(":")[3],
+            {"Bucket": target.resource, "Key": key, "Body": body.encode(), "ContentType": "application/json"})
 
 
 def check_dead_letter(arn: str) -> str:
@@ -253,10 +251,8 @@ class Deliveries:
         elif target.service == "sns":
             self._client("sns", target.region).publish(TopicArn=target.arn, Message=body)
         elif target.service == "s3":
-            function_name = function_arn.split(":")[6]
-            self._client("s3", bucket_region(target, function_arn)).put_object(
-                Bucket=target.resource, Key=s3_record_key(f"aws/lambda/async/{function_name}", time.time()),
-                Body=body.encode(), ContentType="application/json")
+            region, put = s3_record(target, function_arn, f"aws/lambda/async/{function_arn.split(':')[6]}", body)
+            self._client("s3", region).put_object(**put)
         elif target.service == "events":
             entry = {"Source": "lambda", "DetailType": detail_type, "Detail": body,
                      "Resources": [function_arn, target.arn], "EventBusName": target.arn}

@@ -54,6 +54,7 @@ DEPRECATED = ("provided", "python3.7", "python3.8", "nodejs12.x", "nodejs14.x", 
               "ruby2.7", "dotnetcore3.1")
 BOOTSTRAP_PY = Path(__file__).resolve().parent / "python" / "bootstrap.py"
 BOOTSTRAP_NODE = Path(__file__).resolve().parent / "node" / "bootstrap.cjs"
+LAUNCHER = Path(__file__).resolve().parent / "extensions" / "launch.sh"  # starts /opt/extensions
 
 
 @dataclass(frozen=True)
@@ -282,8 +283,9 @@ class RuntimeRegistry:
                                      wrapped=with_extensions)
         if not with_extensions:
             return argv
-        runtime_dir = env.get("LAMBDA_RUNTIME_DIR") or str(BOOTSTRAP_PY.parent.parent)
-        return ["/bin/sh", f"{runtime_dir}/extensions/launch.sh", f"{opt_dir}/extensions", *argv]
+        launcher = (f"{env['LAMBDA_RUNTIME_DIR']}/extensions/launch.sh" if env.get("LAMBDA_RUNTIME_DIR")
+                    else str(LAUNCHER))  # as the function sees it, like the Python bootstrap's path
+        return ["/bin/sh", launcher, f"{opt_dir}/extensions", *argv]
 
     def _runtime_command(self, runtime: Runtime, task_root: str, code_dir: Path, sdk_dir: str | None,
                          env: dict[str, str], opt_dir: str, layers_dir: Path | None, wrapped: bool) -> list[str]:
@@ -329,9 +331,6 @@ class RuntimeRegistry:
             if wrapper.startswith(seen_as) and actual.rstrip("/") != seen_as.rstrip("/"):
                 return f"{actual.rstrip('/')}/{wrapper[len(seen_as):]}"
         return wrapper
-
-
-LAUNCHER = Path(__file__).resolve().parent / "extensions" / "launch.sh"
 
 
 @functools.cache

@@ -14,14 +14,13 @@ import json
 import logging
 import random
 import threading
-import time
 import queue
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from lambdalet.errors import check_active
-from lambdalet.events.destinations import bucket_region, parse_arn, s3_record_key
+from lambdalet.events.destinations import parse_arn, s3_record
 from lambdalet.events.mappings import EventSourceMapping
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
 from lambdalet.model import alias_of
@@ -189,24 +188,20 @@ class PollerContext:
         record; raises when it cannot be delivered (the poller then keeps the batch and tries
         again). An S3 bucket also gets the batch itself (`payload`, the event the function got),
         as on Lambda, in an object under `s3_prefix`."""
-        parts = destination_arn.split(":", 5)
-        service, region, account, resource = parts[2], parts[3], parts[4], parts[5]
+        target = parse_arn(destination_arn)
         body = json.dumps(record)
-        if service == "s3":
-            target = parse_arn(destination_arn)
-            assert target is not None
-            body = json.dumps({**record, "payload": payload.decode(errors="replace")})
-            await self.aws("s3", bucket_region(target, function_arn), "put_object", Bucket=resource,
-                           Key=s3_record_key(s3_prefix, time.time()), Body=body.encode(),
-                           ContentType="application/json")
-        elif service == "sqs":
-            url = (await self.aws("sqs", region, "get_queue_url", QueueName=resource,
-                                  QueueOwnerAWSAccountId=account))["QueueUrl"]
-            await self.aws("sqs", region, "send_message", QueueUrl=url, MessageBody=body)
-        elif service == "sns":
-            await self.aws("sns", region, "publish", TopicArn=destination_arn, Message=body)
+        if target is not None and target.service == "s3":
+            region, put = s3_record(target, function_arn, s3_prefix,
+                                    json.dumps({**record, "payload": payload.decode(errors="replace")}))
+            await self.aws("s3", region, "put_object", **put)
+        elif target is not None and target.service == "sqs":
+            url = (await self.aws("sqs", target.region, "get_queue_url", QueueName=target.resource,
+                                  QueueOwnerAWSAccountId=target.account))["QueueUrl"]
+            await self.aws("sqs", target.region, "send_message", QueueUrl=url, MessageBody=body)
+        elif target is not None and target.service == "sns":
+            await self.aws("sns", target.region, "publish", TopicArn=destination_arn, Message=body)
         else:
-            raise ValueError(f"{destination_arn} is not an SQS queue or SNS topic")
+            raise ValueError(f"{destination_arn} is not an SQS queue, SNS topic or S3 bucket")
 
     def close(self) -> None:
         """Stop without waiting for long polls in flight (their messages return to the queue)."""
