@@ -78,10 +78,7 @@ def main() -> int:
             for mode, conn in connections.items():
                 samples[mode].extend(timed(conn, servers[mode].port, "auth-bench") for _ in range(per_round))
         print(f"{per_round * args.rounds} sequential signed invokes per mode, warm, one keep-alive connection each")
-        print(f"{'--auth':8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-        stats = {mode: base.Stats.of(values) for mode, values in samples.items()}
-        for mode, s in stats.items():
-            print(f"{mode:8} {s.p50:8.3f} {s.p90:8.3f} {s.p99:8.3f} {s.max:8.3f}")
+        stats = base.print_latency_table("--auth", samples)
         print(f"iam over open: p50 {100 * (stats['iam'].p50 / stats['open'].p50 - 1):+.1f} %, "
               f"p99 {100 * (stats['iam'].p99 / stats['open'].p99 - 1):+.1f} %")
         return 0

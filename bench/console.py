@@ -80,10 +80,8 @@ def main() -> int:
             many = loads(browser, url, args.loads, min(50, args.functions))
             browser.close()
         print(f"{args.loads} loads of /console/ each, until the first page of functions is drawn")
-        print(f"{'functions':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-        for label, values in (("1", baseline), (str(args.functions), many)):
-            s = base.Stats.of(values)
-            print(f"{label:>10} {s.p50:8.1f} {s.p90:8.1f} {s.p99:8.1f} {s.max:8.1f}")
+        base.print_latency_table("functions", {"1": baseline, str(args.functions): many}, width=10, digits=1,
+                                 align=">")
         return 0
     finally:
         server.stop(keep_log=False)

@@ -95,10 +95,7 @@ def main() -> int:
             for name, measure in paths.items():
                 samples[name].extend(measure() for _ in range(per_round))
         print(f"{per_round * args.rounds} sequential requests per path, warm, one keep-alive connection each")
-        print(f"{'path':8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-        for name, values in samples.items():
-            stats = base.Stats.of(values)
-            print(f"{name:8} {stats.p50:8.3f} {stats.p90:8.3f} {stats.p99:8.3f} {stats.max:8.3f}")
+        base.print_latency_table("path", samples)
         return 0
     finally:
         server.stop(keep_log=False)

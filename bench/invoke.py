@@ -976,6 +976,17 @@ def stats_row(label: str, s: dict[str, Any], extra: str = "") -> str:
 STATS_HEADER = f"  {'':<26}{'n':>6}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}"
 
 
+def print_latency_table(header: str, samples: dict[str, Sequence[float]], width: int = 8, digits: int = 3,
+                        align: str = "<") -> dict[str, Stats]:
+    """The p50/p90/p99/max table the side-by-side benchmarks print (auth, console, function URL,
+    streaming): one row per label, `header` over the labels. Returns the rows' statistics."""
+    print(f"{header:{align}{width}} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    stats = {label: Stats.of(values) for label, values in samples.items()}
+    for label, s in stats.items():
+        print(f"{label:{align}{width}} {s.p50:8.{digits}f} {s.p90:8.{digits}f} {s.p99:8.{digits}f} {s.max:8.{digits}f}")
+    return stats
+
+
 def print_header(facts: dict[str, Any], target: str, plan: Plan) -> None:
     print("Lambdalet invoke benchmark")
     print(f"  date      {facts['date']}")

@@ -103,10 +103,7 @@ def main() -> int:
                 for _ in range(per_round):
                     once(function)
         print(f"{per_round * args.rounds} sequential requests per path, warm, one keep-alive connection per API")
-        print(f"{'path':20} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-        for name, values in samples.items():
-            stats = base.Stats.of(values)
-            print(f"{name:20} {stats.p50:8.3f} {stats.p90:8.3f} {stats.p99:8.3f} {stats.max:8.3f}")
+        base.print_latency_table("path", samples, width=20)
         for function in ("stream-py", "stream-node"):
             gap = base.Stats.of(samples[f"{function} TTFB"]).p50 - base.Stats.of(samples[f"{function} Invoke"]).p50
             verdict = "within" if gap <= 2.0 else "OVER"
