@@ -621,7 +621,6 @@ class Environment:
         extension = self._extension(identifier)
         if not error_type:
             raise ExtensionRefusal(403, "Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found")
-        extension.error_type = error_type
         if phase == "init":
             if self.state is not EnvState.STARTING or self._ready.done():
                 raise ExtensionRefusal(403, "Extension.InvalidExtensionState", "init/error is only accepted during init")

@@ -56,7 +56,6 @@ class Extension:
     queued: dict[str, Any] | None = None
     #: Registered but not yet waiting for its first event, or working on the last one it got.
     busy: bool = True
-    error_type: str | None = None  # what it reported with /init/error or /exit/error
 
     @property
     def state(self) -> str:
