@@ -4,7 +4,7 @@
   Lambda's invocation record: the request and response with `requestContext.condition` saying why.
   A record goes to an SQS queue or an SNS topic as the message, to an EventBridge bus as an event's
   `detail`, to another function of this server as the payload of an asynchronous invoke, or (on
-  failure only) to an S3 bucket as an object under `aws/lambda/async/<function>/` (`s3_record_key`).
+  failure only) to an S3 bucket as an object under `aws/lambda/async/<function>/` (`s3_record`).
 - **Dead-letter queues** (`DeadLetterConfig.TargetArn` of a function version, SQS or SNS) get the
   original event unchanged, with the `RequestID`, `ErrorCode` and `ErrorMessage` attributes.
 
