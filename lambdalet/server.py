@@ -38,7 +38,8 @@ from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
 from lambdalet.api.url_listeners import UrlListeners
 from lambdalet.api import versions as versions_api
-from lambdalet.api.authentication import Authenticator, authenticate, authenticator_for
+from lambdalet.api.authentication import Authenticator, accounts_for, authenticate
+from lambdalet.api.authorization import ResourcePolicies, authorize_requests
 from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_cross_origin, refuse_functions
 from lambdalet.api.common import SERVICES, json_response
 from lambdalet.api.errors import lambda_errors
@@ -47,6 +48,8 @@ from lambdalet.api.query_protocol import error_response as query_error
 from lambdalet.api.query_protocol import is_query_request
 from lambdalet.api.signing import check_signing_region
 from lambdalet.auth.accounts import AccountsError
+from lambdalet.auth.identities import Identities
+from lambdalet.auth.sessions import SessionMinter
 from lambdalet.code_signing import Profile, load_profiles
 from lambdalet.config import LOOPBACK_HOSTS, Settings, parse_port_range
 from lambdalet.events.async_queue import AsyncQueue
@@ -86,6 +89,8 @@ from lambdalet.store.layers import LayerStore
 from lambdalet.store.mappings import MappingStore
 from lambdalet.store.schedules import DEFAULT_GROUP, ScheduleStore
 from lambdalet.store.schema import DatabaseDriverMissing, make_engine
+from lambdalet.store.iam import IamStore
+from lambdalet.store.server_keys import shared_key
 from lambdalet.store.test_events import TestEventStore
 
 log = logging.getLogger("lambdalet")
@@ -134,6 +139,14 @@ class Services:
     history: MetricsHistory | None = None
     #: The console's saved test events (console/test_events.py).
     test_events: TestEventStore | None = None  # type: ignore[assignment]
+    #: IAM's users, roles and policies (api/iam.py), and the caches authorisation reads them through.
+    iam: IamStore | None = None  # type: ignore[assignment]
+    identities: Identities | None = None  # type: ignore[assignment]
+    #: Mints and checks temporary credentials: AssumeRole's and execution roles' (auth/sessions.py).
+    minter: SessionMinter | None = None  # type: ignore[assignment]
+    #: Compiled resource policies, by revision (api/authorization.py).
+    resource_policies: ResourcePolicies = field(default_factory=ResourcePolicies)
+    identity_follower: "asyncio.Task[None] | None" = None
     #: This server's row among the nodes sharing its database (nodes.py).
     nodes: NodeRegistry | None = None
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
@@ -145,7 +158,7 @@ async def build_services(settings: Settings) -> Services:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock_data_dir(data_dir)  # its descriptor stays open, and the lock held, until the process ends
-    authenticator = authenticator_for(settings, data_dir)
+    accounts = accounts_for(settings, data_dir)  # a bad accounts file fails before anything starts
     if settings.auth == "open" and settings.host not in LOOPBACK_HOSTS:
         log.warning("--auth open on --host %s: anyone who reaches this port acts as the account's root",
                     settings.host or "(every address)")
@@ -211,6 +224,10 @@ async def build_services(settings: Settings) -> Services:
     invoker = Invoker(pools, limiter, metrics, recursion)
     engine = make_engine(settings.resolved_database_url)
     store = FunctionStore(engine, node=settings.resolved_node_name)
+    iam = IamStore(engine)
+    identities = Identities(iam)
+    minter = SessionMinter(shared_key(engine, "session-minting"))
+    authenticator = Authenticator(accounts, minter, identities) if accounts is not None else None
 
     def node_load() -> dict[str, object]:
         states = {"starting": 0, "idle": 0, "busy": 0}
@@ -266,7 +283,8 @@ async def build_services(settings: Settings) -> Services:
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
-                    signing_profiles, authenticator, history, TestEventStore(engine), node, follower)
+                    signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
+                    identity_follower=asyncio.create_task(identities.follow()), nodes=node, change_follower=follower)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -347,10 +365,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # Under --auth iam every request's signature is checked after its region (api/authentication.py);
-    # under open the middleware is not there at all.
+    # Under --auth iam every request's signature is checked after its region (api/authentication.py),
+    # and what it asks for is authorised after its parameters (api/authorization.py); under open
+    # neither middleware is there at all.
     middlewares = [lambda_errors, url_requests.route_by_host, refuse_cross_origin, check_signing_region,
-                   *([authenticate] if settings.auth_mode == "iam" else []), check_parameters]
+                   *([authenticate] if settings.auth_mode == "iam" else []), check_parameters,
+                   *([authorize_requests] if settings.auth_mode == "iam" else [])]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     # Invoke first: the router tries the routes under one path prefix in order, so the hot path's
     # is matched at once rather than after every other /2015-03-31/functions route (~8 regex tries).
@@ -377,8 +397,9 @@ def create_app(settings: Settings) -> web.Application:
 
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
-        if services.change_follower is not None:
-            services.change_follower.cancel()
+        for task in (services.change_follower, services.identity_follower):
+            if task is not None:
+                task.cancel()
         if services.nodes is not None:
             await services.nodes.stop()
         await services.mappings.shutdown()

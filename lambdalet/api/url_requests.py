@@ -116,7 +116,7 @@ async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: s
         return _too_large()
     caller = None
     if signed and svc.authenticator is not None:  # --auth iam: the signature is verified, not just present
-        caller = authenticate_url(request, body)
+        caller = await authenticate_url(request, body)
         if caller is None:
             return _forbidden()
 

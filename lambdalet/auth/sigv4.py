@@ -91,19 +91,33 @@ def is_signed(headers: Mapping[str, str], raw_query: str) -> bool:
     return "Authorization" in headers or "X-Amz-Signature=" in raw_query
 
 
+def credential_of(headers: "HeaderSource", raw_query: str) -> tuple[str | None, str | None]:
+    """The access key id and session token a request names, before anything is verified (so
+    that the caller can find the key's secret: for temporary credentials, from the token)."""
+    authorization = headers.get("Authorization")
+    if authorization is not None:
+        credential = authorization.partition("Credential=")[2].partition("/")[0]
+        return credential.strip() or None, headers.get("X-Amz-Security-Token")
+    if "X-Amz-Credential=" not in raw_query:
+        return None, None
+    query = dict(_query_pairs(raw_query))
+    return query.get("X-Amz-Credential", "").partition("/")[0] or None, query.get("X-Amz-Security-Token")
+
+
 def verify(method: str, raw_path: str, raw_query: str, headers: "HeaderSource", body: bytes,
            lookup: Callable[[str], SecretKey | None], *, now: float | None = None,
-           service: str | None = None) -> Signature:
+           service: str | tuple[str, ...] | None = None) -> Signature:
     """Authenticate one request as it came off the wire: `raw_path` and `raw_query` exactly as sent
     (percent-encoded), `headers` with every value of repeated headers, `body` the whole body.
-    `service`, when given, is the signing name the credential scope must name. Raises
-    SignatureRefused."""
+    `service`, when given, is the signing name (or one of the names) the credential scope must
+    name. Raises SignatureRefused."""
     now = time.time() if now is None else now
     pairs = _query_pairs(raw_query)
     parsed = _parse(headers, pairs)
-    if service is not None and parsed.service != service:
+    services = (service,) if isinstance(service, str) else service
+    if services is not None and parsed.service not in services:
         raise SignatureRefused("InvalidSignatureException",
-                               f"Credential should be scoped to correct service: '{service}'. ")
+                               f"Credential should be scoped to correct service: '{services[0]}'. ")
     signed_at = _check_time(parsed, now)
     key = lookup(parsed.access_key_id)
     if key is None:

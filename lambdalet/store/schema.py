@@ -306,6 +306,15 @@ function_changes = Table(
     Index("function_changes_by_time", "at"),
 )
 
+# Secrets every node of one database shares, created once by whichever starts first: the key that
+# temporary credentials are minted and checked under (auth/sessions.py).
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
 # The servers sharing this database (nodes.py): each heartbeats its own row; a row whose heartbeat
 # is older than nodes.LIVE_S is a node that died.
 nodes = Table(
