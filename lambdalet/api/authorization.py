@@ -172,3 +172,24 @@ async def authorize_requests(request: web.Request, handler: Handler) -> web.Stre
         await require(request, console_permission(request))
     return await handler(request)
 
+
+async def url_allowed(request: web.Request, name: str, qual: str, who: Caller | None, auth_type: str) -> bool:
+    """Whether a function URL may be invoked (AWS's model since October 2025): both
+    `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction` on the function (or its alias), with
+    `lambda:FunctionUrlAuthType` set. A `NONE` URL's caller is anonymous: only a resource-policy
+    statement for `*` can allow it."""
+    arns = services(request).arns
+    resource = arns.function(name, qual or None)
+    context = {"lambda:functionurlauthtype": auth_type}
+    resource_policy = function_policy(request, (name, qual))
+    for action in ("lambda:InvokeFunctionUrl", "lambda:InvokeFunction"):
+        permission = Permission(action, resource, arns.account, context, (name, qual))
+        if who is None:
+            ask = AuthorizationRequest(ANONYMOUS, action, resource, arns.account, context)
+            if not authorize(ask, (), resource_policy).allowed:
+                return False
+            continue
+        policies = await services(request).identities.identity_policies(who)
+        if not decide(request, who, permission, policies, resource_policy)[0].allowed:
+            return False
+    return True
