@@ -48,6 +48,7 @@ from lambdalet.api.query_protocol import error_response as query_error
 from lambdalet.api.query_protocol import is_query_request
 from lambdalet.api.signing import check_signing_region
 from lambdalet.auth.accounts import AccountsError
+from lambdalet.auth.execution_roles import ExecutionRoles
 from lambdalet.auth.identities import Identities
 from lambdalet.auth.sessions import SessionMinter
 from lambdalet.code_signing import Profile, load_profiles
@@ -144,6 +145,8 @@ class Services:
     identities: Identities | None = None  # type: ignore[assignment]
     #: Mints and checks temporary credentials: AssumeRole's and execution roles' (auth/sessions.py).
     minter: SessionMinter | None = None  # type: ignore[assignment]
+    #: --auth iam: the Role check and each environment's role credentials (auth/execution_roles.py).
+    execution_roles: ExecutionRoles | None = None
     #: Compiled resource policies, by revision (api/authorization.py).
     resource_policies: ResourcePolicies = field(default_factory=ResourcePolicies)
     identity_follower: "asyncio.Task[None] | None" = None
@@ -194,15 +197,19 @@ async def build_services(settings: Settings) -> Services:
         use_sdk = sdk is not None and runtime.is_python and sdk.supports(runtime.name)
         code_dir = (images.root(config.image) if config.image is not None
                     else config.hot_reload_dir or blobs.code_dir(config.code_sha256))
-        return Environment(
+        env_passthrough, retire_at = (execution_roles.environment_variables(config.name, config.role)
+                                      if execution_roles is not None else (passthrough, None))
+        environment = Environment(
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
             code_dir=code_dir, images=images, region=settings.region,
-            passthrough=passthrough,
+            passthrough=env_passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
             provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
             isolated_network=network.isolated(registry.get(config.name).tags, sandbox.isolated_network_by_default),
             fetch_code=peer_code.ensure,
         )
+        environment.retire_at = retire_at
+        return environment
 
     def snapshot_key(config: FunctionConfig) -> str | None:
         """SnapStart environments of one exact configuration fork from one template: published
@@ -228,6 +235,9 @@ async def build_services(settings: Settings) -> Services:
     identities = Identities(iam)
     minter = SessionMinter(shared_key(engine, "session-minting"))
     authenticator = Authenticator(accounts, minter, identities) if accounts is not None else None
+    # --auth iam: environments act with their functions' roles (auth/execution_roles.py)
+    execution_roles = (ExecutionRoles(minter, identities, settings.resolved_advertise_url, passthrough)
+                       if accounts is not None else None)
 
     def node_load() -> dict[str, object]:
         states = {"starting": 0, "idle": 0, "busy": 0}
@@ -284,7 +294,7 @@ async def build_services(settings: Settings) -> Services:
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
                     signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
-                    identity_follower=asyncio.create_task(identities.follow()), nodes=node, change_follower=follower)
+                    execution_roles=execution_roles, identity_follower=asyncio.create_task(identities.follow()), nodes=node, change_follower=follower)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:

@@ -59,6 +59,7 @@ class Identities:
         self._poll_interval = poll_interval
         self._keys: OrderedDict[str, Any] = OrderedDict()
         self._policies: dict[tuple[str, str, str], tuple[Policy, ...]] = {}
+        self._roles: dict[tuple[str, str], Any] = {}
         self._generation: int | None = None
         self._epoch = 0  # bumped by every drop: a read that began before one is not kept
 
@@ -67,6 +68,7 @@ class Identities:
         self._epoch += 1
         self._keys.clear()
         self._policies.clear()
+        self._roles.clear()
 
     async def access_key(self, access_key_id: str) -> Any:
         """The stored access key (an IAM user's), or None."""
@@ -97,6 +99,13 @@ class Identities:
 
     async def role(self, account_id: str, role_name: str) -> Any:
         return await asyncio.to_thread(self.store.role, account_id, role_name)
+
+    def cached_role(self, account_id: str, role_name: str) -> Any:
+        """A role, for starting an environment (synchronous there): read once, then from memory."""
+        key = (account_id, role_name.lower())
+        if key not in self._roles:
+            self._roles[key] = self.store.role(account_id, role_name)
+        return self._roles[key]
 
     async def follow(self) -> None:
         """Drop the caches whenever another node changes IAM (polls the generation)."""
