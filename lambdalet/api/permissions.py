@@ -172,3 +172,32 @@ def _context(operation: str, body: dict, arns: Arns) -> dict[str, str | list[str
         if isinstance(body.get("CodeSigningConfigArn"), str):
             context["lambda:codesigningconfigarn"] = body["CodeSigningConfigArn"]
     return context
+
+
+#: IAM actions on the caller's own user when they name none (AWS: "the user making the request").
+SELF_USER_ACTIONS = frozenset({"GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey"})
+
+
+def iam_permission(action: str, form: Mapping[str, str], account: str, caller_user_arn: str | None) -> Permission:
+    """`iam:<Action>` on the user, role or policy the request names (by name: a user's or role's
+    path is part of its ARN only when the request gives it, as CreateUser's `Path`), `*` for
+    listings. Attaching and detaching set `iam:PolicyARN`."""
+    base = f"arn:aws:iam::{account}:"
+    path = form.get("Path", "/") if action in ("CreateUser", "CreateRole", "CreatePolicy") else "/"
+    path = path if path.startswith("/") and path.endswith("/") else "/"
+    context: dict[str, str | list[str]] = {}
+    if "PolicyArn" in form and action.startswith(("Attach", "Detach")):
+        context["iam:policyarn"] = form["PolicyArn"]
+    if "UserName" in form:
+        resource = f"{base}user{path}{form['UserName']}"
+    elif action in SELF_USER_ACTIONS and caller_user_arn is not None:
+        resource = caller_user_arn
+    elif "RoleName" in form:
+        resource = f"{base}role{path}{form['RoleName']}"
+    elif "PolicyArn" in form:
+        resource = form["PolicyArn"]
+    elif action == "CreatePolicy" and "PolicyName" in form:
+        resource = f"{base}policy{path}{form['PolicyName']}"
+    else:
+        resource = "*"
+    return Permission(f"iam:{action}", resource, account, context)

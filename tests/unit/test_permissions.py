@@ -89,3 +89,19 @@ def test_condition_keys_of_permissions_urls_and_mappings():
 def test_a_body_that_is_not_json_sets_no_keys_and_a_bad_name_asks_for_everything():
     assert lambda_permission("AddPermission", {"FunctionName": "f"}, {}, b"{not json", ARNS).context == {}
     assert lambda_permission("GetFunction", {"FunctionName": "bad name!"}, {}, None, ARNS).resource == "*"
+
+
+def test_iam_actions_name_the_user_role_or_policy():
+    from lambdalet.api.permissions import iam_permission
+
+    me = "arn:aws:iam::111122223333:user/me"
+    assert iam_permission("CreateUser", {"UserName": "a", "Path": "/ops/"}, "111122223333", me).resource == \
+        "arn:aws:iam::111122223333:user/ops/a"
+    assert iam_permission("ListAccessKeys", {}, "111122223333", me).resource == me
+    assert iam_permission("GetRole", {"RoleName": "r"}, "111122223333", me).resource == \
+        "arn:aws:iam::111122223333:role/r"
+    attach = iam_permission("AttachRolePolicy", {"RoleName": "r", "PolicyArn": "arn:aws:iam::111122223333:policy/p"},
+                            "111122223333", me)
+    assert (attach.action, attach.resource, attach.context) == (
+        "iam:AttachRolePolicy", "arn:aws:iam::111122223333:role/r", {"iam:policyarn": "arn:aws:iam::111122223333:policy/p"})
+    assert iam_permission("ListUsers", {}, "111122223333", me).resource == "*"
