@@ -185,6 +185,8 @@ class _Test:
 
     def holds(self, context: Context) -> bool:
         raw = context.get(self.key)
+        if type(raw) is str and not self._qualifier and self._match is not None:  # the common case
+            return self._match(raw, context) != self._negated
         values = () if raw is None else ((raw,) if isinstance(raw, str) else tuple(raw))
         if self._match is None:  # Null: "true" asks for the key to be absent, "false" present
             return ("false" if values else "true") in self._null

@@ -53,6 +53,13 @@ class Principal:
     def is_anonymous(self) -> bool:
         return not self.account and not self.service
 
+    @functools.cached_property
+    def condition_keys(self) -> Mapping[str, str]:
+        """The global condition keys derived from the principal, lower-cased (aws:PrincipalArn,
+        aws:PrincipalAccount, aws:PrincipalType, aws:userid, aws:username, aws:PrincipalServiceName);
+        computed once per Principal object, which callers may keep for the caller's credentials."""
+        return _principal_keys(self)
+
     @property
     def kind(self) -> str:
         """aws:PrincipalType's value."""
@@ -69,7 +76,7 @@ class Principal:
         return "User"
 
 
-def _principal_keys(principal: Principal) -> dict[str, str]:
+def _principal_keys(principal: Principal) -> Mapping[str, str]:
     """The global condition keys a request context derives from its principal (lower-cased)."""
     keys: dict[str, str] = {"aws:principaltype": principal.kind}
     if principal.service:
@@ -82,7 +89,7 @@ def _principal_keys(principal: Principal) -> dict[str, str]:
         keys["aws:userid"] = principal.user_id or principal.account
     if principal.username:
         keys["aws:username"] = principal.username
-    return keys
+    return MappingProxyType(keys)
 
 
 def request_context(
@@ -121,14 +128,12 @@ class AuthorizationRequest:
     @functools.cached_property
     def _context(self) -> dict[str, ContextValue]:
         """Built on first use only: requests whose policies have no conditions or variables skip it."""
-        merged: dict[str, ContextValue] = _principal_keys(self.principal)
-        for key, value in self.context.items():
-            merged[key.lower()] = _context_value(value)
-        return merged
+        return {key.lower(): value if type(value) is str else _context_value(value) for key, value in self.context.items()}
 
     def get(self, key: str, /) -> ContextValue | None:
         """A context value by lower-cased key (what conditions and policy variables read)."""
-        return self._context.get(key)
+        value = self._context.get(key)
+        return self.principal.condition_keys.get(key) if value is None else value
 
 
 def _context_value(value: object) -> ContextValue:
@@ -199,12 +204,16 @@ def _identity(policies: Sequence[Policy], action: str, request: AuthorizationReq
             if _applies(statement, request):
                 return True, allowed
         if not allowed:
-            allowed = any(_applies(statement, request) for statement in allows)
+            for statement in allows:
+                if _applies(statement, request):
+                    allowed = True
+                    break
     return False, allowed
 
 
-def _resource(policy: Policy | None, action: str, request: AuthorizationRequest) -> tuple[bool, int]:
-    """(denied, how the best applicable Allow names the principal) by the resource policy."""
+def _resource(policy: Policy | None, action: str, request: AuthorizationRequest, need_allow: bool) -> tuple[bool, int]:
+    """(denied, how the best applicable Allow names the principal) by the resource policy; the
+    Allow statements are skipped when an identity-policy Allow already settles the request."""
     if policy is None:
         return False, _NONE
     denies, allows = policy.for_action(action)
@@ -213,6 +222,8 @@ def _resource(policy: Policy | None, action: str, request: AuthorizationRequest)
         if _principal_level(statement, principal) and _applies(statement, request):
             return True, _NONE
     level = _NONE
+    if not need_allow:
+        return False, level
     for statement in allows:
         named = _principal_level(statement, principal)
         if named > level and _applies(statement, request):
@@ -230,23 +241,25 @@ def authorize(request: AuthorizationRequest, identity_policies: Sequence[Policy]
     """
     principal = request.principal
     action = request.action.lower()
-    uses_identity = not principal.is_root and not principal.service and not principal.is_anonymous
+    root = principal.is_root
+    same_account = bool(principal.account) and principal.account == request.resource_account
+    uses_identity = not root and not principal.service and bool(principal.account)
     identity_denied, identity_allowed = (
         _identity(identity_policies, action, request) if uses_identity else (False, False)
     )
     if identity_denied:
         return Decision(Outcome.EXPLICIT_DENY, "with an explicit deny in an identity-based policy")
-    resource_denied, named = _resource(resource_policy, action, request)
+    settled = (identity_allowed or root) and same_account
+    resource_denied, named = _resource(resource_policy, action, request, need_allow=not settled)
     if resource_denied:
         return Decision(Outcome.EXPLICIT_DENY, "with an explicit deny in a resource-based policy")
-    same_account = bool(principal.account) and principal.account == request.resource_account
-    if principal.is_root and same_account:
+    if settled:
         return ALLOWED
-    if not uses_identity and not principal.is_root:  # a service or an anonymous caller
+    if not uses_identity and not root:  # a service or an anonymous caller
         return ALLOWED if named else _implicit("resource", request)
     if same_account:
-        return ALLOWED if identity_allowed or named == _DIRECT else _implicit("identity", request)
-    if not (identity_allowed or principal.is_root):
+        return ALLOWED if named == _DIRECT else _implicit("identity", request)
+    if not (identity_allowed or root):
         return _implicit("identity", request)
     return ALLOWED if named else _implicit("resource", request)
 

@@ -234,7 +234,7 @@ def test_request_context_keys():
 
 
 def test_policy_variables_in_resources():
-    own_functions = identity(allow(resource=f"arn:aws:lambda:*:${{aws:PrincipalAccount}}:function:${{aws:username}}-*"))
+    own_functions = identity(allow(resource="arn:aws:lambda:*:${aws:PrincipalAccount}:function:${aws:username}-*"))
     mine = f"arn:aws:lambda:us-east-1:{A}:function:alice-tool"
     assert authorize(request(ALICE, resource=mine), [own_functions], None).allowed
     assert not authorize(request(ALICE, resource=f"arn:aws:lambda:us-east-1:{A}:function:bob-tool"), [own_functions], None).allowed
