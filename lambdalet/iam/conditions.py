@@ -40,6 +40,10 @@ _COMPARISONS = {
     "GreaterThan": operator.gt,
     "GreaterThanEquals": operator.ge,
 }
+_KNOWN_BASES = frozenset(
+    ["StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike", "Bool", "BinaryEquals", "IpAddress"]
+    + [family + comparison for family in ("Numeric", "Date") for comparison in _COMPARISONS]
+)
 _ISO_8601 = re.compile(
     r"(-?\d{1,9})(?:-(\d{1,2})(?:-(\d{1,2}))?)?"
     r"(?:t(\d{1,2})(?::(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,9}))?)?)?)?"
@@ -269,10 +273,3 @@ def compile_condition(element: object, variables: bool = True) -> Condition:
             assert match is not None
             tests.append(_Test(key.lower(), match, base in _NEGATED, qualifier, if_exists))
     return Condition(tuple(tests))
-
-
-_KNOWN_BASES = frozenset(
-    ["StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike", "Bool", "BinaryEquals", "IpAddress"]
-    + [family + comparison for family in ("Numeric", "Date") for comparison in _COMPARISONS]
-)
-

@@ -56,52 +56,76 @@ _VENDOR = re.compile(r"[a-zA-Z0-9.\-]*\Z")
 _ACTION_CACHE_LIMIT = 1024
 
 
-class PrincipalSet:
-    """A Principal or NotPrincipal element: who it names, in the forms evaluation compares."""
+class _Frozen:
+    """Compiled parts are shared by every request (and thread) that evaluates them: read-only."""
 
-    __slots__ = ("anyone", "accounts", "arns", "services", "federated")
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _init(self, **values: object) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+class PrincipalSet(_Frozen):
+    """A Principal or NotPrincipal element: who it names, in the forms evaluation compares
+    (account ids, from "123456789012" and from root ARNs; other ARNs exactly; services lower-cased)."""
+
+    __slots__ = ("anyone", "accounts", "arns", "services")
+    anyone: bool
+    accounts: frozenset[str]
+    arns: frozenset[str]
+    services: frozenset[str]
 
     def __init__(self, element: Any) -> None:
-        self.anyone = element == "*"
+        anyone = element == "*"
         accounts: set[str] = set()
         arns: set[str] = set()
-        self.services: frozenset[str] = frozenset()
-        self.federated: frozenset[str] = frozenset()
+        services: frozenset[str] = frozenset()
         if isinstance(element, Mapping):
             for value in _strings(element.get("AWS")):
                 if value == "*":
-                    self.anyone = True
+                    anyone = True
                 elif _ACCOUNT.match(value):
                     accounts.add(value)
                 elif value.endswith(":root"):
                     accounts.add(value.split(":")[4])
                 else:
                     arns.add(value)
-            self.services = frozenset(v.lower() for v in _strings(element.get("Service")))
-            self.federated = frozenset(_strings(element.get("Federated")))
-        self.accounts = frozenset(accounts)
-        self.arns = frozenset(arns)
+            services = frozenset(v.lower() for v in _strings(element.get("Service")))
+        self._init(anyone=anyone, accounts=frozenset(accounts), arns=frozenset(arns), services=services)
 
 
-class Statement:
+class Statement(_Frozen):
     """One compiled statement. `principals`/`not_principals` are None in identity policies;
     `resources` and `not_resources` both None means the statement names no resource (it then
     applies to whatever the policy is attached to)."""
 
     __slots__ = ("sid", "allow", "actions", "not_actions", "resources", "not_resources",
                  "principals", "not_principals", "condition")
+    sid: str
+    allow: bool
+    actions: PatternSet | None
+    not_actions: PatternSet | None
+    resources: PatternSet | None
+    not_resources: PatternSet | None
+    principals: PrincipalSet | None
+    not_principals: PrincipalSet | None
+    condition: Condition | None
 
     def __init__(self, raw: Mapping[str, Any], variables: bool) -> None:
-        self.sid: str = raw.get("Sid", "")
-        self.allow: bool = raw["Effect"] == "Allow"
-        self.actions = _patterns(raw.get("Action"), ignore_case=True, variables=False)
-        self.not_actions = _patterns(raw.get("NotAction"), ignore_case=True, variables=False)
-        self.resources = _patterns(raw.get("Resource"), ignore_case=False, variables=variables)
-        self.not_resources = _patterns(raw.get("NotResource"), ignore_case=False, variables=variables)
-        self.principals = PrincipalSet(raw["Principal"]) if "Principal" in raw else None
-        self.not_principals = PrincipalSet(raw["NotPrincipal"]) if "NotPrincipal" in raw else None
-        self.condition: Condition | None = (
-            compile_condition(raw["Condition"], variables) if raw.get("Condition") else None
+        self._init(
+            sid=raw.get("Sid", ""),
+            allow=raw["Effect"] == "Allow",
+            actions=_patterns(raw.get("Action"), ignore_case=True, variables=False),
+            not_actions=_patterns(raw.get("NotAction"), ignore_case=True, variables=False),
+            resources=_patterns(raw.get("Resource"), ignore_case=False, variables=variables),
+            not_resources=_patterns(raw.get("NotResource"), ignore_case=False, variables=variables),
+            principals=PrincipalSet(raw["Principal"]) if "Principal" in raw else None,
+            not_principals=PrincipalSet(raw["NotPrincipal"]) if "NotPrincipal" in raw else None,
+            condition=compile_condition(raw["Condition"], variables) if raw.get("Condition") else None,
         )
 
     def matches_action(self, action: str) -> bool:
@@ -125,22 +149,18 @@ class _NoContext:
 _NO_CONTEXT = _NoContext()
 
 
-class Policy:
+class Policy(_Frozen):
     """A validated, compiled, immutable policy document."""
 
     __slots__ = ("kind", "version", "statements", "condition_keys", "_by_action")
+    kind: PolicyKind
+    version: str  # "2012-10-17", "2008-10-17" or "" (resource and trust policies may omit it)
+    statements: tuple[Statement, ...]
+    condition_keys: frozenset[str]  # lower-cased, so callers can refuse keys they do not supply
 
     def __init__(self, kind: PolicyKind, version: str, statements: tuple[Statement, ...]) -> None:
-        set_ = object.__setattr__
-        set_(self, "kind", kind)
-        set_(self, "version", version)
-        set_(self, "statements", statements)
         keys = frozenset(k for s in statements if s.condition is not None for k in s.condition.keys)
-        set_(self, "condition_keys", keys)
-        set_(self, "_by_action", {})
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("a compiled Policy is immutable")
+        self._init(kind=kind, version=version, statements=statements, condition_keys=keys, _by_action={})
 
     def for_action(self, action: str) -> tuple[tuple[Statement, ...], tuple[Statement, ...]]:
         """(Deny statements, Allow statements) whose Action/NotAction admits `action` (lower-cased).

@@ -167,6 +167,8 @@ def test_compiled_policy_is_immutable_and_reports_its_condition_keys():
     assert len(policy.statements) == 2 and policy.version == "2012-10-17"
     with pytest.raises(AttributeError):
         policy.statements = ()
+    with pytest.raises(AttributeError):
+        policy.statements[0].allow = False
 
 
 def test_single_statement_object_and_null_entries_are_accepted():
