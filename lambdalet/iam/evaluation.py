@@ -125,14 +125,16 @@ class AuthorizationRequest:
     resource_account: str
     context: Mapping[str, ContextValue] = field(default_factory=lambda: MappingProxyType({}))
 
-    @functools.cached_property
-    def _context(self) -> dict[str, ContextValue]:
-        """Built on first use only: requests whose policies have no conditions or variables skip it."""
-        return {key.lower(): value if type(value) is str else _context_value(value) for key, value in self.context.items()}
-
     def get(self, key: str, /) -> ContextValue | None:
-        """A context value by lower-cased key (what conditions and policy variables read)."""
-        value = self._context.get(key)
+        """A context value by lower-cased key (what conditions and policy variables read).
+
+        The lower-cased copy of `context` is made on first use only (without cached_property's
+        lock): requests whose policies have no conditions or variables never make it."""
+        lowered = self.__dict__.get("_lowered")
+        if lowered is None:
+            lowered = {k.lower(): v if type(v) is str else _context_value(v) for k, v in self.context.items()}
+            object.__setattr__(self, "_lowered", lowered)
+        value = lowered.get(key)
         return self.principal.condition_keys.get(key) if value is None else value
 
 
