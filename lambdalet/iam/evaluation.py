@@ -12,6 +12,10 @@ The order (AWS's "Policy evaluation logic" and "Cross-account policy evaluation 
    root) and a resource-policy Allow naming the principal or its account.
 When both allows are missing, the message names the identity-based policy.
 
+Principals: `"*"` and `{"AWS": "*"}` name everyone (services and anonymous callers too); an
+account id or root ARN names the account; a role ARN names the role's sessions as well; other ARNs
+are compared exactly (IAM allows no wildcards in them, documents.py refuses them).
+
 Not modelled: permissions boundaries, session policies, SCPs/RCPs, and NotPrincipal's rule that a
 role session is excluded only when every principal of its chain is listed (here one match excludes).
 """

@@ -280,3 +280,34 @@ def test_policies_remember_matching_statements_per_action_without_changing_answe
         assert decide(ALICE, [policy], action="lambda:GetFunction").allowed
         assert decide(ALICE, [policy], action="lambda:GetPolicy").outcome is EXPLICIT
         assert decide(ALICE, [policy], action="lambda:InvokeFunction").outcome is IMPLICIT
+
+
+def test_trust_policy_decides_assume_role():
+    role = f"arn:aws:iam::{A}:role/service/runner"
+    trust = compile_policy({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com", "AWS": BOB_B.arn}, "Action": "sts:AssumeRole"},
+    ]}, PolicyKind.TRUST)
+    lam = Principal("", "", service="lambda.amazonaws.com")
+    assert authorize(AuthorizationRequest(lam, "sts:AssumeRole", role, A), [], trust).allowed
+    bob = AuthorizationRequest(BOB_B, "sts:AssumeRole", role, A)
+    assert authorize(bob, [identity(allow("sts:AssumeRole"))], trust).allowed
+    assert authorize(bob, [], trust).reason == "because no identity-based policy allows the sts:AssumeRole action"
+    assert not authorize(AuthorizationRequest(ALICE, "sts:AssumeRole", role, A), [], trust).allowed
+
+
+def test_variables_in_not_resource_and_old_documents_without_variables():
+    others = identity(allow("*"), {"Effect": "Deny", "Action": "lambda:*", "NotResource": f"arn:aws:lambda:*:{A}:function:${{aws:username}}-*"})
+    assert authorize(request(ALICE, resource=f"arn:aws:lambda:us-east-1:{A}:function:alice-x"), [others], None).allowed
+    assert authorize(request(ALICE, resource=f"arn:aws:lambda:us-east-1:{A}:function:bob-x"), [others], None).outcome is EXPLICIT
+    literal = compile_policy({"Version": "2008-10-17", "Statement": [grant("*") | {"Resource": FUNCTION + "${aws:username}"}]},
+                             PolicyKind.RESOURCE)
+    assert authorize(request(ALICE, resource=FUNCTION + "${aws:username}"), [], literal).allowed
+    assert not authorize(request(ALICE, resource=FUNCTION + "alice"), [], literal).allowed
+
+
+def test_resource_policy_deny_with_a_condition():
+    policy = resource_policy(grant("*"), grant("*", effect="Deny", Sid="tls",
+                                               Condition={"Bool": {"aws:SecureTransport": "false"}}))
+    assert decide(BOB_B, [identity(allow())], policy, **{"aws:SecureTransport": True}).allowed
+    assert decide(BOB_B, [identity(allow())], policy, **{"aws:SecureTransport": False}).outcome is EXPLICIT
+    assert decide(BOB_B, [identity(allow())], policy).allowed  # Bool on an absent key is false: no deny
