@@ -32,10 +32,12 @@ from lambdalet.api.permissions import BODY_NEEDED, EVENT_SOURCE_MAPPING, Permiss
 from lambdalet.auth.identities import Caller
 from lambdalet.errors import AccessDeniedException
 from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
-from lambdalet.iam.evaluation import AuthorizationRequest, Decision, access_denied_message, authorize
+from lambdalet.iam.evaluation import AuthorizationRequest, Decision, Principal, access_denied_message, authorize
 from lambdalet.policies import policy_document
 
 LAMBDA_PREFIX = "/20"  # every Lambda API path starts with its version date
+#: The caller of a `NONE` function URL: no account, no service; only a policy for `*` allows it.
+ANONYMOUS = Principal(arn="", account="")
 #: Compiled resource policies kept at once (by function, qualifier and RevisionIds).
 MAX_CACHED_POLICIES = 4096
 
