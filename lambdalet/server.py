@@ -32,6 +32,7 @@ from lambdalet.api import recursion as recursion_api
 from lambdalet.api import resource_policy as resource_policy_api
 from lambdalet.api import runtime_management as runtime_management_api
 from lambdalet.api import scheduler as scheduler_api
+from lambdalet.api import iam as iam_api
 from lambdalet.api import sts as sts_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
@@ -40,11 +41,11 @@ from lambdalet.api.url_listeners import UrlListeners
 from lambdalet.api import versions as versions_api
 from lambdalet.api.authentication import Authenticator, authenticate, authenticator_for
 from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_cross_origin, refuse_functions
-from lambdalet.api.common import SERVICES, json_response
+from lambdalet.api.common import SERVICES, json_response, read_body
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
 from lambdalet.api.query_protocol import error_response as query_error
-from lambdalet.api.query_protocol import is_query_request
+from lambdalet.api.query_protocol import IAM_VERSION, form_version, is_query_request
 from lambdalet.api.signing import check_signing_region
 from lambdalet.auth.accounts import AccountsError
 from lambdalet.code_signing import Profile, load_profiles
@@ -77,6 +78,7 @@ from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.s3_code import S3CodeSource
 from lambdalet.store.blobs import BlobStore
 from lambdalet.store.functions import FunctionStore
+from lambdalet.store.iam import IamStore
 from lambdalet.data_lock import DataDirInUse, lock_data_dir
 from lambdalet.images.registry import Credentials, default_docker_config
 from lambdalet.images.store import ImageStore
@@ -138,6 +140,8 @@ class Services:
     nodes: NodeRegistry | None = None
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
     change_follower: "asyncio.Task[None] | None" = None
+    #: IAM's users, access keys, roles and policies (api/iam.py).
+    iam: IamStore | None = None  # type: ignore[assignment]
 
 
 async def build_services(settings: Settings) -> Services:
@@ -266,7 +270,8 @@ async def build_services(settings: Settings) -> Services:
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
-                    signing_profiles, authenticator, history, TestEventStore(engine), node, follower)
+                    signing_profiles, authenticator, history, TestEventStore(engine), node, follower,
+                    iam=IamStore(engine))
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -295,18 +300,22 @@ async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) 
 
 
 async def query_or_json(request: web.Request) -> web.StreamResponse:
-    """`POST /` carries two protocols: STS's form-encoded query API, and CloudWatch Logs' JSON 1.1
-    (`X-Amz-Target: Logs_20140328.*`; anything else is answered as an unknown Lambda route there).
-    A browser's `GET /` is sent to the console."""
+    """`POST /` carries two protocols: the form-encoded query API of STS and IAM (told apart by the
+    form's `Version`), and CloudWatch Logs' JSON 1.1 (`X-Amz-Target: Logs_20140328.*`; anything else
+    is answered as an unknown Lambda route there). A browser's `GET /` is sent to the console."""
     if console.wants_console(request):
         raise web.HTTPFound("/console/")
     if is_query_request(request):
-        return await sts_api.dispatch(request)
+        try:
+            version = form_version(await read_body(request))
+        except TimeoutError:
+            version = ""  # STS answers the timeout (its read of the body times out again at once)
+        return await (iam_api.dispatch if version == IAM_VERSION else sts_api.dispatch)(request)
     return await cloudwatch_logs_api.dispatch(request)
 
 
 def root_denied(request: web.Request, message: str) -> web.Response:
-    if is_query_request(request):
+    if is_query_request(request):  # STS's or IAM's: the same code, in STS's namespace (the body is not read)
         return query_error(403, "AccessDenied", message)
     return cloudwatch_logs_api.access_denied(message)
 

@@ -453,9 +453,8 @@ class IamStore:
         who = PRINCIPALS[kind]
         with self.engine.connect() as conn:
             owner = self._require_owner(conn, who, account_id, owner_name)
-            rows = conn.execute(self._policies_query(account_id)
-                                .join(who.attachments, who.attachments.c.policy_id == iam_policies.c.policy_id)
-                                .where(who.attachments.c[who.id_column] == owner)
+            attached = select(who.attachments.c.policy_id).where(who.attachments.c[who.id_column] == owner)
+            rows = conn.execute(self._policies_query(account_id).where(iam_policies.c.policy_id.in_(attached))
                                 .order_by(iam_policies.c.name_key)).fetchall()
         return [record for record in map(_policy, rows) if record.path.startswith(path_prefix)]
 
