@@ -30,8 +30,7 @@ from lambdalet.api.common import read_body, services
 from lambdalet.api.query_protocol import IAM_NAMESPACE, IAM_VERSION, error_response, result_response
 from lambdalet.iam_errors import (
     IamError, InvalidInput, LimitExceeded, MalformedPolicyDocument, NoSuchEntity, ValidationError, no_such_role,
-    no_such_user,
-    policy_not_attachable, policy_not_found,
+    no_such_user, policy_not_found,
 )
 from lambdalet.store.iam import AccessKeyRecord, IamStore, PolicyRecord, RoleRecord, UserRecord
 
@@ -192,15 +191,12 @@ def attached_xml(policy: PolicyRecord) -> str:
     return el("PolicyName", policy.name) + el("PolicyArn", policy.arn)
 
 
-def policy_arn(ctx: Context, missing: Callable[[str], IamError]) -> str:
-    """PolicyArn, checked to be a managed policy's ARN; one of another account (or AWS's, which this
-    server does not keep) is `missing`."""
+def policy_arn(ctx: Context) -> str:
+    """PolicyArn, checked to be a managed policy's ARN (one of another account, or AWS's, which this
+    server does not keep, is then not found by the store)."""
     arn = ctx["PolicyArn"]
-    match = POLICY_ARN.fullmatch(arn)
-    if match is None:
+    if POLICY_ARN.fullmatch(arn) is None:
         raise InvalidInput(f"ARN {arn} is not valid.")
-    if match.group(1) != ctx.account_id:
-        raise missing(arn)
     return arn
 
 
@@ -348,7 +344,7 @@ def create_policy(ctx: Context) -> str:
 
 
 def _policy(ctx: Context) -> PolicyRecord:
-    arn = policy_arn(ctx, policy_not_found)
+    arn = policy_arn(ctx)
     policy = ctx.store.policy(ctx.account_id, arn)
     if policy is None:
         raise policy_not_found(arn)
@@ -375,14 +371,14 @@ def list_policies(ctx: Context) -> str:
 
 
 def delete_policy(ctx: Context) -> None:
-    ctx.store.delete_policy(ctx.account_id, policy_arn(ctx, policy_not_found))
+    ctx.store.delete_policy(ctx.account_id, policy_arn(ctx))
 
 
 def attach(kind: str) -> Callable[[Context], None]:
     owner_param = "UserName" if kind == "user" else "RoleName"
 
     def attach_policy(ctx: Context) -> None:
-        ctx.store.attach_policy(kind, ctx.account_id, ctx[owner_param], policy_arn(ctx, policy_not_attachable))
+        ctx.store.attach_policy(kind, ctx.account_id, ctx[owner_param], policy_arn(ctx))
     return attach_policy
 
 
@@ -390,7 +386,7 @@ def detach(kind: str) -> Callable[[Context], None]:
     owner_param = "UserName" if kind == "user" else "RoleName"
 
     def detach_policy(ctx: Context) -> None:
-        ctx.store.detach_policy(kind, ctx.account_id, ctx[owner_param], policy_arn(ctx, policy_not_found))
+        ctx.store.detach_policy(kind, ctx.account_id, ctx[owner_param], policy_arn(ctx))
     return detach_policy
 
 
