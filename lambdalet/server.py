@@ -141,7 +141,7 @@ class Services:
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
     change_follower: "asyncio.Task[None] | None" = None
     #: IAM's users, access keys, roles and policies (api/iam.py).
-    iam: IamStore | None = None  # type: ignore[assignment]
+    iam: IamStore = None  # type: ignore[assignment]  # always set by build_services
 
 
 async def build_services(settings: Settings) -> Services:
@@ -309,7 +309,9 @@ async def query_or_json(request: web.Request) -> web.StreamResponse:
         try:
             version = form_version(await read_body(request))
         except TimeoutError:
-            version = ""  # STS answers the timeout (its read of the body times out again at once)
+            response = query_error(408, "RequestTimeout", "The request body was not received in time.")
+            response.force_close()
+            return response
         return await (iam_api.dispatch if version == IAM_VERSION else sts_api.dispatch)(request)
     return await cloudwatch_logs_api.dispatch(request)
 

@@ -511,3 +511,25 @@ def test_under_auth_iam_the_root_key_signs_iam_requests(tmp_path):
             "SignatureDoesNotMatch", 403)
         listed = json.loads(aws_cli(server, "iam", "list-users", credentials=(ROOT_KEY, ROOT_SECRET)).stdout)
         assert [u["UserName"] for u in listed["Users"]] == ["signed"]
+
+
+def test_concurrent_writes_keep_iams_rules(srv):
+    """Writes racing each other: two keys per user and one user per name, whoever comes first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    user_name = name("race")
+    clients = [srv.client("iam") for _ in range(8)]
+
+    def outcome(call, **params) -> str:
+        try:
+            call(**params)
+            return "ok"
+        except Exception as exc:  # the error's code: what the test compares
+            return exc.response["Error"]["Code"]  # type: ignore[attr-defined]
+
+    with ThreadPoolExecutor(8) as pool:
+        users = list(pool.map(lambda c: outcome(c.create_user, UserName=user_name), clients))
+        keys = list(pool.map(lambda c: outcome(c.create_access_key, UserName=user_name), clients))
+    assert sorted(users) == ["EntityAlreadyExists"] * 7 + ["ok"]
+    assert sorted(keys) == ["LimitExceeded"] * 6 + ["ok"] * 2
+    assert len(clients[0].list_access_keys(UserName=user_name)["AccessKeyMetadata"]) == 2
