@@ -32,6 +32,7 @@ from lambdalet.api import recursion as recursion_api
 from lambdalet.api import resource_policy as resource_policy_api
 from lambdalet.api import runtime_management as runtime_management_api
 from lambdalet.api import scheduler as scheduler_api
+from lambdalet.api import iam as iam_api
 from lambdalet.api import sts as sts_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
@@ -41,11 +42,11 @@ from lambdalet.api import versions as versions_api
 from lambdalet.api.authentication import Authenticator, accounts_for, authenticate
 from lambdalet.api.authorization import ResourcePolicies, authorize_requests
 from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_cross_origin, refuse_functions
-from lambdalet.api.common import SERVICES, json_response
+from lambdalet.api.common import SERVICES, json_response, read_body
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
 from lambdalet.api.query_protocol import error_response as query_error
-from lambdalet.api.query_protocol import is_query_request
+from lambdalet.api.query_protocol import IAM_VERSION, form_version, is_query_request
 from lambdalet.api.signing import check_signing_region
 from lambdalet.auth.accounts import AccountsError
 from lambdalet.auth.execution_roles import ExecutionRoles
@@ -323,18 +324,24 @@ async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) 
 
 
 async def query_or_json(request: web.Request) -> web.StreamResponse:
-    """`POST /` carries two protocols: STS's form-encoded query API, and CloudWatch Logs' JSON 1.1
-    (`X-Amz-Target: Logs_20140328.*`; anything else is answered as an unknown Lambda route there).
-    A browser's `GET /` is sent to the console."""
+    """`POST /` carries two protocols: the form-encoded query API of STS and IAM (told apart by the
+    form's `Version`), and CloudWatch Logs' JSON 1.1 (`X-Amz-Target: Logs_20140328.*`; anything else
+    is answered as an unknown Lambda route there). A browser's `GET /` is sent to the console."""
     if console.wants_console(request):
         raise web.HTTPFound("/console/")
     if is_query_request(request):
-        return await sts_api.dispatch(request)
+        try:
+            version = form_version(await read_body(request))
+        except TimeoutError:
+            response = query_error(408, "RequestTimeout", "The request body was not received in time.")
+            response.force_close()
+            return response
+        return await (iam_api.dispatch if version == IAM_VERSION else sts_api.dispatch)(request)
     return await cloudwatch_logs_api.dispatch(request)
 
 
 def root_denied(request: web.Request, message: str) -> web.Response:
-    if is_query_request(request):
+    if is_query_request(request):  # STS's or IAM's: the same code, in STS's namespace (the body is not read)
         return query_error(403, "AccessDenied", message)
     return cloudwatch_logs_api.access_denied(message)
 

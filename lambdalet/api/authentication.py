@@ -4,7 +4,8 @@ The signature is checked by `auth/sigv4.py` (botocore's canonicalisation) agains
 keys of the server's account (`auth/accounts.py`). A request that passes carries its `Caller` for
 the handlers (`caller(request)`); one that does not is answered with AWS's error in the shape of
 the API it was sent to: Lambda's REST-JSON (`x-amzn-ErrorType`), CloudWatch Logs' JSON 1.1
-(`__type`) or STS's query-protocol XML. Under `--auth open` (the default on loopback) this middleware is not installed at all,
+(`__type`) or the query-protocol XML of STS and IAM (whose signatures name `sts` or `iam`,
+as the form's `Version` says). Under `--auth open` (the default on loopback) this middleware is not installed at all,
 so the hot path pays nothing, and `caller` answers the account's root.
 
 Not authenticated, in either mode: code downloads (`/_lambdalet/code/<sha256>.zip`, whose
@@ -32,8 +33,8 @@ from aiohttp import web
 from lambdalet import console
 from lambdalet.api.common import lambda_body, read_body, services
 from lambdalet.api.errors import Handler
-from lambdalet.api.query_protocol import error_response as sts_error
-from lambdalet.api.query_protocol import is_query_request
+from lambdalet.api.query_protocol import IAM_NAMESPACE, IAM_VERSION, form_version, is_query_request
+from lambdalet.api.query_protocol import error_response as query_error
 from lambdalet.auth.accounts import ROOT_CREDENTIALS_FILE, Accounts, AccountsError, load_accounts
 from lambdalet.auth.identities import Caller, Identities
 from lambdalet.auth.sessions import SESSION_KEY_ID_PREFIX, SessionMinter, SessionTokenInvalid
@@ -145,21 +146,35 @@ def _logs_response(status: int, error_type: str, message: str) -> web.Response:
 
 
 def _sts_response(status: int, error_type: str, message: str) -> web.Response:
-    return sts_error(status, QUERY_ERROR_CODES.get(error_type, error_type), message)
+    return query_error(status, QUERY_ERROR_CODES.get(error_type, error_type), message)
+
+
+#: An API's refusal in its own shape: (status, error type, message) -> response.
+Refuse = Callable[[int, str, str], web.Response]
+
+
+def _iam_response(status: int, error_type: str, message: str) -> web.Response:
+    return query_error(status, QUERY_ERROR_CODES.get(error_type, error_type), message, IAM_NAMESPACE)
+
+
+def _query_service(body: bytes) -> tuple[str, Refuse]:
+    """STS or IAM, by the form's Version: the service the credential scope must name, and its errors."""
+    return ("iam", _iam_response) if form_version(body) == IAM_VERSION else ("sts", _sts_response)
 
 
 async def _authenticated(request: web.Request, handler: Handler, authenticator: "Authenticator",
-                         service: str | tuple[str, ...],
-                         refuse: Callable[[int, str, str], web.Response]) -> web.StreamResponse:
-    """For the APIs whose errors are not Lambda's: read the body, authenticate, answer with `refuse`."""
+                         service_of: Callable[[bytes], tuple[str, Refuse]]) -> web.StreamResponse:
+    """For the APIs whose errors are not Lambda's: read the body, authenticate for the service
+    `service_of` names for that body, answer a refusal in the shape it gives."""
     try:
         body = await read_body(request)
     except asyncio.TimeoutError:
-        response = refuse(408, "RequestTimeout", "The request body was not received in time.")
+        response = service_of(b"")[1](408, "RequestTimeout", "The request body was not received in time.")
         response.force_close()
         return response
     except web.HTTPRequestEntityTooLarge:
-        return refuse(413, "SerializationException", "The request body is larger than this server accepts.")
+        return service_of(b"")[1](413, "SerializationException", "The request body is larger than this server accepts.")
+    service, refuse = service_of(body)
     try:
         request[CALLER] = await authenticator.authenticate(request, body, service)
     except SignatureRefused as refused:
@@ -175,9 +190,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     authenticator: Authenticator = services(request).authenticator  # type: ignore[assignment]
     if request.headers.get("X-Amz-Target", "").startswith(LOGS_TARGET_PREFIX):
-        return await _authenticated(request, handler, authenticator, "logs", _logs_response)
+        return await _authenticated(request, handler, authenticator, lambda _body: ("logs", _logs_response))
     if is_query_request(request):  # STS and IAM: form-encoded, XML errors
-        return await _authenticated(request, handler, authenticator, ("sts", "iam"), _sts_response)
+        return await _authenticated(request, handler, authenticator, _query_service)
     service = "scheduler" if request.path.startswith(SCHEDULER_PREFIXES) else "lambda"
     body = await lambda_body(request)
     try:
