@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from functools import lru_cache
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -32,7 +33,7 @@ from lambdalet.api.permissions import Permission
 from lambdalet.api.query_protocol import STS_VERSION, error_response, result_response
 from lambdalet.auth.sessions import DEFAULT_DURATION_S, MIN_DURATION_S
 from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
-from lambdalet.iam.evaluation import access_denied_message
+from lambdalet.iam.evaluation import AuthorizationRequest, authorize
 
 ROLE_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})$")
 SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
@@ -79,6 +80,19 @@ def _trust_policy(document: str) -> Policy | None:
         return None  # stored before a stricter check: it trusts no one
 
 
+#: Every action on every resource: the identity side when asking what a trust policy alone says.
+ALLOW_ALL = compile_policy('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}',
+                           PolicyKind.IDENTITY)
+
+
+def _trusts(ask: AuthorizationRequest, trust: Policy) -> bool:
+    """Whether the trust policy names the caller, itself or through its account. A role's trust
+    policy must, always: an identity policy allowing sts:AssumeRole is not enough on its own, even
+    in the role's account. Asked as from another account, where a statement naming the account
+    counts (and the identity side is granted here: it is evaluated on its own)."""
+    return authorize(replace(ask, resource_account=""), (ALLOW_ALL,), trust).allowed
+
+
 async def assume_role(request: web.Request, form: dict[str, str]) -> web.Response:
     svc = services(request)
     role_arn, session_name = form.get("RoleArn", ""), form.get("RoleSessionName", "")
@@ -121,10 +135,10 @@ async def assume_role(request: web.Request, form: dict[str, str]) -> web.Respons
         trust = _trust_policy(role.assume_role_policy_document) if role is not None else None
         policies = await svc.identities.identity_policies(who)
         decision, ask = decide(request, who, permission, policies, trust)
-        if role is None or trust is None or not decision.allowed:
-            return error_response(403, "AccessDenied", access_denied_message(ask, decision) if role is not None else
-                                  f"User: {who.arn} is not authorized to perform: sts:AssumeRole on resource: "
-                                  f"{role_arn}")
+        if role is None or trust is None or not decision.allowed or not _trusts(ask, trust):
+            # STS's words: it does not say which policy was missing
+            return error_response(403, "AccessDenied", f"User: {who.arn} is not authorized to perform: "
+                                                       f"sts:AssumeRole on resource: {role_arn}")
     elif role is None:
         return error_response(403, "AccessDenied", f"User: arn:aws:iam::{account}:root is not authorized to perform: "
                                                    f"sts:AssumeRole on resource: {role_arn}")
