@@ -186,7 +186,7 @@ def compile_policy(document: str | Mapping[str, Any], kind: PolicyKind) -> Polic
     if isinstance(document, str):
         try:
             document = json.loads(document)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise MalformedPolicy(SYNTAX) from None
     statements = _check_syntax(document)
     version = document.get("Version", "")  # type: ignore[union-attr]

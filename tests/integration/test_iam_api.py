@@ -306,7 +306,8 @@ def test_inline_policies_of_a_user_are_limited_together(iam):
 def test_inline_policies_of_a_role_may_be_larger(iam):
     role_name = name("quota-role")
     iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=TRUST)
-    big = json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "x" * 5200}]})
+    big = json.dumps({"Version": "2012-10-17",
+                      "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::" + "x" * 5200}]})
     iam.put_role_policy(RoleName=role_name, PolicyName="one", PolicyDocument=big)
     assert aws_error(iam.put_role_policy, RoleName=role_name, PolicyName="two", PolicyDocument=big) == (
         "LimitExceeded", 409, f"Maximum policy size of 10240 bytes exceeded for role {role_name}")
@@ -399,7 +400,8 @@ def test_a_document_that_is_not_a_json_object_is_malformed(iam, document):
 
 
 def test_policy_size_quotas(iam):
-    big = json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "x" * 6200}]})
+    big = json.dumps({"Version": "2012-10-17",
+                      "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::" + "x" * 6200}]})
     assert aws_error(iam.create_policy, PolicyName=name(), PolicyDocument=big) == (
         "LimitExceeded", 409, "Cannot exceed quota for PolicySize: 6144")
     iam.create_policy(PolicyName=name(), PolicyDocument=json.dumps(ALLOW_LOGS, indent=200))  # white space is free
