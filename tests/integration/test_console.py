@@ -326,6 +326,11 @@ ROOT_KEY, ROOT_SECRET = "LKIACONSOLEROOTKEY01", "console-root-secret-0123456789"
 def iam_server(tmp_path_factory):
     root = {"LAMBDALET_ROOT_ACCESS_KEY_ID": ROOT_KEY, "LAMBDALET_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET}
     with running(Server(tmp_path_factory.mktemp("console-iam"), extra_env=root, args=["--auth", "iam"])) as srv:
+        iam = boto3.client("iam", endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id=ROOT_KEY,
+                           aws_secret_access_key=ROOT_SECRET)
+        iam.create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]}))
         yield srv
 
 

@@ -293,3 +293,55 @@ def test_iam_actions_are_authorised_too(srv):
     assert (code, status) == ("AccessDenied", 403)
     assert message.startswith(f"User: arn:aws:iam::{ACCOUNT}:user/kim is not authorized to perform: "
                               f"iam:PutUserPolicy on resource: arn:aws:iam::{ACCOUNT}:user/kim")
+
+
+CALLER_CODE = make_zip({"app.py": '''
+import json, os
+import boto3
+
+def handler(event, context):
+    out = {"arn": boto3.client("sts").get_caller_identity()["Arn"], "key": os.environ["AWS_ACCESS_KEY_ID"],
+           "endpoint": os.environ.get("AWS_ENDPOINT_URL_LAMBDA")}
+    lam = boto3.client("lambda")
+    out["invoked"] = json.loads(lam.invoke(FunctionName=event["target"], Payload=b'{"from": "caller"}')["Payload"].read())
+    try:
+        lam.invoke(FunctionName=event["forbidden"], Payload=b"{}")
+    except lam.exceptions.ClientError as exc:
+        out["denied"] = exc.response["Error"]["Code"]
+    return out
+'''})
+
+
+def test_a_function_acts_with_its_role_and_may_invoke_exactly_what_it_allows(srv):
+    iam, lam = client(srv, "iam"), client(srv)
+    iam.create_role(RoleName="caller-role", AssumeRolePolicyDocument=LAMBDA_TRUST)
+    iam.put_role_policy(RoleName="caller-role", PolicyName="invoke-alpha", PolicyDocument=policy(
+        allow("lambda:InvokeFunction", FN_ARN + "alpha")))
+    lam.create_function(FunctionName="caller", Runtime="python3.12", Role=f"arn:aws:iam::{ACCOUNT}:role/caller-role",
+                        Handler="app.handler", Code={"ZipFile": CALLER_CODE}, Timeout=30)
+    lam.get_waiter("function_active_v2").wait(FunctionName="caller")
+    reply = lam.invoke(FunctionName="caller", Payload=json.dumps({"target": "alpha", "forbidden": "beta"}))
+    out = json.loads(reply["Payload"].read())
+    assert "FunctionError" not in reply, out
+    assert out["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/caller-role/caller"
+    assert out["key"].startswith("ASIA")  # the role's temporary credentials, never the server's
+    assert out["endpoint"] == srv.url
+    assert out["invoked"]["statusCode"] == 200 and json.loads(out["invoked"]["body"]) == {"from": "caller"}
+    assert out["denied"] == "AccessDeniedException"
+
+
+def test_a_role_must_exist_trust_lambda_and_be_passable(srv):
+    iam, lam = client(srv, "iam"), client(srv)
+    iam.create_role(RoleName="not-for-lambda", AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}))
+    for role in (f"arn:aws:iam::{ACCOUNT}:role/missing", f"arn:aws:iam::{ACCOUNT}:role/not-for-lambda"):
+        assert aws_error(lam.create_function, FunctionName="refused", Runtime="python3.12", Role=role,
+                         Handler="app.handler", Code={"ZipFile": CODE}) == (
+            "InvalidParameterValueException", 400, "The role defined for the function cannot be assumed by Lambda.")
+        assert aws_error(lam.update_function_configuration, FunctionName="alpha", Role=role)[0] == \
+            "InvalidParameterValueException"
+    maker = new_user(srv, "maker", policy(allow("lambda:CreateFunction")))
+    code, status, message = aws_error(as_user(srv, maker).create_function, FunctionName="made", Runtime="python3.12",
+                                      Role=f"arn:aws:iam::{ACCOUNT}:role/fn-role", Handler="app.handler",
+                                      Code={"ZipFile": CODE})
+    assert (code, status) == ("AccessDeniedException", 403) and "iam:PassRole" in message
