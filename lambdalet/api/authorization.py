@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Mapping
+from typing import Callable, Iterator, Mapping
 
 from aiohttp import web
 
@@ -61,6 +61,29 @@ class ResourcePolicies:
         return policy
 
 
+class LazyContext(Mapping[str, object]):
+    """A request's condition keys, built the first time a condition or policy variable reads one:
+    most policies have neither, and the invoke path then pays nothing for the clock and peer."""
+
+    def __init__(self, build: Callable[[], dict[str, object]]) -> None:
+        self._build: Callable[[], dict[str, object]] | None = build
+        self._values: dict[str, object] = {}
+
+    def _built(self) -> dict[str, object]:
+        if self._build is not None:
+            self._values, self._build = self._build(), None
+        return self._values
+
+    def __getitem__(self, key: str) -> object:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+
 def condition_context(request: web.Request, who: Caller, permission: Permission) -> dict[str, object]:
     """The global condition keys of a request (lower-cased), beside its Lambda ones."""
     now = time.time()
@@ -83,7 +106,7 @@ def condition_context(request: web.Request, who: Caller, permission: Permission)
 def decide(request: web.Request, who: Caller, permission: Permission, identity_policies: tuple[Policy, ...],
            resource_policy: Policy | None) -> tuple[Decision, AuthorizationRequest]:
     ask = AuthorizationRequest(who.principal, permission.action, permission.resource, permission.resource_account,
-                               condition_context(request, who, permission))
+                               LazyContext(lambda: condition_context(request, who, permission)))
     return authorize(ask, identity_policies, resource_policy), ask
 
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
@@ -37,7 +38,7 @@ class Caller:
     role_arn: str = ""  # a session's role
     session_name: str = ""
 
-    @property
+    @cached_property  # a root's Caller lives as long as the server: its Principal is made once
     def principal(self) -> Principal:
         return Principal(arn=self.arn, account=self.account_id, user_id=self.user_id, role_arn=self.role_arn,
                          username=self.name if self.kind == "user" else "")

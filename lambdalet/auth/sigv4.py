@@ -296,40 +296,60 @@ def _payload_hash(headers: HeaderSource, body: bytes) -> str:
     return claimed
 
 
+class _SignedHeaders(dict):
+    """The headers the client signed, by lower-case name: what botocore's canonicalisation reads of
+    an `HTTPHeaders` (iteration over the names, `get_all`), without its email-parser machinery,
+    which costs a verification more than everything else together."""
+
+    def get_all(self, name: str) -> list[str]:
+        return self[name]
+
+
+class _WireRequest:
+    """What botocore's `canonical_request` and `string_to_sign` read of an AWSRequest."""
+
+    __slots__ = ("method", "url", "headers", "context", "params")
+
+    def __init__(self, method: str, url: str, payload_hash: str, timestamp: str) -> None:
+        self.method, self.url = method, url
+        self.headers = {"X-Amz-Content-SHA256": payload_hash}
+        self.context = {"timestamp": timestamp}
+        self.params: dict[str, str] = {}
+
+
 class _Canonicaliser(SigV4Auth):
     """botocore's SigV4 signer, told which headers the client signed and which query string it
     saw (without a presigned URL's own signature), instead of choosing them itself."""
 
-    def __init__(self, parsed: _Parsed, headers: HTTPHeaders, pairs: list[tuple[str, str]]) -> None:
-        super().__init__(Credentials(parsed.access_key_id, ""), parsed.service, parsed.region)
+    def __init__(self, parsed: _Parsed, headers: _SignedHeaders, pairs: list[tuple[str, str]]) -> None:
+        super().__init__(_NO_CREDENTIALS, parsed.service, parsed.region)
         self._headers = headers
         self._pairs = [(key, value) for key, value in pairs if not (parsed.presigned and key == "X-Amz-Signature")]
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        return self._headers
+        return self._headers  # type: ignore[return-value]
 
     def canonical_query_string(self, request: AWSRequest) -> str:
         return "&".join(f"{key}={value}" for key, value in sorted(
             (quote(key, safe="-_.~"), quote(value, safe="-_.~")) for key, value in self._pairs))
 
 
+#: The signer's own credentials are never used: it canonicalises, the server computes the HMAC.
+_NO_CREDENTIALS = Credentials("", "")
+
+
 def _canonical(method: str, raw_path: str, pairs: list[tuple[str, str]], headers: HeaderSource, parsed: _Parsed,
                payload_hash: str) -> tuple[str, str]:
-    signed = HTTPHeaders()
+    signed = _SignedHeaders()
     for name in parsed.signed_headers:
-        values = headers.getall(name, [])
-        for value in values:
-            signed[name] = value
-        if not values:  # signed but not sent: canonicalised as empty, so the signature cannot match
-            signed[name] = ""
+        # signed but not sent: canonicalised as empty, so the signature cannot match
+        signed[name] = headers.getall(name, []) or [""]
     # The path as the client's SDK held it (already percent-encoded once): botocore encodes it again
     # for the canonical request, as SigV4 does for every service but S3.
-    request = AWSRequest(method=method, url="http://signed.invalid" + (raw_path or "/"),
-                         headers={"X-Amz-Content-SHA256": payload_hash})
-    request.context["timestamp"] = parsed.timestamp
+    request = _WireRequest(method, "http://signed.invalid" + (raw_path or "/"), payload_hash, parsed.timestamp)
     signer = _Canonicaliser(parsed, signed, pairs)
-    canonical = signer.canonical_request(request)
-    return canonical, signer.string_to_sign(request, canonical)
+    canonical = signer.canonical_request(request)  # type: ignore[arg-type]
+    return canonical, signer.string_to_sign(request, canonical)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=1024)
