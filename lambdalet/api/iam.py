@@ -116,10 +116,19 @@ class Context:
         return name
 
 
+#: Members IAM takes that this server does not apply: refused, never kept without effect.
+UNSUPPORTED_MEMBERS = frozenset({"Tags", "PermissionsBoundary"})
+
+
 def parse_params(operation: str, form: dict[str, str]) -> dict[str, Any]:
     """The form's values of the operation's scalar members, typed as the model says, checked against
     its constraints (ValidationError, every broken one listed as AWS lists them)."""
     shape = service_model.input_shape("iam", operation)
+    for key in form:
+        member = key.split(".", 1)[0]
+        if member in UNSUPPORTED_MEMBERS and member in shape.members:  # type: ignore[attr-defined]
+            raise InvalidInput(f"{member} is not supported by this server's IAM (docs/security.md): it would be "
+                               "stored and have no effect, so the request is refused.")
     params: dict[str, Any] = {}
     found: list[str] = []
     for name, member in shape.members.items():  # type: ignore[attr-defined]

@@ -535,3 +535,11 @@ def test_concurrent_writes_keep_iams_rules(srv):
     assert sorted(users) == ["EntityAlreadyExists"] * 7 + ["ok"]
     assert sorted(keys) == ["LimitExceeded"] * 6 + ["ok"] * 2
     assert len(clients[0].list_access_keys(UserName=user_name)["AccessKeyMetadata"]) == 2
+
+
+def test_tags_and_permissions_boundaries_are_refused_not_ignored(iam):
+    code, status, message = aws_error(iam.create_user, UserName=name(), Tags=[{"Key": "team", "Value": "a"}])
+    assert (code, status) == ("InvalidInput", 400) and message.startswith("Tags is not supported")
+    code, _, message = aws_error(iam.create_role, RoleName=name(), AssumeRolePolicyDocument=TRUST,
+                                 PermissionsBoundary="arn:aws:iam::000000000000:policy/boundary")
+    assert code == "InvalidInput" and message.startswith("PermissionsBoundary is not supported")
