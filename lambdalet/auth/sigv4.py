@@ -216,6 +216,7 @@ def _parse_query(query: dict[str, str]) -> _Parsed:
                    query["X-Amz-Signature"], query["X-Amz-Date"], query.get("X-Amz-Security-Token"), expires, True)
 
 
+@lru_cache(maxsize=1024)  # a client signs with one credential scope a day: parsed once
 def _scope(credential: str) -> tuple[str, str, str, str]:
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
@@ -225,6 +226,7 @@ def _scope(credential: str) -> tuple[str, str, str, str]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
+@lru_cache(maxsize=1024)  # and the same signed headers each time
 def _signed_headers(value: str) -> tuple[str, ...]:
     return tuple(name for name in value.lower().split(";") if name)
 
@@ -243,6 +245,7 @@ def _format(epoch: float) -> str:
     return time.strftime(TIMESTAMP_FORMAT, time.gmtime(epoch))
 
 
+@lru_cache(maxsize=256)  # every request of one second carries the same timestamp
 def _parse_timestamp(value: str) -> float:
     """`YYYYMMDDTHHMMSSZ` as epoch seconds; by slicing, which costs a tenth of strptime (per request)."""
     if len(value) != 16 or value[8] != "T" or value[15] != "Z" or not (value[:8] + value[9:15]).isdigit():
@@ -329,13 +332,23 @@ class _Canonicaliser(SigV4Auth):
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
         return self._headers  # type: ignore[return-value]
 
+    def _normalize_url_path(self, path: str) -> str:
+        return _normalized_path(path)
+
     def canonical_query_string(self, request: AWSRequest) -> str:
         return "&".join(f"{key}={value}" for key, value in sorted(
             (quote(key, safe="-_.~"), quote(value, safe="-_.~")) for key, value in self._pairs))
 
 
+@lru_cache(maxsize=4096)  # the same few paths again and again (one per function and operation)
+def _normalized_path(path: str) -> str:
+    """botocore's own normalisation of a canonical request's path, remembered."""
+    return SigV4Auth._normalize_url_path(_PATH_SIGNER, path)  # type: ignore[arg-type]
+
+
 #: The signer's own credentials are never used: it canonicalises, the server computes the HMAC.
 _NO_CREDENTIALS = Credentials("", "")
+_PATH_SIGNER = SigV4Auth(_NO_CREDENTIALS, "lambda", "us-east-1")
 
 
 def _canonical(method: str, raw_path: str, pairs: list[tuple[str, str]], headers: HeaderSource, parsed: _Parsed,
