@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import sqlite3
 import time
 from urllib.parse import urlsplit
 
@@ -213,10 +212,12 @@ def test_assume_role_checks_the_trust_policy_and_names_the_session(srv):
 def test_an_expired_session_is_refused_with_expired_token(srv):
     """A session minted an hour ago for 15 minutes, under the server's own key (read from its database)."""
     from lambdalet.auth.sessions import SessionMinter
+    from lambdalet.store.schema import make_engine
+    from lambdalet.store.server_keys import shared_key
 
-    database = srv.data_dir / "lambdalet.db"
-    with sqlite3.connect(database) as conn:
-        key = conn.execute("SELECT value FROM server_keys WHERE name = 'session-minting'").fetchone()[0]
+    url = (srv.args[srv.args.index("--database-url") + 1] if "--database-url" in srv.args
+           else f"sqlite:///{srv.data_dir / 'lambdalet.db'}")
+    key = shared_key(make_engine(url), "session-minting")
     role = client(srv, "iam").get_role(RoleName="fn-role")["Role"]
     old = SessionMinter(bytes(key)).mint(ACCOUNT, role["Arn"], role["RoleId"], "old", 900, now=time.time() - 3600)
     lam = client(srv, "lambda", old.session.access_key_id, old.secret_access_key, old.session_token)
