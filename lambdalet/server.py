@@ -52,6 +52,7 @@ from lambdalet.auth.accounts import AccountsError
 from lambdalet.auth.execution_roles import ExecutionRoles
 from lambdalet.auth.identities import Identities
 from lambdalet.auth.sessions import SessionMinter
+from lambdalet.auth.upstream_roles import UpstreamRoles
 from lambdalet.code_signing import Profile, load_profiles
 from lambdalet.config import LOOPBACK_HOSTS, Settings, parse_port_range
 from lambdalet.events.async_queue import AsyncQueue
@@ -236,9 +237,11 @@ async def build_services(settings: Settings) -> Services:
     identities = Identities(iam)
     minter = SessionMinter(shared_key(engine, "session-minting"))
     authenticator = Authenticator(accounts, minter, identities) if accounts is not None else None
-    # --auth iam: environments act with their functions' roles (auth/execution_roles.py)
-    execution_roles = (ExecutionRoles(minter, identities, settings.resolved_advertise_url, passthrough)
-                       if accounts is not None else None)
+    # --auth iam or --role-credentials upstream: environments act with their functions' roles
+    # (auth/execution_roles.py), minted here or assumed on an upstream STS (auth/upstream_roles.py)
+    upstream = UpstreamRoles(settings.region) if settings.role_credentials == "upstream" else None
+    execution_roles = (ExecutionRoles(minter, identities, settings.resolved_advertise_url, passthrough, upstream)
+                       if accounts is not None or upstream is not None else None)
 
     def node_load() -> dict[str, object]:
         states = {"starting": 0, "idle": 0, "busy": 0}
@@ -271,10 +274,13 @@ async def build_services(settings: Settings) -> Services:
         for qual, (requested, _modified) in registry.get(name).provisioned.items():
             pools.for_config(registry.provisioned_target(name, qual)).provision(requested)
     pools.start_reaper()
+    role_session = ((lambda role: execution_roles.aws_session(*role))  # type: ignore[union-attr]
+                    if upstream is not None else None)
     queue = AsyncQueue(EventStore(engine), registry, invoker, workers=settings.async_workers,
-                       backoff_scale=settings.async_backoff_scale)
+                       backoff_scale=settings.async_backoff_scale, aws_session=role_session)
     await queue.start()
-    manager = MappingManager(MappingStore(engine), registry, invoker, metrics, node_id=settings.resolved_node_name)
+    manager = MappingManager(MappingStore(engine), registry, invoker, metrics, node_id=settings.resolved_node_name,
+                             aws_session=role_session)
     await manager.start()
     schedule_store = ScheduleStore(engine)
     await asyncio.to_thread(schedule_store.ensure_group, DEFAULT_GROUP, time.time())

@@ -79,7 +79,7 @@ def _hot_reload_dir(svc, key: str) -> str:
 async def _check_role(request: web.Request, role: str) -> None:
     """Under --auth iam: the caller may pass the role (`iam:PassRole`), and Lambda may assume it."""
     svc = services(request)
-    if svc.execution_roles is None:
+    if svc.execution_roles is None or svc.authenticator is None:  # roles are checked under --auth iam only
         return
     await require(request, Permission("iam:PassRole", role, svc.arns.account))
     await svc.execution_roles.check(role, svc.arns.account)

@@ -18,21 +18,28 @@ variables elsewhere in the server's own environment.
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import lru_cache
+from typing import Any
 
 from lambdalet.auth.identities import Identities
 from lambdalet.auth.sessions import SessionMinter
+from lambdalet.auth.upstream_roles import REFRESH_BEFORE_S as UPSTREAM_REFRESH_BEFORE_S
+from lambdalet.auth.upstream_roles import UpstreamRoles
 from lambdalet.errors import InvalidParameterValueException
 from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
 from lambdalet.iam.evaluation import AuthorizationRequest, Principal, authorize
 from lambdalet.invoke.env_vars import PASSTHROUGH_NAMES
 
+log = logging.getLogger(__name__)
 CREDENTIALS_S = 6 * 3600
 REFRESH_BEFORE_S = 3600
 LAMBDA_SERVICE = Principal(arn="", account="", service="lambda.amazonaws.com")
 ENDPOINT_SERVICES = ("LAMBDA", "STS", "IAM", "LOGS")
 CANNOT_ASSUME = "The role defined for the function cannot be assumed by Lambda."
+#: An environment started without upstream credentials (STS refused): replaced this soon, to try again.
+UPSTREAM_RETRY_S = 60
 
 
 @lru_cache(maxsize=1024)
@@ -53,13 +60,15 @@ def role_name(role_arn: str) -> tuple[str, str] | None:
 
 class ExecutionRoles:
     def __init__(self, minter: SessionMinter, identities: Identities, server_url: str,
-                 passthrough: dict[str, str]) -> None:
+                 passthrough: dict[str, str], upstream: UpstreamRoles | None = None) -> None:
         self._minter = minter
         self._identities = identities
+        self.upstream = upstream
         # what every environment gets: the operator's endpoints, without the server's credentials
         base = {name: value for name, value in passthrough.items() if name not in PASSTHROUGH_NAMES}
-        for service in ENDPOINT_SERVICES:
-            base.setdefault(f"AWS_ENDPOINT_URL_{service}", server_url)
+        if upstream is None:  # minted credentials are good for this server's APIs: point the SDKs here
+            for service in ENDPOINT_SERVICES:
+                base.setdefault(f"AWS_ENDPOINT_URL_{service}", server_url)
         self._base = base
 
     async def check(self, role_arn: str, account: str) -> None:
@@ -73,9 +82,11 @@ class ExecutionRoles:
 
     def environment_variables(self, function_name: str, role_arn: str) -> tuple[dict[str, str], float]:
         """The variables of one new environment, and when (monotonic) it must be retired."""
+        env = dict(self._base)
+        if self.upstream is not None:
+            return env, self._upstream_credentials(env, function_name, role_arn)
         found = role_name(role_arn)
         role = self._identities.cached_role(*found) if found is not None else None
-        env = dict(self._base)
         if role is not None:  # a role deleted since: the environment gets no credentials at all
             credentials = self._minter.mint(found[0], role.arn, role.role_id, function_name,  # type: ignore[index]
                                             CREDENTIALS_S)
@@ -83,3 +94,21 @@ class ExecutionRoles:
                        AWS_SECRET_ACCESS_KEY=credentials.secret_access_key,
                        AWS_SESSION_TOKEN=credentials.session_token)
         return env, time.monotonic() + CREDENTIALS_S - REFRESH_BEFORE_S
+
+    def _upstream_credentials(self, env: dict[str, str], function_name: str, role_arn: str) -> float:
+        """The upstream STS's credentials into `env` (blocking, once per role and function in half
+        an hour); the environment is retired 20 minutes before they expire."""
+        assert self.upstream is not None
+        try:
+            credentials = self.upstream.credentials(role_arn, function_name)
+        except Exception as exc:  # the function runs, without credentials, and the operator is told why
+            log.warning("no credentials for %s: sts:AssumeRole of %s upstream failed: %s", function_name, role_arn, exc)
+            return time.monotonic() + UPSTREAM_RETRY_S
+        env.update(AWS_ACCESS_KEY_ID=credentials.access_key_id, AWS_SECRET_ACCESS_KEY=credentials.secret_access_key,
+                   AWS_SESSION_TOKEN=credentials.session_token)
+        return time.monotonic() + max(0.0, credentials.expires_at - time.time() - UPSTREAM_REFRESH_BEFORE_S)
+
+    def aws_session(self, function_name: str, role_arn: str) -> Any:
+        """A boto3 session acting as the function's role, for its destinations and pollers; None
+        without an upstream STS (the server's own credentials are used then)."""
+        return self.upstream.session(role_arn, function_name) if self.upstream is not None else None
