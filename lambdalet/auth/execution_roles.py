@@ -14,6 +14,10 @@ The server's own AWS credentials are never given to functions in this mode, and 
 this server's Lambda, STS, IAM and CloudWatch Logs APIs by default (`AWS_ENDPOINT_URL_LAMBDA`, …),
 so one function may invoke another, authorised by its role — unless the operator points those
 variables elsewhere in the server's own environment.
+
+With `--role-credentials upstream` (`auth/upstream_roles.py`) the credentials are instead the
+role's on an upstream STS, for AWS services elsewhere, and `aws_session` gives destinations and
+pollers the same role.
 """
 
 from __future__ import annotations
