@@ -82,7 +82,7 @@ def timed(conn: http.client.HTTPConnection, port: int, name: str, credentials: C
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per mode")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=10, help="alternations between the callers (drift averages out)")
     args = parser.parse_args()
     root = {"LAMBDALET_ROOT_ACCESS_KEY_ID": KEY, "LAMBDALET_ROOT_SECRET_ACCESS_KEY": SECRET}
     servers = {"open": base.ManagedServer(), "iam": base.ManagedServer(extra_env=root, args=["--auth", "iam"])}
