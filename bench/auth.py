@@ -1,4 +1,4 @@
-"""Authentication benchmark: a warm Invoke under `--auth iam` beside the same under `--auth open`.
+"""Authentication and authorisation benchmark: a warm Invoke under `--auth iam` beside `--auth open`.
 
     .venv/bin/python bench/auth.py [--requests 2000] [--rounds 4]      # make bench-auth
 
@@ -12,12 +12,18 @@ servers (open accepts any signature), so the client's work is identical and the 
 server's verification: parsing the Authorization header, hashing the body, botocore's
 canonicalisation and one HMAC chain (signing keys are cached per day).
 
+Two callers are timed against the iam server: its root key (`iam`: authentication, and the
+resource-policy-only evaluation of a root), and an IAM user (`iam-user`) whose five attached
+policies of ten statements each allow the invoke only in the last statement, so authorisation
+evaluates every compiled statement (AWS's evaluation, `iam/evaluation.py`) on each request.
+
 Times are wall-clock at the client, in milliseconds, nearest-rank percentiles.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import http.client
 import sys
@@ -35,15 +41,34 @@ KEY, SECRET = "LKIABENCHROOTKEY0001", "bench-root-secret-0123456789"
 PAYLOAD = b'{"n": 1}'
 
 
-def signed_headers(port: int, name: str) -> dict[str, str]:
+ROLE_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def user_policies(count: int = 5, statements: int = 10) -> list[str]:
+    """`count` policies of `statements` statements, none granting the invoke but the very last."""
+    documents = []
+    for number in range(count):
+        body = [{"Effect": "Allow", "Action": [f"lambda:Get{kind}" for kind in ("Function", "Alias", "Policy")],
+                 "Resource": f"arn:aws:lambda:us-east-1:000000000000:function:other-{number}-{index}*"}
+                for index in range(statements)]
+        documents.append(json.dumps({"Version": "2012-10-17", "Statement": body}))
+    last = json.loads(documents[-1])
+    last["Statement"][-1] = {"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                             "Resource": "arn:aws:lambda:us-east-1:000000000000:function:auth-bench"}
+    documents[-1] = json.dumps(last)
+    return documents
+
+
+def signed_headers(port: int, name: str, credentials: Credentials) -> dict[str, str]:
     request = AWSRequest(method="POST", url=f"http://{base.HOST}:{port}{base.invoke_path(name)}", data=PAYLOAD,
                          headers=dict(base.INVOKE_HEADERS))
-    SigV4Auth(Credentials(KEY, SECRET), "lambda", "us-east-1").add_auth(request)
+    SigV4Auth(credentials, "lambda", "us-east-1").add_auth(request)
     return dict(request.headers.items())
 
 
-def timed(conn: http.client.HTTPConnection, port: int, name: str) -> float:
-    headers = signed_headers(port, name)
+def timed(conn: http.client.HTTPConnection, port: int, name: str, credentials: Credentials) -> float:
+    headers = signed_headers(port, name, credentials)
     started = time.perf_counter()
     conn.request("POST", base.invoke_path(name), body=PAYLOAD, headers=headers)
     response = conn.getresponse()
@@ -57,30 +82,49 @@ def timed(conn: http.client.HTTPConnection, port: int, name: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per mode")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=10, help="alternations between the callers (drift averages out)")
     args = parser.parse_args()
     root = {"LAMBDALET_ROOT_ACCESS_KEY_ID": KEY, "LAMBDALET_ROOT_SECRET_ACCESS_KEY": SECRET}
     servers = {"open": base.ManagedServer(), "iam": base.ManagedServer(extra_env=root, args=["--auth", "iam"])}
+    root_credentials = Credentials(KEY, SECRET)
     try:
-        connections = {}
-        for mode, server in servers.items():
+        for server in servers.values():
             server.start()
+        endpoint = f"http://{base.HOST}:{servers['iam'].port}"
+        iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=KEY,
+                           aws_secret_access_key=SECRET)
+        iam.create_role(RoleName="r", AssumeRolePolicyDocument=ROLE_TRUST)  # the benchmark's base.ROLE
+        iam.create_user(UserName="bench")
+        for number, document in enumerate(user_policies()):  # managed: inline ones share 2,048 characters
+            arn = iam.create_policy(PolicyName=f"p{number}", PolicyDocument=document)["Policy"]["Arn"]
+            iam.attach_user_policy(UserName="bench", PolicyArn=arn)
+        key = iam.create_access_key(UserName="bench")["AccessKey"]
+        callers = {"open": ("open", root_credentials), "iam": ("iam", root_credentials),
+                   "iam-user": ("iam", Credentials(key["AccessKeyId"], key["SecretAccessKey"]))}
+        for server in servers.values():
             lam = boto3.client("lambda", endpoint_url=f"http://{base.HOST}:{server.port}",
-                                    region_name="us-east-1", aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+                               region_name="us-east-1", aws_access_key_id=KEY, aws_secret_access_key=SECRET)
             base.create_function(lam, "auth-bench", 1769, "python3.11")
-            connections[mode] = http.client.HTTPConnection(base.HOST, server.port)
-        samples: dict[str, list[float]] = {mode: [] for mode in servers}
-        for mode, conn in connections.items():  # warm-up: one environment each, connections open
+        connections = {mode: http.client.HTTPConnection(base.HOST, servers[server].port)
+                       for mode, (server, _) in callers.items()}
+
+        def run(mode: str) -> float:
+            server, credentials = callers[mode]
+            return timed(connections[mode], servers[server].port, "auth-bench", credentials)
+
+        samples: dict[str, list[float]] = {mode: [] for mode in callers}
+        for mode in callers:  # warm-up: one environment each, connections open
             for _ in range(50):
-                timed(conn, servers[mode].port, "auth-bench")
+                run(mode)
         per_round = max(1, args.requests // args.rounds)
         for _ in range(args.rounds):
-            for mode, conn in connections.items():
-                samples[mode].extend(timed(conn, servers[mode].port, "auth-bench") for _ in range(per_round))
-        print(f"{per_round * args.rounds} sequential signed invokes per mode, warm, one keep-alive connection each")
+            for mode in callers:
+                samples[mode].extend(run(mode) for _ in range(per_round))
+        print(f"{per_round * args.rounds} sequential signed invokes per caller, warm, one keep-alive connection each")
         stats = base.print_latency_table("--auth", samples)
-        print(f"iam over open: p50 {100 * (stats['iam'].p50 / stats['open'].p50 - 1):+.1f} %, "
-              f"p99 {100 * (stats['iam'].p99 / stats['open'].p99 - 1):+.1f} %")
+        for mode in ("iam", "iam-user"):
+            print(f"{mode} over open: p50 {100 * (stats[mode].p50 / stats['open'].p50 - 1):+.1f} %, "
+                  f"p99 {100 * (stats[mode].p99 / stats['open'].p99 - 1):+.1f} %")
         return 0
     finally:
         for server in servers.values():

@@ -15,6 +15,7 @@ from typing import Any
 
 API_ACCESS = ("invoke", "full")  # --sandbox-api-access (api/callers.py)
 AUTH_MODES = ("open", "iam")  # --auth (api/authentication.py)
+ROLE_CREDENTIALS = ("local", "upstream")  # --role-credentials (auth/execution_roles.py)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -58,8 +59,16 @@ class Settings:
     auth: str = knob(
         "", "'open': any credentials act as the account's root (the default, allowed only while --host is a "
         "loopback address unless said explicitly); 'iam': every request must carry a valid SigV4 signature "
-        "of the account's root access key (LAMBDALET_ROOT_ACCESS_KEY_ID/LAMBDALET_ROOT_SECRET_ACCESS_KEY, "
-        "--accounts-file, or keys generated at the first start into <data-dir>/root-credentials)."
+        "(the account's root key: LAMBDALET_ROOT_ACCESS_KEY_ID/LAMBDALET_ROOT_SECRET_ACCESS_KEY, "
+        "--accounts-file, or keys generated at the first start into <data-dir>/root-credentials; an IAM "
+        "user's; a role session's) and is authorised by IAM's policies, and functions act with their roles."
+    )
+    role_credentials: str = knob(
+        "local", "Where functions' execution-role credentials come from: 'local' (minted by this server under "
+        "--auth iam, for its own APIs; under --auth open functions get the server's own credentials) or "
+        "'upstream' (sts:AssumeRole of the function's role on the STS the server's boto3 reaches, "
+        "AWS_ENDPOINT_URL_STS or AWS itself, with the server's credentials: for AWS services elsewhere; "
+        "destinations, dead-letter queues and event source mappings then act with the role too)."
     )
     accounts_file: str = knob(
         "", "TOML file naming the account and its root access key ([[account]] id, root_access_key_id, "
@@ -215,6 +224,9 @@ class Settings:
         if self.accounts_file and self.auth_mode != "iam":
             raise ValueError("--accounts-file names root access keys, which only --auth iam checks: "
                              "add --auth iam, or leave the file out")
+        if self.role_credentials not in ROLE_CREDENTIALS:
+            raise ValueError(f"--role-credentials must be one of {', '.join(ROLE_CREDENTIALS)}, not "
+                             f"{self.role_credentials!r}")
         if self.unreserved_concurrency_min > self.account_concurrency:
             raise ValueError("--unreserved-concurrency-min cannot exceed --account-concurrency")
         if self.sandbox_api_access not in API_ACCESS:

@@ -32,21 +32,27 @@ from lambdalet.api import recursion as recursion_api
 from lambdalet.api import resource_policy as resource_policy_api
 from lambdalet.api import runtime_management as runtime_management_api
 from lambdalet.api import scheduler as scheduler_api
+from lambdalet.api import iam as iam_api
 from lambdalet.api import sts as sts_api
 from lambdalet.api import policy as policy_api
 from lambdalet.api import tags as tags_api
 from lambdalet.api import url_requests
 from lambdalet.api.url_listeners import UrlListeners
 from lambdalet.api import versions as versions_api
-from lambdalet.api.authentication import Authenticator, authenticate, authenticator_for
+from lambdalet.api.authentication import Authenticator, accounts_for, authenticate
+from lambdalet.api.authorization import ResourcePolicies, authorize_requests
 from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_cross_origin, refuse_functions
-from lambdalet.api.common import SERVICES, json_response
+from lambdalet.api.common import SERVICES, json_response, read_body
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
 from lambdalet.api.query_protocol import error_response as query_error
-from lambdalet.api.query_protocol import is_query_request
+from lambdalet.api.query_protocol import IAM_VERSION, form_version, is_query_request
 from lambdalet.api.signing import check_signing_region
 from lambdalet.auth.accounts import AccountsError
+from lambdalet.auth.execution_roles import ExecutionRoles
+from lambdalet.auth.identities import Identities
+from lambdalet.auth.sessions import SessionMinter
+from lambdalet.auth.upstream_roles import UpstreamRoles
 from lambdalet.code_signing import Profile, load_profiles
 from lambdalet.config import LOOPBACK_HOSTS, Settings, parse_port_range
 from lambdalet.events.async_queue import AsyncQueue
@@ -86,6 +92,8 @@ from lambdalet.store.layers import LayerStore
 from lambdalet.store.mappings import MappingStore
 from lambdalet.store.schedules import DEFAULT_GROUP, ScheduleStore
 from lambdalet.store.schema import DatabaseDriverMissing, make_engine
+from lambdalet.store.iam import IamStore
+from lambdalet.store.server_keys import shared_key
 from lambdalet.store.test_events import TestEventStore
 
 log = logging.getLogger("lambdalet")
@@ -134,6 +142,16 @@ class Services:
     history: MetricsHistory | None = None
     #: The console's saved test events (console/test_events.py).
     test_events: TestEventStore | None = None  # type: ignore[assignment]
+    #: IAM's users, roles and policies (api/iam.py), and the caches authorisation reads them through.
+    iam: IamStore | None = None  # type: ignore[assignment]
+    identities: Identities | None = None  # type: ignore[assignment]
+    #: Mints and checks temporary credentials: AssumeRole's and execution roles' (auth/sessions.py).
+    minter: SessionMinter | None = None  # type: ignore[assignment]
+    #: --auth iam: the Role check and each environment's role credentials (auth/execution_roles.py).
+    execution_roles: ExecutionRoles | None = None
+    #: Compiled resource policies, by revision (api/authorization.py).
+    resource_policies: ResourcePolicies = field(default_factory=ResourcePolicies)
+    identity_follower: "asyncio.Task[None] | None" = None
     #: This server's row among the nodes sharing its database (nodes.py).
     nodes: NodeRegistry | None = None
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
@@ -145,7 +163,7 @@ async def build_services(settings: Settings) -> Services:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock_data_dir(data_dir)  # its descriptor stays open, and the lock held, until the process ends
-    authenticator = authenticator_for(settings, data_dir)
+    accounts = accounts_for(settings, data_dir)  # a bad accounts file fails before anything starts
     if settings.auth == "open" and settings.host not in LOOPBACK_HOSTS:
         log.warning("--auth open on --host %s: anyone who reaches this port acts as the account's root",
                     settings.host or "(every address)")
@@ -181,15 +199,19 @@ async def build_services(settings: Settings) -> Services:
         use_sdk = sdk is not None and runtime.is_python and sdk.supports(runtime.name)
         code_dir = (images.root(config.image) if config.image is not None
                     else config.hot_reload_dir or blobs.code_dir(config.code_sha256))
-        return Environment(
+        env_passthrough, retire_at = (execution_roles.environment_variables(config.name, config.role)
+                                      if execution_roles is not None else (passthrough, None))
+        environment = Environment(
             config, runtime, registry=runtimes, sandbox=sandbox, runtime_api=runtime_api, log_store=log_store,
             code_dir=code_dir, images=images, region=settings.region,
-            passthrough=passthrough,
+            passthrough=env_passthrough,
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
             provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
             isolated_network=network.isolated(registry.get(config.name).tags, sandbox.isolated_network_by_default),
             fetch_code=peer_code.ensure,
         )
+        environment.retire_at = retire_at
+        return environment
 
     def snapshot_key(config: FunctionConfig) -> str | None:
         """SnapStart environments of one exact configuration fork from one template: published
@@ -211,6 +233,15 @@ async def build_services(settings: Settings) -> Services:
     invoker = Invoker(pools, limiter, metrics, recursion)
     engine = make_engine(settings.resolved_database_url)
     store = FunctionStore(engine, node=settings.resolved_node_name)
+    iam = IamStore(engine)
+    identities = Identities(iam)
+    minter = SessionMinter(shared_key(engine, "session-minting"))
+    authenticator = Authenticator(accounts, minter, identities) if accounts is not None else None
+    # --auth iam or --role-credentials upstream: environments act with their functions' roles
+    # (auth/execution_roles.py), minted here or assumed on an upstream STS (auth/upstream_roles.py)
+    upstream = UpstreamRoles(settings.region) if settings.role_credentials == "upstream" else None
+    execution_roles = (ExecutionRoles(minter, identities, settings.resolved_advertise_url, passthrough, upstream)
+                       if accounts is not None or upstream is not None else None)
 
     def node_load() -> dict[str, object]:
         states = {"starting": 0, "idle": 0, "busy": 0}
@@ -243,10 +274,13 @@ async def build_services(settings: Settings) -> Services:
         for qual, (requested, _modified) in registry.get(name).provisioned.items():
             pools.for_config(registry.provisioned_target(name, qual)).provision(requested)
     pools.start_reaper()
+    role_session = ((lambda role: execution_roles.aws_session(*role))  # type: ignore[union-attr]
+                    if upstream is not None else None)
     queue = AsyncQueue(EventStore(engine), registry, invoker, workers=settings.async_workers,
-                       backoff_scale=settings.async_backoff_scale)
+                       backoff_scale=settings.async_backoff_scale, aws_session=role_session)
     await queue.start()
-    manager = MappingManager(MappingStore(engine), registry, invoker, metrics, node_id=settings.resolved_node_name)
+    manager = MappingManager(MappingStore(engine), registry, invoker, metrics, node_id=settings.resolved_node_name,
+                             aws_session=role_session)
     await manager.start()
     schedule_store = ScheduleStore(engine)
     await asyncio.to_thread(schedule_store.ensure_group, DEFAULT_GROUP, time.time())
@@ -266,7 +300,8 @@ async def build_services(settings: Settings) -> Services:
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
-                    signing_profiles, authenticator, history, TestEventStore(engine), node, follower)
+                    signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
+                    execution_roles=execution_roles, identity_follower=asyncio.create_task(identities.follow()), nodes=node, change_follower=follower)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
@@ -295,18 +330,24 @@ async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) 
 
 
 async def query_or_json(request: web.Request) -> web.StreamResponse:
-    """`POST /` carries two protocols: STS's form-encoded query API, and CloudWatch Logs' JSON 1.1
-    (`X-Amz-Target: Logs_20140328.*`; anything else is answered as an unknown Lambda route there).
-    A browser's `GET /` is sent to the console."""
+    """`POST /` carries two protocols: the form-encoded query API of STS and IAM (told apart by the
+    form's `Version`), and CloudWatch Logs' JSON 1.1 (`X-Amz-Target: Logs_20140328.*`; anything else
+    is answered as an unknown Lambda route there). A browser's `GET /` is sent to the console."""
     if console.wants_console(request):
         raise web.HTTPFound("/console/")
     if is_query_request(request):
-        return await sts_api.dispatch(request)
+        try:
+            version = form_version(await read_body(request))
+        except TimeoutError:
+            response = query_error(408, "RequestTimeout", "The request body was not received in time.")
+            response.force_close()
+            return response
+        return await (iam_api.dispatch if version == IAM_VERSION else sts_api.dispatch)(request)
     return await cloudwatch_logs_api.dispatch(request)
 
 
 def root_denied(request: web.Request, message: str) -> web.Response:
-    if is_query_request(request):
+    if is_query_request(request):  # STS's or IAM's: the same code, in STS's namespace (the body is not read)
         return query_error(403, "AccessDenied", message)
     return cloudwatch_logs_api.access_denied(message)
 
@@ -347,10 +388,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # Under --auth iam every request's signature is checked after its region (api/authentication.py);
-    # under open the middleware is not there at all.
+    # Under --auth iam every request's signature is checked after its region (api/authentication.py),
+    # and what it asks for is authorised after its parameters (api/authorization.py); under open
+    # neither middleware is there at all.
     middlewares = [lambda_errors, url_requests.route_by_host, refuse_cross_origin, check_signing_region,
-                   *([authenticate] if settings.auth_mode == "iam" else []), check_parameters]
+                   *([authenticate] if settings.auth_mode == "iam" else []), check_parameters,
+                   *([authorize_requests] if settings.auth_mode == "iam" else [])]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     # Invoke first: the router tries the routes under one path prefix in order, so the hot path's
     # is matched at once rather than after every other /2015-03-31/functions route (~8 regex tries).
@@ -377,8 +420,9 @@ def create_app(settings: Settings) -> web.Application:
 
     async def cleanup(app: web.Application) -> None:
         services: Services = app[SERVICES]  # type: ignore[assignment]
-        if services.change_follower is not None:
-            services.change_follower.cancel()
+        for task in (services.change_follower, services.identity_follower):
+            if task is not None:
+                task.cancel()
         if services.nodes is not None:
             await services.nodes.stop()
         await services.mappings.shutdown()

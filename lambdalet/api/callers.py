@@ -8,6 +8,9 @@ names the uid that owns it, and environments of the linux backend run as the san
 `--sandbox-api-access invoke` (the default) such a caller may call Invoke and function URLs, which
 are not wrapped, and every other operation answers 403 AccessDeniedException; `full` allows all.
 
+Under `--auth iam` none of this applies: function code signs its calls with its execution role's
+credentials (auth/execution_roles.py), and the role's policies decide.
+
 The check runs per request of the guarded operations only (a netlink round trip, ~20 µs): never on
 Invoke, the hot path. Under the process backend functions run as the server's own user and
 cannot be told apart, so nothing is refused there (it isolates nothing either).
@@ -53,7 +56,8 @@ def refuse_functions(route: web.RouteDef,
     @functools.wraps(inner)
     async def guarded(request: web.Request) -> web.StreamResponse:
         svc = services(request)
-        uid = svc.function_uid if svc.settings.sandbox_api_access == "invoke" else None
+        # under --auth iam a function's calls are signed with its role's credentials, and authorised by them
+        uid = svc.function_uid if svc.settings.sandbox_api_access == "invoke" and svc.authenticator is None else None
         if uid is not None and from_sandbox(request.transport, uid):
             message = (f"A function may only invoke functions through this server's API: {request.method} "
                        f"{request.path} was refused. The server does not authenticate calls, so it does not "

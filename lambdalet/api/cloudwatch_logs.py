@@ -22,8 +22,10 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from lambdalet.api.authorization import require
 from lambdalet.api.common import read_body, services
-from lambdalet.errors import UnknownOperationException
+from lambdalet.api.permissions import Permission
+from lambdalet.errors import AccessDeniedException, UnknownOperationException
 from lambdalet.log_groups import (
     RETENTION_DAYS,
     GroupNotFound,
@@ -57,7 +59,24 @@ def _response(body: Any, status: int = 200) -> web.Response:
 
 
 def access_denied(message: str) -> web.Response:
-    return _response({"__type": "AccessDeniedException", "message": message}, 403)
+    """CloudWatch Logs' AccessDeniedException: a 400, as its common errors say (not Lambda's 403)."""
+    return _response({"__type": "AccessDeniedException", "message": message}, 400)
+
+
+def required_permission(operation: str, body: dict[str, Any], region: str, account: str) -> Permission:
+    """`logs:<Operation>` on the log group it names (`…:log-group:NAME:*`, the ARN DescribeLogGroups
+    shows and basic execution roles name), a stream for GetLogEvents, every group for
+    DescribeLogGroups."""
+    base = f"arn:aws:logs:{region}:{account}:log-group:"
+    name = body.get("logGroupName") or body.get("logGroupIdentifier")
+    if isinstance(name, str) and name.startswith("arn:"):
+        name = re.sub(r"^arn:[^:]+:logs:[^:]*:[^:]*:log-group:(.+?)(?::\*)?$", r"\1", name)
+    if operation == "DescribeLogGroups" or not isinstance(name, str) or not name:
+        return Permission(f"logs:{operation}", base + "*", account)
+    stream = body.get("logStreamName")
+    if operation == "GetLogEvents" and isinstance(stream, str):
+        return Permission(f"logs:{operation}", f"{base}{name}:log-stream:{stream}", account)
+    return Permission(f"logs:{operation}", f"{base}{name}:*", account)
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -80,6 +99,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if not isinstance(body, dict):
             raise LogsError("SerializationException", "The request body must be a JSON object.")
         svc = services(request)
+        try:
+            await require(request, required_permission(target[len(TARGET_PREFIX):], body, svc.arns.region,
+                                                       svc.arns.account))
+        except AccessDeniedException as denied:
+            return access_denied(denied.message)
         svc.logs.flush_all()  # read what environments wrote up to now
         reader = LogReader(svc.logs)
         return _response(await operation(Call(body, reader, svc)))

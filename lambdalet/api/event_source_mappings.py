@@ -172,26 +172,28 @@ def _function(request: web.Request, raw: str) -> tuple[str, str | None, str]:
     return ref.name, ref.qualifier, svc.arns.function(ref.name, ref.qualifier)
 
 
-async def _check_source(request: web.Request, kind: str, arn: str, function_timeout: int) -> None:
-    """The source must exist and answer; an SQS queue's visibility timeout must cover the function's."""
+async def _check_source(request: web.Request, kind: str, arn: str, function_timeout: int, function: str) -> None:
+    """The source must exist and answer (to `function`'s role, as the poller will read it); an SQS
+    queue's visibility timeout must cover the function's."""
     pollers = services(request).mappings.context
     parts = arn.split(":")
     region = parts[3]
     try:
         if kind == SQS:
-            url = (await pollers.aws("sqs", region, "get_queue_url", QueueName=parts[5],
+            url = (await pollers.aws("sqs", region, "get_queue_url", function_name=function, QueueName=parts[5],
                                      QueueOwnerAWSAccountId=parts[4]))["QueueUrl"]
-            attributes = (await pollers.aws("sqs", region, "get_queue_attributes", QueueUrl=url,
-                                            AttributeNames=["VisibilityTimeout"]))["Attributes"]
+            attributes = (await pollers.aws("sqs", region, "get_queue_attributes", function_name=function,
+                                            QueueUrl=url, AttributeNames=["VisibilityTimeout"]))["Attributes"]
             visibility = int(attributes.get("VisibilityTimeout", 30))
             if function_timeout > visibility:
                 raise InvalidParameterValueException(
                     f"Queue visibility timeout: {visibility} seconds is less than Function timeout: "
                     f"{function_timeout} seconds")
         elif kind == KINESIS:
-            await pollers.aws("kinesis", region, "describe_stream_summary", StreamARN=arn)
+            await pollers.aws("kinesis", region, "describe_stream_summary", function_name=function, StreamARN=arn)
         else:
-            await pollers.aws("dynamodbstreams", region, "describe_stream", StreamArn=arn, Limit=1)
+            await pollers.aws("dynamodbstreams", region, "describe_stream", function_name=function, StreamArn=arn,
+                              Limit=1)
     except InvalidParameterValueException:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure of the source is the caller's to see
@@ -233,7 +235,7 @@ async def create_mapping(request: web.Request) -> web.Response:
     tags = validation.tags(body) or {}
     _duplicate(await svc.mappings.find(source_arn=source_arn), function_arn, body.data["FunctionName"], kind,
                source_arn)
-    await _check_source(request, kind, source_arn, svc.functions.config(name, qualifier).timeout)
+    await _check_source(request, kind, source_arn, svc.functions.config(name, qualifier).timeout, name)
     enabled = body.boolean("Enabled", True)
     mapping = EventSourceMapping(str(uuids.uuid4()), name, qualifier, function_arn, source_arn, kind, settings,
                                  enabled, CREATING, USER_REASON[kind], NO_RECORDS, time.time(), tags)
@@ -266,7 +268,8 @@ async def update_mapping(request: web.Request) -> web.Response:
         if body.has("FunctionName"):
             name, qualifier, function_arn = _function(request, body.string("FunctionName") or "")
         if mapping.kind == SQS and (body.has("FunctionName") or body.has("BatchSize")):
-            await _check_source(request, SQS, mapping.source_arn, svc.functions.config(name, qualifier).timeout)
+            await _check_source(request, SQS, mapping.source_arn, svc.functions.config(name, qualifier).timeout,
+                                name)
         enabled = body.boolean("Enabled", mapping.enabled)
         if enabled != mapping.enabled:
             state = ENABLING if enabled else DISABLING

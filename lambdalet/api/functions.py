@@ -14,6 +14,8 @@ from aiohttp import web
 from lambdalet import network, s3_code, validation
 from lambdalet import tenancy as tenancy_errors
 from lambdalet.api import code_signing
+from lambdalet.api.authorization import require
+from lambdalet.api.permissions import Permission
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import (
     InvalidParameterValueException,
@@ -72,6 +74,15 @@ def _hot_reload_dir(svc, key: str) -> str:
             f"{key} is not readable by the sandbox's unprivileged user: make it world-readable "
             f"(chmod -R o+rX {key}) or run the server with --sandbox process.")
     return str(path.resolve())
+
+
+async def _check_role(request: web.Request, role: str) -> None:
+    """Under --auth iam: the caller may pass the role (`iam:PassRole`), and Lambda may assume it."""
+    svc = services(request)
+    if svc.execution_roles is None or svc.authenticator is None:  # roles are checked under --auth iam only
+        return
+    await require(request, Permission("iam:PassRole", role, svc.arns.account))
+    await svc.execution_roles.check(role, svc.arns.account)
 
 
 async def _store_zip(request: web.Request, code: Body) -> Blob:
@@ -179,6 +190,7 @@ async def create_function(request: web.Request) -> web.Response:
     publish = body.boolean("Publish")
     image = package_type == "Image"
     changes = _common_config(body, svc, None, image=image)
+    await _check_role(request, changes["role"])
     architectures = validation.architectures(body)
     tags = validation.tags(body) or {}
     tenancy = body.struct("TenancyConfig")  # create-only: UpdateFunctionConfiguration's model has no such member  # the enum and its required member: the model's
@@ -325,6 +337,8 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     function = svc.functions.get(ref.name)
     current = function.latest
     changes = _common_config(body, svc, current, image=current.image is not None)
+    if "role" in changes and changes["role"] != current.role:
+        await _check_role(request, changes["role"])
     if current.image is not None and "image_config" in changes:
         _check_image_command(current.image, changes["image_config"])
     if changes.get("snap_start") == "PublishedVersions":

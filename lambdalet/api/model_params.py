@@ -111,6 +111,17 @@ def _operation_of(request: web.Request, path: str) -> _Operation | None:
     return None
 
 
+def operation_and_params(request: web.Request) -> tuple[str, dict[str, str]] | None:
+    """The Lambda operation a request calls and its path parameters by member name, decoded
+    (authorisation's question: which action on which resource)."""
+    path = request.raw_path.split("?", 1)[0]
+    operation = _operation_of(request, path)
+    match = operation.path.match(path) if operation is not None else None
+    if operation is None or match is None:
+        return None
+    return operation.name, {name: unquote(value) for name, value in match.groupdict().items()}
+
+
 def problems(request: web.Request) -> list[str]:
     """Every broken constraint of the request's path, query-string and header parameters."""
     path = request.raw_path.split("?", 1)[0]

@@ -1,7 +1,8 @@
 """Resource policies: AddPermission, RemovePermission, GetPolicy on a function, version or alias.
 
-Stored and returned with Lambda's statement shape; they are not enforced yet (that comes with
-authentication): docs/deviations.md says so.
+Stored and returned with Lambda's statement shape, and enforced under --auth iam: a function's
+unqualified policy and its version's or alias's are evaluated with the caller's identity policies
+(api/authorization.py).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The resource is named by ARN: a function, or one of its versions or aliases. It is the same policy
 AddPermission, RemovePermission and GetPolicy work on (`policies` rows, the registry's memory), so
-a statement added either way is seen both ways, under one RevisionId. Like those, it is stored and
-returned, not enforced (docs/deviations.md).
+a statement added either way is seen both ways, under one RevisionId, and enforced the same way
+under --auth iam (api/authorization.py).
 """
 
 from __future__ import annotations

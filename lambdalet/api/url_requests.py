@@ -29,6 +29,7 @@ from aiohttp import web
 
 from lambdalet.api import invoke_stream, url_streaming
 from lambdalet.api.authentication import Caller, authenticate_url
+from lambdalet.api.authorization import url_allowed
 from lambdalet.api.common import read_body, services
 from lambdalet.api.invoke import caller_trace
 from lambdalet.errors import LambdaError, check_active
@@ -115,9 +116,12 @@ async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: s
     if len(body) > PAYLOAD_LIMIT:
         return _too_large()
     caller = None
-    if signed and svc.authenticator is not None:  # --auth iam: the signature is verified, not just present
-        caller = authenticate_url(request, body)
-        if caller is None:
+    if svc.authenticator is not None:  # --auth iam: the signature is verified, then authorised
+        if signed:
+            caller = await authenticate_url(request, body)
+            if caller is None:
+                return _forbidden()
+        if not await url_allowed(request, name, qual, caller, url_config["AuthType"]):
             return _forbidden()
 
     request_id = new_request_id()

@@ -91,19 +91,33 @@ def is_signed(headers: Mapping[str, str], raw_query: str) -> bool:
     return "Authorization" in headers or "X-Amz-Signature=" in raw_query
 
 
+def credential_of(headers: "HeaderSource", raw_query: str) -> tuple[str | None, str | None]:
+    """The access key id and session token a request names, before anything is verified (so
+    that the caller can find the key's secret: for temporary credentials, from the token)."""
+    authorization = headers.get("Authorization")
+    if authorization is not None:
+        credential = authorization.partition("Credential=")[2].partition("/")[0]
+        return credential.strip() or None, headers.get("X-Amz-Security-Token")
+    if "X-Amz-Credential=" not in raw_query:
+        return None, None
+    query = dict(_query_pairs(raw_query))
+    return query.get("X-Amz-Credential", "").partition("/")[0] or None, query.get("X-Amz-Security-Token")
+
+
 def verify(method: str, raw_path: str, raw_query: str, headers: "HeaderSource", body: bytes,
            lookup: Callable[[str], SecretKey | None], *, now: float | None = None,
-           service: str | None = None) -> Signature:
+           service: str | tuple[str, ...] | None = None) -> Signature:
     """Authenticate one request as it came off the wire: `raw_path` and `raw_query` exactly as sent
     (percent-encoded), `headers` with every value of repeated headers, `body` the whole body.
-    `service`, when given, is the signing name the credential scope must name. Raises
-    SignatureRefused."""
+    `service`, when given, is the signing name (or one of the names) the credential scope must
+    name. Raises SignatureRefused."""
     now = time.time() if now is None else now
     pairs = _query_pairs(raw_query)
     parsed = _parse(headers, pairs)
-    if service is not None and parsed.service != service:
+    services = (service,) if isinstance(service, str) else service
+    if services is not None and parsed.service not in services:
         raise SignatureRefused("InvalidSignatureException",
-                               f"Credential should be scoped to correct service: '{service}'. ")
+                               f"Credential should be scoped to correct service: '{services[0]}'. ")
     signed_at = _check_time(parsed, now)
     key = lookup(parsed.access_key_id)
     if key is None:
@@ -202,6 +216,7 @@ def _parse_query(query: dict[str, str]) -> _Parsed:
                    query["X-Amz-Signature"], query["X-Amz-Date"], query.get("X-Amz-Security-Token"), expires, True)
 
 
+@lru_cache(maxsize=1024)  # a client signs with one credential scope a day: parsed once
 def _scope(credential: str) -> tuple[str, str, str, str]:
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
@@ -211,6 +226,7 @@ def _scope(credential: str) -> tuple[str, str, str, str]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
+@lru_cache(maxsize=1024)  # and the same signed headers each time
 def _signed_headers(value: str) -> tuple[str, ...]:
     return tuple(name for name in value.lower().split(";") if name)
 
@@ -229,6 +245,7 @@ def _format(epoch: float) -> str:
     return time.strftime(TIMESTAMP_FORMAT, time.gmtime(epoch))
 
 
+@lru_cache(maxsize=256)  # every request of one second carries the same timestamp
 def _parse_timestamp(value: str) -> float:
     """`YYYYMMDDTHHMMSSZ` as epoch seconds; by slicing, which costs a tenth of strptime (per request)."""
     if len(value) != 16 or value[8] != "T" or value[15] != "Z" or not (value[:8] + value[9:15]).isdigit():
@@ -282,40 +299,70 @@ def _payload_hash(headers: HeaderSource, body: bytes) -> str:
     return claimed
 
 
+class _SignedHeaders(dict):
+    """The headers the client signed, by lower-case name: what botocore's canonicalisation reads of
+    an `HTTPHeaders` (iteration over the names, `get_all`), without its email-parser machinery,
+    which costs a verification more than everything else together."""
+
+    def get_all(self, name: str) -> list[str]:
+        return self[name]
+
+
+class _WireRequest:
+    """What botocore's `canonical_request` and `string_to_sign` read of an AWSRequest."""
+
+    __slots__ = ("method", "url", "headers", "context", "params")
+
+    def __init__(self, method: str, url: str, payload_hash: str, timestamp: str) -> None:
+        self.method, self.url = method, url
+        self.headers = {"X-Amz-Content-SHA256": payload_hash}
+        self.context = {"timestamp": timestamp}
+        self.params: dict[str, str] = {}
+
+
 class _Canonicaliser(SigV4Auth):
     """botocore's SigV4 signer, told which headers the client signed and which query string it
     saw (without a presigned URL's own signature), instead of choosing them itself."""
 
-    def __init__(self, parsed: _Parsed, headers: HTTPHeaders, pairs: list[tuple[str, str]]) -> None:
-        super().__init__(Credentials(parsed.access_key_id, ""), parsed.service, parsed.region)
+    def __init__(self, parsed: _Parsed, headers: _SignedHeaders, pairs: list[tuple[str, str]]) -> None:
+        super().__init__(_NO_CREDENTIALS, parsed.service, parsed.region)
         self._headers = headers
         self._pairs = [(key, value) for key, value in pairs if not (parsed.presigned and key == "X-Amz-Signature")]
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        return self._headers
+        return self._headers  # type: ignore[return-value]
+
+    def _normalize_url_path(self, path: str) -> str:
+        return _normalized_path(path)
 
     def canonical_query_string(self, request: AWSRequest) -> str:
         return "&".join(f"{key}={value}" for key, value in sorted(
             (quote(key, safe="-_.~"), quote(value, safe="-_.~")) for key, value in self._pairs))
 
 
+@lru_cache(maxsize=4096)  # the same few paths again and again (one per function and operation)
+def _normalized_path(path: str) -> str:
+    """botocore's own normalisation of a canonical request's path, remembered."""
+    return SigV4Auth._normalize_url_path(_PATH_SIGNER, path)  # type: ignore[arg-type]
+
+
+#: The signer's own credentials are never used: it canonicalises, the server computes the HMAC.
+_NO_CREDENTIALS = Credentials("", "")
+_PATH_SIGNER = SigV4Auth(_NO_CREDENTIALS, "lambda", "us-east-1")
+
+
 def _canonical(method: str, raw_path: str, pairs: list[tuple[str, str]], headers: HeaderSource, parsed: _Parsed,
                payload_hash: str) -> tuple[str, str]:
-    signed = HTTPHeaders()
+    signed = _SignedHeaders()
     for name in parsed.signed_headers:
-        values = headers.getall(name, [])
-        for value in values:
-            signed[name] = value
-        if not values:  # signed but not sent: canonicalised as empty, so the signature cannot match
-            signed[name] = ""
+        # signed but not sent: canonicalised as empty, so the signature cannot match
+        signed[name] = headers.getall(name, []) or [""]
     # The path as the client's SDK held it (already percent-encoded once): botocore encodes it again
     # for the canonical request, as SigV4 does for every service but S3.
-    request = AWSRequest(method=method, url="http://signed.invalid" + (raw_path or "/"),
-                         headers={"X-Amz-Content-SHA256": payload_hash})
-    request.context["timestamp"] = parsed.timestamp
+    request = _WireRequest(method, "http://signed.invalid" + (raw_path or "/"), payload_hash, parsed.timestamp)
     signer = _Canonicaliser(parsed, signed, pairs)
-    canonical = signer.canonical_request(request)
-    return canonical, signer.string_to_sign(request, canonical)
+    canonical = signer.canonical_request(request)  # type: ignore[arg-type]
+    return canonical, signer.string_to_sign(request, canonical)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=1024)

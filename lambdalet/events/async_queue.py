@@ -39,7 +39,7 @@ from lambdalet.errors import (
     LambdaError, RecursiveInvocationException, ResourceNotFoundException, TooManyRequestsException,
 )
 from lambdalet.events.bursts import BurstGate
-from lambdalet.events.destinations import Deliveries, Failure, Target, invocation_record
+from lambdalet.events.destinations import Deliveries, Failure, Role, Target, invocation_record
 from lambdalet.invoke.leases import HostMemoryExhausted
 from lambdalet.invoke.recursion import CONDITION as RECURSION_CONDITION
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
@@ -117,7 +117,10 @@ def _release(waiters: "deque[asyncio.Future[None]]", count: int) -> None:
 
 class AsyncQueue:
     def __init__(self, store: EventStore, functions: "FunctionRegistry", invoker: "Invoker", *, workers: int,
-                 backoff_scale: float, clock: Callable[[], float] = time.time) -> None:
+                 backoff_scale: float, clock: Callable[[], float] = time.time,
+                 aws_session: "Callable[[Role], Any] | None" = None) -> None:
+        """`aws_session`: destinations and dead-letter queues act with each function's role
+        through it (--role-credentials upstream); without, with the server's credentials."""
         self._store = store
         self._functions = functions
         self._invoker = invoker
@@ -142,7 +145,7 @@ class AsyncQueue:
         self._poll_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []  # the workers and the poller
         self._progress: dict[str, Progress] = {}
-        self._deliveries = Deliveries(self._invoke_destination)
+        self._deliveries = Deliveries(self._invoke_destination, aws_session=aws_session)
         # Throttled events by the limit they wait for (a function's reservation, or UNRESERVED),
         # oldest first, each with the timer of its backoff.
         self._parked: dict[str, deque[tuple[QueuedEvent, asyncio.TimerHandle]]] = {}
@@ -385,7 +388,7 @@ class AsyncQueue:
         if not result.function_error:
             if settings.on_success and not await self._deliveries.send_record(
                     settings.on_success, self._record(event, "Success", attempts), self._function_arn(event),
-                    trace=progress.trace):
+                    trace=progress.trace, role=self._role(event)):
                 self._invoker.metrics.destination_failures.labels(event.function_name).inc()
             self._forget(event)
         elif attempts > settings.retries:
@@ -456,16 +459,22 @@ class AsyncQueue:
             failure = (progress.failure if progress and progress.failure
                        else Failure(500 if condition == "RetriesExhausted" else 429, condition))
             sends[metrics.dead_letter_errors] = self._deliveries.send_dead_letter(
-                dead_letter, event.payload, event.request_id, failure)
+                dead_letter, event.payload, event.request_id, failure, role=self._role(event))
         if settings.on_failure:
             progress = self._progress.get(event.request_id)
             sends[metrics.destination_failures] = self._deliveries.send_record(
                 settings.on_failure, self._record(event, condition, attempts), self._function_arn(event),
-                trace=progress.trace if progress and progress.trace else event.trace)
+                trace=progress.trace if progress and progress.trace else event.trace, role=self._role(event))
         for counter, sent in zip(sends, await asyncio.gather(*sends.values())):
             if not sent:
                 counter.labels(event.function_name).inc()
         self._forget(event)
+
+    def _role(self, event: QueuedEvent) -> Role | None:
+        """The function and its role, whose credentials its destinations are sent with."""
+        if not self._functions.exists(event.function_name):
+            return None
+        return event.function_name, self._functions.get(event.function_name).latest.role
 
     def _function_arn(self, event: QueuedEvent) -> str:
         """The qualified ARN records name: the invoked version or alias, else $LATEST."""

@@ -149,21 +149,29 @@ class Failure:
         return cls(200, str(message or result.error_type or "Unhandled"))
 
 
+#: A function and its execution role's ARN: whose credentials a delivery is made with.
+Role = tuple[str, str]
+
+
 class Deliveries:
     """Sends records and dead letters. boto3 is blocking, so calls run on a small thread pool;
     clients (thread-safe) are made once per service and region."""
 
     def __init__(self, to_function: Callable[[Target, bytes, "str | None"], Awaitable[None]], *,
-                 threads: int = 8) -> None:
+                 threads: int = 8, aws_session: "Callable[[Role], Any] | None" = None) -> None:
+        """`aws_session(role)`: a boto3 session acting as a function's role (--role-credentials
+        upstream), or None for the server's own credentials."""
         self._to_function = to_function
+        self._aws_session = aws_session
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lambdalet-destinations")
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, Role | None], Any] = {}
         self._queue_urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    async def send_record(self, arn: str, record: dict[str, Any], function_arn: str, trace: str | None = None) -> bool:
-        """Deliver one invocation record (`trace`: the invocation's, for a function destination);
-        False (logged) when it could not be."""
+    async def send_record(self, arn: str, record: dict[str, Any], function_arn: str, trace: str | None = None,
+                          role: Role | None = None) -> bool:
+        """Deliver one invocation record (`trace`: the invocation's, for a function destination;
+        `role`: whose credentials to send it with); False (logged) when it could not be."""
         target = parse_arn(arn)
         body = json.dumps(record)
         try:
@@ -173,20 +181,22 @@ class Deliveries:
                 await self._to_function(target, body.encode(), trace)
                 return True
             detail_type = SUCCESS_DETAIL_TYPE if record["requestContext"]["condition"] == "Success" else FAILURE_DETAIL_TYPE
-            await self._call(self._send_record, target, body, detail_type, function_arn, trace)
+            await self._call(self._send_record, target, body, detail_type, function_arn, trace, role)
             return True
         except Exception as exc:
             log.warning("could not deliver the record of %s to %s: %s", record["requestContext"]["requestId"], arn,
                         exc)
             return False
 
-    async def send_dead_letter(self, arn: str, payload: bytes, request_id: str, failure: Failure) -> bool:
+    async def send_dead_letter(self, arn: str, payload: bytes, request_id: str, failure: Failure,
+                               role: Role | None = None) -> bool:
         """Send one event to a dead-letter queue; False (logged) when it could not be."""
         target = parse_arn(arn)
         try:
             if target is None:
                 raise ValueError("not an ARN")
-            await self._call(self._send_dead_letter, target, payload.decode(errors="replace"), request_id, failure)
+            await self._call(self._send_dead_letter, target, payload.decode(errors="replace"), request_id, failure,
+                             role)
             return True
         except Exception as exc:
             log.warning("could not send %s to the dead-letter queue %s: %s", request_id, arn, exc)
@@ -215,64 +225,71 @@ class Deliveries:
 
     # -- blocking: on the executor --------------------------------------------------------------
 
-    def _client(self, service: str, region: str) -> Any:
+    def _client(self, service: str, region: str, role: Role | None = None) -> Any:
+        """A client made once per service, region and role (the server's own credentials when
+        there is no upstream STS to act as the role with)."""
+        key = (service, region, role if self._aws_session is not None else None)
         with self._lock:
-            client = self._clients.get((service, region))
+            client = self._clients.get(key)
             if client is None:
                 import boto3  # only servers with destinations pay for importing it
                 from botocore.config import Config
-                client = boto3.session.Session().client(
+                session = self._aws_session(role) if self._aws_session is not None and role is not None else None
+                client = (session or boto3.session.Session()).client(
                     service, region_name=region,
                     config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10))
-                self._clients[(service, region)] = client
+                self._clients[key] = client
             return client
 
-    def _queue_url(self, target: Target) -> str:
+    def _queue_url(self, target: Target, role: Role | None = None) -> str:
         url = self._queue_urls.get(target.arn)
         if url is None:
-            url = self._client("sqs", target.region).get_queue_url(
+            url = self._client("sqs", target.region, role).get_queue_url(
                 QueueName=target.resource, QueueOwnerAWSAccountId=target.account)["QueueUrl"]
             self._queue_urls[target.arn] = url
         return url
 
-    def _send_message(self, target: Target, body: str, attributes: dict[str, dict[str, str]]) -> None:
-        self._client("sqs", target.region).send_message(
-            QueueUrl=self._queue_url(target), MessageBody=body, MessageAttributes=attributes)
+    def _send_message(self, target: Target, body: str, attributes: dict[str, dict[str, str]],
+                      role: Role | None = None) -> None:
+        self._client("sqs", target.region, role).send_message(
+            QueueUrl=self._queue_url(target, role), MessageBody=body, MessageAttributes=attributes)
 
     def _send_record(self, target: Target, body: str, detail_type: str, function_arn: str,
-                     trace: str | None = None) -> None:
+                     trace: str | None = None, role: Role | None = None) -> None:
         """`trace`: the invocation's trace header, which goes on with the record (SQS's AWSTraceHeader,
         EventBridge's TraceHeader) so that a loop back to the function is counted."""
         if target.service == "sqs":
             traced = {"MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "String", "StringValue": trace}}} \
                 if trace else {}
-            self._client("sqs", target.region).send_message(QueueUrl=self._queue_url(target), MessageBody=body,
-                                                            **traced)
+            self._client("sqs", target.region, role).send_message(QueueUrl=self._queue_url(target, role),
+                                                                  MessageBody=body, **traced)
         elif target.service == "sns":
-            self._client("sns", target.region).publish(TopicArn=target.arn, Message=body)
+            self._client("sns", target.region, role).publish(TopicArn=target.arn, Message=body)
         elif target.service == "s3":
             region, put = s3_record(target, function_arn, f"aws/lambda/async/{function_arn.split(':')[6]}", body)
-            self._client("s3", region).put_object(**put)
+            self._client("s3", region, role).put_object(**put)
         elif target.service == "events":
             entry = {"Source": "lambda", "DetailType": detail_type, "Detail": body,
                      "Resources": [function_arn, target.arn], "EventBusName": target.arn}
             if trace:
                 entry["TraceHeader"] = trace
-            reply = self._client("events", target.region).put_events(Entries=[entry])
+            reply = self._client("events", target.region, role).put_events(Entries=[entry])
             if reply.get("FailedEntryCount"):
                 raise RuntimeError(f"EventBridge refused the event: {reply['Entries']}")
         else:
             raise ValueError(f"{target.service} is not a destination service")
 
-    def _send_dead_letter(self, target: Target, body: str, request_id: str, failure: Failure) -> None:
+    def _send_dead_letter(self, target: Target, body: str, request_id: str, failure: Failure,
+                          role: Role | None = None) -> None:
         attributes = {
             "RequestID": {"DataType": "String", "StringValue": request_id},
             "ErrorCode": {"DataType": "Number", "StringValue": str(failure.error_code)},
             "ErrorMessage": {"DataType": "String", "StringValue": failure.message[:ERROR_MESSAGE_LIMIT] or "Unknown"},
         }
         if target.service == "sqs":
-            self._send_message(target, body, attributes)
+            self._send_message(target, body, attributes, role)
         elif target.service == "sns":
-            self._client("sns", target.region).publish(TopicArn=target.arn, Message=body, MessageAttributes=attributes)
+            self._client("sns", target.region, role).publish(TopicArn=target.arn, Message=body,
+                                                             MessageAttributes=attributes)
         else:
             raise ValueError(f"{target.service} is not a dead-letter queue service")

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from lambdalet.events.mappings import (
     CREATING, DELETING, DISABLED, DISABLING, DYNAMODB, ENABLED, ENABLING, KINESIS, SQS, TRANSITIONAL, UPDATING,
@@ -61,9 +61,10 @@ class Running:
 
 class MappingManager:
     def __init__(self, store: MappingStore, functions: "FunctionRegistry", invoker: "Invoker", metrics: "Metrics",
-                 node_id: str, clock: Callable[[], float] = time.time) -> None:
+                 node_id: str, clock: Callable[[], float] = time.time,
+                 aws_session: "Callable[[tuple[str, str]], Any] | None" = None) -> None:
         self.store = store
-        self.context = PollerContext(functions, invoker, store, metrics, self.report)
+        self.context = PollerContext(functions, invoker, store, metrics, self.report, aws_session)
         self.node_id = node_id
         self._clock = clock
         self._running: dict[str, Running] = {}

@@ -123,6 +123,9 @@ class Environment:
         self.state = EnvState.STARTING
         self.on_gone: Callable[[Environment], None] | None = None
         self.idle_since = 0.0
+        #: When (monotonic) the pool must stop reusing it: its role credentials expire an hour later
+        #: (auth/execution_roles.py). None: never.
+        self.retire_at: float | None = None
         self.budgeted_mb = 0  # MemorySize counted against the host's memory budget
         self.invocations = 0
         self.init_ms: float | None = None

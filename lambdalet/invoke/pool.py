@@ -129,7 +129,7 @@ class WarmPool:
                     provisioning.task is None or provisioning.task.done()):
                 provisioning.task = asyncio.get_running_loop().create_task(self._fill(provisioning))
             return  # timed out, crashed or stopping: it cleans itself up (a provisioned one is replaced)
-        if self.retired:
+        if self.retired or (env.retire_at is not None and time.monotonic() >= env.retire_at):
             self._stop_idle(env)
             return
         env.transition(EnvState.IDLE)
@@ -145,6 +145,13 @@ class WarmPool:
     def reap(self, now: float, keep_alive: float) -> None:
         while self._idle and now - self._idle[0].idle_since >= keep_alive:
             self._stop_idle(self._idle.popleft())
+        for idle in (self._idle, self._provisioned_idle):  # credentials about to expire: replaced
+            for env in [env for env in idle if env.retire_at is not None and now >= env.retire_at]:
+                idle.remove(env)
+                self._stop_idle(env)
+                if env.provisioned and self.provisioning is not None and (
+                        self.provisioning.task is None or self.provisioning.task.done()):
+                    self.provisioning.task = asyncio.get_running_loop().create_task(self._fill(self.provisioning))
 
     def _stop_idle(self, env: Environment) -> None:
         """Stop an idle environment (reaped or retired: its extensions get SHUTDOWN); its memory

@@ -306,6 +306,15 @@ function_changes = Table(
     Index("function_changes_by_time", "at"),
 )
 
+# Secrets every node of one database shares, created once by whichever starts first: the key that
+# temporary credentials are minted and checked under (auth/sessions.py).
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
 # The servers sharing this database (nodes.py): each heartbeats its own row; a row whose heartbeat
 # is older than nodes.LIVE_S is a node that died.
 nodes = Table(
@@ -316,6 +325,111 @@ nodes = Table(
     Column("started", Float, nullable=False),
     Column("heartbeat", Float, nullable=False),
     Column("load", Text, nullable=False, default="{}"),
+)
+
+
+# IAM (api/iam.py, store/iam.py): users, roles and customer managed policies of each account. Names
+# are unique case-insensitively, as IAM's are: `name_key` is the lower-cased name. Children refer
+# to their user, role or policy by its IAM id, which a rename (UpdateUser) does not change.
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("name_key", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("created", String(32), nullable=False),
+)
+
+iam_access_keys = Table(
+    "iam_access_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("user_id", String(32), ForeignKey("iam_users.user_id", ondelete="CASCADE"), nullable=False),
+    Column("secret_access_key", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created", String(32), nullable=False),
+    Index("iam_access_keys_by_user", "user_id"),
+)
+
+iam_roles = Table(
+    "iam_roles",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("name_key", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("assume_role_policy_document", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("max_session_duration", Integer, nullable=False),
+)
+
+# Customer managed policies: one version (v1) each until CreatePolicyVersion is served.
+iam_policies = Table(
+    "iam_policies",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("name_key", String(128), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("policy_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("document", Text, nullable=False),
+    Column("default_version_id", String(16), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("updated", String(32), nullable=False),
+)
+
+iam_user_policies = Table(
+    "iam_user_policies",
+    metadata,
+    Column("user_id", String(32), ForeignKey("iam_users.user_id", ondelete="CASCADE"), primary_key=True),
+    Column("name_key", String(128), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+iam_role_policies = Table(
+    "iam_role_policies",
+    metadata,
+    Column("role_id", String(32), ForeignKey("iam_roles.role_id", ondelete="CASCADE"), primary_key=True),
+    Column("name_key", String(128), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+iam_user_policy_attachments = Table(
+    "iam_user_policy_attachments",
+    metadata,
+    Column("user_id", String(32), ForeignKey("iam_users.user_id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_id", String(32), ForeignKey("iam_policies.policy_id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Index("iam_user_policy_attachments_by_policy", "policy_id"),
+)
+
+iam_role_policy_attachments = Table(
+    "iam_role_policy_attachments",
+    metadata,
+    Column("role_id", String(32), ForeignKey("iam_roles.role_id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_id", String(32), ForeignKey("iam_policies.policy_id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Index("iam_role_policy_attachments_by_policy", "policy_id"),
+)
+
+# One row (id 1): bumped in the same transaction as every IAM write, so that every node's cache of
+# compiled policies knows when to drop them (IamStore.generation). The bump comes first in each
+# write, which also serialises IAM's writes (quota checks such as two access keys a user hold).
+iam_generation = Table(
+    "iam_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", Integer, nullable=False),
 )
 
 

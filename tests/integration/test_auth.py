@@ -51,8 +51,14 @@ def client(srv: Server, service: str = "lambda", key: str = ROOT_KEY, secret: st
                         config=Config(retries={"max_attempts": 1}, **config))
 
 
+LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
 @pytest.fixture(scope="module")
 def function(iam_server):
+    # under --auth iam a function's role must exist, and trust Lambda (issue 18, item 6)
+    client(iam_server, "iam").create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=LAMBDA_TRUST)
     lam = client(iam_server)
     lam.create_function(FunctionName="signed", Runtime="python3.12", Role=ROLE, Handler="app.handler",
                         Code={"ZipFile": CODE})
@@ -208,7 +214,9 @@ def test_sts_names_the_caller(iam_server, server):
         "MissingAuthenticationToken", 403)
     open_identity = server.client("sts").get_caller_identity()  # --auth open: any key acts as the root
     assert open_identity["Arn"] == f"arn:aws:iam::{ACCOUNT}:root"
-    assert aws_error(server.client("sts").assume_role, RoleArn=ROLE, RoleSessionName="session")[:2] == ("InvalidAction", 400)
+    # --auth open: no trust policy is checked, but the role must exist
+    assert aws_error(server.client("sts").assume_role, RoleArn=ROLE + "-missing", RoleSessionName="session")[:2] == (
+        "AccessDenied", 403)
     cli = json.loads(aws_cli(iam_server, "sts", "get-caller-identity", credentials=(ROOT_KEY, ROOT_SECRET)).stdout)
     assert cli["Account"] == ACCOUNT
 

@@ -326,6 +326,11 @@ ROOT_KEY, ROOT_SECRET = "LKIACONSOLEROOTKEY01", "console-root-secret-0123456789"
 def iam_server(tmp_path_factory):
     root = {"LAMBDALET_ROOT_ACCESS_KEY_ID": ROOT_KEY, "LAMBDALET_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET}
     with running(Server(tmp_path_factory.mktemp("console-iam"), extra_env=root, args=["--auth", "iam"])) as srv:
+        iam = boto3.client("iam", endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id=ROOT_KEY,
+                           aws_secret_access_key=ROOT_SECRET)
+        iam.create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]}))
         yield srv
 
 
@@ -362,3 +367,30 @@ def test_under_auth_iam_the_console_signs_in_and_signs_every_call(iam_server, pa
 
     page.get_by_role("link", name="Sign out").click()
     page.get_by_role("heading", name="Sign in").wait_for()
+
+
+def test_a_user_without_permission_sees_access_denied_as_the_aws_console_shows_it(iam_server, page):
+    """A user who may list functions but not read one: the list shows, the function's page says why not."""
+    root = {"endpoint_url": iam_server.url, "region_name": "us-east-1", "aws_access_key_id": ROOT_KEY,
+            "aws_secret_access_key": ROOT_SECRET}
+    lam, iam = boto3.client("lambda", **root), boto3.client("iam", **root)
+    name = f"private-{uuid.uuid4().hex[:8]}"
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    return event\n"})})
+    user = f"viewer-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="list", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:ListFunctions", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+
+    page.goto(iam_server.url + "/")
+    page.get_by_label("Access key ID").fill(key["AccessKeyId"])
+    page.get_by_label("Secret access key").fill(key["SecretAccessKey"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("row").filter(has_text=name).get_by_role("link", name=name).click()
+    page.get_by_role("heading", name="Access denied").wait_for()
+    denied = page.locator("pre.denied").inner_text()
+    assert denied == (f"User: arn:aws:iam::000000000000:user/{user} is not authorized to perform: lambda:GetFunction "
+                      f"on resource: arn:aws:lambda:us-east-1:000000000000:function:{name} because no identity-based "
+                      "policy allows the lambda:GetFunction action")
+    assert page.get_by_role("link", name="Sign in as someone else").is_visible()

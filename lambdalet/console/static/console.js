@@ -60,6 +60,7 @@ class ApiError extends Error {
 
 const CREDENTIALS = "lambdalet-console-credentials";
 const REGION = document.documentElement.dataset.region || "us-east-1";
+const ACCESS_DENIED = ["AccessDeniedException", "AccessDenied"];
 const SIGNIN_ERRORS = ["MissingAuthenticationTokenException", "UnrecognizedClientException", "InvalidSignatureException",
   "IncompleteSignatureException", "ExpiredTokenException"];
 
@@ -1070,6 +1071,16 @@ function showError(e) {
     const tried = credentials() !== null;  // a key that did not work, rather than none yet
     sessionStorage.removeItem(CREDENTIALS);
     signInPage(tried ? e : "");
+    return;
+  }
+  if (e instanceof ApiError && ACCESS_DENIED.includes(e.type)) {  // as the AWS console says it, with the policy's words
+    const who = credentials();
+    show(el("h1", {}, "Access denied"),
+      el("p", { class: "error", role: "alert" }, "You don't have permission to do this. Ask an administrator of the "
+        + "account to add the permission to your identity policy, or sign in with other credentials."),
+      el("pre", { class: "denied" }, e.message),
+      el("p", {}, who ? `Signed in with the access key ${who.accessKeyId}. ` : "",
+        el("a", { href: "#/sign-out" }, "Sign in as someone else"), " · ", el("a", { href: "#/" }, "Back to the functions")));
     return;
   }
   show(el("h1", {}, "Something went wrong"), el("p", { class: "error", role: "alert" }, String(e)),

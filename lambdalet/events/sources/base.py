@@ -97,36 +97,52 @@ class SourceGone(Exception):
 
 class PollerContext:
     def __init__(self, functions: "FunctionRegistry", invoker: "Invoker", store: "MappingStore",
-                 metrics: "Metrics", report: Callable[[EventSourceMapping, str], Awaitable[None]]) -> None:
+                 metrics: "Metrics", report: Callable[[EventSourceMapping, str], Awaitable[None]],
+                 aws_session: "Callable[[tuple[str, str]], Any] | None" = None) -> None:
+        """`aws_session((function, role))`: a boto3 session acting as a function's role
+        (--role-credentials upstream); without, the server's own credentials are used."""
         self.functions = functions
         self.invoker = invoker
         self.store = store
         self.metrics = metrics
         self._report = report
         self._threads = DaemonThreads(AWS_THREADS, "lambdalet-pollers")
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._aws_session = aws_session
+        self._clients: dict[tuple[str, str, tuple[str, str] | None], Any] = {}
         self._lock = threading.Lock()
 
     # -- AWS --------------------------------------------------------------------------------------
 
-    def client(self, service: str, region: str) -> Any:
-        """A boto3 client (thread-safe), made once per service and region. Retries are the
-        pollers' own (with backoff), so botocore's are few; reads long enough for a 20 s long poll."""
+    def acting_role(self, function_name: str) -> tuple[str, str] | None:
+        """The function and its execution role, whose credentials a mapping of it acts with
+        (None: the server's own, when there is no upstream STS to act as roles)."""
+        if self._aws_session is None or not self.functions.exists(function_name):
+            return None
+        return function_name, self.functions.get(function_name).latest.role
+
+    def client(self, service: str, region: str, function_name: str | None = None) -> Any:
+        """A boto3 client (thread-safe), made once per service, region and role (that of
+        `function_name`'s, see `acting_role`). Retries are the pollers' own (with backoff), so botocore's
+        are few; reads long enough for a 20 s long poll."""
+        role = self.acting_role(function_name) if function_name is not None else None
         with self._lock:
-            client = self._clients.get((service, region))
+            client = self._clients.get((service, region, role))
             if client is None:
                 import boto3
                 from botocore.config import Config
-                client = boto3.session.Session().client(service, region_name=region, config=Config(
+                session = self._aws_session(role) if self._aws_session is not None and role is not None else None
+                client = (session or boto3.session.Session()).client(service, region_name=region, config=Config(
                     retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=30,
                     max_pool_connections=AWS_THREADS))
-                self._clients[(service, region)] = client
+                self._clients[(service, region, role)] = client
             return client
 
-    async def aws(self, service: str, region: str, operation: str, **params: Any) -> dict[str, Any]:
-        """One AWS API call, off the event loop."""
-        client = self.client(service, region)
-        return await asyncio.wrap_future(self._threads.submit(lambda: getattr(client, operation)(**params)))
+    async def aws(self, service: str, region: str, operation: str, *, function_name: str | None = None,
+                  **params: Any) -> dict[str, Any]:
+        """One AWS API call, off the event loop (the client too: making one may assume a role), as
+        `function_name`'s role (see `client`)."""
+        return await asyncio.wrap_future(self._threads.submit(
+            lambda: getattr(self.client(service, region, function_name), operation)(**params)))
 
     def submit(self, function: Callable[[], Any]) -> "Future[Any]":
         """Start a blocking call on the pollers' threads; the caller awaits (or abandons) it."""
@@ -190,16 +206,18 @@ class PollerContext:
         as on Lambda, in an object under `s3_prefix`."""
         target = parse_arn(destination_arn)
         body = json.dumps(record)
+        name = function_arn.split(":")[6] if function_arn.count(":") >= 6 else None
         if target is not None and target.service == "s3":
             region, put = s3_record(target, function_arn, s3_prefix,
                                     json.dumps({**record, "payload": payload.decode(errors="replace")}))
-            await self.aws("s3", region, "put_object", **put)
+            await self.aws("s3", region, "put_object", function_name=name, **put)
         elif target is not None and target.service == "sqs":
-            url = (await self.aws("sqs", target.region, "get_queue_url", QueueName=target.resource,
-                                  QueueOwnerAWSAccountId=target.account))["QueueUrl"]
-            await self.aws("sqs", target.region, "send_message", QueueUrl=url, MessageBody=body)
+            url = (await self.aws("sqs", target.region, "get_queue_url", function_name=name,
+                                  QueueName=target.resource, QueueOwnerAWSAccountId=target.account))["QueueUrl"]
+            await self.aws("sqs", target.region, "send_message", function_name=name, QueueUrl=url, MessageBody=body)
         elif target is not None and target.service == "sns":
-            await self.aws("sns", target.region, "publish", TopicArn=destination_arn, Message=body)
+            await self.aws("sns", target.region, "publish", function_name=name, TopicArn=destination_arn,
+                           Message=body)
         else:
             raise ValueError(f"{destination_arn} is not an SQS queue, SNS topic or S3 bucket")
 

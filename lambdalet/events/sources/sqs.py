@@ -129,7 +129,7 @@ class SqsPoller:
 
     async def _queue_url(self) -> str:
         try:
-            return (await self.ctx.aws("sqs", self.region, "get_queue_url", QueueName=self.queue,
+            return (await self.ctx.aws("sqs", self.region, "get_queue_url", function_name=self.mapping.function_name, QueueName=self.queue,
                                        QueueOwnerAWSAccountId=self.account))["QueueUrl"]
         except Exception as exc:
             if client_error_code(exc) in GONE_CODES:
@@ -186,7 +186,8 @@ class SqsPoller:
 
     async def _receive_once(self, count: int, wait: int) -> list[dict[str, Any]]:
         started = time.monotonic()
-        future = self.ctx.submit(lambda: self.ctx.client("sqs", self.region).receive_message(
+        name = self.mapping.function_name  # the client is made (and the role assumed) on the pollers' thread
+        future = self.ctx.submit(lambda: self.ctx.client("sqs", self.region, name).receive_message(
             QueueUrl=self.url, MaxNumberOfMessages=count, WaitTimeSeconds=wait, AttributeNames=["All"],
             MessageAttributeNames=["All"]))
         try:
@@ -218,7 +219,7 @@ class SqsPoller:
                          len(messages), exc)
 
     def _change_visibility(self, messages: list[dict[str, Any]], seconds: int) -> None:
-        client = self.ctx.client("sqs", self.region)
+        client = self.ctx.client("sqs", self.region, self.mapping.function_name)
         for start in range(0, len(messages), 10):
             client.change_message_visibility_batch(QueueUrl=self.url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": seconds}
@@ -317,7 +318,7 @@ class SqsPoller:
         for start in range(0, len(records), 10):
             entries = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(records[start:start + 10])]
             try:
-                answer = await self.ctx.aws("sqs", self.region, "delete_message_batch", QueueUrl=self.url,
+                answer = await self.ctx.aws("sqs", self.region, "delete_message_batch", function_name=self.mapping.function_name, QueueUrl=self.url,
                                             Entries=entries)
             except Exception as exc:  # they come back after their visibility timeout: at least once
                 log.warning("event source mapping %s: could not delete %d messages: %s", self.mapping.uuid,

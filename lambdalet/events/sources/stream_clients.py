@@ -45,7 +45,8 @@ class StreamClient:
         self.region = self.arn.split(":")[3]
 
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        return await self.ctx.aws(self.service, self.region, operation, **params)
+        return await self.ctx.aws(self.service, self.region, operation, function_name=self.mapping.function_name,
+                                  **params)
 
     async def shards(self) -> list[Shard]:
         raise NotImplementedError

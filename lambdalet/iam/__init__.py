@@ -1,0 +1,1 @@
+"""IAM's policy language and evaluation logic: compile documents once, authorize requests cheaply."""
