@@ -1,6 +1,6 @@
 """Authentication and authorisation benchmark: a warm Invoke under `--auth iam` beside `--auth open`.
 
-    .venv/bin/python bench/auth.py [--requests 2000] [--rounds 4]      # make bench-auth
+    .venv/bin/python bench/auth.py [--requests 2000] [--rounds 10]      # make bench-auth
 
 Two servers run side by side on this machine, one `--auth open` (the default) and one `--auth iam`
 with a root key from the environment; each has the same warm function
