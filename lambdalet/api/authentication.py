@@ -110,10 +110,9 @@ def accounts_for(settings: Settings, data_dir: Path) -> Accounts | None:
         return None
     accounts = load_accounts(settings.account_id, data_dir,
                              Path(settings.accounts_file) if settings.accounts_file else None)
-    if list(accounts.by_id) != [settings.account_id]:
-        raise AccountsError(f"the accounts file lists {', '.join(accounts.by_id)}; this server serves one account, "
-                            f"--account-id {settings.account_id}, until resources are scoped by account: list that "
-                            "one only")
+    if settings.account_id not in accounts.by_id:
+        raise AccountsError(f"the accounts file lists {', '.join(accounts.by_id)} but not --account-id "
+                            f"{settings.account_id}, the account whose functions this server keeps: list it too")
     if accounts.generated is not None:
         log.warning("Generated the root access key of account %s (shown this once; kept in %s, mode 0600):\n"
                     "  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s", settings.account_id,
@@ -122,6 +121,10 @@ def accounts_for(settings: Settings, data_dir: Path) -> Accounts | None:
     log.info("--auth iam: every request must be signed, by the root access key of account %s (%s) or by "
              "an IAM user's or role session's", settings.account_id,
              accounts.by_id[settings.account_id].root_access_key_id)
+    others = sorted(set(accounts.by_id) - {settings.account_id})
+    if others:
+        log.info("Other accounts (IAM users and roles of their own; they reach account %s's functions where its "
+                 "resource policies allow): %s", settings.account_id, ", ".join(others))
     return accounts
 
 

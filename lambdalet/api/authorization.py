@@ -25,6 +25,7 @@ from aiohttp import web
 
 from lambdalet import console
 from lambdalet.api.authentication import SCHEDULER_PREFIXES, caller
+from lambdalet.api import other_accounts
 from lambdalet.api.common import lambda_body, services
 from lambdalet.api.errors import Handler
 from lambdalet.api.model_params import operation_and_params
@@ -33,6 +34,7 @@ from lambdalet.auth.identities import Caller
 from lambdalet.errors import AccessDeniedException
 from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
 from lambdalet.iam.evaluation import AuthorizationRequest, Decision, Principal, access_denied_message, authorize
+from lambdalet.model import Arns
 from lambdalet.policies import policy_document
 
 LAMBDA_PREFIX = "/20"  # every Lambda API path starts with its version date
@@ -127,13 +129,25 @@ def function_policy(request: web.Request, function: tuple[str, str] | None) -> P
     return cache.compiled((name, qual, unqualified[1], qualified[1]), unqualified[0] + qualified[0])
 
 
+def layer_policy(request: web.Request, layer: tuple[str, int]) -> Policy | None:
+    """A layer version's permissions (AddLayerVersionPermission), for callers of other accounts."""
+    svc = services(request)
+    found = svc.layers.layer(layer[0])
+    statements, revision = found.policies.get(layer[1], ([], "")) if found is not None else ([], "")
+    if not statements:
+        return None
+    cache: ResourcePolicies = svc.resource_policies
+    return cache.compiled(("layer", *layer, revision), statements)
+
+
 async def require(request: web.Request, permission: Permission, resource_policy: Policy | None = None) -> None:
     """Raise AccessDeniedException unless the request's caller has `permission`."""
     who = caller(request)
     if who is None:  # --auth open
         return
     if resource_policy is None:
-        resource_policy = function_policy(request, permission.function)
+        resource_policy = (function_policy(request, permission.function) if permission.layer is None
+                           else layer_policy(request, permission.layer))
     if resource_policy is None and who.kind == "root" and permission.resource_account == who.account_id:
         return  # a root in its own account, and no resource policy that could deny it: what evaluation answers
     policies = await services(request).identities.identity_policies(who)
@@ -184,10 +198,16 @@ async def authorize_requests(request: web.Request, handler: Handler) -> web.Stre
         found = operation_and_params(request)
         if found is not None:
             operation, params = found
+            svc = services(request)
+            who = caller(request)
             body = await lambda_body(request) if operation in BODY_NEEDED else None
             mapping_function = await _mapping_function_arn(request, params) if operation in EVENT_SOURCE_MAPPING else None
-            await require(request, lambda_permission(operation, params, request.query, body, services(request).arns,
-                                                     mapping_function))
+            # a bare name is the caller's own account's: for another account of the accounts file, not this server's
+            arns = svc.arns if who.account_id == svc.arns.account else Arns(who.account_id, svc.arns.region)
+            permission = lambda_permission(operation, params, request.query, body, arns, mapping_function)
+            if permission.resource_account != svc.arns.account:
+                return other_accounts.answer(operation, permission, svc.arns.account)
+            await require(request, permission)
     elif path.startswith(SCHEDULER_PREFIXES):
         raw = await lambda_body(request) if request.method in ("POST", "PUT") else b""
         try:

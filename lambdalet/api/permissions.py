@@ -72,6 +72,8 @@ class Permission:
     context: Mapping[str, str | list[str]] = field(default_factory=dict)
     #: For a function's resource: its name and qualifier ("" unqualified), whose resource policy applies.
     function: tuple[str, str] | None = None
+    #: For a layer version's: its name and version, whose layer version permissions apply.
+    layer: tuple[str, int] | None = None
 
 
 def lambda_permission(operation: str, params: Mapping[str, str], query: Mapping[str, str], body: bytes | None,
@@ -103,9 +105,15 @@ def lambda_permission(operation: str, params: Mapping[str, str], query: Mapping[
         layer_arns = Arns(layer.account or account, layer.region or arns.region)
         version = params.get("VersionNumber") if operation != "PublishLayerVersion" else None
         return Permission(action, layer_arns.layer(layer.name) + (f":{version}" if version else ""),
-                          layer.account or account, context)
+                          layer.account or account, context,
+                          layer=(layer.name, int(version)) if version and version.isdigit() else None)
     if operation == "GetLayerVersionByArn":
-        return _arn_permission(action, query.get("Arn", ""), account, context)
+        found = _arn_permission(action, query.get("Arn", ""), account, context)
+        parts = found.resource.split(":")  # arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION
+        if len(parts) == 8 and parts[5] == "layer" and parts[7].isdigit():
+            return Permission(found.action, found.resource, found.resource_account, context,
+                              layer=(parts[6], int(parts[7])))
+        return found
     if operation in CODE_SIGNING_CONFIG:
         return _arn_permission(action, params.get("CodeSigningConfigArn", ""), account, context)
     if operation in EVENT_SOURCE_MAPPING:

@@ -261,8 +261,8 @@ def test_unusable_accounts_settings_stop_the_server(tmp_path):
                         'root_secret_access_key = "second-secret-0123456789"\n')
     refused = serve_and_exit(tmp_path, "--accounts-file", str(accounts))
     assert refused.returncode != 0 and "only --auth iam checks" in refused.stderr
-    refused = serve_and_exit(tmp_path, "--auth", "iam", "--accounts-file", str(accounts))
-    assert refused.returncode != 0 and "serves one account" in refused.stderr
+    refused = serve_and_exit(tmp_path, "--auth", "iam", "--accounts-file", str(accounts), "--account-id", "222222222222")
+    assert refused.returncode != 0 and "but not --account-id 222222222222" in refused.stderr
     refused = serve_and_exit(tmp_path, "--auth", "iam", LAMBDALET_ROOT_ACCESS_KEY_ID="AKIAONLYHALF00000001")
     assert refused.returncode != 0 and "go together" in refused.stderr
 
