@@ -71,8 +71,9 @@ class Settings:
         "destinations, dead-letter queues and event source mappings then act with the role too)."
     )
     accounts_file: str = knob(
-        "", "TOML file naming the account and its root access key ([[account]] id, root_access_key_id, "
-        "root_secret_access_key); only with --auth iam."
+        "", "TOML file naming accounts and their root access keys ([[account]] id, root_access_key_id, "
+        "root_secret_access_key); only with --auth iam. It must list --account-id, whose Lambda resources "
+        "the server keeps; the others have IAM of their own and reach those across accounts."
     )
     region: str = knob("us-east-1", "AWS region used in ARNs and given to functions as AWS_REGION.")
     hot_reload_bucket: str = knob(

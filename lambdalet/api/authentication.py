@@ -17,7 +17,7 @@ browser's `GET /`, which goes there), and function URLs, which check their own
 
 The keys are the accounts' root keys, IAM users' access keys and role sessions' temporary
 credentials (`Authenticator`). What an authenticated caller may do is `api/authorization.py`'s
-question. A server serves one account until resources are scoped by account.
+question. The accounts file may list several accounts: their root keys all authenticate here.
 """
 
 from __future__ import annotations
