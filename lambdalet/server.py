@@ -301,7 +301,9 @@ async def build_services(settings: Settings) -> Services:
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
                     signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
-                    execution_roles=execution_roles, identity_follower=asyncio.create_task(identities.follow()), nodes=node, change_follower=follower)
+                    execution_roles=execution_roles, nodes=node, change_follower=follower,
+                    # what other nodes change in IAM, seen here (only --auth iam reads it per request)
+                    identity_follower=asyncio.create_task(identities.follow()) if authenticator else None)
 
 
 async def sweep_retention(store: LogStore, interval: float) -> None:
