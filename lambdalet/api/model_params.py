@@ -113,13 +113,23 @@ def _operation_of(request: web.Request, path: str) -> _Operation | None:
 
 def operation_and_params(request: web.Request) -> tuple[str, dict[str, str]] | None:
     """The Lambda operation a request calls and its path parameters by member name, decoded
-    (authorisation's question: which action on which resource)."""
+    (authorisation's question: which action on which resource). Remembered per method, path and
+    query: the invoke path asks about the same few again and again."""
     path = request.raw_path.split("?", 1)[0]
-    operation = _operation_of(request, path)
-    match = operation.path.match(path) if operation is not None else None
-    if operation is None or match is None:
-        return None
-    return operation.name, {name: unquote(value) for name, value in match.groupdict().items()}
+    key = (request.method, request.raw_path)  # with the query: two operations may share a path (?find=, ?List=)
+    found = _BY_PATH.get(key)
+    if found is None and key not in _BY_PATH:
+        operation = _operation_of(request, path)
+        match = operation.path.match(path) if operation is not None else None
+        found = None if operation is None or match is None else (
+            operation.name, {name: unquote(value) for name, value in match.groupdict().items()})
+        if len(_BY_PATH) >= 4096:
+            _BY_PATH.clear()
+        _BY_PATH[key] = found
+    return (found[0], dict(found[1])) if found is not None else None
+
+
+_BY_PATH: dict[tuple[str, str], tuple[str, dict[str, str]] | None] = {}
 
 
 def problems(request: web.Request) -> list[str]:
