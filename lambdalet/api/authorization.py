@@ -24,8 +24,8 @@ from typing import Callable, Iterator, Mapping
 from aiohttp import web
 
 from lambdalet import console
-from lambdalet.api.authentication import SCHEDULER_PREFIXES, caller
 from lambdalet.api import other_accounts
+from lambdalet.api.authentication import SCHEDULER_PREFIXES, caller
 from lambdalet.api.common import lambda_body, services
 from lambdalet.api.errors import Handler
 from lambdalet.api.model_params import operation_and_params
@@ -125,7 +125,7 @@ def function_policy(request: web.Request, function: tuple[str, str] | None) -> P
     qualified = policies.get(qual, ([], "")) if qual else ([], "")
     if not unqualified[0] and not qualified[0]:
         return None
-    cache: ResourcePolicies = svc.resource_policies  # type: ignore[attr-defined]
+    cache: ResourcePolicies = svc.resource_policies
     return cache.compiled((name, qual, unqualified[1], qualified[1]), unqualified[0] + qualified[0])
 
 
