@@ -17,7 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from conftest import ROLE, Server, make_zip, running
 
-from .helpers import http_request
+from .helpers import http_request, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: As the machine's notes say: without the background-networking flags Chromium keeps trying to
@@ -394,3 +394,36 @@ def test_a_user_without_permission_sees_access_denied_as_the_aws_console_shows_i
                       f"on resource: arn:aws:lambda:us-east-1:000000000000:function:{name} because no identity-based "
                       "policy allows the lambda:GetFunction action")
     assert page.get_by_role("link", name="Sign in as someone else").is_visible()
+
+
+def test_a_urls_auth_type_invoke_mode_and_whole_cors_configuration_are_edited(server, lambda_client, create_function,
+                                                                              page):
+    name = create_function("def handler(event, context):\n    return {'statusCode': 200, 'body': 'cors'}\n")["FunctionName"]
+    lambda_client.get_waiter("function_active_v2").wait(FunctionName=name)
+    page.goto(f"{server.url}/console/#/functions/{name}/url")
+    page.get_by_label("CORS allowed origins (comma-separated)").fill("https://app.example")
+    page.get_by_role("button", name="Create function URL").click()
+    page.locator("#function-url").wait_for()
+    assert lambda_client.get_function_url_config(FunctionName=name)["Cors"] == {"AllowOrigins": ["https://app.example"]}
+
+    page.get_by_label("CORS allowed methods").fill("GET, POST")
+    page.get_by_label("CORS allowed headers").fill("content-type, x-custom")
+    page.get_by_label("CORS exposed headers").fill("x-request-id")
+    page.get_by_label("CORS max age (seconds)").fill("300")
+    page.get_by_label("CORS allow credentials").check()
+    page.get_by_label("Auth type").select_option("AWS_IAM")
+    page.get_by_role("button", name="Save URL settings").click()
+    expect(page.locator("main dl")).to_contain_text("Auth typeAWS_IAM")  # redrawn from the API
+    config = lambda_client.get_function_url_config(FunctionName=name)
+    assert config["AuthType"] == "AWS_IAM" and config["InvokeMode"] == "BUFFERED"
+    assert config["Cors"] == {"AllowOrigins": ["https://app.example"], "AllowMethods": ["GET", "POST"],
+                              "AllowHeaders": ["content-type", "x-custom"], "ExposeHeaders": ["x-request-id"],
+                              "MaxAge": 300, "AllowCredentials": True}
+    # cleared fields are cleared: an update replaces Cors as a whole, as on AWS
+    page.get_by_label("CORS allowed methods").fill("")
+    page.get_by_label("CORS allow credentials").uncheck()
+    page.get_by_role("button", name="Save URL settings").click()
+    page.wait_for_function("() => !document.querySelector('#url-credentials')?.checked")
+    wait_until(lambda: "AllowMethods" not in lambda_client.get_function_url_config(FunctionName=name)["Cors"],
+               what="the methods to be cleared")
+    assert lambda_client.get_function_url_config(FunctionName=name)["Cors"].get("AllowCredentials") in (None, False)

@@ -461,6 +461,39 @@ function rerender(panel, tab, ...args) {
   return async () => { panel.replaceChildren(); await tab(panel, ...args); };
 }
 
+function urlSettings(url) {
+  // The URL's auth type, invoke mode and whole CORS configuration, as CreateFunctionUrlConfig and
+  // UpdateFunctionUrlConfig take them (an update replaces Cors as a whole, as on AWS).
+  const cors = (url && url.Cors) || {};
+  const list = (values) => (values || []).join(", ");
+  const split = (input) => input.value.split(",").map((v) => v.trim()).filter(Boolean);
+  const auth = el("select", {}, ["NONE", "AWS_IAM"].map((a) => el("option", { value: a }, a)));
+  const mode = el("select", {}, ["BUFFERED", "RESPONSE_STREAM"].map((m) => el("option", { value: m }, m)));
+  auth.value = (url && url.AuthType) || "NONE";
+  mode.value = (url && url.InvokeMode) || "BUFFERED";
+  const origins = el("input", { type: "text", value: list(cors.AllowOrigins), placeholder: "https://example.com, https://other.example" });
+  const methods = el("input", { type: "text", value: list(cors.AllowMethods), placeholder: "GET, POST (or *)" });
+  const headers = el("input", { type: "text", value: list(cors.AllowHeaders), placeholder: "content-type, x-custom" });
+  const expose = el("input", { type: "text", value: list(cors.ExposeHeaders), placeholder: "x-request-id" });
+  const maxAge = el("input", { type: "number", min: "0", max: "86400", value: cors.MaxAge ?? "" });
+  const credentials = el("input", { type: "checkbox" });
+  credentials.checked = Boolean(cors.AllowCredentials);
+  const fields = [field("Auth type", auth, "url-auth"), field("Invoke mode", mode, "url-mode"),
+    field("CORS allowed origins (comma-separated)", origins, "url-origins"),
+    field("CORS allowed methods", methods, "url-methods"), field("CORS allowed headers", headers, "url-headers"),
+    field("CORS exposed headers", expose, "url-expose"), field("CORS max age (seconds)", maxAge, "url-max-age"),
+    field("CORS allow credentials", credentials, "url-credentials")];
+  const body = () => {
+    const wanted = { AllowOrigins: split(origins), AllowMethods: split(methods), AllowHeaders: split(headers),
+      ExposeHeaders: split(expose) };
+    const corsBody = Object.fromEntries(Object.entries(wanted).filter(([, v]) => v.length));
+    if (maxAge.value !== "") corsBody.MaxAge = Number(maxAge.value);
+    if (credentials.checked) corsBody.AllowCredentials = true;
+    return { AuthType: auth.value, InvokeMode: mode.value, Cors: corsBody };
+  };
+  return { fields, body };
+}
+
 async function urlTab(panel, name) {
   const path = `/2021-10-31/functions/${encodeURIComponent(name)}/url`;
   const url = await optional(path);
@@ -472,16 +505,15 @@ async function urlTab(panel, name) {
     } catch (e) { status.replaceChildren(el("span", { class: "error" }, String(e))); }
   };
   panel.append(el("h2", {}, "Function URL"));
+  const settings = urlSettings(url);
   if (!url) {
-    const auth = el("select", {}, ["NONE", "AWS_IAM"].map((a) => el("option", { value: a }, a)));
-    const origins = el("input", { type: "text", placeholder: "https://example.com, https://other.example" });
     const create = el("button", {}, "Create function URL");
     create.addEventListener("click", () => {
-      const allow = origins.value.split(",").map((o) => o.trim()).filter(Boolean);
-      act("POST", { AuthType: auth.value, ...(allow.length ? { Cors: { AllowOrigins: allow } } : {}) })();
+      const body = settings.body();
+      if (!Object.keys(body.Cors).length) delete body.Cors;  // no CORS configuration at all
+      act("POST", body)();
     });
-    panel.append(el("p", { class: "muted" }, "This function has no URL."), field("Auth type", auth, "url-auth"),
-      field("CORS allowed origins (comma-separated, optional)", origins, "url-origins"), create, status);
+    panel.append(el("p", { class: "muted" }, "This function has no URL."), ...settings.fields, create, status);
     return;
   }
   const copy = el("button", { class: "secondary" }, "Copy URL");
@@ -493,9 +525,13 @@ async function urlTab(panel, name) {
   });
   const remove = el("button", { class: "danger" }, "Delete function URL");
   remove.addEventListener("click", () => { if (confirm("Delete the function URL?")) act("DELETE")(); });
+  const save = el("button", {}, "Save URL settings");
+  save.addEventListener("click", () => act("PUT", settings.body())());
   panel.append(definitions([["URL", el("a", { href: url.FunctionUrl, target: "_blank", rel: "noopener noreferrer", id: "function-url" }, url.FunctionUrl)],
     ["Auth type", url.AuthType], ["Invoke mode", url.InvokeMode || "BUFFERED"],
-    ["CORS allowed origins", ((url.Cors || {}).AllowOrigins || []).join(", ")], ["Created", url.CreationTime]]), copy, remove, status);
+    ["CORS allowed origins", ((url.Cors || {}).AllowOrigins || []).join(", ")], ["Created", url.CreationTime],
+    ["Last modified", url.LastModifiedTime]]),
+    copy, remove, el("h3", {}, "Settings"), ...settings.fields, save, status);
 }
 
 async function concurrencyTab(panel, name) {
