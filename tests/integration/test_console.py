@@ -427,3 +427,47 @@ def test_a_urls_auth_type_invoke_mode_and_whole_cors_configuration_are_edited(se
     wait_until(lambda: "AllowMethods" not in lambda_client.get_function_url_config(FunctionName=name)["Cors"],
                what="the methods to be cleared")
     assert lambda_client.get_function_url_config(FunctionName=name)["Cors"].get("AllowCredentials") in (None, False)
+
+
+def test_a_mapping_is_added_with_its_filters_batching_window_and_item_failures(tmp_path, moto, page):
+    """An SQS mapping made in the console carries what the form says, and its filter applies."""
+    sqs = moto.client("sqs")
+    queue = f"console-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    with running(Server(tmp_path / "data", extra_env={"AWS_ENDPOINT_URL": moto.url})) as srv:
+        lam = srv.client()
+        name = "mapped"
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler", Code={
+            "ZipFile": make_zip({"app.py": "def handler(event, context):\n"
+                                           "    print('got', [r['body'] for r in event['Records']])\n"
+                                           "    return {'batchItemFailures': []}\n"})})
+        lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        page.goto(f"{srv.url}/console/#/functions/{name}/triggers")
+        page.get_by_label("Event source ARN").fill(f"arn:aws:sqs:us-east-1:123456789012:{queue}")
+        page.get_by_label("Batch size").fill("5")
+        page.get_by_label("Batching window (seconds)").fill("1")
+        page.get_by_label("Filter patterns (one JSON pattern per line)").fill('{"body": {"kind": ["order"]}}')
+        page.get_by_label("Report batch item failures").check()
+        page.get_by_role("button", name="Add event source mapping").click()
+        page.get_by_role("row").filter(has_text=queue).filter(has_text='{"body": {"kind": ["order"]}}').wait_for()
+        mapping = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"][0]
+        assert mapping["BatchSize"] == 5 and mapping["MaximumBatchingWindowInSeconds"] == 1
+        assert mapping["FilterCriteria"] == {"Filters": [{"Pattern": '{"body": {"kind": ["order"]}}'}]}
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": "refund"}))  # filtered out
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": "order"}))
+        logs = srv.client("logs")
+        wait_until(lambda: any('"kind": "order"' in e["message"] for e in logs.filter_log_events(
+            logGroupName=f"/aws/lambda/{name}").get("events", [])) if _has_group(logs, name) else False,
+            timeout=60, interval=0.5, what="the matching message to reach the function")
+        def drained() -> bool:  # both taken off the queue: the refund dropped by the filter, as Lambda drops it
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            return attributes["ApproximateNumberOfMessages"] == "0" == attributes["ApproximateNumberOfMessagesNotVisible"]
+
+        wait_until(drained, timeout=60, interval=0.5, what="the queue to be drained")
+        messages = [e["message"] for e in logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]]
+        assert not any("refund" in m for m in messages)
+
+
+def _has_group(logs, name: str) -> bool:
+    return bool(logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"])

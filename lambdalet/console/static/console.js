@@ -616,12 +616,20 @@ async function triggersTab(panel, name) {
         await rerender(panel, triggersTab, name)();
       } catch (e) { status.replaceChildren(el("span", { class: "error" }, String(e))); }
     });
+    const filters = ((m.FilterCriteria || {}).Filters || []).map((f) => f.Pattern).join("\n");
     return el("tr", {}, el("td", {}, m.EventSourceArn || ""), el("td", {}, m.State), el("td", {}, String(m.BatchSize ?? "")),
+      el("td", {}, String(m.MaximumBatchingWindowInSeconds ?? "")), el("td", {}, el("code", {}, filters)),
       el("td", {}, m.LastProcessingResult || ""), el("td", {}, m.UUID), el("td", {}, toggle));
   });
   const source = el("input", { type: "text", autocomplete: "off", placeholder: "arn:aws:sqs:…, arn:aws:kinesis:… or a DynamoDB stream ARN" });
   const batch = el("input", { type: "number", min: 1, max: 10000, placeholder: "(the source's default)" });
   const position = el("select", {}, ["", "TRIM_HORIZON", "LATEST"].map((p) => el("option", { value: p }, p || "(none: SQS)")));
+  const window_ = el("input", { type: "number", min: 0, max: 300, placeholder: "(the source's default)" });
+  const filters = el("textarea", { rows: 3, spellcheck: "false", placeholder: '{"body": {"kind": ["order"]}}' });
+  const itemFailures = el("input", { type: "checkbox" });
+  const onFailure = el("input", { type: "text", autocomplete: "off", placeholder: "arn:aws:sqs:… (streams)" });
+  const retries = el("input", { type: "number", min: -1, max: 10000, placeholder: "(streams: -1, forever)" });
+  const bisect = el("input", { type: "checkbox" });
   const create = el("button", {}, "Add event source mapping");
   const createStatus = el("div", { role: "status" });
   create.addEventListener("click", async () => {
@@ -629,6 +637,14 @@ async function triggersTab(panel, name) {
     const body = { FunctionName: name, EventSourceArn: source.value.trim() };
     if (batch.value) body.BatchSize = Number(batch.value);
     if (position.value) body.StartingPosition = position.value;
+    if (window_.value) body.MaximumBatchingWindowInSeconds = Number(window_.value);
+    // one pattern per line, each sent as Lambda takes it: a JSON text the server checks
+    const patterns = filters.value.split("\n").map((line) => line.trim()).filter(Boolean);
+    if (patterns.length) body.FilterCriteria = { Filters: patterns.map((pattern) => ({ Pattern: pattern })) };
+    if (itemFailures.checked) body.FunctionResponseTypes = ["ReportBatchItemFailures"];
+    if (onFailure.value.trim()) body.DestinationConfig = { OnFailure: { Destination: onFailure.value.trim() } };
+    if (retries.value) body.MaximumRetryAttempts = Number(retries.value);
+    if (bisect.checked) body.BisectBatchOnFunctionError = true;
     try {
       await api("POST", "/2015-03-31/event-source-mappings", body);
       await rerender(panel, triggersTab, name)();
@@ -648,10 +664,17 @@ async function triggersTab(panel, name) {
   const scheduleRows = schedules.map((item) => el("tr", {}, el("td", {}, item.Name), el("td", {}, item.GroupName),
     el("td", {}, item.State), el("td", {}, item.Target.Arn)));
   panel.append(el("h2", {}, "Event source mappings"),
-    el("table", {}, el("thead", {}, el("tr", {}, ["Source", "State", "Batch size", "Last result", "UUID", ""].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No event source mapping.")))), status,
+    el("table", {}, el("thead", {}, el("tr", {}, ["Source", "State", "Batch size", "Batching window", "Filters", "Last result",
+      "UUID", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No event source mapping.")))), status,
     field("Event source ARN", source, "mapping-source"), field("Batch size", batch, "mapping-batch"),
-    field("Starting position (streams)", position, "mapping-position"), create, createStatus,
+    field("Starting position (streams)", position, "mapping-position"),
+    field("Batching window (seconds)", window_, "mapping-window"),
+    field("Filter patterns (one JSON pattern per line)", filters, "mapping-filters"),
+    field("Report batch item failures", itemFailures, "mapping-item-failures"),
+    field("On-failure destination ARN (streams)", onFailure, "mapping-on-failure"),
+    field("Maximum retry attempts (streams)", retries, "mapping-retries"),
+    field("Split the batch on a function error (streams)", bisect, "mapping-bisect"), create, createStatus,
     el("h2", {}, "Schedules"),
     el("table", {}, el("thead", {}, el("tr", {}, ["Schedule", "Group", "State", "Target"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, scheduleRows.length ? scheduleRows : el("tr", {}, el("td", { colspan: 4, class: "muted" },
