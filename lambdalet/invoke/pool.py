@@ -122,12 +122,16 @@ class WarmPool:
         for env in self._all:
             env.provisioned = False
 
+    def _refill(self) -> None:
+        """Bring provisioned concurrency back to its target, unless a fill is running already."""
+        provisioning = self.provisioning
+        if provisioning is not None and not self.retired and (provisioning.task is None or provisioning.task.done()):
+            provisioning.task = asyncio.get_running_loop().create_task(self._fill(provisioning))
+
     def release(self, env: Environment) -> None:
         if env.state is not EnvState.BUSY:
-            provisioning = self.provisioning
-            if env.provisioned and provisioning is not None and not self.retired and (
-                    provisioning.task is None or provisioning.task.done()):
-                provisioning.task = asyncio.get_running_loop().create_task(self._fill(provisioning))
+            if env.provisioned:
+                self._refill()
             return  # timed out, crashed or stopping: it cleans itself up (a provisioned one is replaced)
         if self.retired or (env.retire_at is not None and time.monotonic() >= env.retire_at):
             self._stop_idle(env)
@@ -149,9 +153,8 @@ class WarmPool:
             for env in [env for env in idle if env.retire_at is not None and now >= env.retire_at]:
                 idle.remove(env)
                 self._stop_idle(env)
-                if env.provisioned and self.provisioning is not None and (
-                        self.provisioning.task is None or self.provisioning.task.done()):
-                    self.provisioning.task = asyncio.get_running_loop().create_task(self._fill(self.provisioning))
+                if env.provisioned:
+                    self._refill()
 
     def _stop_idle(self, env: Environment) -> None:
         """Stop an idle environment (reaped or retired: its extensions get SHUTDOWN); its memory
