@@ -18,7 +18,6 @@ Compiled resource policies are kept by their RevisionId, so the invoke path pars
 from __future__ import annotations
 
 import json
-import time
 from typing import Callable, Iterator, Mapping
 
 from aiohttp import web
@@ -33,7 +32,9 @@ from lambdalet.api.permissions import BODY_NEEDED, EVENT_SOURCE_MAPPING, Permiss
 from lambdalet.auth.identities import Caller
 from lambdalet.errors import AccessDeniedException
 from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
-from lambdalet.iam.evaluation import AuthorizationRequest, Decision, Principal, access_denied_message, authorize
+from lambdalet.iam.evaluation import (
+    AuthorizationRequest, Decision, Principal, access_denied_message, authorize, request_context,
+)
 from lambdalet.model import Arns
 from lambdalet.policies import policy_document
 
@@ -86,29 +87,20 @@ class LazyContext(Mapping[str, object]):
         return len(self._built())
 
 
-def condition_context(request: web.Request, who: Caller, permission: Permission) -> dict[str, object]:
-    """The global condition keys of a request (lower-cased), beside its Lambda ones."""
-    now = time.time()
-    context: dict[str, object] = {
-        "aws:principalarn": who.role_arn or who.arn, "aws:principalaccount": who.account_id,
-        "aws:principaltype": {"root": "Account", "user": "User", "assumed-role": "AssumedRole"}[who.kind],
-        "aws:userid": who.user_id, "aws:currenttime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "aws:epochtime": str(int(now)), "aws:securetransport": "true" if request.secure else "false",
-        "aws:requestedregion": services(request).arns.region, "aws:resourceaccount": permission.resource_account,
-    }
-    if who.kind == "user":
-        context["aws:username"] = who.name
+def condition_context(request: web.Request, permission: Permission) -> dict[str, object]:
+    """The request's global condition keys beside its Lambda ones (the principal's own keys,
+    aws:PrincipalArn and the like, the evaluation derives from the Principal)."""
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-    if isinstance(peer, tuple) and peer:
-        context["aws:sourceip"] = peer[0]
-    context.update(permission.context)
-    return context
+    return request_context(source_ip=peer[0] if isinstance(peer, tuple) and peer else None,
+                           secure_transport=request.secure,
+                           **{"aws:RequestedRegion": services(request).arns.region,
+                              "aws:ResourceAccount": permission.resource_account}, **permission.context)
 
 
 def decide(request: web.Request, who: Caller, permission: Permission, identity_policies: tuple[Policy, ...],
            resource_policy: Policy | None) -> tuple[Decision, AuthorizationRequest]:
     ask = AuthorizationRequest(who.principal, permission.action, permission.resource, permission.resource_account,
-                               LazyContext(lambda: condition_context(request, who, permission)))
+                               LazyContext(lambda: condition_context(request, permission)))
     return authorize(ask, identity_policies, resource_policy), ask
 
 
