@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
-from functools import lru_cache
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -31,11 +30,11 @@ from lambdalet.api.authorization import decide
 from lambdalet.api.common import read_body, services
 from lambdalet.api.permissions import Permission
 from lambdalet.api.query_protocol import STS_VERSION, error_response, result_response
+from lambdalet.auth.identities import parse_role_arn, trust_policy
 from lambdalet.auth.sessions import DEFAULT_DURATION_S, MIN_DURATION_S
-from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
+from lambdalet.iam.documents import Policy, PolicyKind, compile_policy
 from lambdalet.iam.evaluation import AuthorizationRequest, authorize
 
-ROLE_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})$")
 SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 CHAINED_MAX_S = 3600
 UNSUPPORTED = {"Policy": "session policies", "PolicyArns.member.1": "session policies",
@@ -43,14 +42,13 @@ UNSUPPORTED = {"Policy": "session policies", "PolicyArns.member.1": "session pol
                "SerialNumber": "MFA", "TokenCode": "MFA", "ProvidedContexts.member.1.ProviderArn": "provided contexts"}
 
 
-async def dispatch(request: web.Request, form: dict[str, str] | None = None) -> web.StreamResponse:
-    if form is None:
-        try:
-            form = dict(parse_qsl((await read_body(request)).decode("utf-8", "replace"), keep_blank_values=True))
-        except TimeoutError:
-            response = error_response(408, "RequestTimeout", "The request body was not received in time.")
-            response.force_close()
-            return response
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    try:
+        form = dict(parse_qsl((await read_body(request)).decode("utf-8", "replace"), keep_blank_values=True))
+    except TimeoutError:
+        response = error_response(408, "RequestTimeout", "The request body was not received in time.")
+        response.force_close()
+        return response
     action, version = form.get("Action", ""), form.get("Version", "")
     if version == STS_VERSION and action == "GetCallerIdentity":
         return get_caller_identity(request)
@@ -70,14 +68,6 @@ def get_caller_identity(request: web.Request) -> web.Response:
 
 def _validation(message: str) -> web.Response:
     return error_response(400, "ValidationError", message)
-
-
-@lru_cache(maxsize=1024)
-def _trust_policy(document: str) -> Policy | None:
-    try:
-        return compile_policy(document, PolicyKind.TRUST)
-    except MalformedPolicy:
-        return None  # stored before a stricter check: it trusts no one
 
 
 #: Every action on every resource: the identity side when asking what a trust policy alone says.
@@ -119,8 +109,8 @@ async def assume_role(request: web.Request, form: dict[str, str]) -> web.Respons
                            f"constraint: Member must have value greater than or equal to {MIN_DURATION_S}")
     who = caller(request)
     account = who.account_id if who else svc.arns.account
-    match = ROLE_ARN.match(role_arn)
-    role = await svc.identities.role(match.group(1), match.group(2)) if match else None
+    found = parse_role_arn(role_arn)
+    role = await svc.identities.role(*found) if found else None
     if role is not None and role.arn != role_arn:  # same name, another path: not this role
         role = None
     if who is not None:
@@ -131,8 +121,8 @@ async def assume_role(request: web.Request, form: dict[str, str]) -> web.Respons
             context["sts:externalid"] = form["ExternalId"]
         if "SourceIdentity" in form:
             context["sts:sourceidentity"] = form["SourceIdentity"]
-        permission = Permission("sts:AssumeRole", role_arn, match.group(1) if match else account, context)
-        trust = _trust_policy(role.assume_role_policy_document) if role is not None else None
+        permission = Permission("sts:AssumeRole", role_arn, found[0] if found else account, context)
+        trust = trust_policy(role.assume_role_policy_document) if role is not None else None
         policies = await svc.identities.identity_policies(who)
         decision, ask = decide(request, who, permission, policies, trust)
         if role is None or trust is None or not decision.allowed or not _trusts(ask, trust):
@@ -142,14 +132,13 @@ async def assume_role(request: web.Request, form: dict[str, str]) -> web.Respons
     elif role is None:
         return error_response(403, "AccessDenied", f"User: arn:aws:iam::{account}:root is not authorized to perform: "
                                                    f"sts:AssumeRole on resource: {role_arn}")
-    limit = CHAINED_MAX_S if who is not None and who.kind == "assumed-role" else role.max_session_duration
-    if duration > limit:
-        return _validation("The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-                           if limit != CHAINED_MAX_S or who is None or who.kind != "assumed-role" else
-                           "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role "
-                           "chaining.")
-    assert match is not None
-    credentials = svc.minter.mint(match.group(1), role.arn, role.role_id, session_name, duration)
+    chained = who is not None and who.kind == "assumed-role"
+    if duration > (CHAINED_MAX_S if chained else role.max_session_duration):
+        return _validation("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role "
+                           "chaining." if chained else
+                           "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+    assert found is not None
+    credentials = svc.minter.mint(found[0], role.arn, role.role_id, session_name, duration)
     session = credentials.session
     expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.expires_at))
     return result_response("AssumeRole", (

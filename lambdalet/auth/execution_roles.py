@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import lru_cache
 from typing import Any
 
-from lambdalet.auth.identities import Identities
+from lambdalet.auth.identities import Identities, parse_role_arn, trust_policy
 from lambdalet.auth.sessions import SessionMinter
 from lambdalet.auth.upstream_roles import REFRESH_BEFORE_S as UPSTREAM_REFRESH_BEFORE_S
 from lambdalet.auth.upstream_roles import UpstreamRoles
 from lambdalet.errors import InvalidParameterValueException
-from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
 from lambdalet.iam.evaluation import AuthorizationRequest, Principal, authorize
 from lambdalet.invoke.env_vars import PASSTHROUGH_NAMES
 
@@ -44,22 +42,6 @@ ENDPOINT_SERVICES = ("LAMBDA", "STS", "IAM", "LOGS")
 CANNOT_ASSUME = "The role defined for the function cannot be assumed by Lambda."
 #: An environment started without upstream credentials (STS refused): replaced this soon, to try again.
 UPSTREAM_RETRY_S = 60
-
-
-@lru_cache(maxsize=1024)
-def _trust(document: str) -> Policy | None:
-    try:
-        return compile_policy(document, PolicyKind.TRUST)
-    except MalformedPolicy:
-        return None
-
-
-def role_name(role_arn: str) -> tuple[str, str] | None:
-    """(account, name) of a role ARN, or None."""
-    parts = role_arn.split(":", 5)
-    if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
-        return None
-    return parts[4], parts[5].rsplit("/", 1)[-1]
 
 
 class ExecutionRoles:
@@ -77,9 +59,9 @@ class ExecutionRoles:
 
     async def check(self, role_arn: str, account: str) -> None:
         """Refuse a Role that is not a role of `account` Lambda may assume."""
-        found = role_name(role_arn)
+        found = parse_role_arn(role_arn)
         role = await self._identities.role(*found) if found is not None and found[0] == account else None
-        trust = _trust(role.assume_role_policy_document) if role is not None and role.arn == role_arn else None
+        trust = trust_policy(role.assume_role_policy_document) if role is not None and role.arn == role_arn else None
         if trust is None or not authorize(AuthorizationRequest(LAMBDA_SERVICE, "sts:AssumeRole", role_arn, account),
                                           (), trust).allowed:
             raise InvalidParameterValueException(CANNOT_ASSUME)
@@ -89,7 +71,7 @@ class ExecutionRoles:
         env = dict(self._base)
         if self.upstream is not None:
             return env, self._upstream_credentials(env, function_name, role_arn)
-        found = role_name(role_arn)
+        found = parse_role_arn(role_arn)
         role = self._identities.cached_role(*found) if found is not None else None
         if role is not None:  # a role deleted since: the environment gets no credentials at all
             credentials = self._minter.mint(found[0], role.arn, role.role_id, function_name,  # type: ignore[index]

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from lambdalet.iam.documents import MalformedPolicy, Policy, PolicyKind, compile_policy
 from lambdalet.iam.evaluation import Principal
 
 log = logging.getLogger(__name__)
+#: A role's ARN: its account, an optional path, and its name.
+ROLE_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})$")
 #: Access keys remembered at once, found or not (a caller trying random keys cannot grow it further).
 MAX_CACHED_KEYS = 10_000
 
@@ -119,6 +122,22 @@ class Identities:
             except Exception:  # a database hiccup: try again next time
                 log.exception("reading IAM's generation failed")
             await asyncio.sleep(self._poll_interval)
+
+
+def parse_role_arn(role_arn: str) -> tuple[str, str] | None:
+    """(account, name) of a role's ARN, or None for anything else."""
+    match = ROLE_ARN.match(role_arn)
+    return (match.group(1), match.group(2)) if match else None
+
+
+@lru_cache(maxsize=1024)
+def trust_policy(document: str) -> Policy | None:
+    """A role's trust policy, compiled once; None for one stored before a stricter check, which
+    trusts no one."""
+    try:
+        return compile_policy(document, PolicyKind.TRUST)
+    except MalformedPolicy:
+        return None
 
 
 def _compiled(documents: list[str]) -> list[Policy]:
