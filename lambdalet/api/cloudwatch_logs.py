@@ -41,6 +41,7 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_EVENTS = 10_000
 MAX_RESPONSE_BYTES = 1_048_576
 GROUP_NAME = re.compile(r"^[\.\-_/#A-Za-z0-9]{1,512}$")
+GROUP_ARN = re.compile(r"^arn:[^:]+:logs:[^:]*:[^:]*:log-group:(.+?)(?::\*)?$")
 
 
 class LogsError(Exception):
@@ -63,20 +64,28 @@ def access_denied(message: str) -> web.Response:
     return _response({"__type": "AccessDeniedException", "message": message}, 400)
 
 
+def group_of(identifier: str) -> str:
+    """The group a logGroupIdentifier names: a name, or a log group ARN (with or without `:*`)."""
+    match = GROUP_ARN.match(identifier)
+    return match.group(1) if match else identifier
+
+
+def group_arn(region: str, account: str, group: str, stream: str | None = None) -> str:
+    base = f"arn:aws:logs:{region}:{account}:log-group:{group}"
+    return f"{base}:log-stream:{stream}" if stream is not None else base
+
+
 def required_permission(operation: str, body: dict[str, Any], region: str, account: str) -> Permission:
     """`logs:<Operation>` on the log group it names (`…:log-group:NAME:*`, the ARN DescribeLogGroups
     shows and basic execution roles name), a stream for GetLogEvents, every group for
     DescribeLogGroups."""
-    base = f"arn:aws:logs:{region}:{account}:log-group:"
     name = body.get("logGroupName") or body.get("logGroupIdentifier")
-    if isinstance(name, str) and name.startswith("arn:"):
-        name = re.sub(r"^arn:[^:]+:logs:[^:]*:[^:]*:log-group:(.+?)(?::\*)?$", r"\1", name)
     if operation == "DescribeLogGroups" or not isinstance(name, str) or not name:
-        return Permission(f"logs:{operation}", base + "*", account)
+        return Permission(f"logs:{operation}", group_arn(region, account, "*"), account)
     stream = body.get("logStreamName")
     if operation == "GetLogEvents" and isinstance(stream, str):
-        return Permission(f"logs:{operation}", f"{base}{name}:log-stream:{stream}", account)
-    return Permission(f"logs:{operation}", f"{base}{name}:*", account)
+        return Permission(f"logs:{operation}", group_arn(region, account, group_of(name), stream), account)
+    return Permission(f"logs:{operation}", group_arn(region, account, group_of(name)) + ":*", account)
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -162,8 +171,7 @@ class Call:
         if name and identifier:
             raise invalid("LogGroup name and LogGroup ARN are mutually exclusive parameters.")
         if identifier:
-            match = re.match(r"^arn:[^:]+:logs:[^:]*:[^:]*:log-group:(.+?)(?::\*)?$", identifier)
-            name = match.group(1) if match else identifier
+            name = group_of(identifier)
         if not name:
             raise invalid("Either logGroupName or logGroupIdentifier must be specified.")
         if not GROUP_NAME.match(name):
@@ -172,9 +180,7 @@ class Call:
         return name
 
     def arn(self, group: str, stream: str | None = None) -> str:
-        arns = self.svc.arns
-        base = f"arn:aws:logs:{arns.region}:{arns.account}:log-group:{group}"
-        return f"{base}:log-stream:{stream}" if stream is not None else base
+        return group_arn(self.svc.arns.region, self.svc.arns.account, group, stream)
 
 
 def _encode_token(value: Any) -> str:
