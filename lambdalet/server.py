@@ -40,7 +40,7 @@ from lambdalet.api import url_requests
 from lambdalet.api.url_listeners import UrlListeners
 from lambdalet.api import versions as versions_api
 from lambdalet.api.authentication import Authenticator, accounts_for, authenticate
-from lambdalet.api.authorization import ResourcePolicies, authorize_requests
+from lambdalet.api.authorization import Decisions, ResourcePolicies, authorize_requests
 from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_cross_origin, refuse_functions
 from lambdalet.api.common import SERVICES, json_response, read_body
 from lambdalet.api.errors import lambda_errors
@@ -151,6 +151,8 @@ class Services:
     execution_roles: ExecutionRoles | None = None
     #: Compiled resource policies, by revision (api/authorization.py).
     resource_policies: ResourcePolicies = field(default_factory=ResourcePolicies)
+    #: Allowances that read no condition key, by the policies they were decided under (api/authorization.py).
+    decisions: Decisions = field(default_factory=Decisions)
     identity_follower: "asyncio.Task[None] | None" = None
     #: This server's row among the nodes sharing its database (nodes.py).
     nodes: NodeRegistry | None = None

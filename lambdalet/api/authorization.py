@@ -43,6 +43,8 @@ LAMBDA_PREFIX = "/20"  # every Lambda API path starts with its version date
 ANONYMOUS = Principal(arn="", account="")
 #: Compiled resource policies kept at once (by function, qualifier and RevisionIds).
 MAX_CACHED_POLICIES = 4096
+#: Remembered allowances (Decisions) and body-less requests' permissions.
+MAX_CACHED_DECISIONS = 4096
 
 
 class ResourcePolicies:
@@ -62,6 +64,31 @@ class ResourcePolicies:
             self._compiled.clear()
         self._compiled[key] = policy
         return policy
+
+
+class Decisions:
+    """Allowances that read no condition key, by principal, action and resource, each with the
+    identity and resource policies it was decided under: the invoke path asks the same question
+    again and again, and the answer holds while those compiled policies are the ones in force
+    (an IAM change or a new policy revision compiles new ones, so a stale entry cannot match)."""
+
+    def __init__(self) -> None:
+        self._allowed: dict[tuple[str, str, str, str, str], tuple[tuple[Policy, ...], Policy | None]] = {}
+
+    @staticmethod
+    def _key(who: Caller, permission: Permission) -> tuple[str, str, str, str, str]:
+        return who.arn, who.user_id, permission.action, permission.resource, permission.resource_account
+
+    def allowed(self, who: Caller, permission: Permission, identity_policies: tuple[Policy, ...],
+                resource_policy: Policy | None) -> bool:
+        found = self._allowed.get(self._key(who, permission))
+        return found is not None and found[0] is identity_policies and found[1] is resource_policy
+
+    def remember(self, who: Caller, permission: Permission, identity_policies: tuple[Policy, ...],
+                 resource_policy: Policy | None) -> None:
+        if len(self._allowed) >= MAX_CACHED_DECISIONS:
+            self._allowed.clear()
+        self._allowed[self._key(who, permission)] = (identity_policies, resource_policy)
 
 
 class LazyContext(Mapping[str, object]):
@@ -142,10 +169,47 @@ async def require(request: web.Request, permission: Permission, resource_policy:
                            else layer_policy(request, permission.layer))
     if resource_policy is None and who.kind == "root" and permission.resource_account == who.account_id:
         return  # a root in its own account, and no resource policy that could deny it: what evaluation answers
-    policies = await services(request).identities.identity_policies(who)
+    svc = services(request)
+    policies = await svc.identities.identity_policies(who)
+    decisions: Decisions = svc.decisions
+    if decisions.allowed(who, permission, policies, resource_policy):
+        return
     decision, ask = decide(request, who, permission, policies, resource_policy)
     if not decision.allowed:
         raise AccessDeniedException(access_denied_message(ask, decision))
+    if not ask.context_read:
+        decisions.remember(who, permission, policies, resource_policy)
+
+
+async def _lambda_request_permission(request: web.Request) -> tuple[str, Permission] | None:
+    """The Lambda operation a request calls and the permission it needs. For an operation that
+    reads neither its body nor a mapping, that follows from the method, the path with its query
+    and the caller's account alone, and is remembered: Invoke's is worked out once per function."""
+    who = caller(request)
+    assert who is not None
+    key = (request.method, request.raw_path, who.account_id, services(request).arns.region)
+    known = _PERMISSIONS.get(key)
+    if known is not None:
+        return known
+    found = operation_and_params(request)
+    if found is None:
+        return None
+    operation, params = found
+    svc = services(request)
+    body = await lambda_body(request) if operation in BODY_NEEDED else None
+    mapping_function = await _mapping_function_arn(request, params) if operation in EVENT_SOURCE_MAPPING else None
+    # a bare name is the caller's own account's: for another account of the accounts file, not this server's
+    arns = svc.arns if who.account_id == svc.arns.account else Arns(who.account_id, svc.arns.region)
+    answer = operation, lambda_permission(operation, params, request.query, body, arns, mapping_function)
+    if body is None and operation not in EVENT_SOURCE_MAPPING:
+        if len(_PERMISSIONS) >= MAX_CACHED_DECISIONS:
+            _PERMISSIONS.clear()
+        _PERMISSIONS[key] = answer
+    return answer
+
+
+#: Body-less requests' permissions by method, path with query, caller's account and server's region.
+_PERMISSIONS: dict[tuple[str, str, str, str], tuple[str, Permission]] = {}
 
 
 async def _mapping_function_arn(request: web.Request, params: Mapping[str, str]) -> str | None:
@@ -187,18 +251,12 @@ async def authorize_requests(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     path = request.path
     if path.startswith(LAMBDA_PREFIX):
-        found = operation_and_params(request)
+        found = await _lambda_request_permission(request)
         if found is not None:
-            operation, params = found
-            svc = services(request)
-            who = caller(request)
-            body = await lambda_body(request) if operation in BODY_NEEDED else None
-            mapping_function = await _mapping_function_arn(request, params) if operation in EVENT_SOURCE_MAPPING else None
-            # a bare name is the caller's own account's: for another account of the accounts file, not this server's
-            arns = svc.arns if who.account_id == svc.arns.account else Arns(who.account_id, svc.arns.region)
-            permission = lambda_permission(operation, params, request.query, body, arns, mapping_function)
-            if permission.resource_account != svc.arns.account:
-                return other_accounts.answer(operation, permission, svc.arns.account)
+            operation, permission = found
+            home = services(request).arns.account
+            if permission.resource_account != home:
+                return other_accounts.answer(operation, permission, home)
             await require(request, permission)
     elif path.startswith(SCHEDULER_PREFIXES):
         raw = await lambda_body(request) if request.method in ("POST", "PUT") else b""

@@ -141,6 +141,12 @@ class AuthorizationRequest:
         value = lowered.get(key)
         return self.principal.condition_keys.get(key) if value is None else value
 
+    @property
+    def context_read(self) -> bool:
+        """Whether a condition or policy variable read a condition key: a decision made without
+        reading one is the same for every request of this principal, action and resource."""
+        return "_lowered" in self.__dict__
+
 
 def _context_value(value: object) -> ContextValue:
     if isinstance(value, bool):

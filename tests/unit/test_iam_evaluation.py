@@ -311,3 +311,17 @@ def test_resource_policy_deny_with_a_condition():
     assert decide(BOB_B, [identity(allow())], policy, **{"aws:SecureTransport": True}).allowed
     assert decide(BOB_B, [identity(allow())], policy, **{"aws:SecureTransport": False}).outcome is EXPLICIT
     assert decide(BOB_B, [identity(allow())], policy).allowed  # Bool on an absent key is false: no deny
+
+
+def test_a_decision_says_whether_it_read_the_request_context():
+    """Authorisation remembers allowances that read no condition key (api/authorization.Decisions):
+    a condition or a policy variable must mark the request as having read its context."""
+    plain = AuthorizationRequest(ALICE, "lambda:InvokeFunction", FUNCTION, A, request_context(source_ip="10.0.0.1"))
+    assert authorize(plain, (identity(allow()),), None).allowed and not plain.context_read
+    conditioned = AuthorizationRequest(ALICE, "lambda:InvokeFunction", FUNCTION, A,
+                                       request_context(source_ip="10.0.0.1"))
+    ip = allow(Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
+    assert authorize(conditioned, (identity(ip),), None).allowed and conditioned.context_read
+    variable = AuthorizationRequest(ALICE, "lambda:InvokeFunction", FUNCTION, A, request_context())
+    named = allow(resource="arn:aws:lambda:us-east-1:*:function:${aws:username}*")
+    assert not authorize(variable, (identity(named),), None).allowed and variable.context_read
