@@ -469,5 +469,167 @@ def test_a_mapping_is_added_with_its_filters_batching_window_and_item_failures(t
         assert not any("refund" in m for m in messages)
 
 
+def test_a_stream_mappings_retries_bisect_destination_and_parallelization_are_changed(tmp_path, moto, page):
+    """A Kinesis mapping's form has the stream settings too, each filled with the mapping's value."""
+    stream = f"console-edit-{uuid.uuid4().hex[:8]}"
+    moto.client("kinesis").create_stream(StreamName=stream, ShardCount=1)
+    stream_arn = wait_until(lambda: (d := moto.client("kinesis").describe_stream(StreamName=stream)["StreamDescription"])
+                            ["StreamStatus"] == "ACTIVE" and d["StreamARN"], what="the stream to be active")
+    failures = moto.client("sqs").create_queue(QueueName=f"{stream}-failed")["QueueUrl"]
+    failures_arn = moto.client("sqs").get_queue_attributes(QueueUrl=failures, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    with running(Server(tmp_path / "data", extra_env={"AWS_ENDPOINT_URL": moto.url})) as srv:
+        lam = srv.client()
+        name = "streamed"
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler", Code={
+            "ZipFile": make_zip({"app.py": "def handler(event, context):\n    return None\n"})})
+        lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        page.goto(f"{srv.url}/console/#/functions/{name}/triggers")
+        page.get_by_label("Event source ARN").fill(stream_arn)
+        page.get_by_label("Starting position (streams)").select_option("TRIM_HORIZON")
+        page.get_by_label("Maximum retry attempts (streams)").fill("5")
+        page.get_by_role("button", name="Add event source mapping").click()
+        mapping_row = page.get_by_role("row").filter(has_text=stream_arn).filter(
+            has=page.get_by_role("button", name="Edit", exact=True))
+        mapping_row.get_by_role("button", name="Edit", exact=True).click()
+        form = page.get_by_role("form", name=f"Settings of the mapping from {stream_arn}")
+        expect(form.get_by_label("Batch size")).to_have_value("100")
+        expect(form.get_by_label("Maximum retry attempts")).to_have_value("5")
+        expect(form.get_by_label("Split the batch on a function error")).not_to_be_checked()
+        expect(form.get_by_label("On-failure destination ARN")).to_have_value("")
+        expect(form.get_by_label("Concurrent batches per shard (parallelization factor)")).to_have_value("1")
+        mapping_id = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"][0]["UUID"]
+
+        form.get_by_label("Concurrent batches per shard (parallelization factor)").fill("11")
+        form.get_by_role("button", name="Save mapping settings").click()
+        expect(page.locator(f"#mapping-{mapping_id}-parallelization-error")).to_contain_text("parallelizationFactor")
+        assert lam.get_event_source_mapping(UUID=mapping_id)["ParallelizationFactor"] == 1
+
+        form.get_by_label("Concurrent batches per shard (parallelization factor)").fill("2")
+        form.get_by_label("Maximum retry attempts").fill("2")
+        form.get_by_label("Split the batch on a function error").check()
+        form.get_by_label("On-failure destination ARN").fill(failures_arn)
+        form.get_by_role("button", name="Save mapping settings").click()
+        page.get_by_role("status").filter(has_text=f"Saved the settings of the mapping from {stream_arn}").wait_for()
+        got = lam.get_event_source_mapping(UUID=mapping_id)
+        assert (got["ParallelizationFactor"], got["MaximumRetryAttempts"],
+                got["BisectBatchOnFunctionError"]) == (2, 2, True)
+        assert got["DestinationConfig"] == {"OnFailure": {"Destination": failures_arn}}
+        assert got["BatchSize"] == 100
+
+        mapping_row.get_by_role("button", name="Edit", exact=True).click()
+        expect(form.get_by_label("On-failure destination ARN")).to_have_value(failures_arn)
+        form.get_by_label("On-failure destination ARN").fill("")
+        form.get_by_role("button", name="Save mapping settings").click()
+        wait_until(lambda: lam.get_event_source_mapping(UUID=mapping_id)["DestinationConfig"] == {"OnFailure": {}},
+                   what="the destination to be removed")
+
+
 def _has_group(logs, name: str) -> bool:
     return bool(logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"])
+
+
+def test_a_mappings_batch_size_and_filter_are_changed_in_its_edit_form(tmp_path, moto, page):
+    """The edit form starts from the mapping's settings, shows Lambda's refusal beside the field (and
+    changes nothing then), and what it saves is what the poller applies."""
+    sqs = moto.client("sqs")
+    queue = f"console-edit-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    arn = f"arn:aws:sqs:us-east-1:123456789012:{queue}"
+    old_filter, new_filter = '{"body": {"kind": ["order"]}}', '{"body": {"kind": ["refund"]}}'
+    with running(Server(tmp_path / "data", extra_env={"AWS_ENDPOINT_URL": moto.url})) as srv:
+        lam, logs = srv.client(), srv.client("logs")
+        name = "edited"
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler", Code={
+            "ZipFile": make_zip({"app.py": "def handler(event, context):\n"
+                                           "    print('got', [r['body'] for r in event['Records']])\n"})})
+        lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        page.goto(f"{srv.url}/console/#/functions/{name}/triggers")
+        page.get_by_label("Event source ARN").fill(arn)
+        page.get_by_label("Batch size").fill("5")
+        page.get_by_label("Batching window (seconds)").fill("1")
+        page.get_by_label("Filter patterns (one JSON pattern per line)").fill(old_filter)
+        page.get_by_label("Report batch item failures").check()
+        page.get_by_role("button", name="Add event source mapping").click()
+        mapping_row = page.get_by_role("row").filter(has_text=queue).filter(
+            has=page.get_by_role("button", name="Edit", exact=True))
+        mapping_row.filter(has_text=old_filter).wait_for()
+        created = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"][0]
+        mapping_id = created["UUID"]
+        sent: list[dict] = []  # the UpdateEventSourceMapping bodies: only what changed
+        page.on("request", lambda r: sent.append(json.loads(r.post_data or "{}"))
+                if r.method == "PUT" and "/event-source-mappings/" in r.url else None)
+
+        # the form opens on the mapping's own values; SQS has no stream settings to offer
+        mapping_row.get_by_role("button", name="Edit", exact=True).click()
+        form = page.get_by_role("form", name=f"Settings of the mapping from {arn}")
+        expect(form.get_by_label("Batch size")).to_have_value("5")
+        expect(form.get_by_label("Batching window (seconds)")).to_have_value("1")
+        expect(form.get_by_label("Filter patterns (one JSON pattern per line)")).to_have_value(old_filter)
+        expect(form.get_by_label("Report batch item failures")).to_be_checked()
+        assert form.get_by_label("Maximum retry attempts").count() == 0
+
+        # out of range: Lambda's own message beside the field, and the mapping as it was
+        for refused, words in (("20000", "less than or equal to 10000"), ("0", "greater than or equal to 1")):
+            form.get_by_label("Batch size").fill(refused)
+            if refused == "0":
+                form.get_by_label("Batch size").press("Enter")  # the keyboard submits the form
+            else:
+                form.get_by_role("button", name="Save mapping settings").click()
+            beside = page.locator(f"#mapping-{mapping_id}-batch-error")
+            expect(beside).to_contain_text("ValidationException")
+            expect(beside).to_contain_text(f"Value '{refused}' at 'batchSize'")
+            expect(beside).to_contain_text(words)
+        form.get_by_label("Batch size").fill("5")  # as it was: not sent
+        form.get_by_label("Filter patterns (one JSON pattern per line)").fill('{"body": not json')
+        form.get_by_role("button", name="Save mapping settings").click()
+        expect(page.locator(f"#mapping-{mapping_id}-filters-error")).to_have_text(
+            "InvalidParameterValueException: Invalid filter pattern definition.")
+        expect(page.locator(f"#mapping-{mapping_id}-batch-error")).to_have_text("")
+        assert sent[-1] == {"FilterCriteria": {"Filters": [{"Pattern": '{"body": not json'}]}}
+        unchanged = lam.get_event_source_mapping(UUID=mapping_id)
+        assert (unchanged["BatchSize"], unchanged["FilterCriteria"], unchanged["LastModified"]) == (
+            5, {"Filters": [{"Pattern": old_filter}]}, created["LastModified"])
+
+        # a change that lands: the page, the API and the poller all have it
+        form.get_by_label("Batch size").fill("3")
+        form.get_by_label("Filter patterns (one JSON pattern per line)").fill(new_filter)
+        form.get_by_role("button", name="Save mapping settings").click()
+        page.get_by_role("status").filter(has_text=f"Saved the settings of the mapping from {arn}").wait_for()
+        mapping_row.filter(has_text=new_filter).wait_for()  # the table redrawn from the API
+        expect(mapping_row.get_by_role("cell").nth(2)).to_have_text("3")
+        assert old_filter not in mapping_row.inner_text()
+        got = lam.get_event_source_mapping(UUID=mapping_id)
+        assert got["BatchSize"] == 3 and got["FilterCriteria"] == {"Filters": [{"Pattern": new_filter}]}
+        assert got["MaximumBatchingWindowInSeconds"] == 1  # not sent, not changed
+        assert got["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert sent[-1] == {"BatchSize": 3, "FilterCriteria": {"Filters": [{"Pattern": new_filter}]}}
+        expect(mapping_row.get_by_role("button", name="Edit", exact=True)).to_be_focused()  # back where the user was
+        wait_until(lambda: lam.get_event_source_mapping(UUID=mapping_id)["State"] == "Enabled", timeout=60,
+                   interval=0.2, what="the poller to restart with the new settings")
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": "order"}))  # only the old filter's
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": "refund"}))
+        wait_until(lambda: any('"kind": "refund"' in e["message"] for e in logs.filter_log_events(
+            logGroupName=f"/aws/lambda/{name}").get("events", [])) if _has_group(logs, name) else False,
+            timeout=60, interval=0.5, what="the message of the new filter to reach the function")
+
+        def drained() -> bool:  # the order taken off the queue too: dropped by the new filter
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            return attributes["ApproximateNumberOfMessages"] == "0" == attributes["ApproximateNumberOfMessagesNotVisible"]
+
+        wait_until(drained, timeout=60, interval=0.5, what="the queue to be drained")
+        messages = [e["message"] for e in logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]]
+        assert not any('"kind": "order"' in m for m in messages)
+
+        # clearing: no filter and no item failures, as Lambda is told them ({"Filters": []}, [])
+        page.keyboard.press("Enter")  # the focused Edit opens the form, the focus on its first field
+        expect(form.get_by_label("Batch size")).to_be_focused()
+        expect(form.get_by_label("Batch size")).to_have_value("3")
+        form.get_by_label("Filter patterns (one JSON pattern per line)").fill("")
+        form.get_by_label("Report batch item failures").uncheck()
+        form.get_by_role("button", name="Save mapping settings").click()
+        expect(mapping_row).not_to_contain_text(new_filter)  # redrawn: the filters column is empty
+        assert sent[-1] == {"FilterCriteria": {"Filters": []}, "FunctionResponseTypes": []}
+        cleared = lam.get_event_source_mapping(UUID=mapping_id)
+        assert "FilterCriteria" not in cleared and cleared["FunctionResponseTypes"] == []
+        assert cleared["BatchSize"] == 3

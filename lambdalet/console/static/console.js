@@ -605,10 +605,109 @@ async function asyncTab(panel, name) {
     field("On-failure destination ARN (SQS, SNS, EventBridge, Lambda, S3)", onFailure, "async-failure"), save, status);
 }
 
-async function triggersTab(panel, name) {
+/**
+ * The form that changes one mapping's settings (UpdateEventSourceMapping), filled with its current
+ * values. It sends only what changed; clearing the filters sends `{"Filters": []}` and turning item
+ * failures off an empty FunctionResponseTypes, as Lambda takes them. Streams (Kinesis, DynamoDB) have
+ * their own members too; SQS refuses those, so its form does not show them.
+ */
+function mappingEditor(m, saved) {
+  const stream = (m.EventSourceArn || "").split(":")[2] !== "sqs";
+  const prefix = `mapping-${m.UUID}`;
+  const patternsOf = (text) => text.split("\n").map((line) => line.trim()).filter(Boolean);
+  const number = (value, attrs) => el("input", { type: "number", ...attrs, value: value ?? "" });
+  const checkbox = (checked) => { const box = el("input", { type: "checkbox" }); box.checked = Boolean(checked); return box; };
+  const current = (box) => (box.type === "checkbox" ? box.checked : box.value);
+  const whole = (box, label) => {  // a number field's value, or why not
+    if (!/^-?\d+$/.test(box.value.trim())) throw Object.assign(new Error(`${label}: enter a whole number.`), { box });
+    return Number(box.value);
+  };
+  const filters = el("textarea", { rows: 3, spellcheck: "false", placeholder: '{"body": {"kind": ["order"]}}' });
+  filters.value = ((m.FilterCriteria || {}).Filters || []).map((f) => f.Pattern).join("\n");
+  // Each setting: its id, label, input, the member name the API's messages use (a refusal goes beside
+  // its field), and how it reads back into the request.
+  const settings = [
+    ["batch", "Batch size", number(m.BatchSize, { min: 1, max: 10000 }), "batchsize",
+      (box) => ({ BatchSize: whole(box, "Batch size") })],
+    ["window", "Batching window (seconds)", number(m.MaximumBatchingWindowInSeconds, { min: 0, max: 300 }),
+      "maximumbatchingwindowinseconds", (box) => ({ MaximumBatchingWindowInSeconds: whole(box, "Batching window") })],
+    ["filters", "Filter patterns (one JSON pattern per line)", filters, "filter",
+      (box) => ({ FilterCriteria: { Filters: patternsOf(box.value).map((pattern) => ({ Pattern: pattern })) } })],
+    ["item-failures", "Report batch item failures", checkbox((m.FunctionResponseTypes || []).includes("ReportBatchItemFailures")),
+      "functionresponsetypes", (box) => ({ FunctionResponseTypes: box.checked ? ["ReportBatchItemFailures"] : [] })],
+  ];
+  if (stream) {
+    const target = ((m.DestinationConfig || {}).OnFailure || {}).Destination || "";
+    settings.push(
+      ["on-failure", "On-failure destination ARN", el("input", { type: "text", autocomplete: "off", value: target,
+        placeholder: "arn:aws:sqs:… (empty: none)" }), "destination",
+      (box) => ({ DestinationConfig: { OnFailure: box.value.trim() ? { Destination: box.value.trim() } : {} } })],
+      ["retries", "Maximum retry attempts (-1: until the record expires)", number(m.MaximumRetryAttempts, { min: -1, max: 10000 }),
+        "maximumretryattempts", (box) => ({ MaximumRetryAttempts: whole(box, "Maximum retry attempts") })],
+      ["bisect", "Split the batch on a function error", checkbox(m.BisectBatchOnFunctionError), "bisectbatchonfunctionerror",
+        (box) => ({ BisectBatchOnFunctionError: box.checked })],
+      ["parallelization", "Concurrent batches per shard (parallelization factor)",
+        number(m.ParallelizationFactor, { min: 1, max: 10 }), "parallelizationfactor", (box) => ({ ParallelizationFactor: whole(box, "Parallelization factor") })]);
+  }
+  const before = new Map(settings.map(([, , box]) => [box, current(box)]));
+  before.set(filters, patternsOf(filters.value).join("\n"));  // blank lines and spaces are no change
+  const changed = (box) => (box === filters ? patternsOf(box.value).join("\n") : current(box)) !== before.get(box);
+  const heading = el("h3", { id: `${prefix}-heading` }, `Settings of the mapping from ${m.EventSourceArn || m.UUID}`);
+  const error = el("div", { class: "error", role: "alert" });
+  const done = el("div", { role: "status" });
+  const save = el("button", { type: "submit" }, "Save mapping settings");
+  const cancel = el("button", { type: "button", class: "secondary" }, "Cancel");
+  const form = el("form", { novalidate: true, id: `${prefix}-form`, "aria-labelledby": heading.id }, heading,
+    settings.map(([id, label, box]) => field(label, box, `${prefix}-${id}`)), error, save, cancel, done);
+  const row = el("tr", { class: "editor", hidden: true }, el("td", { colspan: 8 }, form));
+  const edit = el("button", { type: "button", class: "secondary", "aria-expanded": "false", "aria-controls": form.id }, "Edit");
+  const open = (shown) => {
+    row.hidden = !shown;
+    edit.setAttribute("aria-expanded", String(shown));
+    (shown ? settings[0][2] : edit).focus();
+  };
+  edit.addEventListener("click", () => open(row.hidden));
+  cancel.addEventListener("click", () => {
+    for (const [box, value] of before) if (box !== filters) box[box.type === "checkbox" ? "checked" : "value"] = value;
+    filters.value = ((m.FilterCriteria || {}).Filters || []).map((f) => f.Pattern).join("\n");
+    open(false);
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    for (const [id] of settings) document.getElementById(`${prefix}-${id}-error`).textContent = "";
+    error.textContent = "";
+    done.replaceChildren();
+    const request = {};  // only what changed: an unchanged setting is not sent again
+    try {
+      for (const [, , box, , read] of settings) if (changed(box)) Object.assign(request, read(box));
+    } catch (e) {
+      const at = settings.find(([, , box]) => box === e.box);
+      (at ? document.getElementById(`${prefix}-${at[0]}-error`) : error).textContent = e.message;
+      return;
+    }
+    if (!Object.keys(request).length) { done.replaceChildren(el("span", { class: "muted" }, "Nothing changed.")); return; }
+    save.disabled = true;
+    try {
+      const answer = (await api("PUT", `/2015-03-31/event-source-mappings/${encodeURIComponent(m.UUID)}`, request)).json();
+      await saved(m.UUID,
+        `Saved the settings of the mapping from ${answer.EventSourceArn || m.EventSourceArn} (${answer.State}).`);
+    } catch (e) {
+      // Lambda names the member it refuses ('batchSize', 'maximumRetryAttempts'): its message goes beside that field.
+      const text = e.message.toLowerCase().replace(/[^a-z]/g, "");
+      const match = settings.find(([, , , member]) => text.includes(member));
+      (match ? document.getElementById(`${prefix}-${match[0]}-error`) : error).textContent = String(e);
+    } finally { save.disabled = false; }
+  });
+  return { edit, row };
+}
+
+async function triggersTab(panel, name, notice = null) {
   const listed = (await api("GET", `/2015-03-31/event-source-mappings?FunctionName=${encodeURIComponent(name)}`)).json();
   const status = el("div", { role: "status" });
-  const rows = (listed.EventSourceMappings || []).map((m) => {
+  // after an edit: the page redrawn from the API, the outcome said and the focus back on that mapping's Edit
+  const saved = (uuid, text) => rerender(panel, triggersTab, name, { uuid, text })();
+  let refocus = null;
+  const rows = (listed.EventSourceMappings || []).flatMap((m) => {
     const toggle = el("button", { class: "secondary" }, m.State === "Enabled" ? "Disable" : "Enable");
     toggle.addEventListener("click", async () => {
       try {
@@ -617,9 +716,12 @@ async function triggersTab(panel, name) {
       } catch (e) { status.replaceChildren(el("span", { class: "error" }, String(e))); }
     });
     const filters = ((m.FilterCriteria || {}).Filters || []).map((f) => f.Pattern).join("\n");
-    return el("tr", {}, el("td", {}, m.EventSourceArn || ""), el("td", {}, m.State), el("td", {}, String(m.BatchSize ?? "")),
+    const editor = mappingEditor(m, saved);
+    if (notice && notice.uuid === m.UUID) refocus = editor.edit;
+    return [el("tr", {}, el("td", {}, m.EventSourceArn || ""), el("td", {}, m.State), el("td", {}, String(m.BatchSize ?? "")),
       el("td", {}, String(m.MaximumBatchingWindowInSeconds ?? "")), el("td", {}, el("code", {}, filters)),
-      el("td", {}, m.LastProcessingResult || ""), el("td", {}, m.UUID), el("td", {}, toggle));
+      el("td", {}, m.LastProcessingResult || ""), el("td", {}, m.UUID), el("td", {}, toggle, editor.edit)),
+    editor.row];
   });
   const source = el("input", { type: "text", autocomplete: "off", placeholder: "arn:aws:sqs:…, arn:aws:kinesis:… or a DynamoDB stream ARN" });
   const batch = el("input", { type: "number", min: 1, max: 10000, placeholder: "(the source's default)" });
@@ -679,6 +781,8 @@ async function triggersTab(panel, name) {
     el("table", {}, el("thead", {}, el("tr", {}, ["Schedule", "Group", "State", "Target"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, scheduleRows.length ? scheduleRows : el("tr", {}, el("td", { colspan: 4, class: "muted" },
         "No schedule targets this function: create one with aws scheduler create-schedule.")))));
+  if (notice) status.replaceChildren(el("span", { class: "ok" }, notice.text));
+  if (refocus) refocus.focus();
 }
 
 async function layersPage() {
