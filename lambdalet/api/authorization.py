@@ -218,9 +218,9 @@ async def _mapping_function_arn(request: web.Request, params: Mapping[str, str])
     return services(request).arns.function(mapping.function_name) if mapping is not None else None
 
 
-def scheduler_permission(request: web.Request, body: Mapping[str, object]) -> Permission:
-    """EventBridge Scheduler's actions: `scheduler:CreateSchedule` on its schedule's ARN, …"""
-    arns = services(request).arns
+def scheduler_permission(request: web.Request, body: Mapping[str, object], account: str) -> Permission:
+    """EventBridge Scheduler's actions: `scheduler:CreateSchedule` on its schedule's ARN in `account`, …"""
+    arns = Arns(account, services(request).arns.region)
     base = f"arn:aws:scheduler:{arns.region}:{arns.account}"
     verbs = {"POST": "Create", "GET": "Get", "PUT": "Update", "DELETE": "Delete"}
     name = request.match_info.get("name")
@@ -264,7 +264,12 @@ async def authorize_requests(request: web.Request, handler: Handler) -> web.Stre
             body = json.loads(raw or b"{}")
         except (ValueError, RecursionError):
             body = {}
-        await require(request, scheduler_permission(request, body if isinstance(body, dict) else {}))
+        who = caller(request)
+        assert who is not None
+        await require(request, scheduler_permission(request, body if isinstance(body, dict) else {}, who.account_id))
+        home = services(request).arns.account
+        if who.account_id != home:
+            return other_accounts.scheduler_answer(request, who.account_id, home)
     elif path.startswith(console.DATA_PREFIX) and "function" in request.match_info:
         await require(request, console_permission(request))
     return await handler(request)

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from lambdalet.api.authentication import caller
 from lambdalet.api.authorization import require
 from lambdalet.api.common import read_body, services
 from lambdalet.api.permissions import Permission
@@ -88,6 +89,19 @@ def required_permission(operation: str, body: dict[str, Any], region: str, accou
     return Permission(f"logs:{operation}", group_arn(region, account, group_of(name)) + ":*", account)
 
 
+def _other_account(operation: str, account: str, server_account: str) -> web.Response:
+    """Another account of the accounts file asking about its own logs, which this server does not
+    keep (api/other_accounts.py): it has no log groups, and may not make any here."""
+    if operation == "DescribeLogGroups":
+        return _response({"logGroups": []})
+    if operation == "CreateLogGroup":
+        return _response({"__type": "InvalidParameterException", "message":
+                          f"This server keeps the logs of account {server_account} only; account {account} has "
+                          "IAM users, roles and policies here (docs/security.md)."}, 400)
+    return _response({"__type": "ResourceNotFoundException", "message": "The specified log group does not exist."},
+                     400)
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     target = request.headers.get("X-Amz-Target", "")
     if request.method != "POST" or not target.startswith(TARGET_PREFIX):  # as any unknown Lambda route
@@ -108,11 +122,15 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if not isinstance(body, dict):
             raise LogsError("SerializationException", "The request body must be a JSON object.")
         svc = services(request)
+        who = caller(request)
+        account = who.account_id if who is not None else svc.arns.account
+        name = target[len(TARGET_PREFIX):]
         try:
-            await require(request, required_permission(target[len(TARGET_PREFIX):], body, svc.arns.region,
-                                                       svc.arns.account))
+            await require(request, required_permission(name, body, svc.arns.region, account))
         except AccessDeniedException as denied:
             return access_denied(denied.message)
+        if account != svc.arns.account:
+            return _other_account(name, account, svc.arns.account)
         svc.logs.flush_all()  # read what environments wrote up to now
         reader = LogReader(svc.logs)
         return _response(await operation(Call(body, reader, svc)))

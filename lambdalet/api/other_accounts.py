@@ -7,6 +7,7 @@ as AWS does: both the caller's identity policies and the resource's policy must 
 they name in their own account does not exist here, and is answered as AWS answers an account
 that has none: reads are `ResourceNotFoundException`, listings are empty. Creating resources of
 their own is refused, saying so (docs/deviations.md), rather than kept in the wrong account.
+The same holds for their schedules (here) and log groups (`cloudwatch_logs.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from aiohttp import web
 
 from lambdalet.api.common import json_response
 from lambdalet.api.permissions import Permission
+from lambdalet.api.scheduler import ResourceNotFoundException as ScheduleNotFound
+from lambdalet.api.scheduler import ValidationException as ScheduleRefused
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 
 #: Listings, each with the member its (empty) answer has.
@@ -35,3 +38,15 @@ def answer(operation: str, permission: Permission, server_account: str) -> web.R
     if ":function:" in permission.resource:
         raise ResourceNotFoundException(f"Function not found: {permission.resource}")
     raise ResourceNotFoundException("The resource you requested does not exist.")
+
+
+def scheduler_answer(request: web.Request, account: str, server_account: str) -> web.Response:
+    """EventBridge Scheduler's answer to another account about its own schedules and groups."""
+    listing = "ScheduleGroups" if request.path.startswith("/schedule-groups") else "Schedules"
+    if "name" not in request.match_info:
+        return json_response({listing: []})
+    if request.method == "POST":
+        raise ScheduleRefused(f"This server keeps the schedules of account {server_account} only; account {account} "
+                              "has IAM users, roles and policies here (docs/security.md).")
+    what = "Schedule group" if listing == "ScheduleGroups" else "Schedule"
+    raise ScheduleNotFound(f"{what} {request.match_info['name']} does not exist.")

@@ -138,3 +138,27 @@ def test_layer_version_permissions_let_another_account_use_a_layer(srv):
     code, status, message = aws_error(other.get_layer_version_by_arn, Arn=private)
     assert (code, status) == ("AccessDeniedException", 403)
     assert message.endswith("because no resource-based policy allows the lambda:GetLayerVersion action")
+
+
+def test_another_account_has_no_logs_or_schedules_of_its_own_here(srv):
+    root(srv, A).invoke(FunctionName="shared", Payload=b"{}")  # account A has a log group now
+    assert any(group["logGroupName"] == "/aws/lambda/shared"
+               for group in root(srv, A, "logs").describe_log_groups()["logGroups"])
+    logs = root(srv, B, "logs")
+    assert logs.describe_log_groups()["logGroups"] == []
+    assert aws_error(logs.describe_log_streams, logGroupName="/aws/lambda/shared") == (
+        "ResourceNotFoundException", 400, "The specified log group does not exist.")
+    code, status, message = aws_error(logs.create_log_group, logGroupName="mine")
+    assert (code, status) == ("InvalidParameterException", 400) and f"logs of account {A} only" in message
+    scheduler = root(srv, B, "scheduler")
+    assert scheduler.list_schedules()["Schedules"] == []
+    assert scheduler.list_schedule_groups()["ScheduleGroups"] == []
+    assert aws_error(scheduler.get_schedule, Name="nightly")[:2] == ("ResourceNotFoundException", 404)
+    code, status, message = aws_error(scheduler.create_schedule, Name="nightly", ScheduleExpression="rate(1 hour)",
+                                      FlexibleTimeWindow={"Mode": "OFF"},
+                                      Target={"Arn": FUNCTION, "RoleArn": f"arn:aws:iam::{B}:role/x"})
+    assert (code, status) == ("ValidationException", 400) and f"schedules of account {A} only" in message
+    # a user of B is authorised by its own policies on its own (empty) logs
+    reader = user(srv, B, "log-reader", allow("logs:DescribeLogGroups"))
+    assert client(srv, "logs", *reader).describe_log_groups()["logGroups"] == []
+    assert aws_error(client(srv, "scheduler", *reader).list_schedules)[:2] == ("AccessDeniedException", 403)
