@@ -392,3 +392,74 @@ def test_an_extension_that_dies_is_an_extension_crash(lambda_client, create_func
     resp = lambda_client.invoke(FunctionName=name)
     assert resp["FunctionError"] == "Unhandled"
     assert json.loads(resp["Payload"].read())["errorType"] == "Extension.Crash"
+
+
+#: A Python extension that subscribes to the Telemetry API over TCP, as AWS documents it: Lambda
+#: connects to the port and writes one JSON event a line. It closes the connection after each
+#: platform.report, so the platform has to connect again for the next invocation's events.
+TCP_EXTENSION = r"""#!/usr/bin/env python3
+import json, os, socket, threading, urllib.request
+
+NAME = os.path.basename(__file__)
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"]
+RECEIVED = os.path.join(os.environ.get("TMPDIR", "/tmp"), "telemetry.jsonl")
+
+
+def call(method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(API + path, data=data, method=method, headers=headers or {})
+    with urllib.request.urlopen(request) as answer:
+        return answer.headers, answer.read()
+
+
+def serve(listener):
+    connection = 0
+    while True:
+        sock, _ = listener.accept()
+        connection += 1
+        with sock, sock.makefile("rb") as lines:
+            for line in lines:
+                event = json.loads(line)
+                with open(RECEIVED, "a") as f:
+                    f.write(json.dumps({"connection": connection, "newline": line.endswith(b"\n"), "event": event}) + "\n")
+                if event["type"] == "platform.report":
+                    break
+
+
+listener = socket.create_server(("127.0.0.1", 0))
+threading.Thread(target=serve, args=(listener,), daemon=True).start()
+headers, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]}, {"Lambda-Extension-Name": NAME})
+ext_id = headers["Lambda-Extension-Identifier"]
+_, answer = call("PUT", "/2022-07-01/telemetry", {
+    "schemaVersion": "2022-12-13", "types": ["platform", "function"],
+    "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
+    "destination": {"protocol": "TCP", "port": listener.getsockname()[1]},
+}, {"Lambda-Extension-Identifier": ext_id})
+print(f"[{NAME}] subscribed: {answer.decode()}", flush=True)
+while True:
+    call("GET", "/2020-01-01/extension/event/next", headers={"Lambda-Extension-Identifier": ext_id})
+"""
+
+
+def test_a_python_extension_gets_telemetry_over_tcp_as_ndjson_and_is_reconnected(
+        server, lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/tcp-probe": TCP_EXTENSION}, "tcp-probe")
+    name = create_function(TELEMETRY_HANDLER, Layers=[layer])["FunctionName"]
+
+    def reports_on_two_connections() -> list[dict] | None:
+        lines = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
+        connections = {line["connection"] for line in lines if line["event"]["type"] == "platform.report"}
+        return lines if len(connections) >= 2 else None
+
+    lines = wait_until(reports_on_two_connections, what="platform.report over two TCP connections")
+    assert all(line["newline"] for line in lines)  # every event is a line of its own
+    events = [line["event"] for line in lines]
+    kinds = [event["type"] for event in events]
+    for kind in ("platform.initStart", "platform.telemetrySubscription", "platform.start", "platform.report",
+                 "function"):
+        assert kind in kinds, (kind, kinds)
+    assert kinds.count("platform.telemetrySubscription") == 1
+    assert "hello from the handler" in [event["record"] for event in events if event["type"] == "function"]
+    report = next(event for event in events if event["type"] == "platform.report")
+    assert report["record"]["status"] == "success" and "durationMs" in report["record"]["metrics"]
+
