@@ -26,7 +26,7 @@ from lambdalet import logs
 from lambdalet.invoke.env_vars import build_env
 from lambdalet.invoke.extensions import (EXIT_TOKEN_VARIABLE, REGISTRATION_CLOSED, SHUTDOWN_DEADLINE_S, Extension,
                                          ExtensionRefusal, Extensions, external_extensions)
-from lambdalet.invoke.telemetry import Telemetry
+from lambdalet.invoke.telemetry import TELEMETRY, Api, Telemetry
 from lambdalet.invoke.streaming import ResponseStream, buffering_stream
 from lambdalet.images.store import ImageUnusable
 from lambdalet.invoke.types import Invocation, InvocationResult, LogTail, platform_error
@@ -428,6 +428,7 @@ class Environment:
         """The two lines Lambda logs for an error it reports itself."""
         self._log(f"RequestId: {invocation.request_id} Error: {message}", invocation)
         self._log(error_type, invocation)
+        self._platform("platform.fault", f"RequestId: {invocation.request_id} Error: {message}\n{error_type}")
 
     def _hand_over(self, invocation: Invocation, waiter: "asyncio.Future[Invocation]") -> None:
         invocation.delivered = True
@@ -592,7 +593,7 @@ class Environment:
             self._exit_token = f"lambdalet-extension-exit-{os.urandom(8).hex()}"
             self._running_externals = set(expected)
 
-    def _platform(self, event_type: str, record: dict[str, object]) -> None:
+    def _platform(self, event_type: str, record: object) -> None:
         if self.telemetry is not None:
             self.telemetry.emit(event_type, record)
 
@@ -635,15 +636,17 @@ class Environment:
         self._fail_current("Extension.ExitError", f"Extension {extension.name} exited with error: {error_type}")
         self.stop()
 
-    def subscribe_telemetry(self, identifier: str | None, body: object) -> None:
-        """PUT /2022-07-01/telemetry."""
+    def subscribe_telemetry(self, identifier: str | None, body: object, api: Api = TELEMETRY) -> None:
+        """PUT /2022-07-01/telemetry, or the Logs API's PUT /2020-08-15/logs: only during init, as on Lambda."""
         extension = self._extension(identifier)
+        if self.state is not EnvState.STARTING or self._ready.done():
+            raise ExtensionRefusal(403, f"{api.name}.SubscriptionClosed", f"{api.name} API subscription is closed already")
         if self._isolated_network:
-            raise ExtensionRefusal(400, "ValidationError",
-                                   "The Telemetry API cannot deliver into an isolated network on this server: "
+            raise ExtensionRefusal(400, api.validation_error,
+                                   f"The {api.name} API cannot deliver into an isolated network on this server: "
                                    "give the function the host network to subscribe")
         assert self.telemetry is not None
-        self.telemetry.subscribe(extension.name, body)
+        self.telemetry.subscribe(extension.name, body, api)
 
     def _extensions_changed(self) -> None:
         """An extension waits on /event/next: maybe the runtime and every extension are ready."""

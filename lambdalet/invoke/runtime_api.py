@@ -30,6 +30,8 @@ from lambdalet.invoke.environment import MAX_RESPONSE_BYTES, RuntimeApiRefusal
 from lambdalet.invoke.extensions import ExtensionRefusal
 from lambdalet.gates import Admissions
 from lambdalet.invoke.frames import FrameProtocol, ProtocolSniffer, listener_admissions
+from lambdalet.invoke.logs_api import LOGS as LOGS_API
+from lambdalet.invoke.telemetry import TELEMETRY as TELEMETRY_API
 
 if TYPE_CHECKING:
     from lambdalet.invoke.environment import Environment
@@ -39,6 +41,8 @@ ACCEPTED = json.dumps({"status": "OK"})
 INVOCATION = re.compile(rf"^{PREFIX}/invocation/([^/]+)/(response|error)$")
 EXTENSION = "/2020-01-01/extension"
 TELEMETRY = "/2022-07-01/telemetry"
+LOGS = "/2020-08-15/logs"
+SUBSCRIBED = json.dumps("OK")  # the JSON string Lambda answers a subscription with
 MAX_EXTENSION_BODY = 64 * 1024  # registrations, subscriptions and error reports are small
 KEEPALIVE_S = 3600  # a runtime answers on the connection its /next came from, maybe minutes later
 
@@ -159,14 +163,15 @@ class RuntimeApiServer:
                 return _accepted()
             if path == "/2018-06-01/ping":
                 return web.Response(text="pong")
-            if path.startswith(EXTENSION) or path == TELEMETRY:
+            if path.startswith(EXTENSION) or path in (TELEMETRY, LOGS):
                 return await self._extensions(env, request)
         except (RuntimeApiRefusal, ExtensionRefusal) as refusal:
             return _refusal(refusal.status, refusal.error_type, refusal.message)
         return _refusal(404, "UnknownRequest", f"{request.method} {path} is not part of the Runtime API")
 
     async def _extensions(self, env: "Environment", request: web.BaseRequest) -> web.StreamResponse:
-        """The Extensions API (2020-01-01) and the Telemetry API (2022-07-01), on the runtime's listener."""
+        """The Extensions API (2020-01-01), the Telemetry API (2022-07-01) and the Logs API
+        (2020-08-15), on the runtime's listener."""
         path, method, headers = request.path, request.method, request.headers
         identifier = headers.get("Lambda-Extension-Identifier")
         if path == EXTENSION + "/event/next" and method == "GET":
@@ -190,9 +195,9 @@ class RuntimeApiServer:
             env.extension_error(identifier, path.rsplit("/", 2)[1], headers.get("Lambda-Extension-Function-Error-Type"),
                                 body)
             return _accepted()
-        if path == TELEMETRY and method == "PUT":
-            env.subscribe_telemetry(identifier, _json(body))
-            return web.Response(text="OK")
+        if path in (TELEMETRY, LOGS) and method == "PUT":
+            env.subscribe_telemetry(identifier, _json(body), TELEMETRY_API if path == TELEMETRY else LOGS_API)
+            return web.Response(text=SUBSCRIBED, content_type="application/json")
         return _refusal(404, "UnknownRequest", f"{method} {path} is not part of the Extensions API")
 
     async def _next(self, env: "Environment") -> web.StreamResponse:

@@ -392,3 +392,208 @@ def test_an_extension_that_dies_is_an_extension_crash(lambda_client, create_func
     resp = lambda_client.invoke(FunctionName=name)
     assert resp["FunctionError"] == "Unhandled"
     assert json.loads(resp["Payload"].read())["errorType"] == "Extension.Crash"
+
+
+#: A Python extension that subscribes to the Telemetry API over TCP, as AWS documents it: Lambda
+#: connects to the port and writes one JSON event a line. It closes the connection after each
+#: platform.report, so the platform has to connect again for the next invocation's events.
+TCP_EXTENSION = r"""#!/usr/bin/env python3
+import json, os, socket, threading, urllib.request
+
+NAME = os.path.basename(__file__)
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"]
+RECEIVED = os.path.join(os.environ.get("TMPDIR", "/tmp"), "telemetry.jsonl")
+
+
+def call(method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(API + path, data=data, method=method, headers=headers or {})
+    with urllib.request.urlopen(request) as answer:
+        return answer.headers, answer.read()
+
+
+def serve(listener):
+    connection = 0
+    while True:
+        sock, _ = listener.accept()
+        connection += 1
+        with sock, sock.makefile("rb") as lines:
+            for line in lines:
+                event = json.loads(line)
+                with open(RECEIVED, "a") as f:
+                    f.write(json.dumps({"connection": connection, "newline": line.endswith(b"\n"), "event": event}) + "\n")
+                if event["type"] == "platform.report":
+                    break
+
+
+listener = socket.create_server(("127.0.0.1", 0))
+threading.Thread(target=serve, args=(listener,), daemon=True).start()
+headers, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]}, {"Lambda-Extension-Name": NAME})
+ext_id = headers["Lambda-Extension-Identifier"]
+_, answer = call("PUT", "/2022-07-01/telemetry", {
+    "schemaVersion": "2022-12-13", "types": ["platform", "function"],
+    "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
+    "destination": {"protocol": "TCP", "port": listener.getsockname()[1]},
+}, {"Lambda-Extension-Identifier": ext_id})
+print(f"[{NAME}] subscribed: {answer.decode()}", flush=True)
+while True:
+    call("GET", "/2020-01-01/extension/event/next", headers={"Lambda-Extension-Identifier": ext_id})
+"""
+
+
+def test_a_python_extension_gets_telemetry_over_tcp_as_ndjson_and_is_reconnected(
+        server, lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/tcp-probe": TCP_EXTENSION}, "tcp-probe")
+    name = create_function(TELEMETRY_HANDLER, Layers=[layer])["FunctionName"]
+
+    def reports_on_two_connections() -> list[dict] | None:
+        lines = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
+        connections = {line["connection"] for line in lines if line["event"]["type"] == "platform.report"}
+        return lines if len(connections) >= 2 else None
+
+    lines = wait_until(reports_on_two_connections, what="platform.report over two TCP connections")
+    assert all(line["newline"] for line in lines)  # every event is a line of its own
+    events = [line["event"] for line in lines]
+    kinds = [event["type"] for event in events]
+    for kind in ("platform.initStart", "platform.telemetrySubscription", "platform.start", "platform.report",
+                 "function"):
+        assert kind in kinds, (kind, kinds)
+    assert kinds.count("platform.telemetrySubscription") == 1
+    assert "hello from the handler" in [event["record"] for event in events if event["type"] == "function"]
+    report = next(event for event in events if event["type"] == "platform.report")
+    assert report["record"]["status"] == "success" and "durationMs" in report["record"]["metrics"]
+    logs = wait_for_function_log(server, name, "[tcp-probe] subscribed")
+    assert '[tcp-probe] subscribed: "OK"' in logs
+
+
+#: An extension that uses the older Logs API (HTTP, by PUT, schema 2021-03-18) and tries what
+#: Lambda refuses; it keeps its identifier where the handler finds it (to subscribe after init).
+LOGS_EXTENSION = r"""#!/usr/bin/env python3
+import json, os, threading, urllib.error, urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+NAME = os.path.basename(__file__)
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"]
+TMP = os.environ.get("TMPDIR", "/tmp")
+
+
+def call(method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(API + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, answer.headers, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
+
+
+class Listener(BaseHTTPRequestHandler):
+    def do_PUT(self):
+        batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open(os.path.join(TMP, "telemetry.jsonl"), "a") as f:
+            for event in batch:
+                f.write(json.dumps(event) + "\n")
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+listener = HTTPServer(("127.0.0.1", 0), Listener)
+threading.Thread(target=listener.serve_forever, daemon=True).start()
+_, headers, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]}, {"Lambda-Extension-Name": NAME})
+ext_id = headers["Lambda-Extension-Identifier"]
+with open(os.path.join(TMP, "extension.id"), "w") as f:
+    f.write(ext_id)
+me = {"Lambda-Extension-Identifier": ext_id}
+good = {"schemaVersion": "2021-03-18", "types": ["platform", "function"],
+        "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
+        "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{listener.server_port}/logs",
+                        "method": "PUT", "encoding": "JSON"}}
+answers = {
+    "no-types": call("PUT", "/2020-08-15/logs", {**good, "types": []}, me),
+    "tcp-no-port": call("PUT", "/2020-08-15/logs", {**good, "destination": {"protocol": "TCP"}}, me),
+    "schema": call("PUT", "/2020-08-15/logs", {**good, "schemaVersion": "2022-07-01"}, me),
+    "no-id": call("PUT", "/2020-08-15/logs", good),
+    "unknown-id": call("PUT", "/2020-08-15/logs", good, {"Lambda-Extension-Identifier": "3d1e8f7c-0000-4000-8000-000000000000"}),
+    "subscribed": call("PUT", "/2020-08-15/logs", good, me),
+    "again": call("PUT", "/2020-08-15/logs", good, me),
+    "telemetry-too": call("PUT", "/2022-07-01/telemetry", {**good, "schemaVersion": "2022-12-13"}, me),
+}
+print(f"[{NAME}] answers: " + json.dumps({key: [status, body] for key, (status, _, body) in answers.items()}), flush=True)
+while True:
+    call("GET", "/2020-01-01/extension/event/next", headers=me)
+"""
+
+LOGS_HANDLER = """
+import json, os, urllib.error, urllib.request
+
+TMP = os.environ.get("TMPDIR", "/tmp")
+
+
+def handler(event, context):
+    print("hello from the handler")
+    with open(os.path.join(TMP, "extension.id")) as f:
+        ext_id = f.read()
+    request = urllib.request.Request("http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2020-08-15/logs",
+                                     data=json.dumps({"types": ["platform"], "destination": {"protocol": "TCP", "port": 9}}).encode(),
+                                     method="PUT", headers={"Lambda-Extension-Identifier": ext_id})
+    try:
+        urllib.request.urlopen(request)
+        late = None
+    except urllib.error.HTTPError as error:
+        late = [error.code, json.loads(error.read())]
+    path = os.path.join(TMP, "telemetry.jsonl")
+    events = []
+    if os.path.exists(path):
+        with open(path) as f:
+            events = [json.loads(line) for line in f]
+    return {"request": context.aws_request_id, "late": late, "events": events}
+"""
+
+
+def test_an_extension_using_the_logs_api_gets_its_schema_and_its_refusals(
+        server, lambda_client, create_function, publish_layer):
+    layer = _extension_layer(publish_layer, {"extensions/logs-probe": LOGS_EXTENSION}, "logs-probe")
+    name = create_function(LOGS_HANDLER, Layers=[layer])["FunctionName"]
+    first = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())
+    assert first["late"] == [403, {"errorMessage": "Logs API subscription is closed already",
+                                   "errorType": "Logs.SubscriptionClosed"}]
+
+    def first_invoke_delivered() -> list[dict] | None:
+        events = json.loads(lambda_client.invoke(FunctionName=name)["Payload"].read())["events"]
+        done = [event for event in events if event["type"] == "platform.report"
+                and event["record"]["requestId"] == first["request"]]
+        return events if done else None
+
+    events = wait_until(first_invoke_delivered, what="the first invoke's logs at the extension")
+    mine = [event for event in events if isinstance(event["record"], dict)
+            and event["record"].get("requestId") == first["request"]]
+    assert [event["type"] for event in mine] == ["platform.start", "platform.runtimeDone", "platform.end",
+                                                  "platform.report"]
+    start, done, end, report = (event["record"] for event in mine)
+    assert start == {"requestId": first["request"], "version": "$LATEST"}
+    assert done == {"requestId": first["request"], "status": "success"}
+    assert end == {"requestId": first["request"]}
+    assert set(report) == {"requestId", "metrics"}
+    assert {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB", "initDurationMs"} == set(report["metrics"])
+    kinds = [event["type"] for event in events]
+    assert kinds.count("platform.logsSubscription") == 1  # subscribing again did not subscribe twice
+    subscription = next(event for event in events if event["type"] == "platform.logsSubscription")
+    assert subscription["record"] == {"name": "logs-probe", "state": "Subscribed", "types": ["function", "platform"]}
+    assert {"type": "platform.extension", "record": {"name": "logs-probe", "state": "Ready", "events": ["INVOKE"]}} \
+        in [{key: event[key] for key in ("type", "record")} for event in events]
+    assert "hello from the handler" in [event["record"] for event in events if event["type"] == "function"]
+    assert not {"platform.initStart", "platform.initReport", "platform.telemetrySubscription"} & set(kinds)
+
+    logs = wait_for_function_log(server, name, "[logs-probe] answers: ")
+    answers = json.loads(logs.split("[logs-probe] answers: ", 1)[1].split("\n", 1)[0])
+    assert answers["subscribed"] == [200, '"OK"'] and answers["again"] == [200, '"OK"']
+    error_types = {key: (status, json.loads(body)["errorType"]) for key, (status, body) in answers.items()
+                   if status != 200}
+    assert error_types == {"no-types": (400, "Logs.ValidationError"), "tcp-no-port": (400, "Logs.ValidationError"),
+                           "schema": (400, "Logs.ValidationError"),
+                           "no-id": (403, "Extension.MissingExtensionIdentifier"),
+                           "unknown-id": (403, "Extension.UnknownExtensionIdentifier"),
+                           "telemetry-too": (400, "ValidationError")}
