@@ -120,12 +120,9 @@ def test_a_timed_out_environment_tells_its_extensions_why(server, lambda_client,
     assert shutdown["shutdownReason"] == "timeout"
 
 
-#: A Python extension that subscribes to the Telemetry API and serves what it received, on a port
-#: given by its layer's config file, to the test (through the handler: the function returns it).
-PYTHON_EXTENSION = r"""#!/usr/bin/env python3
-import json, os, sys, threading, urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
+#: What the Python extensions below share: their name, the Runtime API, the file they keep what
+#: they received in, and a call to the API.
+EXTENSION_PROLOGUE = r"""
 NAME = os.path.basename(__file__)
 API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"]
 RECEIVED = os.path.join(os.environ.get("TMPDIR", "/tmp"), "telemetry.jsonl")
@@ -136,7 +133,15 @@ def call(method, path, body=None, headers=None):
     request = urllib.request.Request(API + path, data=data, method=method, headers=headers or {})
     with urllib.request.urlopen(request) as answer:
         return answer.headers, answer.read()
+"""
 
+
+#: A Python extension that subscribes to the Telemetry API and serves what it received, on a port
+#: given by its layer's config file, to the test (through the handler: the function returns it).
+PYTHON_EXTENSION = r"""#!/usr/bin/env python3
+import json, os, sys, threading, urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+""" + EXTENSION_PROLOGUE + r"""
 
 class Listener(BaseHTTPRequestHandler):
     def do_POST(self):
@@ -399,18 +404,7 @@ def test_an_extension_that_dies_is_an_extension_crash(lambda_client, create_func
 #: platform.report, so the platform has to connect again for the next invocation's events.
 TCP_EXTENSION = r"""#!/usr/bin/env python3
 import json, os, socket, threading, urllib.request
-
-NAME = os.path.basename(__file__)
-API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"]
-RECEIVED = os.path.join(os.environ.get("TMPDIR", "/tmp"), "telemetry.jsonl")
-
-
-def call(method, path, body=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(API + path, data=data, method=method, headers=headers or {})
-    with urllib.request.urlopen(request) as answer:
-        return answer.headers, answer.read()
-
+""" + EXTENSION_PROLOGUE + r"""
 
 def serve(listener):
     connection = 0
