@@ -136,13 +136,8 @@ def call(method, path, body=None, headers=None):
 """
 
 
-#: A Python extension that subscribes to the Telemetry API and serves what it received, on a port
-#: given by its layer's config file, to the test (through the handler: the function returns it).
-PYTHON_EXTENSION = r"""#!/usr/bin/env python3
-import json, os, sys, threading, urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
-""" + EXTENSION_PROLOGUE + r"""
-
+#: Where Lambda delivers telemetry or logs to an HTTP extension below: appended to RECEIVED.
+HTTP_LISTENER = r"""
 class Listener(BaseHTTPRequestHandler):
     def do_POST(self):
         batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -152,13 +147,25 @@ class Listener(BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
+    do_PUT = do_POST  # the Logs API may be asked to PUT
+
     def log_message(self, *args):
         pass
 
 
 listener = HTTPServer(("127.0.0.1", 0), Listener)
 threading.Thread(target=listener.serve_forever, daemon=True).start()
-headers, body = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]},
+"""
+
+
+#: A Python extension that subscribes to the Telemetry API and serves what it received, on a port
+#: given by its layer's config file, to the test (through the handler: the function returns it).
+PYTHON_EXTENSION = r"""#!/usr/bin/env python3
+import json, os, sys, threading, urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+""" + EXTENSION_PROLOGUE + r"""
+
+""" + HTTP_LISTENER + r"""headers, body = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]},
                      {"Lambda-Extension-Name": NAME, "Lambda-Extension-Accept-Feature": "accountId"})
 ext_id = headers["Lambda-Extension-Identifier"]
 print(f"[{NAME}] registered: {body.decode()}", flush=True)
@@ -481,22 +488,8 @@ def call(method, path, body=None, headers=None):
         return error.code, error.headers, error.read().decode()
 
 
-class Listener(BaseHTTPRequestHandler):
-    def do_PUT(self):
-        batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with open(os.path.join(TMP, "telemetry.jsonl"), "a") as f:
-            for event in batch:
-                f.write(json.dumps(event) + "\n")
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-listener = HTTPServer(("127.0.0.1", 0), Listener)
-threading.Thread(target=listener.serve_forever, daemon=True).start()
-_, headers, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]}, {"Lambda-Extension-Name": NAME})
+RECEIVED = os.path.join(TMP, "telemetry.jsonl")
+""" + HTTP_LISTENER + r"""_, headers, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE"]}, {"Lambda-Extension-Name": NAME})
 ext_id = headers["Lambda-Extension-Identifier"]
 with open(os.path.join(TMP, "extension.id"), "w") as f:
     f.write(ext_id)
