@@ -102,7 +102,13 @@ class Identities:
         return found
 
     async def role(self, account_id: str, role_name: str) -> Any:
-        return await asyncio.to_thread(self.store.role, account_id, role_name)
+        """A role as stored now, kept for `cached_role` too: the Role check of CreateFunction reads
+        it off the event loop, so the function's first environment does not read it on the loop."""
+        epoch = self._epoch
+        role = await asyncio.to_thread(self.store.role, account_id, role_name)
+        if epoch == self._epoch:
+            self._roles[(account_id, role_name.lower())] = role
+        return role
 
     def cached_role(self, account_id: str, role_name: str) -> Any:
         """A role, for starting an environment (synchronous there): read once, then from memory."""
