@@ -190,7 +190,8 @@ class Telemetry:
             return old
         if old is not None:
             self._retire(old)
-        subscription.delivery = Delivery(extension, self._destination_of(subscription))
+        subscription.delivery = Delivery(extension, self._destination_of(subscription),
+                                         report_drops="platform" in subscription.types)
         self.subscriptions[extension] = subscription
         for event in self._backlog or ():
             self._add(subscription, event)

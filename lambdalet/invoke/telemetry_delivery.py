@@ -7,7 +7,9 @@ invoke path only ever appends to a queue. The queue is bounded: a batch that fin
 `MAX_QUEUED` batches still waiting is dropped (and logged), as is a batch the extension does not
 take (nobody listening, a non-2xx answer, a connection that does not drain within
 `SEND_TIMEOUT_S`), as Lambda drops what a slow or absent consumer cannot take. A TCP connection is
-opened at the first batch and again at the next one after the extension closed it.
+opened at the first batch and again at the next one after the extension closed it. What was
+dropped is told to a subscriber of platform events in a `platform.logsDropped` event at the head
+of the next batch that goes out, as Lambda tells it (records and bytes dropped since the last one).
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from lambdalet.logs import json_time
+
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 4  # batches waiting behind the one being sent
 SEND_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 2.0
+#: platform.logsDropped's reason, in the words of AWS's documented example.
+DROPPED_REASON = "Consumer seems to have fallen behind as it has not acknowledged receipt of logs."
 
 Batch = list[dict[str, Any]]
 
@@ -120,18 +126,31 @@ class TcpDestination:
 
 
 class Delivery:
-    """One subscription's batches on their way to its destination, one at a time."""
+    """One subscription's batches on their way to its destination, one at a time. `report_drops`:
+    the subscriber takes platform events, so it is told what was dropped (platform.logsDropped)."""
 
-    def __init__(self, extension: str, destination: Destination) -> None:
+    def __init__(self, extension: str, destination: Destination, report_drops: bool = False) -> None:
         self.extension, self.destination = extension, destination
         self._queue: deque[Batch] = deque()
         self.task: asyncio.Task[None] | None = None
+        self._report_drops = report_drops
+        self._dropped_records = self._dropped_bytes = 0
+
+    def _dropped(self, batch: Batch) -> None:
+        self._dropped_records += len(batch)
+        self._dropped_bytes += sum(len(json.dumps(event, separators=(",", ":"))) for event in batch)
 
     def put(self, batch: Batch) -> None:
         if len(self._queue) >= MAX_QUEUED:
             log.info("telemetry for %s dropped a batch of %d events: %d batches wait for a slow destination",
                      self.extension, len(batch), len(self._queue))
+            self._dropped(batch)
             return
+        if self._dropped_records and self._report_drops:
+            batch = [{"time": json_time(), "type": "platform.logsDropped",
+                      "record": {"reason": DROPPED_REASON, "droppedRecords": self._dropped_records,
+                                 "droppedBytes": self._dropped_bytes}}, *batch]
+            self._dropped_records = self._dropped_bytes = 0
         self._queue.append(batch)
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
@@ -144,6 +163,7 @@ class Delivery:
             except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:  # gone or broken: dropped
                 log.info("telemetry for %s could not be delivered (%d events): %s", self.extension, len(batch),
                          exc or type(exc).__name__)
+                self._dropped([event for event in batch if event["type"] != "platform.logsDropped"])
 
     def close(self) -> None:
         self._queue.clear()

@@ -142,13 +142,23 @@ def test_a_delivery_drops_what_a_slow_destination_leaves_waiting():
 
     async def scenario() -> None:
         stuck = Stuck()
-        delivery = Delivery("probe", stuck)
+        delivery = Delivery("probe", stuck, report_drops=True)
         for n in range(telemetry_delivery.MAX_QUEUED + 3):
             delivery.put([_made("function", str(n))])
             await asyncio.sleep(0)  # the first is taken at once; the rest wait, up to MAX_QUEUED
         stuck.release.set()
         await asyncio.wait_for(delivery.task, 5)
         assert [batch[0]["record"] for batch in stuck.sent] == [str(n) for n in range(telemetry_delivery.MAX_QUEUED + 1)]
+        # a subscriber of platform events hears of the drops in the next batch that goes out
+        delivery.put([_made("function", "after")])
+        await asyncio.wait_for(delivery.task, 5)
+        dropped, after = stuck.sent[-1]
+        assert dropped["type"] == "platform.logsDropped" and after["record"] == "after"
+        assert dropped["record"] == {"reason": telemetry_delivery.DROPPED_REASON, "droppedRecords": 2,
+                                     "droppedBytes": 2 * len(json.dumps(_made("function", "5"), separators=(",", ":")))}
+        delivery.put([_made("function", "later")])  # told once
+        await asyncio.wait_for(delivery.task, 5)
+        assert [event["record"] for event in stuck.sent[-1]] == ["later"]
 
     asyncio.run(scenario())
 
