@@ -15,7 +15,9 @@ renders):
 - a signature that does not match, a timestamp more than 5 minutes off, a presigned URL past its
   expiry, a body whose hash is not the signed one: `InvalidSignatureException`.
 
-Signing keys are derived once per (secret, day, region, service) and cached.
+Signing keys are derived once per (secret, day, region, service) and cached, and botocore's
+canonical request once per request shape: remembered with a hole where the X-Amz-Date value goes
+(the one signed part that changes between a client's repeated calls), filled in per request.
 """
 
 from __future__ import annotations
@@ -351,8 +353,19 @@ _NO_CREDENTIALS = Credentials("", "")
 _PATH_SIGNER = SigV4Auth(_NO_CREDENTIALS, "lambda", "us-east-1")
 
 
+#: botocore's canonical requests, with a hole where the X-Amz-Date line's value goes: a client
+#: sends the same request again and again with only the date changed (every Invoke of a function).
+_CANONICAL_TEMPLATES: dict[tuple, tuple[str, str]] = {}
+MAX_CANONICAL_TEMPLATES = 4096
+_DATE_HOLE = "LAMBDALET-DATE-HOLE"
+_DATE_LINE = f"\nx-amz-date:{_DATE_HOLE}\n"  # a line of its own: no other line of a canonical request can be it
+
+
 def _canonical(method: str, raw_path: str, pairs: list[tuple[str, str]], headers: HeaderSource, parsed: _Parsed,
                payload_hash: str) -> tuple[str, str]:
+    """botocore's canonical request and string to sign for the request. The canonical request is
+    botocore's, remembered by everything it is made from but the X-Amz-Date header's value, which
+    is put back into its line: the same text botocore makes, without making it again."""
     signed = _SignedHeaders()
     for name in parsed.signed_headers:
         # signed but not sent: canonicalised as empty, so the signature cannot match
@@ -360,9 +373,34 @@ def _canonical(method: str, raw_path: str, pairs: list[tuple[str, str]], headers
     # The path as the client's SDK held it (already percent-encoded once): botocore encodes it again
     # for the canonical request, as SigV4 does for every service but S3.
     request = _WireRequest(method, "http://signed.invalid" + (raw_path or "/"), payload_hash, parsed.timestamp)
+    dates = signed.get("x-amz-date")
+    key = None
+    if not parsed.presigned and dates is not None and len(dates) == 1 and dates[0].strip() == parsed.timestamp:
+        key = (method, raw_path, tuple(pairs), payload_hash,
+               tuple((name, tuple(values)) for name, values in signed.items() if name != "x-amz-date"))
+        template = _CANONICAL_TEMPLATES.get(key)
+        if template is not None:
+            canonical = template[0] + parsed.timestamp + template[1]
+            return canonical, _scope_signer(parsed.service, parsed.region).string_to_sign(
+                request, canonical)  # type: ignore[arg-type]
+        signed["x-amz-date"] = [_DATE_HOLE]
     signer = _Canonicaliser(parsed, signed, pairs)
     canonical = signer.canonical_request(request)  # type: ignore[arg-type]
+    if key is not None:
+        at = canonical.index(_DATE_LINE)
+        template = (canonical[:at + len(_DATE_LINE) - len(_DATE_HOLE) - 1], canonical[at + len(_DATE_LINE) - 1:])
+        if len(_CANONICAL_TEMPLATES) >= MAX_CANONICAL_TEMPLATES:
+            _CANONICAL_TEMPLATES.clear()
+        _CANONICAL_TEMPLATES[key] = template
+        canonical = template[0] + parsed.timestamp + template[1]
     return canonical, signer.string_to_sign(request, canonical)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=64)
+def _scope_signer(service: str, region: str) -> SigV4Auth:
+    """botocore's signer for one credential scope: its string to sign needs nothing of the request
+    but the timestamp."""
+    return SigV4Auth(_NO_CREDENTIALS, service, region)
 
 
 @lru_cache(maxsize=1024)

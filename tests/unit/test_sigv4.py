@@ -141,3 +141,26 @@ def test_presigned_urls_verify_until_they_expire():
     method, path, query, headers, body = signed("GET", url, b"", presign=60)
     assert refused((method, path, query.replace("Qualifier=live", "Qualifier=prod"), headers, body)).error_type \
         == "InvalidSignatureException"
+
+
+def test_a_remembered_canonical_request_serves_only_the_same_request_at_another_time():
+    """`_canonical` remembers botocore's canonical request with a hole for the X-Amz-Date value:
+    the same request signed a second later verifies from it, and anything else signed differs."""
+    now = time.time()
+    first, later = signed(at=now - 2), signed(at=now - 1)
+    assert first[3]["X-Amz-Date"] != later[3]["X-Amz-Date"]
+    assert check(first).access_key_id == check(later).access_key_id == KEY.access_key_id
+    method, path, query, headers, body = later
+    other_body = (method, path, query, CIMultiDict(headers), b'{"a": 2}')
+    with pytest.raises(SignatureRefused) as refused:  # the body's hash differs from the signed one
+        check(other_body)
+    assert refused.value.error_type == "InvalidSignatureException"
+    tampered = CIMultiDict(headers)
+    tampered["Content-Type"] = "text/plain"  # a signed header's value changed after signing
+    with pytest.raises(SignatureRefused) as refused:
+        check((method, path, query, tampered, body))
+    assert "Content-Type".lower() + ":text/plain" in refused.value.message  # the canonical request shown is this one's
+    moved = CIMultiDict(headers)
+    moved["X-Amz-Date"] = signed(at=now)[3]["X-Amz-Date"]  # the date moved, the signature did not
+    with pytest.raises(SignatureRefused):
+        check((method, path, query, moved, body))
