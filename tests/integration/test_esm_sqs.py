@@ -113,7 +113,8 @@ def test_fifo_records_carry_group_and_deduplication_and_keep_group_order(lam, mo
         # (AWS also adds attributes.SequenceNumber; moto 5 does not return one to any consumer.)
     for group in ("g0", "g1"):
         order = [sqs_payload(r)["i"] for _, r, _ in delivered if r["attributes"]["MessageGroupId"] == group]
-        assert order == sorted(order), f"group {group} delivered out of order: {order}"
+        first = list(dict.fromkeys(order))  # a batch that came again (see above) repeats what it held
+        assert first == sorted(first), f"group {group} delivered out of order: {order}"
     wait_queue_empty(moto, url)
 
 
