@@ -185,9 +185,9 @@ async def _lambda_request_permission(request: web.Request) -> tuple[str, Permiss
     """The Lambda operation a request calls and the permission it needs. For an operation that
     reads neither its body nor a mapping, that follows from the method, the path with its query
     and the caller's account alone, and is remembered: Invoke's is worked out once per function."""
-    who = caller(request)
+    who, svc = caller(request), services(request)
     assert who is not None
-    key = (request.method, request.raw_path, who.account_id, services(request).arns.region)
+    key = (request.method, request.raw_path, who.account_id, svc.arns.region)
     known = _PERMISSIONS.get(key)
     if known is not None:
         return known
@@ -195,7 +195,6 @@ async def _lambda_request_permission(request: web.Request) -> tuple[str, Permiss
     if found is None:
         return None
     operation, params = found
-    svc = services(request)
     body = await lambda_body(request) if operation in BODY_NEEDED else None
     mapping_function = await _mapping_function_arn(request, params) if operation in EVENT_SOURCE_MAPPING else None
     # a bare name is the caller's own account's: for another account of the accounts file, not this server's
