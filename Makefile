@@ -30,7 +30,7 @@ PG_TESTS := tests/integration/test_async.py tests/integration/test_destinations.
 	tests/integration/test_esm_api.py tests/integration/test_stream_poller.py tests/integration/test_schedules.py \
 	tests/integration/test_esm_nodes.py tests/integration/test_s3_code.py tests/integration/test_states_and_shapes.py \
 	tests/integration/test_console.py tests/integration/test_iam_api.py tests/integration/test_iam_authorization.py \
-	tests/integration/test_iam_nodes.py tests/integration/test_iam_accounts.py
+	tests/integration/test_iam_nodes.py tests/integration/test_iam_accounts.py tests/integration/test_async_nodes.py
 # Pollers and schedules do not depend on the sandbox backend: the process pass leaves them to the first.
 NOT_SANDBOXED := --ignore=tests/integration/test_esm_sqs.py --ignore=tests/integration/test_esm_streams.py \
 	--ignore=tests/integration/test_esm_crash.py --ignore=tests/integration/test_esm_api.py \

@@ -187,6 +187,11 @@ class Settings:
         "", "This server's name among the servers sharing its database (`lambdalet nodes`, the leases it "
         "holds); empty: <hostname>:<port>. Each node's must be its own."
     )
+    drain_timeout: float = knob(
+        30.0, "Seconds a server stopped by SIGTERM or SIGINT waits for the requests and asynchronous "
+        "invocations it is running to finish before it stops them; it takes no new work meanwhile and "
+        "hands every lease it holds back to the database."
+    )
     advertise_url: str = knob(
         "", "The URL other nodes and `lambdalet nodes` give for this server; empty: http://<host>:<port>, "
         "with 127.0.0.1 for a server that listens on every address."
@@ -242,6 +247,8 @@ class Settings:
             raise ValueError("--stream-response-limit-mb must be between 1 and 200")
         if self.stream_bandwidth_mib_per_s < 0:
             raise ValueError("--stream-bandwidth-mib-per-s cannot be negative (0 means no cap)")
+        if self.drain_timeout < 0:
+            raise ValueError("--drain-timeout cannot be negative")
         if self.schedule_poll_interval <= 0:
             raise ValueError("--schedule-poll-interval must be positive")
         if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:

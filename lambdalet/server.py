@@ -278,7 +278,8 @@ async def build_services(settings: Settings) -> Services:
     pools.start_reaper()
     role_session = ((lambda role: execution_roles.aws_session(*role))  # type: ignore[union-attr]
                     if upstream is not None else None)
-    queue = AsyncQueue(EventStore(engine), registry, invoker, workers=settings.async_workers,
+    await node.start()  # before the queue: a claim holds only while its node's heartbeat is live
+    queue = AsyncQueue(EventStore(engine, node.name), registry, invoker, workers=settings.async_workers,
                        backoff_scale=settings.async_backoff_scale, aws_session=role_session)
     await queue.start()
     manager = MappingManager(MappingStore(engine), registry, invoker, metrics, node_id=settings.resolved_node_name,
@@ -296,7 +297,6 @@ async def build_services(settings: Settings) -> Services:
     history = MetricsHistory(metrics)
     history.start()
 
-    await node.start()
     follower = asyncio.create_task(registry.follow_changes())  # what other nodes change, seen here
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
@@ -427,12 +427,12 @@ def create_app(settings: Settings) -> web.Application:
         for task in (services.change_follower, services.identity_follower):
             if task is not None:
                 task.cancel()
-        if services.nodes is not None:
-            await services.nodes.stop()
-        await services.mappings.shutdown()
+        await services.mappings.shutdown()  # its leases handed back
         if services.schedules is not None:
             await services.schedules.shutdown()
-        await services.queue.shutdown()
+        await services.queue.shutdown(settings.drain_timeout)  # what runs finished, the rest handed back
+        if services.nodes is not None:
+            await services.nodes.stop()  # last: the queue's claims held while its heartbeat was live
         await services.hot_reload.close()
         if services.retention_sweeper is not None:
             services.retention_sweeper.cancel()
@@ -452,6 +452,7 @@ async def serve(settings: Settings) -> None:
     """Serve the API until a signal stops the server (as aiohttp's run_app does), with every
     connection admitted by `ConnectionGate`: function code may hold only so many (api/callers.py)."""
     runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=True,
+                           shutdown_timeout=settings.drain_timeout,  # requests in flight finish (a drain)
                            keepalive_timeout=settings.http_idle_timeout, lingering_time=LINGERING_S)
     await runner.setup()  # on_startup: the services
     try:

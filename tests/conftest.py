@@ -123,6 +123,7 @@ class Server:
     def start(self) -> None:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **self.extra_env}
         env.setdefault("LAMBDALET_KEEP_ALIVE", "60")
+        env.setdefault("LAMBDALET_DRAIN_TIMEOUT", "5")  # a test that stops a busy server need not wait 30 s
         cmd = [sys.executable, "-m", "lambdalet", "server", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir), "--sandbox", SANDBOX["value"], *self.args]
         self._log = open(self.log_path, "ab")

@@ -20,8 +20,11 @@ come due, and after a restart.
   version's dead-letter queue and the on-failure destination, if any, then deleted.
 
 A success goes to the on-success destination, if any (`destinations.py` sends both kinds). An event
-is deleted only after its outcome is delivered, so delivery is at-least-once end to end: whatever
-was claimed when the server died is run (and its outcome sent) again after a restart.
+is deleted only after its outcome is delivered, so delivery is at-least-once end to end: a claim
+holds while its node is live (store/events.py), so whatever a dead node had claimed is released by
+the nodes still live within RECLAIM_S of its heartbeat going stale (or by itself when it restarts),
+and run, and its outcome sent, again. A node that is stopped finishes what it runs (within its
+drain timeout) and hands back the rest at once.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from lambdalet.invoke.leases import HostMemoryExhausted
 from lambdalet.invoke.recursion import CONDITION as RECURSION_CONDITION
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
 from lambdalet.model import LATEST, alias_of, parse_function_name
+from lambdalet.nodes import LIVE_S
 from lambdalet.store.events import EventStore, QueuedEvent
 
 if TYPE_CHECKING:
@@ -73,6 +77,8 @@ MEMORY_WAIT_S = 0.1
 # released; beyond this many they wait in the database for their backoff only.
 PARKED_MAX = 10_000
 UNRESERVED = ""  # the key of events waiting for the account's unreserved pool
+# How often each node looks for the claims of nodes that are no longer live (one indexed read).
+RECLAIM_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,9 @@ class AsyncQueue:
         self._burst_end: asyncio.TimerHandle | None = None  # wakes workers the gate parked
         self._memory_waiters: deque[asyncio.Future[None]] = deque()  # workers the host's memory stopped
         self._poll_wakeup = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []  # the workers and the poller
+        self._workers_tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # the poller and the reclaimer
+        self._stopping = False
         self._progress: dict[str, Progress] = {}
         self._deliveries = Deliveries(self._invoke_destination, aws_session=aws_session)
         # Throttled events by the limit they wait for (a function's reservation, or UNRESERVED),
@@ -226,19 +234,34 @@ class AsyncQueue:
     # -- draining -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Release the claims of a previous run; the poller's first poll finds them due."""
-        released = await self._db_call(self._store.release_claims)
+        """Release this node's claims of a previous run; the poller's first poll finds them due."""
+        released = await self._db_call(self._store.release_own)
         if released:
             log.warning("%d asynchronous events were in flight when the server stopped: running them again", released)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._work()) for _ in range(self._workers)]
-        self._tasks.append(loop.create_task(self._poll()))
+        self._workers_tasks = [loop.create_task(self._work()) for _ in range(self._workers)]
+        self._tasks = [loop.create_task(self._poll()), loop.create_task(self._reclaim())]
+
+    async def _reclaim(self) -> None:
+        """Every RECLAIM_S: release the claims of nodes whose heartbeat is older than LIVE_S, so
+        that the events a dead node held are run by the live ones."""
+        while True:
+            await asyncio.sleep(RECLAIM_S)
+            try:
+                released = await self._db_call(self._store.release_orphans, time.time() - LIVE_S)
+            except Exception as exc:  # the database is away a moment: the next round tries again
+                log.warning("could not look for the asynchronous events of dead nodes: %s", exc)
+                continue
+            if released:
+                log.warning("%d asynchronous events were claimed by nodes no longer live: running them again",
+                            released)
+                self._poll_soon(0.0)
 
     async def _work(self) -> None:
         """One worker: the next event in memory, else park until events are handed over. A busy
         worker goes straight from one event to the next, with no task or wake-up per event."""
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             if self._ready and self._may_deliver(loop):
                 event = self._ready.popleft()
                 self._ready_bytes -= len(event.payload)
@@ -498,8 +521,11 @@ class AsyncQueue:
         await self.enqueue(QueuedEvent(new_request_id(), ref.name, ref.qualifier, target.arn, payload, self._clock(),
                                        trace=trace))
 
-    async def shutdown(self) -> None:
-        """Stop taking work; events in flight (and parked ones) stay claimed only until the next start."""
+    async def shutdown(self, drain_s: float = 0.0) -> None:
+        """Stop taking work; let the deliveries in flight end, for up to `drain_s` (then stop them);
+        then hand every event this node still holds (not started, parked, stopped) back to the
+        database, due at once for any node."""
+        self._stopping = True
         for parked in self._parked.values():
             for _event, timer in parked:
                 timer.cancel()
@@ -507,12 +533,27 @@ class AsyncQueue:
         self._parked_count = 0
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _release(self._idle, len(self._idle))  # idle workers see _stopping and end
+        _release(self._memory_waiters, len(self._memory_waiters))
+        if drain_s > 0 and self._workers_tasks:
+            _done, running = await asyncio.wait(self._workers_tasks, timeout=drain_s)
+            if running:
+                log.warning("stopping %d asynchronous invocations still running after %.0f s; they will run again",
+                            len(running), drain_s)
+        for task in self._workers_tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._workers_tasks, return_exceptions=True)
         if self._done_timer is not None:
             self._done_timer.cancel()
             self._done_timer = None
-        self._schedule_flush()  # the last deletions
+        self._schedule_flush()  # the last deletions, and events enqueued meanwhile (destinations)
         await asyncio.gather(self._flushing, return_exceptions=True)  # type: ignore[arg-type]
+        try:
+            handed_back = await self._db_call(self._store.release_own)
+            if handed_back:
+                log.info("%d asynchronous events handed back to the queue for other nodes", handed_back)
+        except Exception as exc:  # the nodes still live release them once this one's heartbeat is stale
+            log.warning("could not hand the asynchronous events back: %s", exc)
         await self._db_call(self._store.close)
         self._db.shutdown(wait=True)
         self._deliveries.close()

@@ -1,8 +1,10 @@
 """The durable queue of asynchronous invocations (SQLite or PostgreSQL through SQLAlchemy Core).
 
 An event is inserted (and committed) before its 202 is answered and deleted once it is done with;
-a worker claims due events, so one event is run by one worker at a time. Claims do not survive a
-restart: whatever was claimed when the server died is due again at start-up (at-least-once).
+a worker claims due events, so one event is run by one worker at a time. A claim names the node
+that holds it and lasts as long as that node is live (its heartbeat in the `nodes` table, nodes.py):
+the claims of a node that died are released by the nodes still live, and a restarted node releases
+its own at start-up, so whatever was claimed when a server died is due again (at-least-once).
 On PostgreSQL the claim uses FOR UPDATE SKIP LOCKED so that several servers can share the queue.
 """
 
@@ -11,14 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
-from lambdalet.store.schema import async_events
+from lambdalet.store.schema import async_events, nodes
 
 
 SQLITE_INSERT = ("INSERT INTO async_events (request_id, function_name, qualifier, invoked_arn, payload, enqueued_at,"
-                 " attempts, next_attempt_at, claimed, trace, tenant_id) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)")
+                 " attempts, next_attempt_at, claimed, claimed_by, trace, tenant_id)"
+                 " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)")
 SQLITE_DELETE_CHUNK = 500  # ids per DELETE ... IN (...), well under SQLite's limit on bound parameters
 
 
@@ -37,22 +40,24 @@ class QueuedEvent:
     tenant_id: str | None = None
 
 
-def event_row(e: QueuedEvent, claimed: bool = False) -> dict[str, Any]:
-    """The async_events row of a new event, due at once. Unclaimed, any server's poller claims it:
-    that is how other writers (the schedules' firing loop) hand events to the queue in their own
-    transaction."""
+def event_row(e: QueuedEvent, claimed_by: str | None = None) -> dict[str, Any]:
+    """The async_events row of a new event, due at once, claimed by node `claimed_by`. Unclaimed,
+    any server's poller claims it: that is how other writers (the schedules' firing loop) hand
+    events to the queue in their own transaction."""
     return {"request_id": e.request_id, "function_name": e.function_name, "qualifier": e.qualifier,
             "invoked_arn": e.invoked_arn, "payload": e.payload, "enqueued_at": e.enqueued_at,
-            "attempts": 0, "next_attempt_at": e.enqueued_at, "claimed": int(claimed), "trace": e.trace,
-            "tenant_id": e.tenant_id}
+            "attempts": 0, "next_attempt_at": e.enqueued_at, "claimed": int(claimed_by is not None),
+            "claimed_by": claimed_by, "trace": e.trace, "tenant_id": e.tenant_id}
 
 
 class EventStore:
     """Synchronous repository; callers run it off the event loop, except `apply` on SQLite
     (`inline_commits`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, node: str) -> None:
+        """`node`: this server's name among the nodes, which its claims carry."""
         self.engine = engine
+        self.node = node
         self._sqlite = engine.dialect.name == "sqlite"
         self._raw: Any = None  # SQLite: the DBAPI connection of apply(), opened on first use
 
@@ -83,7 +88,8 @@ class EventStore:
                 conn.execute(delete(async_events).where(async_events.c.request_id.in_(done)))
             if not new:
                 return
-            conn.execute(insert(async_events), [event_row(e, claimed) for e in new])
+            claimed_by = self.node if claimed else None
+            conn.execute(insert(async_events), [event_row(e, claimed_by) for e in new])
 
     def _apply_sqlite(self, new: list[QueuedEvent], done: list[str], claimed: bool) -> None:
         """apply() straight on one DBAPI connection: SQLAlchemy's per-call work (pool checkout,
@@ -98,9 +104,10 @@ class EventStore:
                 chunk = done[start:start + SQLITE_DELETE_CHUNK]
                 cursor.execute(f"DELETE FROM async_events WHERE request_id IN ({', '.join('?' * len(chunk))})", chunk)
             if new:
-                cursor.executemany(SQLITE_INSERT, [(e.request_id, e.function_name, e.qualifier, e.invoked_arn, e.payload,
-                                                    e.enqueued_at, e.enqueued_at, int(claimed), e.trace, e.tenant_id)
-                                                   for e in new])
+                claimed_by = self.node if claimed else None
+                cursor.executemany(SQLITE_INSERT, [
+                    (e.request_id, e.function_name, e.qualifier, e.invoked_arn, e.payload, e.enqueued_at, e.enqueued_at,
+                     int(claimed), claimed_by, e.trace, e.tenant_id) for e in new])
             self._raw.commit()
         except BaseException:
             self._raw.rollback()
@@ -123,19 +130,35 @@ class EventStore:
             rows = conn.execute(query).fetchall()
             if rows:
                 conn.execute(update(async_events).where(async_events.c.request_id.in_([r.request_id for r in rows]))
-                             .values(claimed=1))
+                             .values(claimed=1, claimed_by=self.node))
             return [QueuedEvent(r.request_id, r.function_name, r.qualifier, r.invoked_arn, r.payload,
                                 r.enqueued_at, r.attempts, r.trace, r.tenant_id) for r in rows]
 
     def retry_later(self, request_id: str, attempts: int, at: float) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(async_events).where(async_events.c.request_id == request_id)
-                         .values(claimed=0, attempts=attempts, next_attempt_at=at))
+                         .values(claimed=0, claimed_by=None, attempts=attempts, next_attempt_at=at))
 
-    def release_claims(self) -> int:
-        """At start-up: events claimed by a server that died are due again."""
+    def release_own(self) -> int:
+        """At start-up, and when stopping: the events this node claimed and did not finish are due
+        again (any node's poller claims them). Claims that name no node (written before claims
+        named one) are released too."""
         with self.engine.begin() as conn:
-            return conn.execute(update(async_events).where(async_events.c.claimed == 1).values(claimed=0)).rowcount
+            return conn.execute(update(async_events).where(async_events.c.claimed == 1)
+                                .where(or_(async_events.c.claimed_by == self.node, async_events.c.claimed_by.is_(None)))
+                                .values(claimed=0, claimed_by=None)).rowcount
+
+    def release_orphans(self, live_since: float) -> int:
+        """The claims of other nodes that have not heartbeat since `live_since` (dead, or stopped
+        without handing them back): due again. A read first, so that when there are none (nearly
+        always) no write lock is taken."""
+        orphaned = (async_events.c.claimed == 1, async_events.c.claimed_by != self.node,
+                    async_events.c.claimed_by.not_in(select(nodes.c.name).where(nodes.c.heartbeat >= live_since)))
+        with self.engine.connect() as conn:
+            if conn.execute(select(async_events.c.request_id).where(*orphaned).limit(1)).first() is None:
+                return 0
+        with self.engine.begin() as conn:
+            return conn.execute(update(async_events).where(*orphaned).values(claimed=0, claimed_by=None)).rowcount
 
     def depth(self) -> dict[str, tuple[int, float | None]]:
         """Per function: queued events and the oldest one's enqueue time."""

@@ -126,6 +126,8 @@ async_events = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False),
     Column("claimed", Integer, nullable=False, default=0),
+    # The node (nodes.name) whose claim it is; a claim of a node that is no longer live is released.
+    Column("claimed_by", String(255), nullable=True),
     # The X-Ray trace header the event came with (its Lineage counts a recursive loop), else NULL.
     Column("trace", String(1024), nullable=True),
     # A PER_TENANT function's tenant id (X-Amz-Tenant-Id), else NULL.
