@@ -8,10 +8,12 @@ file both servers open.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import uuid
 from collections import Counter
+from typing import Iterator
 
 from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
 
@@ -50,24 +52,32 @@ class Recorder:
         return all(self.read()[f"done {event_id}"] for event_id in ids)
 
 
-def two_nodes(tmp_path, moto) -> tuple[Server, Server]:
+@contextlib.contextmanager
+def two_nodes(tmp_path, moto, first_args: tuple[str, ...] = ()) -> Iterator[tuple[Server, Server, Recorder, str]]:
+    """Two running nodes and a slow function made through the first and warmed on the second,
+    which so has its code before the first goes away."""
     database = (fresh_postgres_database(POSTGRES["url"]) if POSTGRES["url"]
                 else f"sqlite:///{tmp_path / 'shared.db'}")
     env = {"AWS_ENDPOINT_URL": moto.url}
-    return (Server(tmp_path / "first", extra_env=env, args=["--database-url", database]),
-            Server(tmp_path / "second", extra_env=env, args=["--database-url", database]))
-
-
-def deploy(first: Server, second: Server, name: str, recorder: Recorder) -> None:
-    """The function, made through the first node and warmed on the second, which so has its code
-    before the first goes away."""
-    first.client().create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
-                                   Code={"ZipFile": make_zip({"app.py": RECORDER})}, Timeout=60,
-                                   Environment={"Variables": {"RECORDER": recorder.url}})
-    wait_until(lambda: name in [f["FunctionName"] for f in second.client().list_functions()["Functions"]],
-               timeout=10, what="the second node to see the function")
-    response = second.client().invoke(FunctionName=name, Payload=json.dumps({"id": "warm", "sleep": 0}))
-    assert "FunctionError" not in response, response["Payload"].read()
+    first = Server(tmp_path / "first", extra_env=env, args=["--database-url", database, *first_args])
+    second = Server(tmp_path / "second", extra_env=env, args=["--database-url", database])
+    suffix = uuid.uuid4().hex[:8]
+    recorder = Recorder(moto, suffix)
+    name = f"slow-{suffix}"
+    try:
+        first.start()
+        second.start()
+        first.client().create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                       Code={"ZipFile": make_zip({"app.py": RECORDER})}, Timeout=60,
+                                       Environment={"Variables": {"RECORDER": recorder.url}})
+        wait_until(lambda: name in [f["FunctionName"] for f in second.client().list_functions()["Functions"]],
+                   timeout=10, what="the second node to see the function")
+        response = second.client().invoke(FunctionName=name, Payload=json.dumps({"id": "warm", "sleep": 0}))
+        assert "FunctionError" not in response, response["Payload"].read()
+        yield first, second, recorder, name
+    finally:
+        first.stop()
+        second.stop()
 
 
 def enqueue(server: Server, name: str, count: int, sleep: float) -> list[str]:
@@ -80,14 +90,7 @@ def enqueue(server: Server, name: str, count: int, sleep: float) -> list[str]:
 
 
 def test_the_events_a_killed_node_claimed_are_run_by_the_live_one(tmp_path, moto):
-    first, second = two_nodes(tmp_path, moto)
-    suffix = uuid.uuid4().hex[:8]
-    recorder = Recorder(moto, suffix)
-    name = f"slow-{suffix}"
-    try:
-        first.start()
-        second.start()
-        deploy(first, second, name, recorder)
+    with two_nodes(tmp_path, moto) as (first, second, recorder, name):
         # Accepted by the first node, which claims them at once and starts running them.
         ids = enqueue(first, name, 6, sleep=5)
         wait_until(lambda: any(recorder.read()[f"start {event_id}"] for event_id in ids), timeout=30,
@@ -95,31 +98,18 @@ def test_the_events_a_killed_node_claimed_are_run_by_the_live_one(tmp_path, moto
         first.stop(signal.SIGKILL)  # mid-flight: its claims stay in the database, naming a dead node
         wait_until(lambda: recorder.all_done(ids), timeout=90, interval=0.5,
                    what="the second node to run every event the first had claimed")
-    finally:
-        first.stop()
-        second.stop()
     assert "claimed by nodes no longer live" in second.log_path.read_text()
 
 
 def test_a_stopped_node_finishes_what_it_runs_and_hands_the_rest_over(tmp_path, moto):
-    first, second = two_nodes(tmp_path, moto)
-    first.args += ["--async-workers", "1"]  # one event runs at a time: the others wait, claimed
-    suffix = uuid.uuid4().hex[:8]
-    recorder = Recorder(moto, suffix)
-    name = f"slow-{suffix}"
-    try:
-        first.start()
-        second.start()
-        deploy(first, second, name, recorder)
+    # One event runs at a time on the first node: the others wait there, claimed.
+    with two_nodes(tmp_path, moto, first_args=("--async-workers", "1")) as (first, second, recorder, name):
         ids = enqueue(first, name, 4, sleep=2)
         running = wait_until(lambda: [event_id for event_id in ids if recorder.read()[f"start {event_id}"]],
                              timeout=30, what="the first node to start an event")
         first.stop()  # SIGTERM: a drain (the tests' --drain-timeout is 5 s, the event takes 2)
         wait_until(lambda: recorder.all_done(ids), timeout=60, interval=0.5,
                    what="the second node to run the events the first handed over")
-    finally:
-        first.stop()
-        second.stop()
     log = first.log_path.read_text()
     assert "asynchronous events handed back" in log, log
     # The event in flight when the drain began was finished, not stopped and run again.
