@@ -187,6 +187,7 @@ class Cgroups:
         # state), and a write 0.1-0.3 ms: never on the event loop. One thread, so `_leftovers`
         # needs no lock, and an environment's writes and its removal happen in order.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdalet-cgroups")
+        self._closed = False
         for parent in self.parents.values():
             _remove_stale_siblings(parent)
 
@@ -222,13 +223,16 @@ class Cgroups:
         return EnvironmentCgroup(dirs, memory_dir, cpu_dir, cpu_quota_us(memory_mb, self.mb_per_vcpu), self.version)
 
     def in_background(self, work: Callable[[], None]) -> None:
-        """Run a write to an environment's groups on the cgroup thread."""
-        self._worker.submit(work)
+        """Run a write to an environment's groups on the cgroup thread (none once closed)."""
+        if not self._closed:
+            self._worker.submit(work)
 
     def release(self, group: EnvironmentCgroup) -> None:
-        """An environment is gone: remove its groups (and retry earlier ones the kernel still held)."""
+        """An environment is gone: remove its groups (and retry earlier ones the kernel still held).
+        An environment that ends after close() needs nothing: close() removed every group."""
         group.close()
-        self._worker.submit(self._remove, group)
+        if not self._closed:
+            self._worker.submit(self._remove, group)
 
     def _remove(self, group: EnvironmentCgroup) -> None:
         if not group.remove():  # processes left behind (the environment's children, dying): finish them
@@ -238,6 +242,7 @@ class Cgroups:
 
     def close(self) -> None:
         """Kill what is left in every group and remove them; the last processes may take a moment to die."""
+        self._closed = True
         self._worker.shutdown(wait=True)
         for parent in self.parents.values():
             for child in parent.iterdir() if parent.exists() else ():
