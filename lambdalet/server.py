@@ -64,6 +64,7 @@ from lambdalet.hot_reload import HotReloader
 from lambdalet.invoke.env_vars import server_passthrough
 from lambdalet.invoke.environment import Environment
 from lambdalet.invoke.invoker import Invoker
+from lambdalet.invoke.grants import ConcurrencyGrants
 from lambdalet.invoke.leases import ConcurrencyLimiter, MemoryBudget, default_memory_budget_mb
 from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.recursion import RecursionGuard
@@ -158,6 +159,8 @@ class Services:
     nodes: NodeRegistry | None = None
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
     change_follower: "asyncio.Task[None] | None" = None
+    #: On PostgreSQL: this node's share of the concurrency limits (invoke/grants.py).
+    grants: ConcurrencyGrants | None = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -245,13 +248,20 @@ async def build_services(settings: Settings) -> Services:
     execution_roles = (ExecutionRoles(minter, identities, settings.resolved_advertise_url, passthrough, upstream)
                        if accounts is not None or upstream is not None else None)
 
+    # several nodes may share PostgreSQL, and so the limits: each holds its share of them (invoke/grants.py)
+    grants = (ConcurrencyGrants(engine, settings.resolved_node_name, limiter.pool_usage)
+              if engine.dialect.name == "postgresql" else None)
+
     def node_load() -> dict[str, object]:
         states = {"starting": 0, "idle": 0, "busy": 0}
         for counts in pools.counts().values():
             for state, count in counts.items():
                 states[state] = states.get(state, 0) + count
-        return {"inFlight": limiter.total_in_flight, "environments": states,
-                "memoryUsedMb": pools.budget.used_mb, "memoryLimitMb": pools.budget.limit_mb}
+        load: dict[str, object] = {"inFlight": limiter.total_in_flight, "environments": states,
+                                   "memoryUsedMb": pools.budget.used_mb, "memoryLimitMb": pools.budget.limit_mb}
+        if grants is not None:
+            load["concurrencyGrants"] = dict(grants.granted)
+        return load
 
     node = NodeRegistry(engine, settings.resolved_node_name, settings.resolved_advertise_url, node_load)
     peer_code = PeerCode(blobs, node)
@@ -279,6 +289,9 @@ async def build_services(settings: Settings) -> Services:
     role_session = ((lambda role: execution_roles.aws_session(*role))  # type: ignore[union-attr]
                     if upstream is not None else None)
     await node.start()  # before the queue: a claim holds only while its node's heartbeat is live
+    if grants is not None:
+        await grants.start()
+        limiter.grants = grants
     queue = AsyncQueue(EventStore(engine, node.name), registry, invoker, workers=settings.async_workers,
                        backoff_scale=settings.async_backoff_scale, aws_session=role_session)
     await queue.start()
@@ -303,7 +316,7 @@ async def build_services(settings: Settings) -> Services:
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
                     signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
-                    execution_roles=execution_roles, nodes=node, change_follower=follower,
+                    execution_roles=execution_roles, nodes=node, change_follower=follower, grants=grants,
                     # what other nodes change in IAM, seen here (only --auth iam reads it per request)
                     identity_follower=asyncio.create_task(identities.follow()) if authenticator else None)
 
@@ -431,6 +444,8 @@ def create_app(settings: Settings) -> web.Application:
         if services.schedules is not None:
             await services.schedules.shutdown()
         await services.queue.shutdown(settings.drain_timeout)  # what runs finished, the rest handed back
+        if services.grants is not None:
+            await services.grants.stop()  # nothing runs here any more: every slot back to the others
         if services.nodes is not None:
             await services.nodes.stop()  # last: the queue's claims held while its heartbeat was live
         await services.hot_reload.close()

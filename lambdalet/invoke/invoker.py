@@ -15,7 +15,7 @@ from typing import Callable
 
 from lambdalet.errors import InvalidParameterValueException, RecursiveInvocationException, TooManyRequestsException
 from lambdalet.invoke.environment import Environment, InitFailure
-from lambdalet.invoke.leases import ConcurrencyLimiter
+from lambdalet.invoke.leases import ConcurrencyLease, ConcurrencyLimiter, GrantShort
 from lambdalet.invoke.pool import Pools, WarmPool
 from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.types import Invocation, InvocationResult
@@ -49,8 +49,7 @@ class Invoker:
         pool = self.pools.for_config(config, invocation.tenant_id)
         provisioning = pool.provisioning
         try:
-            lease = self.limiter.acquire(config.name, config.version,
-                                         provisioning.requested if provisioning is not None else 0)
+            lease = await self._lease(config, provisioning.requested if provisioning is not None else 0)
         except TooManyRequestsException:
             counted.throttles.inc()
             raise
@@ -90,6 +89,15 @@ class Invoker:
             if not held:
                 counted.concurrent.dec()
                 lease.release()
+
+    async def _lease(self, config: FunctionConfig, provisioned: int) -> ConcurrencyLease:
+        """A concurrency slot; with several nodes, more of this node's share first when it is short."""
+        while True:
+            try:
+                return self.limiter.acquire(config.name, config.version, provisioned)
+            except GrantShort as short:
+                if self.limiter.grants is None or not await self.limiter.grants.grow(short.pool):
+                    raise
 
     @staticmethod
     async def _release_when_settled(env: Environment, pool: WarmPool, settled: "asyncio.Future[None]",

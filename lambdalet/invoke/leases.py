@@ -11,16 +11,37 @@ client disconnect and server shutdown all give the slot back. All checks are cou
   other invocation shares the R - P left.
 - Functions without a reservation share the unreserved pool: the account limit less every
   reservation (which may never leave fewer than the unreserved minimum, 100 by default).
+
+On PostgreSQL, where several nodes may share the limits, each pool (the unreserved one, each
+reservation) is also capped by the slots this node holds of it (`grants.py`): an acquire beyond
+them raises `GrantShort`, and the invoker asks the database for more before it throttles.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from lambdalet.errors import TooManyRequestsException
 
+if TYPE_CHECKING:
+    from lambdalet.invoke.grants import ConcurrencyGrants
+
 RATE_EXCEEDED = "Rate Exceeded."
+RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
+ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
+#: The pool of functions without a reservation; a reservation's pool is RESERVED_POOL + its function.
+UNRESERVED_POOL = "unreserved"
+RESERVED_POOL = "reserved:"
+
+
+class GrantShort(TooManyRequestsException):
+    """Within the limit, but beyond the slots this node holds of `pool`: the invoker asks the
+    database for more (`ConcurrencyGrants.grow`), and throttles with this if there are none."""
+
+    def __init__(self, reason: str, pool: str) -> None:
+        super().__init__(RATE_EXCEEDED, reason)
+        self.pool = pool
 
 
 @dataclass
@@ -54,6 +75,8 @@ class ConcurrencyLimiter:
     #: Told of every released slot (function, whether it was a reserved one): the asynchronous
     #: queue retries an event throttled for want of that slot at once.
     on_release: Callable[[str, bool], None] | None = field(default=None, compare=False, repr=False)
+    #: With several nodes: the slots of each pool this node holds (None: this node's limits are the limits).
+    grants: "ConcurrencyGrants | None" = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.total_reserved = sum(self.reserved.values())
@@ -87,16 +110,21 @@ class ConcurrencyLimiter:
         if reservation is not None:
             if provisioned:
                 key = (function, version)
-                if self.provisioned_in_flight.get(key, 0) < provisioned:  # a provisioned slot: set aside
+                if (self.provisioned_in_flight.get(key, 0) < provisioned  # a provisioned slot: set aside
+                        and (self.grants is None or self.grants.covers(RESERVED_POOL + function, running + 1))):
                     self.provisioned_in_flight[key] = self.provisioned_in_flight.get(key, 0) + 1
                     self.provisioned_in_flight_total[function] = self.provisioned_in_flight_total.get(function, 0) + 1
                     self.in_flight[function] = running + 1
                     return ConcurrencyLease(self, function, reserved=True, provisioned_slot=key)
             on_demand = running - self.provisioned_in_flight_total.get(function, 0)
             if on_demand >= reservation - self.provisioned.get(function, 0):
-                raise TooManyRequestsException(RATE_EXCEEDED, "ReservedFunctionConcurrentInvocationLimitExceeded")
+                raise TooManyRequestsException(RATE_EXCEEDED, RESERVED_LIMIT)
+            if self.grants is not None and not self.grants.covers(RESERVED_POOL + function, running + 1):
+                raise GrantShort(RESERVED_LIMIT, RESERVED_POOL + function)
         elif self.unreserved_in_flight >= self.unreserved_limit:
-            raise TooManyRequestsException(RATE_EXCEEDED, "ConcurrentInvocationLimitExceeded")
+            raise TooManyRequestsException(RATE_EXCEEDED, ACCOUNT_LIMIT)
+        elif self.grants is not None and not self.grants.covers(UNRESERVED_POOL, self.unreserved_in_flight + 1):
+            raise GrantShort(ACCOUNT_LIMIT, UNRESERVED_POOL)
         else:
             self.unreserved_in_flight += 1
         self.in_flight[function] = running + 1
@@ -120,6 +148,13 @@ class ConcurrencyLimiter:
                 del self.provisioned_in_flight_total[lease.function]
         if self.on_release is not None:
             self.on_release(lease.function, lease.reserved)
+
+    def pool_usage(self, pool: str) -> tuple[int, int | None]:
+        """A pool's (invocations in flight here, its limit now; None: no such pool any more)."""
+        if pool == UNRESERVED_POOL:
+            return self.unreserved_in_flight, self.unreserved_limit
+        function = pool.removeprefix(RESERVED_POOL)
+        return self.in_flight.get(function, 0), self.reserved.get(function)
 
     def max_reservable(self, function: str) -> int:
         """The largest reservation `function` may hold while leaving the unreserved minimum."""

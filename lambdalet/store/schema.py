@@ -330,6 +330,18 @@ nodes = Table(
 )
 
 
+# The concurrency slots each node holds per pool (invoke/grants.py): the unreserved pool or one
+# function's reservation. A row counts until `expires` (wall-clock seconds), renewed while its node lives.
+concurrency_grants = Table(
+    "concurrency_grants",
+    metadata,
+    Column("pool", String(256), primary_key=True),
+    Column("node", String(255), primary_key=True),
+    Column("slots", Integer, nullable=False),
+    Column("expires", Float, nullable=False),
+)
+
+
 # IAM (api/iam.py, store/iam.py): users, roles and customer managed policies of each account. Names
 # are unique case-insensitively, as IAM's are: `name_key` is the lower-cased name. Children refer
 # to their user, role or policy by its IAM id, which a rename (UpdateUser) does not change.
