@@ -165,6 +165,16 @@ class ConcurrencyGrants:
                 conn.execute(update(table).where(table.c.node == self.node, table.c.pool == pool).values(slots=slots))
             conn.execute(update(table).where(table.c.node == self.node).values(expires=time.time() + GRANT_S))
 
+    async def give_back(self, pool: str) -> None:
+        """Return at once what this node holds of `pool` beyond what it runs: an invocation that
+        took a slot could not run here (no room for its environment) and goes to another node."""
+        async with self._serial:
+            in_use = self._usage(pool)[0]
+            if self.granted.get(pool, 0) <= in_use:
+                return
+            self.granted[pool] = self._peak[pool] = in_use
+            await asyncio.to_thread(self._renew, {pool: in_use}, set())
+
     async def _forget(self) -> None:
         async with self._serial:
             self.granted, self._peak = {}, {}

@@ -65,6 +65,9 @@ class Invoker:
                 return result
             except TooManyRequestsException:  # no room in the host's memory budget for a new environment
                 counted.throttles.inc()
+                lease.release()
+                if self.limiter.grants is not None:  # it may run on another node: the slot goes back first
+                    await self.limiter.grants.give_back(lease.pool)
                 raise
             if cold:
                 counted.cold_start(env.init_ms)

@@ -53,6 +53,11 @@ class ConcurrencyLease:
     #: The (function, version) whose provisioned slot it holds, or None (an on-demand slot).
     provisioned_slot: tuple[str, str] | None = None
 
+    @property
+    def pool(self) -> str:
+        """The pool it counts in (grants.py)."""
+        return RESERVED_POOL + self.function if self.reserved else UNRESERVED_POOL
+
     def release(self) -> None:
         if not self.released:
             self.released = True

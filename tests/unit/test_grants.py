@@ -129,3 +129,17 @@ def test_a_node_whose_grants_were_not_renewed_in_time_throttles_until_they_are(e
         second.release()
 
     asyncio.run(scenario())
+
+
+def test_a_slot_that_could_not_run_here_goes_back_at_once(engine):
+    async def scenario() -> None:
+        a, b = await node(engine, "a", 2), await node(engine, "b", 2)
+        taken = [await lease(a), await lease(a)]
+        taken[1].release()  # as the invoker does when no environment fits here
+        await a.grants.give_back(taken[1].pool)
+        assert a.grants.granted == {"unreserved": 1}
+        elsewhere = await lease(b)  # without waiting for a's renewal
+        for one in (taken[0], elsewhere):
+            one.release()
+
+    asyncio.run(scenario())
