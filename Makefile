@@ -31,7 +31,7 @@ PG_TESTS := tests/integration/test_async.py tests/integration/test_destinations.
 	tests/integration/test_esm_nodes.py tests/integration/test_s3_code.py tests/integration/test_states_and_shapes.py \
 	tests/integration/test_console.py tests/integration/test_iam_api.py tests/integration/test_iam_authorization.py \
 	tests/integration/test_iam_nodes.py tests/integration/test_iam_accounts.py tests/integration/test_async_nodes.py \
-	tests/integration/test_concurrency_nodes.py
+	tests/integration/test_concurrency_nodes.py tests/integration/test_placement.py
 # Cluster-wide limits exist on PostgreSQL only (SQLite is one machine): the first two passes leave them out.
 POSTGRES_ONLY := --ignore=tests/integration/test_concurrency_nodes.py
 # Pollers and schedules do not depend on the sandbox backend: the process pass leaves them to the first.

@@ -6,6 +6,8 @@ its load (invocations in flight, environments, host memory in use). A node whose
 older than LIVE_S is dead: it drops out of `live()` without anyone deleting its row, and a
 server that stops cleanly deletes its own. `lambdalet nodes` shows `live()` through
 `GET /_lambdalet/nodes`. With SQLite there is one node; with PostgreSQL as many as share it.
+Each beat also reads who is live into `peers`, so that placement (`placement.py`) knows the nodes
+without a database read per invoke.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class NodeRegistry:
         self._load = load
         self._started = time.time()
         self._task: asyncio.Task[None] | None = None
+        #: The live nodes (this one included) as of the last heartbeat: (name, url), by name.
+        self.peers: tuple[tuple[str, str], ...] = ((name, url),)
 
     async def start(self) -> None:
         await asyncio.to_thread(self._beat)
@@ -56,6 +60,10 @@ class NodeRegistry:
     def _beat(self) -> None:
         upsert(self.engine, table, {"name": self.name}, {"url": self.url, "started": self._started,
                                                           "heartbeat": time.time(), "load": json.dumps(self._load())})
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table.c.name, table.c.url).where(table.c.heartbeat >= time.time() - LIVE_S)
+                                .order_by(table.c.name)).fetchall()
+        self.peers = tuple((row.name, row.url) for row in rows)
 
     def _leave(self) -> None:
         with self.engine.begin() as conn:

@@ -65,6 +65,7 @@ from lambdalet.invoke.env_vars import server_passthrough
 from lambdalet.invoke.environment import Environment
 from lambdalet.invoke.invoker import Invoker
 from lambdalet.invoke.grants import ConcurrencyGrants
+from lambdalet.placement import Placement
 from lambdalet.invoke.leases import ConcurrencyLimiter, MemoryBudget, default_memory_budget_mb
 from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.recursion import RecursionGuard
@@ -161,6 +162,8 @@ class Services:
     change_follower: "asyncio.Task[None] | None" = None
     #: On PostgreSQL: this node's share of the concurrency limits (invoke/grants.py).
     grants: ConcurrencyGrants | None = None
+    #: Which node runs a function's synchronous invokes (placement.py).
+    placement: Placement | None = None
 
 
 async def build_services(settings: Settings) -> Services:
@@ -317,6 +320,7 @@ async def build_services(settings: Settings) -> Services:
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
                     signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
                     execution_roles=execution_roles, nodes=node, change_follower=follower, grants=grants,
+                    placement=Placement(node),
                     # what other nodes change in IAM, seen here (only --auth iam reads it per request)
                     identity_follower=asyncio.create_task(identities.follow()) if authenticator else None)
 
@@ -380,6 +384,7 @@ async def status(request: web.Request) -> web.Response:
         "concurrency": {"limit": limiter.account_limit, "unreserved_limit": limiter.unreserved_limit,
                         "in_flight": limiter.total_in_flight},
         "memory_budget_mb": {"limit": svc.pools.budget.limit_mb, "used": svc.pools.budget.used_mb},
+        "nodes": [name for name, _url in svc.nodes.peers] if svc.nodes is not None else [],  # placement's view
         "functions": {name: {"environments": counts.get(name, {"starting": 0, "idle": 0, "busy": 0}),
                              "async_queue": {"depth": depth.get(name, (0, None))[0],
                                              "oldest_age_s": round(now - depth[name][1], 3) if name in depth else None}}
@@ -449,6 +454,8 @@ def create_app(settings: Settings) -> web.Application:
         if services.nodes is not None:
             await services.nodes.stop()  # last: the queue's claims held while its heartbeat was live
         await services.hot_reload.close()
+        if services.placement is not None:
+            await services.placement.close()
         if services.retention_sweeper is not None:
             services.retention_sweeper.cancel()
         if services.history is not None:

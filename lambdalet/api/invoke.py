@@ -1,7 +1,8 @@
 """Invoke: the data plane's front door (RequestResponse, Event, DryRun).
 
 This is the hot path: a name lookup in memory, a payload check, then the invoker. No database
-access, no file reads; the log tail is only built when the caller asks for it.
+access, no file reads; the log tail is only built when the caller asks for it. With several
+nodes, a synchronous invoke runs on its function's home node, forwarded there (`placement.py`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from aiohttp import web
 from lambdalet import logs
 from lambdalet.api.common import function_ref, json_response, lambda_body, qualifier, services
 from lambdalet.errors import (
-    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException, ValidationException,
-    check_active,
+    InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException,
+    ResourceNotFoundException, ValidationException, check_active,
 )
+from lambdalet.invoke.leases import HostMemoryExhausted
 from lambdalet.invoke.types import Invocation, new_request_id
 from lambdalet.model import FunctionConfig, alias_of
+from lambdalet.placement import FORWARDED_BY, SPILL
 from lambdalet.store.events import QueuedEvent
 from lambdalet.tenancy import TENANT_MISSING, TENANT_UNEXPECTED
 
@@ -137,7 +140,12 @@ def invocation_for(request: web.Request, req: InvokeRequest, request_id: str) ->
 
 async def invoke(request: web.Request) -> web.Response:
     svc = services(request)
-    req = await read_invoke_request(request, INVOCATION_TYPES, "InvokeFunction")
+    try:
+        req = await read_invoke_request(request, INVOCATION_TYPES, "InvokeFunction")
+    except ResourceNotFoundException as missing:
+        if FORWARDED_BY in request.headers:  # made through another node a moment ago: not known here yet
+            missing.headers[SPILL] = "unknown function"
+        raise
     if req.invocation_type == "DryRun":
         return web.Response(status=204)
     config, qual, payload = req.config, req.qualifier, req.payload
@@ -150,8 +158,35 @@ async def invoke(request: web.Request) -> web.Response:
                                             trace=caller_trace(request), tenant_id=req.tenant_id or None))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
+    placement = svc.placement
+    if placement is None or placement.forwarded(request):
+        return await _run_here(request, req, request_id)
+    tried_here: HostMemoryExhausted | None = None
+    for node, url in placement.ranking(config.name):  # its home first (placement.py)
+        if node == placement.node:
+            try:
+                return await _run_here(request, req, request_id)
+            except HostMemoryExhausted as full:
+                tried_here = full
+        else:
+            answer = await placement.forward(request, url, config.timeout)
+            if answer is not None:
+                return answer
+    if tried_here is not None:  # every node is full
+        raise tried_here
+    return await _run_here(request, req, request_id)
+
+
+async def _run_here(request: web.Request, req: InvokeRequest, request_id: str) -> web.Response:
+    """Run a synchronous invoke on this node. One forwarded here that cannot run for want of host
+    memory answers with SPILL: the node it came from tries the next one."""
     invocation = invocation_for(request, req, request_id)
-    result = await svc.invoker.invoke(config, invocation)
+    try:
+        result = await services(request).invoker.invoke(req.config, invocation)
+    except HostMemoryExhausted as full:
+        if FORWARDED_BY in request.headers:
+            full.headers[SPILL] = "host memory"
+        raise
     headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": result.executed_version}
     if result.function_error:
         headers["X-Amz-Function-Error"] = "Unhandled"

@@ -54,8 +54,8 @@ class Recorder:
 
 @contextlib.contextmanager
 def two_nodes(tmp_path, moto, first_args: tuple[str, ...] = ()) -> Iterator[tuple[Server, Server, Recorder, str]]:
-    """Two running nodes and a slow function made through the first and warmed on the second,
-    which so has its code before the first goes away."""
+    """Two running nodes and a slow function made through the second, which so has its code
+    when the first goes away (the first fetches it from the second when it runs an event)."""
     database = (fresh_postgres_database(POSTGRES["url"]) if POSTGRES["url"]
                 else f"sqlite:///{tmp_path / 'shared.db'}")
     env = {"AWS_ENDPOINT_URL": moto.url}
@@ -67,12 +67,12 @@ def two_nodes(tmp_path, moto, first_args: tuple[str, ...] = ()) -> Iterator[tupl
     try:
         first.start()
         second.start()
-        first.client().create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
-                                       Code={"ZipFile": make_zip({"app.py": RECORDER})}, Timeout=60,
-                                       Environment={"Variables": {"RECORDER": recorder.url}})
-        wait_until(lambda: name in [f["FunctionName"] for f in second.client().list_functions()["Functions"]],
-                   timeout=10, what="the second node to see the function")
-        response = second.client().invoke(FunctionName=name, Payload=json.dumps({"id": "warm", "sleep": 0}))
+        second.client().create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                        Code={"ZipFile": make_zip({"app.py": RECORDER})}, Timeout=60,
+                                        Environment={"Variables": {"RECORDER": recorder.url}})
+        wait_until(lambda: name in [f["FunctionName"] for f in first.client().list_functions()["Functions"]],
+                   timeout=10, what="the first node to see the function")
+        response = first.client().invoke(FunctionName=name, Payload=json.dumps({"id": "warm", "sleep": 0}))
         assert "FunctionError" not in response, response["Payload"].read()
         yield first, second, recorder, name
     finally:

@@ -1,0 +1,118 @@
+"""Placement across nodes (issue 20): a function's synchronous invokes run on its home node
+whichever node the client asks, and spill over to another node when the home has no room.
+
+The database is the PostgreSQL of the PostgreSQL pass (`scripts/with-postgres`), else one SQLite
+file both servers open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
+
+from .helpers import wait_until
+
+SLEEPER = """
+import time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"echo": event["n"]}
+"""
+
+
+def status(node: Server) -> dict:
+    with urllib.request.urlopen(node.url + "/_lambdalet/status", timeout=10) as answer:
+        return json.load(answer)
+
+
+def environments(node: Server, name: str) -> int:
+    counts = status(node)["functions"].get(name, {}).get("environments", {})
+    return sum(counts.values())
+
+
+@contextlib.contextmanager
+def two_nodes(tmp_path, *args: str, env: dict[str, str] | None = None,
+              client=lambda node: node.client(), role=lambda node: ROLE) -> Iterator[tuple[Server, Server, str]]:
+    """Two nodes that know each other, and a 128 MB function both see."""
+    database = (fresh_postgres_database(POSTGRES["url"]) if POSTGRES["url"]
+                else f"sqlite:///{tmp_path / 'shared.db'}")
+    nodes = (Server(tmp_path / "first", extra_env=env, args=["--database-url", database, *args]),
+             Server(tmp_path / "second", extra_env=env, args=["--database-url", database, *args]))
+    name = f"placed-{uuid.uuid4().hex[:8]}"
+    try:
+        for node in nodes:
+            node.start()
+        client(nodes[0]).create_function(FunctionName=name, Runtime="python3.11", Role=role(nodes[0]),
+                                         Handler="app.handler", Code={"ZipFile": make_zip({"app.py": SLEEPER})},
+                                         MemorySize=128, Timeout=60)
+        wait_until(lambda: all(len(status(node)["nodes"]) == 2 for node in nodes), timeout=20,
+                   what="each node to count both among the live nodes")
+        wait_until(lambda: name in [f["FunctionName"] for f in client(nodes[1]).list_functions()["Functions"]],
+                   timeout=10, what="the second node to see the function")
+        yield nodes[0], nodes[1], name
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def invoke(node: Server, name: str, n: int, sleep: float = 0, client=None) -> dict:
+    response = (client or node.client()).invoke(FunctionName=name, Payload=json.dumps({"n": n, "sleep": sleep}))
+    body = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response, body
+    return body
+
+
+def test_invokes_through_either_node_run_on_the_functions_home(tmp_path):
+    with two_nodes(tmp_path) as (first, second, name):
+        for n in range(6):
+            assert invoke((first, second)[n % 2], name, n) == {"echo": n}
+        counts = sorted(environments(node, name) for node in (first, second))
+        assert counts == [0, 1], counts  # one warm environment, on the home, served all six
+
+
+def test_invokes_spill_to_another_node_when_the_home_has_no_room(tmp_path):
+    # Each node's memory budget holds two 128 MB environments.
+    with two_nodes(tmp_path, "--memory-budget-mb", "256") as (first, second, name):
+        targets = [first, second] * 2
+        with ThreadPoolExecutor(len(targets)) as pool:  # four at once: two run on the home, two spill
+            answers = list(pool.map(lambda pair: invoke(pair[1], name, pair[0], sleep=3), enumerate(targets)))
+        assert answers == [{"echo": n} for n in range(4)]
+        assert [environments(node, name) for node in (first, second)] == [2, 2]
+
+
+ROOT_KEY, ROOT_SECRET = "LKIAPLACEMENTROOT001", "root-secret-of-placement-0123456789"
+
+
+def test_a_forwarded_invoke_is_authenticated_by_its_home_with_the_callers_signature(tmp_path):
+    def signed(node: Server, secret: str = ROOT_SECRET):
+        return boto3.client("lambda", endpoint_url=node.url, region_name="us-east-1", aws_access_key_id=ROOT_KEY,
+                            aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}))
+
+    def lambda_role(node: Server) -> str:
+        iam = boto3.client("iam", endpoint_url=node.url, region_name="us-east-1", aws_access_key_id=ROOT_KEY,
+                           aws_secret_access_key=ROOT_SECRET)
+        return iam.create_role(RoleName="placed", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+
+    root = {"LAMBDALET_ROOT_ACCESS_KEY_ID": ROOT_KEY, "LAMBDALET_ROOT_SECRET_ACCESS_KEY": ROOT_SECRET}
+    with two_nodes(tmp_path, "--auth", "iam", env=root, client=signed, role=lambda_role) as (first, second, name):
+        for n, node in enumerate((first, second, first, second)):
+            assert invoke(node, name, n, client=signed(node)) == {"echo": n}
+        assert sorted(environments(node, name) for node in (first, second)) == [0, 1]
+        for node in (first, second):
+            with pytest.raises(ClientError) as refused:
+                signed(node, "not-the-secret").invoke(FunctionName=name, Payload=b"{}")
+            assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
