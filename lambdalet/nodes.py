@@ -60,10 +60,7 @@ class NodeRegistry:
     def _beat(self) -> None:
         upsert(self.engine, table, {"name": self.name}, {"url": self.url, "started": self._started,
                                                           "heartbeat": time.time(), "load": json.dumps(self._load())})
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(table.c.name, table.c.url).where(table.c.heartbeat >= time.time() - LIVE_S)
-                                .order_by(table.c.name)).fetchall()
-        self.peers = tuple((row.name, row.url) for row in rows)
+        self.peers = tuple((node["name"], node["url"]) for node in self.live())
 
     def _leave(self) -> None:
         with self.engine.begin() as conn:

@@ -65,10 +65,6 @@ class Placement:
                 sorted(peers, key=lambda peer: _score(peer[0], function), reverse=True))
         return ranked
 
-    @staticmethod
-    def forwarded(request: web.Request) -> bool:
-        return FORWARDED_BY in request.headers
-
     async def forward(self, request: web.Request, url: str, timeout_s: float) -> web.Response | None:
         """The answer of the node at `url` to this request; None when it spilled or refused the connection."""
         if self._session is None:

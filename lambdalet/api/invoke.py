@@ -159,7 +159,7 @@ async def invoke(request: web.Request) -> web.Response:
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
 
     placement = svc.placement
-    if placement is None or placement.forwarded(request):
+    if placement is None or FORWARDED_BY in request.headers:
         return await _run_here(request, req, request_id)
     tried_here: HostMemoryExhausted | None = None
     for node, url in placement.ranking(config.name):  # its home first (placement.py)
