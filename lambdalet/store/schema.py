@@ -453,11 +453,15 @@ class DatabaseDriverMissing(RuntimeError):
 
 def make_engine(url: str) -> Engine:
     """Create the engine and the schema; SQLite gets WAL and foreign keys. A PostgreSQL URL without
-    a driver (`postgresql://`) means psycopg 3, the one `lambdalet[postgres]` installs."""
+    a driver (`postgresql://`) means psycopg 3, the one `lambdalet[postgres]` installs.
+
+    A server database is pinged as a pooled connection is taken (`pool_pre_ping`), so a
+    connection the server dropped (a restart, a failover, `pg_terminate_backend`) is replaced
+    there rather than failing the request or background round that drew it."""
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     except ModuleNotFoundError as exc:
         raise DatabaseDriverMissing(
             f"the database URL needs the {exc.name!r} driver, which is not installed; for PostgreSQL: "
