@@ -1,7 +1,10 @@
-"""The live set of layers: an in-memory index over the store, and the rules of layer versions.
+"""The set of layers: an index over the store, and the rules of layer versions.
 
-Reads are dict lookups; writes go to the database first (off the event loop) and then replace the
-cached entry, under one lock. Versions are numbered 1, 2, ... per layer and never renumbered or
+Reads are dict lookups in an index read again from the database (`refresh`) at the start of each
+request that reads layers, so that what another node published, deleted or permitted is seen at
+once (layers are never on an invoke's path: a function keeps what it needs of its layers). Writes
+go to the database first (off the event loop) and then replace the cached entry, under one lock;
+version numbers come from the database's counter. Versions are numbered 1, 2, ... per layer and never renumbered or
 reused. A function keeps what it needs of each layer version it uses (`FunctionLayer`: ARN, size,
 content hash), so deleting a layer version never breaks it: the content stays in the blob store.
 """
@@ -9,9 +12,8 @@ content hash), so deleting a layer version never breaks it: the content stays in
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, MutableMapping
 
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdalet.model import (
@@ -26,6 +28,7 @@ from lambdalet.policies import apply_change
 from lambdalet.store.layers import LayerStore
 
 MAX_LAYERS_PER_FUNCTION = 5
+REFRESHED = "lambdalet.layers_refreshed"  # the request's note that its layers were read
 NOT_FOUND = "The resource you requested does not exist."
 
 
@@ -50,9 +53,17 @@ class LayerRegistry:
         self._write_lock = asyncio.Lock()
 
     async def load(self) -> None:
-        for stored in await asyncio.to_thread(self._store.load_all):
-            self._by_name[stored.name] = Layer(stored.name, stored.last_version, dict(stored.versions),
-                                               dict(stored.policies))
+        """Read every layer from the database (at start-up, and through `refresh`)."""
+        stored = await asyncio.to_thread(self._store.load_all)
+        self._by_name = {layer.name: Layer(layer.name, layer.last_version, dict(layer.versions), dict(layer.policies))
+                         for layer in stored}
+
+    async def refresh(self, request: MutableMapping[str, Any]) -> None:
+        """`load`, once per request (`request`: its per-request state, where that is noted)."""
+        if not request.get(REFRESHED):
+            request[REFRESHED] = True
+            async with self._write_lock:
+                await self.load()
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
@@ -76,8 +87,7 @@ class LayerRegistry:
         """PublishLayerVersion: `draft` becomes the layer's next version (creating the layer)."""
         async with self._write_lock:
             layer = self._by_name.get(draft.name) or Layer(draft.name)
-            published = dataclasses.replace(draft, version=layer.last_version + 1)
-            await asyncio.to_thread(self._store.publish, published)
+            published = await asyncio.to_thread(self._store.publish, draft)
             layer.versions[published.version] = published
             layer.last_version = published.version
             self._by_name[layer.name] = layer

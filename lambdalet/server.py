@@ -84,6 +84,7 @@ from lambdalet.sandbox import create_backend
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.s3_code import S3CodeSource
 from lambdalet.store.blobs import BlobStore
+from lambdalet.store.shared_blobs import SharedBlobs
 from lambdalet.store.functions import FunctionStore
 from lambdalet.data_lock import DataDirInUse, lock_data_dir
 from lambdalet.images.registry import Credentials, default_docker_config
@@ -158,6 +159,8 @@ class Services:
     identity_follower: "asyncio.Task[None] | None" = None
     #: This server's row among the nodes sharing its database (nodes.py).
     nodes: NodeRegistry | None = None
+    #: Packages this node lacks, read from the database or a peer (peer_code.py).
+    peer_code: PeerCode | None = None
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
     change_follower: "asyncio.Task[None] | None" = None
     #: On PostgreSQL: this node's share of the concurrency limits (invoke/grants.py).
@@ -216,7 +219,7 @@ async def build_services(settings: Settings) -> Services:
             use_sdk=use_sdk, init_timeout=settings.init_timeout, snapshot_key=snapshot_key(config),
             provisioned=provisioned, layers_dir=layer_dirs.path(config.layers),
             isolated_network=network.isolated(registry.get(config.name).tags, sandbox.isolated_network_by_default),
-            fetch_code=peer_code.ensure,
+            fetch_code=peer_code.ensure_function,
         )
         environment.retire_at = retire_at
         return environment
@@ -240,6 +243,8 @@ async def build_services(settings: Settings) -> Services:
     recursion = RecursionGuard()
     invoker = Invoker(pools, limiter, metrics, recursion)
     engine = make_engine(settings.resolved_database_url)
+    if engine.dialect.name == "postgresql":  # other nodes may need any package uploaded here
+        blobs.shared = SharedBlobs(engine)
     store = FunctionStore(engine, node=settings.resolved_node_name)
     iam = IamStore(engine)
     identities = Identities(iam)
@@ -267,7 +272,7 @@ async def build_services(settings: Settings) -> Services:
         return load
 
     node = NodeRegistry(engine, settings.resolved_node_name, settings.resolved_advertise_url, node_load)
-    peer_code = PeerCode(blobs, node)
+    peer_code = PeerCode(blobs, layer_dirs, node)
 
     def changed(name: str, version: str | None) -> None:
         pools.retire_function(name, version)
@@ -319,7 +324,8 @@ async def build_services(settings: Settings) -> Services:
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
                     signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
-                    execution_roles=execution_roles, nodes=node, change_follower=follower, grants=grants,
+                    execution_roles=execution_roles, nodes=node, peer_code=peer_code, change_follower=follower,
+                    grants=grants,
                     placement=Placement(node),
                     # what other nodes change in IAM, seen here (only --auth iam reads it per request)
                     identity_follower=asyncio.create_task(identities.follow()) if authenticator else None)
@@ -343,11 +349,16 @@ async def sweep_retention(store: LogStore, interval: float) -> None:
 
 async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) -> None:
     """Make sure every function version's merged /opt exists (normally built when its layers were
-    set; this rebuilds any that went missing), so that starting an environment never builds one."""
+    set; this rebuilds any that went missing), so that a warm start never builds one. A layer whose
+    zip this node lacks (another node's upload) is fetched at the first cold start instead."""
     lists = {config.layers for name in registry.names()
              for config in (registry.get(name).latest, *registry.get(name).versions.values()) if config.layers}
     for layers in lists:
-        await asyncio.to_thread(layer_dirs.ensure, layers)
+        try:
+            await asyncio.to_thread(layer_dirs.ensure, layers)
+        except FileNotFoundError:
+            log.info("layers %s: not all here yet, fetched when a function needs them",
+                     ", ".join(layer.arn for layer in layers))
 
 
 async def query_or_json(request: web.Request) -> web.StreamResponse:

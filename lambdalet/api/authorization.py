@@ -164,9 +164,11 @@ async def require(request: web.Request, permission: Permission, resource_policy:
     who = caller(request)
     if who is None:  # --auth open
         return
-    if resource_policy is None:
-        resource_policy = (function_policy(request, permission.function) if permission.layer is None
-                           else layer_policy(request, permission.layer))
+    if resource_policy is None and permission.layer is not None:
+        await services(request).layers.refresh(request)  # as the database has it: another node may have changed it
+        resource_policy = layer_policy(request, permission.layer)
+    elif resource_policy is None:
+        resource_policy = function_policy(request, permission.function)
     if resource_policy is None and who.kind == "root" and permission.resource_account == who.account_id:
         return  # a root in its own account, and no resource policy that could deny it: what evaluation answers
     svc = services(request)

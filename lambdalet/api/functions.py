@@ -189,6 +189,8 @@ async def create_function(request: web.Request) -> web.Response:
         raise validation.constraint_error(package_type, "packageType", "satisfy enum value set: [Zip, Image]")
     publish = body.boolean("Publish")
     image = package_type == "Image"
+    if body.has("Layers"):
+        await svc.layers.refresh(request)  # as published through any node
     changes = _common_config(body, svc, None, image=image)
     await _check_role(request, changes["role"])
     architectures = validation.architectures(body)
@@ -238,6 +240,9 @@ async def _prepare_layers(svc, code_sha256: str, hot_reload_dir: str, layers: tu
     layers (once per distinct list; environments only mount it)."""
     if not layers:
         return
+    if svc.peer_code is not None:  # code or layers uploaded through another node: fetched first
+        for digest in (*(() if hot_reload_dir else (code_sha256,)), *(layer.code_sha256 for layer in layers)):
+            await svc.peer_code.ensure(digest)
     code_size = 0 if hot_reload_dir else await asyncio.to_thread(svc.blobs.unzipped_size, code_sha256)
     check_unzipped_size(code_size, layers)
     await asyncio.to_thread(svc.layer_dirs.ensure, layers)
@@ -336,6 +341,8 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     body = await json_body(request)
     function = svc.functions.get(ref.name)
     current = function.latest
+    if body.has("Layers"):
+        await svc.layers.refresh(request)  # as published through any node
     changes = _common_config(body, svc, current, image=current.image is not None)
     if "role" in changes and changes["role"] != current.role:
         await _check_role(request, changes["role"])
@@ -411,8 +418,14 @@ async def delete_function(request: web.Request) -> web.Response:
 
 
 async def download_code(request: web.Request) -> web.StreamResponse:
+    """A package by digest: GetFunction's `Code.Location`, and how nodes fetch from each other. A
+    package this node lacks is read from the database first (never asked of the peers: one of them
+    may be the one asking)."""
+    svc = services(request)
     sha256 = request.match_info["sha256"]
-    path = services(request).blobs.zip_path(sha256) if SHA_HEX.match(sha256) else None
+    path = svc.blobs.zip_path(sha256) if SHA_HEX.match(sha256) else None
+    if path is not None and not path.exists() and svc.peer_code is not None:
+        await svc.peer_code.ensure(sha256, from_peers=False)
     if path is None or not path.exists():
         raise ResourceNotFoundException("No code package with that hash.")
     return web.FileResponse(path, headers={"Content-Type": "application/zip"})

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import re
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -34,15 +36,25 @@ def routes() -> list[web.RouteDef]:
     base = "/2018-10-31/layers"
     version = base + "/{layer_name}/versions/{version}"
     return [
-        web.get(base, list_layers_or_find),
-        web.post(base + "/{layer_name}/versions", publish_layer_version),
-        web.get(base + "/{layer_name}/versions", list_layer_versions),
-        web.get(version, get_layer_version),
-        web.delete(version, delete_layer_version),
-        web.post(version + "/policy", add_layer_version_permission),
-        web.get(version + "/policy", get_layer_version_policy),
-        web.delete(version + "/policy/{statement_id}", remove_layer_version_permission),
+        web.get(base, fresh(list_layers_or_find)),
+        web.post(base + "/{layer_name}/versions", fresh(publish_layer_version)),
+        web.get(base + "/{layer_name}/versions", fresh(list_layer_versions)),
+        web.get(version, fresh(get_layer_version)),
+        web.delete(version, fresh(delete_layer_version)),
+        web.post(version + "/policy", fresh(add_layer_version_permission)),
+        web.get(version + "/policy", fresh(get_layer_version_policy)),
+        web.delete(version + "/policy/{statement_id}", fresh(remove_layer_version_permission)),
     ]
+
+
+def fresh(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request],
+                                                                                       Awaitable[web.StreamResponse]]:
+    """`handler` on the layers as the database has them now (another node may have changed them)."""
+    @functools.wraps(handler)
+    async def on_fresh_layers(request: web.Request) -> web.StreamResponse:
+        await services(request).layers.refresh(request)
+        return await handler(request)
+    return on_fresh_layers
 
 
 def _layer_name(request: web.Request) -> str:

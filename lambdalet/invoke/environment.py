@@ -115,7 +115,7 @@ class Environment:
         provisioned: bool = False,
         layers_dir: Path | None = None,
         isolated_network: bool = False,
-        fetch_code: "Callable[[str], Awaitable[bool]] | None" = None,
+        fetch_code: "Callable[[FunctionConfig], Awaitable[str | None]] | None" = None,
     ) -> None:
         self.env_id = os.urandom(16).hex()
         self.config = config
@@ -135,7 +135,7 @@ class Environment:
         self._runtime_api = runtime_api
         self._code_dir = code_dir
         self._images = images  # pulls an image function's root on a server that has not got it yet
-        self._fetch_code = fetch_code  # a zip's package from another node (peer_code.py)
+        self._fetch_code = fetch_code  # code and layers this node lacks, fetched (peer_code.py): what is missing
         self._layers_dir = layers_dir  # the merged tree of the function's layers, built beforehand
         self._isolated_network = isolated_network  # a network namespace with only loopback
         self._region = region
@@ -200,10 +200,10 @@ class Environment:
         if self.config.image is not None:
             await self._pull_image_if_missing()
         elif self._fetch_code is not None and not self.config.hot_reload_dir:
-            if not await self._fetch_code(self.config.code_sha256):  # at once when this node has it
+            missing = await self._fetch_code(self.config)  # at once when this node has it all
+            if missing is not None:
                 self._finish_stopping()
-                raise InitFailure(self, "Runtime.InvalidEntrypoint", f"The function's code ({self.config.code_sha256}) "
-                                  "is on no live node sharing this server's database")
+                raise InitFailure(self, "Runtime.InvalidEntrypoint", missing)
         layout = self._sandbox.layout(self._code_dir, self.env_id, self._layers_dir,  # type: ignore[arg-type]
                                       self._isolated_network)
         process, listener, channel = await self._start_process(layout)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from lambdalet.errors import InvalidParameterValueException
+from lambdalet.store.shared_blobs import SharedBlobs
 
 MAX_UNZIPPED_BYTES = 262_144_000  # 250 MB, Lambda's limit for function code plus layers
 
@@ -33,7 +34,9 @@ class Blob:
 
 
 class BlobStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shared: SharedBlobs | None = None) -> None:
+        #: the database's copy of every package, for the other nodes (PostgreSQL); None: this machine only
+        self.shared = shared
         self.blobs = root / "blobs"
         self.code = root / "code"
         self.blobs.mkdir(parents=True, exist_ok=True)
@@ -45,9 +48,10 @@ class BlobStore:
     def code_dir(self, sha256: str) -> Path:
         return self.code / sha256
 
-    def put_zip(self, source: bytes | Path) -> Blob:
+    def put_zip(self, source: bytes | Path, share: bool = True) -> Blob:
         """Validate a deployment package, store it and extract it (both idempotent). `source` is
-        the zip itself, or a file made by `spool()`, which is moved into the store (no copy)."""
+        the zip itself, or a file made by `spool()`, which is moved into the store (no copy).
+        An upload is also kept in the shared store (`share`); a package read from there is not."""
         with _open_zip(source) as archive:
             if isinstance(source, Path):
                 sha256, size = _file_sha256(source), source.stat().st_size
@@ -61,6 +65,8 @@ class BlobStore:
                     _atomic_write(target, source)
             if not self.code_dir(sha256).exists():
                 self._extract(archive, sha256)
+            if share and self.shared is not None:
+                self.shared.keep(sha256, target)
             return Blob(sha256, size, _unzipped_size(archive))
 
     @contextlib.contextmanager

@@ -1,12 +1,14 @@
-"""Layer rows: publish, delete, permissions, and load everything at start-up."""
+"""Layer rows: publish, delete, permissions, and load them all (at start-up and for each layer request)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from lambdalet.model import LayerVersion
 from lambdalet.store.functions import _replace
@@ -39,12 +41,23 @@ class LayerStore:
         return [StoredLayer(name, last, versions.get(name, {}), policies.get(name, {}))
                 for name, last in counters.items()]
 
-    def publish(self, layer: LayerVersion) -> None:
-        """Store a new layer version and advance the layer's version counter, in one transaction."""
-        with self.engine.begin() as conn:
-            _replace(conn, layer_versions, {"name": layer.name, "version": layer.version},
-                     {"config": json.dumps(layer.to_record())})
-            _replace(conn, layer_version_counters, {"name": layer.name}, {"last_version": layer.version})
+    def publish(self, draft: LayerVersion) -> LayerVersion:
+        """Store `draft` as the layer's next version, numbered from the database's counter in the
+        same transaction (locked: nodes publishing one layer at once get consecutive numbers)."""
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    last = conn.execute(select(layer_version_counters.c.last_version)
+                                        .where(layer_version_counters.c.name == draft.name).with_for_update()).scalar()
+                    layer = dataclasses.replace(draft, version=(last or 0) + 1)
+                    conn.execute(insert(layer_versions).values(name=layer.name, version=layer.version,
+                                                               config=json.dumps(layer.to_record())))
+                    _replace(conn, layer_version_counters, {"name": layer.name}, {"last_version": layer.version})
+                return layer
+            except IntegrityError:  # another node published the layer's first version meanwhile
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def delete_version(self, name: str, version: int) -> None:
         with self.engine.begin() as conn:

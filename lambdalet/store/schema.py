@@ -342,6 +342,17 @@ concurrency_grants = Table(
 )
 
 
+# Every deployment package and layer zip, for the nodes that do not have it (store/shared_blobs.py;
+# PostgreSQL only): the zip as uploaded, in pieces of shared_blobs.CHUNK_BYTES, numbered from 0.
+code_blob_chunks = Table(
+    "code_blob_chunks",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
 # IAM (api/iam.py, store/iam.py): users, roles and customer managed policies of each account. Names
 # are unique case-insensitively, as IAM's are: `name_key` is the lower-cased name. Children refer
 # to their user, role or policy by its IAM id, which a rename (UpdateUser) does not change.
