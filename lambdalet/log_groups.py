@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from lambdalet.logs import GROUP_META, STREAM_SUFFIX, LogStore, decode_name, now_ms, read_meta, record_text, write_meta
 
@@ -85,6 +86,31 @@ def parse_lines(data: bytes, base: int = 0) -> Iterator[Event]:
         position = newline + 1
 
 
+def compile_pattern(pattern: str | None) -> Callable[[str], bool]:
+    """CloudWatch's term patterns: every plain term or "quoted phrase" must occur, no -term may, and
+    with ?terms at least one of them must (case-sensitive). JSON and space-delimited patterns are not
+    supported."""
+    if not pattern or not pattern.strip():
+        return lambda message: True
+    text = pattern.strip()
+    if text[0] in "{[" or text.startswith("%"):
+        raise ValueError("Only term filter patterns (terms, \"phrases\", ?any, -none) are supported by this "
+                         "Lambdalet server.")
+    required, optional, excluded = [], [], []
+    for match in re.finditer(r'([?\-]?)(?:"((?:[^"\\]|\\.)*)"|(\S+))', text):
+        sign, phrase, word = match.group(1), match.group(2), match.group(3)
+        term = phrase.replace('\\"', '"') if phrase is not None else word
+        if not term:
+            continue
+        (optional if sign == "?" else excluded if sign == "-" else required).append(term)
+
+    def matches(message: str) -> bool:
+        return (all(t in message for t in required) and not any(t in message for t in excluded)
+                and (not optional or any(t in message for t in optional)))
+
+    return matches
+
+
 class LogReader:
     def __init__(self, store: LogStore) -> None:
         self.store = store
@@ -111,6 +137,9 @@ class LogReader:
         if name is None:  # a long name, spelled as its digest: the meta has it
             name = (read_meta(self.store.root / entry) or {}).get("logGroupName")
         return name
+
+    def has_group(self, name: str) -> bool:
+        return (self.store.group_dir(name) / GROUP_META).is_file()
 
     def group(self, name: str) -> Group:
         directory = self._group_dir(name)
@@ -144,6 +173,16 @@ class LogReader:
         names = (decode_name(entry.name[: -len(STREAM_SUFFIX)]) for entry in os.scandir(directory)
                  if entry.name.endswith(STREAM_SUFFIX))
         return sorted(name for name in names if name is not None)
+
+    def streams(self, group: str, names: list[str]) -> list[Stream]:
+        """`stream` of each of `names` that exists, in that order."""
+        found = []
+        for name in names:
+            try:
+                found.append(self.stream(group, name))
+            except StreamNotFound:  # gone meanwhile
+                continue
+        return found
 
     def stream_path(self, group: str, stream: str) -> Path:
         from lambdalet.logs import encode_name
@@ -200,10 +239,11 @@ class LogReader:
     # -- filter across streams ----------------------------------------------------------------------
 
     def filter(self, group: str, streams: list[str], start_time: int | None, end_time: int | None,
-               matches, after: tuple[int, str, int] | None, limit: int
+               pattern: str | None, after: tuple[int, str, int] | None, limit: int
                ) -> tuple[list[tuple[str, Event]], bool]:
         """Events of `streams` in (timestamp, stream, offset) order, strictly after `after`, that
-        `matches`; at most `limit`, and whether there are more."""
+        match `pattern` (`compile_pattern`); at most `limit`, and whether there are more."""
+        matches = compile_pattern(pattern)
 
         def candidates() -> Iterator[tuple[int, str, int, Event]]:
             for stream in streams:

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from lambdalet import console, network
+from lambdalet import console, network, node_auth
 from lambdalet.api import aliases as aliases_api
 from lambdalet.api import cloudwatch_logs as cloudwatch_logs_api
 from lambdalet.api import code_signing as code_signing_api
@@ -71,6 +71,7 @@ from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.runtime_api import RuntimeApiServer
 from lambdalet.layers import LayerRegistry
+from lambdalet.cluster_logs import PEER_PATH
 from lambdalet.log_groups import LogReader
 from lambdalet.logs import LogStore
 from lambdalet.metrics import Metrics, PlatformCollector
@@ -161,6 +162,8 @@ class Services:
     nodes: NodeRegistry | None = None
     #: Packages this node lacks, read from the database or a peer (peer_code.py).
     peer_code: PeerCode | None = None
+    #: Signs and checks what nodes of this database ask of each other (node_auth.py).
+    node_key: bytes = b""
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
     change_follower: "asyncio.Task[None] | None" = None
     #: On PostgreSQL: this node's share of the concurrency limits (invoke/grants.py).
@@ -324,7 +327,8 @@ async def build_services(settings: Settings) -> Services:
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
                     signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
-                    execution_roles=execution_roles, nodes=node, peer_code=peer_code, change_follower=follower,
+                    execution_roles=execution_roles, nodes=node, peer_code=peer_code,
+                    node_key=shared_key(engine, node_auth.KEY_NAME), change_follower=follower,
                     grants=grants,
                     placement=Placement(node),
                     # what other nodes change in IAM, seen here (only --auth iam reads it per request)
@@ -444,6 +448,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
                     refuse_functions(web.get("/_lambdalet/nodes", list_nodes)),
+                    refuse_functions(web.post(PEER_PATH, cloudwatch_logs_api.peer_logs)),
                     refuse_functions(web.get("/metrics", metrics))])
 
     async def startup(app: web.Application) -> None:

@@ -13,7 +13,8 @@ unguessable digest is the capability, as a presigned S3 URL is on AWS), `/metric
 `/_lambdalet/status` (for scrapers and probes), the console's static pages (`/console/`, and a
 browser's `GET /`, which goes there), and function URLs, which check their own
 (`url_requests.py`: `AWS_IAM` URLs call `authenticate_url`). The console's data
-(`/_lambdalet/console/…`) is signed for `lambda`, as the API is.
+(`/_lambdalet/console/…`) is signed for `lambda`, as the API is. Node-to-node reads
+(`/_lambdalet/peer/…`) are signed with the nodes' shared key instead (`node_auth.py`).
 
 The keys are the accounts' root keys, IAM users' access keys and role sessions' temporary
 credentials (`Authenticator`). What an authenticated caller may do is `api/authorization.py`'s

@@ -4,7 +4,9 @@
 sends it; errors are `{"__type": ..., "message": ...}` with status 400 (CloudWatch Logs' shape, not
 Lambda's). Operations: DescribeLogGroups, DescribeLogStreams, GetLogEvents, FilterLogEvents,
 CreateLogGroup, DeleteLogGroup, PutRetentionPolicy, DeleteRetentionPolicy. The data is
-`log_groups.LogReader` over the files environments write (`logs.py`).
+`log_groups.LogReader` over the files environments write (`logs.py`); in a cluster,
+`cluster_logs.ClusterLogReader` over every live node's, which a node reads of another at
+`/_lambdalet/peer/logs` (`peer_logs`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from lambdalet import cluster_logs, node_auth
 from lambdalet.api.authentication import caller
 from lambdalet.api.authorization import require
 from lambdalet.api.common import read_body, services
 from lambdalet.api.permissions import Permission
+from lambdalet.cluster_logs import ClusterLogReader, PeerLogs
 from lambdalet.errors import AccessDeniedException, UnknownOperationException
 from lambdalet.log_groups import (
     RETENTION_DAYS,
@@ -33,6 +37,7 @@ from lambdalet.log_groups import (
     LogReader,
     StreamNotFound,
     cloudwatch_message,
+    compile_pattern,
     event_id,
 )
 
@@ -132,8 +137,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if account != svc.arns.account:
             return _other_account(name, account, svc.arns.account)
         svc.logs.flush_all()  # read what environments wrote up to now
-        reader = LogReader(svc.logs)
-        return _response(await operation(Call(body, reader, svc)))
+        return _response(await operation(Call(body, reader_for(svc), svc)))
     except LogsError as error:
         response = _response({"__type": error.error_type, "message": error.message}, error.status)
         if error.status == 408:  # the rest of a body that never came: not waited for
@@ -151,10 +155,43 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                           "message": "An internal error occurred; see the server log."}, 500)
 
 
+def reader_for(svc: Any) -> LogReader | ClusterLogReader:
+    """This node's files, and in a cluster every live peer's too (cluster_logs.py)."""
+    local = LogReader(svc.logs)
+    if svc.nodes is None or len(svc.nodes.peers) < 2:
+        return local
+    return ClusterLogReader(local, [PeerLogs(name, url, svc.node_key) for name, url in svc.nodes.peers
+                                    if name != svc.nodes.name])
+
+
+async def peer_logs(request: web.Request) -> web.Response:
+    """A peer's read of this node's own log files (cluster_logs.py), signed with the nodes' key."""
+    svc = services(request)
+    body = await request.read()
+    if not svc.node_key or not node_auth.verify(svc.node_key, request.headers.get(node_auth.HEADER, ""),
+                                                request.path, body):
+        return web.json_response({"message": "Only a node of this server's database may call this."}, status=403)
+    try:
+        call = json.loads(body)
+        op, args = str(call["op"]), dict(call["args"])
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"message": "The request body is not a logs call."}, status=400)
+    svc.logs.flush_all()
+    if op == "delete_group":
+        svc.logs.detach_group(args.get("name", ""))
+    try:
+        result = await asyncio.to_thread(cluster_logs.answer, LogReader(svc.logs), op, args)
+    except (GroupNotFound, StreamNotFound) as missing:
+        return web.json_response({"error": type(missing).__name__})
+    except (ValueError, KeyError, TypeError) as exc:
+        return web.json_response({"message": f"Not a logs call: {exc}"}, status=400)
+    return web.json_response({"result": result})
+
+
 class Call:
     """One request: its validated members, the reader, and the server's services."""
 
-    def __init__(self, body: dict[str, Any], reader: LogReader, svc: Any) -> None:
+    def __init__(self, body: dict[str, Any], reader: LogReader | ClusterLogReader, svc: Any) -> None:
         self.body, self.reader, self.svc = body, reader, svc
 
     def string(self, name: str, required: bool = False) -> str | None:
@@ -262,7 +299,8 @@ async def describe_log_groups(call: Call) -> dict[str, Any]:
 
 async def create_log_group(call: Call) -> dict[str, Any]:
     name = call.group_name()
-    if not await asyncio.to_thread(call.svc.logs.ensure_group, name):
+    if (await asyncio.to_thread(call.reader.has_group, name)  # on any node
+            or not await asyncio.to_thread(call.svc.logs.ensure_group, name)):
         raise LogsError("ResourceAlreadyExistsException", "The specified log group already exists")
     return {}
 
@@ -310,19 +348,8 @@ async def describe_log_streams(call: Call) -> dict[str, Any]:
         if order == "LogStreamName":
             names.sort(reverse=descending)
             page, token = _page(names, call, 50, 50)
-            streams = []
-            for name in page:
-                try:
-                    streams.append(call.reader.stream(group, name))
-                except StreamNotFound:
-                    continue
-            return streams, token
-        every = []
-        for name in names:
-            try:
-                every.append(call.reader.stream(group, name))
-            except StreamNotFound:
-                continue
+            return call.reader.streams(group, page), token
+        every = call.reader.streams(group, names)
         every.sort(key=lambda s: (s.last_event or 0, s.name), reverse=descending)
         return _page(every, call, 50, 50)
 
@@ -399,29 +426,6 @@ async def get_log_events(call: Call) -> dict[str, Any]:
     return await asyncio.to_thread(work)
 
 
-def compile_pattern(pattern: str | None) -> Callable[[str], bool]:
-    """CloudWatch's term patterns: every plain term or "quoted phrase" must occur, no -term may, and
-    with ?terms at least one of them must (case-sensitive). JSON and space-delimited patterns are not
-    supported."""
-    if not pattern or not pattern.strip():
-        return lambda message: True
-    text = pattern.strip()
-    if text[0] in "{[" or text.startswith("%"):
-        raise invalid("Only term filter patterns (terms, \"phrases\", ?any, -none) are supported by this "
-                      "Lambdalet server.")
-    required, optional, excluded = [], [], []
-    for match in re.finditer(r'([?\-]?)(?:"((?:[^"\\]|\\.)*)"|(\S+))', text):
-        sign, phrase, word = match.group(1), match.group(2), match.group(3)
-        term = phrase.replace('\\"', '"') if phrase is not None else word
-        if not term:
-            continue
-        (optional if sign == "?" else excluded if sign == "-" else required).append(term)
-
-    def matches(message: str) -> bool:
-        return (all(t in message for t in required) and not any(t in message for t in excluded)
-                and (not optional or any(t in message for t in optional)))
-
-    return matches
 
 
 async def filter_log_events(call: Call) -> dict[str, Any]:
@@ -438,7 +442,11 @@ async def filter_log_events(call: Call) -> dict[str, Any]:
     start_time = call.integer("startTime", 0)
     end_time = call.integer("endTime", 0)
     limit = call.integer("limit", 1, MAX_EVENTS) or MAX_EVENTS
-    matches = compile_pattern(call.string("filterPattern"))
+    pattern = call.string("filterPattern")
+    try:
+        compile_pattern(pattern)  # refused before any stream is read
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
     token = call.string("nextToken")
     after = None
     if token:
@@ -450,7 +458,7 @@ async def filter_log_events(call: Call) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         every = call.reader.stream_names(group)
         streams = [n for n in every if n in set(names)] if names else [n for n in every if not prefix or n.startswith(prefix)]
-        found, more = call.reader.filter(group, streams, start_time, end_time, matches, after, limit)
+        found, more = call.reader.filter(group, streams, start_time, end_time, pattern, after, limit)
         fitted = _fit(found, limit, lambda item: len(item[1].message))
         more, found = more or len(fitted) < len(found), fitted
         result: dict[str, Any] = {

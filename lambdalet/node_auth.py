@@ -1,0 +1,35 @@
+"""Requests one node makes of another, signed with a key every node of the database shares.
+
+Node-to-node routes (`/_lambdalet/peer/…`) carry no caller's credentials: the node asking has
+authenticated and authorised its caller already. They are signed instead with HMAC-SHA256 under
+the `node-to-node` key of `store/server_keys.py` (over a timestamp, the path and the body), so
+only a node of the same database can call them, and a recorded request is refused after
+MAX_SKEW_S. Node clocks must agree within that, as heartbeats need anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+HEADER = "X-Lambdalet-Node-Signature"
+KEY_NAME = "node-to-node"
+MAX_SKEW_S = 300
+
+
+def sign(key: bytes, path: str, body: bytes, now: float | None = None) -> str:
+    """The header value for a request of `body` to `path`."""
+    stamp = str(int(time.time() if now is None else now))
+    return f"{stamp}:{_mac(key, stamp, path, body)}"
+
+
+def verify(key: bytes, value: str, path: str, body: bytes, now: float | None = None) -> bool:
+    stamp, _, mac = value.partition(":")
+    if not stamp.isdigit() or abs((time.time() if now is None else now) - int(stamp)) > MAX_SKEW_S:
+        return False
+    return hmac.compare_digest(mac, _mac(key, stamp, path, body))
+
+
+def _mac(key: bytes, stamp: str, path: str, body: bytes) -> str:
+    return hmac.new(key, stamp.encode() + b"\n" + path.encode() + b"\n" + body, hashlib.sha256).hexdigest()
