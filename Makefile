@@ -32,11 +32,12 @@ PG_TESTS := tests/integration/test_async.py tests/integration/test_destinations.
 	tests/integration/test_console.py tests/integration/test_iam_api.py tests/integration/test_iam_authorization.py \
 	tests/integration/test_iam_nodes.py tests/integration/test_iam_accounts.py tests/integration/test_async_nodes.py \
 	tests/integration/test_concurrency_nodes.py tests/integration/test_placement.py \
-	tests/integration/test_database_outage.py tests/integration/test_code_nodes.py tests/integration/test_logs_nodes.py
+	tests/integration/test_database_outage.py tests/integration/test_code_nodes.py tests/integration/test_logs_nodes.py \
+	tests/integration/test_change_signals.py
 # Cluster-wide limits, code kept in the database and database outages are PostgreSQL's (SQLite is one
 # machine, in-process): the first two passes leave them out.
 POSTGRES_ONLY := --ignore=tests/integration/test_concurrency_nodes.py --ignore=tests/integration/test_database_outage.py \
-	--ignore=tests/integration/test_code_nodes.py
+	--ignore=tests/integration/test_code_nodes.py --ignore=tests/integration/test_change_signals.py
 # Pollers and schedules do not depend on the sandbox backend: the process pass leaves them to the first.
 NOT_SANDBOXED := --ignore=tests/integration/test_esm_sqs.py --ignore=tests/integration/test_esm_streams.py \
 	--ignore=tests/integration/test_esm_crash.py --ignore=tests/integration/test_esm_api.py \

@@ -182,6 +182,11 @@ class Settings:
         "(schedules written through this server wake it at once; the poll finds those other servers sharing "
         "the database wrote)."
     )
+    changes_poll_interval: float = knob(
+        0.5, "Seconds between this server's reads of the change log that the other servers sharing its "
+        "database write (functions, versions, aliases, policies...). On PostgreSQL each change also "
+        "NOTIFYs the others, which read it at once; the poll then only catches a missed notification."
+    )
     log_level: str = knob("info", "Server log level: debug, info, warning or error.")
     node_name: str = knob(
         "", "This server's name among the servers sharing its database (`lambdalet nodes`, the leases it "
@@ -249,8 +254,8 @@ class Settings:
             raise ValueError("--stream-bandwidth-mib-per-s cannot be negative (0 means no cap)")
         if self.drain_timeout < 0:
             raise ValueError("--drain-timeout cannot be negative")
-        if self.schedule_poll_interval <= 0:
-            raise ValueError("--schedule-poll-interval must be positive")
+        if self.schedule_poll_interval <= 0 or self.changes_poll_interval <= 0:
+            raise ValueError("--schedule-poll-interval and --changes-poll-interval must be positive")
         if self.account_concurrency < 1 or self.max_parallel_starts < 1 or self.async_workers < 1:
             raise ValueError("--account-concurrency, --max-parallel-starts and --async-workers must be at least 1")
 

@@ -8,6 +8,7 @@ that read-modify-write updates never lose each other's changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
@@ -160,14 +161,20 @@ class FunctionRegistry:
             if name not in stored and self._on_delete is not None:
                 self._on_delete(name, None)
 
-    async def follow_changes(self, interval_s: float = CHANGES_POLL_S) -> None:
-        """Read the change log (store/functions.py) every `interval_s` and refresh what other nodes
-        changed. Rows are read back LOOKBACK_S, and each is taken once: a transaction that commits
-        after a later one (its row's number is lower) is still seen; old rows are pruned."""
+    async def follow_changes(self, interval_s: float = CHANGES_POLL_S, wake: asyncio.Event | None = None) -> None:
+        """Read the change log (store/functions.py) every `interval_s`, and whenever `wake` is set
+        (another node's NOTIFY: change_signals.py), and refresh what other nodes changed. Rows are
+        read back LOOKBACK_S, and each is taken once: a transaction that commits after a later one
+        (its row's number is lower) is still seen; old rows are pruned."""
         seen: dict[int, float] = {}
         next_prune = 0.0
         while True:
-            await asyncio.sleep(interval_s)
+            if wake is None:
+                await asyncio.sleep(interval_s)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), interval_s)
+                wake.clear()  # before reading: a notification during the read wakes another
             now = time.time()
             try:
                 changes = await asyncio.to_thread(self._store.recent_changes, now - CHANGES_LOOKBACK_S)

@@ -71,6 +71,7 @@ from lambdalet.invoke.pool import Pools
 from lambdalet.invoke.recursion import RecursionGuard
 from lambdalet.invoke.runtime_api import RuntimeApiServer
 from lambdalet.layers import LayerRegistry
+from lambdalet.change_signals import ChangeSignals
 from lambdalet.cluster_logs import PEER_PATH
 from lambdalet.log_groups import LogReader
 from lambdalet.logs import LogStore
@@ -166,6 +167,8 @@ class Services:
     node_key: bytes = b""
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
     change_follower: "asyncio.Task[None] | None" = None
+    #: On PostgreSQL: other nodes' NOTIFYs, which wake the follower (change_signals.py).
+    change_signals: ChangeSignals | None = None
     #: On PostgreSQL: this node's share of the concurrency limits (invoke/grants.py).
     grants: ConcurrencyGrants | None = None
     #: Which node runs a function's synchronous invokes (placement.py).
@@ -321,7 +324,11 @@ async def build_services(settings: Settings) -> Services:
     history = MetricsHistory(metrics)
     history.start()
 
-    follower = asyncio.create_task(registry.follow_changes())  # what other nodes change, seen here
+    signals = ChangeSignals(engine, settings.resolved_node_name) if engine.dialect.name == "postgresql" else None
+    if signals is not None:
+        signals.start()
+    follower = asyncio.create_task(registry.follow_changes(  # what other nodes change, seen here
+        settings.changes_poll_interval, signals.changed if signals is not None else None))
     return Services(settings, arns, registry, blobs, runtimes, invoker, pools, sandbox, runtime_api, queue,
                     layers, layer_dirs, reloader, metrics, platform_metrics, log_store, manager, images,
                     S3CodeSource(settings.region, blobs), url_listeners, sweeper,
@@ -329,6 +336,7 @@ async def build_services(settings: Settings) -> Services:
                     signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
                     execution_roles=execution_roles, nodes=node, peer_code=peer_code,
                     node_key=shared_key(engine, node_auth.KEY_NAME), change_follower=follower,
+                    change_signals=signals,
                     grants=grants,
                     placement=Placement(node),
                     # what other nodes change in IAM, seen here (only --auth iam reads it per request)
@@ -461,6 +469,8 @@ def create_app(settings: Settings) -> web.Application:
         for task in (services.change_follower, services.identity_follower):
             if task is not None:
                 task.cancel()
+        if services.change_signals is not None:
+            await services.change_signals.stop()
         await services.mappings.shutdown()  # its leases handed back
         if services.schedules is not None:
             await services.schedules.shutdown()

@@ -6,10 +6,11 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from lambdalet.change_signals import CHANNEL
 from lambdalet.errors import ResourceConflictException
 from lambdalet.model import LATEST, Alias, FunctionConfig, now_iso
 from lambdalet.store.schema import (
@@ -242,6 +243,8 @@ class FunctionStore:
 
     def _changed(self, conn: Connection, name: str) -> None:
         conn.execute(insert(function_changes).values(function_name=name, node=self.node, at=time.time()))
+        if conn.dialect.name == "postgresql":  # delivered at commit: wakes the other nodes' followers
+            conn.execute(select(func.pg_notify(CHANNEL, self.node)))
 
     def recent_changes(self, since: float) -> list[tuple[int, str, str]]:
         """(seq, function, node) of the changes committed at or after `since` (epoch seconds)."""
