@@ -17,7 +17,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 metadata = MetaData()
 
@@ -458,6 +458,10 @@ iam_generation = Table(
 )
 
 
+#: The advisory lock (PostgreSQL) under which a starting server creates and migrates the schema.
+SCHEMA_LOCK = 0x4C616D62  # "Lamb"
+
+
 class DatabaseDriverMissing(RuntimeError):
     """The --database-url names a database whose Python driver is not installed."""
 
@@ -487,21 +491,23 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-    metadata.create_all(engine)
-    add_missing_columns(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # nodes starting at once on a new database: one at a time
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+        metadata.create_all(conn)
+        add_missing_columns(conn)
     return engine
 
 
-def add_missing_columns(engine: Engine) -> None:
+def add_missing_columns(conn: Connection) -> None:
     """The migration a database made by an older Lambdalet needs: create_all makes missing tables
     but not the nullable columns added to existing ones since, which are added here."""
-    existing = inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            if not existing.has_table(table.name):
-                continue
-            present = {column["name"] for column in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present and column.nullable:
-                    kind = column.type.compile(dialect=engine.dialect)
-                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}')
+    existing = inspect(conn)
+    for table in metadata.sorted_tables:
+        if not existing.has_table(table.name):
+            continue
+        present = {column["name"] for column in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}')

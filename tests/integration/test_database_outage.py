@@ -1,7 +1,8 @@
-"""A moment without PostgreSQL (issue 20): when the database drops every connection of a node
+"""PostgreSQL's bad moments (issue 20): when the database drops every connection of a node
 (`pg_terminate_backend`, as a failover or a restarted PostgreSQL does), the node goes on as if
 nothing happened — the next API calls succeed without a client retry, accepted events run, and
-the node keeps its heartbeat, so it stays in placement.
+the node keeps its heartbeat, so it stays in placement; and nodes started at once on a new
+database all start.
 
 PostgreSQL only: `make test` runs this file in its PostgreSQL pass (`scripts/with-postgres`).
 """
@@ -9,13 +10,17 @@ PostgreSQL only: `make test` runs this file in its PostgreSQL pass (`scripts/wit
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
 import sqlalchemy
 from botocore.config import Config
+
+from lambdalet.store.schema import make_engine
 
 from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip, running
 
@@ -80,3 +85,24 @@ def test_a_node_rides_out_dropped_database_connections(tmp_path):
         wait_until(lambda: heartbeat(node) > beat + 1,
                    timeout=20, what="a heartbeat after the outages")
         assert "Traceback" not in node.log_text()
+
+
+def test_nodes_starting_at_once_on_a_new_database_all_start(tmp_path):
+    """Every starting server creates the schema it lacks: on one new database at once, they take
+    turns (an advisory lock) rather than fail on each other's CREATE TABLE."""
+    if not POSTGRES["url"]:
+        pytest.fail("this test needs PostgreSQL: run it under scripts/with-postgres (make test does)")
+    database = fresh_postgres_database(POSTGRES["url"])
+    start = threading.Barrier(4)
+
+    def start_up(_: int) -> list[str]:
+        start.wait()
+        engine = make_engine(database)
+        try:
+            return sqlalchemy.inspect(engine).get_table_names()
+        finally:
+            engine.dispose()
+
+    with ThreadPoolExecutor(4) as pool:
+        tables = list(pool.map(start_up, range(4)))
+    assert all("functions" in names and "nodes" in names for names in tables)
