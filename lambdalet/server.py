@@ -79,6 +79,7 @@ from lambdalet.metrics import Metrics, PlatformCollector
 from lambdalet.metrics_history import MetricsHistory
 from lambdalet.nodes import NodeRegistry
 from lambdalet.peer_code import PeerCode
+from lambdalet.provisioned_homes import ProvisionedHomes
 from lambdalet.model import LATEST, Arns, FunctionConfig
 from lambdalet.runtimes.python_sdk import compile_sdk_bytecode, prepare_python_sdk
 from lambdalet.runtimes.registry import IMAGE_RUNTIME, RuntimeRegistry
@@ -167,6 +168,8 @@ class Services:
     node_key: bytes = b""
     #: Refreshes the functions other nodes change (FunctionRegistry.follow_changes).
     change_follower: "asyncio.Task[None] | None" = None
+    #: Which provisioned configs this node keeps: those of functions it is home to (provisioned_homes.py).
+    provisioned_homes: ProvisionedHomes | None = None
     #: On PostgreSQL: other nodes' NOTIFYs, which wake the follower (change_signals.py).
     change_signals: ChangeSignals | None = None
     #: On PostgreSQL: this node's share of the concurrency limits (invoke/grants.py).
@@ -275,14 +278,20 @@ async def build_services(settings: Settings) -> Services:
                                    "memoryUsedMb": pools.budget.used_mb, "memoryLimitMb": pools.budget.limit_mb}
         if grants is not None:
             load["concurrencyGrants"] = dict(grants.granted)
+        if homes is not None:
+            load["provisioned"] = homes.states()
         return load
 
     node = NodeRegistry(engine, settings.resolved_node_name, settings.resolved_advertise_url, node_load)
     peer_code = PeerCode(blobs, layer_dirs, node)
+    placement = Placement(node)
+    homes: ProvisionedHomes | None = None  # once the registry has loaded
 
     def changed(name: str, version: str | None) -> None:
         pools.retire_function(name, version)
         reloader.sync()
+        if homes is not None:  # a retired pool's provisioned environments are made again
+            homes.reconcile()
 
     registry = FunctionRegistry(store, arns, limiter, on_change=changed, on_delete=metrics.forget, recursion=recursion)
     url_listeners = UrlListeners(settings.host, parse_port_range(settings.function_url_ports),
@@ -296,13 +305,12 @@ async def build_services(settings: Settings) -> Services:
     layers = LayerRegistry(LayerStore(engine), arns)
     await layers.load()
     await prepare_layer_dirs(registry, layer_dirs)
-    for name in registry.names():  # provisioned concurrency survives a restart
-        for qual, (requested, _modified) in registry.get(name).provisioned.items():
-            pools.for_config(registry.provisioned_target(name, qual)).provision(requested)
     pools.start_reaper()
     role_session = ((lambda role: execution_roles.aws_session(*role))  # type: ignore[union-attr]
                     if upstream is not None else None)
     await node.start()  # before the queue: a claim holds only while its node's heartbeat is live
+    homes = ProvisionedHomes(registry, pools, placement)
+    homes.start()  # provisioned concurrency survives a restart, on the functions' homes
     if grants is not None:
         await grants.start()
         limiter.grants = grants
@@ -338,7 +346,7 @@ async def build_services(settings: Settings) -> Services:
                     node_key=shared_key(engine, node_auth.KEY_NAME), change_follower=follower,
                     change_signals=signals,
                     grants=grants,
-                    placement=Placement(node),
+                    placement=placement, provisioned_homes=homes,
                     # what other nodes change in IAM, seen here (only --auth iam reads it per request)
                     identity_follower=asyncio.create_task(identities.follow()) if authenticator else None)
 
@@ -471,6 +479,8 @@ def create_app(settings: Settings) -> web.Application:
                 task.cancel()
         if services.change_signals is not None:
             await services.change_signals.stop()
+        if services.provisioned_homes is not None:
+            services.provisioned_homes.stop()
         await services.mappings.shutdown()  # its leases handed back
         if services.schedules is not None:
             await services.schedules.shutdown()

@@ -1,16 +1,20 @@
 """Provisioned concurrency: Put/Get/Delete/ListProvisionedConcurrencyConfigs.
 
 The config lives in the store; the environments it keeps warm live in the target version's warm
-pool (`WarmPool.provision`), which reports how many are allocated and whether they are READY.
+pool (`WarmPool.provision`) on the function's home node (`provisioned_homes.py`), which reports
+how many are allocated and whether they are READY.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from aiohttp import web
 
 from lambdalet.api.common import function_ref, json_body, json_response, list_response, qualifier, services
 from lambdalet.errors import InvalidParameterValueException, ProvisionedConcurrencyConfigNotFoundException
 from lambdalet.model import LATEST
+from lambdalet.provisioned_homes import key
 from lambdalet.tenancy import refuse_with_tenancy
 
 PATH = "/2019-09-30/functions/{function_name}/provisioned-concurrency"
@@ -33,23 +37,32 @@ def _target(request: web.Request, putting: bool = False) -> tuple[str, str]:
     return ref.name, qual
 
 
-def describe(svc, name: str, qual: str) -> dict:
+async def describe(svc, name: str, qual: str) -> dict:
+    """The config with its live state: this node's pool when it is the function's home, else
+    what the home's last heartbeat said (provisioned_homes.py), at most a heartbeat old."""
     function = svc.functions.get(name)
     if qual not in function.provisioned:
         raise ProvisionedConcurrencyConfigNotFoundException("No Provisioned Concurrency Config found for this function")
     requested, last_modified = function.provisioned[qual]
-    pool = svc.pools.for_config(svc.functions.provisioned_target(name, qual))
-    state = pool.provisioning
-    allocated = state.allocated if state else 0
+    homes = svc.provisioned_homes
+    if homes is None or homes.is_home(name):
+        local = svc.pools.for_config(svc.functions.provisioned_target(name, qual)).provisioning
+        state = ({"status": local.status, "allocated": local.allocated, "reason": local.reason}
+                 if local is not None else {})
+    else:
+        home = homes.home_of(name)
+        loads = {node["name"]: node["load"] for node in await asyncio.to_thread(svc.nodes.live)}
+        state = loads.get(home, {}).get("provisioned", {}).get(key(name, qual), {})
+    allocated = state.get("allocated", 0)
     result = {
         "RequestedProvisionedConcurrentExecutions": requested,
         "AvailableProvisionedConcurrentExecutions": allocated,
         "AllocatedProvisionedConcurrentExecutions": allocated,
-        "Status": state.status if state else "IN_PROGRESS",
+        "Status": state.get("status", "IN_PROGRESS"),
         "LastModified": last_modified,
     }
-    if state and state.reason:
-        result["StatusReason"] = state.reason
+    if state.get("reason"):
+        result["StatusReason"] = state["reason"]
     return result
 
 
@@ -63,8 +76,8 @@ async def put_config(request: web.Request) -> web.Response:
     # the account's limits are the registry's (set_provisioned), in AWS's words
     requested = body.integer("ProvisionedConcurrentExecutions", low=1, high=2**31 - 1)
     await svc.functions.set_provisioned(name, qual, requested)
-    svc.pools.for_config(svc.functions.provisioned_target(name, qual)).provision(requested)
-    return json_response(describe(svc, name, qual), status=202)
+    svc.provisioned_homes.reconcile()  # its environments start on the function's home node
+    return json_response(await describe(svc, name, qual), status=202)
 
 
 async def get_or_list(request: web.Request) -> web.Response:
@@ -72,23 +85,23 @@ async def get_or_list(request: web.Request) -> web.Response:
     if request.query.get("List") == "ALL":
         ref = function_ref(request)
         function = svc.functions.get(ref.name)
+        described = {qual: await describe(svc, ref.name, qual) for qual in function.provisioned}
         return list_response(request, sorted(function.provisioned), "ProvisionedConcurrencyConfigs",
-                             lambda qual: {"FunctionArn": svc.arns.function(ref.name, qual),
-                                           **describe(svc, ref.name, qual)})
+                             lambda qual: {"FunctionArn": svc.arns.function(ref.name, qual), **described[qual]})
     name, qual = _target(request)
-    return json_response(describe(svc, name, qual))
+    return json_response(await describe(svc, name, qual))
 
 
 async def delete_config(request: web.Request) -> web.Response:
     svc = services(request)
     name, qual = _target(request)
-    describe(svc, name, qual)  # 404 when there is none
+    if qual not in svc.functions.get(name).provisioned:
+        raise ProvisionedConcurrencyConfigNotFoundException("No Provisioned Concurrency Config found for this function")
     await remove(svc, name, qual)
     return web.Response(status=204)
 
 
 async def remove(svc, name: str, qual: str) -> None:
     """Delete a provisioned-concurrency config and release the environments it kept initialised."""
-    target = svc.functions.provisioned_target(name, qual)
     await svc.functions.set_provisioned(name, qual, None)
-    svc.pools.for_config(target).unprovision()
+    svc.provisioned_homes.reconcile()  # the home releases the environments it kept

@@ -1,6 +1,7 @@
 """Code that outlives its node (issue 20): a function and a layer uploaded through one node run on
 another after the first is gone with its whole data directory, because each package is also kept
-in the database (store/shared_blobs.py) and read back from there by digest.
+in the database (store/shared_blobs.py) and read back from there by digest; and so do the
+provisioned environments of a node that died, made again on the survivor.
 
 PostgreSQL only (on SQLite there is one machine): `make test` runs this file in its PostgreSQL pass.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +21,7 @@ from botocore.exceptions import ClientError
 from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
 
 from .helpers import wait_until
+from .test_placement import environments, invoke, status, two_nodes
 
 APP = """
 import json, os
@@ -108,3 +111,37 @@ def test_layers_are_one_set_whichever_node_is_asked(tmp_path):
     finally:
         for node in nodes:
             node.stop()
+
+
+def provisioned_environments(node: Server, name: str) -> int:
+    """Environments of the function on `node` that are idle (provisioned ones wait there)."""
+    return status(node)["functions"].get(name, {}).get("environments", {}).get("idle", 0)
+
+
+def test_provisioned_environments_live_on_the_home_and_move_when_it_dies(tmp_path):
+    """Provisioned concurrency is kept by the function's home (provisioned_homes.py) and made
+    again by the survivor when the home dies (PostgreSQL: the survivor reads the code it never had)."""
+    if not POSTGRES["url"]:
+        pytest.fail("this test needs PostgreSQL: run it under scripts/with-postgres (make test does)")
+    with two_nodes(tmp_path) as (first, second, name):
+        version = first.client().publish_version(FunctionName=name)["Version"]
+        assert invoke(first, name, 0) == {"echo": 0}  # which node is home: the one that ran it
+        home, other = (first, second) if environments(first, name) else (second, first)
+        wait_until(lambda: version in [v["Version"] for v in other.client().list_versions_by_function(
+            FunctionName=name)["Versions"]], timeout=10, what="the other node to know the version")
+        other.client().put_provisioned_concurrency_config(FunctionName=name, Qualifier=version,
+                                                          ProvisionedConcurrentExecutions=2)
+
+        def ready(through: Server) -> bool:
+            config = through.client().get_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
+            return config["Status"] == "READY" and config["AllocatedProvisionedConcurrentExecutions"] == 2
+
+        # asked through the other node, kept by the home, and reported as READY through either
+        wait_until(lambda: ready(other) and ready(home), timeout=60, what="the home's provisioned environments")
+        assert provisioned_environments(home, name) >= 2 and environments(other, name) == 0
+
+        home.stop(signal.SIGKILL)  # the survivor becomes home once the dead node's heartbeat is stale
+        wait_until(lambda: ready(other) and provisioned_environments(other, name) >= 2, timeout=60,
+                   what="the survivor to make the provisioned environments (its code read from the database)")
+        assert json.loads(other.client().invoke(FunctionName=name, Qualifier=version,
+                                                Payload=b'{"n": 1}')["Payload"].read()) == {"echo": 1}

@@ -116,3 +116,4 @@ def test_a_forwarded_invoke_is_authenticated_by_its_home_with_the_callers_signat
             with pytest.raises(ClientError) as refused:
                 signed(node, "not-the-secret").invoke(FunctionName=name, Payload=b"{}")
             assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+
