@@ -113,7 +113,8 @@ def test_nodes_heartbeat_into_the_database_and_drop_out_when_they_stop_or_die(tm
         listed = _nodes(first)
         assert [(node["name"], node["self"]) for node in listed] == [("node-a", True), ("node-b", False)]
         assert listed[0]["url"] == first.url and listed[1]["url"] == "http://node-b.example:9001"
-        load = {"inFlight", "environments", "memoryUsedMb", "memoryLimitMb"}  # and on PostgreSQL, the node's grants
+        # what provisioned environments it keeps; and on PostgreSQL, the node's grants
+        load = {"inFlight", "environments", "memoryUsedMb", "memoryLimitMb", "provisioned"}
         assert set(listed[0]["load"]) == (load | {"concurrencyGrants"} if POSTGRES["url"] else load)
 
         shown = subprocess.run([sys.executable, "-m", "lambdalet", "nodes", "--endpoint-url", second.url],
