@@ -278,8 +278,7 @@ async def build_services(settings: Settings) -> Services:
                                    "memoryUsedMb": pools.budget.used_mb, "memoryLimitMb": pools.budget.limit_mb}
         if grants is not None:
             load["concurrencyGrants"] = dict(grants.granted)
-        if homes is not None:
-            load["provisioned"] = homes.states()
+        load["provisioned"] = homes.states() if homes is not None else {}
         return load
 
     node = NodeRegistry(engine, settings.resolved_node_name, settings.resolved_advertise_url, node_load)
