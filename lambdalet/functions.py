@@ -99,6 +99,17 @@ def event_config_key(qualifier: str | None) -> str:
     return "" if qualifier in (None, LATEST) else qualifier
 
 
+def _runs_alike(old: Function, new: Function) -> bool:
+    """Whether every environment `old` has may serve `new`: its versions differ at most in states
+    and RevisionIds (FunctionConfig.runs_as), and nothing else an environment sees or provisioned
+    concurrency keeps changed."""
+    if (old.tags, old.runtime_configs, old.provisioned) != (new.tags, new.runtime_configs, new.provisioned):
+        return False
+    now = {LATEST: new.latest, **new.versions}
+    return all(version in now and config.runs_as(now[version])
+               for version, config in {LATEST: old.latest, **old.versions}.items())
+
+
 class FunctionRegistry:
     def __init__(self, store: FunctionStore, arns: Arns, limiter: ConcurrencyLimiter,
                  on_change: Callable[[str, str | None], None],
@@ -119,6 +130,9 @@ class FunctionRegistry:
         self.on_url_removed: Callable[[dict], None] | None = None
         self._write_lock = asyncio.Lock()
         self._settling: set[asyncio.Task] = set()
+        #: The change-log rows (seq → when first read) already refreshed: catch_up takes each once.
+        self._seen_changes: dict[int, float] = {}
+        self._catch_up_lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Everything from the database. A change the server was still reporting as Pending or
@@ -146,6 +160,7 @@ class FunctionRegistry:
         """Other nodes sharing the database changed these functions: read them again (one that is
         gone is dropped) and retire their warm environments here, as a local change would."""
         stored = {found.latest.name: found for found in await asyncio.to_thread(self._store.load_all, sorted(names))}
+        alike: set[str] = set()
         async with self._write_lock:
             for name in names:
                 if name not in stored:
@@ -156,17 +171,17 @@ class FunctionRegistry:
                 for url in (old.urls.values() if old is not None else ()):
                     self._by_url_id.pop(url["UrlId"], None)
                 self._adopt(stored[name])
-        for name in names:
+                if old is not None and _runs_alike(old, self._by_name[name]):
+                    alike.add(name)
+        for name in names - alike:  # (a change only settling, or an alias or policy, keeps them warm)
             self._on_change(name, None)
             if name not in stored and self._on_delete is not None:
                 self._on_delete(name, None)
 
     async def follow_changes(self, interval_s: float = CHANGES_POLL_S, wake: asyncio.Event | None = None) -> None:
         """Read the change log (store/functions.py) every `interval_s`, and whenever `wake` is set
-        (another node's NOTIFY: change_signals.py), and refresh what other nodes changed. Rows are
-        read back LOOKBACK_S, and each is taken once: a transaction that commits after a later one
-        (its row's number is lower) is still seen; old rows are pruned."""
-        seen: dict[int, float] = {}
+        (another node's NOTIFY: change_signals.py), and refresh what other nodes changed; old rows
+        are pruned now and then."""
         next_prune = 0.0
         while True:
             if wake is None:
@@ -175,22 +190,30 @@ class FunctionRegistry:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), interval_s)
                 wake.clear()  # before reading: a notification during the read wakes another
-            now = time.time()
             try:
-                changes = await asyncio.to_thread(self._store.recent_changes, now - CHANGES_LOOKBACK_S)
-                if now >= next_prune:
-                    await asyncio.to_thread(self._store.prune_changes, now - CHANGES_KEEP_S)
-                    next_prune = now + CHANGES_KEEP_S / 10
+                await self.catch_up()
+                if time.time() >= next_prune:
+                    await asyncio.to_thread(self._store.prune_changes, time.time() - CHANGES_KEEP_S)
+                    next_prune = time.time() + CHANGES_KEEP_S / 10
             except SQLAlchemyError as exc:  # the database is away a moment: the next poll catches up
                 log.warning("reading other nodes' changes failed: %s", exc)
-                continue
+
+    async def catch_up(self) -> None:
+        """Refresh every function other nodes changed that this node has not seen yet: what was
+        committed before this call is then seen here (read-your-writes through any node). Rows are
+        read back LOOKBACK_S and each is taken once, so a transaction that commits after a later one
+        (its row's number is lower) is still seen."""
+        async with self._catch_up_lock:  # one at a time: a row is taken only once it is refreshed
+            now = time.time()
+            changes = await asyncio.to_thread(self._store.recent_changes, now - CHANGES_LOOKBACK_S)
+            seen = self._seen_changes
             names = {name for seq, name, node in changes if seq not in seen and node != self._store.node}
+            if names:
+                await self.refresh(names)
             for seq, _, _ in changes:
                 seen.setdefault(seq, now)
             for seq in [seq for seq, at in seen.items() if at < now - CHANGES_LOOKBACK_S]:
                 del seen[seq]
-            if names:
-                await self.refresh(names)
 
     def settle_later(self, name: str, delay: float = 0.0) -> None:
         """Settle the function's pending change `delay` seconds from now (0: once the event loop

@@ -43,6 +43,7 @@ from lambdalet.api.authentication import Authenticator, accounts_for, authentica
 from lambdalet.api.authorization import Decisions, ResourcePolicies, authorize_requests
 from lambdalet.api.callers import ConnectionGate, function_admissions, refuse_cross_origin, refuse_functions
 from lambdalet.api.common import SERVICES, json_response, read_body
+from lambdalet.api.consistency import caught_up
 from lambdalet.api.errors import lambda_errors
 from lambdalet.api.model_params import check_parameters
 from lambdalet.api.query_protocol import error_response as query_error
@@ -455,11 +456,11 @@ def create_app(settings: Settings) -> web.Application:
     for api in (functions_api, concurrency_api, versions_api, aliases_api, tags_api, policy_api,
                 provisioned_api, event_invoke_config_api, event_source_mappings_api, code_signing_api, function_urls_api, layers_api,
                 recursion_api, resource_policy_api, runtime_management_api):
-        app.add_routes([refuse_functions(route) for route in api.routes()])
+        app.add_routes([refuse_functions(caught_up(route)) for route in api.routes()])
     app.add_routes([refuse_functions(route) for route in scheduler_api.routes()])  # /schedules, /schedule-groups
     app.add_routes(url_requests.routes())
     app.add_routes(console.routes())  # static pages; what they do is API calls, checked as any other
-    app.add_routes([refuse_functions(route) for route in console.data_routes()])
+    app.add_routes([refuse_functions(caught_up(route)) for route in console.data_routes()])
     app.add_routes([refuse_functions(web.route("*", "/", query_or_json), root_denied)])  # Logs and STS
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
                     refuse_functions(web.get("/_lambdalet/nodes", list_nodes)),

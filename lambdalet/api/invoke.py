@@ -20,6 +20,7 @@ from aiohttp import web
 
 from lambdalet import logs
 from lambdalet.api.common import function_ref, json_response, lambda_body, qualifier, services
+from lambdalet.api.consistency import catch_up
 from lambdalet.errors import (
     InvalidParameterValueException, InvalidRequestContentException, RequestTooLargeException,
     ResourceNotFoundException, ValidationException, check_active,
@@ -95,7 +96,12 @@ async def read_invoke_request(request: web.Request, types: tuple[str, ...], oper
     svc = services(request)
     ref = function_ref(request)
     qual = qualifier(request, ref)
-    config = svc.functions.config(ref.name, qual, draw=random.random())  # an alias's weights pick the version
+    try:
+        config = svc.functions.config(ref.name, qual, draw=random.random())  # an alias's weights pick the version
+    except ResourceNotFoundException:
+        if not await catch_up(svc):  # made through another node a moment ago?
+            raise
+        config = svc.functions.config(ref.name, qual, draw=random.random())
     check_active(config.state)  # being created (or a version published with an update still in progress)
 
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")

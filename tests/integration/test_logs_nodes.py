@@ -35,7 +35,9 @@ def status(node: Server) -> dict:
 
 def ran_on(nodes: list[Server], name: str) -> Server:
     """The node holding the function's environment after an invoke (its home: placement.py)."""
-    [home] = [node for node in nodes if sum(status(node)["functions"].get(name, {}).get("environments", {}).values())]
+    found = [node for node in nodes if sum(status(node)["functions"].get(name, {}).get("environments", {}).values())]
+    assert len(found) == 1, [status(node)["functions"].get(name) for node in nodes]
+    [home] = found
     return home
 
 

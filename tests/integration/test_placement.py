@@ -117,3 +117,24 @@ def test_a_forwarded_invoke_is_authenticated_by_its_home_with_the_callers_signat
                 signed(node, "not-the-secret").invoke(FunctionName=name, Payload=b"{}")
             assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
 
+
+
+def test_a_change_through_one_node_is_read_at_once_through_the_other(tmp_path):
+    """Read-your-writes behind a load balancer: each request after a change may reach another node,
+    which answers with the change (api/consistency.py), not with its view of a moment ago."""
+    with two_nodes(tmp_path) as (first, second, name):
+        writer, reader = first.client(), second.client()
+        for n in range(5):
+            created = f"{name}-{n}"
+            writer.create_function(FunctionName=created, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                   Code={"ZipFile": make_zip({"app.py": SLEEPER})}, Description=f"first {n}")
+            reader.get_waiter("function_active_v2").wait(FunctionName=created)
+            assert reader.get_function(FunctionName=created)["Configuration"]["Description"] == f"first {n}"
+            writer.get_waiter("function_updated_v2").wait(FunctionName=created)
+            writer.update_function_configuration(FunctionName=created, Description=f"second {n}")
+            assert reader.get_function_configuration(FunctionName=created)["Description"] == f"second {n}"
+            assert invoke(second, created, n) == {"echo": n}
+            writer.delete_function(FunctionName=created)
+            with pytest.raises(ClientError) as gone:
+                reader.get_function(FunctionName=created)
+            assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
