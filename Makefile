@@ -33,11 +33,12 @@ PG_TESTS := tests/integration/test_async.py tests/integration/test_destinations.
 	tests/integration/test_iam_nodes.py tests/integration/test_iam_accounts.py tests/integration/test_async_nodes.py \
 	tests/integration/test_concurrency_nodes.py tests/integration/test_placement.py \
 	tests/integration/test_database_outage.py tests/integration/test_code_nodes.py tests/integration/test_logs_nodes.py \
-	tests/integration/test_change_signals.py
+	tests/integration/test_change_signals.py tests/integration/test_cluster_netns.py
 # Cluster-wide limits, code kept in the database and database outages are PostgreSQL's (SQLite is one
 # machine, in-process): the first two passes leave them out.
 POSTGRES_ONLY := --ignore=tests/integration/test_concurrency_nodes.py --ignore=tests/integration/test_database_outage.py \
-	--ignore=tests/integration/test_code_nodes.py --ignore=tests/integration/test_change_signals.py
+	--ignore=tests/integration/test_code_nodes.py --ignore=tests/integration/test_change_signals.py \
+	--ignore=tests/integration/test_cluster_netns.py
 # Pollers and schedules do not depend on the sandbox backend: the process pass leaves them to the first.
 NOT_SANDBOXED := --ignore=tests/integration/test_esm_sqs.py --ignore=tests/integration/test_esm_streams.py \
 	--ignore=tests/integration/test_esm_crash.py --ignore=tests/integration/test_esm_api.py \

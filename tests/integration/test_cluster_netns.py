@@ -1,0 +1,181 @@
+"""A cluster as a user builds it (issue 20): three nodes, each a host of its own (a network
+namespace), on one PostgreSQL, behind a real HAProxy configured as docs/cluster.md says.
+
+Through the balancer: the API answers the same whichever node a request reaches; the account
+limit holds for the cluster, counted from the outside; and a node killed with SIGKILL in the
+middle of a burst of synchronous, asynchronous and SQS-mapped invocations loses no accepted
+work — every async event and every message runs at least once on the survivors, sync calls on
+the dead node fail or are retried by the client; restarted, it serves again; and when every
+database connection drops at once, the cluster rides it out.
+
+PostgreSQL and root only: `make test` runs this file in its PostgreSQL pass (netns_cluster.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+from urllib.parse import urlparse
+
+import boto3
+import pytest
+import sqlalchemy
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from conftest import POSTGRES, ROLE, fresh_postgres_database, make_zip
+
+from .helpers import wait_until
+from .netns_cluster import NetnsCluster
+
+LIMIT = 4
+RECORDER = """
+import json, os, time
+import boto3
+
+sqs = boto3.client("sqs", endpoint_url=os.environ["RECORDER_ENDPOINT"], region_name="us-east-1")
+
+def handler(event, context):
+    started = time.time()
+    time.sleep(event.get("sleep", 0) if isinstance(event, dict) else 0)
+    records = event.get("Records") if isinstance(event, dict) else None
+    keys = [r["body"] for r in records] if records else [json.dumps(event.get("key"))]
+    for key in keys:
+        sqs.send_message(QueueUrl=os.environ["RECORDER"], MessageBody=key)
+    return {"started": started, "ended": time.time()}
+"""
+
+
+def client(url: str, service: str = "lambda", attempts: int = 3):
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
+                        aws_secret_access_key="test",
+                        config=Config(retries={"total_max_attempts": attempts, "mode": "standard"}, read_timeout=120))
+
+
+def status(url: str) -> dict:
+    with urllib.request.urlopen(url + "/_lambdalet/status", timeout=10) as answer:
+        return json.load(answer)
+
+
+@pytest.fixture
+def cluster(tmp_path, moto) -> Iterator[NetnsCluster]:
+    if not POSTGRES["url"]:
+        pytest.fail("this test needs PostgreSQL: run it under scripts/with-postgres (make test does)")
+    database = fresh_postgres_database(POSTGRES["url"])
+    ports = [urlparse(database.replace("postgresql+psycopg", "http")).port, moto.port]
+    built = NetnsCluster(tmp_path, database, ports, ["--account-concurrency", str(LIMIT),
+                                                     "--unreserved-concurrency-min", "1"], env={})
+    built.env["AWS_ENDPOINT_URL"] = built.host_url(moto.url)  # the pollers' SQS, through the relay
+    try:
+        built.start()
+        wait_until(lambda: all(len(status(node.url)["nodes"]) == 3 for node in built.nodes), timeout=30,
+                   what="each node to count all three")
+        yield built
+    finally:
+        built.stop()
+
+
+def drop_connections(database_url: str) -> int:
+    """Terminate every session on the cluster's database (as a restarted PostgreSQL does)."""
+    engine = sqlalchemy.create_engine(database_url.replace(urlparse(database_url).hostname or "", "127.0.0.1"),
+                                      isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            return len(conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
+    finally:
+        engine.dispose()
+
+
+def drain(sqs, queue: str, into: list[str]) -> list[str]:
+    for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+        into.append(message["Body"])
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    return into
+
+
+def test_three_nodes_behind_haproxy(cluster, moto):
+    lb = client(cluster.lb_url)
+    sqs = moto.client("sqs")
+    suffix = uuid.uuid4().hex[:8]
+    recorder = sqs.create_queue(QueueName=f"recorder-{suffix}")["QueueUrl"]
+    name = f"cluster-{suffix}"
+    lb.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler", Timeout=10,
+                       Code={"ZipFile": make_zip({"app.py": RECORDER})},
+                       Environment={"Variables": {"RECORDER": cluster.host_url(recorder),
+                                                  "RECORDER_ENDPOINT": cluster.host_url(moto.url)}})
+    lb.get_waiter("function_active_v2").wait(FunctionName=name)
+
+    # one state, whichever node answers: a change through the balancer, read on each node
+    lb.update_function_configuration(FunctionName=name, Description="seen everywhere")
+    for node in cluster.nodes:
+        wait_until(lambda: client(node.url).get_function(FunctionName=name)["Configuration"]["Description"]
+                   == "seen everywhere", timeout=10, what=f"{node.name} to see the change")
+
+    # the account limit holds for the cluster: at most LIMIT run at once, counted from their own clocks
+    def sync(key: str, sleep: float = 1.0, attempts: int = 1) -> dict | str:
+        try:
+            answer = client(cluster.lb_url, attempts=attempts).invoke(
+                FunctionName=name, Payload=json.dumps({"key": key, "sleep": sleep}).encode())
+            return json.loads(answer["Payload"].read())
+        except ClientError as error:
+            return error.response["Error"]["Code"]
+        except BotoCoreError as error:  # a connection to a node that died
+            return type(error).__name__
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda i: sync(f"limit-{i}"), range(12)))
+    ran = [a for a in answers if isinstance(a, dict)]
+    assert ran and all(a == "TooManyRequestsException" for a in answers if not isinstance(a, dict)), answers
+    edges = sorted([(a["started"], 1) for a in ran] + [(a["ended"], -1) for a in ran], key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _when, step in edges:
+        running += step
+        peak = max(peak, running)
+    assert peak <= LIMIT, f"{peak} ran at once across the nodes; the limit is {LIMIT}"
+
+    # a mixed burst, and a node killed in its middle
+    source = sqs.create_queue(QueueName=f"source-{suffix}", Attributes={"VisibilityTimeout": "10"})["QueueUrl"]
+    source_arn = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lb.create_event_source_mapping(FunctionName=name, EventSourceArn=source_arn, BatchSize=5)
+    got: list[str] = []
+    drain(sqs, recorder, got)  # what the limit check recorded
+    got.clear()
+    expected = {json.dumps(f"async-{i}") for i in range(20)} | {f"message-{i}" for i in range(20)}
+    for i in range(10):
+        lb.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"key": f"async-{i}"}).encode())
+        sqs.send_message(QueueUrl=source, MessageBody=f"message-{i}")
+    with ThreadPoolExecutor(2) as pool:  # two at a time: room under the limit for the async and mapped ones
+        burst = [pool.submit(sync, f"sync-{i}", 0.5, 3) for i in range(8)]
+        time.sleep(0.5)  # the burst under way (it lasts seconds): the kill lands in its middle
+        victim = cluster.nodes[0]
+        victim.kill()
+        for i in range(10, 20):  # accepted by the survivors while the dead node's claims wait
+            lb.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"key": f"async-{i}"}).encode())
+            sqs.send_message(QueueUrl=source, MessageBody=f"message-{i}")
+        outcomes = [future.result() for future in burst]
+    assert any(isinstance(outcome, dict) for outcome in outcomes), outcomes  # the rest failed or were throttled
+
+    wait_until(lambda: expected <= set(drain(sqs, recorder, got)), timeout=120, interval=0.5,
+               what="every async event and SQS message to run at least once on the survivors")
+    survivors = [node for node in cluster.nodes if node is not victim]
+    assert all(len(status(node.url)["nodes"]) == 2 for node in survivors)
+
+    # the dead node comes back and takes work again; then every database connection drops at once
+    # (a PostgreSQL restart or failover): the cluster goes on, with no accepted event lost
+    victim.start()
+    wait_until(lambda: all(len(status(node.url)["nodes"]) == 3 for node in cluster.nodes), timeout=30,
+               what="the restarted node to be counted live again")
+    assert client(victim.url).get_function(FunctionName=name)["Configuration"]["Description"] == "seen everywhere"
+    assert drop_connections(cluster.database) > 0
+    later = {json.dumps(f"after-{i}") for i in range(6)}
+    for i in range(6):
+        lb.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"key": f"after-{i}"}).encode())
+    assert all(isinstance(sync(f"again-{i}", 0, attempts=3), dict) for i in range(6))
+    wait_until(lambda: later <= set(drain(sqs, recorder, got)), timeout=60, interval=0.5,
+               what="the events accepted after the connections dropped to run")
