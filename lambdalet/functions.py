@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -128,6 +128,8 @@ class FunctionRegistry:
         self._by_url_id: dict[str, tuple[str, str]] = {}  # a function URL's id → (function, qualifier)
         #: Called with a URL's config when it goes (deleted, or with its alias or function).
         self.on_url_removed: Callable[[dict], None] | None = None
+        #: Awaited with each URL config another node's change brought (new or kept): its listener.
+        self.on_url_added: Callable[[dict], Awaitable[None]] | None = None
         self._write_lock = asyncio.Lock()
         self._settling: set[asyncio.Task] = set()
         #: The change-log rows (seq → when first read) already refreshed: catch_up takes each once.
@@ -171,7 +173,15 @@ class FunctionRegistry:
                 for url in (old.urls.values() if old is not None else ()):
                     self._by_url_id.pop(url["UrlId"], None)
                 self._adopt(stored[name])
-                if old is not None and _runs_alike(old, self._by_name[name]):
+                new = self._by_name[name]
+                kept = {url["UrlId"] for url in new.urls.values()}
+                for url in (old.urls.values() if old is not None else ()):
+                    if url["UrlId"] not in kept and self.on_url_removed is not None:
+                        self.on_url_removed(url)
+                if self.on_url_added is not None:
+                    for url in new.urls.values():
+                        await self.on_url_added(url)
+                if old is not None and _runs_alike(old, new):
                     alike.add(name)
         for name in names - alike:  # (a change only settling, or an alias or policy, keeps them warm)
             self._on_change(name, None)

@@ -51,13 +51,21 @@ class UrlListeners:
         """Serve every stored URL's port with `factory` (the API's protocol), before the API port opens."""
         self._factory = factory
         for config in configs:
-            if config.get("Port") is not None:
-                try:
-                    await self._serve(self._bind(config["Port"]), config["Port"], config["UrlId"])
-                except OSError as exc:
-                    log.warning("function URL %s: cannot listen on port %s (%s); it is reachable on the API "
-                                "port by its host name or path only", config["UrlId"], config["Port"],
-                                exc.strerror or exc)
+            await self.serve(config)
+
+    async def serve(self, config: dict) -> None:
+        """Listen on a stored URL's port unless this node already does (a URL another node created
+        is served on every node, so a load balancer may send its port to any)."""
+        port = config.get("Port")
+        if port is None or self._factory is None or self.by_port.get(port) == config["UrlId"]:
+            return
+        if port in self.by_port:  # a URL deleted on another node left it (one URL a port, cluster-wide)
+            self.close({"Port": port, "UrlId": self.by_port[port]})
+        try:
+            await self._serve(self._bind(port), port, config["UrlId"])
+        except OSError as exc:
+            log.warning("function URL %s: cannot listen on port %s (%s); it is reachable on the API "
+                        "port by its host name or path only", config["UrlId"], port, exc.strerror or exc)
 
     async def open(self, url_id: str, store: Callable[[int], Awaitable[None]], taken: type[Exception]
                    ) -> int | None:

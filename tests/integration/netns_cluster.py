@@ -44,7 +44,17 @@ backend nodes
     balance roundrobin
     default-server inter 1s fall 2 rise 2
 {servers}
+frontend function_urls
+    bind 127.0.0.1:{first_url_port}-{last_url_port}
+    default_backend url_nodes
+backend url_nodes
+    balance roundrobin
+    default-server inter 1s fall 2 rise 2
+{url_servers}
 """
+#: Function URLs' own ports: each node listens on them, HAProxy on the host's loopback forwards each
+#: to the same port of a node.
+URL_PORTS = 4
 
 
 def run(*cmd: str) -> None:
@@ -64,6 +74,23 @@ def haproxy_binary() -> str:
     if found is None:
         pytest.fail("this test needs HAProxy: apt-get install haproxy (as root it is installed by the test)")
     return found
+
+
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive ports free on the host's loopback now."""
+    for _ in range(100):
+        first = random.randrange(20000, 30000)
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sockets.append(socket.create_server(("127.0.0.1", port)))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 class Relay:
@@ -124,7 +151,8 @@ class Node:
         cmd = ["ip", "netns", "exec", self.netns, sys.executable, "-m", "lambdalet", "server",
                "--host", self.ip, "--port", str(NODE_PORT), "--data-dir", str(self.data_dir),
                "--database-url", cluster.database, "--node-name", self.name, "--advertise-url", self.url,
-               "--auth", "open", *cluster.args]
+               "--auth", "open", "--function-url-ports", f"{cluster.url_ports[0]}-{cluster.url_ports[1]}",
+               "--function-url-host", "127.0.0.1", *cluster.args]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
         deadline = time.monotonic() + 60
@@ -172,6 +200,8 @@ class NetnsCluster:
         self._haproxy: subprocess.Popen | None = None
         self.lb_url = ""
         self._ports = relayed_ports
+        first_url_port = free_port_range(URL_PORTS)
+        self.url_ports = (first_url_port, first_url_port + URL_PORTS - 1)
 
     def host_url(self, url: str) -> str:
         """A host service's loopback URL as the nodes reach it, through the relay."""
@@ -195,8 +225,10 @@ class NetnsCluster:
             node.start()
         port = free_port()
         servers = "\n".join(f"    server {node.name} {node.ip}:{NODE_PORT} check" for node in self.nodes)
+        url_servers = "\n".join(f"    server {node.name} {node.ip} check port {NODE_PORT}" for node in self.nodes)
         config = self.tmp / "haproxy.cfg"
-        config.write_text(HAPROXY.format(port=port, servers=servers))
+        config.write_text(HAPROXY.format(port=port, servers=servers, first_url_port=self.url_ports[0],
+                                         last_url_port=self.url_ports[1], url_servers=url_servers))
         self._haproxy = subprocess.Popen([haproxy_binary(), "-db", "-f", str(config)],
                                          stdout=open(self.tmp / "haproxy.log", "ab"), stderr=subprocess.STDOUT)
         self.lb_url = f"http://127.0.0.1:{port}"

@@ -79,6 +79,15 @@ def cluster(tmp_path, moto) -> Iterator[NetnsCluster]:
         built.stop()
 
 
+def url_answers(url: str) -> bool:
+    """Whether a function URL answers 200 there."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
 def drop_connections(database_url: str) -> int:
     """Terminate every session on the cluster's database (as a restarted PostgreSQL does)."""
     engine = sqlalchemy.create_engine(database_url.replace(urlparse(database_url).hostname or "", "127.0.0.1"),
@@ -116,6 +125,18 @@ def test_three_nodes_behind_haproxy(cluster, moto):
     for node in cluster.nodes:
         wait_until(lambda: client(node.url).get_function(FunctionName=name)["Configuration"]["Description"]
                    == "seen everywhere", timeout=10, what=f"{node.name} to see the change")
+
+    # a function URL made through one node is served by every node, on its own port
+    url = lb.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    port = urlparse(url).port
+    assert url == f"http://127.0.0.1:{port}/"
+    for node in cluster.nodes:
+        wait_until(lambda: url_answers(f"http://{node.ip}:{port}/"), timeout=10, what=f"{node.name} to serve the URL")
+    assert all(url_answers(url) for _ in range(3))  # through the balancer
+    lb.delete_function_url_config(FunctionName=name)
+    for node in cluster.nodes:
+        wait_until(lambda: not url_answers(f"http://{node.ip}:{port}/"), timeout=10,
+                   what=f"{node.name} to stop serving the deleted URL")
 
     # the account limit holds for the cluster: at most LIMIT run at once, counted from their own clocks
     def sync(key: str, sleep: float = 1.0, attempts: int = 1) -> dict | str:
