@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import json
 import logging
-import urllib.error
-import urllib.request
 from typing import Any
 
 from lambdalet import node_auth
@@ -38,16 +35,12 @@ class PeerLogs:
     """One other node's logs, over HTTP."""
 
     def __init__(self, name: str, url: str, key: bytes) -> None:
-        self.name, self._url, self._key = name, url.rstrip("/") + PEER_PATH, key
+        self.name, self._url, self._key = name, url, key
 
     def call(self, op: str, **args: Any) -> Any:
-        body = json.dumps({"op": op, "args": args}).encode()
-        request = urllib.request.Request(self._url, data=body, method="POST", headers={
-            "Content-Type": "application/json", node_auth.HEADER: node_auth.sign(self._key, PEER_PATH, body)})
         try:
-            with urllib.request.urlopen(request, timeout=PEER_TIMEOUT_S) as answer:
-                reply = json.load(answer)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reply = node_auth.post(self._key, self._url, PEER_PATH, {"op": op, "args": args}, PEER_TIMEOUT_S)
+        except (OSError, ValueError) as exc:
             log.warning("logs of node %s left out: %s", self.name, exc)
             raise PeerUnavailable(self.name) from exc
         if "error" in reply:

@@ -6,16 +6,18 @@ previous sample: invocations, errors, throttles, cold starts, the duration histo
 and the concurrent executions at that moment. The invoke path pays nothing for it. A sample is
 kept only when something happened (or executions were running), so an idle function costs no
 memory; samples older than 24 h are dropped. The history lives in this process's memory: a
-restart starts it again (the Prometheus counters restart too), and each node of a cluster keeps
-its own.
+restart starts it again (the Prometheus counters restart too). Each node of a cluster keeps its
+own, and the console's chart adds up every live node's `steps` (console/__init__.py).
 
-`series()` adds samples up into steps (10 s over the last hour, 1 or 5 minutes beyond) and
-estimates p50/p99 durations from the bucket counts as Prometheus's `histogram_quantile` does.
+`steps()` adds samples up into steps (10 s over the last hour, 1 or 5 minutes beyond); `render()`
+charts them, estimating p50/p99 durations from the bucket counts as Prometheus's
+`histogram_quantile` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections import deque
@@ -139,36 +141,59 @@ class MetricsHistory:
         names = {part for key in self._samples if key[0] == function for part in key[1:] if part}
         return sorted(names)
 
-    def series(self, function: str, period_s: float, qualifier: str = "", now: float | None = None) -> dict[str, Any]:
-        """The function's samples of the last `period_s` seconds in steps, all versions and aliases
-        together or those of one (`qualifier`: a version or an alias)."""
+    def steps(self, function: str, period_s: float, qualifier: str = "", now: float | None = None) -> dict[str, Any]:
+        """The function's samples of the last `period_s` seconds (ending `now`) added up into steps,
+        all versions and aliases together or those of one (`qualifier`: a version or an alias), as
+        JSON: what `render` charts, and what one node of a cluster sends another (the same `now`
+        gives every node the same steps)."""
         now = time.time() if now is None else now
         self.sample(now)  # what happened since the last sample counts too: the charts are live
         step = self.interval_s if period_s <= 3600 else 60.0 if period_s <= 6 * 3600 else 300.0
         count = max(1, math.ceil(period_s / step))
         start = now - count * step
         steps = [Sample(start + (i + 1) * step) for i in range(count)]
-        concurrent_peaks = [0.0] * count
         for key, samples in self._samples.items():
             if key[0] != function or (qualifier and qualifier not in (key[1], key[2])):
                 continue
             for sample in samples:
                 if sample.at <= start:
                     continue
-                index = min(count - 1, int((sample.at - start) // step))
-                into = steps[index]
+                into = steps[min(count - 1, int((sample.at - start) // step))]
                 into.invocations += sample.invocations
                 into.errors += sample.errors
                 into.throttles += sample.throttles
                 into.cold_starts += sample.cold_starts
                 into.buckets = [a + b for a, b in zip(into.buckets, sample.buckets)]
-                concurrent_peaks[index] = max(concurrent_peaks[index], sample.concurrent)
-        points = []
-        for into, peak in zip(steps, concurrent_peaks):
-            p50, p99 = quantile(0.5, into.buckets), quantile(0.99, into.buckets)
-            points.append({"time": round(into.at * 1000), "invocations": into.invocations, "errors": into.errors,
-                           "throttles": into.throttles, "coldStarts": into.cold_starts, "concurrent": peak,
-                           "durationP50Ms": None if p50 is None else round(p50 * 1000, 3),
-                           "durationP99Ms": None if p99 is None else round(p99 * 1000, 3)})
-        return {"function": function, "qualifier": qualifier, "periodSeconds": period_s, "stepSeconds": step,
-                "qualifiers": self.qualifiers(function), "points": points}
+                into.concurrent = max(into.concurrent, sample.concurrent)  # the step's peak
+        return {"stepSeconds": step, "qualifiers": self.qualifiers(function),
+                "steps": [dataclasses.asdict(into) for into in steps]}
+
+    def series(self, function: str, period_s: float, qualifier: str = "", now: float | None = None) -> dict[str, Any]:
+        """This node's chart of the function (`render` of its own `steps`)."""
+        return render(function, qualifier, period_s, [self.steps(function, period_s, qualifier, now)])
+
+
+def render(function: str, qualifier: str, period_s: float, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The console's chart from the `steps` of one node or several: counts and buckets add up (the
+    percentiles are the cluster's), and so do the nodes' concurrency peaks (at most the cluster's
+    peak, as the nodes' peaks within a step may not coincide)."""
+    first = parts[0]
+    merged = [Sample(**step) for step in first["steps"]]
+    for part in parts[1:]:
+        for into, step in zip(merged, part["steps"]):
+            into.invocations += step["invocations"]
+            into.errors += step["errors"]
+            into.throttles += step["throttles"]
+            into.cold_starts += step["cold_starts"]
+            into.concurrent += step["concurrent"]
+            into.buckets = [a + b for a, b in zip(into.buckets, step["buckets"])]
+    points = []
+    for into in merged:
+        p50, p99 = quantile(0.5, into.buckets), quantile(0.99, into.buckets)
+        points.append({"time": round(into.at * 1000), "invocations": into.invocations, "errors": into.errors,
+                       "throttles": into.throttles, "coldStarts": into.cold_starts, "concurrent": into.concurrent,
+                       "durationP50Ms": None if p50 is None else round(p50 * 1000, 3),
+                       "durationP99Ms": None if p99 is None else round(p99 * 1000, 3)})
+    qualifiers = sorted({name for part in parts for name in part["qualifiers"]})
+    return {"function": function, "qualifier": qualifier, "periodSeconds": period_s,
+            "stepSeconds": first["stepSeconds"], "qualifiers": qualifiers, "points": points}

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
+import urllib.request
+from typing import Any
 
 HEADER = "X-Lambdalet-Node-Signature"
 KEY_NAME = "node-to-node"
@@ -29,6 +32,16 @@ def verify(key: bytes, value: str, path: str, body: bytes, now: float | None = N
     if not stamp.isdigit() or abs((time.time() if now is None else now) - int(stamp)) > MAX_SKEW_S:
         return False
     return hmac.compare_digest(mac, _mac(key, stamp, path, body))
+
+
+def post(key: bytes, base_url: str, path: str, payload: Any, timeout_s: float) -> Any:
+    """POST `payload` as JSON to another node's `path`, signed; its JSON answer. Raises OSError
+    (urllib's errors among them) when the node does not answer, ValueError when not with JSON."""
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(base_url.rstrip("/") + path, data=body, method="POST", headers={
+        "Content-Type": "application/json", HEADER: sign(key, path, body)})
+    with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+        return json.load(answer)
 
 
 def _mac(key: bytes, stamp: str, path: str, body: bytes) -> str:

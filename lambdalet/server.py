@@ -249,7 +249,7 @@ async def build_services(settings: Settings) -> Services:
     budget = MemoryBudget(settings.memory_budget_mb or default_memory_budget_mb())
     limiter = ConcurrencyLimiter(settings.account_concurrency, settings.unreserved_concurrency_min)
     pools = Pools(new_environment, settings.keep_alive, budget, on_retire=retire_snapshot)
-    metrics = Metrics()
+    metrics = Metrics(settings.resolved_node_name)
     recursion = RecursionGuard()
     invoker = Invoker(pools, limiter, metrics, recursion)
     engine = make_engine(settings.resolved_database_url)
@@ -466,6 +466,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes([refuse_functions(web.get("/_lambdalet/status", status)),
                     refuse_functions(web.get("/_lambdalet/nodes", list_nodes)),
                     refuse_functions(web.post(PEER_PATH, cloudwatch_logs_api.peer_logs)),
+                    refuse_functions(web.post(console.PEER_METRICS_PATH, console.peer_metrics)),
                     refuse_functions(web.get("/metrics", metrics))])
 
     async def startup(app: web.Application) -> None:

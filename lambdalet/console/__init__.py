@@ -15,18 +15,29 @@ browser's session storage only.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import time
 from pathlib import Path
 
 from aiohttp import web
 
+from lambdalet import node_auth
 from lambdalet.api.common import json_response, services
 from lambdalet.console import test_events
 from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
+from lambdalet.metrics_history import render
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: The console's own data (charts, saved test events): authenticated as the Lambda API is, under
 #: `--auth iam` (the pages themselves are public files: what they show comes from the API).
 DATA_PREFIX = "/_lambdalet/console/"
+#: Where a node asks another for its part of a chart (node_auth.py signs it), and how long it waits.
+PEER_METRICS_PATH = "/_lambdalet/peer/metrics"
+PEER_TIMEOUT_S = 5.0
 ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}  # index.html: `index`, told the region
 HEADERS = {
     # Scripts, styles, images and API calls from this server only; no framing (clickjacking).
@@ -88,4 +99,39 @@ async def metrics_history(request: web.Request) -> web.Response:
     if name not in svc.functions.names():
         raise ResourceNotFoundException(f"Function not found: {svc.arns.function(name)}")
     assert svc.history is not None
-    return json_response(svc.history.series(name, PERIODS[period], request.query.get("qualifier", "")))
+    qualifier, now = request.query.get("qualifier", ""), time.time()
+    parts = [svc.history.steps(name, PERIODS[period], qualifier, now)]
+    if svc.nodes is not None and len(svc.nodes.peers) > 1:  # a cluster: every live node's too
+        call = {"function": name, "periodSeconds": PERIODS[period], "qualifier": qualifier, "now": now}
+        answers = await asyncio.gather(*(asyncio.to_thread(_peer_steps, svc.node_key, peer, url, call)
+                                         for peer, url in svc.nodes.peers if peer != svc.nodes.name))
+        parts += [part for part in answers if part is not None]
+    return json_response(render(name, qualifier, PERIODS[period], parts))
+
+
+def _peer_steps(key: bytes, peer: str, url: str, call: dict) -> dict | None:
+    """Another node's steps of the chart; None (and a warning) when it does not answer in time."""
+    try:
+        return node_auth.post(key, url, PEER_METRICS_PATH, call, PEER_TIMEOUT_S)["result"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("metrics of node %s left out of a chart: %s", peer, exc)
+        return None
+
+
+async def peer_metrics(request: web.Request) -> web.Response:
+    """A peer's read of this node's history of a function (`_peer_steps`), signed with the nodes' key."""
+    svc = services(request)
+    body = await request.read()
+    if not svc.node_key or not node_auth.verify(svc.node_key, request.headers.get(node_auth.HEADER, ""),
+                                                request.path, body):
+        return web.json_response({"message": "Only a node of this server's database may call this."}, status=403)
+    try:
+        call = json.loads(body)
+        name, period_s = str(call["function"]), float(call["periodSeconds"])
+        qualifier, now = str(call["qualifier"]), float(call["now"])
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"message": "The request body is not a metrics call."}, status=400)
+    if period_s not in PERIODS.values():
+        return web.json_response({"message": f"periodSeconds must be one of {sorted(PERIODS.values())}"}, status=400)
+    assert svc.history is not None
+    return web.json_response({"result": svc.history.steps(name, period_s, qualifier, now)})

@@ -82,7 +82,7 @@ def state(srv: Server, uuid_: str, wanted: str) -> dict:
 def samples(srv: Server) -> dict[tuple[str, tuple], float]:
     with urllib.request.urlopen(srv.url + "/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "node"))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 

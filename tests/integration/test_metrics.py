@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.request
+from urllib.parse import urlparse
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -58,6 +60,9 @@ def test_invocations_errors_durations_and_cold_starts(server, lambda_client, cre
     assert scrape.value("lambdalet_init_duration_seconds_count", **labels) == 1
     assert scrape.value("lambdalet_init_duration_seconds_sum", **labels) > 0
     assert scrape.value("lambdalet_concurrent_executions", **labels) == 0
+    # each node labels what it reports (--node-name, by default <host name>:<port>)
+    node = f"{socket.gethostname()}:{urlparse(server.url).port}"
+    assert scrape.samples and all(sample.labels.get("node") == node for sample in scrape.samples)
 
 
 def test_a_throttled_invoke_counts_as_a_throttle_not_an_invocation(server, lambda_client, create_function):

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
+from urllib.parse import urlparse
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
 
@@ -90,6 +93,21 @@ def test_invokes_spill_to_another_node_when_the_home_has_no_room(tmp_path):
             answers = list(pool.map(lambda pair: invoke(pair[1], name, pair[0], sleep=3), enumerate(targets)))
         assert answers == [{"echo": n} for n in range(4)]
         assert [environments(node, name) for node in (first, second)] == [2, 2]
+
+        # each node's /metrics reports its own invocations, labelled with its name; the console's
+        # chart through either node shows the cluster's
+        for node in (first, second):
+            with urllib.request.urlopen(node.url + "/metrics", timeout=10) as scraped:
+                found = [s for family in text_string_to_metric_families(scraped.read().decode())
+                         for s in family.samples if s.name == "lambdalet_invocations_total"
+                         and s.labels["function"] == name]
+            node_name = f"{socket.gethostname()}:{urlparse(node.url).port}"  # the default --node-name
+            assert [(s.labels["node"], s.value) for s in found] == [(node_name, 2.0)]
+            with urllib.request.urlopen(f"{node.url}/_lambdalet/console/functions/{name}/metrics?period=15m",
+                                        timeout=10) as charted:
+                chart = json.load(charted)
+            assert sum(point["invocations"] for point in chart["points"]) == 4
+            assert max(point["concurrent"] for point in chart["points"]) >= 0
 
 
 ROOT_KEY, ROOT_SECRET = "LKIAPLACEMENTROOT001", "root-secret-of-placement-0123456789"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from lambdalet.invoke.types import InvocationResult
@@ -78,3 +79,19 @@ def test_forget_drops_a_function_a_version_or_an_alias_and_nothing_else():
 
 def test_alias_of_names_only_aliases():
     assert [alias_of(q) for q in (None, "", "$LATEST", "7", "live", "v2")] == ["", "", "", "", "live", "v2"]
+
+
+def test_a_node_labels_every_sample_it_exposes_in_either_format():
+    metrics = Metrics("node-a")
+    metrics.of(config("f", "1"), "live").invocations.inc()
+    for accept in (None, "application/openmetrics-text; version=1.0.0"):
+        body, _ = metrics.expose(accept)
+        parse = text_string_to_metric_families if accept is None else openmetrics_families
+        found = [s for family in parse(body.decode()) for s in family.samples]
+        assert found and all(s.labels.get("node") == "node-a" for s in found)
+        assert any(s.name == "lambdalet_invocations_total" and s.value == 1 and s.labels["alias"] == "live"
+                   for s in found)
+    unlabelled = Metrics()
+    unlabelled.of(config("f"), "").invocations.inc()
+    assert [dict(key) for key in samples(unlabelled, "lambdalet_invocations_total")] == [
+        {"function": "f", "version": "$LATEST", "alias": ""}]
