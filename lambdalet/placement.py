@@ -13,7 +13,8 @@ environment, or it does not know the function yet: a change reaches the others w
 answers with SPILL, and the next node of the function's ranking is tried, this one included; a
 node that refuses the connection is skipped the same way until its heartbeat goes stale. One that
 took the request and then went away is a 500 `ServiceException` (the invocation may have run),
-which SDKs retry. Asynchronous events, mappings and schedules run where they are claimed.
+which SDKs retry. Asynchronous events are accepted by the home the same way (api/invoke.py), which
+runs them from memory; mappings and schedules run where they are claimed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from typing import Iterable
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +46,11 @@ def _score(node: str, function: str) -> bytes:
     return hashlib.blake2b(f"{node}\0{function}".encode(), digest_size=8).digest()
 
 
+def rank(peers: Iterable[tuple[str, str]], function: str) -> tuple[tuple[str, str], ...]:
+    """The nodes (name, url) in the order they are tried for `function`: its home first."""
+    return tuple(sorted(peers, key=lambda peer: _score(peer[0], function), reverse=True))
+
+
 class Placement:
     def __init__(self, nodes: NodeRegistry) -> None:
         self._nodes = nodes
@@ -61,8 +68,7 @@ class Placement:
         if ranked is None:
             if len(self._rankings) >= MAX_RANKINGS:
                 self._rankings.clear()
-            ranked = self._rankings[function] = tuple(
-                sorted(peers, key=lambda peer: _score(peer[0], function), reverse=True))
+            ranked = self._rankings[function] = rank(peers, function)
         return ranked
 
     async def forward(self, request: web.Request, url: str, timeout_s: float) -> web.Response | None:

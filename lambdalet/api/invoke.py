@@ -36,6 +36,8 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CLIENT_CONTEXT_LIMIT = 3583
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+#: How long a node waits for a function's home to accept an event for it (a commit, not a run).
+EVENT_FORWARD_TIMEOUT_S = 10.0
 TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")  # botocore's TenantId: pattern and length
 TRACE_HEADER_LIMIT = 1024  # X-Amzn-Trace-Id: Root, Parent, Sampled, Lineage, ... a few hundred bytes at most
 
@@ -159,6 +161,9 @@ async def invoke(request: web.Request) -> web.Response:
     request_id = new_request_id()
     request["request_id"] = request_id
     if req.invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
+        accepted = await _accepted_by_home(request, config)
+        if accepted is not None:
+            return accepted
         invoked_arn = svc.arns.function(req.ref_name, qual)
         await svc.queue.enqueue(QueuedEvent(request_id, req.ref_name, qual, invoked_arn, payload, time.time(),
                                             trace=caller_trace(request), tenant_id=req.tenant_id or None))
@@ -181,6 +186,22 @@ async def invoke(request: web.Request) -> web.Response:
     if tried_here is not None:  # every node is full
         raise tried_here
     return await _run_here(request, req, request_id)
+
+
+async def _accepted_by_home(request: web.Request, config: FunctionConfig) -> web.Response | None:
+    """In a cluster, an event is accepted by its function's home, which runs it from memory where
+    its warm environments are (placement.py); the next node of the ranking when the home does not
+    take it. None: accept it here."""
+    placement = services(request).placement
+    if placement is None or FORWARDED_BY in request.headers:
+        return None
+    for node, url in placement.ranking(config.name):
+        if node == placement.node:
+            return None
+        answer = await placement.forward(request, url, EVENT_FORWARD_TIMEOUT_S)
+        if answer is not None:
+            return answer
+    return None
 
 
 async def _run_here(request: web.Request, req: InvokeRequest, request_id: str) -> web.Response:

@@ -16,8 +16,9 @@ from collections import Counter
 from typing import Iterator
 
 from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
+from lambdalet.placement import rank
 
-from .helpers import wait_until
+from .helpers import server_status, wait_until
 
 RECORDER = """
 import os
@@ -54,19 +55,24 @@ class Recorder:
 
 @contextlib.contextmanager
 def two_nodes(tmp_path, moto, first_args: tuple[str, ...] = ()) -> Iterator[tuple[Server, Server, Recorder, str]]:
-    """Two running nodes and a slow function made through the second, which so has its code
-    when the first goes away (the first fetches it from the second when it runs an event)."""
+    """Two running nodes and a slow function whose home is the first (events accepted through
+    either run there: placement.py), made through the second, which so has its code when the
+    first goes away (the first fetches it from the second when it runs an event)."""
     database = (fresh_postgres_database(POSTGRES["url"]) if POSTGRES["url"]
                 else f"sqlite:///{tmp_path / 'shared.db'}")
     env = {"AWS_ENDPOINT_URL": moto.url}
-    first = Server(tmp_path / "first", extra_env=env, args=["--database-url", database, *first_args])
-    second = Server(tmp_path / "second", extra_env=env, args=["--database-url", database])
+    first = Server(tmp_path / "first", extra_env=env,
+                   args=["--database-url", database, "--node-name", "first", *first_args])
+    second = Server(tmp_path / "second", extra_env=env, args=["--database-url", database, "--node-name", "second"])
     suffix = uuid.uuid4().hex[:8]
     recorder = Recorder(moto, suffix)
-    name = f"slow-{suffix}"
+    name = next(candidate for candidate in (f"slow-{suffix}-{n}" for n in range(100))
+                if rank([("first", ""), ("second", "")], candidate)[0][0] == "first")
     try:
         first.start()
         second.start()
+        wait_until(lambda: all(len(server_status(node)["nodes"]) == 2 for node in (first, second)), timeout=20,
+                   what="each node to count both among the live nodes")
         second.client().create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
                                         Code={"ZipFile": make_zip({"app.py": RECORDER})}, Timeout=60,
                                         Environment={"Variables": {"RECORDER": recorder.url}})

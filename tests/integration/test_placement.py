@@ -156,3 +156,15 @@ def test_a_change_through_one_node_is_read_at_once_through_the_other(tmp_path):
             with pytest.raises(ClientError) as gone:
                 reader.get_function(FunctionName=created)
             assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_events_accepted_through_either_node_run_on_the_functions_home(tmp_path):
+    with two_nodes(tmp_path) as (first, second, name):
+        for n in range(6):
+            answer = (first, second)[n % 2].client().invoke(FunctionName=name, InvocationType="Event",
+                                                            Payload=json.dumps({"n": n}))
+            assert answer["StatusCode"] == 202
+        wait_until(lambda: status(first)["functions"][name]["async_queue"]["depth"] == 0, timeout=60,
+                   what="every event to have run")
+        counts = sorted(environments(node, name) for node in (first, second))
+        assert counts[0] == 0 and counts[1] >= 1, counts  # all on one node: the home
