@@ -14,7 +14,9 @@ answers with SPILL, and the next node of the function's ranking is tried, this o
 node that refuses the connection is skipped the same way until its heartbeat goes stale. One that
 took the request and then went away is a 500 `ServiceException` (the invocation may have run),
 which SDKs retry. Asynchronous events are accepted by the home the same way (api/invoke.py), which
-runs them from memory; mappings and schedules run where they are claimed.
+runs them from memory, and so are buffered function URLs' requests (api/url_requests.py); mappings
+and schedules run where they are claimed. A forwarded request carries its client's address
+(SOURCE_IP), which the home believes only signed with the nodes' key (`client_ip`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Iterable
 import aiohttp
 from aiohttp import web
 
+from lambdalet import node_auth
 from lambdalet.errors import ServiceException
 from lambdalet.nodes import NodeRegistry
 
@@ -34,6 +37,9 @@ log = logging.getLogger(__name__)
 
 FORWARDED_BY = "X-Lambdalet-Forwarded-By"
 SPILL = "X-Lambdalet-Spill"
+SOURCE_IP = "X-Lambdalet-Source-Ip"
+#: What `forward` adds to a request (lower case): not the client's, so not in a URL's event.
+FORWARDING_HEADERS = frozenset({FORWARDED_BY.lower(), SOURCE_IP.lower(), node_auth.HEADER.lower()})
 CONNECT_TIMEOUT_S = 2.0
 #: Beyond the function's timeout: its init, and the answer's way back.
 FORWARD_MARGIN_S = 60.0
@@ -51,9 +57,21 @@ def rank(peers: Iterable[tuple[str, str]], function: str) -> tuple[tuple[str, st
     return tuple(sorted(peers, key=lambda peer: _score(peer[0], function), reverse=True))
 
 
+def client_ip(request: web.Request, key: bytes) -> str | None:
+    """The address of the client a request came from: for one another node forwarded, the one that
+    node vouches for (SOURCE_IP, signed with the nodes' key: node_auth.py); else the connection's."""
+    claimed = request.headers.get(SOURCE_IP)
+    if claimed is not None and key and node_auth.verify(key, request.headers.get(node_auth.HEADER, ""),
+                                                        f"{request.raw_path}\n{claimed}", b""):
+        return claimed
+    return request.remote
+
+
 class Placement:
-    def __init__(self, nodes: NodeRegistry) -> None:
+    def __init__(self, nodes: NodeRegistry, key: bytes = b"") -> None:
+        """`key`: the nodes' shared key, which vouches for a forwarded request's client address."""
         self._nodes = nodes
+        self._key = key
         self.node = nodes.name
         self._peers: tuple[tuple[str, str], ...] = ()
         self._rankings: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -77,15 +95,18 @@ class Placement:
             self._session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=0))
         headers = {name: value for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP}
         headers[FORWARDED_BY] = self.node
+        source = client_ip(request, self._key) or ""
+        headers[SOURCE_IP] = source  # for the home's aws:SourceIp and a URL event's sourceIp
+        headers[node_auth.HEADER] = node_auth.sign(self._key, f"{request.raw_path}\n{source}", b"")
         timeout = aiohttp.ClientTimeout(total=timeout_s + FORWARD_MARGIN_S, sock_connect=CONNECT_TIMEOUT_S)
         try:
-            async with self._session.post(url.rstrip("/") + request.path_qs, data=await request.read(),
-                                          headers=headers, timeout=timeout) as answer:
+            async with self._session.request(request.method, url.rstrip("/") + request.raw_path,
+                                             data=await request.read(), headers=headers, timeout=timeout) as answer:
                 if SPILL in answer.headers:
                     return None
                 body = await answer.read()
-                return web.Response(status=answer.status, body=body, headers={
-                    name: value for name, value in answer.headers.items() if name.lower() not in HOP_BY_HOP})
+                return web.Response(status=answer.status, body=body, headers=[  # pairs: Set-Cookie may repeat
+                    (name, value) for name, value in answer.headers.items() if name.lower() not in HOP_BY_HOP])
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:  # it never got the request
             log.info("node at %s did not take a forwarded invoke (%s): the next node is tried", url, exc)
             return None

@@ -284,7 +284,8 @@ async def build_services(settings: Settings) -> Services:
 
     node = NodeRegistry(engine, settings.resolved_node_name, settings.resolved_advertise_url, node_load)
     peer_code = PeerCode(blobs, layer_dirs, node)
-    placement = Placement(node)
+    node_key = shared_key(engine, node_auth.KEY_NAME)
+    placement = Placement(node, node_key)
     homes: ProvisionedHomes | None = None  # once the registry has loaded
 
     def changed(name: str, version: str | None) -> None:
@@ -344,7 +345,7 @@ async def build_services(settings: Settings) -> Services:
                     function_uid, schedule_store, schedules, CodeSigningStore(engine),
                     signing_profiles, authenticator, history, TestEventStore(engine), iam, identities, minter,
                     execution_roles=execution_roles, nodes=node, peer_code=peer_code,
-                    node_key=shared_key(engine, node_auth.KEY_NAME), change_follower=follower,
+                    node_key=node_key, change_follower=follower,
                     change_signals=signals,
                     grants=grants,
                     placement=placement, provisioned_homes=homes,

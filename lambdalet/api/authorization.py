@@ -36,6 +36,7 @@ from lambdalet.iam.evaluation import (
     AuthorizationRequest, Decision, Principal, access_denied_message, authorize, request_context,
 )
 from lambdalet.model import Arns
+from lambdalet.placement import client_ip
 from lambdalet.policies import policy_document
 
 LAMBDA_PREFIX = "/20"  # every Lambda API path starts with its version date
@@ -117,8 +118,7 @@ class LazyContext(Mapping[str, object]):
 def condition_context(request: web.Request, permission: Permission) -> dict[str, object]:
     """The request's global condition keys beside its Lambda ones (the principal's own keys,
     aws:PrincipalArn and the like, the evaluation derives from the Principal)."""
-    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-    return request_context(source_ip=peer[0] if isinstance(peer, tuple) and peer else None,
+    return request_context(source_ip=client_ip(request, services(request).node_key),
                            secure_transport=request.secure,
                            **{"aws:RequestedRegion": services(request).arns.region,
                               "aws:ResourceAccount": permission.resource_account}, **permission.context)

@@ -23,7 +23,7 @@ import random
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -31,9 +31,11 @@ from lambdalet.api import invoke_stream, url_streaming
 from lambdalet.api.authentication import Caller, authenticate_url
 from lambdalet.api.authorization import url_allowed
 from lambdalet.api.common import read_body, services
+from lambdalet.api.consistency import catch_up
 from lambdalet.api.invoke import caller_trace
 from lambdalet.errors import LambdaError, check_active
 from lambdalet.invoke.types import Invocation, new_request_id
+from lambdalet.placement import FORWARDED_BY, FORWARDING_HEADERS, client_ip
 
 if TYPE_CHECKING:
     from lambdalet.server import Services
@@ -87,12 +89,41 @@ def _error(status: int, error_type: str, message: str | None) -> web.Response:
 async def serve(request: web.Request, url_id: str, raw_path: str) -> web.StreamResponse:
     svc = services(request)
     target = svc.functions.url_target(url_id)
+    if target is None and await catch_up(svc):  # made through another node a moment ago?
+        target = svc.functions.url_target(url_id)
     if target is None:
         return _error(403, "AccessDeniedException", None)
     name, qual = target
+    placed = await _served_by_home(request, svc, name, qual)
+    if placed is not None:  # counted by the node that ran it
+        return placed
     response = await _serve(request, svc, url_id, raw_path, name, qual)
     svc.metrics.url_request(name, qual, response.status)
     return response
+
+
+async def _served_by_home(request: web.Request, svc: "Services", name: str, qual: str) -> web.Response | None:
+    """In a cluster, a BUFFERED URL's request runs on the function's home, where its warm
+    environments are (placement.py): forwarded as it came, to the same port of the home when it
+    came on the URL's own port (every node listens on it), else to the home's API port. None:
+    serve it here (this is the home, or no other node took it; a streaming URL always runs here)."""
+    placement = svc.placement
+    if placement is None or FORWARDED_BY in request.headers:
+        return None
+    function = svc.functions.get(name)
+    if function.urls[qual].get("InvokeMode") == "RESPONSE_STREAM":
+        return None
+    own_port = request.transport.get_extra_info("sockname")[1] if request.transport is not None else None
+    on_url_port = own_port in svc.url_listeners.by_port
+    for node, url in placement.ranking(name):
+        if node == placement.node:
+            return None
+        if on_url_port:
+            url = urlunsplit(urlsplit(url)._replace(netloc=f"{urlsplit(url).hostname}:{own_port}", path=""))
+        answer = await placement.forward(request, url, function.latest.timeout)
+        if answer is not None:
+            return answer
+    return None
 
 
 async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: str, name: str, qual: str
@@ -170,13 +201,16 @@ def build_event(request: web.Request, *, url_id: str, raw_path: str, body: bytes
     their signature was verified, under --auth iam)."""
     headers: dict[str, str] = {}
     cookies: list[str] = []
+    internal = FORWARDING_HEADERS if FORWARDED_BY in request.headers else frozenset()
     for key, value in request.headers.items():
         key = key.lower()
+        if key in internal:  # what a node forwarding the request added (placement.py)
+            continue
         if key == "cookie":
             cookies.extend(c.strip() for c in value.split(";") if c.strip())
         else:
             headers[key] = f"{headers[key]},{value}" if key in headers else value
-    peer = request.remote or "127.0.0.1"
+    peer = client_ip(request, services(request).node_key) or "127.0.0.1"
     host, _, port = request.host.partition(":")
     headers.setdefault("x-forwarded-for", peer)
     headers.setdefault("x-forwarded-proto", request.scheme)

@@ -168,3 +168,27 @@ def test_events_accepted_through_either_node_run_on_the_functions_home(tmp_path)
                    what="every event to have run")
         counts = sorted(environments(node, name) for node in (first, second))
         assert counts[0] == 0 and counts[1] >= 1, counts  # all on one node: the home
+
+
+ECHO_REQUEST = """
+def handler(event, context):
+    return {"sourceIp": event["requestContext"]["http"]["sourceIp"], "headers": sorted(event["headers"])}
+"""
+
+
+def test_function_url_requests_through_either_node_run_on_the_functions_home(tmp_path):
+    # (no listeners of their own: on one host only one node could bind a URL's port)
+    with two_nodes(tmp_path, "--function-url-ports", "none") as (first, second, _):
+        name = f"web-{uuid.uuid4().hex[:8]}"
+        first.client().create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                       Code={"ZipFile": make_zip({"app.py": ECHO_REQUEST})})
+        url = first.client().create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+        url_id = urlparse(url).hostname.split(".")[0]  # http://<url-id>.lambda-url.<region>.localhost:<port>/
+        for node in (first, second, first, second):  # by path on each node's API port
+            request = urllib.request.Request(f"{node.url}/lambda-url/{url_id}/hello", headers={"X-Custom": "1"})
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                body = json.load(answer)
+            assert body["sourceIp"] == "127.0.0.1"  # the client's, not the forwarding node's (the same here)
+            assert "x-custom" in body["headers"] and not [h for h in body["headers"] if h.startswith("x-lambdalet")]
+        counts = sorted(environments(node, name) for node in (first, second))
+        assert counts == [0, 1], counts  # one warm environment, on the home
