@@ -14,8 +14,9 @@ answers with SPILL, and the next node of the function's ranking is tried, this o
 node that refuses the connection is skipped the same way until its heartbeat goes stale. One that
 took the request and then went away is a 500 `ServiceException` (the invocation may have run),
 which SDKs retry. Asynchronous events are accepted by the home the same way (api/invoke.py), which
-runs them from memory, and so are buffered function URLs' requests (api/url_requests.py); mappings
-and schedules run where they are claimed. A forwarded request carries its client's address
+runs them from memory, and so are function URLs' requests (api/url_requests.py) and streamed
+invokes, whose answers are relayed as they come (`relay`); mappings and schedules run where they
+are claimed. A forwarded request carries its client's address
 (SOURCE_IP), which the home believes only signed with the nodes' key (`client_ip`).
 """
 
@@ -57,6 +58,15 @@ def rank(peers: Iterable[tuple[str, str]], function: str) -> tuple[tuple[str, st
     return tuple(sorted(peers, key=lambda peer: _score(peer[0], function), reverse=True))
 
 
+#: A node that never got the request: the next one is tried.
+_NOT_TAKEN = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def _end_to_end(answer: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    """The answer's headers to pass on: pairs, since Set-Cookie may repeat."""
+    return [(name, value) for name, value in answer.headers.items() if name.lower() not in HOP_BY_HOP]
+
+
 def client_ip(request: web.Request, key: bytes) -> str | None:
     """The address of the client a request came from: for one another node forwarded, the one that
     node vouches for (SOURCE_IP, signed with the nodes' key: node_auth.py); else the connection's."""
@@ -91,6 +101,55 @@ class Placement:
 
     async def forward(self, request: web.Request, url: str, timeout_s: float) -> web.Response | None:
         """The answer of the node at `url` to this request; None when it spilled or refused the connection."""
+        try:
+            async with await self._send(request, url, timeout_s) as answer:
+                if SPILL in answer.headers:
+                    return None
+                body = await answer.read()
+                return web.Response(status=answer.status, body=body, headers=_end_to_end(answer))
+        except _NOT_TAKEN as exc:  # it never got the request
+            log.info("node at %s did not take a forwarded invoke (%s): the next node is tried", url, exc)
+            return None
+        except asyncio.TimeoutError:
+            raise ServiceException("The node running the invocation did not answer in time.") from None
+        except aiohttp.ClientError as exc:
+            log.warning("node at %s went away during a forwarded invoke: %s", url, exc)
+            raise ServiceException("The node running the invocation went away before it answered.") from None
+
+    async def relay(self, request: web.Request, url: str, timeout_s: float) -> web.StreamResponse | None:
+        """`forward` for a streamed answer (InvokeWithResponseStream, RESPONSE_STREAM URLs): relayed
+        to the client as the node writes it, a chunk at a time (each write waits for the client, and
+        the client session reads no further ahead than its buffer, so a slow client slows the node
+        rather than filling memory here). A node that goes away mid-stream cuts the client's."""
+        try:
+            answer = await self._send(request, url, timeout_s)
+        except _NOT_TAKEN as exc:
+            log.info("node at %s did not take a forwarded invoke (%s): the next node is tried", url, exc)
+            return None
+        except asyncio.TimeoutError:
+            raise ServiceException("The node running the invocation did not answer in time.") from None
+        except aiohttp.ClientError as exc:
+            log.warning("node at %s went away during a forwarded invoke: %s", url, exc)
+            raise ServiceException("The node running the invocation went away before it answered.") from None
+        try:
+            if SPILL in answer.headers:
+                return None
+            response = web.StreamResponse(status=answer.status, headers=_end_to_end(answer))
+            await response.prepare(request)
+            try:
+                async for chunk in answer.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                log.warning("node at %s went away during a streamed invoke: %s", url, exc)
+                if request.transport is not None:
+                    request.transport.close()
+            return response
+        finally:
+            answer.close()  # the client gone: so is the node's stream (it stops writing)
+
+    async def _send(self, request: web.Request, url: str, timeout_s: float) -> aiohttp.ClientResponse:
+        """The request, as it came, sent on to the node at `url`, marked as forwarded and vouched for."""
         if self._session is None:
             self._session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=0))
         headers = {name: value for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP}
@@ -99,22 +158,8 @@ class Placement:
         headers[SOURCE_IP] = source  # for the home's aws:SourceIp and a URL event's sourceIp
         headers[node_auth.HEADER] = node_auth.sign(self._key, f"{request.raw_path}\n{source}", b"")
         timeout = aiohttp.ClientTimeout(total=timeout_s + FORWARD_MARGIN_S, sock_connect=CONNECT_TIMEOUT_S)
-        try:
-            async with self._session.request(request.method, url.rstrip("/") + request.raw_path,
-                                             data=await request.read(), headers=headers, timeout=timeout) as answer:
-                if SPILL in answer.headers:
-                    return None
-                body = await answer.read()
-                return web.Response(status=answer.status, body=body, headers=[  # pairs: Set-Cookie may repeat
-                    (name, value) for name, value in answer.headers.items() if name.lower() not in HOP_BY_HOP])
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:  # it never got the request
-            log.info("node at %s did not take a forwarded invoke (%s): the next node is tried", url, exc)
-            return None
-        except asyncio.TimeoutError:
-            raise ServiceException("The node running the invocation did not answer in time.") from None
-        except aiohttp.ClientError as exc:
-            log.warning("node at %s went away during a forwarded invoke: %s", url, exc)
-            raise ServiceException("The node running the invocation went away before it answered.") from None
+        return await self._session.request(request.method, url.rstrip("/") + request.raw_path,
+                                           data=await request.read(), headers=headers, timeout=timeout)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -19,8 +19,10 @@ from aiohttp import web
 from lambdalet import eventstream, logs
 from lambdalet.api.common import services
 from lambdalet.api.invoke import invocation_for, read_invoke_request
+from lambdalet.invoke.leases import HostMemoryExhausted
 from lambdalet.invoke.streaming import ResponseStream, caller_stream
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
+from lambdalet.placement import FORWARDED_BY, SPILL
 
 if TYPE_CHECKING:
     from lambdalet.model import FunctionConfig
@@ -75,10 +77,23 @@ async def invoke_with_response_stream(request: web.Request) -> web.StreamRespons
     req = await read_invoke_request(request, STREAM_INVOCATION_TYPES, "InvokeWithResponseStream")
     if req.invocation_type == "DryRun":
         return web.Response(status=204)
+    placement = svc.placement
+    if placement is not None and FORWARDED_BY not in request.headers:
+        for node, url in placement.ranking(req.config.name):  # its home first (placement.py)
+            if node == placement.node:
+                break
+            relayed = await placement.relay(request, url, req.config.timeout)
+            if relayed is not None:
+                return relayed
     request_id = new_request_id()
     request["request_id"] = request_id
     invocation = invocation_for(request, req, request_id)
-    task, streaming = await start(svc, req.config, invocation)
+    try:
+        task, streaming = await start(svc, req.config, invocation)
+    except HostMemoryExhausted as full:
+        if FORWARDED_BY in request.headers:  # the node it came from tries the next one
+            full.headers[SPILL] = "host memory"
+        raise
     stream = invocation.stream
     assert stream is not None
     response = web.StreamResponse(status=200, headers={

@@ -102,17 +102,17 @@ async def serve(request: web.Request, url_id: str, raw_path: str) -> web.StreamR
     return response
 
 
-async def _served_by_home(request: web.Request, svc: "Services", name: str, qual: str) -> web.Response | None:
-    """In a cluster, a BUFFERED URL's request runs on the function's home, where its warm
-    environments are (placement.py): forwarded as it came, to the same port of the home when it
-    came on the URL's own port (every node listens on it), else to the home's API port. None:
-    serve it here (this is the home, or no other node took it; a streaming URL always runs here)."""
+async def _served_by_home(request: web.Request, svc: "Services", name: str, qual: str
+                          ) -> web.StreamResponse | None:
+    """In a cluster, a URL's request runs on the function's home, where its warm environments are
+    (placement.py): forwarded as it came, to the same port of the home when it came on the URL's
+    own port (every node listens on it), else to the home's API port; a RESPONSE_STREAM answer is
+    relayed as the home writes it. None: serve it here (this is the home, or no other node took it)."""
     placement = svc.placement
     if placement is None or FORWARDED_BY in request.headers:
         return None
     function = svc.functions.get(name)
-    if function.urls[qual].get("InvokeMode") == "RESPONSE_STREAM":
-        return None
+    streamed = function.urls[qual].get("InvokeMode") == "RESPONSE_STREAM"
     own_port = request.transport.get_extra_info("sockname")[1] if request.transport is not None else None
     on_url_port = own_port in svc.url_listeners.by_port
     for node, url in placement.ranking(name):
@@ -120,7 +120,8 @@ async def _served_by_home(request: web.Request, svc: "Services", name: str, qual
             return None
         if on_url_port:
             url = urlunsplit(urlsplit(url)._replace(netloc=f"{urlsplit(url).hostname}:{own_port}", path=""))
-        answer = await placement.forward(request, url, function.latest.timeout)
+        send = placement.relay if streamed else placement.forward
+        answer = await send(request, url, function.latest.timeout)
         if answer is not None:
             return answer
     return None

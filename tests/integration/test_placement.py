@@ -24,7 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
 
+from lambdalet.placement import rank
+
 from .helpers import wait_until
+from .test_streaming import STREAMING_BOOTSTRAP, Signal, system_python
 
 SLEEPER = """
 import time
@@ -192,3 +195,54 @@ def test_function_url_requests_through_either_node_run_on_the_functions_home(tmp
             assert "x-custom" in body["headers"] and not [h for h in body["headers"] if h.startswith("x-lambdalet")]
         counts = sorted(environments(node, name) for node in (first, second))
         assert counts == [0, 1], counts  # one warm environment, on the home
+
+
+def test_streamed_invokes_through_either_node_run_on_the_functions_home(tmp_path):
+    """InvokeWithResponseStream and a RESPONSE_STREAM URL through the node that is not the home are
+    relayed from the home as it writes (placement.relay): event-stream frames and all."""
+    with two_nodes(tmp_path, "--function-url-ports", "none") as (first, second, name):
+        for n, node in enumerate((first, second, first, second)):
+            events = list(node.client().invoke_with_response_stream(
+                FunctionName=name, Payload=json.dumps({"n": n}))["EventStream"])
+            assert json.loads(b"".join(e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e)) \
+                == {"echo": n}
+            assert "InvokeComplete" in events[-1] and "ErrorCode" not in events[-1]["InvokeComplete"]
+        counts = sorted(environments(node, name) for node in (first, second))
+        assert counts == [0, 1], counts  # one warm environment, on the home
+
+        web = f"web-{uuid.uuid4().hex[:8]}"
+        first.client().create_function(FunctionName=web, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                       Code={"ZipFile": make_zip({"app.py": ECHO_REQUEST})})
+        url = first.client().create_function_url_config(FunctionName=web, AuthType="NONE",
+                                                        InvokeMode="RESPONSE_STREAM")["FunctionUrl"]
+        url_id = urlparse(url).hostname.split(".")[0]
+        for node in (first, second, first, second):
+            with urllib.request.urlopen(f"{node.url}/lambda-url/{url_id}/", timeout=30) as answer:
+                assert json.load(answer)["sourceIp"] == "127.0.0.1"
+        counts = sorted(environments(node, web) for node in (first, second))
+        assert counts == [0, 1], counts
+
+
+def test_a_stream_relayed_from_the_home_arrives_as_the_function_writes_it(tmp_path):
+    with two_nodes(tmp_path) as (first, second, _):
+        files = {"bootstrap": f'#!/bin/sh\nexec {system_python()} "$LAMBDA_TASK_ROOT/stream_bootstrap.py"\n',
+                 "stream_bootstrap.py": STREAMING_BOOTSTRAP}
+        nodes = {f"{socket.gethostname()}:{urlparse(node.url).port}": node for node in (first, second)}
+        name = f"streamer-{uuid.uuid4().hex[:8]}"
+        home = nodes[rank([(node, "") for node in nodes], name)[0][0]]
+        other = second if home is first else first
+        other.client().create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="stream",
+                                       Timeout=30, Code={"ZipFile": make_zip(files, modes={"bootstrap": 0o755})})
+        other.client().get_waiter("function_active_v2").wait(FunctionName=name)
+        signal = Signal()
+        try:
+            answer = other.client().invoke_with_response_stream(
+                FunctionName=name, Payload=json.dumps({"chunks": ["first", "second"], "signal_port": signal.port}))
+            stream = iter(answer["EventStream"])
+            # the function waits for the signal: only a relay as it writes can have sent this
+            assert next(stream) == {"PayloadChunk": {"Payload": b"first"}}
+            signal.accept().sendall(b"go")
+            assert b"".join(e["PayloadChunk"]["Payload"] for e in stream if "PayloadChunk" in e) == b"second"
+        finally:
+            signal.close()
+        assert (environments(home, name), environments(other, name)) == (1, 0)
