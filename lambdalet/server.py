@@ -320,7 +320,8 @@ async def build_services(settings: Settings) -> Services:
                        backoff_scale=settings.async_backoff_scale, aws_session=role_session)
     await queue.start()
     manager = MappingManager(MappingStore(engine), registry, invoker, metrics, node_id=settings.resolved_node_name,
-                             aws_session=role_session)
+                             aws_session=role_session,
+                             is_home=lambda function: placement.ranking(function)[0][0] == placement.node)
     await manager.start()
     schedule_store = ScheduleStore(engine)
     await asyncio.to_thread(schedule_store.ensure_group, DEFAULT_GROUP, time.time())

@@ -1,9 +1,11 @@
 """The poller manager: which mappings this node polls, and their states.
 
 The database is the truth (`store/mappings.py`). Every few seconds, and at once after a change made
-through this node's API, the manager reconciles: it renews (or takes) the lease of every mapping in
-one transaction, so exactly one node polls each mapping and a dead node's mappings are taken over
-once its leases expire; it runs a poller for each enabled mapping it holds, restarting it when the
+through this node's API, the manager reconciles: it renews (or takes) the lease of every mapping
+whose function is homed on this node (placement.py: its batches then run on the function's warm
+environments) in one transaction, so exactly one node polls each mapping, a dead node's mappings
+are taken over by the functions' new homes once its leases expire, and a node that is no longer a
+function's home (another joined) hands its mappings over; it runs a poller for each enabled mapping it holds, restarting it when the
 mapping's configuration changed, and it moves each mapping it holds on from a transitional state
 (Creating, Enabling, Updating, Disabling, Deleting) as Lambda does. A node id that stays the same
 across restarts (host and port) lets a restarted server take its own leases back at once.
@@ -62,8 +64,13 @@ class Running:
 class MappingManager:
     def __init__(self, store: MappingStore, functions: "FunctionRegistry", invoker: "Invoker", metrics: "Metrics",
                  node_id: str, clock: Callable[[], float] = time.time,
-                 aws_session: "Callable[[tuple[str, str]], Any] | None" = None) -> None:
+                 aws_session: "Callable[[tuple[str, str]], Any] | None" = None,
+                 is_home: Callable[[str], bool] | None = None) -> None:
+        """`is_home(function)`: whether this node is the function's home (placement.py), whose
+        mappings it polls, so that their batches run on its warm environments; None: every mapping
+        is this node's to take."""
         self.store = store
+        self._is_home = is_home
         self.context = PollerContext(functions, invoker, store, metrics, self.report, aws_session)
         self.node_id = node_id
         self._clock = clock
@@ -128,12 +135,17 @@ class MappingManager:
     async def reconcile(self) -> None:
         stored = await self._db(self.store.all)
         mappings = {s.uuid: EventSourceMapping.from_record(s.uuid, s.record, s.tags, s.revision) for s in stored}
-        names = [mapping_lease(uuid) for uuid in mappings]
-        held = await self._db(self.store.acquire_all, names, self.node_id, self._clock(), LEASE_TTL_S)
-        self._held = {uuid for uuid in mappings if mapping_lease(uuid) in held}
+        ours = [uuid for uuid, mapping in mappings.items()
+                if self._is_home is None or self._is_home(mapping.function_name)]
+        held = await self._db(self.store.acquire_all, [mapping_lease(uuid) for uuid in ours], self.node_id,
+                              self._clock(), LEASE_TTL_S)
+        handed_over = [uuid for uuid in self._held if uuid in mappings and uuid not in ours]
+        self._held = {uuid for uuid in ours if mapping_lease(uuid) in held}
         for uuid in list(self._running):
-            if uuid not in self._held:  # deleted, or another node polls it now
+            if uuid not in self._held:  # deleted, its function homed on another node, or polled by another
                 await self._stop(uuid)
+        if handed_over:  # its function's home takes it at once rather than when the lease expires
+            await self._db(self.store.release_all, [mapping_lease(uuid) for uuid in handed_over], self.node_id)
         for uuid in self._held:
             await self._act(mappings[uuid])
 

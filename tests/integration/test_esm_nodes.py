@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
 import uuid
+from urllib.parse import urlparse
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
+
+from lambdalet.placement import rank
 
 from .helpers import wait_until
 
@@ -85,6 +89,9 @@ def test_one_node_polls_a_mapping_and_another_takes_over_when_it_dies(tmp_path, 
         counts = {node: polled_by(node, mapping["UUID"]) for node in (first, second)}
         holder, other = (first, second) if counts[first] else (second, first)
         assert counts[holder] >= 5 and counts[other] == 0, "exactly one node polls the mapping"
+        names = {f"{socket.gethostname()}:{urlparse(node.url).port}": node for node in (first, second)}  # defaults
+        assert holder is names[rank([(name, "") for name in names], f"fn-{suffix}")[0][0]], \
+            "the function's home polls its mapping (its batches run on the warm environments)"
 
         holder.stop(signal.SIGKILL)  # its lease stays in the database until it expires
         sqs.send_message(QueueUrl=source, MessageBody=json.dumps({"after": "the holder died"}))
