@@ -42,6 +42,10 @@ UPDATE_SETTLES_AFTER = 0.5
 CHANGES_POLL_S = 0.5
 CHANGES_LOOKBACK_S = 60.0
 CHANGES_KEEP_S = 600.0
+#: A change-log read covers the rows since the previous one less this much; every CHANGES_FULL_S
+#: the follower reads the whole lookback, for a transaction slower than that to commit.
+CHANGES_SLACK_S = 5.0
+CHANGES_FULL_S = 10.0
 
 
 @dataclass
@@ -135,6 +139,7 @@ class FunctionRegistry:
         #: The change-log rows (seq → when first read) already refreshed: catch_up takes each once.
         self._seen_changes: dict[int, float] = {}
         self._catch_up_lock = asyncio.Lock()
+        self._last_read: float | None = None  # when catch_up last read the change log
 
     async def load(self) -> None:
         """Everything from the database. A change the server was still reporting as Pending or
@@ -192,7 +197,7 @@ class FunctionRegistry:
         """Read the change log (store/functions.py) every `interval_s`, and whenever `wake` is set
         (another node's NOTIFY: change_signals.py), and refresh what other nodes changed; old rows
         are pruned now and then."""
-        next_prune = 0.0
+        next_prune = next_full = 0.0
         while True:
             if wake is None:
                 await asyncio.sleep(interval_s)
@@ -201,25 +206,33 @@ class FunctionRegistry:
                     await asyncio.wait_for(wake.wait(), interval_s)
                 wake.clear()  # before reading: a notification during the read wakes another
             try:
-                await self.catch_up()
+                full = time.time() >= next_full
+                await self.catch_up(full)
+                if full:
+                    next_full = time.time() + CHANGES_FULL_S
                 if time.time() >= next_prune:
                     await asyncio.to_thread(self._store.prune_changes, time.time() - CHANGES_KEEP_S)
                     next_prune = time.time() + CHANGES_KEEP_S / 10
             except SQLAlchemyError as exc:  # the database is away a moment: the next poll catches up
                 log.warning("reading other nodes' changes failed: %s", exc)
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, full: bool = False) -> None:
         """Refresh every function other nodes changed that this node has not seen yet: what was
-        committed before this call is then seen here (read-your-writes through any node). Rows are
-        read back LOOKBACK_S and each is taken once, so a transaction that commits after a later one
-        (its row's number is lower) is still seen."""
+        committed before this call is then seen here (read-your-writes through any node). Each row
+        is taken once. A read covers the rows since the previous read (less CHANGES_SLACK_S, for a
+        transaction that wrote its row before that read and committed after it), or with `full`
+        the last CHANGES_LOOKBACK_S, for one slower still (the follower's every CHANGES_FULL_S)."""
         async with self._catch_up_lock:  # one at a time: a row is taken only once it is refreshed
             now = time.time()
-            changes = await asyncio.to_thread(self._store.recent_changes, now - CHANGES_LOOKBACK_S)
+            since = now - CHANGES_LOOKBACK_S
+            if not full and self._last_read is not None:
+                since = max(since, self._last_read - CHANGES_SLACK_S)
+            changes = await asyncio.to_thread(self._store.recent_changes, since)
             seen = self._seen_changes
             names = {name for seq, name, node in changes if seq not in seen and node != self._store.node}
             if names:
                 await self.refresh(names)
+            self._last_read = now
             for seq, _, _ in changes:
                 seen.setdefault(seq, now)
             for seq in [seq for seq, at in seen.items() if at < now - CHANGES_LOOKBACK_S]:
