@@ -10,7 +10,9 @@ shows. It creates `--functions` echo functions (their homes spread over the node
 warms them, then `--workers` threads, each with a keep-alive connection to HAProxy, send `-n`
 synchronous invokes in all, round-robin over the functions. Printed per N: invokes per second
 and the p50/p99 latency in ms (nearest rank); and, as the baseline in the same run, the same load
-sent straight to a one-node server without HAProxy.
+sent straight to a one-node server without HAProxy. Also per N: GetFunction's p50/p99 straight
+to one node, 500 calls in a row (with peers a control-plane request first reads the change log,
+so that a client reads its own writes through any node).
 
 What a 2-core machine can show: the nodes, HAProxy, PostgreSQL and the load generator share the
 same two cores, so more nodes cannot add CPU; the numbers show what the balancer and the
@@ -182,6 +184,22 @@ def load(port: int, names: list[str], total: int, workers: int) -> dict:
             "p99_ms": round(percentile(samples, 99), 3), "n": len(samples)}
 
 
+def reads(port: int, name: str, total: int) -> dict:
+    """`total` GetFunction calls straight to one node, one after another: latency percentiles. A
+    node with live peers reads the change log before each (api/consistency.py); alone it does not."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    samples = []
+    for _ in range(total):
+        started = time.perf_counter()
+        conn.request("GET", f"/2015-03-31/functions/{name}")
+        answer = conn.getresponse()
+        body = answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"GetFunction answered {answer.status}: {body[:200]!r}")
+        samples.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": round(percentile(samples, 50), 3), "p99_ms": round(percentile(samples, 99), 3), "n": total}
+
+
 def run(count: int, base_url: str, tmp: Path, args: argparse.Namespace, balanced: bool) -> dict:
     ports, procs = start_nodes(count, fresh_database(base_url), tmp)
     try:
@@ -192,6 +210,7 @@ def run(count: int, base_url: str, tmp: Path, args: argparse.Namespace, balanced
         names = make_functions(port, ports, args.functions)
         load(port, names, max(200, args.functions * 20), args.workers)  # warm-up: environments, connections
         result = load(port, names, args.n, args.workers)
+        result["get_function_on_one_node"] = reads(ports[0], names[0], 500)
         result["homes"] = sorted(sum(1 for name in names if sum(status(node)["functions"][name]["environments"]
                                                                  .values())) for node in ports)
         return result
