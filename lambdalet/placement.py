@@ -85,6 +85,7 @@ class Placement:
         self.node = nodes.name
         self._peers: tuple[tuple[str, str], ...] = ()
         self._rankings: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._turns: dict[str, int] = {}  # per function: how many invokes `spread` has placed
         self._session: aiohttp.ClientSession | None = None
 
     def ranking(self, function: str) -> tuple[tuple[str, str], ...]:
@@ -98,6 +99,20 @@ class Placement:
                 self._rankings.clear()
             ranked = self._rankings[function] = rank(peers, function)
         return ranked
+
+    def spread(self, function: str, width: int) -> tuple[tuple[str, str], ...]:
+        """The ranking with its first `width` nodes taken in turn, one more each call: the nodes
+        that keep a version's provisioned environments (provisioned_homes.py), which share its
+        invokes. Width 0 or 1: the ranking as it is (its home first)."""
+        ranked = self.ranking(function)
+        width = min(width, len(ranked))
+        if width <= 1:
+            return ranked
+        if len(self._turns) >= MAX_RANKINGS:
+            self._turns.clear()
+        turn = self._turns[function] = self._turns.get(function, -1) + 1
+        start = turn % width
+        return ranked[start:width] + ranked[:start] + ranked[width:]
 
     async def forward(self, request: web.Request, url: str, timeout_s: float) -> web.Response | None:
         """The answer of the node at `url` to this request; None when it spilled or refused the connection."""

@@ -1,14 +1,16 @@
-"""Which node keeps a provisioned version's environments: its function's home.
+"""Which nodes keep a provisioned version's environments, and how many each.
 
-Provisioned concurrency is stored once for the cluster (`provisioned_concurrency`), and its
-environments are kept by one node: the function's home (placement.py), where its synchronous
-invokes are sent, so the environments kept warm are the ones invokes find. Every node reconciles
-what it keeps with what it should (`reconcile`, each heartbeat and after every change): it
-provisions the configs of functions it is home to and releases the others, so when a node joins,
-stops or dies (dropping out of the live nodes within nodes.LIVE_S), the new home creates the
-environments and the old one, if alive, releases its own. Each node's heartbeat load carries the
-state of what it keeps (`states`), from which a node that is not the home answers
-GetProvisionedConcurrencyConfig.
+Provisioned concurrency is stored once for the cluster (`provisioned_concurrency`). Its N
+environments are spread over the first min(N, live nodes) nodes of the function's ranking
+(placement.py: its home first), as evenly as they divide (`shares`), and the invokes of that
+version or alias are sent to those nodes in turn (Placement.spread), so the environments kept warm
+are the ones invokes find, and a node that dies takes only its share with it. Every node
+reconciles what it keeps with what it should (`reconcile`, each heartbeat and after every change):
+it provisions its share of each config and releases what is no longer its own, so when a node
+joins, stops or dies (dropping out of the live nodes within nodes.LIVE_S), the shares are dealt
+again and the next node of the ranking makes the dead one's share. Each node's heartbeat load
+carries the state of what it keeps (`states`), from which GetProvisionedConcurrencyConfig adds up
+the cluster's.
 """
 
 from __future__ import annotations
@@ -35,23 +37,28 @@ class ProvisionedHomes:
         self._kept: dict[str, tuple[int, WarmPool]] = {}  # key → (requested, the pool provisioned for it)
         self._task: asyncio.Task[None] | None = None
 
-    def is_home(self, name: str) -> bool:
-        return self._placement.ranking(name)[0][0] == self._placement.node
+    @property
+    def node(self) -> str:
+        return self._placement.node
 
-    def home_of(self, name: str) -> str:
-        return self._placement.ranking(name)[0][0]
+    def shares(self, name: str, requested: int) -> list[tuple[str, int]]:
+        """(node, how many it keeps) of `requested` provisioned environments of function `name`."""
+        ranked = self._placement.ranking(name)
+        width = min(requested, len(ranked))
+        return [(node, requested // width + (1 if i < requested % width else 0))
+                for i, (node, _url) in enumerate(ranked[:width])]
 
     def reconcile(self) -> None:
-        """Provision what this node is home to and is not keeping yet (or keeps for another count
-        or an older pool), release what it keeps and should not."""
+        """Provision this node's share of each config that it is not keeping yet (or keeps for
+        another count or an older pool), release what it keeps and should not."""
         wanted: dict[str, tuple[int, WarmPool]] = {}
         for name in self._registry.names():
             function = self._registry.get(name)
-            if not function.provisioned or not self.is_home(name):
-                continue
             for qualifier, (requested, _modified) in function.provisioned.items():
-                pool = self._pools.for_config(self._registry.provisioned_target(name, qualifier))
-                wanted[key(name, qualifier)] = (requested, pool)
+                mine = dict(self.shares(name, requested)).get(self.node, 0)
+                if mine:
+                    pool = self._pools.for_config(self._registry.provisioned_target(name, qualifier))
+                    wanted[key(name, qualifier)] = (mine, pool)
         for kept_key, (requested, pool) in wanted.items():
             kept = self._kept.get(kept_key)
             if kept is None or kept[0] != requested or kept[1] is not pool or pool.provisioning is None:

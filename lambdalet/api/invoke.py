@@ -161,7 +161,7 @@ async def invoke(request: web.Request) -> web.Response:
     request_id = new_request_id()
     request["request_id"] = request_id
     if req.invocation_type == "Event":  # 202 only once the event is committed: it is never lost after that
-        accepted = await _accepted_by_home(request, config)
+        accepted = await _accepted_by_home(request, config, qual)
         if accepted is not None:
             return accepted
         invoked_arn = svc.arns.function(req.ref_name, qual)
@@ -173,7 +173,7 @@ async def invoke(request: web.Request) -> web.Response:
     if placement is None or FORWARDED_BY in request.headers:
         return await _run_here(request, req, request_id)
     tried_here: HostMemoryExhausted | None = None
-    for node, url in placement.ranking(config.name):  # its home first (placement.py)
+    for node, url in placed(request, req.ref_name, qual):  # its home first (placement.py)
         if node == placement.node:
             try:
                 return await _run_here(request, req, request_id)
@@ -188,14 +188,24 @@ async def invoke(request: web.Request) -> web.Response:
     return await _run_here(request, req, request_id)
 
 
-async def _accepted_by_home(request: web.Request, config: FunctionConfig) -> web.Response | None:
+def placed(request: web.Request, name: str, qualifier: str | None) -> tuple[tuple[str, str], ...]:
+    """The nodes to try for an invoke of `name` through `qualifier`, in order (placement.py): its
+    home first, or in turn the nodes keeping the provisioned environments of that version or alias."""
+    svc = services(request)
+    assert svc.placement is not None
+    provisioned = svc.functions.get(name).provisioned.get(qualifier or "")
+    return svc.placement.spread(name, provisioned[0] if provisioned else 0)
+
+
+async def _accepted_by_home(request: web.Request, config: FunctionConfig, qualifier: str | None
+                            ) -> web.Response | None:
     """In a cluster, an event is accepted by its function's home, which runs it from memory where
     its warm environments are (placement.py); the next node of the ranking when the home does not
     take it. None: accept it here."""
     placement = services(request).placement
     if placement is None or FORWARDED_BY in request.headers:
         return None
-    for node, url in placement.ranking(config.name):
+    for node, url in placed(request, config.name, qualifier):
         if node == placement.node:
             return None
         answer = await placement.forward(request, url, EVENT_FORWARD_TIMEOUT_S)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from lambdalet import eventstream, logs
 from lambdalet.api.common import services
-from lambdalet.api.invoke import invocation_for, read_invoke_request
+from lambdalet.api.invoke import invocation_for, placed, read_invoke_request
 from lambdalet.invoke.leases import HostMemoryExhausted
 from lambdalet.invoke.streaming import ResponseStream, caller_stream
 from lambdalet.invoke.types import Invocation, InvocationResult, new_request_id
@@ -79,7 +79,7 @@ async def invoke_with_response_stream(request: web.Request) -> web.StreamRespons
         return web.Response(status=204)
     placement = svc.placement
     if placement is not None and FORWARDED_BY not in request.headers:
-        for node, url in placement.ranking(req.config.name):  # its home first (placement.py)
+        for node, url in placed(request, req.ref_name, req.qualifier):  # its home first (placement.py)
             if node == placement.node:
                 break
             relayed = await placement.relay(request, url, req.config.timeout)

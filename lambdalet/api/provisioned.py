@@ -38,31 +38,38 @@ def _target(request: web.Request, putting: bool = False) -> tuple[str, str]:
 
 
 async def describe(svc, name: str, qual: str) -> dict:
-    """The config with its live state: this node's pool when it is the function's home, else
-    what the home's last heartbeat said (provisioned_homes.py), at most a heartbeat old."""
+    """The config with its live state, added up over the nodes that keep its environments
+    (provisioned_homes.py): this node's pool as it is, the others' as their last heartbeats said
+    (at most a heartbeat old)."""
     function = svc.functions.get(name)
     if qual not in function.provisioned:
         raise ProvisionedConcurrencyConfigNotFoundException("No Provisioned Concurrency Config found for this function")
     requested, last_modified = function.provisioned[qual]
     homes = svc.provisioned_homes
-    if homes is None or homes.is_home(name):
-        local = svc.pools.for_config(svc.functions.provisioned_target(name, qual)).provisioning
-        state = ({"status": local.status, "allocated": local.allocated, "reason": local.reason}
-                 if local is not None else {})
-    else:
-        home = homes.home_of(name)
-        loads = {node["name"]: node["load"] for node in await asyncio.to_thread(svc.nodes.live)}
-        state = loads.get(home, {}).get("provisioned", {}).get(key(name, qual), {})
-    allocated = state.get("allocated", 0)
+    keepers = [node for node, _share in homes.shares(name, requested)] if homes is not None else [None]
+    loads: dict[str, dict] | None = None
+    states = []
+    for node in keepers:
+        if node is None or node == homes.node:
+            local = svc.pools.for_config(svc.functions.provisioned_target(name, qual)).provisioning
+            states.append({"status": local.status, "allocated": local.allocated, "reason": local.reason}
+                          if local is not None else {})
+            continue
+        if loads is None:
+            loads = {live["name"]: live["load"] for live in await asyncio.to_thread(svc.nodes.live)}
+        states.append(loads.get(node, {}).get("provisioned", {}).get(key(name, qual), {}))
+    allocated = sum(state.get("allocated", 0) for state in states)
+    statuses = [state.get("status", "IN_PROGRESS") for state in states]
     result = {
         "RequestedProvisionedConcurrentExecutions": requested,
         "AvailableProvisionedConcurrentExecutions": allocated,
         "AllocatedProvisionedConcurrentExecutions": allocated,
-        "Status": state.get("status", "IN_PROGRESS"),
+        "Status": "FAILED" if "FAILED" in statuses else "READY" if set(statuses) == {"READY"} else "IN_PROGRESS",
         "LastModified": last_modified,
     }
-    if state.get("reason"):
-        result["StatusReason"] = state["reason"]
+    reason = next((state["reason"] for state in states if state.get("reason")), None)
+    if reason:
+        result["StatusReason"] = reason
     return result
 
 

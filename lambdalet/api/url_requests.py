@@ -32,7 +32,7 @@ from lambdalet.api.authentication import Caller, authenticate_url
 from lambdalet.api.authorization import url_allowed
 from lambdalet.api.common import read_body, services
 from lambdalet.api.consistency import catch_up
-from lambdalet.api.invoke import caller_trace
+from lambdalet.api.invoke import caller_trace, placed
 from lambdalet.errors import LambdaError, check_active
 from lambdalet.invoke.types import Invocation, new_request_id
 from lambdalet.placement import FORWARDED_BY, FORWARDING_HEADERS, client_ip
@@ -115,7 +115,7 @@ async def _served_by_home(request: web.Request, svc: "Services", name: str, qual
     streamed = function.urls[qual].get("InvokeMode") == "RESPONSE_STREAM"
     own_port = request.transport.get_extra_info("sockname")[1] if request.transport is not None else None
     on_url_port = own_port in svc.url_listeners.by_port
-    for node, url in placement.ranking(name):
+    for node, url in placed(request, name, qual or None):
         if node == placement.node:
             return None
         if on_url_port:

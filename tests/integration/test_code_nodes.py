@@ -1,7 +1,7 @@
 """Code that outlives its node (issue 20): a function and a layer uploaded through one node run on
 another after the first is gone with its whole data directory, because each package is also kept
 in the database (store/shared_blobs.py) and read back from there by digest; and so do the
-provisioned environments of a node that died, made again on the survivor.
+provisioned environments spread over the nodes, a dead node's share made again on the survivor.
 
 PostgreSQL only (on SQLite there is one machine): `make test` runs this file in its PostgreSQL pass.
 """
@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from conftest import POSTGRES, ROLE, Server, fresh_postgres_database, make_zip
 
 from .helpers import wait_until
-from .test_placement import environments, invoke, status, two_nodes
+from .test_placement import environments, status, two_nodes
 
 APP = """
 import json, os
@@ -118,30 +118,39 @@ def provisioned_environments(node: Server, name: str) -> int:
     return status(node)["functions"].get(name, {}).get("environments", {}).get("idle", 0)
 
 
-def test_provisioned_environments_live_on_the_home_and_move_when_it_dies(tmp_path):
-    """Provisioned concurrency is kept by the function's home (provisioned_homes.py) and made
-    again by the survivor when the home dies (PostgreSQL: the survivor reads the code it never had)."""
+def test_provisioned_environments_are_spread_over_the_nodes_and_made_again_when_one_dies(tmp_path):
+    """Provisioned concurrency is dealt over the first nodes of the function's ranking
+    (provisioned_homes.py), which take its invokes in turn, and a dead node's share is made again
+    by a survivor (PostgreSQL: the survivor reads the code it never had)."""
     if not POSTGRES["url"]:
         pytest.fail("this test needs PostgreSQL: run it under scripts/with-postgres (make test does)")
     with two_nodes(tmp_path) as (first, second, name):
         version = first.client().publish_version(FunctionName=name)["Version"]
-        assert invoke(first, name, 0) == {"echo": 0}  # which node is home: the one that ran it
-        home, other = (first, second) if environments(first, name) else (second, first)
-        wait_until(lambda: version in [v["Version"] for v in other.client().list_versions_by_function(
-            FunctionName=name)["Versions"]], timeout=10, what="the other node to know the version")
-        other.client().put_provisioned_concurrency_config(FunctionName=name, Qualifier=version,
-                                                          ProvisionedConcurrentExecutions=2)
+        wait_until(lambda: version in [v["Version"] for v in second.client().list_versions_by_function(
+            FunctionName=name)["Versions"]], timeout=10, what="the second node to know the version")
+        second.client().put_provisioned_concurrency_config(FunctionName=name, Qualifier=version,
+                                                           ProvisionedConcurrentExecutions=2)
 
         def ready(through: Server) -> bool:
             config = through.client().get_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
             return config["Status"] == "READY" and config["AllocatedProvisionedConcurrentExecutions"] == 2
 
-        # asked through the other node, kept by the home, and reported as READY through either
-        wait_until(lambda: ready(other) and ready(home), timeout=60, what="the home's provisioned environments")
-        assert provisioned_environments(home, name) >= 2 and environments(other, name) == 0
+        # one environment on each node, reported as READY with both through either
+        wait_until(lambda: ready(first) and ready(second), timeout=60, what="the provisioned environments")
+        assert [provisioned_environments(node, name) for node in (first, second)] == [1, 1]
+        def call(n: int) -> dict:
+            return json.loads(first.client().invoke(FunctionName=name, Qualifier=version,
+                                                    Payload=json.dumps({"n": n, "sleep": 1}))["Payload"].read())
 
-        home.stop(signal.SIGKILL)  # the survivor becomes home once the dead node's heartbeat is stale
+        with ThreadPoolExecutor(2) as pool:  # two at once, in turn to each node's provisioned environment
+            for round_ in range(2):
+                assert list(pool.map(call, (2 * round_, 2 * round_ + 1))) == [{"echo": 2 * round_},
+                                                                              {"echo": 2 * round_ + 1}]
+        assert [environments(node, name) for node in (first, second)] == [1, 1]  # no cold start anywhere
+
+        dead, other = first, second
+        dead.stop(signal.SIGKILL)  # its share is dealt again once its heartbeat is stale
         wait_until(lambda: ready(other) and provisioned_environments(other, name) >= 2, timeout=60,
-                   what="the survivor to make the provisioned environments (its code read from the database)")
+                   what="the survivor to make the dead node's share (its code read from the database)")
         assert json.loads(other.client().invoke(FunctionName=name, Qualifier=version,
                                                 Payload=b'{"n": 1}')["Payload"].read()) == {"echo": 1}
