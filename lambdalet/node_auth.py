@@ -16,6 +16,8 @@ import time
 import urllib.request
 from typing import Any
 
+from aiohttp import web
+
 HEADER = "X-Lambdalet-Node-Signature"
 KEY_NAME = "node-to-node"
 MAX_SKEW_S = 300
@@ -32,6 +34,19 @@ def verify(key: bytes, value: str, path: str, body: bytes, now: float | None = N
     if not stamp.isdigit() or abs((time.time() if now is None else now) - int(stamp)) > MAX_SKEW_S:
         return False
     return hmac.compare_digest(mac, _mac(key, stamp, path, body))
+
+
+async def signed_body(request: web.Request, key: bytes) -> bytes | None:
+    """The body of a node-to-node request signed with `key`; None when it is not (REFUSED says so)."""
+    body = await request.read()
+    if not key or not verify(key, request.headers.get(HEADER, ""), request.path, body):
+        return None
+    return body
+
+
+def refused() -> web.Response:
+    """The answer to a node-to-node request that is not signed with the nodes' key."""
+    return web.json_response({"message": "Only a node of this server's database may call this."}, status=403)
 
 
 def post(key: bytes, base_url: str, path: str, payload: Any, timeout_s: float) -> Any:

@@ -23,9 +23,10 @@ are claimed. A forwarded request carries its client's address
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import aiohttp
 from aiohttp import web
@@ -65,6 +66,18 @@ _NOT_TAKEN = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 def _end_to_end(answer: aiohttp.ClientResponse) -> list[tuple[str, str]]:
     """The answer's headers to pass on: pairs, since Set-Cookie may repeat."""
     return [(name, value) for name, value in answer.headers.items() if name.lower() not in HOP_BY_HOP]
+
+
+@contextlib.contextmanager
+def _lost_answers(url: str) -> Iterator[None]:
+    """A node that took a forwarded invoke and did not answer: Lambda's 500 (SDKs retry it)."""
+    try:
+        yield
+    except asyncio.TimeoutError:
+        raise ServiceException("The node running the invocation did not answer in time.") from None
+    except aiohttp.ClientError as exc:
+        log.warning("node at %s went away during a forwarded invoke: %s", url, exc)
+        raise ServiceException("The node running the invocation went away before it answered.") from None
 
 
 def client_ip(request: web.Request, key: bytes) -> str | None:
@@ -116,36 +129,25 @@ class Placement:
 
     async def forward(self, request: web.Request, url: str, timeout_s: float) -> web.Response | None:
         """The answer of the node at `url` to this request; None when it spilled or refused the connection."""
-        try:
-            async with await self._send(request, url, timeout_s) as answer:
+        with _lost_answers(url):
+            answer = await self._send(request, url, timeout_s)
+            if answer is None:
+                return None
+            async with answer:
                 if SPILL in answer.headers:
                     return None
                 body = await answer.read()
                 return web.Response(status=answer.status, body=body, headers=_end_to_end(answer))
-        except _NOT_TAKEN as exc:  # it never got the request
-            log.info("node at %s did not take a forwarded invoke (%s): the next node is tried", url, exc)
-            return None
-        except asyncio.TimeoutError:
-            raise ServiceException("The node running the invocation did not answer in time.") from None
-        except aiohttp.ClientError as exc:
-            log.warning("node at %s went away during a forwarded invoke: %s", url, exc)
-            raise ServiceException("The node running the invocation went away before it answered.") from None
 
     async def relay(self, request: web.Request, url: str, timeout_s: float) -> web.StreamResponse | None:
         """`forward` for a streamed answer (InvokeWithResponseStream, RESPONSE_STREAM URLs): relayed
         to the client as the node writes it, a chunk at a time (each write waits for the client, and
         the client session reads no further ahead than its buffer, so a slow client slows the node
         rather than filling memory here). A node that goes away mid-stream cuts the client's."""
-        try:
+        with _lost_answers(url):
             answer = await self._send(request, url, timeout_s)
-        except _NOT_TAKEN as exc:
-            log.info("node at %s did not take a forwarded invoke (%s): the next node is tried", url, exc)
+        if answer is None:
             return None
-        except asyncio.TimeoutError:
-            raise ServiceException("The node running the invocation did not answer in time.") from None
-        except aiohttp.ClientError as exc:
-            log.warning("node at %s went away during a forwarded invoke: %s", url, exc)
-            raise ServiceException("The node running the invocation went away before it answered.") from None
         try:
             if SPILL in answer.headers:
                 return None
@@ -163,8 +165,9 @@ class Placement:
         finally:
             answer.close()  # the client gone: so is the node's stream (it stops writing)
 
-    async def _send(self, request: web.Request, url: str, timeout_s: float) -> aiohttp.ClientResponse:
-        """The request, as it came, sent on to the node at `url`, marked as forwarded and vouched for."""
+    async def _send(self, request: web.Request, url: str, timeout_s: float) -> aiohttp.ClientResponse | None:
+        """The request, as it came, sent on to the node at `url`, marked as forwarded and vouched
+        for; None when that node never got it (refused or unreachable: the next one is tried)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=0))
         headers = {name: value for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP}
@@ -173,8 +176,12 @@ class Placement:
         headers[SOURCE_IP] = source  # for the home's aws:SourceIp and a URL event's sourceIp
         headers[node_auth.HEADER] = node_auth.sign(self._key, f"{request.raw_path}\n{source}", b"")
         timeout = aiohttp.ClientTimeout(total=timeout_s + FORWARD_MARGIN_S, sock_connect=CONNECT_TIMEOUT_S)
-        return await self._session.request(request.method, url.rstrip("/") + request.raw_path,
-                                           data=await request.read(), headers=headers, timeout=timeout)
+        try:
+            return await self._session.request(request.method, url.rstrip("/") + request.raw_path,
+                                               data=await request.read(), headers=headers, timeout=timeout)
+        except _NOT_TAKEN as exc:  # it never got the request
+            log.info("node at %s did not take a forwarded invoke (%s): the next node is tried", url, exc)
+            return None
 
     async def close(self) -> None:
         if self._session is not None:

@@ -167,10 +167,9 @@ def reader_for(svc: Any) -> LogReader | ClusterLogReader:
 async def peer_logs(request: web.Request) -> web.Response:
     """A peer's read of this node's own log files (cluster_logs.py), signed with the nodes' key."""
     svc = services(request)
-    body = await request.read()
-    if not svc.node_key or not node_auth.verify(svc.node_key, request.headers.get(node_auth.HEADER, ""),
-                                                request.path, body):
-        return web.json_response({"message": "Only a node of this server's database may call this."}, status=403)
+    body = await node_auth.signed_body(request, svc.node_key)
+    if body is None:
+        return node_auth.refused()
     try:
         call = json.loads(body)
         op, args = str(call["op"]), dict(call["args"])

@@ -23,7 +23,6 @@ from urllib.parse import urlparse
 
 import boto3
 import pytest
-import sqlalchemy
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,6 +31,7 @@ from lambdalet.placement import rank
 
 from .helpers import wait_until
 from .netns_cluster import NetnsCluster
+from .test_database_outage import drop_connections
 
 LIMIT = 4
 RECORDER = """
@@ -87,19 +87,6 @@ def url_answers(url: str) -> bool:
             return answer.status == 200
     except OSError:
         return False
-
-
-def drop_connections(database_url: str) -> int:
-    """Terminate every session on the cluster's database (as a restarted PostgreSQL does)."""
-    engine = sqlalchemy.create_engine(database_url.replace(urlparse(database_url).hostname or "", "127.0.0.1"),
-                                      isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            return len(conn.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
-    finally:
-        engine.dispose()
 
 
 def drain(sqs, queue: str, into: list[str]) -> list[str]:
@@ -197,7 +184,7 @@ def test_three_nodes_behind_haproxy(cluster, moto):
     wait_until(lambda: all(len(status(node.url)["nodes"]) == 3 for node in cluster.nodes), timeout=30,
                what="the restarted node to be counted live again")
     assert client(victim.url).get_function(FunctionName=name)["Configuration"]["Description"] == "seen everywhere"
-    assert drop_connections(cluster.database) > 0
+    assert drop_connections(cluster.database.replace(cluster.host_ip, "127.0.0.1")) > 0
     # (sync first: the events' cold starts on the restarted home would hold every slot of the limit)
     again = [sync(f"again-{i}", 0, attempts=3) for i in range(6)]
     assert all(isinstance(answer, dict) for answer in again), again
