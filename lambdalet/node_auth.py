@@ -36,17 +36,19 @@ def verify(key: bytes, value: str, path: str, body: bytes, now: float | None = N
     return hmac.compare_digest(mac, _mac(key, stamp, path, body))
 
 
-async def signed_body(request: web.Request, key: bytes) -> bytes | None:
-    """The body of a node-to-node request signed with `key`; None when it is not (REFUSED says so)."""
+async def signed_call(request: web.Request, key: bytes) -> dict[str, Any] | web.Response:
+    """The JSON object a node-to-node request carries, signed with `key`; else the answer to give
+    it (403 unsigned, 400 not a JSON object)."""
     body = await request.read()
     if not key or not verify(key, request.headers.get(HEADER, ""), request.path, body):
-        return None
-    return body
-
-
-def refused() -> web.Response:
-    """The answer to a node-to-node request that is not signed with the nodes' key."""
-    return web.json_response({"message": "Only a node of this server's database may call this."}, status=403)
+        return web.json_response({"message": "Only a node of this server's database may call this."}, status=403)
+    try:
+        call = json.loads(body)
+    except ValueError:
+        call = None
+    if not isinstance(call, dict):
+        return web.json_response({"message": "The request body is not a JSON object."}, status=400)
+    return call
 
 
 def post(key: bytes, base_url: str, path: str, payload: Any, timeout_s: float) -> Any:

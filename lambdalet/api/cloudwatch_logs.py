@@ -167,11 +167,10 @@ def reader_for(svc: Any) -> LogReader | ClusterLogReader:
 async def peer_logs(request: web.Request) -> web.Response:
     """A peer's read of this node's own log files (cluster_logs.py), signed with the nodes' key."""
     svc = services(request)
-    body = await node_auth.signed_body(request, svc.node_key)
-    if body is None:
-        return node_auth.refused()
+    call = await node_auth.signed_call(request, svc.node_key)
+    if isinstance(call, web.Response):
+        return call
     try:
-        call = json.loads(body)
         op, args = str(call["op"]), dict(call["args"])
     except (ValueError, KeyError, TypeError):
         return web.json_response({"message": "The request body is not a logs call."}, status=400)

@@ -16,7 +16,6 @@ browser's session storage only.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from pathlib import Path
@@ -121,11 +120,10 @@ def _peer_steps(key: bytes, peer: str, url: str, call: dict) -> dict | None:
 async def peer_metrics(request: web.Request) -> web.Response:
     """A peer's read of this node's history of a function (`_peer_steps`), signed with the nodes' key."""
     svc = services(request)
-    body = await node_auth.signed_body(request, svc.node_key)
-    if body is None:
-        return node_auth.refused()
+    call = await node_auth.signed_call(request, svc.node_key)
+    if isinstance(call, web.Response):
+        return call
     try:
-        call = json.loads(body)
         name, period_s = str(call["function"]), float(call["periodSeconds"])
         qualifier, now = str(call["qualifier"]), float(call["now"])
     except (ValueError, KeyError, TypeError):
