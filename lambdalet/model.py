@@ -282,8 +282,10 @@ class FunctionConfig:
     dead_letter_target: str = ""  # DeadLetterConfig.TargetArn: an SQS queue or SNS topic, "" for none
     #: Layers, in order (later ones override earlier files in /opt).
     layers: tuple[FunctionLayer, ...] = ()
-    #: Hot reload: the host directory the code is read from, live, instead of a zip ("" for a zip).
+    #: Hot reload: the host directory the code is read from, live, instead of a zip ("" for a zip),
+    #: and the node whose host has it (the one the code was given through), where its invokes run.
     hot_reload_dir: str = ""
+    hot_reload_node: str = ""
     #: PackageType Image: the image (None for a zip), and ImageConfig's overrides as the API gives them.
     image: FunctionImage | None = None
     image_config: dict[str, Any] = field(default_factory=dict)

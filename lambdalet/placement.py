@@ -113,6 +113,12 @@ class Placement:
             ranked = self._rankings[function] = rank(peers, function)
         return ranked
 
+    def pinned(self, function: str, node: str) -> tuple[tuple[str, str], ...]:
+        """The ranking with live node `node` first: the one whose host has a hot-reload function's
+        directory (the others are tried after it only when it does not answer)."""
+        ranked = self.ranking(function)
+        return (*(peer for peer in ranked if peer[0] == node), *(peer for peer in ranked if peer[0] != node))
+
     def spread(self, function: str, width: int) -> tuple[tuple[str, str], ...]:
         """The ranking with its first `width` nodes taken in turn, one more each call: the nodes
         that keep a version's provisioned environments (provisioned_homes.py), which share its

@@ -60,6 +60,7 @@ from lambdalet.events.async_queue import AsyncQueue
 from lambdalet.events.pollers import MappingManager
 from lambdalet.events.scheduler import ScheduleRunner
 from lambdalet.store.events import EventStore
+from lambdalet.errors import ResourceNotFoundException
 from lambdalet.functions import FunctionRegistry
 from lambdalet.hot_reload import HotReloader
 from lambdalet.invoke.env_vars import server_passthrough
@@ -321,7 +322,7 @@ async def build_services(settings: Settings) -> Services:
     await queue.start()
     manager = MappingManager(MappingStore(engine), registry, invoker, metrics, node_id=settings.resolved_node_name,
                              aws_session=role_session,
-                             is_home=lambda function: placement.ranking(function)[0][0] == placement.node)
+                             is_home=lambda function: polled_here(registry, placement, function))
     await manager.start()
     schedule_store = ScheduleStore(engine)
     await asyncio.to_thread(schedule_store.ensure_group, DEFAULT_GROUP, time.time())
@@ -368,6 +369,18 @@ async def sweep_retention(store: LogStore, interval: float) -> None:
                 log.info("log retention: %d stream file(s) trimmed or removed", changed)
         except Exception:  # never let one bad file stop the sweeps
             log.exception("log retention sweep failed")
+
+
+def polled_here(registry: FunctionRegistry, placement: Placement, function: str) -> bool:
+    """Whether this node polls the mappings of `function`: its home, or for hot-reload code the
+    node whose host has the directory (api/invoke.py's `placed`)."""
+    try:
+        latest = registry.get(function).latest
+    except ResourceNotFoundException:  # being deleted: its mapping too
+        return placement.ranking(function)[0][0] == placement.node
+    if latest.hot_reload_dir and latest.hot_reload_node:
+        return placement.pinned(function, latest.hot_reload_node)[0][0] == placement.node
+    return placement.ranking(function)[0][0] == placement.node
 
 
 async def prepare_layer_dirs(registry: FunctionRegistry, layer_dirs: LayerDirs) -> None:

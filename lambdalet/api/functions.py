@@ -58,9 +58,9 @@ async def _code(request: web.Request, code: Body) -> dict:
     if code.string("S3Bucket") == svc.settings.hot_reload_bucket:
         directory = _hot_reload_dir(svc, code.string("S3Key", ""))
         return {"code_sha256": hashlib.sha256(directory.encode()).hexdigest(), "code_size": 0,
-                "hot_reload_dir": directory}
+                "hot_reload_dir": directory, "hot_reload_node": svc.settings.resolved_node_name}
     blob = await _store_zip(request, code)
-    return {"code_sha256": blob.sha256, "code_size": blob.size, "hot_reload_dir": ""}
+    return {"code_sha256": blob.sha256, "code_size": blob.size, "hot_reload_dir": "", "hot_reload_node": ""}
 
 
 def _hot_reload_dir(svc, key: str) -> str:
@@ -272,7 +272,7 @@ async def _image_code(svc, uri: str, image_config: dict) -> dict:
         raise InvalidParameterValueException(str(exc)) from None
     _check_image_command(image, image_config)
     return {"package_type": "Image", "runtime": "", "handler": "", "image": image,
-            "code_sha256": image.digest_hex, "code_size": 0, "hot_reload_dir": ""}
+            "code_sha256": image.digest_hex, "code_size": 0, "hot_reload_dir": "", "hot_reload_node": ""}
 
 
 def _check_image_command(image: FunctionImage, image_config: dict) -> None:

@@ -173,7 +173,7 @@ async def invoke(request: web.Request) -> web.Response:
     if placement is None or FORWARDED_BY in request.headers:
         return await _run_here(request, req, request_id)
     tried_here: HostMemoryExhausted | None = None
-    for node, url in placed(request, req.ref_name, qual):  # its home first (placement.py)
+    for node, url in placed(request, config, qual):  # its home first (placement.py)
         if node == placement.node:
             try:
                 return await _run_here(request, req, request_id)
@@ -188,13 +188,16 @@ async def invoke(request: web.Request) -> web.Response:
     return await _run_here(request, req, request_id)
 
 
-def placed(request: web.Request, name: str, qualifier: str | None) -> tuple[tuple[str, str], ...]:
-    """The nodes to try for an invoke of `name` through `qualifier`, in order (placement.py): its
-    home first, or in turn the nodes keeping the provisioned environments of that version or alias."""
+def placed(request: web.Request, config: FunctionConfig, qualifier: str | None) -> tuple[tuple[str, str], ...]:
+    """The nodes to try for an invoke of `config` through `qualifier`, in order (placement.py): its
+    home first, or in turn the nodes keeping the provisioned environments of that version or alias,
+    or for hot-reload code the node whose host has its directory."""
     svc = services(request)
     assert svc.placement is not None
-    provisioned = svc.functions.get(name).provisioned.get(qualifier or "")
-    return svc.placement.spread(name, provisioned[0] if provisioned else 0)
+    if config.hot_reload_dir and config.hot_reload_node:
+        return svc.placement.pinned(config.name, config.hot_reload_node)
+    provisioned = svc.functions.get(config.name).provisioned.get(qualifier or "")
+    return svc.placement.spread(config.name, provisioned[0] if provisioned else 0)
 
 
 async def _accepted_by_home(request: web.Request, config: FunctionConfig, qualifier: str | None
@@ -205,7 +208,7 @@ async def _accepted_by_home(request: web.Request, config: FunctionConfig, qualif
     placement = services(request).placement
     if placement is None or FORWARDED_BY in request.headers:
         return None
-    for node, url in placed(request, config.name, qualifier):
+    for node, url in placed(request, config, qualifier):
         if node == placement.node:
             return None
         answer = await placement.forward(request, url, EVENT_FORWARD_TIMEOUT_S)

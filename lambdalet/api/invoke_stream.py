@@ -79,7 +79,7 @@ async def invoke_with_response_stream(request: web.Request) -> web.StreamRespons
         return web.Response(status=204)
     placement = svc.placement
     if placement is not None and FORWARDED_BY not in request.headers:
-        for node, url in placed(request, req.ref_name, req.qualifier):  # its home first (placement.py)
+        for node, url in placed(request, req.config, req.qualifier):  # its home first (placement.py)
             if node == placement.node:
                 break
             relayed = await placement.relay(request, url, req.config.timeout)

@@ -115,7 +115,7 @@ async def _served_by_home(request: web.Request, svc: "Services", name: str, qual
     streamed = function.urls[qual].get("InvokeMode") == "RESPONSE_STREAM"
     own_port = request.transport.get_extra_info("sockname")[1] if request.transport is not None else None
     on_url_port = own_port in svc.url_listeners.by_port
-    for node, url in placed(request, name, qual or None):
+    for node, url in placed(request, svc.functions.config(name, qual or None), qual or None):
         if node == placement.node:
             return None
         if on_url_port:

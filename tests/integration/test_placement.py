@@ -246,3 +246,23 @@ def test_a_stream_relayed_from_the_home_arrives_as_the_function_writes_it(tmp_pa
         finally:
             signal.close()
         assert (environments(home, name), environments(other, name)) == (1, 0)
+
+
+def test_a_hot_reload_function_runs_on_the_node_whose_host_has_its_directory(tmp_path):
+    """Hot-reload code is a directory on one machine: its invokes run on the node it was given
+    through, whichever node is the function's home by its name."""
+    with two_nodes(tmp_path) as (first, second, _):
+        code = tmp_path / "live-code"
+        code.mkdir()
+        (code / "app.py").write_text(SLEEPER)
+        for path in (tmp_path, code, code / "app.py"):  # the linux sandbox's unprivileged user reads it
+            path.chmod(path.stat().st_mode | 0o005)
+        nodes = {f"{socket.gethostname()}:{urlparse(node.url).port}": node for node in (first, second)}
+        name = next(candidate for candidate in (f"live-{uuid.uuid4().hex[:8]}" for _ in range(100))
+                    if nodes[rank([(node, "") for node in nodes], candidate)[0][0]] is second)
+        first.client().create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                       Code={"S3Bucket": "hot-reload", "S3Key": str(code)})
+        second.client().get_waiter("function_active_v2").wait(FunctionName=name)
+        for n in range(3):
+            assert invoke(second, name, n) == {"echo": n}
+        assert [environments(node, name) for node in (first, second)] == [1, 0]
