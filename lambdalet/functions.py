@@ -136,6 +136,9 @@ class FunctionRegistry:
         self.on_url_added: Callable[[dict], Awaitable[None]] | None = None
         self._write_lock = asyncio.Lock()
         self._settling: set[asyncio.Task] = set()
+        #: Whether other nodes share the database now (server.py: the live nodes): a pending change
+        #: is then settled in the database before this node shows it.
+        self.has_peers: Callable[[], bool] | None = None
         #: The change-log rows (seq → when first read) already refreshed: catch_up takes each once.
         self._seen_changes: dict[int, float] = {}
         self._catch_up_lock = asyncio.Lock()
@@ -249,11 +252,30 @@ class FunctionRegistry:
         function = self._by_name.get(name)
         if function is None or function.latest.revision_id != revision:
             return
-        changed = function.settle()  # at once, in memory: the next request sees it
-        if changed:
+        if self.has_peers is not None and self.has_peers():
+            task = asyncio.get_running_loop().create_task(self._settle_shared(name, revision))
+        else:
+            changed = function.settle()  # at once, in memory: the next request sees it
+            if not changed:
+                return
             task = asyncio.get_running_loop().create_task(self._persist_settled(name, [c.version for c in changed]))
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_shared(self, name: str, revision: str) -> None:
+        """Settle in the database first, then here: with peers, a client told Active by this node
+        may ask another next, which must then find Active in the database (api/consistency.py)."""
+        async with self._write_lock:
+            function = self._by_name.get(name)
+            if function is None or function.latest.revision_id != revision:
+                return
+            settled = dataclasses.replace(function, versions=dict(function.versions))
+            try:
+                for config in settled.settle():
+                    await asyncio.to_thread(self._store.update, config)
+            except Exception:  # settled here all the same (and in the database at the next start-up)
+                log.exception("could not store the settled state of %s", name)
+            self._by_name[name] = settled
 
     async def _persist_settled(self, name: str, versions: list[str]) -> None:
         async with self._write_lock:  # the configurations as they are now: a later change wins

@@ -299,6 +299,7 @@ async def build_services(settings: Settings) -> Services:
     url_listeners = UrlListeners(settings.host, parse_port_range(settings.function_url_ports),
                                  settings.advertised_url_host, settings.port)
     registry.on_url_removed = url_listeners.close
+    registry.has_peers = lambda: len(node.peers) > 1
     registry.on_url_added = url_listeners.serve
     reloader = HotReloader(registry.hot_reload_users, retire=pools.retire_function)
     platform_metrics = PlatformCollector(pools, limiter, registry, sandbox)

@@ -104,6 +104,8 @@ async def read_invoke_request(request: web.Request, types: tuple[str, ...], oper
         if not await catch_up(svc):  # made through another node a moment ago?
             raise
         config = svc.functions.config(ref.name, qual, draw=random.random())
+    if config.state != "Active" and await catch_up(svc):  # settled through another node a moment ago?
+        config = svc.functions.config(ref.name, qual, draw=random.random())
     check_active(config.state)  # being created (or a version published with an update still in progress)
 
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")

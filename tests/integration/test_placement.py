@@ -159,6 +159,12 @@ def test_a_change_through_one_node_is_read_at_once_through_the_other(tmp_path):
             with pytest.raises(ClientError) as gone:
                 reader.get_function(FunctionName=created)
             assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        for n in range(5):  # Active through one node: invoked at once through the other, wherever its home
+            created = f"{name}-active-{n}"
+            writer.create_function(FunctionName=created, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                   Code={"ZipFile": make_zip({"app.py": SLEEPER})})
+            writer.get_waiter("function_active_v2").wait(FunctionName=created, WaiterConfig={"Delay": 0.1})
+            assert invoke(second, created, n) == {"echo": n}
 
 
 def test_events_accepted_through_either_node_run_on_the_functions_home(tmp_path):
