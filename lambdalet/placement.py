@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import aiohttp
 from aiohttp import web
@@ -132,6 +132,21 @@ class Placement:
         turn = self._turns[function] = self._turns.get(function, -1) + 1
         start = turn % width
         return ranked[start:width] + ranked[:start] + ranked[width:]
+
+    async def ahead_of_here(self, request: web.Request, ranked: tuple[tuple[str, str], ...], timeout_s: float, *,
+                            streamed: bool = False, address: Callable[[str], str] = lambda url: url
+                            ) -> web.StreamResponse | None:
+        """The answer of the first node ranked ahead of this one that takes the request (`forward`,
+        or `relay` for a streamed answer; `address` maps a node's URL to where the request goes
+        there). None: no node ahead took it, so it runs here."""
+        send = self.relay if streamed else self.forward
+        for node, url in ranked:
+            if node == self.node:
+                return None
+            answer = await send(request, address(url), timeout_s)
+            if answer is not None:
+                return answer
+        return None
 
     async def forward(self, request: web.Request, url: str, timeout_s: float) -> web.Response | None:
         """The answer of the node at `url` to this request; None when it spilled or refused the connection."""

@@ -203,20 +203,14 @@ def placed(request: web.Request, config: FunctionConfig, qualifier: str | None) 
 
 
 async def _accepted_by_home(request: web.Request, config: FunctionConfig, qualifier: str | None
-                            ) -> web.Response | None:
+                            ) -> web.StreamResponse | None:
     """In a cluster, an event is accepted by its function's home, which runs it from memory where
     its warm environments are (placement.py); the next node of the ranking when the home does not
     take it. None: accept it here."""
     placement = services(request).placement
     if placement is None or FORWARDED_BY in request.headers:
         return None
-    for node, url in placed(request, config, qualifier):
-        if node == placement.node:
-            return None
-        answer = await placement.forward(request, url, EVENT_FORWARD_TIMEOUT_S)
-        if answer is not None:
-            return answer
-    return None
+    return await placement.ahead_of_here(request, placed(request, config, qualifier), EVENT_FORWARD_TIMEOUT_S)
 
 
 async def _run_here(request: web.Request, req: InvokeRequest, request_id: str) -> web.Response:

@@ -77,14 +77,11 @@ async def invoke_with_response_stream(request: web.Request) -> web.StreamRespons
     req = await read_invoke_request(request, STREAM_INVOCATION_TYPES, "InvokeWithResponseStream")
     if req.invocation_type == "DryRun":
         return web.Response(status=204)
-    placement = svc.placement
-    if placement is not None and FORWARDED_BY not in request.headers:
-        for node, url in placed(request, req.config, req.qualifier):  # its home first (placement.py)
-            if node == placement.node:
-                break
-            relayed = await placement.relay(request, url, req.config.timeout)
-            if relayed is not None:
-                return relayed
+    if svc.placement is not None and FORWARDED_BY not in request.headers:  # its home first (placement.py)
+        relayed = await svc.placement.ahead_of_here(request, placed(request, req.config, req.qualifier),
+                                                    req.config.timeout, streamed=True)
+        if relayed is not None:
+            return relayed
     request_id = new_request_id()
     request["request_id"] = request_id
     invocation = invocation_for(request, req, request_id)

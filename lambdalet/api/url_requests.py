@@ -94,9 +94,9 @@ async def serve(request: web.Request, url_id: str, raw_path: str) -> web.StreamR
     if target is None:
         return _error(403, "AccessDeniedException", None)
     name, qual = target
-    placed = await _served_by_home(request, svc, name, qual)
-    if placed is not None:  # counted by the node that ran it
-        return placed
+    forwarded = await _served_by_home(request, svc, name, qual)
+    if forwarded is not None:  # counted by the node that ran it
+        return forwarded
     response = await _serve(request, svc, url_id, raw_path, name, qual)
     svc.metrics.url_request(name, qual, response.status)
     return response
@@ -114,17 +114,15 @@ async def _served_by_home(request: web.Request, svc: "Services", name: str, qual
     function = svc.functions.get(name)
     streamed = function.urls[qual].get("InvokeMode") == "RESPONSE_STREAM"
     own_port = request.transport.get_extra_info("sockname")[1] if request.transport is not None else None
-    on_url_port = own_port in svc.url_listeners.by_port
-    for node, url in placed(request, svc.functions.config(name, qual or None), qual or None):
-        if node == placement.node:
-            return None
-        if on_url_port:
-            url = urlunsplit(urlsplit(url)._replace(netloc=f"{urlsplit(url).hostname}:{own_port}", path=""))
-        send = placement.relay if streamed else placement.forward
-        answer = await send(request, url, function.latest.timeout)
-        if answer is not None:
-            return answer
-    return None
+
+    def address(url: str) -> str:  # the same URL port there, when it came on one here
+        if own_port not in svc.url_listeners.by_port:
+            return url
+        return urlunsplit(urlsplit(url)._replace(netloc=f"{urlsplit(url).hostname}:{own_port}", path=""))
+
+    ranked = placed(request, svc.functions.config(name, qual or None), qual or None)
+    return await placement.ahead_of_here(request, ranked, function.latest.timeout, streamed=streamed,
+                                         address=address)
 
 
 async def _serve(request: web.Request, svc: "Services", url_id: str, raw_path: str, name: str, qual: str
